@@ -1,0 +1,60 @@
+"""induction-bigram: induction heads against global bigrams in TransformerLens.
+
+The pipeline, one module per stage::
+
+    data (BigramStats, TriggerTask) -> model (build_model) -> train -> checkpoint (load)
+
+Quick start::
+
+    import induction_bigram as ib
+    result = ib.train(ib.preset("quick"), "runs/quick")
+    model = ib.load("runs/quick")            # a transformer_lens.HookedTransformer
+    logits, cache = model.run_with_cache(result.stats.encode("First Citizen:")[None])
+"""
+
+from induction_bigram.checkpoint import Checkpoint, load, load_checkpoint
+from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.data.task import TaskBatch, TriggerTask
+from induction_bigram.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    InductionBigramError,
+    ModelShapeError,
+)
+from induction_bigram.metrics import TaskMetrics, evaluate
+from induction_bigram.model import (
+    build_model,
+    get_paper_matrix,
+    set_paper_matrix,
+    swap_convention,
+)
+from induction_bigram.train import TrainResult, train
+
+__all__ = [
+    "BigramStats",
+    "Checkpoint",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "InductionBigramError",
+    "ModelConfig",
+    "ModelShapeError",
+    "RunConfig",
+    "TaskBatch",
+    "TaskConfig",
+    "TaskMetrics",
+    "TrainConfig",
+    "TrainResult",
+    "TriggerTask",
+    "build_model",
+    "evaluate",
+    "get_paper_matrix",
+    "load",
+    "load_checkpoint",
+    "preset",
+    "set_paper_matrix",
+    "swap_convention",
+    "train",
+]

@@ -1,0 +1,137 @@
+"""The ``induction-bigram`` command line: thin wrappers over the Python API.
+
+Every subcommand prints a readable summary, or one JSON object with ``--json``. Errors are a
+single line on stderr and a non-zero exit status (2 for bad input, 1 for anything else); set
+``INDUCTION_BIGRAM_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+from induction_bigram.errors import InductionBigramError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise InductionBigramError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="induction-bigram", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = commands.add_parser("train", help="train a model and write a run folder")
+    p.add_argument("--preset", help="starting config (default: quick; with --resume: the run's own)")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set model.d_model=128 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+
+    p = commands.add_parser("evaluate", help="score a trained run on a fresh seeded batch")
+    p.add_argument("run", type=Path, help="run folder or checkpoint file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("presets", help="list the presets, or print one as JSON")
+    p.add_argument("name", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("induction-bigram: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one readable line; the traceback only on request
+        if os.environ.get("INDUCTION_BIGRAM_DEBUG"):
+            raise
+        bad_input = isinstance(err, (InductionBigramError, FileNotFoundError))
+        kind = "error" if bad_input else f"internal error ({type(err).__name__})"
+        print(f"induction-bigram: {kind}: {err}", file=sys.stderr)
+        return 2 if bad_input else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from induction_bigram.checkpoint import CONFIG
+    from induction_bigram.config import RunConfig, preset
+    from induction_bigram.train import train
+
+    if args.resume:
+        if args.preset:
+            raise InductionBigramError("--resume takes the run's own config; drop --preset")
+        config_path = args.out / CONFIG
+        if not config_path.is_file():
+            raise InductionBigramError(f"nothing to resume: {config_path} does not exist")
+        config = RunConfig.from_dict(json.loads(config_path.read_text()))
+    else:
+        config = preset(args.preset or "quick")
+    config = config.with_overrides(args.overrides)
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from induction_bigram.checkpoint import load_checkpoint
+    from induction_bigram.data.task import TriggerTask
+    from induction_bigram.metrics import evaluate
+
+    ckpt = load_checkpoint(args.run, args.device)
+    task = TriggerTask(ckpt.stats, ckpt.config.task, next(ckpt.model.parameters()).device)
+    scores = evaluate(ckpt.model, task, batch_size=args.batch_size, seed=args.seed)
+    summary = {"step": ckpt.step, "seed": args.seed, "batch_size": args.batch_size, **scores.to_dict()}
+    _print(summary, args.json, title=f"{args.run} at step {ckpt.step}")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from induction_bigram.config import PRESETS, preset
+
+    if args.name:
+        print(preset(args.name).to_json())
+    else:
+        for name in PRESETS:
+            cfg = preset(name)
+            print(f"{name:12s} d={cfg.model.d_model} T={cfg.task.seq_len} K={cfg.task.n_triggers} "
+                  f"{cfg.model.positional} ffn={cfg.model.ffn} {cfg.train.optimizer} "
+                  f"lr={cfg.train.lr} batch={cfg.train.batch_size} steps={cfg.train.steps}")
+    return 0
+
+
+def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=_json_default))
+        return
+    print(title)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            continue
+        shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+        print(f"  {key:24s} {shown}")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "presets": _presets}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

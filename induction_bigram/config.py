@@ -1,0 +1,326 @@
+"""Configuration: one frozen dataclass per thing that owns settings, plus named presets.
+
+- :class:`TaskConfig` owns the data (THEORY.md section 1): corpus, T, K, trigger/output modes.
+- :class:`ModelConfig` owns the architecture (section 2): d, n_ctx, positional variant, FFN.
+- :class:`TrainConfig` owns the optimisation: steps, batch, optimiser, loss, evaluation.
+- :class:`RunConfig` bundles the three; it is what ``config.json`` and every checkpoint hold.
+
+Every field is validated on construction and an invalid value raises :class:`ConfigError`
+naming the field and the value. Overrides use dotted keys (``model.d_model=64``), exactly as
+the CLI's ``--set``.
+"""
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, no_type_check
+
+from induction_bigram.errors import ConfigError
+
+Positional = Literal["ape", "rpe", "rope", "nope"]
+FeedForward = Literal["none", "linear", "relu"]
+
+
+def _at_least(minimum: int | float, default: Any) -> Any:
+    """A dataclass field with a default and a lower bound that validation enforces."""
+    return field(default=default, metadata={"min": minimum})
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    # the annotations are real objects (no `from __future__ import annotations` here), and
+    # typing.get_type_hints returns {} for @no_type_check classes
+    return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
+def _check_fields(obj: Any) -> None:
+    """Type- and range-check every field of a config dataclass from its annotations."""
+    section = _SECTION_OF.get(type(obj), type(obj).__name__)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{section}.{f.name}"
+        tp = _field_types(type(obj))[f.name]
+        if not _matches(value, tp):
+            raise ConfigError(f"{name} must be {_describe(tp)}, got {value!r}")
+        low = f.metadata.get("min")
+        if low is not None and value is not None and value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value!r}")
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    return "None" if tp is type(None) else f"a {tp.__name__}"
+
+
+@no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
+@dataclass(frozen=True)
+class TaskConfig:
+    """The bigram-with-triggers data of THEORY.md section 1.
+
+    Attributes:
+        corpus: ``"tinyshakespeare"`` (the shipped statistics), a path to a text file, or a path
+            to a statistics JSON written by :meth:`BigramStats.save`.
+        seq_len: T, the number of input tokens per sequence.
+        n_triggers: K, the number of triggers q_1..q_K per sequence.
+        trigger_mode: ``"fixed"`` (the K most frequent tokens) or ``"random"`` (K distinct
+            tokens drawn from pi_u per sequence).
+        output_mode: ``"uniform"`` over the vocabulary or ``"bigram"`` from pi_b(. | q_k).
+        no_repeat: forbid o_k = q_k.
+    """
+
+    corpus: str = "tinyshakespeare"
+    seq_len: int = _at_least(2, 256)
+    n_triggers: int = _at_least(1, 5)
+    trigger_mode: Literal["fixed", "random"] = "fixed"
+    output_mode: Literal["uniform", "bigram"] = "uniform"
+    no_repeat: bool = False
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+
+@no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
+@dataclass(frozen=True)
+class ModelConfig:
+    """The two-layer attention model of THEORY.md section 2.
+
+    Attributes:
+        d_model: d, the width of the residual stream (also the head dimension).
+        n_ctx: the longest prompt the model accepts; >= ``task.seq_len``. Under APE, positions
+            beyond the training length exist (random p_t) but are never trained on.
+        d_vocab: N; ``None`` means "take it from the corpus".
+        positional: ``"ape"`` random absolute p_t; ``"rpe"`` a learned scalar bias per
+            relative offset in layer 1; ``"rope"`` rotary in layer 1 only; ``"nope"`` none,
+            with three attention layers.
+        ffn: feed-forward layer after the last attention layer (the associative memory
+            transformer): ``"none"``, ``"linear"`` (W_F, d x d) or ``"relu"`` (an MLP).
+        d_mlp: hidden width of the ReLU MLP (default 4 d); must be ``None`` otherwise.
+        rope_qk_bias: under ``rope``, train query and key biases in layer 1, so that the score
+            gains b_Q^T R_(s-t) b_K, a function of the offset alone.
+        seed: seeds every random (frozen) matrix.
+    """
+
+    d_model: int = _at_least(2, 256)
+    n_ctx: int = _at_least(2, 256)
+    d_vocab: Optional[int] = _at_least(2, None)
+    positional: Positional = "ape"
+    ffn: FeedForward = "none"
+    d_mlp: Optional[int] = _at_least(1, None)
+    rope_qk_bias: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        if self.d_mlp is not None and self.ffn != "relu":
+            raise ConfigError(f"model.d_mlp is only used with model.ffn='relu', got ffn={self.ffn!r}")
+        if self.rope_qk_bias and self.positional != "rope":
+            raise ConfigError(
+                f"model.rope_qk_bias needs model.positional='rope', got {self.positional!r}"
+            )
+        if self.positional == "rope" and self.d_model % 2:
+            raise ConfigError(f"model.d_model must be even for rotary, got {self.d_model}")
+
+    @property
+    def n_layers(self) -> int:
+        """Attention layers: two, or three under NoPE (the causal mask must supply order)."""
+        return 3 if self.positional == "nope" else 2
+
+
+@no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, loss and evaluation.
+
+    Attributes:
+        steps: optimiser steps; each sees ``batch_size`` fresh sequences.
+        loss: ``"in_context"`` (cross-entropy on targets with label >= 2, the reference) or
+            ``"full"`` (every target; use it with an FFN so the bigrams are learned too).
+        optimizer: ``"sgd"`` (with ``momentum``) or ``"adamw"``.
+        eval_every / eval_batch_size / eval_seed: a fixed evaluation batch, drawn once from
+            ``eval_seed``, scored every ``eval_every`` steps (and at steps 0 and the last).
+        checkpoint_every: steps between checkpoints (the last step is always saved).
+        seed: seeds the training batches.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    """
+
+    steps: int = _at_least(0, 1000)
+    batch_size: int = _at_least(1, 512)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = _at_least(0.0, 0.03)
+    momentum: float = _at_least(0.0, 0.9)
+    weight_decay: float = _at_least(0.0, 1e-4)
+    loss: Literal["in_context", "full"] = "in_context"
+    eval_every: int = _at_least(1, 50)
+    eval_batch_size: int = _at_least(1, 512)
+    eval_seed: int = 12345
+    checkpoint_every: int = _at_least(1, 100)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        if self.momentum >= 1:
+            raise ConfigError(f"train.momentum must be < 1, got {self.momentum}")
+
+
+_SECTION_OF = {TaskConfig: "task", ModelConfig: "model", TrainConfig: "train"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rebuild a run: ``task``, ``model`` and ``train``."""
+
+    task: TaskConfig
+    model: ModelConfig
+    train: TrainConfig
+
+    def __post_init__(self) -> None:
+        if self.model.n_ctx < self.task.seq_len:
+            raise ConfigError(
+                f"model.n_ctx ({self.model.n_ctx}) is smaller than task.seq_len "
+                f"({self.task.seq_len}): the model cannot read a whole sequence"
+            )
+        if self.model.d_vocab is not None and self.task.n_triggers > self.model.d_vocab:
+            raise ConfigError(
+                f"task.n_triggers ({self.task.n_triggers}) exceeds the vocabulary "
+                f"(model.d_vocab = {self.model.d_vocab})"
+            )
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Rebuild from :meth:`to_dict` output; unknown sections or keys are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - set(_SECTIONS)
+        if unknown:
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        parts = {}
+        for section, section_cls in _SECTIONS.items():
+            values = data.get(section, {})
+            names = {f.name for f in dataclasses.fields(section_cls)}
+            bad = set(values) - names
+            if bad:
+                raise ConfigError(f"unknown key {section}.{sorted(bad)[0]}")
+            parts[section] = section_cls(**values)
+        return cls(**parts)
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "RunConfig":
+        """Apply ``section.key=value`` overrides (strings are parsed by the field's type)."""
+        items = overrides.items() if isinstance(overrides, dict) else map(_split, overrides)
+        data = self.to_dict()
+        for key, value in items:
+            section, _, name = key.partition(".")
+            if section not in _SECTIONS or name not in data[section]:
+                raise ConfigError(
+                    f"unknown config key {key!r} (keys look like model.d_model; see "
+                    f"`induction-bigram presets`)"
+                )
+            if isinstance(value, str):
+                value = _parse(value, _field_types(_SECTIONS[section])[name], key)
+            data[section][name] = value
+        return RunConfig.from_dict(data)
+
+    def with_vocab(self, d_vocab: int) -> "RunConfig":
+        """Fill ``model.d_vocab`` from the corpus; a different explicit value is an error."""
+        if self.model.d_vocab not in (None, d_vocab):
+            raise ConfigError(
+                f"model.d_vocab = {self.model.d_vocab} but the corpus has {d_vocab} tokens"
+            )
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, d_vocab=d_vocab))
+
+
+_SECTIONS: dict[str, type] = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _split(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"an override must look like key=value, got {item!r}")
+    return key.strip(), value.strip()
+
+
+def _parse(text: str, tp: Any, key: str) -> Any:
+    """Parse an override string by the annotated type, trying each arm of a union."""
+    origin = typing.get_origin(tp)
+    arms = typing.get_args(tp) if origin in (typing.Union, types.UnionType) else (tp,)
+    for arm in arms:
+        if arm is type(None) and text.lower() in ("none", "null"):
+            return None
+        if typing.get_origin(arm) is Literal and text in typing.get_args(arm):
+            return text
+        if arm is bool and text.lower() in ("true", "false", "1", "0"):
+            return text.lower() in ("true", "1")
+        if arm in (int, float):
+            try:
+                return arm(text)
+            except ValueError:
+                continue
+        if arm is str:
+            return text
+    raise ConfigError(f"{key} must be {_describe(tp)}, got {text!r}")
+
+
+def _preset_reference() -> RunConfig:
+    return RunConfig(
+        task=TaskConfig(seq_len=256, n_triggers=5),
+        model=ModelConfig(d_model=256, n_ctx=256),
+        train=TrainConfig(
+            steps=1000, batch_size=512, optimizer="sgd", lr=0.03, momentum=0.9,
+            weight_decay=1e-4, eval_every=50, eval_batch_size=512, checkpoint_every=100,
+        ),
+    )
+
+
+def _preset_quick() -> RunConfig:
+    ref = _preset_reference()
+    return RunConfig(
+        task=dataclasses.replace(ref.task, seq_len=64),
+        model=dataclasses.replace(ref.model, d_model=64, n_ctx=64),
+        train=dataclasses.replace(
+            ref.train, steps=2500, batch_size=128, optimizer="adamw", lr=0.03,
+            weight_decay=0.0, eval_every=250, eval_batch_size=512, checkpoint_every=500,
+        ),
+    )
+
+
+PRESETS: dict[str, Callable[[], RunConfig]] = {
+    "reference": _preset_reference,
+    "quick": _preset_quick,
+}
+
+
+def preset(name: str) -> RunConfig:
+    """The named preset (``induction-bigram presets`` lists them)."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}"
+        ) from None

@@ -1,0 +1,210 @@
+"""Character-level unigram and bigram statistics of a corpus (THEORY.md section 1).
+
+Token ids are the sorted characters of the corpus. ``BigramStats.default()`` loads the shipped
+statistics of tiny Shakespeare (N = 65; produced by ``scripts/derive_stats.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from induction_bigram.errors import DataError
+from induction_bigram.files import atomic_write_text
+
+FORMAT = "induction-bigram-stats"
+SHIPPED = {"tinyshakespeare": "tinyshakespeare.json"}
+
+
+@dataclass(frozen=True, eq=False)
+class BigramStats:
+    """Counts over a character vocabulary.
+
+    Attributes:
+        vocab: the characters; token id i is ``vocab[i]``.
+        unigram_counts: occurrences of each character.
+        bigram_counts: ``[i, j]`` = number of adjacent pairs (i, j) in the text.
+        source: free-form provenance (file name, hash, sizes).
+    """
+
+    vocab: tuple[str, ...]
+    unigram_counts: Int[Tensor, " n_tokens"]
+    bigram_counts: Int[Tensor, "n_tokens n_tokens"]
+    source: dict
+
+    def __post_init__(self) -> None:
+        n = len(self.vocab)
+        if n < 2 or len(set(self.vocab)) != n or any(len(c) != 1 for c in self.vocab):
+            raise DataError(f"vocab must hold at least 2 distinct single characters, got {n}")
+        if self.unigram_counts.shape != (n,) or self.bigram_counts.shape != (n, n):
+            raise DataError(
+                f"counts have shapes {tuple(self.unigram_counts.shape)} and "
+                f"{tuple(self.bigram_counts.shape)}, expected ({n},) and ({n}, {n})"
+            )
+        if (self.unigram_counts < 0).any() or (self.bigram_counts < 0).any():
+            raise DataError("counts must be non-negative")
+        if (self.unigram_counts == 0).any():
+            missing = [self.vocab[i] for i in torch.nonzero(self.unigram_counts == 0).flatten()]
+            raise DataError(f"characters {missing!r} have zero count; drop them from the vocab")
+
+    # -- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_text(cls, source: str | os.PathLike[str]) -> "BigramStats":
+        """Count characters and adjacent pairs.
+
+        Args:
+            source: the text itself (a ``str``) or a path to a UTF-8 text file
+                (a ``pathlib.Path`` or other ``os.PathLike``).
+        """
+        if isinstance(source, os.PathLike):
+            path = Path(source)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise DataError(f"cannot read corpus {path}: {err}") from None
+            origin = {"file": path.name}
+        else:
+            text, origin = source, {"file": None}
+        if len(text) < 2:
+            raise DataError(f"a corpus needs at least 2 characters, got {len(text)}")
+        vocab = tuple(sorted(set(text)))
+        lookup = {c: i for i, c in enumerate(vocab)}
+        ids = torch.tensor([lookup[c] for c in text], dtype=torch.long)
+        n = len(vocab)
+        unigram = torch.bincount(ids, minlength=n)
+        bigram = torch.bincount(ids[:-1] * n + ids[1:], minlength=n * n).reshape(n, n)
+        origin |= {"n_characters": len(text), "n_pairs": len(text) - 1}
+        return cls(vocab, unigram, bigram, origin)
+
+    @classmethod
+    def default(cls) -> "BigramStats":
+        """The shipped character statistics of tiny Shakespeare."""
+        return cls.named("tinyshakespeare")
+
+    @classmethod
+    def named(cls, name: str) -> "BigramStats":
+        """Shipped statistics by name (see ``SHIPPED``)."""
+        if name not in SHIPPED:
+            raise DataError(f"no shipped statistics named {name!r}; have {sorted(SHIPPED)}")
+        with resources.as_file(resources.files("induction_bigram.data") / SHIPPED[name]) as p:
+            return cls.load(p)
+
+    @classmethod
+    def from_corpus(cls, corpus: str) -> "BigramStats":
+        """Resolve ``TaskConfig.corpus``: a shipped name, a stats JSON, or a text file."""
+        if corpus in SHIPPED:
+            return cls.named(corpus)
+        path = Path(corpus)
+        if not path.is_file():
+            raise DataError(
+                f"task.corpus {corpus!r} is neither a shipped name {sorted(SHIPPED)} nor a file"
+            )
+        return cls.load(path) if path.suffix == ".json" else cls.from_text(path)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "vocab": list(self.vocab),
+            "unigram_counts": self.unigram_counts.tolist(),
+            "bigram_counts": self.bigram_counts.tolist(),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BigramStats":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DataError("not an induction-bigram statistics file (missing 'format')")
+        try:
+            return cls(
+                tuple(data["vocab"]),
+                torch.tensor(data["unigram_counts"], dtype=torch.long),
+                torch.tensor(data["bigram_counts"], dtype=torch.long),
+                dict(data.get("source", {})),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"malformed statistics: {err}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "BigramStats":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataError(f"cannot read statistics {path}: {err}") from None
+        return cls.from_dict(data)
+
+    # -- distributions -------------------------------------------------------------------
+
+    @property
+    def n_tokens(self) -> int:
+        """N, the vocabulary size."""
+        return len(self.vocab)
+
+    @property
+    def unigram(self) -> Float[Tensor, " n_tokens"]:
+        """pi_u, the unigram distribution (float64)."""
+        counts = self.unigram_counts.double()
+        return counts / counts.sum()
+
+    @property
+    def bigram(self) -> Float[Tensor, "n_tokens n_tokens"]:
+        """pi_b(j | i) in row i (float64).
+
+        A character seen only at the very end of the text has no successor; its row falls
+        back to pi_u so that every row is a distribution.
+        """
+        counts = self.bigram_counts.double()
+        totals = counts.sum(-1, keepdim=True)
+        return torch.where(totals > 0, counts / totals.clamp_min(1), self.unigram)
+
+    def most_frequent(self, k: int) -> Int[Tensor, " k"]:
+        """The k most frequent tokens, most frequent first (ties: lower id first)."""
+        order = sorted(range(self.n_tokens), key=lambda i: (-int(self.unigram_counts[i]), i))
+        return torch.tensor(order[:k], dtype=torch.long)
+
+    def global_favourite(self, token: int) -> int:
+        """g = argmax_j pi_b(j | token)."""
+        return int(self.bigram[self.check_ids(torch.tensor([token]))[0]].argmax())
+
+    # -- text <-> ids --------------------------------------------------------------------
+
+    def encode(self, text: str) -> Int[Tensor, " length"]:
+        """Token ids of ``text``; a character outside the vocabulary is a :class:`DataError`."""
+        lookup = {c: i for i, c in enumerate(self.vocab)}
+        unknown = sorted({c for c in text if c not in lookup})
+        if unknown:
+            where = text.index(unknown[0])
+            raise DataError(
+                f"characters {unknown!r} are not in the vocabulary (first at index {where}); "
+                f"the vocabulary has {self.n_tokens} characters"
+            )
+        return torch.tensor([lookup[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids: Tensor | Sequence[int]) -> str:
+        """The characters of a 1-D sequence of token ids."""
+        ids = torch.as_tensor(ids)
+        if ids.ndim != 1:
+            raise DataError(f"decode takes a 1-D sequence of ids, got shape {tuple(ids.shape)}")
+        return "".join(self.vocab[i] for i in self.check_ids(ids).tolist())
+
+    def check_ids(self, ids: Tensor) -> Tensor:
+        """Return ``ids`` unchanged, or raise naming the first id outside [0, N)."""
+        bad = (ids < 0) | (ids >= self.n_tokens)
+        if bad.any():
+            first = int(ids[bad].flatten()[0])
+            raise DataError(f"token id {first} is outside the vocabulary [0, {self.n_tokens})")
+        return ids

@@ -1,0 +1,14 @@
+"""TransformerLens hook functions and hooked modules the model variants and analyses need.
+
+This is ``induction_bigram.hooks`` (not a top-level ``hooks`` package, which would collide in
+site-packages).
+
+- :mod:`.positional`: the learned relative-position bias of layer 1 (``rpe``) and rotary in
+  layer 1 only (``rope``).
+- :mod:`.feedforward`: the linear feed-forward layer W_F of the associative memory transformer.
+"""
+
+from induction_bigram.hooks.feedforward import LINEAR_ACT_FN
+from induction_bigram.hooks.positional import RelativePositionBias, make_layer_content_only
+
+__all__ = ["LINEAR_ACT_FN", "RelativePositionBias", "make_layer_content_only"]

@@ -1,0 +1,273 @@
+"""The model of THEORY.md section 2 as a genuine ``transformer_lens.HookedTransformer``.
+
+This is the one module that knows TransformerLens's parameter layout and its row-vector
+convention; everything else reads and writes weights through :func:`get_paper_matrix` /
+:func:`set_paper_matrix` (the paper's column convention) or through TL's own hooks. A port to
+TL 4's ``TransformerBridge`` should only need to touch this file and :mod:`.hooks`.
+
+Conventions. TL multiplies row vectors from the right (q = x W_Q, k = x W_K,
+score = q k^T / sqrt(d_head), out = z W_O); the paper multiplies column vectors from the left
+(score = x_t^T W_K x_s / sqrt(d), out = W_O W_V x). With W_Q = I the same model has
+
+    paper W_K^l = (TL blocks[l-1].attn.W_K[0])^T,   paper W_O^l W_V^l = (TL W_V W_O)^T,
+
+and in general every paper matrix is the transpose of its TL counterpart
+(:func:`swap_convention`).
+
+Parameters (layers numbered 1, 2 as in the paper; TL blocks 0, 1):
+
+=============  ==========================  ===============================  =========
+paper          TL parameter                init                             trained
+=============  ==========================  ===============================  =========
+w_E(i)         embed.W_E[i]                N(0, 1/d)                        no
+p_t            pos_embed.W_pos[t]          N(0, 1/d) (APE) or 0             no
+w_U(i)         unembed.W_U[:, i]           N(0, 1/d)                        no
+W_Q^l          blocks[l-1].attn.W_Q[0]     identity                         no
+W_K^l          blocks[l-1].attn.W_K[0]^T   0                                yes
+W_V^l          blocks[l-1].attn.W_V[0]^T   N(0, 1/d)                        no
+W_O^l (l<L)    blocks[l-1].attn.W_O[0]^T   N(0, 1/d)                        no
+W_O^L          blocks[L-1].attn.W_O[0]^T   0                                yes
+W_F (linear)   blocks[L-1].mlp.W_out^T     0 (W_in frozen at identity)      yes
+b_(t-s) (rpe)  blocks[0].attn.rel_pos.bias 0                                yes
+=============  ==========================  ===============================  =========
+
+All biases are zero and frozen (except ``rope_qk_bias``). Every random matrix comes from its
+own generator seeded by (seed, name), so the same config gives bitwise the same model and a
+model with a longer ``n_ctx`` shares its first positions with a shorter one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import warnings
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from induction_bigram.config import ModelConfig
+from induction_bigram.errors import ConfigError, DataError, ModelShapeError
+from induction_bigram.hooks.feedforward import LINEAR_ACT_FN
+from induction_bigram.hooks.positional import add_relative_position_bias, make_layer_content_only
+
+_CONFIG_ATTR = "_induction_bigram_config"
+# TL recomputes rotary tables with the real frequencies past this many positions, which would
+# undo make_layer_content_only
+_ROTARY_CACHE = 2048
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/``None`` picks CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"train.device {device!r} is not a torch device") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device {device!r} asks for CUDA, which is not available")
+    return resolved
+
+
+def build_model(cfg: ModelConfig, device: str | torch.device | None = "auto") -> HookedTransformer:
+    """A seeded HookedTransformer of the paper's architecture, trainable parts at zero.
+
+    Only the trained tensors (:func:`trainable_names`) have ``requires_grad``.
+    """
+    if cfg.d_vocab is None:
+        raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
+    if cfg.positional == "rope" and cfg.n_ctx > _ROTARY_CACHE:
+        raise ConfigError(f"model.n_ctx must be <= {_ROTARY_CACHE} for rope, got {cfg.n_ctx}")
+    device = resolve_device(device)
+    tl_cfg = HookedTransformerConfig(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_head=cfg.d_model,
+        n_heads=1,
+        d_vocab=cfg.d_vocab,
+        n_ctx=cfg.n_ctx,
+        attn_only=cfg.ffn == "none",
+        d_mlp=_hidden_width(cfg),
+        act_fn={"none": None, "linear": LINEAR_ACT_FN, "relu": "relu"}[cfg.ffn],
+        normalization_type=None,
+        positional_embedding_type="rotary" if cfg.positional == "rope" else "standard",
+        rotary_dim=cfg.d_model if cfg.positional == "rope" else None,
+        default_prepend_bos=False,
+        init_weights=False,
+        device=str(device),
+        model_name=f"induction-bigram-{cfg.positional}",
+    )
+    with warnings.catch_warnings():
+        # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
+        warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
+        model = HookedTransformer(tl_cfg)
+    if cfg.positional == "rpe":
+        add_relative_position_bias(model, layer=0)
+    if cfg.positional == "rope":
+        for layer in range(1, cfg.n_layers):
+            make_layer_content_only(model, layer)
+    _initialise(model, cfg)
+    trainable = set(trainable_names(cfg))
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trainable)
+    model.hook_embed.add_perma_hook(_context_guard(cfg.n_ctx))
+    setattr(model, _CONFIG_ATTR, cfg)
+    return model
+
+
+def _hidden_width(cfg: ModelConfig) -> int | None:
+    if cfg.ffn == "linear":
+        return cfg.d_model  # W_in is the frozen identity, W_out is W_F^T
+    if cfg.ffn == "relu":
+        return cfg.d_mlp or 4 * cfg.d_model
+    return None
+
+
+def trainable_names(cfg: ModelConfig) -> list[str]:
+    """TL names of the trained parameters (THEORY.md section 2; table in the module doc)."""
+    last = cfg.n_layers - 1
+    names = [f"blocks.{layer}.attn.W_K" for layer in range(cfg.n_layers)]
+    names.append(f"blocks.{last}.attn.W_O")
+    if cfg.ffn == "linear":
+        names.append(f"blocks.{last}.mlp.W_out")
+    if cfg.ffn == "relu":
+        names += [f"blocks.{last}.mlp.W_in", f"blocks.{last}.mlp.W_out"]
+    if cfg.positional == "rpe":
+        names.append("blocks.0.attn.rel_pos.bias")
+    if cfg.rope_qk_bias:
+        names += ["blocks.0.attn.b_Q", "blocks.0.attn.b_K"]
+    return names
+
+
+def model_config(model: HookedTransformer) -> ModelConfig:
+    """The :class:`ModelConfig` a model was built from (raises for foreign models)."""
+    cfg = getattr(model, _CONFIG_ATTR, None)
+    if cfg is None:
+        raise ModelShapeError(
+            "this HookedTransformer was not built by induction_bigram.build_model; "
+            "pass it through build_model or load()"
+        )
+    return cfg
+
+
+def _seeded_normal(seed: int, name: str, shape: tuple[int, ...], std: float) -> Tensor:
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    return torch.randn(shape, generator=g) * std
+
+
+def _initialise(model: HookedTransformer, cfg: ModelConfig) -> None:
+    """Fill every parameter: random frozen matrices, identities, zeros (module doc table)."""
+    std = 1.0 / math.sqrt(cfg.d_model)
+    last = cfg.n_layers - 1
+    random_names = {"embed.W_E", "unembed.W_U"}
+    if cfg.positional == "ape":
+        random_names.add("pos_embed.W_pos")
+    for layer in range(cfg.n_layers):
+        random_names.add(f"blocks.{layer}.attn.W_V")
+        if layer < last:
+            random_names.add(f"blocks.{layer}.attn.W_O")
+    if cfg.ffn == "relu":
+        random_names.add(f"blocks.{last}.mlp.W_in")
+    if cfg.rope_qk_bias:  # b_Q^T R b_K is bilinear: both at zero would never move
+        random_names |= {"blocks.0.attn.b_Q", "blocks.0.attn.b_K"}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in random_names:
+                param.copy_(_seeded_normal(cfg.seed, name, tuple(param.shape), std))
+            elif re.fullmatch(r"blocks\.\d+\.attn\.W_Q", name) or name == f"blocks.{last}.mlp.W_in":
+                param.copy_(torch.eye(cfg.d_model).expand_as(param))
+            else:
+                param.zero_()
+
+
+def _context_guard(n_ctx: int):
+    def check_length(embed: Tensor, hook) -> None:
+        if embed.shape[1] > n_ctx:
+            raise DataError(f"a prompt of length {embed.shape[1]} exceeds the context n_ctx = {n_ctx}")
+
+    return check_length
+
+
+# -- the paper's convention ---------------------------------------------------------------------
+
+
+def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "... cols rows"]:
+    """Convert a linear map between TL's row-vector and the paper's column-vector convention.
+
+    TL computes y = x M for a row vector x; the paper computes y = M' x for a column x, so
+    M' = M^T. The conversion is its own inverse. It covers W_K (when W_Q = I: the score
+    x_t^T W_K^paper x_s equals q_t . k_s with k = x W_K^TL), W_V, W_O, the OV product
+    (W_O W_V)^paper = (W_V W_O)^TL^T and the FFN map.
+    """
+    return matrix.transpose(-1, -2)
+
+
+_PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
+
+
+def _tl_parameter(model: HookedTransformer, name: str) -> Tensor:
+    """The TL tensor holding paper matrix ``name`` (``W_K2``, ``W_O1``, ``W_F``, ...)."""
+    match = _PAPER_NAME.fullmatch(name)
+    if not match:
+        raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
+    if name == "W_F":
+        last = model.cfg.n_layers - 1
+        if model.cfg.act_fn != LINEAR_ACT_FN:
+            raise ModelShapeError("W_F exists only in models with a linear feed-forward layer")
+        return model.blocks[last].mlp.W_out
+    kind, layer = match.group(1), int(match.group(2))
+    if not 1 <= layer <= model.cfg.n_layers:
+        raise ModelShapeError(f"{name}: the model has layers 1..{model.cfg.n_layers}")
+    if model.cfg.n_heads != 1:
+        raise ModelShapeError(f"{name}: expected one attention head, got {model.cfg.n_heads}")
+    return getattr(model.blocks[layer - 1].attn, kind)[0]
+
+
+def get_paper_matrix(model: HookedTransformer, name: str) -> Float[Tensor, "d_out d_in"]:
+    """A weight matrix in the paper's column convention, e.g. ``get_paper_matrix(m, "W_K2")``."""
+    return swap_convention(_tl_parameter(model, name).detach())
+
+
+def set_paper_matrix(model: HookedTransformer, name: str, value: Float[Tensor, "d_out d_in"]) -> None:
+    """Write a paper-convention matrix into the model (the inverse of :func:`get_paper_matrix`)."""
+    target = _tl_parameter(model, name)
+    if swap_convention(value).shape != target.shape:
+        raise ModelShapeError(
+            f"{name} needs shape {tuple(swap_convention(target).shape)}, got {tuple(value.shape)}"
+        )
+    with torch.no_grad():
+        target.copy_(swap_convention(value))
+
+
+def token_embeddings(model: HookedTransformer) -> Float[Tensor, "d_vocab d_model"]:
+    """Rows w_E(i)."""
+    return model.embed.W_E.detach()
+
+
+def unembeddings(model: HookedTransformer) -> Float[Tensor, "d_vocab d_model"]:
+    """Rows w_U(i) (TL stores W_U as [d_model, d_vocab])."""
+    return model.unembed.W_U.detach().T
+
+
+def positional_embeddings(model: HookedTransformer) -> Float[Tensor, "n_ctx d_model"] | None:
+    """Rows p_t, or ``None`` when the stream carries no positions (rope, rpe, nope)."""
+    if model.cfg.positional_embedding_type != "standard":
+        return None
+    W_pos = model.pos_embed.W_pos.detach()
+    return None if not W_pos.any() else W_pos
+
+
+def check_tokens(model: HookedTransformer, tokens: Tensor) -> Int[Tensor, "batch pos"]:
+    """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks."""
+    if tokens.ndim != 2:
+        raise DataError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
+    if tokens.shape[1] > model.cfg.n_ctx:
+        raise DataError(f"a prompt of length {tokens.shape[1]} exceeds the context n_ctx = {model.cfg.n_ctx}")
+    bad = (tokens < 0) | (tokens >= model.cfg.d_vocab)
+    if bad.any():
+        raise DataError(f"token id {int(tokens[bad][0])} is outside the vocabulary [0, {model.cfg.d_vocab})")
+    return tokens

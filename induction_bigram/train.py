@@ -1,0 +1,218 @@
+"""The training loop: fresh batches every step, a fixed evaluation batch, metrics, checkpoints.
+
+``train(config, run_dir)`` writes ``run_dir/config.json``, appends one JSON object per
+evaluation to ``run_dir/metrics.jsonl`` and saves ``run_dir/checkpoint.pt`` every
+``checkpoint_every`` steps and at the end. ``train(..., resume=True)`` continues from the
+checkpoint; on CPU the result is bitwise the same as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from induction_bigram.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_checkpoint
+from induction_bigram.config import RunConfig, TrainConfig
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.data.task import TaskBatch, TriggerTask
+from induction_bigram.errors import CheckpointError, ConfigError
+from induction_bigram.files import atomic_write_text
+from induction_bigram.metrics import batch_logits, score_logits, training_loss
+from induction_bigram.model import build_model, resolve_device
+
+MetricsRecord = dict[str, Any]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model and its history."""
+
+    model: HookedTransformer
+    config: RunConfig
+    stats: BigramStats
+    metrics: list[MetricsRecord] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    @property
+    def final(self) -> MetricsRecord:
+        """The last evaluation record."""
+        return self.metrics[-1]
+
+
+def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or AdamW over the trainable parameters only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_eval: Callable[[MetricsRecord], None] | None = None,
+) -> TrainResult:
+    """Train a model as ``config`` says.
+
+    Args:
+        config: the run; ``model.d_vocab`` is filled from the corpus.
+        run_dir: where config, metrics and checkpoints go (``None``: keep nothing on disk).
+        resume: continue from ``run_dir/checkpoint.pt``. Only ``train.steps`` may differ from
+            the checkpoint's config (to train longer).
+        progress: show a progress bar.
+        on_eval: called with each metrics record as it is written.
+    """
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if resume:
+        if run_dir is None:
+            raise ConfigError("resume needs a run folder")
+        return _resume(config, run_dir, progress=progress, on_eval=on_eval)
+    if run_dir is not None and (run_dir / CHECKPOINT).exists():
+        raise CheckpointError(f"{run_dir} already holds a run; pass resume=True or another folder")
+    stats = BigramStats.from_corpus(config.task.corpus)
+    config = config.with_vocab(stats.n_tokens)
+    device = resolve_device(config.train.device)
+    model = build_model(config.model, device)
+    optimizer = make_optimizer(model, config.train)
+    generator = torch.Generator(device=device).manual_seed(config.train.seed)
+    if run_dir is not None:
+        atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
+        atomic_write_text(run_dir / METRICS, "")
+    loop = _Loop(config, stats, model, optimizer, generator, run_dir, on_eval)
+    loop.record(0, train_loss=None, train_seconds=0.0, tokens=0)
+    return loop.run(start=0, elapsed=0.0, progress=progress)
+
+
+def _resume(
+    config: RunConfig, run_dir: Path, *, progress: bool, on_eval: Callable[[MetricsRecord], None] | None
+) -> TrainResult:
+    ckpt = load_checkpoint(run_dir, config.train.device)
+    requested = config.with_vocab(ckpt.stats.n_tokens)
+    saved = replace(ckpt.config, train=replace(ckpt.config.train, steps=requested.train.steps))
+    if saved != requested:
+        diff = _differences(saved.to_dict(), requested.to_dict())
+        raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
+    model = ckpt.model
+    optimizer = make_optimizer(model, requested.train)
+    optimizer.load_state_dict(ckpt.optimizer_state)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device)
+    generator.set_state(ckpt.data_rng_state)
+    kept = [line for line in _read_metrics(run_dir) if line["step"] <= ckpt.step]
+    atomic_write_text(run_dir / CONFIG, requested.to_json() + "\n")
+    atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
+    loop = _Loop(requested, ckpt.stats, model, optimizer, generator, run_dir, on_eval)
+    loop.metrics = kept
+    return loop.run(start=ckpt.step, elapsed=ckpt.elapsed_seconds, progress=progress)
+
+
+class _Loop:
+    """State shared by the steps of one training run."""
+
+    def __init__(self, config, stats, model, optimizer, generator, run_dir, on_eval):
+        self.config, self.stats, self.model = config, stats, model
+        self.optimizer, self.generator, self.run_dir, self.on_eval = optimizer, generator, run_dir, on_eval
+        device = generator.device
+        self.task = TriggerTask(stats, config.task, device)
+        cfg = config.train
+        eval_generator = torch.Generator(device=device).manual_seed(cfg.eval_seed)
+        self.eval_batch: TaskBatch = self.task.sample(cfg.eval_batch_size, eval_generator)
+        self.metrics: list[MetricsRecord] = []
+        self.clock_start = time.perf_counter()  # wall clock, evaluation included
+
+    def run(self, start: int, elapsed: float, progress: bool) -> TrainResult:
+        cfg = self.config.train
+        self.clock_start = time.perf_counter() - elapsed
+        tokens_per_step = cfg.batch_size * self.config.task.seq_len
+        window_seconds, window_tokens = 0.0, 0
+        bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
+        self.model.train()
+        for step in range(start + 1, cfg.steps + 1):
+            began = time.perf_counter()
+            loss = self.step()
+            window_seconds += time.perf_counter() - began
+            window_tokens += tokens_per_step
+            bar.update(1)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                record = self.record(step, train_loss=loss, train_seconds=window_seconds, tokens=window_tokens)
+                bar.set_postfix(loss=f"{loss:.3f}", icl_acc=f"{record['in_context_accuracy']:.3f}")
+                window_seconds, window_tokens = 0.0, 0
+            if self.run_dir is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                save_checkpoint(
+                    self.run_dir / CHECKPOINT, model=self.model, config=self.config,
+                    stats=self.stats, step=step, elapsed_seconds=self.elapsed_seconds(),
+                    optimizer=self.optimizer, data_generator=self.generator,
+                )
+        bar.close()
+        self.model.eval()
+        return TrainResult(self.model, self.config, self.stats, self.metrics, self.run_dir)
+
+    def elapsed_seconds(self) -> float:
+        return time.perf_counter() - self.clock_start
+
+    def step(self) -> float:
+        batch = self.task.sample(self.config.train.batch_size, self.generator)
+        logits = self.model(batch.tokens)
+        loss = training_loss(logits, batch, self.config.train.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def record(
+        self, step: int, *, train_loss: float | None, train_seconds: float, tokens: int
+    ) -> MetricsRecord:
+        """Evaluate on the fixed batch, append to metrics.jsonl, call ``on_eval``.
+
+        ``train_loss`` is the loss of the last training batch (``None`` before the first).
+        """
+        was_training = self.model.training
+        self.model.eval()
+        scores = score_logits(batch_logits(self.model, self.eval_batch.tokens), self.eval_batch)
+        self.model.train(was_training)
+        record: MetricsRecord = {
+            "step": step,
+            "train_loss": train_loss,
+            "in_context_accuracy": scores.in_context_accuracy,
+            "in_context_loss": scores.in_context_loss,
+            "bigram_loss": scores.bigram_loss,
+            "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
+            "elapsed_seconds": self.elapsed_seconds(),
+        }
+        self.metrics.append(record)
+        if self.run_dir is not None:
+            with open(self.run_dir / METRICS, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        if self.on_eval is not None:
+            self.on_eval(record)
+        return record
+
+
+def _read_metrics(run_dir: Path) -> list[MetricsRecord]:
+    path = run_dir / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> str:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            inner = _differences(va, vb, f"{prefix}{key}.")
+            diffs += [inner] if inner else []
+        elif va != vb:
+            diffs.append(f"{prefix}{key}: {va!r} -> {vb!r}")
+    return ", ".join(diffs)

@@ -1,0 +1,47 @@
+"""Shared fixtures. jaxtyping shape checks are on for the whole package during tests
+(``--jaxtyping-packages`` in pyproject.toml)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from induction_bigram import BigramStats, ModelConfig, RunConfig, TaskConfig, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shakespeare_text_path() -> Path | None:
+    """The corpus text, if this machine has it (it is never committed)."""
+    candidates = [
+        os.environ.get("INDUCTION_BIGRAM_SHAKESPEARE", ""),
+        REPO.parent / "shared" / "data" / "tinyshakespeare.txt",
+        Path("/work/shared/data/tinyshakespeare.txt"),
+    ]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def stats() -> BigramStats:
+    return BigramStats.default()
+
+
+def tiny_config(**overrides) -> RunConfig:
+    """A model small enough to train a few steps in well under a second."""
+    base = RunConfig(
+        task=TaskConfig(seq_len=16, n_triggers=3),
+        model=ModelConfig(d_model=16, n_ctx=16),
+        train=TrainConfig(
+            steps=12, batch_size=8, optimizer="sgd", lr=0.1, eval_every=4,
+            eval_batch_size=8, checkpoint_every=5, device="cpu",
+        ),
+    )
+    return base.with_overrides(overrides) if overrides else base
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)

@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from induction_bigram import BigramStats, DataError
+from tests.conftest import shakespeare_text_path
+
+
+def test_shipped_counts_equal_a_recount_of_the_text(stats):
+    path = shakespeare_text_path()
+    if path is None:
+        pytest.skip("tinyshakespeare.txt is not on this machine (set INDUCTION_BIGRAM_SHAKESPEARE)")
+    recount = BigramStats.from_text(path)
+    assert recount.vocab == stats.vocab
+    assert torch.equal(recount.unigram_counts, stats.unigram_counts)
+    assert torch.equal(recount.bigram_counts, stats.bigram_counts)
+
+
+def test_shipped_statistics_match_the_theory(stats):
+    assert stats.n_tokens == 65
+    assert list(stats.vocab) == sorted(stats.vocab)
+    assert int(stats.unigram_counts.sum()) == 1_115_394
+    assert int(stats.bigram_counts.sum()) == 1_115_393
+    assert torch.allclose(stats.bigram.sum(-1), torch.ones(65, dtype=torch.float64))
+
+
+def test_from_text_counts_pairs():
+    s = BigramStats.from_text("abab")
+    assert s.vocab == ("a", "b")
+    assert s.unigram_counts.tolist() == [2, 2]
+    assert s.bigram_counts.tolist() == [[0, 2], [1, 0]]
+    # "b" is followed by "a" once; "a" always by "b"
+    assert s.bigram.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_character_without_successor_falls_back_to_unigram():
+    s = BigramStats.from_text("aab")  # "b" only at the end
+    assert torch.allclose(s.bigram[1], s.unigram)
+
+
+def test_from_text_reads_a_path(tmp_path: Path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("hello world")
+    assert BigramStats.from_text(path).n_tokens == len(set("hello world"))
+
+
+def test_encode_decode_round_trip(stats):
+    text = "First Citizen:\nBefore we proceed any further, hear me speak."
+    assert stats.decode(stats.encode(text)) == text
+
+
+def test_unknown_character_names_it(stats):
+    with pytest.raises(DataError, match=r"\['é'\].*index 3"):
+        stats.encode("cafée")
+
+
+def test_decode_rejects_out_of_range_ids(stats):
+    with pytest.raises(DataError, match="token id 65 is outside"):
+        stats.decode([1, 2, 65])
+
+
+def test_save_load_round_trip(tmp_path, stats):
+    stats.save(tmp_path / "s.json")
+    loaded = BigramStats.load(tmp_path / "s.json")
+    assert loaded.vocab == stats.vocab and torch.equal(loaded.bigram_counts, stats.bigram_counts)
+
+
+def test_corrupt_stats_file_is_a_clear_error(tmp_path):
+    (tmp_path / "s.json").write_text('{"format": "induction-bigram-stats", "vocab": ["a"]')
+    with pytest.raises(DataError, match="cannot read statistics"):
+        BigramStats.load(tmp_path / "s.json")
+
+
+def test_corpus_resolution(tmp_path, stats):
+    assert BigramStats.from_corpus("tinyshakespeare").vocab == stats.vocab
+    with pytest.raises(DataError, match="neither a shipped name"):
+        BigramStats.from_corpus(str(tmp_path / "missing.txt"))
+
+
+def test_most_frequent_tokens(stats):
+    top = stats.most_frequent(5)
+    assert stats.decode(top)[0] == " "
+    counts = stats.unigram_counts[top]
+    assert (counts[:-1] >= counts[1:]).all()
+    assert counts[-1] >= stats.unigram_counts.sort(descending=True).values[4]

@@ -1,0 +1,73 @@
+import json
+
+import pytest
+import torch
+
+import induction_bigram.checkpoint as checkpoint_module
+from induction_bigram import CheckpointError, load, load_checkpoint, train
+from induction_bigram.checkpoint import CHECKPOINT
+from tests.conftest import tiny_config
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    train(tiny_config(), tmp_path, progress=False)
+    return tmp_path
+
+
+def test_load_gives_back_the_hooked_transformer(run_dir):
+    model = load(run_dir)
+    assert type(model).__name__ == "HookedTransformer"
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
+        "blocks.0.attn.W_K", "blocks.1.attn.W_K", "blocks.1.attn.W_O"
+    }
+    _, cache = model.run_with_cache(torch.zeros(1, 16, dtype=torch.long))
+    assert cache["blocks.1.attn.hook_pattern"].shape == (1, 1, 16, 16)
+
+
+def test_truncated_checkpoint_is_a_clear_error(run_dir):
+    path = run_dir / CHECKPOINT
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated or not a checkpoint"):
+        load(run_dir)
+
+
+def test_foreign_file_is_a_clear_error(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an induction-bigram checkpoint"):
+        load(tmp_path / "other.pt")
+
+
+def test_weights_that_do_not_match_the_config_are_named(run_dir):
+    path = run_dir / CHECKPOINT
+    payload = torch.load(path, weights_only=True)
+    config = json.loads(payload["config"])
+    config["model"]["d_model"] = 32
+    payload["config"] = json.dumps(config)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"does not match its config: wrong shape: embed.W_E \(65, 16\)"):
+        load(run_dir)
+
+
+def test_interrupted_write_keeps_the_previous_checkpoint(run_dir, monkeypatch):
+    before = (run_dir / CHECKPOINT).read_bytes()
+
+    def save_half_then_die(obj, handle):
+        handle.write(b"PK\x03\x04 half a zip archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save_half_then_die)
+    ckpt = load_checkpoint(run_dir)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint_module.save_checkpoint(
+            run_dir / CHECKPOINT, model=ckpt.model, config=ckpt.config, stats=ckpt.stats,
+            step=99, elapsed_seconds=0.0, optimizer=torch.optim.SGD(ckpt.model.parameters(), lr=0.1),
+            data_generator=torch.Generator(),
+        )
+    assert (run_dir / CHECKPOINT).read_bytes() == before
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load(tmp_path)

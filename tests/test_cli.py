@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from induction_bigram.cli import main
+
+TINY = ["--set", "model.d_model=16", "--set", "model.n_ctx=16", "--set", "task.seq_len=16",
+        "--set", "train.steps=6", "--set", "train.batch_size=8", "--set", "train.eval_every=3",
+        "--set", "train.eval_batch_size=8", "--set", "train.device=cpu"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_then_evaluate_json(tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "--preset", "quick", "--out", str(tmp_path), "--no-progress", "--json", *TINY)
+    assert code == 0 and json.loads(out)["step"] == 6
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["steps"] == 6
+    code, out, _ = run(capsys, "evaluate", str(tmp_path), "--json", "--seed", "3", "--batch-size", "16")
+    summary = json.loads(out)
+    assert code == 0
+    assert isinstance(summary["in_context_accuracy"], float) and isinstance(summary["bigram_loss"], float)
+    assert summary["batch_size"] == 16 and summary["seed"] == 3
+    code, out, _ = run(capsys, "evaluate", str(tmp_path))
+    assert code == 0 and "in_context_accuracy" in out
+
+
+def test_resume_continues_from_the_run_folder(tmp_path, capsys):
+    run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY)
+    code, out, _ = run(capsys, "train", "--out", str(tmp_path), "--resume", "--no-progress", "--json",
+                       "--set", "train.steps=9")
+    assert code == 0 and json.loads(out)["step"] == 9
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--out", "x", "--set", "model.d_model=0"], "model.d_model must be >= 2, got 0"),
+        (["train", "--out", "x", "--set", "model.layers=3"], "unknown config key 'model.layers'"),
+        (["train", "--out", "x", "--preset", "giant"], "unknown preset 'giant'"),
+        (["train", "--out", "nowhere", "--resume"], "nothing to resume"),
+        (["evaluate", "no/such/run"], "no checkpoint at"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_on_stderr(argv, message, capsys):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_python_dash_m_entry_point_reports_errors_without_traceback(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = subprocess.run([sys.executable, "-m", "induction_bigram", "evaluate", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("induction-bigram: error:") and "Traceback" not in proc.stderr

@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer
+
+from induction_bigram import DataError, ModelConfig, ModelShapeError, build_model
+from induction_bigram.model import (
+    check_tokens,
+    get_paper_matrix,
+    positional_embeddings,
+    set_paper_matrix,
+    swap_convention,
+    token_embeddings,
+    trainable_names,
+    unembeddings,
+)
+
+D, N, T = 16, 11, 12
+
+
+def small(**kw) -> ModelConfig:
+    return ModelConfig(**{"d_model": D, "n_ctx": T, "d_vocab": N, **kw})
+
+
+def randomise_trainables(model: HookedTransformer, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+def paper_attention(X, W_K, W_V, W_O):
+    """One layer of THEORY.md section 2 with column vectors: rows of X are x_t."""
+    scores = torch.einsum("bti,ij,bsj->bts", X, W_K, X) / math.sqrt(X.shape[-1])
+    causal = torch.ones(X.shape[1], X.shape[1], dtype=torch.bool).tril()
+    beta = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    return torch.einsum("bts,bsj->btj", beta, X) @ W_V.T @ W_O.T
+
+
+def test_hooked_transformer_matches_the_paper_forward_pass():
+    model = build_model(small())
+    randomise_trainables(model)
+    tokens = torch.randint(0, N, (3, T), generator=torch.Generator().manual_seed(1))
+    X = token_embeddings(model)[tokens] + positional_embeddings(model)
+    for layer in (1, 2):
+        W = {k: get_paper_matrix(model, f"{k}{layer}") for k in ("W_K", "W_V", "W_O")}
+        X = X + paper_attention(X, W["W_K"], W["W_V"], W["W_O"])
+    expected = X @ unembeddings(model).T
+    torch.testing.assert_close(model(tokens), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_linear_feed_forward_is_W_F_after_layer_two():
+    model = build_model(small(ffn="linear"))
+    randomise_trainables(model)
+    tokens = torch.randint(0, N, (2, T), generator=torch.Generator().manual_seed(2))
+    _, cache = model.run_with_cache(tokens)
+    resid_mid = cache["blocks.1.hook_resid_mid"]
+    torch.testing.assert_close(cache["blocks.1.hook_mlp_out"], resid_mid @ get_paper_matrix(model, "W_F").T)
+    assert not cache["blocks.0.hook_mlp_out"].any(), "layer 1 has no feed-forward"
+
+
+def test_paper_convention_of_keys_and_ov():
+    model = build_model(small())
+    randomise_trainables(model)
+    W_K_tl = model.blocks[1].attn.W_K[0]
+    assert torch.equal(get_paper_matrix(model, "W_K2"), W_K_tl.T)
+    ov_tl = model.blocks[0].attn.OV[0].AB  # TL's W_V W_O
+    phi1 = get_paper_matrix(model, "W_O1") @ get_paper_matrix(model, "W_V1")
+    torch.testing.assert_close(phi1, swap_convention(ov_tl))
+    x = torch.randn(D)
+    torch.testing.assert_close(phi1 @ x, x @ ov_tl)  # the same linear map on a vector
+
+
+def test_set_paper_matrix_inverts_get():
+    model = build_model(small())
+    W = torch.randn(D, D)
+    set_paper_matrix(model, "W_O2", W)
+    assert torch.equal(get_paper_matrix(model, "W_O2"), W)
+    with pytest.raises(ModelShapeError, match="W_O2 needs shape"):
+        set_paper_matrix(model, "W_O2", torch.randn(D, D + 1))
+    with pytest.raises(ModelShapeError, match="layers 1..2"):
+        get_paper_matrix(model, "W_K3")
+    with pytest.raises(ModelShapeError, match="linear feed-forward"):
+        get_paper_matrix(model, "W_F")
+
+
+def test_same_seed_same_weights_and_different_seed_differs():
+    a, b, c = build_model(small()), build_model(small()), build_model(small(seed=1))
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert not torch.equal(a.embed.W_E, c.embed.W_E)
+
+
+def test_longer_context_shares_the_first_positions():
+    short, long = build_model(small()), build_model(small(n_ctx=3 * T))
+    assert torch.equal(long.pos_embed.W_pos[:T], short.pos_embed.W_pos)
+    assert torch.equal(long.embed.W_E, short.embed.W_E)
+
+
+@pytest.mark.parametrize("positional", ["ape", "rpe", "rope", "nope"])
+@pytest.mark.parametrize("ffn", ["none", "linear", "relu"])
+def test_only_the_trained_tensors_require_grad(positional, ffn):
+    cfg = small(positional=positional, ffn=ffn)
+    model = build_model(cfg)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == set(trainable_names(cfg))
+    for name, p in model.named_parameters():
+        if name.endswith(".W_K") or name == f"blocks.{cfg.n_layers - 1}.attn.W_O":
+            assert not p.any(), f"{name} starts at zero"
+
+
+def test_frozen_matrices_have_variance_one_over_d():
+    model = build_model(ModelConfig(d_model=256, n_ctx=256, d_vocab=65))
+    for tensor in (model.embed.W_E, model.pos_embed.W_pos, model.unembed.W_U, model.blocks[0].attn.W_V):
+        assert abs(tensor.var().item() * 256 - 1) < 0.05
+    assert torch.equal(model.blocks[0].attn.W_Q[0], torch.eye(256))
+
+
+def test_prompts_longer_than_the_context_are_rejected():
+    for positional in ("ape", "rope"):
+        model = build_model(small(positional=positional))
+        with pytest.raises(DataError, match=f"length {T + 1} exceeds the context n_ctx = {T}"):
+            model(torch.zeros(1, T + 1, dtype=torch.long))
+
+
+def test_check_tokens_names_bad_ids():
+    model = build_model(small())
+    with pytest.raises(DataError, match=f"token id {N} is outside"):
+        check_tokens(model, torch.tensor([[0, N]]))
+    with pytest.raises(DataError, match="shape"):
+        check_tokens(model, torch.tensor([0, 1]))
