@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
 
+    p = commands.add_parser("memories", help="project W_O2, W_K2, W_K1 and write their figures")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--out", type=Path, help="figure folder (default: RUN/figures)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")
     p.add_argument("name", nargs="?")
     return parser
@@ -85,16 +91,59 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _load_run(path: Path, device: str):
+    """The checkpoint of a run, its task on the model's device, and its memory report."""
     from induction_bigram.checkpoint import load_checkpoint
     from induction_bigram.data.task import TriggerTask
+    from induction_bigram.memory import memory_report
+
+    ckpt = load_checkpoint(path, device)
+    task = TriggerTask(ckpt.stats, ckpt.config.task, next(ckpt.model.parameters()).device)
+    report = None
+    if ckpt.config.model.n_layers == 2:
+        report = memory_report(ckpt.model, task.shared_triggers, ckpt.config.task.seq_len)
+    return ckpt, task, report
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from induction_bigram.metrics import evaluate
 
-    ckpt = load_checkpoint(args.run, args.device)
-    task = TriggerTask(ckpt.stats, ckpt.config.task, next(ckpt.model.parameters()).device)
+    ckpt, task, report = _load_run(args.run, args.device)
     scores = evaluate(ckpt.model, task, batch_size=args.batch_size, seed=args.seed)
     summary = {"step": ckpt.step, "seed": args.seed, "batch_size": args.batch_size, **scores.to_dict()}
+    if report is not None:
+        summary["memories"] = report.to_dict()
     _print(summary, args.json, title=f"{args.run} at step {ckpt.step}")
+    if report is not None and not args.json:
+        print(report)
+    return 0
+
+
+def _memories(args: argparse.Namespace) -> int:
+    from induction_bigram.checkpoint import METRICS
+    from induction_bigram.memory import project_W_K1, project_W_K2, project_W_O2
+    from induction_bigram.viz import plot_memory_coefficients, plot_memory_training, save_figure
+
+    ckpt, task, report = _load_run(args.run, args.device)
+    if report is None:
+        raise InductionBigramError("the memory projections need a 2-layer model")
+    out = args.out or args.run / "figures"
+    model, triggers, vocab = ckpt.model, task.shared_triggers, ckpt.stats.vocab
+    projections = {"W_O2": project_W_O2(model), "W_K2": project_W_K2(model, triggers)}
+    labels = {"W_O2": (vocab, vocab), "W_K2": ([vocab[i] for i in projections["W_K2"].targets], vocab)}
+    if "W_K1" in report.memories:
+        projections["W_K1"] = project_W_K1(model, ckpt.config.task.seq_len)
+    written = [out / "memories_coefficients.png"]
+    save_figure(plot_memory_coefficients(projections, labels), written[0])
+    metrics = [json.loads(line) for line in (args.run / METRICS).read_text().splitlines() if line]
+    if any("memories" in r for r in metrics):
+        written.append(out / "memories_training.png")
+        save_figure(plot_memory_training(metrics), written[-1])
+    if args.json:
+        print(json.dumps({"memories": report.to_dict(), "figures": [str(p) for p in written]}, indent=2))
+    else:
+        print(report)
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -130,7 +179,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "presets": _presets}
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "memories": _memories, "presets": _presets}
 
 
 if __name__ == "__main__":

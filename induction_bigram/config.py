@@ -154,6 +154,9 @@ class TrainConfig:
 
     Attributes:
         steps: optimiser steps; each sees ``batch_size`` fresh sequences.
+        micro_batch_size: run the batch through the model this many sequences at a time,
+            adding up the gradients (same maths, less memory; on CPU faster for big batches).
+            ``None``: the whole batch at once.
         loss: ``"in_context"`` (cross-entropy on targets with label >= 2, the reference) or
             ``"full"`` (every target; use it with an FFN so the bigrams are learned too).
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adamw"``.
@@ -162,10 +165,14 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step is always saved).
         seed: seeds the training batches.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        compile: run the training forward/backward through ``torch.compile`` (needs a C++
+            compiler on CPU; about 30 s to compile, then about 1.5x faster at the reference
+            shape on CPU, see ``benchmarks/bench_train.py``). Evaluation stays eager.
     """
 
     steps: int = _at_least(0, 1000)
     batch_size: int = _at_least(1, 512)
+    micro_batch_size: Optional[int] = _at_least(1, None)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = _at_least(0.0, 0.03)
     momentum: float = _at_least(0.0, 0.9)
@@ -177,6 +184,7 @@ class TrainConfig:
     checkpoint_every: int = _at_least(1, 100)
     seed: int = 0
     device: str = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -292,7 +300,7 @@ def _preset_reference() -> RunConfig:
         task=TaskConfig(seq_len=256, n_triggers=5),
         model=ModelConfig(d_model=256, n_ctx=256),
         train=TrainConfig(
-            steps=1000, batch_size=512, optimizer="sgd", lr=0.03, momentum=0.9,
+            steps=1000, batch_size=512, micro_batch_size=128, optimizer="sgd", lr=0.03, momentum=0.9,
             weight_decay=1e-4, eval_every=50, eval_batch_size=512, checkpoint_every=100,
         ),
     )

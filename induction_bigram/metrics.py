@@ -3,7 +3,7 @@
 - in-context accuracy: top-1 accuracy on targets with label >= 2;
 - bigram loss: cross-entropy on targets with label 0;
 - the training loss: cross-entropy on label >= 2 targets (``"in_context"``) or on all targets
-  (``"full"``).
+  (``"full"``), see :func:`loss_mask`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
@@ -36,19 +36,21 @@ class TaskMetrics:
 
 
 def masked_cross_entropy(
-    logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch, mask: Bool[Tensor, "batch pos"]
+    logits: Float[Tensor, "batch pos vocab"],
+    targets: Int[Tensor, "batch pos"],
+    mask: Bool[Tensor, "batch pos"],
+    normalizer: int | Tensor | None = None,
 ) -> Float[Tensor, ""]:
-    """Mean cross-entropy over the targets selected by ``mask`` (0 if none is selected)."""
-    losses = F.cross_entropy(logits[mask], batch.targets[mask], reduction="sum")
-    return losses / mask.sum().clamp_min(1)
+    """Summed cross-entropy over the targets selected by ``mask``, divided by ``normalizer``
+    (default: the number selected, i.e. the mean; 0 if none is selected)."""
+    losses = F.cross_entropy(logits[mask], targets[mask], reduction="sum")
+    return losses / (mask.sum().clamp_min(1) if normalizer is None else normalizer)
 
 
-def training_loss(
-    logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch, kind: str
-) -> Float[Tensor, ""]:
-    """``"in_context"``: label >= 2 targets only (the reference); ``"full"``: every target."""
-    mask = batch.in_context if kind == "in_context" else torch.ones_like(batch.in_context)
-    return masked_cross_entropy(logits, batch, mask)
+def loss_mask(batch: TaskBatch, kind: str) -> Bool[Tensor, "batch pos"]:
+    """Targets of the training loss: ``"in_context"`` label >= 2 only (the reference) or
+    ``"full"``, every target."""
+    return batch.in_context if kind == "in_context" else torch.ones_like(batch.in_context)
 
 
 def score_logits(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> TaskMetrics:
@@ -59,9 +61,9 @@ def score_logits(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> 
     nan = float("nan")
     return TaskMetrics(
         in_context_accuracy=correct[icl].float().mean().item() if icl.any() else nan,
-        in_context_loss=masked_cross_entropy(logits, batch, icl).item() if icl.any() else nan,
-        bigram_loss=masked_cross_entropy(logits, batch, bigram).item() if bigram.any() else nan,
-        full_loss=masked_cross_entropy(logits, batch, torch.ones_like(icl)).item(),
+        in_context_loss=masked_cross_entropy(logits, batch.targets, icl).item() if icl.any() else nan,
+        bigram_loss=masked_cross_entropy(logits, batch.targets, bigram).item() if bigram.any() else nan,
+        full_loss=masked_cross_entropy(logits, batch.targets, torch.ones_like(icl)).item(),
         n_in_context=int(icl.sum()),
         n_bigram=int(bigram.sum()),
     )

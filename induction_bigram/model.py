@@ -50,6 +50,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.errors import ConfigError, DataError, ModelShapeError
+from induction_bigram.hooks.circuit import add_circuit_hooks
 from induction_bigram.hooks.feedforward import LINEAR_ACT_FN
 from induction_bigram.hooks.positional import add_relative_position_bias, make_layer_content_only
 
@@ -114,6 +115,7 @@ def build_model(cfg: ModelConfig, device: str | torch.device | None = "auto") ->
     for name, param in model.named_parameters():
         param.requires_grad_(name in trainable)
     model.hook_embed.add_perma_hook(_context_guard(cfg.n_ctx))
+    add_circuit_hooks(model)
     setattr(model, _CONFIG_ATTR, cfg)
     return model
 

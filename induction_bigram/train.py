@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
@@ -25,7 +26,8 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import CheckpointError, ConfigError
 from induction_bigram.files import atomic_write_text
-from induction_bigram.metrics import batch_logits, score_logits, training_loss
+from induction_bigram.memory import memory_report
+from induction_bigram.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
 from induction_bigram.model import build_model, resolve_device
 
 MetricsRecord = dict[str, Any]
@@ -53,6 +55,31 @@ def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Op
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def optimizer_step(
+    forward: Callable[[Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    batch: TaskBatch,
+    cfg: TrainConfig,
+) -> float:
+    """One optimiser step on ``batch``; returns the training loss.
+
+    The batch goes through ``forward`` (the model, or its compiled version) in micro-batches
+    of ``cfg.micro_batch_size`` whose gradients add up to the whole batch's: each micro-batch's
+    summed loss is divided by the whole batch's target count.
+    """
+    mask = loss_mask(batch, cfg.loss)
+    total = mask.sum().clamp_min(1)
+    size = cfg.micro_batch_size or cfg.batch_size
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    for tokens, targets, selected in zip(batch.tokens.split(size), batch.targets.split(size), mask.split(size)):
+        loss = masked_cross_entropy(forward(tokens), targets, selected, normalizer=total)
+        loss.backward()
+        loss_sum += loss.item()
+    optimizer.step()
+    return loss_sum
 
 
 def train(
@@ -128,6 +155,7 @@ class _Loop:
         cfg = config.train
         eval_generator = torch.Generator(device=device).manual_seed(cfg.eval_seed)
         self.eval_batch: TaskBatch = self.task.sample(cfg.eval_batch_size, eval_generator)
+        self.forward = torch.compile(model) if cfg.compile else model
         self.metrics: list[MetricsRecord] = []
         self.clock_start = time.perf_counter()  # wall clock, evaluation included
 
@@ -163,12 +191,7 @@ class _Loop:
 
     def step(self) -> float:
         batch = self.task.sample(self.config.train.batch_size, self.generator)
-        logits = self.model(batch.tokens)
-        loss = training_loss(logits, batch, self.config.train.loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss.item()
+        return optimizer_step(self.forward, self.optimizer, batch, self.config.train)
 
     def record(
         self, step: int, *, train_loss: float | None, train_seconds: float, tokens: int
@@ -190,6 +213,9 @@ class _Loop:
             "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
             "elapsed_seconds": self.elapsed_seconds(),
         }
+        if self.config.model.n_layers == 2:  # the memories of THEORY.md section 3
+            report = memory_report(self.model, self.task.shared_triggers, self.config.task.seq_len)
+            record["memories"] = report.to_dict(with_convention=False)
         self.metrics.append(record)
         if self.run_dir is not None:
             with open(self.run_dir / METRICS, "a") as handle:

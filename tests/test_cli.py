@@ -61,3 +61,18 @@ def test_python_dash_m_entry_point_reports_errors_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("induction-bigram: error:") and "Traceback" not in proc.stderr
+
+
+def test_evaluate_reports_the_memories_and_memories_writes_figures(tmp_path, capsys):
+    run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY)
+    code, out, _ = run(capsys, "evaluate", str(tmp_path), "--json")
+    memories = json.loads(out)["memories"]
+    assert code == 0 and set(memories) == {"W_O2", "W_K2", "W_K1"}
+    for entry in memories.values():
+        assert isinstance(entry["recall"], float) and "margin" in entry and "cosine" in entry
+    assert {"recall_causal", "recall_first64"} <= set(memories["W_K1"])
+    code, out, _ = run(capsys, "memories", str(tmp_path), "--json")
+    figures = json.loads(out)["figures"]
+    assert code == 0 and len(figures) == 2
+    for figure in figures:
+        assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -101,3 +101,11 @@ def test_quick_recipe_learns_the_induction_head(tmp_path):
     result = train(config, tmp_path, progress=False)
     assert result.final["in_context_accuracy"] >= 0.95
     assert result.metrics[0]["in_context_accuracy"] < 0.1  # it was learned, not given
+
+
+def test_micro_batches_add_up_to_the_whole_batch():
+    whole = train(tiny_config(), None, progress=False)
+    micro = train(tiny_config(**{"train.micro_batch_size": 3}), None, progress=False)
+    for (name, a), b in zip(whole.model.named_parameters(), micro.model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    assert micro.final["train_loss"] == pytest.approx(whole.final["train_loss"], rel=1e-5)

@@ -72,9 +72,15 @@ class TriggerTask:
         self.device = torch.device(device)
         self.unigram = stats.unigram.float().to(self.device)
         self.bigram = stats.bigram.float().to(self.device)
-        self._unigram_cdf = _cdf(self.unigram)
-        self._bigram_cdf = _cdf(self.bigram)
+        self._unigram_cdf = cdf(self.unigram)
+        self._bigram_cdf = cdf(self.bigram)
         self.fixed_triggers = stats.most_frequent(cfg.n_triggers).to(self.device)
+
+    @property
+    def shared_triggers(self) -> Int[Tensor, " k"] | None:
+        """The triggers every sequence shares (fixed mode), or ``None`` when they are drawn
+        per sequence, so that any token can be one."""
+        return self.fixed_triggers if self.cfg.trigger_mode == "fixed" else None
 
     def sample(
         self,
@@ -107,17 +113,17 @@ class TriggerTask:
 
         u = torch.rand(batch_size, T + 1, generator=g, device=self.device)
         z = torch.empty(batch_size, T + 1, dtype=torch.long, device=self.device)
+        start = max(trigger_free_prefix - 1, 0)
         if trigger_free_prefix:
-            z[:, 0] = _draw(_cdf(self.unigram * ~is_trigger), u[:, 0])
+            z[:, :trigger_free_prefix] = bigram_text(
+                self.unigram, self.bigram, is_trigger, u[:, :trigger_free_prefix]
+            )
         else:
-            z[:, 0] = _draw(self._unigram_cdf.expand(batch_size, -1).contiguous(), u[:, 0])
-        for t in range(T):
+            z[:, 0] = sample_from_cdf(self._unigram_cdf.expand(batch_size, -1).contiguous(), u[:, 0])
+        for t in range(start, T):
             current = z[:, t]
-            if t + 1 < trigger_free_prefix:
-                z[:, t + 1] = _draw(_cdf(self.bigram[current] * ~is_trigger), u[:, t + 1])
-                continue
             forced = next_of.gather(1, current[:, None]).squeeze(1)
-            sampled = _draw(self._bigram_cdf[current], u[:, t + 1])
+            sampled = sample_from_cdf(self._bigram_cdf[current], u[:, t + 1])
             z[:, t + 1] = torch.where(forced >= 0, forced, sampled)
 
         tokens, targets = z[:, :-1], z[:, 1:]
@@ -143,6 +149,29 @@ class TriggerTask:
         return torch.multinomial(probs, 1, generator=g).reshape(triggers.shape)
 
 
+def bigram_text(
+    unigram: Float[Tensor, " n"],
+    bigram: Float[Tensor, "n n"],
+    excluded: Bool[Tensor, "batch n"],
+    uniforms: Float[Tensor, "batch length"],
+) -> Int[Tensor, "batch length"]:
+    """Global-bigram text that never holds an excluded token.
+
+    z_0 ~ pi_u and z_(t+1) ~ pi_b(. | z_t), both renormalised over each row's allowed tokens
+    (a row whose successors are all excluded falls back to the allowed unigram). ``uniforms``
+    drives the draws, one per token, so the caller controls the randomness.
+    """
+    allowed = (~excluded).to(unigram.dtype)
+    start = unigram * allowed
+    z = torch.empty(uniforms.shape, dtype=torch.long, device=uniforms.device)
+    z[:, 0] = sample_from_cdf(cdf(start), uniforms[:, 0])
+    for t in range(uniforms.shape[1] - 1):
+        probs = bigram[z[:, t]] * allowed
+        probs = torch.where(probs.sum(-1, keepdim=True) > 0, probs, start)
+        z[:, t + 1] = sample_from_cdf(cdf(probs), uniforms[:, t + 1])
+    return z
+
+
 def occurrence_labels(
     tokens: Int[Tensor, "batch pos"], triggers: Int[Tensor, "batch k"]
 ) -> Int[Tensor, "batch pos"]:
@@ -152,7 +181,7 @@ def occurrence_labels(
     return (counts * hits).sum(-1)
 
 
-def _cdf(probs: Float[Tensor, "*rows n"]) -> Float[Tensor, "*rows n"]:
+def cdf(probs: Float[Tensor, "*rows n"]) -> Float[Tensor, "*rows n"]:
     """Row-wise cumulative distribution, normalised, with the last entry exactly 1."""
     cdf = probs.cumsum(-1)
     cdf = cdf / cdf[..., -1:]
@@ -160,6 +189,6 @@ def _cdf(probs: Float[Tensor, "*rows n"]) -> Float[Tensor, "*rows n"]:
     return cdf
 
 
-def _draw(cdf: Float[Tensor, "batch n"], u: Float[Tensor, " batch"]) -> Int[Tensor, " batch"]:
+def sample_from_cdf(cumulative: Float[Tensor, "batch n"], u: Float[Tensor, " batch"]) -> Int[Tensor, " batch"]:
     """Inverse-CDF sampling: the first index whose cumulative probability exceeds u."""
-    return torch.searchsorted(cdf, u[:, None].contiguous(), right=True).squeeze(1)
+    return torch.searchsorted(cumulative, u[:, None].contiguous(), right=True).squeeze(1)

@@ -1,0 +1,88 @@
+"""Training-step speed and achieved FLOP/s, eager and under torch.compile.
+
+For each shape: seconds per step (median, data generation included), tokens per second, the
+FLOPs of one step as counted by torch.utils.flop_counter (forward + backward; this includes
+TL's multiplication by the identity W_Q), the achieved FLOP/s, and its ratio to the FLOP/s of a
+plain torch.matmul of the model's largest matmul shapes on the same machine.
+
+    python benchmarks/bench_train.py [--no-compile] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import machine, median_seconds
+from torch.utils.flop_counter import FlopCounterMode
+
+from induction_bigram import BigramStats, TriggerTask, build_model, preset
+from induction_bigram.train import make_optimizer, optimizer_step
+
+# (preset, batch, micro-batch); the reference preset runs batch 512 as 4 micro-batches of 128
+SHAPES = [("reference", 128, None), ("reference", 512, 128), ("reference", 512, None), ("quick", 128, None)]
+
+
+def matmul_flops_per_second(batch: int, seq: int, d: int, repeats: int) -> float:
+    """The better of the two matmul shapes a step is made of: projections and attention."""
+    x, w = torch.randn(batch * seq, d), torch.randn(d, d)
+    q, k = torch.randn(batch, seq, d), torch.randn(batch, d, seq)
+    rates = [
+        2 * batch * seq * d * d / median_seconds(lambda: torch.matmul(x, w), repeats),
+        2 * batch * seq * seq * d / median_seconds(lambda: torch.matmul(q, k), repeats),
+    ]
+    return max(rates)
+
+
+def bench(name: str, batch: int, micro: int | None, compiled: bool, repeats: int) -> dict:
+    overrides = {"train.batch_size": batch, "train.micro_batch_size": micro}
+    config = preset(name).with_vocab(65).with_overrides(overrides)
+    model = build_model(config.model, "cpu")
+    optimizer = make_optimizer(model, config.train)
+    task = TriggerTask(BigramStats.default(), config.task)
+    generator = torch.Generator().manual_seed(0)
+    forward = torch.compile(model) if compiled else model
+
+    def step() -> None:
+        optimizer_step(forward, optimizer, task.sample(batch, generator), config.train)
+
+    step()  # compiles, if compiling
+    with FlopCounterMode(display=False) as counter:  # it cannot see inside compiled graphs
+        optimizer_step(model, optimizer, task.sample(batch, generator), config.train)
+    seconds = median_seconds(step, repeats)
+    data_seconds = median_seconds(lambda: task.sample(batch, generator), repeats)
+    flops = counter.get_total_flops()
+    peak = matmul_flops_per_second(batch, config.task.seq_len, config.model.d_model, repeats)
+    return {
+        "shape": f"{name} d={config.model.d_model} T={config.task.seq_len} batch={batch}"
+        + (f"/{micro}" if micro else ""),
+        "mode": "compiled" if compiled else "eager",
+        "s_per_step": seconds,
+        "data_s": data_seconds,
+        "tokens_per_s": batch * config.task.seq_len / seconds,
+        "gflop": flops / 1e9,
+        "achieved": flops / seconds / 1e9,
+        "matmul": peak / 1e9,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(f"training step ({machine()})")
+    print(f"{'shape':38s} {'mode':9s} {'s/step':>7s} {'data s':>7s} {'tokens/s':>10s} "
+          f"{'GFLOP':>7s} {'GFLOP/s':>8s} {'matmul':>8s} {'ratio':>6s}")
+    modes = [False] if args.no_compile else [False, True]
+    for name, batch, micro in SHAPES:
+        for compiled in modes:
+            r = bench(name, batch, micro, compiled, args.repeats)
+            print(f"{r['shape']:38s} {r['mode']:9s} {r['s_per_step']:7.3f} {r['data_s']:7.3f} "
+                  f"{r['tokens_per_s']:10,.0f} {r['gflop']:7.1f} {r['achieved']:8.1f} "
+                  f"{r['matmul']:8.1f} {r['achieved'] / r['matmul']:6.0%}", flush=True)
+    print("targets: reference batch 128 <= 1.0 s/step; achieved/matmul >= 40%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The three associative memories of THEORY.md section 3, and the theory-built model.
+
+With near-orthonormal random embeddings, W = sum_(i,j) u_j v_i^T maps v_i to u_j. Projecting a
+trained matrix onto the embedding outer products means computing the coefficient matrix
+
+    C[i, j] = u_i^T W v_j        (rows: the output family u, columns: the input family v)
+
+for the families of each memory (computed with TransformerLens ``FactoredMatrix`` products in
+TL's row-vector convention; never a loop over pairs):
+
+========  ============================  ==========================  =======================
+memory    output family u (rows)        input family v (columns)    recalled when
+========  ============================  ==========================  =======================
+W_O2      w_U(i), every token           W_V^2 w_E(k), every token   column k: argmax_i = k
+W_K2      query w_E(i), i a trigger     key Phi_1 w_E(j)            row i: argmax_j = i
+W_K1      query p_t, t >= 1             key p_s                     row t: argmax_s = t - 1
+========  ============================  ==========================  =======================
+
+Conventions (each score says which it uses):
+
+- W_O2: ``recall`` over the whole vocabulary.
+- W_K2: ``recall`` among the triggers only (the reference code's convention; chance 1/K) and
+  ``recall_vocab`` among every token. With random triggers every token is a trigger.
+- W_K1: ``recall`` = ``recall_causal``, argmax over keys s < t (THEORY.md); ``recall_reference``
+  over keys s = 0..n-2 whatever t (the reference code, which ignores the causal mask);
+  ``recall_first64`` = causal recall for t < 64, since W_K^1 learns early positions first.
+
+The margin of one item is (intended coefficient - best other) / (std of the other candidates);
+a memory's margin is the mean over items. The cosine is between the paper-convention matrix
+(W_O^2; the bilinear form W_Q^T W_K of layer 2 or 1) and its ideal outer-product form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from transformer_lens import FactoredMatrix, HookedTransformer
+
+from induction_bigram.config import ModelConfig
+from induction_bigram.errors import ModelShapeError
+from induction_bigram.model import (
+    build_model,
+    get_paper_matrix,
+    positional_embeddings,
+    set_paper_matrix,
+    token_embeddings,
+    unembeddings,
+)
+
+FIRST_POSITIONS = 64
+
+
+@dataclass(frozen=True)
+class MemoryScore:
+    """How faithfully one matrix is an associative memory.
+
+    Attributes:
+        name: ``"W_O2"``, ``"W_K2"`` or ``"W_K1"``.
+        recall: recall@1 in the memory's main convention (see the module doc).
+        margin: mean (intended - best other) / off-target std, main convention.
+        cosine: cosine between the matrix and its ideal outer-product form.
+        recalls: every convention's recall@1, keyed ``recall_<convention>``.
+        convention: the main convention, in words.
+    """
+
+    name: str
+    recall: float
+    margin: float
+    cosine: float
+    recalls: dict[str, float] = field(default_factory=dict)
+    convention: str = ""
+
+    def to_dict(self, with_convention: bool = True) -> dict[str, float | str]:
+        numbers = {"recall": self.recall, **self.recalls, "margin": self.margin, "cosine": self.cosine}
+        return {**numbers, "convention": self.convention} if with_convention else numbers
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """The three memories of one model; prints as a table, converts to a dict / JSON."""
+
+    memories: dict[str, MemoryScore]
+
+    def to_dict(self, with_convention: bool = True) -> dict[str, dict[str, float | str]]:
+        return {name: score.to_dict(with_convention) for name, score in self.memories.items()}
+
+    def __getitem__(self, name: str) -> MemoryScore:
+        return self.memories[name]
+
+    def __str__(self) -> str:
+        lines = [f"{'memory':7s} {'recall':>7s} {'margin':>7s} {'cosine':>7s}  other conventions"]
+        for score in self.memories.values():
+            others = ", ".join(f"{k[len('recall_'):]} {v:.3f}" for k, v in score.recalls.items())
+            lines.append(f"{score.name:7s} {score.recall:7.3f} {score.margin:7.2f} "
+                         f"{score.cosine:7.3f}  {others}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A coefficient matrix with the intended entry of each item.
+
+    ``coefficients[i, j]`` is C[i, j] = u_i^T W v_j. Items are rows (``by_row``) or columns;
+    ``targets[item]`` is the intended candidate and ``candidates[item]`` masks the allowed ones.
+    """
+
+    coefficients: Float[Tensor, "n_out n_in"]
+    targets: Int[Tensor, " n_items"]
+    candidates: Bool[Tensor, "n_items n_candidates"]
+    by_row: bool
+
+    @property
+    def item_scores(self) -> Float[Tensor, "n_items n_candidates"]:
+        return self.coefficients if self.by_row else self.coefficients.T
+
+
+# -- the projections ----------------------------------------------------------------------------
+
+
+def _check_shape(model: HookedTransformer) -> None:
+    cfg = model.cfg
+    problems = []
+    if cfg.n_layers != 2:
+        problems.append(f"2 attention layers (has {cfg.n_layers})")
+    if cfg.n_heads != 1:
+        problems.append(f"1 head per layer (has {cfg.n_heads})")
+    if cfg.d_head != cfg.d_model:
+        problems.append(f"d_head = d_model (has {cfg.d_head} != {cfg.d_model})")
+    if problems:
+        raise ModelShapeError("the memory projections need " + ", ".join(problems))
+
+
+@torch.no_grad()
+def project_W_O2(model: HookedTransformer) -> Projection:
+    """C[i, k] = w_U(i)^T W_O^2 W_V^2 w_E(k): does the value of token k read out as k?"""
+    _check_shape(model)
+    full_ov = token_embeddings(model) @ model.blocks[1].attn.OV[0] @ model.unembed.W_U.detach()
+    n = model.cfg.d_vocab
+    return Projection(
+        coefficients=full_ov.AB.T,  # TL gives [input k, output i]
+        targets=torch.arange(n, device=full_ov.A.device),
+        candidates=torch.ones(n, n, dtype=torch.bool, device=full_ov.A.device),
+        by_row=False,
+    )
+
+
+@torch.no_grad()
+def project_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None = None) -> Projection:
+    """C[i, j] = w_E(i)^T W_K^2 Phi_1 w_E(j): does a query on trigger i find a key after i?
+
+    Rows are the triggers (every token when ``triggers`` is None); columns every token.
+    The candidates of a row are the triggers (pass ``all_tokens_as_candidates`` via
+    :func:`memory_report` for the whole-vocabulary convention).
+    """
+    _check_shape(model)
+    E = token_embeddings(model)
+    keys = E @ model.blocks[0].attn.OV[0]  # rows (Phi_1 w_E(j))^T
+    qk: FactoredMatrix = E @ model.blocks[1].attn.QK[0] @ keys.T
+    C = qk.AB
+    rows = torch.arange(model.cfg.d_vocab, device=C.device) if triggers is None else triggers.to(C.device)
+    candidates = torch.zeros(len(rows), model.cfg.d_vocab, dtype=torch.bool, device=C.device)
+    candidates[:, rows] = True
+    return Projection(C[rows], rows, candidates, by_row=True)
+
+
+@torch.no_grad()
+def project_W_K1(model: HookedTransformer, n_positions: int | None = None) -> Projection:
+    """C[t, s] = p_t^T W_K^1 p_s: does a query at position t find the key at t - 1?
+
+    Rows t = 1..n-1; the candidates of row t are the keys s < t (causal).
+    """
+    _check_shape(model)
+    P = positional_embeddings(model)
+    if P is None:
+        raise ModelShapeError(
+            "the W_K1 projection needs absolute positional embeddings p_t in the residual "
+            "stream (an 'ape' model); this model has none"
+        )
+    n = model.cfg.n_ctx if n_positions is None else n_positions
+    if not 2 <= n <= model.cfg.n_ctx:
+        raise ModelShapeError(f"n_positions must be in [2, {model.cfg.n_ctx}], got {n}")
+    P = P[:n]
+    C = (P @ model.blocks[0].attn.QK[0] @ P.T).AB
+    t = torch.arange(1, n, device=C.device)
+    causal = torch.arange(n, device=C.device)[None, :] < t[:, None]
+    return Projection(C[1:], t - 1, causal, by_row=True)
+
+
+# -- scores -------------------------------------------------------------------------------------
+
+
+def recall_at_1(projection: Projection, items: Bool[Tensor, " n_items"] | None = None) -> float:
+    """Fraction of items whose best allowed candidate is the intended one."""
+    scores = projection.item_scores.masked_fill(~projection.candidates, -math.inf)
+    hits = scores.argmax(-1) == projection.targets
+    return (hits if items is None else hits[items]).float().mean().item()
+
+
+def memory_margin(projection: Projection) -> float:
+    """Mean over items of (intended - best other) / std of the other allowed candidates.
+
+    Items with fewer than two other candidates (W_K1 at t = 1, 2) have no spread and are left out.
+    """
+    scores = projection.item_scores
+    rows = torch.arange(len(projection.targets), device=scores.device)
+    intended = scores[rows, projection.targets]
+    others = projection.candidates.clone()
+    others[rows, projection.targets] = False
+    counts = others.sum(-1)
+    best_other = scores.masked_fill(~others, -math.inf).max(-1).values
+    mean = (scores * others).sum(-1) / counts.clamp_min(1)
+    var = (((scores - mean[:, None]) * others) ** 2).sum(-1) / (counts - 1).clamp_min(1)
+    margins = (intended - best_other) / var.sqrt().clamp_min(1e-12)
+    return margins[counts >= 2].mean().item()
+
+
+def cosine(a: Float[Tensor, "d d"], b: Float[Tensor, "d d"]) -> float:
+    """Frobenius cosine <A, B> / (|A| |B|) (0 when either is zero)."""
+    norm = a.norm() * b.norm()
+    return (a.flatten() @ b.flatten() / norm).item() if norm > 0 else 0.0
+
+
+# -- ideal forms and the theory-built model -----------------------------------------------------
+
+
+def ideal_W_O2(model: HookedTransformer) -> Float[Tensor, "d_model d_model"]:
+    """sum_k w_U(k) (W_V^2 w_E(k))^T, normalised per pair so that it maps each v_k to w_U(k)."""
+    values = token_embeddings(model) @ get_paper_matrix(model, "W_V2").T  # rows W_V^2 w_E(k)
+    return unembeddings(model).T @ (values / values.pow(2).sum(-1, keepdim=True))
+
+
+def ideal_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None) -> Float[Tensor, "d_model d_model"]:
+    """sum_(q in triggers) w_E(q) (Phi_1 w_E(q))^T (every token when ``triggers`` is None)."""
+    E = token_embeddings(model)
+    E = E if triggers is None else E[triggers.to(E.device)]
+    phi1 = get_paper_matrix(model, "W_O1") @ get_paper_matrix(model, "W_V1")
+    return E.T @ (E @ phi1.T)
+
+
+def ideal_W_K1(model: HookedTransformer, n_positions: int | None = None) -> Float[Tensor, "d_model d_model"]:
+    """sum_(t = 1..n-1) p_t p_(t-1)^T."""
+    P = positional_embeddings(model)
+    if P is None:
+        raise ModelShapeError("the ideal W_K1 needs absolute positional embeddings (an 'ape' model)")
+    P = P[: n_positions or model.cfg.n_ctx]
+    return P[1:].T @ P[:-1]
+
+
+@dataclass(frozen=True)
+class MemoryStrengths:
+    """Scales of the theory-built memories (score units are before TL's 1/sqrt(d)).
+
+    Attributes:
+        W_K1: lambda_1 of lambda_1 sum_t p_t p_(t-1)^T, in units of sqrt(d).
+        W_K2: lambda_2 of lambda_2 sum_q w_E(q) (Phi_1 w_E(q))^T, in units of sqrt(d).
+        W_O2: logit gain of the read-out.
+        sink: c of the position-0 correction -c sum_q w_E(q) p_0^T, relative to W_K2.
+    """
+
+    W_K1: float = 10.0
+    W_K2: float = 10.0
+    W_O2: float = 10.0
+    sink: float = 1.0
+
+
+def build_theory_model(
+    cfg: ModelConfig,
+    triggers: Int[Tensor, " k"] | None,
+    strengths: MemoryStrengths = MemoryStrengths(),
+    device: str | torch.device | None = "auto",
+) -> HookedTransformer:
+    """A model of the same architecture whose memories are written, not trained.
+
+    W_K^1 = lambda_1 sum_t p_t p_(t-1)^T (previous-token head), W_K^2 = lambda_2 sum_q
+    w_E(q) (Phi_1 w_E(q))^T - c lambda_2 sum_q w_E(q) p_0^T (induction head, with the position-0
+    sink suppressed: at t = 0 layer 1 can only attend to itself, so the key there looks
+    "preceded by z_0"), W_O^2 = gain sum_k w_U(k) (W_V^2 w_E(k))^T / |W_V^2 w_E(k)|^2.
+    """
+    if cfg.positional != "ape" or cfg.ffn != "none":
+        raise ModelShapeError("the theory-built model is defined for the 'ape' model without FFN")
+    model = build_model(cfg, device)
+    sqrt_d = math.sqrt(cfg.d_model)
+    P = positional_embeddings(model)
+    E = token_embeddings(model)
+    trigger_embeddings = E if triggers is None else E[triggers.to(E.device)]
+    sink = trigger_embeddings.sum(0)[:, None] @ P[:1]  # sum_q w_E(q) p_0^T
+    set_paper_matrix(model, "W_K1", strengths.W_K1 * sqrt_d * ideal_W_K1(model))
+    set_paper_matrix(
+        model, "W_K2", strengths.W_K2 * sqrt_d * (ideal_W_K2(model, triggers) - strengths.sink * sink)
+    )
+    set_paper_matrix(model, "W_O2", strengths.W_O2 * ideal_W_O2(model))
+    return model
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def memory_report(
+    model: HookedTransformer,
+    triggers: Int[Tensor, " k"] | None = None,
+    n_positions: int | None = None,
+) -> MemoryReport:
+    """Recall, margin and cosine of W_O2, W_K2 and (for APE models) W_K1.
+
+    Args:
+        triggers: the fixed triggers (``TriggerTask.fixed_triggers``); ``None`` when triggers
+            are random per sequence, so that every token is one.
+        n_positions: positions probed for W_K1 (default n_ctx; pass the training length when
+            the model has more positions than it was trained on).
+    """
+    scores = {}
+    o2 = project_W_O2(model)
+    scores["W_O2"] = MemoryScore(
+        "W_O2", recall_at_1(o2), memory_margin(o2),
+        cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model)),
+        convention="argmax over the vocabulary",
+    )
+    k2 = project_W_K2(model, triggers)
+    k2_vocab = Projection(k2.coefficients, k2.targets, torch.ones_like(k2.candidates), by_row=True)
+    scores["W_K2"] = MemoryScore(
+        "W_K2", recall_at_1(k2), memory_margin(k2),
+        cosine(model.blocks[1].attn.QK[0].AB, ideal_W_K2(model, triggers)),
+        recalls={"recall_triggers": recall_at_1(k2), "recall_vocab": recall_at_1(k2_vocab)},
+        convention="keys among the triggers",
+    )
+    if positional_embeddings(model) is not None:
+        k1 = project_W_K1(model, n_positions)
+        n = len(k1.targets) + 1
+        everything = torch.ones_like(k1.candidates)
+        everything[:, -1] = False  # the reference probes keys s = 0..n-2
+        first = torch.arange(1, n, device=k1.targets.device) < FIRST_POSITIONS
+        scores["W_K1"] = MemoryScore(
+            "W_K1", recall_at_1(k1), memory_margin(k1),
+            cosine(model.blocks[0].attn.QK[0].AB, ideal_W_K1(model, n_positions)),
+            recalls={
+                "recall_causal": recall_at_1(k1),
+                "recall_reference": recall_at_1(Projection(k1.coefficients, k1.targets, everything, True)),
+                "recall_first64": recall_at_1(k1, first),
+            },
+            convention="keys s < t (causal)",
+        )
+    return MemoryReport(scores)
