@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
 
+    p = commands.add_parser("logits", help="in-context against bigram: theory check, patching, figures")
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--out", type=Path, help="figure folder (default: RUN/figures)")
+    p.add_argument("--per-cell", type=int, default=16, help="designed prompts per (T, n) cell")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")
     p.add_argument("name", nargs="?")
     return parser
@@ -140,7 +148,7 @@ def _memories(args: argparse.Namespace) -> int:
         written.append(out / "memories_training.png")
         save_figure(plot_memory_training(metrics), written[-1])
     if args.json:
-        print(json.dumps({"memories": report.to_dict(), "figures": [str(p) for p in written]}, indent=2))
+        _print_json({"memories": report.to_dict(), "figures": [str(p) for p in written]})
     else:
         print(report)
         print("wrote " + ", ".join(str(p) for p in written))
@@ -163,7 +171,7 @@ def _presets(args: argparse.Namespace) -> int:
 
 def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
-        print(json.dumps(summary, indent=2, default=_json_default))
+        _print_json(summary)
         return
     print(title)
     for key, value in summary.items():
@@ -173,13 +181,64 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
         print(f"  {key:24s} {shown}")
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+def _print_json(data: Any) -> None:
+    """Strict JSON: NaN and infinities become null."""
+    print(json.dumps(_finite(data), indent=2, allow_nan=False))
 
 
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "memories": _memories, "presets": _presets}
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _logits(args: argparse.Namespace) -> int:
+    from induction_bigram.hijack import HijackStudyConfig, run_hijack_study
+    from induction_bigram.viz import (
+        plot_hijack_curves, plot_logit_parts, plot_patching, plot_theory_fit, save_figure,
+    )
+
+    ckpt, task, _ = _load_run(args.run, args.device)
+    if ckpt.config.model.n_layers != 2:
+        raise InductionBigramError("the in-context against bigram study needs a 2-layer model")
+    cfg = HijackStudyConfig(per_cell=args.per_cell, seed=args.seed)
+    study = run_hijack_study(ckpt.model, ckpt.stats, task.shared_triggers, ckpt.config.task.seq_len, cfg)
+    out = args.out or args.run / "figures"
+    meas, vocab = study.measurements, ckpt.stats.vocab
+    best = next(r for r in study.check.rungs if r.name == study.check.best)
+    last = study.example.parts[:, 0, -1]
+    figures = {
+        "hijack_curves.png": plot_hijack_curves(study.curves),
+        "theory_fit.png": plot_theory_fit(
+            meas.ic_output, study.prediction, meas.length, meas.n_output,
+            f"{best.name}: held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell"),
+        "patching.png": plot_patching(study.patching),
+        "logit_parts.png": plot_logit_parts(
+            study.example.names, last[:, study.example_output].tolist(),
+            last[:, study.example_favourite].tolist(),
+            repr(vocab[study.example_output]), repr(vocab[study.example_favourite])),
+    }
+    for name, fig in figures.items():
+        save_figure(fig, out / name)
+    summary = {**study.summary(), "figures": [str(out / name) for name in figures]}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, False,
+               title=f"in-context against bigram, {args.run}")
+        for rung in study.check.rungs:
+            print(f"  rung {rung.name:20s} held-out R^2 {rung.r2:6.3f} (cells {rung.r2_cells:6.3f})")
+        print("wrote " + ", ".join(summary["figures"]))
+    return 0
+
+
+_COMMANDS = {
+    "train": _train, "evaluate": _evaluate, "memories": _memories, "logits": _logits, "presets": _presets,
+}
 
 
 if __name__ == "__main__":

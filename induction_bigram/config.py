@@ -318,9 +318,33 @@ def _preset_quick() -> RunConfig:
     )
 
 
+def _preset_amt() -> RunConfig:
+    """The associative memory transformer: a linear W_F after layer 2, trained on every target."""
+    ref = _preset_reference()
+    return RunConfig(
+        task=ref.task,
+        model=dataclasses.replace(ref.model, ffn="linear"),
+        train=dataclasses.replace(ref.train, loss="full", optimizer="adamw", lr=0.01, weight_decay=0.0),
+    )
+
+
+def _preset_amt_quick() -> RunConfig:
+    amt = _preset_amt()
+    return RunConfig(
+        task=dataclasses.replace(amt.task, seq_len=128),
+        model=dataclasses.replace(amt.model, d_model=128, n_ctx=128),
+        train=dataclasses.replace(
+            amt.train, steps=1500, batch_size=64, micro_batch_size=None, eval_every=250,
+            eval_batch_size=256, checkpoint_every=500,
+        ),
+    )
+
+
 PRESETS: dict[str, Callable[[], RunConfig]] = {
     "reference": _preset_reference,
     "quick": _preset_quick,
+    "amt": _preset_amt,
+    "amt-quick": _preset_amt_quick,
 }
 
 

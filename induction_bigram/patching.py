@@ -1,0 +1,188 @@
+"""Activation patching, in-context against bigram (THEORY.md section 6).
+
+Clean prompt: "q o" occurs n times, then q. Corrupted prompt: the same, with every o after a q
+replaced by a token drawn from pi_b(. | q) (or with the earlier q's replaced by filler). The
+metric is the logit difference xi_o - xi_g at the last position, normalised so that the
+corrupted run scores 0 and the clean run 1:
+
+    restored = (mean diff(patched) - mean diff(corrupted)) / (mean diff(clean) - mean diff(corrupted))
+
+Patches (clean activations into the corrupted run):
+
+- the residual stream by layer and position, and every head's output by layer and position,
+  with ``transformer_lens.patching``;
+- the layer-2 (last-layer) head output at the last position;
+- the layer-1 head output at the positions after each q (S), all at once;
+- the feed-forward output at the last position (models with an FFN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import transformer_lens.patching as tl_patching
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from transformer_lens import ActivationCache, HookedTransformer
+
+from induction_bigram.data.prompts import DesignedPrompts, check_prompts
+from induction_bigram.data.task import cdf, sample_from_cdf
+from induction_bigram.errors import DataError, ModelShapeError
+from induction_bigram.model import check_tokens
+
+
+def corrupt(
+    prompts: DesignedPrompts,
+    bigram: Float[Tensor, "vocab vocab"],
+    generator: torch.Generator,
+    mode: Literal["replace_outputs", "remove_triggers"] = "replace_outputs",
+) -> Int[Tensor, "batch pos"]:
+    """Corrupted copies of designed prompts, position for position.
+
+    ``replace_outputs``: each token at a position in S (right after an earlier q) is replaced
+    by a draw from pi_b(. | q) that differs from it. ``remove_triggers``: each earlier q is
+    replaced by a draw from pi_b(. | previous token) that is not q, so S becomes empty.
+    """
+    tokens = prompts.tokens.clone()
+    B, T = tokens.shape
+    bigram = bigram.to(tokens.device).float()
+    u = torch.rand(B, T, generator=generator, device=tokens.device)
+    if mode == "replace_outputs":
+        sites = prompts.after_trigger
+        previous = prompts.trigger[:, None].expand(B, T)
+    elif mode == "remove_triggers":
+        sites = torch.zeros_like(prompts.after_trigger)
+        sites[:, 1:-1] = tokens[:, 1:-1] == prompts.trigger[:, None]
+        previous = torch.cat([tokens[:, :1], tokens[:, :-1]], dim=1)
+    else:
+        raise DataError(f"unknown corruption mode {mode!r}")
+    rows, cols = sites.nonzero(as_tuple=True)
+    probs = bigram[previous[rows, cols]].clone()
+    probs[torch.arange(len(rows), device=probs.device), tokens[rows, cols]] = 0.0  # must differ
+    if mode == "remove_triggers":
+        probs[:, prompts.trigger[rows]] = 0.0
+    tokens[rows, cols] = sample_from_cdf(cdf(probs), u[rows, cols])
+    return tokens
+
+
+def logit_difference(
+    logits: Float[Tensor, "batch pos vocab"], prompts: DesignedPrompts
+) -> Float[Tensor, " batch"]:
+    """xi_o - xi_g at the last position of each prompt."""
+    last = logits[:, -1]
+    rows = torch.arange(len(last), device=last.device)
+    return last[rows, prompts.output] - last[rows, prompts.favourite]
+
+
+@dataclass(frozen=True)
+class PatchingResult:
+    """Fractions of the clean logit difference restored (0 = corrupted, 1 = clean).
+
+    Attributes:
+        clean_difference / corrupted_difference: mean xi_o - xi_g of the two runs.
+        resid_pre: restoration by patching ``blocks.{l}.hook_resid_pre`` at each position.
+        head_out: restoration by patching each head's output (layer, position).
+        layer2_head_last: the last attention layer's head output at the last position.
+        layer1_after_trigger: layer 1's head output at every position of S at once.
+        ffn_last: the feed-forward output at the last position (``None`` without an FFN).
+        positions_after_trigger: S, when the prompts are aligned (else ``None``).
+    """
+
+    clean_difference: float
+    corrupted_difference: float
+    resid_pre: Float[Tensor, "layer pos"]
+    head_out: Float[Tensor, "layer pos"]
+    layer2_head_last: float
+    layer1_after_trigger: float
+    ffn_last: float | None
+    positions_after_trigger: list[int] | None = field(default=None)
+
+    def summary(self) -> dict[str, float | None]:
+        return {
+            "clean_difference": self.clean_difference,
+            "corrupted_difference": self.corrupted_difference,
+            "restore_layer2_head_last": self.layer2_head_last,
+            "restore_layer1_after_trigger": self.layer1_after_trigger,
+            "restore_ffn_last": self.ffn_last,
+        }
+
+
+def restoration_metric(
+    clean_logits: Tensor, corrupted_logits: Tensor, prompts: DesignedPrompts
+) -> Callable[[Tensor], Tensor]:
+    """The normalised metric for ``transformer_lens.patching``: 0 corrupted, 1 clean."""
+    clean = logit_difference(clean_logits, prompts).mean()
+    corrupted = logit_difference(corrupted_logits, prompts).mean()
+    if torch.isclose(clean, corrupted, atol=1e-4):
+        raise DataError(
+            f"clean and corrupted prompts give the same logit difference ({clean.item():.4f}); "
+            "nothing to restore"
+        )
+
+    def restored(logits: Tensor) -> Tensor:
+        return (logit_difference(logits, prompts).mean() - corrupted) / (clean - corrupted)
+
+    return restored
+
+
+def patch_positions(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    hook_name: str,
+    where: Bool[Tensor, "batch pos"],
+    metric: Callable[[Tensor], Tensor],
+) -> float:
+    """Run the corrupted prompts with ``hook_name`` taken from the clean cache where ``where``."""
+    if hook_name not in model.hook_dict:
+        raise ModelShapeError(f"this model has no hook point {hook_name!r} to patch")
+    fired = []
+
+    def patch(activation: Tensor, hook) -> Tensor:
+        fired.append(hook.name)
+        mask = where.view(*where.shape, *([1] * (activation.ndim - 2)))
+        return torch.where(mask, clean_cache[hook.name], activation)
+
+    with torch.no_grad():
+        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(hook_name, patch)])
+    if not fired:  # TL registers some hook points (hook_mlp_out) even where no layer uses them
+        raise ModelShapeError(f"this model has no layer behind hook point {hook_name!r} to patch")
+    return metric(logits).item()
+
+
+@torch.no_grad()
+def patch_in_context_against_bigram(
+    model: HookedTransformer, prompts: DesignedPrompts, corrupted_tokens: Int[Tensor, "batch pos"]
+) -> PatchingResult:
+    """Every patch of the module doc, on one batch of clean/corrupted prompts."""
+    check_prompts(prompts.tokens, prompts.trigger)
+    check_tokens(model, prompts.tokens)
+    if corrupted_tokens.shape != prompts.tokens.shape:
+        raise DataError(
+            f"corrupted prompts have shape {tuple(corrupted_tokens.shape)}, clean {tuple(prompts.tokens.shape)}"
+        )
+    model.eval()
+    clean_logits, clean_cache = model.run_with_cache(prompts.tokens)
+    corrupted_logits = model(corrupted_tokens)
+    metric = restoration_metric(clean_logits, corrupted_logits, prompts)
+    last_layer = model.cfg.n_layers - 1
+    last = torch.zeros_like(prompts.after_trigger)
+    last[:, -1] = True
+    head_out = tl_patching.get_act_patch_attn_head_out_by_pos(model, corrupted_tokens, clean_cache, metric)
+    aligned = bool((prompts.after_trigger == prompts.after_trigger[:1]).all())
+    return PatchingResult(
+        clean_difference=logit_difference(clean_logits, prompts).mean().item(),
+        corrupted_difference=logit_difference(corrupted_logits, prompts).mean().item(),
+        resid_pre=tl_patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric),
+        head_out=head_out[..., 0],
+        layer2_head_last=patch_positions(
+            model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.attn.hook_z", last, metric),
+        layer1_after_trigger=patch_positions(
+            model, corrupted_tokens, clean_cache, "blocks.0.attn.hook_z", prompts.after_trigger, metric),
+        ffn_last=None if model.cfg.attn_only else patch_positions(
+            model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.hook_mlp_out", last, metric),
+        positions_after_trigger=prompts.after_trigger[0].nonzero().flatten().tolist() if aligned else None,
+    )

@@ -1,0 +1,404 @@
+"""The predicted in-context logits of THEORY.md section 5, tested against trained models.
+
+For a prompt of length T ending in trigger q, with S the positions right after an earlier q,
+n = |S|, n_j = #{t in S : z_t = j} and m_j = #{t not in S : z_t = j}, if layer 2 gives score
+alpha to S and 0 elsewhere and reads token j out with strength lambda:
+
+    xi_j^IC = lambda (n_j e^alpha + m_j) / (n e^alpha + T - n)
+
+The measured counterpart is the last attention layer's contribution to the logit of j at the
+last position (:func:`~induction_bigram.logits.decompose_logits`). The test is a ladder of
+models for xi_o^IC, each scored on the same held-out half of the prompts:
+
+1. ``counts``: one lambda and one alpha for the whole model, fitted on the other half;
+2. ``projections``: lambda_o = C_O2[o, o] and alpha_q = C_K2[q, q] / sqrt(d) read off the
+   memory projections, nothing fitted;
+3. ``projections_fitted``: the projections up to one scale for lambda and one offset for
+   alpha, fitted on the other half;
+4. ``measured_attention``: lambda_o times the attention layer 2 actually puts on the positions
+   holding o (tests the read-out alone; not a prediction from counts).
+
+A fit is a test, never a knob: the halves are fixed by a seed and the held-out R^2 is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from induction_bigram.data.prompts import DesignedPrompts, check_prompts
+from induction_bigram.logits import decompose_logits
+from induction_bigram.memory import project_W_K2, project_W_O2
+
+ALPHA_GRID = torch.linspace(-4.0, 16.0, 401)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Per-prompt counts and measured logits at the last position (prompts concatenated).
+
+    ``ic_*`` are the last attention layer's contributions (xi^IC), ``global_*`` everything
+    else (direct path, layer 1 and FFN: xi^G), ``logit_*``/``prob_*`` the model's output.
+    ``attention_on_S`` and ``attention_on_output`` are the last layer's attention mass at the
+    last position on S and on the positions holding o.
+    """
+
+    length: Int[Tensor, " n"]
+    n: Int[Tensor, " n"]
+    trigger: Int[Tensor, " n"]
+    output: Int[Tensor, " n"]
+    rival: Int[Tensor, " n"]
+    favourite: Int[Tensor, " n"]
+    n_output: Int[Tensor, " n"]
+    m_output: Int[Tensor, " n"]
+    n_rival: Int[Tensor, " n"]
+    m_rival: Int[Tensor, " n"]
+    n_favourite: Int[Tensor, " n"]
+    m_favourite: Int[Tensor, " n"]
+    ic_output: Float[Tensor, " n"]
+    ic_rival: Float[Tensor, " n"]
+    ic_favourite: Float[Tensor, " n"]
+    global_output: Float[Tensor, " n"]
+    global_favourite: Float[Tensor, " n"]
+    prob_output: Float[Tensor, " n"]
+    prob_favourite: Float[Tensor, " n"]
+    top1: Int[Tensor, " n"]
+    attention_on_S: Float[Tensor, " n"]
+    attention_on_output: Float[Tensor, " n"]
+
+    @property
+    def logit_difference(self) -> Float[Tensor, " n"]:
+        """xi_o - xi_g, the model's own."""
+        return self.ic_output + self.global_output - self.ic_favourite - self.global_favourite
+
+    def select(self, mask: Tensor) -> "Measurements":
+        return Measurements(**{k: v[mask] for k, v in asdict(self).items()})
+
+
+@torch.no_grad()
+def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
+    """Run every designed prompt and collect :class:`Measurements`."""
+    columns: dict[str, list[Tensor]] = {}
+    last_layer = model.cfg.n_layers - 1
+    for prompts in batches:
+        check_prompts(prompts.tokens, prompts.trigger)
+        for start in range(0, len(prompts), chunk_size):
+            part = _slice(prompts, slice(start, start + chunk_size))
+            parts = decompose_logits(model, part.tokens)
+            ic = parts.in_context[:, -1]
+            rest = parts.logits[:, -1] - ic
+            probs = parts.logits[:, -1].softmax(-1)
+            _, cache = model.run_with_cache(part.tokens, names_filter=f"blocks.{last_layer}.attn.hook_pattern")
+            pattern = cache[f"blocks.{last_layer}.attn.hook_pattern"][:, 0, -1]  # [batch, key]
+            pick = lambda x, idx: x.gather(1, idx.clamp_min(0)[:, None]).squeeze(1)  # noqa: E731
+            values = {
+                "length": torch.full_like(part.trigger, part.length),
+                "n": part.n,
+                "trigger": part.trigger,
+                "output": part.output,
+                "rival": part.rival,
+                "favourite": part.favourite,
+                "n_output": part.count_of(part.output),
+                "m_output": part.count_of(part.output, in_context=False),
+                "n_rival": part.count_of(part.rival),
+                "m_rival": part.count_of(part.rival, in_context=False),
+                "n_favourite": part.count_of(part.favourite),
+                "m_favourite": part.count_of(part.favourite, in_context=False),
+                "ic_output": pick(ic, part.output),
+                "ic_rival": torch.where(part.rival >= 0, pick(ic, part.rival), torch.nan),
+                "ic_favourite": pick(ic, part.favourite),
+                "global_output": pick(rest, part.output),
+                "global_favourite": pick(rest, part.favourite),
+                "prob_output": pick(probs, part.output),
+                "prob_favourite": pick(probs, part.favourite),
+                "top1": probs.argmax(-1),
+                "attention_on_S": (pattern * part.after_trigger).sum(-1),
+                "attention_on_output": (pattern * (part.tokens == part.output[:, None])).sum(-1),
+            }
+            for key, value in values.items():
+                columns.setdefault(key, []).append(value.cpu())
+    return Measurements(**{k: torch.cat(v) for k, v in columns.items()})
+
+
+def _slice(prompts: DesignedPrompts, rows: slice) -> DesignedPrompts:
+    return DesignedPrompts(
+        prompts.tokens[rows], prompts.trigger[rows], prompts.output[rows], prompts.rival[rows],
+        prompts.favourite[rows], prompts.after_trigger[rows], prompts.vocab_size,
+    )
+
+
+# -- the formula and the strengths ----------------------------------------------------------------
+
+
+def predicted_in_context(
+    strength: Tensor | float, alpha: Tensor | float, n_j: Tensor, m_j: Tensor, n: Tensor, length: Tensor
+) -> Tensor:
+    """xi_j^IC = lambda (n_j e^alpha + m_j) / (n e^alpha + T - n), elementwise."""
+    alpha = torch.as_tensor(alpha, dtype=torch.float64)
+    weight = alpha.exp()
+    return strength * (n_j * weight + m_j) / (n * weight + length - n)
+
+
+@dataclass(frozen=True)
+class Strengths:
+    """Per-token read-out strength lambda_j = C_O2[j, j] and per-trigger score alpha_q =
+    C_K2[q, q] / sqrt(d), read off the memory projections."""
+
+    read_out: Float[Tensor, " vocab"]
+    alpha: Float[Tensor, " vocab"]
+
+
+@torch.no_grad()
+def read_strengths(model: HookedTransformer) -> Strengths:
+    read_out = project_W_O2(model).coefficients.diagonal()
+    keys = project_W_K2(model, None).coefficients.diagonal()  # every token as a query
+    return Strengths(read_out.double().cpu(), (keys / math.sqrt(model.cfg.d_model)).double().cpu())
+
+
+# -- the ladder ------------------------------------------------------------------------------------
+
+
+def r_squared(prediction: Tensor, target: Tensor) -> float:
+    target, prediction = target.double(), prediction.double()
+    total = ((target - target.mean()) ** 2).sum()
+    return float(1 - ((target - prediction) ** 2).sum() / total) if total > 0 else float("nan")
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Rank correlation (ties broken by order, which is fine for continuous values)."""
+    ranks = lambda x: x.double().argsort().argsort().double()  # noqa: E731
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    norm = ra.norm() * rb.norm()
+    return float(ra @ rb / norm) if norm > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One model of the ladder, scored on the held-out prompts.
+
+    ``r2`` is per prompt; ``r2_cells`` compares the means over the prompts of each design
+    cell (length, n_o, n_b), which averages out the read-out noise of single prompts.
+    """
+
+    name: str
+    description: str
+    r2: float
+    r2_cells: float
+    spearman: float
+    fitted: dict[str, float]
+
+
+def _fit_scale(features: Tensor, target: Tensor) -> float:
+    """Least-squares lambda for target ~ lambda * features (through the origin)."""
+    denom = (features * features).sum()
+    return float((features * target).sum() / denom) if denom > 0 else 0.0
+
+
+def _fit_alpha(make_features, target: Tensor) -> tuple[float, float]:
+    """Grid search over an alpha (or alpha offset), closed-form scale for each; best R^2."""
+    best = (-math.inf, 0.0, 0.0)
+    for alpha in ALPHA_GRID.tolist():
+        features = make_features(alpha)
+        scale = _fit_scale(features, target)
+        score = r_squared(scale * features, target)
+        if score > best[0]:
+            best = (score, alpha, scale)
+    return best[1], best[2]
+
+
+def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> tuple[list[Rung], Tensor]:
+    """Score each rung on a held-out half; returns the rungs and the held-out mask."""
+    g = torch.Generator().manual_seed(seed)
+    held_out = torch.rand(len(meas.n), generator=g) < 0.5
+    fit = ~held_out
+    target = meas.ic_output.double()
+    counts = (meas.n_output.double(), meas.m_output.double(), meas.n.double(), meas.length.double())
+    lam_o = strengths.read_out[meas.output]
+    alpha_q = strengths.alpha[meas.trigger]
+
+    cell = meas.length * 10_000 + meas.n_output * 100 + meas.n_rival
+    cells = cell[held_out].unique()
+
+    def cell_means(values: Tensor) -> Tensor:
+        chosen, keys = values[held_out], cell[held_out]
+        return torch.stack([chosen[keys == c].mean() for c in cells])
+
+    def score(name: str, description: str, prediction: Tensor, fitted: dict[str, float]) -> Rung:
+        return Rung(name, description, r_squared(prediction[held_out], target[held_out]),
+                    r_squared(cell_means(prediction), cell_means(target)),
+                    spearman(prediction[held_out], target[held_out]), fitted)
+
+    def unit_counts(alpha, mask=slice(None)):
+        return predicted_in_context(1.0, alpha, *(c[mask] for c in counts))
+
+    alpha, lam = _fit_alpha(lambda a: unit_counts(a, fit), target[fit])
+    rungs = [score("counts", "one lambda and alpha for the model, fitted on the other half",
+                   lam * unit_counts(alpha), {"lambda": lam, "alpha": alpha})]
+    rungs.append(score("projections", "lambda_o = C_O2[o,o], alpha_q = C_K2[q,q]/sqrt(d), nothing fitted",
+                       predicted_in_context(lam_o, alpha_q, *counts), {}))
+    offset, scale = _fit_alpha(
+        lambda a: predicted_in_context(lam_o[fit], alpha_q[fit] + a, *(c[fit] for c in counts)), target[fit])
+    rungs.append(score("projections_fitted", "the projections up to a lambda scale and an alpha offset",
+                       scale * predicted_in_context(lam_o, alpha_q + offset, *counts),
+                       {"lambda_scale": scale, "alpha_offset": offset}))
+    rungs.append(score("measured_attention", "lambda_o times the measured attention on positions holding o",
+                       lam_o * meas.attention_on_output.double(), {}))
+    return rungs, held_out
+
+
+# -- the consequences ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TheoryCheck:
+    """THEORY.md section 5's consequences, measured against the best formula rung.
+
+    Attributes:
+        rungs: the ladder (held-out R^2 and rank agreement of xi_o^IC).
+        best: the formula rung (1-3) with the highest held-out R^2; its prediction is used below.
+        growth: rank agreement across n of the mean xi_o^IC per (n, T) cell, measured vs
+            predicted, and whether the measured means grow with n at every T.
+        dilution: the same across T for fixed n >= 1.
+        split: for prompts with a rival, R^2 of xi_a^IC / (xi_a^IC + xi_b^IC) against the
+            prediction (n_a e^alpha + m_a) / (n_a e^alpha + m_a + n_b e^alpha + m_b).
+        hijack: per T, the measured n* (smallest n whose mean xi_o - xi_g > 0) and the
+            predicted one (predicted xi^IC difference + measured xi^G difference).
+        fallback: at n = 0, the fraction of prompts whose top prediction is g, and the mean
+            measured and predicted xi_o^IC (lambda m_o / T: the prediction falls back to xi^G).
+        attention_correlation: correlation of the predicted and measured attention mass on S.
+    """
+
+    rungs: list[Rung]
+    best: str
+    growth: dict[str, float | bool]
+    dilution: dict[str, float | bool]
+    split: dict[str, float | int]
+    hijack: dict[str, dict[str, int | None]]
+    fallback: dict[str, float | int]
+    attention_correlation: float
+
+    @property
+    def held_out_r2(self) -> float:
+        return next(r.r2 for r in self.rungs if r.name == self.best)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rung_prediction(meas: Measurements, strengths: Strengths, rung: Rung, which: str = "output") -> Tensor:
+    """A formula rung's xi^IC for the ``output``, ``rival`` or ``favourite`` of each prompt."""
+    n_j = getattr(meas, f"n_{which}").double()
+    m_j = getattr(meas, f"m_{which}").double()
+    token = getattr(meas, which).clamp_min(0)
+    n, T = meas.n.double(), meas.length.double()
+    f = rung.fitted
+    if rung.name == "counts":
+        return predicted_in_context(f["lambda"], f["alpha"], n_j, m_j, n, T)
+    lam = strengths.read_out[token] * f.get("lambda_scale", 1.0)
+    alpha = strengths.alpha[meas.trigger] + f.get("alpha_offset", 0.0)
+    return predicted_in_context(lam, alpha, n_j, m_j, n, T)
+
+
+def _cell_means(meas: Measurements, values: Tensor) -> dict[tuple[int, int], float]:
+    cells = {}
+    for T in meas.length.unique().tolist():
+        for n in meas.n_output.unique().tolist():
+            mask = (meas.length == T) & (meas.n_output == n) & (meas.rival < 0)
+            if mask.any():
+                cells[(T, n)] = float(values[mask].double().mean())
+    return cells
+
+
+def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> TheoryCheck:
+    """Run the ladder and test each consequence with the best formula rung."""
+    rungs, _ = ladder(meas, strengths, seed)
+    formula = [r for r in rungs if r.name != "measured_attention"]
+    best = max(formula, key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
+    predicted = rung_prediction(meas, strengths, best)
+    measured_cells = _cell_means(meas, meas.ic_output)
+    predicted_cells = _cell_means(meas, predicted)
+    keys = sorted(measured_cells)
+    lengths = sorted({T for T, _ in keys})
+    counts = sorted({n for _, n in keys})
+
+    def rank_agreement(group_by_length: bool) -> dict[str, float | bool]:
+        rhos, monotone = [], True
+        groups = lengths if group_by_length else [n for n in counts if n >= 1]
+        for value in groups:
+            members = [k for k in keys if (k[0] if group_by_length else k[1]) == value]
+            if len(members) < 3:
+                continue
+            m = torch.tensor([measured_cells[k] for k in members])
+            p = torch.tensor([predicted_cells[k] for k in members])
+            rhos.append(spearman(m, p))
+            # growth: means rise with n; dilution: means fall with T
+            steps = m.diff() if group_by_length else -m.diff()
+            monotone = monotone and bool((steps > 0).all())
+        key = "increasing_in_n" if group_by_length else "decreasing_in_T"
+        return {"mean_spearman": float(torch.tensor(rhos).mean()) if rhos else float("nan"), key: monotone}
+
+    difference = meas.logit_difference
+    global_difference = meas.global_output - meas.global_favourite
+    predicted_difference = predicted - rung_prediction(meas, strengths, best, "favourite") + global_difference
+    hijack = {}
+    for T in lengths:
+        single = (meas.length == T) & (meas.rival < 0)
+        measured_n = _threshold(meas.n_output[single], difference[single])
+        predicted_n = _threshold(meas.n_output[single], predicted_difference[single])
+        hijack[str(T)] = {"measured": measured_n, "predicted": predicted_n}
+
+    with_rival = meas.rival >= 0
+    split = {"r2": float("nan"), "n_prompts": int(with_rival.sum())}
+    if with_rival.sum() >= 3:
+        sub = meas.select(with_rival)
+        share = sub.ic_output / (sub.ic_output + sub.ic_rival)
+        pa, pb = rung_prediction(sub, strengths, best), rung_prediction(sub, strengths, best, "rival")
+        split["r2"] = r_squared(pa / (pa + pb), share)
+        split["spearman"] = spearman(pa / (pa + pb), share)
+
+    zero = meas.n == 0
+    mean = lambda x: float(x[zero].double().mean()) if zero.any() else float("nan")  # noqa: E731
+    fallback = {
+        "n_prompts": int(zero.sum()),
+        "top1_is_favourite": mean(meas.top1 == meas.favourite),
+        "measured_ic_output": mean(meas.ic_output),
+        "predicted_ic_output": mean(predicted),
+    }
+    if best.name == "counts":
+        alpha = torch.full(meas.n.shape, best.fitted["alpha"], dtype=torch.float64)
+    else:
+        alpha = strengths.alpha[meas.trigger] + best.fitted.get("alpha_offset", 0.0)
+    weight = alpha.exp()
+    n, T = meas.n.double(), meas.length.double()
+    predicted_mass = n * weight / (n * weight + T - n)
+    return TheoryCheck(
+        rungs=rungs,
+        best=best.name,
+        growth=rank_agreement(group_by_length=True),
+        dilution=rank_agreement(group_by_length=False),
+        split=split,
+        hijack=hijack,
+        fallback=fallback,
+        attention_correlation=_pearson(predicted_mass, meas.attention_on_S.double()),
+    )
+
+
+def _threshold(counts: Tensor, difference: Tensor) -> int | None:
+    """Smallest count whose mean difference is positive (None if none is)."""
+    for n in sorted(counts.unique().tolist()):
+        if difference[counts == n].double().mean() > 0:
+            return int(n)
+    return None
+
+
+def _pearson(a: Tensor, b: Tensor) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    norm = a.norm() * b.norm()
+    return float(a @ b / norm) if norm > 0 else float("nan")

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from induction_bigram import DataError, ModelConfig, ModelShapeError, build_model
+from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.memory import build_theory_model
+from induction_bigram.patching import (
+    corrupt,
+    logit_difference,
+    patch_in_context_against_bigram,
+    patch_positions,
+    restoration_metric,
+)
+
+TRIGGERS = torch.tensor([1, 43, 58, 53, 39])
+
+
+@pytest.fixture(scope="module")
+def theory_setup(stats):
+    model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), TRIGGERS, device="cpu")
+    designer = PromptDesigner(stats, TRIGGERS)
+    g = torch.Generator().manual_seed(0)
+    prompts = designer.sample(length=32, n_output=3, batch_size=8, generator=g,
+                              pair_starts=designer.evenly_spaced(3, 32))
+    return model, prompts, g
+
+
+def test_corruption_replaces_exactly_the_in_context_outputs(stats, theory_setup):
+    _, prompts, g = theory_setup
+    corrupted = corrupt(prompts, stats.bigram, g)
+    changed = corrupted != prompts.tokens
+    assert torch.equal(changed, prompts.after_trigger)
+    assert not (corrupted[prompts.after_trigger] == prompts.output.repeat_interleave(3)).any()
+    removed = corrupt(prompts, stats.bigram, g, mode="remove_triggers")
+    assert ((removed == prompts.trigger[:, None]).sum(-1) == 1).all(), "only the final q is left"
+
+
+def test_patching_clean_into_clean_is_one_and_corrupted_into_corrupted_is_zero(stats, theory_setup):
+    model, prompts, g = theory_setup
+    corrupted = corrupt(prompts, stats.bigram, g)
+    clean_logits, clean_cache = model.run_with_cache(prompts.tokens)
+    corrupted_logits, corrupted_cache = model.run_with_cache(corrupted)
+    metric = restoration_metric(clean_logits, corrupted_logits, prompts)
+    everywhere = torch.ones_like(prompts.after_trigger)
+    hook = "blocks.0.hook_resid_pre"
+    assert patch_positions(model, prompts.tokens, clean_cache, hook, everywhere, metric) == pytest.approx(1.0, abs=1e-5)
+    assert patch_positions(model, corrupted, corrupted_cache, hook, everywhere, metric) == pytest.approx(0.0, abs=1e-5)
+    assert patch_positions(model, corrupted, clean_cache, hook, everywhere, metric) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_layer2_head_carries_the_in_context_difference_of_the_theory_model(stats, theory_setup):
+    model, prompts, g = theory_setup
+    result = patch_in_context_against_bigram(model, prompts, corrupt(prompts, stats.bigram, g))
+    assert result.clean_difference > result.corrupted_difference
+    assert result.layer2_head_last == pytest.approx(1.0, abs=0.05)
+    assert result.resid_pre.shape == (2, 32) and result.head_out.shape == (2, 32)
+    assert result.resid_pre[0, -1] == pytest.approx(0.0, abs=0.05)  # the last token is q in both
+    assert result.ffn_last is None
+    assert result.positions_after_trigger == (prompts.after_trigger[0].nonzero().flatten()).tolist()
+    # removing the earlier q's: restoring layer 1 after them restores the previous-token path
+    removed = patch_in_context_against_bigram(model, prompts, corrupt(prompts, stats.bigram, g, "remove_triggers"))
+    assert removed.layer1_after_trigger > 0.8
+
+
+def test_bad_inputs_are_named(stats, theory_setup):
+    model, prompts, g = theory_setup
+    with pytest.raises(DataError, match="corrupted prompts have shape"):
+        patch_in_context_against_bigram(model, prompts, prompts.tokens[:, 1:])
+    clean_logits, cache = model.run_with_cache(prompts.tokens)
+    with pytest.raises(DataError, match="nothing to restore"):
+        restoration_metric(clean_logits, clean_logits, prompts)
+    with pytest.raises(ModelShapeError, match="no layer behind hook point 'blocks.1.hook_mlp_out'"):
+        patch_positions(model, prompts.tokens, cache, "blocks.1.hook_mlp_out",
+                        torch.ones_like(prompts.after_trigger), lambda logits: logits.sum())
+    assert logit_difference(clean_logits, prompts).shape == (8,)
