@@ -76,3 +76,22 @@ def test_evaluate_reports_the_memories_and_memories_writes_figures(tmp_path, cap
     assert code == 0 and len(figures) == 2
     for figure in figures:
         assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
+    run(capsys, "train", "--preset", "amt-quick", "--out", str(tmp_path), "--no-progress", *TINY)
+    code, out, _ = run(capsys, "logits", str(tmp_path), "--json", "--per-cell", "3")
+    summary = json.loads(out)
+    assert code == 0
+    assert isinstance(summary["theory_r2"], float) or summary["theory_r2"] is None
+    assert isinstance(summary["patch_restore_layer2_head"], float)
+    assert summary["hijack_threshold"] is None or isinstance(summary["hijack_threshold"], int)
+    assert {r["name"] for r in summary["theory"]["rungs"]} == {
+        "counts", "projections", "projections_fitted", "measured_attention"}
+    assert len(summary["figures"]) == 4 and all(open(f, "rb").read(4) == b"\x89PNG" for f in summary["figures"])
+
+
+def test_logits_needs_a_two_layer_model(tmp_path, capsys):
+    run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY, "--set", "model.positional=nope")
+    code, _, err = run(capsys, "logits", str(tmp_path))
+    assert code == 2 and "needs a 2-layer model" in err

@@ -1,0 +1,54 @@
+"""circuitsvis attention views of the heads, with the tokens shown as characters.
+
+A view is a ``circuitsvis`` ``RenderedHTML``: Jupyter displays it inline, and
+:func:`save_view` writes its self-contained form (the JavaScript bundle inlined, about 1.3 MB)
+so the HTML file renders offline in a browser.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from circuitsvis.attention import attention_heads
+from circuitsvis.utils.render import RenderedHTML
+from jaxtyping import Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.files import atomic_write_text
+from induction_bigram.model import check_tokens
+
+VISIBLE = {"\n": "\u23ce", " ": "\u2423"}  # newline and space drawn as visible glyphs
+
+
+def token_labels(stats: BigramStats, tokens: Int[Tensor, " pos"]) -> list[str]:
+    """One label per token: its character, with newline and space made visible."""
+    return [VISIBLE.get(c, c) for c in stats.decode(tokens)]
+
+
+def head_names(n_layers: int) -> list[str]:
+    if n_layers == 2:
+        return ["layer 1: previous-token head", "layer 2: induction head"]
+    return [f"layer {layer + 1}" for layer in range(n_layers)]
+
+
+@torch.no_grad()
+def attention_view(model: HookedTransformer, tokens: Int[Tensor, " pos"], stats: BigramStats) -> RenderedHTML:
+    """Every layer's attention pattern on one prompt (``circuitsvis.attention.attention_heads``)."""
+    check_tokens(model, tokens[None])
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    _, cache = model.run_with_cache(tokens[None].to(next(model.parameters()).device), names_filter=names)
+    patterns = torch.cat([cache[name][0] for name in names]).cpu()  # [layers x heads, query, key]
+    return attention_heads(
+        attention=patterns, tokens=token_labels(stats, tokens.cpu()),
+        attention_head_names=head_names(model.cfg.n_layers),
+    )
+
+
+def save_view(view: RenderedHTML, path: str | os.PathLike[str], title: str = "attention") -> None:
+    """Write the view as a self-contained HTML page that needs no network."""
+    page = (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
+            f"<body>\n{view.local_src}\n</body></html>\n")
+    atomic_write_text(path, page)
