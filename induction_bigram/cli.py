@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
 
+    p = commands.add_parser("reproduce", help="run every study and write REPORT.md")
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    p.add_argument("--quick", action="store_true", help="small settings: under 15 minutes on 2 CPU cores")
+    p.add_argument("--only", action="append", metavar="STUDY",
+                   help="run only this study (repeatable): training, memories, hijack, lengths")
+    p.add_argument("--no-progress", action="store_true")
+
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")
     p.add_argument("name", nargs="?")
     return parser
@@ -129,29 +136,53 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _memories(args: argparse.Namespace) -> int:
     from induction_bigram.checkpoint import METRICS
-    from induction_bigram.memory import project_W_K1, project_W_K2, project_W_O2
-    from induction_bigram.viz import plot_memory_coefficients, plot_memory_training, save_figure
+    from induction_bigram.memory import memory_projections
+    from induction_bigram.viz import memory_figures, save_figures
 
     ckpt, task, report = _load_run(args.run, args.device)
     if report is None:
         raise InductionBigramError("the memory projections need a 2-layer model")
-    out = args.out or args.run / "figures"
-    model, triggers, vocab = ckpt.model, task.shared_triggers, ckpt.stats.vocab
-    projections = {"W_O2": project_W_O2(model), "W_K2": project_W_K2(model, triggers)}
-    labels = {"W_O2": (vocab, vocab), "W_K2": ([vocab[i] for i in projections["W_K2"].targets], vocab)}
-    if "W_K1" in report.memories:
-        projections["W_K1"] = project_W_K1(model, ckpt.config.task.seq_len)
-    written = [out / "memories_coefficients.png"]
-    save_figure(plot_memory_coefficients(projections, labels), written[0])
+    projections = memory_projections(ckpt.model, task.shared_triggers, ckpt.config.task.seq_len)
     metrics = [json.loads(line) for line in (args.run / METRICS).read_text().splitlines() if line]
-    if any("memories" in r for r in metrics):
-        written.append(out / "memories_training.png")
-        save_figure(plot_memory_training(metrics), written[-1])
+    written = save_figures(memory_figures(projections, ckpt.stats.vocab, metrics), args.out or args.run / "figures")
     if args.json:
-        _print_json({"memories": report.to_dict(), "figures": [str(p) for p in written]})
+        _print_json({"memories": report.to_dict(), "figures": written})
     else:
         print(report)
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("wrote " + ", ".join(written))
+    return 0
+
+
+def _logits(args: argparse.Namespace) -> int:
+    from induction_bigram.hijack import HijackStudyConfig, run_hijack_study
+    from induction_bigram.viz import hijack_figures, save_figures
+
+    ckpt, task, _ = _load_run(args.run, args.device)
+    if ckpt.config.model.n_layers != 2:
+        raise InductionBigramError("the in-context against bigram study needs a 2-layer model")
+    cfg = HijackStudyConfig(per_cell=args.per_cell, seed=args.seed)
+    study = run_hijack_study(ckpt.model, ckpt.stats, task.shared_triggers, ckpt.config.task.seq_len, cfg)
+    written = save_figures(hijack_figures(study, ckpt.stats.vocab), args.out or args.run / "figures")
+    summary = {**study.summary(), "figures": written}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, False,
+               title=f"in-context against bigram, {args.run}")
+        for rung in study.check.rungs:
+            print(f"  rung {rung.name:20s} held-out R^2 {rung.r2:6.3f} (cells {rung.r2_cells:6.3f})")
+        print("wrote " + ", ".join(written))
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from induction_bigram.reproduce import STUDIES, reproduce
+
+    unknown = set(args.only or []) - set(STUDIES)
+    if unknown:
+        raise InductionBigramError(f"unknown study {sorted(unknown)[0]!r}; choose from {', '.join(STUDIES)}")
+    report = reproduce(args.out, quick=args.quick, studies=args.only, progress=not args.no_progress)
+    print(f"wrote {report}")
     return 0
 
 
@@ -182,62 +213,14 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
 
 
 def _print_json(data: Any) -> None:
-    """Strict JSON: NaN and infinities become null."""
-    print(json.dumps(_finite(data), indent=2, allow_nan=False))
+    from induction_bigram.files import dumps_json
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _logits(args: argparse.Namespace) -> int:
-    from induction_bigram.hijack import HijackStudyConfig, run_hijack_study
-    from induction_bigram.viz import (
-        plot_hijack_curves, plot_logit_parts, plot_patching, plot_theory_fit, save_figure,
-    )
-
-    ckpt, task, _ = _load_run(args.run, args.device)
-    if ckpt.config.model.n_layers != 2:
-        raise InductionBigramError("the in-context against bigram study needs a 2-layer model")
-    cfg = HijackStudyConfig(per_cell=args.per_cell, seed=args.seed)
-    study = run_hijack_study(ckpt.model, ckpt.stats, task.shared_triggers, ckpt.config.task.seq_len, cfg)
-    out = args.out or args.run / "figures"
-    meas, vocab = study.measurements, ckpt.stats.vocab
-    best = next(r for r in study.check.rungs if r.name == study.check.best)
-    last = study.example.parts[:, 0, -1]
-    figures = {
-        "hijack_curves.png": plot_hijack_curves(study.curves),
-        "theory_fit.png": plot_theory_fit(
-            meas.ic_output, study.prediction, meas.length, meas.n_output,
-            f"{best.name}: held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell"),
-        "patching.png": plot_patching(study.patching),
-        "logit_parts.png": plot_logit_parts(
-            study.example.names, last[:, study.example_output].tolist(),
-            last[:, study.example_favourite].tolist(),
-            repr(vocab[study.example_output]), repr(vocab[study.example_favourite])),
-    }
-    for name, fig in figures.items():
-        save_figure(fig, out / name)
-    summary = {**study.summary(), "figures": [str(out / name) for name in figures]}
-    if args.json:
-        _print_json(summary)
-    else:
-        _print({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, False,
-               title=f"in-context against bigram, {args.run}")
-        for rung in study.check.rungs:
-            print(f"  rung {rung.name:20s} held-out R^2 {rung.r2:6.3f} (cells {rung.r2_cells:6.3f})")
-        print("wrote " + ", ".join(summary["figures"]))
-    return 0
+    print(dumps_json(data))
 
 
 _COMMANDS = {
-    "train": _train, "evaluate": _evaluate, "memories": _memories, "logits": _logits, "presets": _presets,
+    "train": _train, "evaluate": _evaluate, "memories": _memories, "logits": _logits,
+    "reproduce": _reproduce, "presets": _presets,
 }
 
 

@@ -6,12 +6,14 @@ interrupted write leaves nothing behind but (at worst) nothing at all.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
 
 
 _UMASK = os.umask(0)
@@ -45,3 +47,19 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[IO[bytes]],
     """Atomically write a binary file with ``write(handle)`` (e.g. ``torch.save``, ``savefig``)."""
     with atomic_open(path, "wb") as handle:
         write(handle)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None``, so that it is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps_json(value: Any) -> str:
+    """Indented strict JSON (non-finite floats become null)."""
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)

@@ -299,6 +299,16 @@ def build_theory_model(
 # -- the report -----------------------------------------------------------------------------------
 
 
+def memory_projections(
+    model: HookedTransformer, triggers: Int[Tensor, " k"] | None = None, n_positions: int | None = None
+) -> dict[str, Projection]:
+    """The coefficient matrices of W_O2, W_K2 and (for APE models) W_K1."""
+    projections = {"W_O2": project_W_O2(model), "W_K2": project_W_K2(model, triggers)}
+    if positional_embeddings(model) is not None:
+        projections["W_K1"] = project_W_K1(model, n_positions)
+    return projections
+
+
 @torch.no_grad()
 def memory_report(
     model: HookedTransformer,
@@ -308,19 +318,20 @@ def memory_report(
     """Recall, margin and cosine of W_O2, W_K2 and (for APE models) W_K1.
 
     Args:
-        triggers: the fixed triggers (``TriggerTask.fixed_triggers``); ``None`` when triggers
+        triggers: the fixed triggers (``TriggerTask.shared_triggers``); ``None`` when triggers
             are random per sequence, so that every token is one.
         n_positions: positions probed for W_K1 (default n_ctx; pass the training length when
             the model has more positions than it was trained on).
     """
-    scores = {}
-    o2 = project_W_O2(model)
-    scores["W_O2"] = MemoryScore(
-        "W_O2", recall_at_1(o2), memory_margin(o2),
-        cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model)),
-        convention="argmax over the vocabulary",
-    )
-    k2 = project_W_K2(model, triggers)
+    projections = memory_projections(model, triggers, n_positions)
+    o2, k2 = projections["W_O2"], projections["W_K2"]
+    scores = {
+        "W_O2": MemoryScore(
+            "W_O2", recall_at_1(o2), memory_margin(o2),
+            cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model)),
+            convention="argmax over the vocabulary",
+        )
+    }
     k2_vocab = Projection(k2.coefficients, k2.targets, torch.ones_like(k2.candidates), by_row=True)
     scores["W_K2"] = MemoryScore(
         "W_K2", recall_at_1(k2), memory_margin(k2),
@@ -328,8 +339,8 @@ def memory_report(
         recalls={"recall_triggers": recall_at_1(k2), "recall_vocab": recall_at_1(k2_vocab)},
         convention="keys among the triggers",
     )
-    if positional_embeddings(model) is not None:
-        k1 = project_W_K1(model, n_positions)
+    if "W_K1" in projections:
+        k1 = projections["W_K1"]
         n = len(k1.targets) + 1
         everything = torch.ones_like(k1.candidates)
         everything[:, -1] = False  # the reference probes keys s = 0..n-2

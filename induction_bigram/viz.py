@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from induction_bigram.files import atomic_write_with
+from induction_bigram.hijack import HijackStudy
 from induction_bigram.memory import Projection
 
 MEMORY_TITLES = {
@@ -205,3 +206,43 @@ def plot_logit_parts(parts_names: Sequence[str], output_parts: Sequence[float], 
     ax.set(ylabel="logit contribution", title="logit decomposition at the last position")
     ax.legend()
     return fig
+
+
+# -- figure sets written by the CLI and the reproduction report ----------------------------------
+
+
+def memory_figures(
+    projections: dict[str, Projection], vocab: Sequence[str], metrics: Sequence[dict[str, Any]] = ()
+) -> dict[str, Figure]:
+    """``memories_coefficients.png`` (characters on the token axes) and, when the metrics hold
+    memory scores, ``memories_training.png``."""
+    labels = {"W_O2": (vocab, vocab), "W_K2": ([vocab[i] for i in projections["W_K2"].targets], vocab)}
+    figures = {"memories_coefficients.png": plot_memory_coefficients(projections, labels)}
+    if any("memories" in r for r in metrics):
+        figures["memories_training.png"] = plot_memory_training(metrics)
+    return figures
+
+
+def hijack_figures(study: HijackStudy, vocab: Sequence[str]) -> dict[str, Figure]:
+    """The figures of the in-context against bigram study."""
+    meas = study.measurements
+    best = next(r for r in study.check.rungs if r.name == study.check.best)
+    last = study.example.parts[:, 0, -1]
+    return {
+        "hijack_curves.png": plot_hijack_curves(study.curves),
+        "theory_fit.png": plot_theory_fit(
+            meas.ic_output, study.prediction, meas.length, meas.n_output,
+            f"{best.name}: held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell"),
+        "patching.png": plot_patching(study.patching),
+        "logit_parts.png": plot_logit_parts(
+            study.example.names, last[:, study.example_output].tolist(), last[:, study.example_favourite].tolist(),
+            repr(vocab[study.example_output]), repr(vocab[study.example_favourite])),
+    }
+
+
+def save_figures(figures: dict[str, Figure], folder: str | os.PathLike[str]) -> list[str]:
+    """Save each figure under its name in ``folder``; returns the paths written."""
+    paths = [os.path.join(folder, name) for name in figures]
+    for path, fig in zip(paths, figures.values()):
+        save_figure(fig, path)
+    return paths
