@@ -1,5 +1,6 @@
 # The two set-up commands of the README, each working from a fresh clone:
-#   make demo   train the `quick` model on the shipped statistics and print its analyses
+#   make demo   train the `quick` model on the shipped statistics, print its analyses and
+#               write their figures to runs/quick/figures
 #   make test   run the test suite (what CI runs, through .ci/run)
 # Both create .venv first. TORCH picks the torch build; the default is the CPU wheel these
 # machines carry (a plain `torch` requirement would pull a multi-GB CUDA build). On a CUDA
@@ -23,6 +24,8 @@ demo: $(VENV)/.installed
 	rm -rf $(RUN)
 	$(BIN)/induction-bigram train --preset quick --out $(RUN)
 	$(BIN)/induction-bigram evaluate $(RUN)
+	$(BIN)/induction-bigram memories $(RUN)
+	$(BIN)/induction-bigram logits $(RUN)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

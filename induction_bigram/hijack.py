@@ -9,6 +9,9 @@ One call, :func:`run_hijack_study`, runs what THEORY.md sections 5 and 6 ask of 
 2. aligned clean/corrupted prompts are patched (:mod:`.patching`), with both corruptions;
 3. hijack curves: P(o), P(g) and xi_o - xi_g against n for each T, measured and predicted;
 4. for a model with a feed-forward layer, the KL probe of its global memory.
+
+The position-by-position patches run through ``transformer_lens.patching``, which shows its
+own progress bars on stderr.
 """
 
 from __future__ import annotations

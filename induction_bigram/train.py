@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from transformer_lens import HookedTransformer
 
 from induction_bigram.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_checkpoint

@@ -1,6 +1,7 @@
 """Figures. Every function takes results (projections, metrics, study outputs), never a
-model, and returns a ``matplotlib.figure.Figure`` (shown inline in Jupyter); :func:`save_figure`
-writes one as PNG atomically. circuitsvis views live in :mod:`induction_bigram.views`.
+model, and returns a ``matplotlib.figure.Figure`` (Jupyter shows it inline after
+``%matplotlib inline``); :func:`save_figure` writes one as PNG atomically. circuitsvis views
+live in :mod:`induction_bigram.views`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from transformer_lens import HookedTransformer
 from induction_bigram.checkpoint import CONFIG, METRICS, load_checkpoint
 from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
+from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError
 from induction_bigram.files import atomic_write_text, atomic_write_with
 from induction_bigram.model import build_model, trainable_names
@@ -47,6 +48,13 @@ def pretrained_metrics(name: str) -> list[dict]:
     """The training metrics of a shipped model (one record per evaluation)."""
     text = _folder(name).joinpath(METRICS).read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTask:
+    """The task a shipped model was trained on: ``.stats`` (the corpus statistics) and
+    ``.shared_triggers`` (its fixed triggers) are what the analyses need beside the model."""
+    config = pretrained_config(name)
+    return TriggerTask(BigramStats.from_corpus(config.task.corpus), config.task, device)
 
 
 def load_pretrained(name: str, device: str | torch.device | None = "auto") -> HookedTransformer:
