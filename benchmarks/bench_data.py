@@ -19,8 +19,10 @@ def main() -> None:
             generator = torch.Generator().manual_seed(0)
             seconds = median_seconds(lambda: task.sample(512, generator), repeats=20)
             rate = 512 / seconds
-            print(f"  triggers={mode:6s} outputs={output:7s} {seconds * 1e3:7.1f} ms/batch "
-                  f"{rate:9,.0f} seq/s  {'meets' if rate >= TARGET else 'MISSES'} target {TARGET:,}")
+            print(
+                f"  triggers={mode:6s} outputs={output:7s} {seconds * 1e3:7.1f} ms/batch "
+                f"{rate:9,.0f} seq/s  {'meets' if rate >= TARGET else 'MISSES'} target {TARGET:,}"
+            )
 
 
 if __name__ == "__main__":

@@ -72,15 +72,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(f"training step ({machine()})")
-    print(f"{'shape':38s} {'mode':9s} {'s/step':>7s} {'data s':>7s} {'tokens/s':>10s} "
-          f"{'GFLOP':>7s} {'GFLOP/s':>8s} {'matmul':>8s} {'ratio':>6s}")
+    print(
+        f"{'shape':38s} {'mode':9s} {'s/step':>7s} {'data s':>7s} {'tokens/s':>10s} "
+        f"{'GFLOP':>7s} {'GFLOP/s':>8s} {'matmul':>8s} {'ratio':>6s}"
+    )
     modes = [False] if args.no_compile else [False, True]
     for name, batch, micro in SHAPES:
         for compiled in modes:
             r = bench(name, batch, micro, compiled, args.repeats)
-            print(f"{r['shape']:38s} {r['mode']:9s} {r['s_per_step']:7.3f} {r['data_s']:7.3f} "
-                  f"{r['tokens_per_s']:10,.0f} {r['gflop']:7.1f} {r['achieved']:8.1f} "
-                  f"{r['matmul']:8.1f} {r['achieved'] / r['matmul']:6.0%}", flush=True)
+            print(
+                f"{r['shape']:38s} {r['mode']:9s} {r['s_per_step']:7.3f} {r['data_s']:7.3f} "
+                f"{r['tokens_per_s']:10,.0f} {r['gflop']:7.1f} {r['achieved']:8.1f} "
+                f"{r['matmul']:8.1f} {r['achieved'] / r['matmul']:6.0%}",
+                flush=True,
+            )
     print("targets: reference batch 128 <= 1.0 s/step; achieved/matmul >= 40%")
 
 

@@ -54,11 +54,12 @@ def compare_across_widths(
         rows.append(
             CapacityRow(
                 d_model=d,
-                trained_accuracy=evaluate(result.model, task, batch_size=eval_batch_size, seed=seed).in_context_accuracy,
+                trained_accuracy=evaluate(
+                    result.model, task, batch_size=eval_batch_size, seed=seed
+                ).in_context_accuracy,
                 theory_accuracy=evaluate(theory, task, batch_size=eval_batch_size, seed=seed).in_context_accuracy,
                 trained=memory_report(result.model, task.shared_triggers, config.task.seq_len).to_dict(False),
                 theory=memory_report(theory, task.shared_triggers, config.task.seq_len).to_dict(False),
             )
         )
     return rows
-

@@ -70,9 +70,7 @@ def save_checkpoint(
     atomic_write_with(path, lambda handle: torch.save(payload, handle))
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device | None = "auto"
-) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> Checkpoint:
     """Read a checkpoint file or run folder; every failure is a :class:`CheckpointError`."""
     path = _checkpoint_path(path)
     try:

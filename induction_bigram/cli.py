@@ -12,8 +12,8 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from induction_bigram.errors import InductionBigramError
@@ -31,8 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train a model and write a run folder")
     p.add_argument("--preset", help="starting config (default: quick; with --resume: the run's own)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set model.d_model=128 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set model.d_model=128 (repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
@@ -58,11 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
 
+    p = commands.add_parser("lengths", help="APE against RPE, RoPE and NoPE on long prompts")
+    p.add_argument("--out", required=True, type=Path, help="study folder (runs, lengths.json, figures)")
+    p.add_argument("--preset", default="cpu", help="study preset: cpu (default) or test")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+
     p = commands.add_parser("reproduce", help="run every study and write REPORT.md")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.add_argument("--quick", action="store_true", help="small settings: under 15 minutes on 2 CPU cores")
-    p.add_argument("--only", action="append", metavar="STUDY",
-                   help="run only this study (repeatable): training, memories, hijack, lengths")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="STUDY",
+        help="run only this study (repeatable): training, memories, hijack, lengths",
+    )
     p.add_argument("--no-progress", action="store_true")
 
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")
@@ -167,11 +183,32 @@ def _logits(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        _print({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, False,
-               title=f"in-context against bigram, {args.run}")
+        _print(
+            {k: v for k, v in summary.items() if not isinstance(v, (dict, list))},
+            False,
+            title=f"in-context against bigram, {args.run}",
+        )
         for rung in study.check.rungs:
             print(f"  rung {rung.name:20s} held-out R^2 {rung.r2:6.3f} (cells {rung.r2_cells:6.3f})")
         print("wrote " + ", ".join(written))
+    return 0
+
+
+def _lengths(args: argparse.Namespace) -> int:
+    from induction_bigram.lengths import lengths_preset, run_lengths_study
+    from induction_bigram.views import lengths_attention_view, save_view
+    from induction_bigram.viz import lengths_figures, save_figures
+
+    result = run_lengths_study(lengths_preset(args.preset), args.out, progress=not args.no_progress)
+    written = save_figures(lengths_figures(result), args.out / "figures")
+    save_view(lengths_attention_view(result), args.out / "lengths_attention.html", title="attention by variant")
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        for name, variant in result.to_dict()["variants"].items():
+            accuracies = ", ".join(f"{k} {v:.3f}" for k, v in variant["accuracy_by_length"].items())
+            print(f"  {name:6s} oversight protocol: {accuracies}")
+        print("wrote " + ", ".join([str(args.out / "lengths.json"), *written]))
     return 0
 
 
@@ -194,9 +231,11 @@ def _presets(args: argparse.Namespace) -> int:
     else:
         for name in PRESETS:
             cfg = preset(name)
-            print(f"{name:12s} d={cfg.model.d_model} T={cfg.task.seq_len} K={cfg.task.n_triggers} "
-                  f"{cfg.model.positional} ffn={cfg.model.ffn} {cfg.train.optimizer} "
-                  f"lr={cfg.train.lr} batch={cfg.train.batch_size} steps={cfg.train.steps}")
+            print(
+                f"{name:12s} d={cfg.model.d_model} T={cfg.task.seq_len} K={cfg.task.n_triggers} "
+                f"{cfg.model.positional} ffn={cfg.model.ffn} {cfg.train.optimizer} "
+                f"lr={cfg.train.lr} batch={cfg.train.batch_size} steps={cfg.train.steps}"
+            )
     return 0
 
 
@@ -219,8 +258,13 @@ def _print_json(data: Any) -> None:
 
 
 _COMMANDS = {
-    "train": _train, "evaluate": _evaluate, "memories": _memories, "logits": _logits,
-    "reproduce": _reproduce, "presets": _presets,
+    "train": _train,
+    "evaluate": _evaluate,
+    "memories": _memories,
+    "logits": _logits,
+    "lengths": _lengths,
+    "reproduce": _reproduce,
+    "presets": _presets,
 }
 
 

@@ -10,11 +10,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterator
 from typing import IO, Any
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

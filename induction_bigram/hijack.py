@@ -28,7 +28,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import DataError
 from induction_bigram.logits import LogitDecomposition, decompose_logits, global_memory_kl
 from induction_bigram.patching import PatchingResult, corrupt, patch_in_context_against_bigram
-from induction_bigram.theory import Measurements, TheoryCheck, rung_prediction, check_theory, measure, read_strengths
+from induction_bigram.theory import Measurements, TheoryCheck, check_theory, measure, read_strengths, rung_prediction
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,10 @@ def run_hijack_study(
 
     length = min(cfg.patch_length, train_length)
     aligned = designer.sample(
-        length=length, n_output=cfg.patch_count, batch_size=cfg.patch_prompts, generator=g,
+        length=length,
+        n_output=cfg.patch_count,
+        batch_size=cfg.patch_prompts,
+        generator=g,
         pair_starts=designer.evenly_spaced(cfg.patch_count, length),
     )
     patching = {
@@ -172,4 +175,3 @@ def hijack_curves(meas: Measurements, predicted_ic_difference: Tensor) -> dict[s
             "difference_predicted": mean(predicted),
         }
     return curves
-

@@ -94,9 +94,8 @@ class MemoryReport:
     def __str__(self) -> str:
         lines = [f"{'memory':7s} {'recall':>7s} {'margin':>7s} {'cosine':>7s}  other conventions"]
         for score in self.memories.values():
-            others = ", ".join(f"{k[len('recall_'):]} {v:.3f}" for k, v in score.recalls.items())
-            lines.append(f"{score.name:7s} {score.recall:7.3f} {score.margin:7.2f} "
-                         f"{score.cosine:7.3f}  {others}")
+            others = ", ".join(f"{k[len('recall_') :]} {v:.3f}" for k, v in score.recalls.items())
+            lines.append(f"{score.name:7s} {score.recall:7.3f} {score.margin:7.2f} {score.cosine:7.3f}  {others}")
         return "\n".join(lines)
 
 
@@ -289,9 +288,7 @@ def build_theory_model(
     trigger_embeddings = E if triggers is None else E[triggers.to(E.device)]
     sink = trigger_embeddings.sum(0)[:, None] @ P[:1]  # sum_q w_E(q) p_0^T
     set_paper_matrix(model, "W_K1", strengths.W_K1 * sqrt_d * ideal_W_K1(model))
-    set_paper_matrix(
-        model, "W_K2", strengths.W_K2 * sqrt_d * (ideal_W_K2(model, triggers) - strengths.sink * sink)
-    )
+    set_paper_matrix(model, "W_K2", strengths.W_K2 * sqrt_d * (ideal_W_K2(model, triggers) - strengths.sink * sink))
     set_paper_matrix(model, "W_O2", strengths.W_O2 * ideal_W_O2(model))
     return model
 
@@ -327,14 +324,18 @@ def memory_report(
     o2, k2 = projections["W_O2"], projections["W_K2"]
     scores = {
         "W_O2": MemoryScore(
-            "W_O2", recall_at_1(o2), memory_margin(o2),
+            "W_O2",
+            recall_at_1(o2),
+            memory_margin(o2),
             cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model)),
             convention="argmax over the vocabulary",
         )
     }
     k2_vocab = Projection(k2.coefficients, k2.targets, torch.ones_like(k2.candidates), by_row=True)
     scores["W_K2"] = MemoryScore(
-        "W_K2", recall_at_1(k2), memory_margin(k2),
+        "W_K2",
+        recall_at_1(k2),
+        memory_margin(k2),
         cosine(model.blocks[1].attn.QK[0].AB, ideal_W_K2(model, triggers)),
         recalls={"recall_triggers": recall_at_1(k2), "recall_vocab": recall_at_1(k2_vocab)},
         convention="keys among the triggers",
@@ -346,7 +347,9 @@ def memory_report(
         everything[:, -1] = False  # the reference probes keys s = 0..n-2
         first = torch.arange(1, n, device=k1.targets.device) < FIRST_POSITIONS
         scores["W_K1"] = MemoryScore(
-            "W_K1", recall_at_1(k1), memory_margin(k1),
+            "W_K1",
+            recall_at_1(k1),
+            memory_margin(k1),
             cosine(model.blocks[0].attn.QK[0].AB, ideal_W_K1(model, n_positions)),
             recalls={
                 "recall_causal": recall_at_1(k1),

@@ -70,9 +70,7 @@ def score_logits(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> 
 
 
 @torch.no_grad()
-def batch_logits(
-    model: HookedTransformer, tokens: Tensor, chunk_size: int = 64
-) -> Float[Tensor, "batch pos vocab"]:
+def batch_logits(model: HookedTransformer, tokens: Tensor, chunk_size: int = 64) -> Float[Tensor, "batch pos vocab"]:
     """Logits for many sequences, ``chunk_size`` at a time so memory stays bounded."""
     check_tokens(model, tokens)
     return torch.cat([model(chunk) for chunk in tokens.split(chunk_size)])

@@ -238,9 +238,7 @@ def set_paper_matrix(model: HookedTransformer, name: str, value: Float[Tensor, "
     """Write a paper-convention matrix into the model (the inverse of :func:`get_paper_matrix`)."""
     target = _tl_parameter(model, name)
     if swap_convention(value).shape != target.shape:
-        raise ModelShapeError(
-            f"{name} needs shape {tuple(swap_convention(target).shape)}, got {tuple(value.shape)}"
-        )
+        raise ModelShapeError(f"{name} needs shape {tuple(swap_convention(target).shape)}, got {tuple(value.shape)}")
     with torch.no_grad():
         target.copy_(swap_convention(value))
 

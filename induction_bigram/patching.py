@@ -68,9 +68,7 @@ def corrupt(
     return tokens
 
 
-def logit_difference(
-    logits: Float[Tensor, "batch pos vocab"], prompts: DesignedPrompts
-) -> Float[Tensor, " batch"]:
+def logit_difference(logits: Float[Tensor, "batch pos vocab"], prompts: DesignedPrompts) -> Float[Tensor, " batch"]:
     """xi_o - xi_g at the last position of each prompt."""
     last = logits[:, -1]
     rows = torch.arange(len(last), device=last.device)
@@ -118,8 +116,7 @@ def restoration_metric(
     corrupted = logit_difference(corrupted_logits, prompts).mean()
     if torch.isclose(clean, corrupted, atol=1e-4):
         raise DataError(
-            f"clean and corrupted prompts give the same logit difference ({clean.item():.4f}); "
-            "nothing to restore"
+            f"clean and corrupted prompts give the same logit difference ({clean.item():.4f}); nothing to restore"
         )
 
     def restored(logits: Tensor) -> Tensor:
@@ -179,10 +176,13 @@ def patch_in_context_against_bigram(
         resid_pre=tl_patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric),
         head_out=head_out[..., 0],
         layer2_head_last=patch_positions(
-            model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.attn.hook_z", last, metric),
+            model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.attn.hook_z", last, metric
+        ),
         layer1_after_trigger=patch_positions(
-            model, corrupted_tokens, clean_cache, "blocks.0.attn.hook_z", prompts.after_trigger, metric),
-        ffn_last=None if model.cfg.attn_only else patch_positions(
-            model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.hook_mlp_out", last, metric),
+            model, corrupted_tokens, clean_cache, "blocks.0.attn.hook_z", prompts.after_trigger, metric
+        ),
+        ffn_last=None
+        if model.cfg.attn_only
+        else patch_positions(model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.hook_mlp_out", last, metric),
         positions_after_trigger=prompts.after_trigger[0].nonzero().flatten().tolist() if aligned else None,
     )

@@ -128,8 +128,13 @@ def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_
 
 def _slice(prompts: DesignedPrompts, rows: slice) -> DesignedPrompts:
     return DesignedPrompts(
-        prompts.tokens[rows], prompts.trigger[rows], prompts.output[rows], prompts.rival[rows],
-        prompts.favourite[rows], prompts.after_trigger[rows], prompts.vocab_size,
+        prompts.tokens[rows],
+        prompts.trigger[rows],
+        prompts.output[rows],
+        prompts.rival[rows],
+        prompts.favourite[rows],
+        prompts.after_trigger[rows],
+        prompts.vocab_size,
     )
 
 
@@ -231,25 +236,54 @@ def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> tuple[lis
         return torch.stack([chosen[keys == c].mean() for c in cells])
 
     def score(name: str, description: str, prediction: Tensor, fitted: dict[str, float]) -> Rung:
-        return Rung(name, description, r_squared(prediction[held_out], target[held_out]),
-                    r_squared(cell_means(prediction), cell_means(target)),
-                    spearman(prediction[held_out], target[held_out]), fitted)
+        return Rung(
+            name,
+            description,
+            r_squared(prediction[held_out], target[held_out]),
+            r_squared(cell_means(prediction), cell_means(target)),
+            spearman(prediction[held_out], target[held_out]),
+            fitted,
+        )
 
     def unit_counts(alpha, mask=slice(None)):
         return predicted_in_context(1.0, alpha, *(c[mask] for c in counts))
 
     alpha, lam = _fit_alpha(lambda a: unit_counts(a, fit), target[fit])
-    rungs = [score("counts", "one lambda and alpha for the model, fitted on the other half",
-                   lam * unit_counts(alpha), {"lambda": lam, "alpha": alpha})]
-    rungs.append(score("projections", "lambda_o = C_O2[o,o], alpha_q = C_K2[q,q]/sqrt(d), nothing fitted",
-                       predicted_in_context(lam_o, alpha_q, *counts), {}))
+    rungs = [
+        score(
+            "counts",
+            "one lambda and alpha for the model, fitted on the other half",
+            lam * unit_counts(alpha),
+            {"lambda": lam, "alpha": alpha},
+        )
+    ]
+    rungs.append(
+        score(
+            "projections",
+            "lambda_o = C_O2[o,o], alpha_q = C_K2[q,q]/sqrt(d), nothing fitted",
+            predicted_in_context(lam_o, alpha_q, *counts),
+            {},
+        )
+    )
     offset, scale = _fit_alpha(
-        lambda a: predicted_in_context(lam_o[fit], alpha_q[fit] + a, *(c[fit] for c in counts)), target[fit])
-    rungs.append(score("projections_fitted", "the projections up to a lambda scale and an alpha offset",
-                       scale * predicted_in_context(lam_o, alpha_q + offset, *counts),
-                       {"lambda_scale": scale, "alpha_offset": offset}))
-    rungs.append(score("measured_attention", "lambda_o times the measured attention on positions holding o",
-                       lam_o * meas.attention_on_output.double(), {}))
+        lambda a: predicted_in_context(lam_o[fit], alpha_q[fit] + a, *(c[fit] for c in counts)), target[fit]
+    )
+    rungs.append(
+        score(
+            "projections_fitted",
+            "the projections up to a lambda scale and an alpha offset",
+            scale * predicted_in_context(lam_o, alpha_q + offset, *counts),
+            {"lambda_scale": scale, "alpha_offset": offset},
+        )
+    )
+    rungs.append(
+        score(
+            "measured_attention",
+            "lambda_o times the measured attention on positions holding o",
+            lam_o * meas.attention_on_output.double(),
+            {},
+        )
+    )
     return rungs, held_out
 
 

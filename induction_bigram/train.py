@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -121,6 +121,19 @@ def train(
     return loop.run(start=0, elapsed=0.0, progress=progress)
 
 
+def train_or_load(config: RunConfig, run_dir: str | Path | None, *, progress: bool = True) -> TrainResult:
+    """The finished run of ``config`` in ``run_dir`` if there is one; else it resumes an
+    unfinished run there (refusing a different config) or trains afresh."""
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is None or not (run_dir / CHECKPOINT).exists():
+        return train(config, run_dir, progress=progress)
+    ckpt = load_checkpoint(run_dir, config.train.device)
+    if ckpt.step < config.train.steps or ckpt.config != config.with_vocab(ckpt.stats.n_tokens):
+        return train(config, run_dir, resume=True, progress=progress)
+    ckpt.model.eval()
+    return TrainResult(ckpt.model, ckpt.config, ckpt.stats, _read_metrics(run_dir), run_dir)
+
+
 def _resume(
     config: RunConfig, run_dir: Path, *, progress: bool, on_eval: Callable[[MetricsRecord], None] | None
 ) -> TrainResult:
@@ -178,9 +191,14 @@ class _Loop:
                 window_seconds, window_tokens = 0.0, 0
             if self.run_dir is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 save_checkpoint(
-                    self.run_dir / CHECKPOINT, model=self.model, config=self.config,
-                    stats=self.stats, step=step, elapsed_seconds=self.elapsed_seconds(),
-                    optimizer=self.optimizer, data_generator=self.generator,
+                    self.run_dir / CHECKPOINT,
+                    model=self.model,
+                    config=self.config,
+                    stats=self.stats,
+                    step=step,
+                    elapsed_seconds=self.elapsed_seconds(),
+                    optimizer=self.optimizer,
+                    data_generator=self.generator,
                 )
         bar.close()
         self.model.eval()
@@ -193,9 +211,7 @@ class _Loop:
         batch = self.task.sample(self.config.train.batch_size, self.generator)
         return optimizer_step(self.forward, self.optimizer, batch, self.config.train)
 
-    def record(
-        self, step: int, *, train_loss: float | None, train_seconds: float, tokens: int
-    ) -> MetricsRecord:
+    def record(self, step: int, *, train_loss: float | None, train_seconds: float, tokens: int) -> MetricsRecord:
         """Evaluate on the fixed batch, append to metrics.jsonl, call ``on_eval``.
 
         ``train_loss`` is the loss of the last training batch (``None`` before the first).

@@ -21,14 +21,19 @@ from induction_bigram.pretrained import export_run
 
 PACKAGE = Path(__file__).resolve().parents[1] / "induction_bigram" / "pretrained"
 
-# name -> the training command's arguments (after `induction-bigram train`)
+# name -> (the command that trains it, after `induction-bigram`, and its run folder);
+# RUNS stands for the --runs folder
 RECIPES = {
     # the reference shape (d = T = 256, K = 5); AdamW, see the `reference-adamw` preset
-    "reference": ["--preset", "reference-adamw", "--set", "train.compile=true"],
+    "reference": (
+        ["train", "--preset", "reference-adamw", "--set", "train.compile=true", "--out", "RUNS/reference"],
+        "RUNS/reference",
+    ),
     # the associative memory transformer: linear W_F, full loss, d = T = 128
-    "amt": ["--preset", "amt-quick"],
-    # learned relative position bias in layer 1, trained at T = 64 with room for 256 positions
-    "rpe": ["--preset", "lengths-rpe"],
+    "amt": (["train", "--preset", "amt-quick", "--out", "RUNS/amt"], "RUNS/amt"),
+    # learned relative position bias in layer 1, trained at T = 64 with 256 positions: the `rpe`
+    # variant of the positional-encoding study (which trains all four variants)
+    "rpe": (["lengths", "--out", "RUNS/lengths"], "RUNS/lengths/rpe"),
 }
 
 
@@ -42,17 +47,22 @@ def finished(run: Path) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {list(RECIPES)}")
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrained"))
     args = parser.parse_args()
-    for name in args.names:
-        run = args.runs / name
-        command = ["train", *RECIPES[name], "--out", str(run)]
+    unknown = set(args.names) - set(RECIPES)
+    if unknown:
+        parser.error(f"unknown model {sorted(unknown)[0]!r}; choose from {list(RECIPES)}")
+    for name in args.names or list(RECIPES):
+        arguments, folder = RECIPES[name]
+        run = Path(folder.replace("RUNS", str(args.runs)))
+        command = [a.replace("RUNS", str(args.runs)) for a in arguments]
         if not finished(run):
-            steps = ["train", "--out", str(run), "--resume"] if run.exists() else command
-            print("+ induction-bigram", shlex.join(steps), flush=True)
-            subprocess.run([sys.executable, "-m", "induction_bigram", *steps], check=True)
-        export_run(run, PACKAGE / name, command="induction-bigram " + shlex.join(command))
+            if command[0] == "train" and run.exists():
+                command = ["train", "--out", str(run), "--resume"]
+            print("+ induction-bigram", shlex.join(command), flush=True)
+            subprocess.run([sys.executable, "-m", "induction_bigram", *command], check=True)
+        export_run(run, PACKAGE / name, command="induction-bigram " + shlex.join(arguments).replace("RUNS", "runs"))
         print(f"exported {run} -> {PACKAGE / name}")
 
 

@@ -35,8 +35,14 @@ def tiny_config(**overrides) -> RunConfig:
         task=TaskConfig(seq_len=16, n_triggers=3),
         model=ModelConfig(d_model=16, n_ctx=16),
         train=TrainConfig(
-            steps=12, batch_size=8, optimizer="sgd", lr=0.1, eval_every=4,
-            eval_batch_size=8, checkpoint_every=5, device="cpu",
+            steps=12,
+            batch_size=8,
+            optimizer="sgd",
+            lr=0.1,
+            eval_every=4,
+            eval_batch_size=8,
+            checkpoint_every=5,
+            device="cpu",
         ),
     )
     return base.with_overrides(overrides) if overrides else base

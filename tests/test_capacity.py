@@ -5,8 +5,15 @@ from induction_bigram.viz import plot_capacity
 
 def test_trained_and_theory_models_are_compared_per_width():
     recipe = preset("quick").with_overrides(
-        ["train.steps=3", "train.batch_size=4", "train.eval_batch_size=4", "task.seq_len=16",
-         "model.n_ctx=16", "train.device=cpu"])
+        [
+            "train.steps=3",
+            "train.batch_size=4",
+            "train.eval_batch_size=4",
+            "task.seq_len=16",
+            "model.n_ctx=16",
+            "train.device=cpu",
+        ]
+    )
     rows = compare_across_widths((8, 16), recipe, eval_batch_size=8, progress=False)
     assert [r.d_model for r in rows] == [8, 16]
     for row in rows:

@@ -19,7 +19,9 @@ def test_load_gives_back_the_hooked_transformer(run_dir):
     model = load(run_dir)
     assert type(model).__name__ == "HookedTransformer"
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {
-        "blocks.0.attn.W_K", "blocks.1.attn.W_K", "blocks.1.attn.W_O"
+        "blocks.0.attn.W_K",
+        "blocks.1.attn.W_K",
+        "blocks.1.attn.W_O",
     }
     _, cache = model.run_with_cache(torch.zeros(1, 16, dtype=torch.long))
     assert cache["blocks.1.attn.hook_pattern"].shape == (1, 1, 16, 16)
@@ -60,8 +62,13 @@ def test_interrupted_write_keeps_the_previous_checkpoint(run_dir, monkeypatch):
     ckpt = load_checkpoint(run_dir)
     with pytest.raises(KeyboardInterrupt):
         checkpoint_module.save_checkpoint(
-            run_dir / CHECKPOINT, model=ckpt.model, config=ckpt.config, stats=ckpt.stats,
-            step=99, elapsed_seconds=0.0, optimizer=torch.optim.SGD(ckpt.model.parameters(), lr=0.1),
+            run_dir / CHECKPOINT,
+            model=ckpt.model,
+            config=ckpt.config,
+            stats=ckpt.stats,
+            step=99,
+            elapsed_seconds=0.0,
+            optimizer=torch.optim.SGD(ckpt.model.parameters(), lr=0.1),
             data_generator=torch.Generator(),
         )
     assert (run_dir / CHECKPOINT).read_bytes() == before

@@ -6,9 +6,24 @@ import pytest
 
 from induction_bigram.cli import main
 
-TINY = ["--set", "model.d_model=16", "--set", "model.n_ctx=16", "--set", "task.seq_len=16",
-        "--set", "train.steps=6", "--set", "train.batch_size=8", "--set", "train.eval_every=3",
-        "--set", "train.eval_batch_size=8", "--set", "train.device=cpu"]
+TINY = [
+    "--set",
+    "model.d_model=16",
+    "--set",
+    "model.n_ctx=16",
+    "--set",
+    "task.seq_len=16",
+    "--set",
+    "train.steps=6",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.eval_every=3",
+    "--set",
+    "train.eval_batch_size=8",
+    "--set",
+    "train.device=cpu",
+]
 
 
 def run(capsys, *argv):
@@ -32,8 +47,9 @@ def test_train_then_evaluate_json(tmp_path, capsys):
 
 def test_resume_continues_from_the_run_folder(tmp_path, capsys):
     run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY)
-    code, out, _ = run(capsys, "train", "--out", str(tmp_path), "--resume", "--no-progress", "--json",
-                       "--set", "train.steps=9")
+    code, out, _ = run(
+        capsys, "train", "--out", str(tmp_path), "--resume", "--no-progress", "--json", "--set", "train.steps=9"
+    )
     assert code == 0 and json.loads(out)["step"] == 9
 
 
@@ -57,8 +73,9 @@ def test_errors_are_one_line_on_stderr(argv, message, capsys):
 def test_python_dash_m_entry_point_reports_errors_without_traceback(tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"not a checkpoint")
-    proc = subprocess.run([sys.executable, "-m", "induction_bigram", "evaluate", str(bad)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "induction_bigram", "evaluate", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("induction-bigram: error:") and "Traceback" not in proc.stderr
 
@@ -87,7 +104,11 @@ def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
     assert isinstance(summary["patch_restore_layer2_head"], float)
     assert summary["hijack_threshold"] is None or isinstance(summary["hijack_threshold"], int)
     assert {r["name"] for r in summary["theory"]["rungs"]} == {
-        "counts", "projections", "projections_fitted", "measured_attention"}
+        "counts",
+        "projections",
+        "projections_fitted",
+        "measured_attention",
+    }
     assert len(summary["figures"]) == 4 and all(open(f, "rb").read(4) == b"\x89PNG" for f in summary["figures"])
 
 
@@ -95,3 +116,18 @@ def test_logits_needs_a_two_layer_model(tmp_path, capsys):
     run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY, "--set", "model.positional=nope")
     code, _, err = run(capsys, "logits", str(tmp_path))
     assert code == 2 and "needs a 2-layer model" in err
+
+
+def test_lengths_prints_the_accuracy_by_length_of_every_variant(tmp_path, capsys):
+    code, out, _ = run(capsys, "lengths", "--out", str(tmp_path), "--preset", "test", "--no-progress", "--json")
+    variants = json.loads(out)["variants"]
+    assert code == 0 and set(variants) == {"ape", "rpe", "rope", "nope"}
+    for variant in variants.values():
+        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
+    assert (tmp_path / "lengths.json").is_file() and (tmp_path / "lengths_attention.html").is_file()
+    assert len(list((tmp_path / "figures").glob("lengths_*.png"))) == 3
+
+
+def test_reproduce_refuses_an_unknown_study(tmp_path, capsys):
+    code, _, err = run(capsys, "reproduce", "--out", str(tmp_path), "--only", "everything")
+    assert code == 2 and "unknown study 'everything'" in err

@@ -54,8 +54,15 @@ def test_more_triggers_than_vocabulary_is_rejected():
 
 def test_overrides_parse_by_field_type():
     cfg = preset("quick").with_overrides(
-        ["model.d_model=32", "train.lr=0.5", "task.no_repeat=true", "model.d_vocab=none",
-         "model.ffn=relu", "model.d_mlp=8", "train.device=cpu"]
+        [
+            "model.d_model=32",
+            "train.lr=0.5",
+            "task.no_repeat=true",
+            "model.d_vocab=none",
+            "model.ffn=relu",
+            "model.d_mlp=8",
+            "train.device=cpu",
+        ]
     )
     assert cfg.model.d_model == 32 and cfg.train.lr == 0.5 and cfg.task.no_repeat is True
     assert cfg.model.ffn == "relu" and cfg.model.d_mlp == 8 and cfg.train.device == "cpu"

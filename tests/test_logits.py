@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from induction_bigram import BigramStats, ModelConfig, build_model
+from induction_bigram import ModelConfig, build_model
 from induction_bigram.logits import decompose_logits, global_logits, global_memory_kl
 from induction_bigram.model import set_paper_matrix, token_embeddings, unembeddings
 
@@ -43,9 +43,11 @@ def test_circuit_hook_points_are_on_the_forward_path():
     model = randomised(ModelConfig(d_model=16, n_ctx=10, d_vocab=9, ffn="linear"))
     tokens = torch.randint(0, 9, (2, 10))
     clean = model(tokens)
-    for circuit_name, tl_name in [("circuit.hook_induction", "blocks.1.hook_attn_out"),
-                                  ("circuit.hook_global", "blocks.1.hook_mlp_out"),
-                                  ("circuit.hook_previous_token", "blocks.0.hook_attn_out")]:
+    for circuit_name, tl_name in [
+        ("circuit.hook_induction", "blocks.1.hook_attn_out"),
+        ("circuit.hook_global", "blocks.1.hook_mlp_out"),
+        ("circuit.hook_previous_token", "blocks.0.hook_attn_out"),
+    ]:
         ablated = model.run_with_hooks(tokens, fwd_hooks=[(circuit_name, lambda a, hook: torch.zeros_like(a))])
         reference = model.run_with_hooks(tokens, fwd_hooks=[(tl_name, lambda a, hook: torch.zeros_like(a))])
         torch.testing.assert_close(ablated, reference)

@@ -2,9 +2,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from induction_bigram import BigramStats, ModelConfig, ModelShapeError, TaskConfig, TriggerTask, build_model
+from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask, build_model
 from induction_bigram.memory import (
-    MemoryStrengths,
     build_theory_model,
     cosine,
     ideal_W_K1,
@@ -70,9 +69,11 @@ def test_projections_match_a_slow_reference_in_the_paper_convention():
         for j in range(5):
             # column vectors, left-multiplied, exactly as THEORY.md section 3 writes them
             assert project_W_O2(model).coefficients[i, j] == pytest.approx(
-                float(U[i] @ W["W_O2"] @ W["W_V2"] @ E[j]), abs=1e-4)
+                float(U[i] @ W["W_O2"] @ W["W_V2"] @ E[j]), abs=1e-4
+            )
             assert project_W_K2(model).coefficients[i, j] == pytest.approx(
-                float(E[i] @ W["W_K2"] @ phi1 @ E[j]), abs=1e-4)
+                float(E[i] @ W["W_K2"] @ phi1 @ E[j]), abs=1e-4
+            )
     k1 = project_W_K1(model)
     for t in range(1, 6):
         for s in range(6):
@@ -104,8 +105,9 @@ def test_models_of_another_shape_are_refused():
     with pytest.raises(ModelShapeError, match="needs absolute positional embeddings"):
         project_W_K1(rpe)
     assert set(memory_report(rpe).memories) == {"W_O2", "W_K2"}  # W_K1 does not apply
-    two_heads = HookedTransformer(HookedTransformerConfig(
-        n_layers=2, d_model=8, d_head=4, n_heads=2, d_vocab=5, n_ctx=6, attn_only=True))
+    two_heads = HookedTransformer(
+        HookedTransformerConfig(n_layers=2, d_model=8, d_head=4, n_heads=2, d_vocab=5, n_ctx=6, attn_only=True)
+    )
     with pytest.raises(ModelShapeError, match=r"1 head per layer \(has 2\), d_head = d_model \(has 4 != 8\)"):
         memory_report(two_heads)
 

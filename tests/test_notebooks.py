@@ -27,21 +27,28 @@ CELL_TIMEOUT_S = 300
 def kernel_path(tmp_path_factory) -> str:
     """A JUPYTER_PATH entry holding a kernel spec that runs ``sys.executable``."""
     prefix = tmp_path_factory.mktemp("jupyter")
-    install_kernel_spec(user=False, prefix=str(prefix), kernel_name=KERNEL,
-                        display_name="induction-bigram tests")
+    install_kernel_spec(user=False, prefix=str(prefix), kernel_name=KERNEL, display_name="induction-bigram tests")
     return str(prefix / "share" / "jupyter")
 
 
 def test_there_are_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "memories.ipynb", "in_context_vs_bigram.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "quickstart.ipynb",
+        "memories.ipynb",
+        "in_context_vs_bigram.ipynb",
+        "positional_encodings.ipynb",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, cell in enumerate(nb.cells)
-             if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)]
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} hold outputs; clear them before saving"
 
 
@@ -54,14 +61,27 @@ def test_notebook_runs_and_shows_plots(path, kernel_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT_S, startup_timeout=120,
+        nb,
+        kernel_name=KERNEL,
+        timeout=CELL_TIMEOUT_S,
+        startup_timeout=120,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()  # raises CellExecutionError, with the cell's traceback, if a cell fails
 
-    shown = {kind for cell in nb.cells if cell.cell_type == "code"
-             for output in cell.outputs for kind in output.get("data", {})}
+    shown = {
+        kind
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        for kind in output.get("data", {})
+    }
     assert shown & DISPLAYED, f"{path.name} displayed no figure nor view (outputs: {sorted(shown)})"
-    errors = [output for cell in nb.cells if cell.cell_type == "code"
-              for output in cell.outputs if output.output_type == "error"]
+    errors = [
+        output
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
     assert not errors

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from induction_bigram import DataError, ModelConfig, ModelShapeError, build_model
+from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.memory import build_theory_model
 from induction_bigram.patching import (
@@ -20,8 +20,9 @@ def theory_setup(stats):
     model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), TRIGGERS, device="cpu")
     designer = PromptDesigner(stats, TRIGGERS)
     g = torch.Generator().manual_seed(0)
-    prompts = designer.sample(length=32, n_output=3, batch_size=8, generator=g,
-                              pair_starts=designer.evenly_spaced(3, 32))
+    prompts = designer.sample(
+        length=32, n_output=3, batch_size=8, generator=g, pair_starts=designer.evenly_spaced(3, 32)
+    )
     return model, prompts, g
 
 
@@ -70,6 +71,12 @@ def test_bad_inputs_are_named(stats, theory_setup):
     with pytest.raises(DataError, match="nothing to restore"):
         restoration_metric(clean_logits, clean_logits, prompts)
     with pytest.raises(ModelShapeError, match="no layer behind hook point 'blocks.1.hook_mlp_out'"):
-        patch_positions(model, prompts.tokens, cache, "blocks.1.hook_mlp_out",
-                        torch.ones_like(prompts.after_trigger), lambda logits: logits.sum())
+        patch_positions(
+            model,
+            prompts.tokens,
+            cache,
+            "blocks.1.hook_mlp_out",
+            torch.ones_like(prompts.after_trigger),
+            lambda logits: logits.sum(),
+        )
     assert logit_difference(clean_logits, prompts).shape == (8,)

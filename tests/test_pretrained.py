@@ -2,6 +2,9 @@ import pytest
 import torch
 
 from induction_bigram import CheckpointError, load, train
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.data.task import TriggerTask
+from induction_bigram.metrics import evaluate
 from induction_bigram.pretrained import (
     available,
     export_run,
@@ -10,9 +13,6 @@ from induction_bigram.pretrained import (
     pretrained_metrics,
     rebuild,
 )
-from induction_bigram.metrics import evaluate
-from induction_bigram.data.stats import BigramStats
-from induction_bigram.data.task import TriggerTask
 from tests.conftest import tiny_config
 
 
@@ -51,3 +51,9 @@ def test_shipped_models_load_and_score_what_their_metrics_say(name):
     scores = evaluate(model, task, batch_size=config.train.eval_batch_size, seed=config.train.eval_seed)
     assert scores.in_context_accuracy == pytest.approx(final["in_context_accuracy"], abs=1e-4)
     assert final["step"] == config.train.steps
+
+
+def test_the_promised_models_are_shipped():
+    assert {"reference", "amt", "rpe"} <= set(available())
+    assert pretrained_config("amt").model.ffn == "linear"
+    assert pretrained_config("rpe").model.positional == "rpe"

@@ -50,8 +50,12 @@ def test_theory_built_model_follows_the_prediction(stats):
     model = build_theory_model(ModelConfig(d_model=256, n_ctx=128, d_vocab=65), triggers, device="cpu")
     designer = PromptDesigner(stats, triggers)
     g = torch.Generator().manual_seed(0)
-    batches = [designer.sample(length=T, n_output=n, batch_size=24, generator=g) for T in (32, 128) for n in range(0, 7)]  # noqa: E501
-    batches += [designer.sample(length=64, n_output=a, n_rival=b, batch_size=12, generator=g) for a, b in ((1, 2), (3, 1))]
+    batches = [
+        designer.sample(length=T, n_output=n, batch_size=24, generator=g) for T in (32, 128) for n in range(0, 7)
+    ]  # noqa: E501
+    batches += [
+        designer.sample(length=64, n_output=a, n_rival=b, batch_size=12, generator=g) for a, b in ((1, 2), (3, 1))
+    ]
     meas = measure(model, batches)
     check = check_theory(meas, read_strengths(model))
     best = next(r for r in check.rungs if r.name == check.best)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from induction_bigram import CheckpointError, ConfigError, load_checkpoint, preset, train
-from induction_bigram.checkpoint import CHECKPOINT, CONFIG, METRICS
+from induction_bigram.checkpoint import CONFIG, METRICS
 from tests.conftest import tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}

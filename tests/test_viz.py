@@ -16,8 +16,11 @@ def test_memory_heatmaps_mark_every_intended_entry(tmp_path):
 
 
 def test_training_curves_need_memory_scores():
-    record = {"step": 0, "in_context_accuracy": 0.1,
-              "memories": {m: {"recall": 0.5, "recall_first64": 0.6, "margin": 1.0} for m in ("W_O2", "W_K2", "W_K1")}}
+    record = {
+        "step": 0,
+        "in_context_accuracy": 0.1,
+        "memories": {m: {"recall": 0.5, "recall_first64": 0.6, "margin": 1.0} for m in ("W_O2", "W_K2", "W_K1")},
+    }
     fig = plot_memory_training([record, {**record, "step": 10}])
     assert len(fig.axes[0].lines) == 5
     with pytest.raises(ValueError, match="no memory scores"):

@@ -105,7 +105,9 @@ class PromptDesigner:
         device: where the tensors live.
     """
 
-    def __init__(self, stats: BigramStats, triggers: Int[Tensor, " k"] | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, stats: BigramStats, triggers: Int[Tensor, " k"] | None = None, device: str | torch.device = "cpu"
+    ):
         self.stats = stats
         self.device = torch.device(device)
         n = stats.n_tokens
@@ -141,8 +143,7 @@ class PromptDesigner:
             raise DataError(f"counts must be >= 0, got n_output={n_output}, n_rival={n_rival}")
         if 2 * n_pairs > length - 1:
             raise DataError(
-                f"{n_pairs} pairs 'q x' need {2 * n_pairs + 1} positions, more than the prompt "
-                f"length {length}"
+                f"{n_pairs} pairs 'q x' need {2 * n_pairs + 1} positions, more than the prompt length {length}"
             )
         g, dev, B = generator, self.device, batch_size
         q = self._pick(self.pool, B, g) if trigger is None else trigger.to(dev)

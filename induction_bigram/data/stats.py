@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -105,9 +105,7 @@ class BigramStats:
             return cls.named(corpus)
         path = Path(corpus)
         if not path.is_file():
-            raise DataError(
-                f"task.corpus {corpus!r} is neither a shipped name {sorted(SHIPPED)} nor a file"
-            )
+            raise DataError(f"task.corpus {corpus!r} is neither a shipped name {sorted(SHIPPED)} nor a file")
         return cls.load(path) if path.suffix == ".json" else cls.from_text(path)
 
     # -- persistence ---------------------------------------------------------------------

@@ -59,9 +59,7 @@ class TriggerTask:
 
     def __init__(self, stats: BigramStats, cfg: TaskConfig, device: str | torch.device = "cpu"):
         if cfg.n_triggers > stats.n_tokens:
-            raise ConfigError(
-                f"task.n_triggers ({cfg.n_triggers}) exceeds the vocabulary ({stats.n_tokens})"
-            )
+            raise ConfigError(f"task.n_triggers ({cfg.n_triggers}) exceeds the vocabulary ({stats.n_tokens})")
         if cfg.no_repeat and cfg.output_mode == "bigram":
             only_self = stats.bigram.diagonal() >= 1.0
             if only_self.any():
@@ -115,9 +113,7 @@ class TriggerTask:
         z = torch.empty(batch_size, T + 1, dtype=torch.long, device=self.device)
         start = max(trigger_free_prefix - 1, 0)
         if trigger_free_prefix:
-            z[:, :trigger_free_prefix] = bigram_text(
-                self.unigram, self.bigram, is_trigger, u[:, :trigger_free_prefix]
-            )
+            z[:, :trigger_free_prefix] = bigram_text(self.unigram, self.bigram, is_trigger, u[:, :trigger_free_prefix])
         else:
             z[:, 0] = sample_from_cdf(self._unigram_cdf.expand(batch_size, -1).contiguous(), u[:, 0])
         for t in range(start, T):
@@ -172,9 +168,7 @@ def bigram_text(
     return z
 
 
-def occurrence_labels(
-    tokens: Int[Tensor, "batch pos"], triggers: Int[Tensor, "batch k"]
-) -> Int[Tensor, "batch pos"]:
+def occurrence_labels(tokens: Int[Tensor, "batch pos"], triggers: Int[Tensor, "batch k"]) -> Int[Tensor, "batch pos"]:
     """Label of each target: c >= 1 if ``tokens[:, t]`` is the c-th occurrence of a trigger."""
     hits = tokens[:, :, None] == triggers[:, None, :]  # [batch, pos, k]
     counts = hits.long().cumsum(1)

@@ -30,9 +30,7 @@ class RelativePositionBias(nn.Module):
         self.hook_bias = HookPoint()  # [query_pos, key_pos]
 
     def forward(self, n_query: int, n_key: int) -> Float[Tensor, "query_pos key_pos"]:
-        offsets = torch.arange(n_query, device=self.bias.device)[:, None] - torch.arange(
-            n_key, device=self.bias.device
-        )
+        offsets = torch.arange(n_query, device=self.bias.device)[:, None] - torch.arange(n_key, device=self.bias.device)
         # offsets < 0 are masked by the causal mask anyway; clamp keeps the gather in range
         return self.hook_bias(self.bias[offsets.clamp_min(0)])
 

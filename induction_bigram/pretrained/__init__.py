@@ -64,7 +64,9 @@ def load_pretrained(name: str, device: str | torch.device | None = "auto") -> Ho
         return rebuild(config, path, device)
 
 
-def rebuild(config: RunConfig, trained_path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> HookedTransformer:
+def rebuild(
+    config: RunConfig, trained_path: str | os.PathLike[str], device: str | torch.device | None = "auto"
+) -> HookedTransformer:
     """Build ``config``'s model from its seed and load the trained tensors into it."""
     model = build_model(config.model, device)
     try:
@@ -79,8 +81,10 @@ def rebuild(config: RunConfig, trained_path: str | os.PathLike[str], device: str
     with torch.no_grad():
         for name, tensor in trained.items():
             if tensor.shape != params[name].shape:
-                raise CheckpointError(f"{trained_path}: {name} has shape {tuple(tensor.shape)}, "
-                                      f"the config needs {tuple(params[name].shape)}")
+                raise CheckpointError(
+                    f"{trained_path}: {name} has shape {tuple(tensor.shape)}, "
+                    f"the config needs {tuple(params[name].shape)}"
+                )
             params[name].copy_(tensor)
     return model.eval()
 

@@ -48,8 +48,9 @@ def test_outputs_are_neither_triggers_nor_the_global_favourite(designer, stats, 
 
 def test_same_outputs_at_several_lengths(designer, generator):
     short = designer.sample(length=16, n_output=3, batch_size=8, generator=generator)
-    long = designer.sample(length=64, n_output=3, batch_size=8, generator=generator,
-                           trigger=short.trigger, output=short.output)
+    long = designer.sample(
+        length=64, n_output=3, batch_size=8, generator=generator, trigger=short.trigger, output=short.output
+    )
     assert torch.equal(short.output, long.output) and (long.count_of(long.output) == 3).all()
 
 

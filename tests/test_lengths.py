@@ -1,0 +1,327 @@
+"""The positional-encoding study (induction_bigram.lengths): variants, protocol, bookkeeping."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from induction_bigram import BigramStats, TriggerTask, build_model, train
+from induction_bigram.errors import ConfigError
+from induction_bigram.lengths import (
+    LengthsResult,
+    LengthsStudyConfig,
+    clipped_relative_bias,
+    count_positions,
+    evaluate_lengths,
+    lengths_preset,
+    protocol_batch,
+    rotary_bias_profile,
+    run_lengths_study,
+    variant_config,
+    window,
+)
+from induction_bigram.views import lengths_attention_view, save_view
+from induction_bigram.viz import (
+    lengths_figures,
+    plot_accuracy_by_position,
+    plot_layer1_offsets,
+    plot_previous_token,
+    save_figures,
+)
+
+STUDY = lengths_preset("test")  # d = 16, T_train = 8, k = 1..4
+T, L = STUDY.train_length, STUDY.max_length
+
+
+def tiny(variant: str, stats: BigramStats):
+    config = variant_config(variant, STUDY).with_vocab(stats.n_tokens)
+    return config, build_model(config.model, "cpu"), TriggerTask(stats, config.task)
+
+
+def randomise_trainables(model, seed: int = 0, scale: float = 0.5) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+def scores_with_stream(model, layer: int, stream: torch.Tensor) -> torch.Tensor:
+    """Layer ``layer``'s masked attention scores when its input stream is ``stream`` [1, n, d]."""
+    tokens = torch.zeros(1, stream.shape[1], dtype=torch.long)
+    hooks = [(f"blocks.{layer}.hook_resid_pre", lambda x, hook: stream)]
+    with model.hooks(fwd_hooks=hooks):
+        _, cache = model.run_with_cache(tokens, names_filter=f"blocks.{layer}.attn.hook_attn_scores")
+    return cache[f"blocks.{layer}.attn.hook_attn_scores"][0, 0]
+
+
+# -- variants -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["ape", "rpe", "rope", "rope-nobias", "nope"])
+def test_variant_configs_train_short_and_hold_long_contexts(variant):
+    config = variant_config(variant, STUDY)
+    assert config.task.seq_len == T and config.model.n_ctx == L == 4 * T
+    assert config.model.positional == variant.split("-")[0]
+    assert config.model.rope_qk_bias == (variant == "rope")
+    assert config.model.n_layers == (3 if variant == "nope" else 2)
+
+
+def test_study_config_is_validated():
+    with pytest.raises(ConfigError, match="unknown variant 'alibi'"):
+        LengthsStudyConfig(variants=("alibi",))
+    with pytest.raises(ConfigError, match="start at 1"):
+        LengthsStudyConfig(multiples=(2, 4))
+    with pytest.raises(ConfigError, match="unknown lengths preset"):
+        lengths_preset("gpu-huge")
+    assert LengthsStudyConfig.from_dict(STUDY.to_dict()) == STUDY
+
+
+def test_ape_positions_beyond_training_exist_and_are_never_seen(stats, monkeypatch):
+    lengths_seen = []
+    sample = TriggerTask.sample
+
+    def recording(self, *args, **kwargs):
+        batch = sample(self, *args, **kwargs)
+        lengths_seen.append(batch.tokens.shape[1])
+        return batch
+
+    monkeypatch.setattr(TriggerTask, "sample", recording)
+    config = variant_config("ape", STUDY)
+    result = train(config, None, progress=False)
+    assert set(lengths_seen) == {T}, "training and its evaluation only ever see T_train positions"
+    W_pos = result.model.pos_embed.W_pos
+    assert W_pos.shape[0] == L and not W_pos.requires_grad
+    beyond = W_pos[T:]
+    assert beyond.norm(dim=-1).min() > 0.3, "p_t for t >= T_train are random, not zero"
+    fresh = build_model(config.with_vocab(stats.n_tokens).model, "cpu")
+    assert torch.equal(W_pos, fresh.pos_embed.W_pos), "p_t are frozen: trained and untrained alike"
+
+
+# -- rpe and rope -------------------------------------------------------------------------------
+
+
+def test_relative_bias_adds_b_of_the_offset_and_trains(stats):
+    config, model, _ = tiny("rpe", stats)
+    randomise_trainables(model)
+    stream = torch.randn(1, L, STUDY.d_model, generator=torch.Generator().manual_seed(3))
+    with_bias = scores_with_stream(model, 0, stream)
+    bias = model.blocks[0].attn.rel_pos.bias.detach().clone()
+    with torch.no_grad():
+        model.blocks[0].attn.rel_pos.bias.zero_()
+    without = scores_with_stream(model, 0, stream)
+    t = torch.arange(L)
+    offsets = t[:, None] - t[None, :]
+    causal = offsets >= 0
+    torch.testing.assert_close((with_bias - without)[causal], bias[offsets[causal]])
+    assert torch.isinf(with_bias[~causal]).all(), "the causal mask stays -inf"
+    assert not model.pos_embed.W_pos.any(), "no absolute positions in the stream"
+    trained = train(config, None, progress=False).model
+    assert trained.blocks[0].attn.rel_pos.bias.requires_grad
+    assert trained.blocks[0].attn.rel_pos.bias[:T].abs().sum() > 0, "b_(t-s) trains"
+    assert not trained.blocks[0].attn.rel_pos.bias[T:].any(), "offsets >= T_train never get a gradient"
+
+
+def test_clipped_relative_bias_shares_the_last_trained_offset_and_restores(stats):
+    _, model, _ = tiny("rpe", stats)
+    randomise_trainables(model)
+    bias = model.blocks[0].attn.rel_pos.bias
+    before = bias.detach().clone()
+    with clipped_relative_bias(model, T - 1):
+        assert torch.equal(bias[:T], before[:T]) and (bias[T:] == before[T - 1]).all()
+    assert torch.equal(bias, before)
+
+
+@pytest.mark.parametrize("variant", ["rpe", "rope"])
+def test_layer_two_scores_depend_on_content_only(stats, variant):
+    _, model, _ = tiny(variant, stats)
+    randomise_trainables(model)
+    g = torch.Generator().manual_seed(4)
+    n, m = 2 * T, T
+    stream = torch.randn(1, n, STUDY.d_model, generator=g)
+    shifted = torch.cat([torch.randn(1, m, STUDY.d_model, generator=g), stream], dim=1)
+    # shifting the whole stream by m positions shifts layer 2's scores with it ...
+    torch.testing.assert_close(scores_with_stream(model, 1, shifted)[m:, m:], scores_with_stream(model, 1, stream))
+    # ... and a stream with the same vector everywhere gets the same score at every offset
+    constant = stream[:, :1].expand(1, n, -1).contiguous()
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    layer2 = scores_with_stream(model, 1, constant)[causal]
+    torch.testing.assert_close(layer2, layer2[:1].expand_as(layer2))
+    layer1 = scores_with_stream(model, 0, constant)[causal]
+    assert layer1.std() > 1e-3, "layer 1 does see the offset"
+
+
+def test_rotary_bias_profile_is_the_score_of_the_biases_alone(stats):
+    _, model, _ = tiny("rope", stats)
+    randomise_trainables(model)
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        attn.W_Q.zero_()
+        attn.W_K.zero_()  # q = b_Q, k = b_K: the score is b_Q^T R_(s-t) b_K / sqrt(d)
+    profile = rotary_bias_profile(model, L)
+    scores = scores_with_stream(model, 0, torch.randn(1, L, STUDY.d_model))
+    t = torch.arange(L)
+    offsets = t[:, None] - t[None, :]
+    causal = offsets >= 0
+    torch.testing.assert_close(scores[causal], profile[offsets[causal]])
+    _, plain, _ = tiny("rope-nobias", stats)
+    assert rotary_bias_profile(plain, L) is None
+
+
+# -- the protocol -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_oversight_prompts_hold_no_trigger_before_the_last_window(stats, k):
+    task = TriggerTask(stats, variant_config("ape", STUDY).task)
+    batch = protocol_batch(task, "oversight", k, T, 64, torch.Generator().manual_seed(k))
+    prefix = (k - 1) * T
+    assert batch.tokens.shape == (64, k * T)
+    is_trigger = (batch.tokens[:, :, None] == batch.triggers[:, None, :]).any(-1)
+    assert not is_trigger[:, :prefix].any(), "the prefix holds no trigger"
+    assert is_trigger[:, prefix:].any(), "the trigger process runs in the last window"
+    assert not batch.in_context[:, :prefix].any(), "every in-context target lies in the window"
+    assert batch.in_context[:, prefix:].any()
+    ordinary = protocol_batch(task, "ordinary", k, T, 64, torch.Generator().manual_seed(k))
+    if k > 1:
+        assert ordinary.in_context[:, :prefix].any(), "ordinary prompts have evidence everywhere"
+    with pytest.raises(ConfigError, match="protocol"):
+        protocol_batch(task, "sideways", k, T, 2, torch.Generator())
+
+
+def test_windows_cover_the_context_once():
+    covered = [p for k in STUDY.multiples for p in window(k, T)]
+    assert covered == list(range(L))
+
+
+# -- bookkeeping --------------------------------------------------------------------------------
+
+
+def test_counts_match_a_direct_computation_and_do_not_depend_on_chunks(stats):
+    _, model, task = tiny("ape", stats)
+    randomise_trainables(model, scale=2.0)
+    batch = protocol_batch(task, "ordinary", 3, T, 11, torch.Generator().manual_seed(0))
+    counts = count_positions(model, batch, T, chunk_size=4)
+    whole = count_positions(model, batch, T, chunk_size=100)
+    for name in ("correct", "total", "previous", "after_trigger", "offset_count"):
+        assert torch.equal(getattr(counts, name), getattr(whole, name)), name
+    torch.testing.assert_close(counts.offset_score, whole.offset_score)
+    torch.testing.assert_close(counts.previous_mass, whole.previous_mass)
+    logits = model(batch.tokens)
+    correct = (logits.argmax(-1) == batch.targets) & batch.in_context
+    assert torch.equal(counts.total, batch.in_context.sum(0))
+    assert torch.equal(counts.correct, correct.sum(0))
+    w = window(3, T)
+    expected = correct[:, w.start :].sum() / batch.in_context[:, w.start :].sum()
+    assert counts.window_accuracy(w) == pytest.approx(expected.item())
+    assert counts.previous_total[0] == 0 and (counts.previous_total[1:] == 11).all()
+
+
+def test_previous_token_accuracy_of_a_sharp_relative_bias(stats):
+    _, model, task = tiny("rpe", stats)
+    with torch.no_grad():
+        model.blocks[0].attn.rel_pos.bias[1] = 50.0  # attend to t - 1 at every t >= 1
+    result = evaluate_lengths(model, task, train_length=T, batch_size=6, chunk_size=4, seed=1)
+    previous = result.previous_token_by_position[0]
+    assert math.isnan(previous[0]) and all(v == 1.0 for v in previous[1:])
+    summary = result.previous_token_summary()["layer1"]
+    assert summary["in_range"] == summary["beyond"] == 1.0
+    assert summary["mass_in_range"] == pytest.approx(1.0) and summary["mass_beyond"] == pytest.approx(1.0)
+    assert result.offset_summary()["argmax_offset"] == 1
+    assert result.late_attention[f"query_{L - 1}"][L - 2] == pytest.approx(1.0)
+
+
+def test_evaluation_bookkeeping_of_windows_and_counts(stats):
+    _, model, task = tiny("ape", stats)
+    randomise_trainables(model, scale=2.0)
+    result = evaluate_lengths(model, task, train_length=T, batch_size=9, chunk_size=4, seed=5)
+    for protocol in (result.oversight, result.ordinary):
+        assert list(protocol.accuracy_by_length) == ["1x", "2x", "3x", "4x"]
+        assert len(protocol.correct_by_position) == len(protocol.count_by_position) == L
+    # oversight: position p is counted on the prompts whose last window holds p
+    for k in STUDY.multiples:
+        w = window(k, T)
+        n = sum(result.oversight.count_by_position[w.start : w.stop])
+        assert n == result.oversight.n_in_context_by_length[f"{k}x"] > 0
+        hits = sum(result.oversight.correct_by_position[w.start : w.stop])
+        assert result.oversight.accuracy_by_length[f"{k}x"] == pytest.approx(hits / n)
+    # the same seeded prompts are drawn again for another model
+    batch = protocol_batch(task, "oversight", 2, T, 9, torch.Generator().manual_seed(5 + 2))
+    assert result.oversight.n_in_context_by_length["2x"] == int(batch.in_context.sum())
+    assert result.oversight.accuracy_by_length["1x"] == result.ordinary.accuracy_by_length["1x"]
+    assert result.W_K1_recall_by_position is not None and len(result.W_K1_recall_by_position) == L
+    assert result.example_patterns.shape == (2, 2 * T, 2 * T)
+    assert len(result.previous_token_by_position) == 1
+
+
+def test_nope_probes_two_layers_and_reports_its_read_out(stats):
+    _, model, task = tiny("nope", stats)
+    randomise_trainables(model)
+    result = evaluate_lengths(model, task, train_length=T, multiples=(1, 2), batch_size=4, chunk_size=4)
+    assert len(result.previous_token_by_position) == 2
+    assert set(result.memories) == {"W_O3"}
+    assert result.W_K1_recall_by_position is None and result.offset_bias is None
+
+
+# -- the whole study, files and figures ---------------------------------------------------------
+
+
+def test_study_writes_json_figures_and_view_then_loads_its_checkpoints(tmp_path):
+    study = LengthsStudyConfig(**{**STUDY.to_dict(), "variants": ("ape", "rpe")})
+    first = run_lengths_study(study, tmp_path, progress=False)
+    data = json.loads((tmp_path / "lengths.json").read_text())
+    assert set(data["variants"]) == {"ape", "rpe"}
+    assert set(data["extra_variants"]) == {"rpe-clipped"}
+    for variant in data["variants"].values():
+        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
+    json.dumps(first.to_dict(), allow_nan=False)
+    for path in save_figures(lengths_figures(first), tmp_path / "figures"):
+        assert Path(path).stat().st_size > 10_000
+    save_view(lengths_attention_view(first), tmp_path / "view.html")
+    html = (tmp_path / "view.html").read_text()
+    assert "ape L1" in html and "rpe L2" in html
+    again = run_lengths_study(study, tmp_path, progress=False)  # loads, does not retrain
+    assert again.to_dict()["variants"] == first.to_dict()["variants"]
+
+
+def test_figures_take_results_and_the_view_stays_offline(stats):
+    results = {}
+    for variant in ("ape", "rpe", "nope"):
+        _, model, task = tiny(variant, stats)
+        randomise_trainables(model)
+        results[variant] = evaluate_lengths(model, task, train_length=T, batch_size=4, chunk_size=4, variant=variant)
+    result = LengthsResult(STUDY, results, 0.0, stats.vocab)
+    for plot in (plot_accuracy_by_position, plot_previous_token, plot_layer1_offsets):
+        assert isinstance(plot(result), Figure)
+    view = lengths_attention_view(result, layers=[0])
+    assert "nope L1" in view.local_src and "nope L2" not in view.local_src
+
+
+# -- a real training --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_rpe_keeps_long_prompts_while_ape_overlooks_them():
+    study = LengthsStudyConfig(
+        variants=("ape", "rpe"),
+        train_length=16,
+        multiples=(1, 2),
+        d_model=64,
+        steps=400,
+        batch_size=32,
+        eval_batch_size=128,
+        chunk_size=64,
+        rpe_clipped=False,
+        threads=1,
+    )
+    threads = torch.get_num_threads()
+    result = run_lengths_study(study, None, progress=False)
+    assert torch.get_num_threads() == threads, "the study restores the thread count"
+    ape, rpe = result.variants["ape"], result.variants["rpe"]
+    assert rpe.oversight.accuracy_by_length["2x"] >= 0.9
+    assert ape.oversight.accuracy_by_length["2x"] <= ape.oversight.accuracy_by_length["1x"] - 0.3
+    recall = ape.to_dict()["W_K1_recall"]
+    assert recall["in_range"] > 0.8 and recall["beyond"] < 0.2, "W_K^1 is learned only where trained"
