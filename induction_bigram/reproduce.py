@@ -334,7 +334,10 @@ def study_lengths(out: Path, settings: ReproduceSettings, stats: BigramStats, pr
         Claim(
             "5.6",
             "rotary in layer 1 / NoPE (reported)",
-            f"rope {variants['rope']['accuracy_by_length']}, nope {variants['nope']['accuracy_by_length']}",
+            "; ".join(
+                f"{name} " + " / ".join(f"{v:.2f}" for v in variants[name]["accuracy_by_length"].values())
+                for name in ("rope", "nope")
+            ),
             None,
         ),
     ]

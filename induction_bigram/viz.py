@@ -127,6 +127,7 @@ def plot_capacity(rows: Sequence[Any]) -> Figure:
         xscale="log", xlabel="d", ylabel="cosine to the ideal form", title="cosine to the ideal outer-product form"
     )
     for ax in (acc_ax, recall_ax, cos_ax):
+        ax.minorticks_off()
         ax.set_xticks(d, [str(x) for x in d])
         ax.legend(fontsize=7)
     return fig
