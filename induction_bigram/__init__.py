@@ -2,7 +2,9 @@
 
 The pipeline, one module per stage::
 
-    data (BigramStats, TriggerTask) -> model (build_model) -> train -> checkpoint (load)
+    data (BigramStats, TriggerTask, PromptDesigner) -> model (build_model) -> train
+    -> checkpoint (load) / pretrained (load_pretrained) -> memory (memory_report)
+    -> logits, patching, theory (hijack.run_hijack_study) -> lengths -> viz, views -> reproduce
 
 Quick start::
 
@@ -23,6 +25,8 @@ from induction_bigram.errors import (
     InductionBigramError,
     ModelShapeError,
 )
+from induction_bigram.logits import decompose_logits
+from induction_bigram.memory import build_theory_model, memory_report
 from induction_bigram.metrics import TaskMetrics, evaluate
 from induction_bigram.model import (
     build_model,
@@ -30,6 +34,7 @@ from induction_bigram.model import (
     set_paper_matrix,
     swap_convention,
 )
+from induction_bigram.pretrained import load_pretrained
 from induction_bigram.train import TrainResult, train
 
 __all__ = [
@@ -49,10 +54,14 @@ __all__ = [
     "TrainResult",
     "TriggerTask",
     "build_model",
+    "build_theory_model",
+    "decompose_logits",
     "evaluate",
     "get_paper_matrix",
     "load",
     "load_checkpoint",
+    "load_pretrained",
+    "memory_report",
     "preset",
     "set_paper_matrix",
     "swap_convention",

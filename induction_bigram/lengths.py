@@ -108,7 +108,7 @@ from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainCon
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import ConfigError
-from induction_bigram.files import atomic_write_text
+from induction_bigram.files import atomic_write_text, json_safe
 from induction_bigram.memory import Projection, memory_margin, memory_report, project_W_K1, recall_at_1
 from induction_bigram.model import model_config, token_embeddings
 from induction_bigram.train import train_or_load
@@ -534,7 +534,7 @@ class VariantResult:
             out["by_position"]["W_K1_recall"] = recall
         if self.offset_bias is not None:
             out["offset_bias"] = self.offset_bias
-        return _json_ready(out)
+        return json_safe(out)
 
 
 @dataclass(frozen=True)
@@ -561,16 +561,6 @@ class LengthsResult:
             wall_seconds=self.wall_seconds,
         )
         return out
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
 
 
 # -- evaluation ---------------------------------------------------------------------------------

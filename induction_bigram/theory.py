@@ -89,7 +89,7 @@ def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_
     for prompts in batches:
         check_prompts(prompts.tokens, prompts.trigger)
         for start in range(0, len(prompts), chunk_size):
-            part = _slice(prompts, slice(start, start + chunk_size))
+            part = prompts.rows(slice(start, start + chunk_size))
             parts = decompose_logits(model, part.tokens)
             ic = parts.in_context[:, -1]
             rest = parts.logits[:, -1] - ic
@@ -124,18 +124,6 @@ def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_
             for key, value in values.items():
                 columns.setdefault(key, []).append(value.cpu())
     return Measurements(**{k: torch.cat(v) for k, v in columns.items()})
-
-
-def _slice(prompts: DesignedPrompts, rows: slice) -> DesignedPrompts:
-    return DesignedPrompts(
-        prompts.tokens[rows],
-        prompts.trigger[rows],
-        prompts.output[rows],
-        prompts.rival[rows],
-        prompts.favourite[rows],
-        prompts.after_trigger[rows],
-        prompts.vocab_size,
-    )
 
 
 # -- the formula and the strengths ----------------------------------------------------------------

@@ -76,6 +76,18 @@ class DesignedPrompts:
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
+    def rows(self, rows: slice) -> "DesignedPrompts":
+        """A sub-batch."""
+        return DesignedPrompts(
+            self.tokens[rows],
+            self.trigger[rows],
+            self.output[rows],
+            self.rival[rows],
+            self.favourite[rows],
+            self.after_trigger[rows],
+            self.vocab_size,
+        )
+
 
 def after_trigger_mask(tokens: Int[Tensor, "batch pos"], trigger: Int[Tensor, " batch"]) -> Bool[Tensor, "batch pos"]:
     """S: positions t whose previous token is the trigger (position 0 never is)."""
