@@ -166,10 +166,7 @@ def r_squared(prediction: Tensor, target: Tensor) -> float:
 def spearman(a: Tensor, b: Tensor) -> float:
     """Rank correlation (ties broken by order, which is fine for continuous values)."""
     ranks = lambda x: x.double().argsort().argsort().double()  # noqa: E731
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    norm = ra.norm() * rb.norm()
-    return float(ra @ rb / norm) if norm > 0 else float("nan")
+    return pearson(ranks(a), ranks(b))
 
 
 @dataclass(frozen=True)
@@ -206,8 +203,8 @@ def _fit_alpha(make_features, target: Tensor) -> tuple[float, float]:
     return best[1], best[2]
 
 
-def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> tuple[list[Rung], Tensor]:
-    """Score each rung on a held-out half; returns the rungs and the held-out mask."""
+def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> list[Rung]:
+    """Score each rung on a held-out half of the prompts (the half is fixed by ``seed``)."""
     g = torch.Generator().manual_seed(seed)
     held_out = torch.rand(len(meas.n), generator=g) < 0.5
     fit = ~held_out
@@ -272,7 +269,7 @@ def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> tuple[lis
             {},
         )
     )
-    return rungs, held_out
+    return rungs
 
 
 # -- the consequences ------------------------------------------------------------------------------
@@ -340,7 +337,7 @@ def _cell_means(meas: Measurements, values: Tensor) -> dict[tuple[int, int], flo
 
 def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> TheoryCheck:
     """Run the ladder and test each consequence with the best formula rung."""
-    rungs, _ = ladder(meas, strengths, seed)
+    rungs = ladder(meas, strengths, seed)
     formula = [r for r in rungs if r.name != "measured_attention"]
     best = max(formula, key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
     predicted = rung_prediction(meas, strengths, best)
@@ -408,7 +405,7 @@ def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> The
         split=split,
         hijack=hijack,
         fallback=fallback,
-        attention_correlation=_pearson(predicted_mass, meas.attention_on_S.double()),
+        attention_correlation=pearson(predicted_mass, meas.attention_on_S.double()),
     )
 
 
@@ -420,7 +417,8 @@ def _threshold(counts: Tensor, difference: Tensor) -> int | None:
     return None
 
 
-def _pearson(a: Tensor, b: Tensor) -> float:
-    a, b = a - a.mean(), b - b.mean()
+def pearson(a: Tensor, b: Tensor) -> float:
+    """Linear correlation."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
     norm = a.norm() * b.norm()
     return float(a @ b / norm) if norm > 0 else float("nan")
