@@ -229,12 +229,14 @@ def _presets(args: argparse.Namespace) -> int:
     if args.name:
         print(preset(args.name).to_json())
     else:
+        width = max(map(len, PRESETS))
         for name in PRESETS:
             cfg = preset(name)
+            scaling = "" if cfg.train.lr_scaling == "none" else f" ({cfg.train.lr_scaling} scaling)"
             print(
-                f"{name:12s} d={cfg.model.d_model} T={cfg.task.seq_len} K={cfg.task.n_triggers} "
+                f"{name:{width}s}  d={cfg.model.d_model} T={cfg.task.seq_len} K={cfg.task.n_triggers} "
                 f"{cfg.model.positional} ffn={cfg.model.ffn} {cfg.train.optimizer} "
-                f"lr={cfg.train.lr} batch={cfg.train.batch_size} steps={cfg.train.steps}"
+                f"lr={cfg.train.lr}{scaling} batch={cfg.train.batch_size} steps={cfg.train.steps}"
             )
     return 0
 

@@ -2,7 +2,7 @@
 
 Studies, each in its own folder under the output directory:
 
-1. ``training``: train the induction head (``quick`` preset, or ``reference-adamw``), then its
+1. ``training``: train the induction head (``quick`` preset, or ``reference``), then its
    memory report and figures; claims: it learns the task, the memories form in the order
    W_O^2, W_K^2, W_K^1, and W_K^1 learns its first positions first (THEORY.md section 3).
 2. ``memories``: the theory-built model at the reference shape, and trained against
@@ -91,7 +91,7 @@ class ReproduceSettings:
                 lengths=lengths_preset("cpu"),
             )
         return cls(
-            training=preset("reference-adamw").with_overrides({"train.compile": True}),
+            training=preset("reference").with_overrides({"train.compile": True}),
             capacity_widths=(16, 32, 64, 128, 256),
             capacity_recipe=preset("quick"),
             amt=preset("amt-quick"),

@@ -28,7 +28,7 @@ from induction_bigram.errors import CheckpointError, ConfigError
 from induction_bigram.files import atomic_write_text
 from induction_bigram.memory import memory_report
 from induction_bigram.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
-from induction_bigram.model import build_model, resolve_device
+from induction_bigram.model import build_model, model_config, reference_code_scales, resolve_device
 
 MetricsRecord = dict[str, Any]
 
@@ -50,11 +50,26 @@ class TrainResult:
 
 
 def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD with momentum or AdamW over the trainable parameters only."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD with momentum or AdamW over the trainable parameters only, one parameter group per
+    matrix with its learning rate and weight decay (``cfg.lr_scaling``)."""
+    multipliers = learning_rate_multipliers(model, cfg)
+    groups = [
+        {"params": [p], "lr": cfg.lr * multipliers[name], "weight_decay": cfg.weight_decay / multipliers[name]}
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    ]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def learning_rate_multipliers(model: HookedTransformer, cfg: TrainConfig) -> dict[str, float]:
+    """Learning-rate multiplier per trained parameter (TL name): 1 under ``lr_scaling="none"``;
+    c^2 for SGD and c for AdamW under ``"reference-code"``, with c from
+    :func:`~induction_bigram.model.reference_code_scales`."""
+    scales = reference_code_scales(model_config(model))
+    power = {"none": 0, "reference-code": 2 if cfg.optimizer == "sgd" else 1}[cfg.lr_scaling]
+    return {name: scales[name] ** power for name, p in model.named_parameters() if p.requires_grad}
 
 
 def optimizer_step(
@@ -145,7 +160,10 @@ def _resume(
         raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
     model = ckpt.model
     optimizer = make_optimizer(model, requested.train)
-    optimizer.load_state_dict(ckpt.optimizer_state)
+    try:
+        optimizer.load_state_dict(ckpt.optimizer_state)
+    except ValueError as error:  # e.g. a checkpoint from before one parameter group per matrix
+        raise CheckpointError(f"{run_dir}: the saved optimiser state does not fit this run ({error})") from None
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.set_state(ckpt.data_rng_state)

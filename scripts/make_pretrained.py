@@ -24,9 +24,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "induction_bigram" / "pretrained
 # name -> (the command that trains it, after `induction-bigram`, and its run folder);
 # RUNS stands for the --runs folder
 RECIPES = {
-    # the reference shape (d = T = 256, K = 5); AdamW, see the `reference-adamw` preset
+    # the reference recipe (d = T = 256, K = 5, SGD lr 0.03) at batch 128, about 18 min on 2 CPU cores
     "reference": (
-        ["train", "--preset", "reference-adamw", "--set", "train.compile=true", "--out", "RUNS/reference"],
+        [
+            "train",
+            "--preset",
+            "reference",
+            "--set",
+            "train.batch_size=128",
+            "--set",
+            "train.micro_batch_size=none",
+            "--out",
+            "RUNS/reference",
+        ],
         "RUNS/reference",
     ),
     # the associative memory transformer: linear W_F, full loss, d = T = 128

@@ -1,7 +1,9 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
-from induction_bigram import CheckpointError, load, train
+from induction_bigram import CheckpointError, load, memory_report, preset, train
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.metrics import evaluate
@@ -57,3 +59,17 @@ def test_the_promised_models_are_shipped():
     assert {"reference", "amt", "rpe"} <= set(available())
     assert pretrained_config("amt").model.ffn == "linear"
     assert pretrained_config("rpe").model.positional == "rpe"
+
+
+def test_shipped_reference_model_is_the_reference_recipe_and_holds_its_memories():
+    """Issue 3's target: after the reference recipe (batch 128 on CPU), W_O2 and W_K2 recall 1.0
+    and W_K1 recall >= 0.9 on the first 64 positions."""
+    config = pretrained_config("reference")
+    recipe = preset("reference")
+    assert config.train == replace(recipe.train, batch_size=128, micro_batch_size=None)
+    assert (config.task, replace(config.model, d_vocab=None)) == (recipe.task, recipe.model)
+    task = TriggerTask(BigramStats.from_corpus(config.task.corpus), config.task)
+    report = memory_report(load_pretrained("reference", "cpu"), task.shared_triggers, config.task.seq_len)
+    assert report["W_O2"].recall == 1.0 and report["W_K2"].recall == 1.0
+    assert report["W_K1"].recalls["recall_first64"] >= 0.9
+    assert pretrained_metrics("reference")[-1]["in_context_accuracy"] >= 0.98

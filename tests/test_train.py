@@ -1,10 +1,24 @@
+import copy
 import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
 
-from induction_bigram import CheckpointError, ConfigError, load_checkpoint, preset, train
+from induction_bigram import (
+    CheckpointError,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    build_model,
+    load_checkpoint,
+    preset,
+    train,
+)
 from induction_bigram.checkpoint import CONFIG, METRICS
+from induction_bigram.model import reference_code_scales
+from induction_bigram.train import learning_rate_multipliers, make_optimizer
 from tests.conftest import tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}
@@ -75,6 +89,18 @@ def test_resume_can_extend_training(tmp_path):
     assert longer.final["step"] == 16
 
 
+def test_resume_with_an_optimiser_state_of_another_layout_is_refused(tmp_path):
+    config = tiny_config()
+    train(config, tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    groups = payload["optimizer_state"]["param_groups"]
+    groups[:] = [{**groups[0], "params": [p for g in groups for p in g["params"]]}]  # one group for all
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="optimiser state does not fit"):
+        train(config.with_overrides(["train.steps=16"]), tmp_path, resume=True, progress=False)
+
+
 def test_resume_with_another_model_is_refused(tmp_path):
     train(tiny_config(), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="model.d_model: 16 -> 32"):
@@ -109,3 +135,113 @@ def test_micro_batches_add_up_to_the_whole_batch():
     for (name, a), b in zip(whole.model.named_parameters(), micro.model.parameters()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
     assert micro.final["train_loss"] == pytest.approx(whole.final["train_loss"], rel=1e-5)
+
+
+def randomised(model):
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def layer_two_readout(model, tokens):
+    """Logits from layer 2's output alone. The direct path (U applied to the embeddings and to
+    layer 1's output) is the one term whose scale the two parametrisations do not share."""
+    kept = {}
+
+    def keep(attn_out, hook):
+        kept["attn_out"] = attn_out
+
+    def replace_stream(resid_post, hook):
+        return kept["attn_out"]
+
+    return model.run_with_hooks(
+        tokens, fwd_hooks=[("blocks.1.hook_attn_out", keep), ("blocks.1.hook_resid_post", replace_stream)]
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_reference_code_lr_scaling_takes_the_reference_code_steps(optimizer):
+    """Oracle: the reference code's parametrisation (embeddings sqrt(d) larger, trained matrices
+    W' = W / c) trained with one learning rate follows, mapped back by c, exactly the trajectory
+    ours follows under ``lr_scaling="reference-code"``."""
+    d = 16
+    model_cfg = ModelConfig(d_model=d, n_ctx=12, d_vocab=11)
+    scaled = TrainConfig(optimizer=optimizer, lr=1e-2, lr_scaling="reference-code", weight_decay=0.1)
+    ours = randomised(build_model(model_cfg, "cpu"))
+    start = copy.deepcopy(ours)
+    theirs = copy.deepcopy(ours)
+    scales = reference_code_scales(model_cfg)
+    with torch.no_grad():
+        theirs.embed.W_E.mul_(math.sqrt(d))
+        theirs.pos_embed.W_pos.mul_(math.sqrt(d))
+        for name, p in theirs.named_parameters():
+            p.div_(scales.get(name, 1.0))
+    steppers = [
+        (ours, make_optimizer(ours, scaled)),
+        (theirs, make_optimizer(theirs, replace(scaled, lr_scaling="none"))),
+    ]
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 11, (4, 12), generator=g)
+    targets = torch.randint(0, 11, (4 * 12,), generator=g)
+    for _ in range(3):
+        for model, optimizer_ in steppers:
+            optimizer_.zero_grad()
+            torch.nn.functional.cross_entropy(layer_two_readout(model, tokens).flatten(0, 1), targets).backward()
+            optimizer_.step()
+    theirs_params = dict(theirs.named_parameters())
+    atol = 1e-5 if optimizer == "sgd" else 1e-3  # AdamW's eps is the one term not rescaled
+    for name, p in ours.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p, theirs_params[name] * scales[name], atol=atol, rtol=1e-4, msg=name)
+            assert not torch.allclose(p, start.get_parameter(name), atol=1e-4), f"{name} did not move"
+
+
+def test_learning_rate_multipliers():
+    model = build_model(ModelConfig(d_model=16, n_ctx=12, d_vocab=11, ffn="linear"), "cpu")
+    sgd = learning_rate_multipliers(model, TrainConfig(optimizer="sgd", lr_scaling="reference-code"))
+    adamw = learning_rate_multipliers(model, TrainConfig(optimizer="adamw", lr_scaling="reference-code"))
+    plain = learning_rate_multipliers(model, TrainConfig(optimizer="sgd"))
+    assert sgd == {
+        "blocks.0.attn.W_K": 256.0,
+        "blocks.1.attn.W_K": 256.0,
+        "blocks.1.attn.W_O": 16.0,
+        "blocks.1.mlp.W_out": 16.0,
+    }
+    assert adamw == {
+        "blocks.0.attn.W_K": 16.0,
+        "blocks.1.attn.W_K": 16.0,
+        "blocks.1.attn.W_O": 4.0,
+        "blocks.1.mlp.W_out": 4.0,
+    }
+    assert set(plain.values()) == {1.0}
+    groups = make_optimizer(model, TrainConfig(lr=0.03, weight_decay=1e-4, lr_scaling="reference-code")).param_groups
+    expected = [(0.03 * 16, 1e-4 / 16)] * 2 + [(0.03 * 256, 1e-4 / 256)] * 2
+    for (lr, decay), (want_lr, want_decay) in zip(sorted((g["lr"], g["weight_decay"]) for g in groups), expected):
+        assert lr == pytest.approx(want_lr) and decay == pytest.approx(want_decay)
+
+
+@pytest.mark.slow
+def test_reference_recipe_learns_the_induction_head():
+    """End to end at d = T = 64: SGD lr 0.03 (the reference recipe) learns the task with the
+    reference-code scaling and barely moves without it. (The full-size run is the shipped
+    ``reference`` model, checked in test_pretrained.)"""
+    small = {
+        "model.d_model": 64,
+        "model.n_ctx": 64,
+        "task.seq_len": 64,
+        "train.batch_size": 64,
+        "train.micro_batch_size": None,
+        "train.steps": 300,
+        "train.eval_every": 300,
+        "train.device": "cpu",
+    }
+    scaled = train(preset("reference").with_overrides(small), None, progress=False)
+    memories = scaled.final["memories"]
+    assert scaled.final["in_context_accuracy"] >= 0.9
+    assert memories["W_O2"]["recall"] == 1.0 and memories["W_K2"]["recall"] == 1.0
+    assert memories["W_K1"]["recall"] >= 0.5 and memories["W_K1"]["margin"] > 0  # chance is about 0.07
+    plain = train(preset("reference").with_overrides({**small, "train.lr_scaling": "none"}), None, progress=False)
+    assert plain.final["in_context_accuracy"] < 0.3
