@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-cell", type=int, default=16, help="designed prompts per (T, n) cell")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--progress", action="store_true", help="show TransformerLens's patching progress bars")
     p.add_argument("--json", action="store_true")
 
     p = commands.add_parser("lengths", help="APE against RPE, RoPE and NoPE on long prompts")
@@ -177,7 +178,9 @@ def _logits(args: argparse.Namespace) -> int:
     if ckpt.config.model.n_layers != 2:
         raise InductionBigramError("the in-context against bigram study needs a 2-layer model")
     cfg = HijackStudyConfig(per_cell=args.per_cell, seed=args.seed)
-    study = run_hijack_study(ckpt.model, ckpt.stats, task.shared_triggers, ckpt.config.task.seq_len, cfg)
+    study = run_hijack_study(
+        ckpt.model, ckpt.stats, task.shared_triggers, ckpt.config.task.seq_len, cfg, progress=args.progress
+    )
     written = save_figures(hijack_figures(study, ckpt.stats.vocab), args.out or args.run / "figures")
     summary = {**study.summary(), "figures": written}
     if args.json:

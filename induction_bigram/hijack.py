@@ -10,8 +10,8 @@ One call, :func:`run_hijack_study`, runs what THEORY.md sections 5 and 6 ask of 
 3. hijack curves: P(o), P(g) and xi_o - xi_g against n for each T, measured and predicted;
 4. for a model with a feed-forward layer, the KL probe of its global memory.
 
-The position-by-position patches run through ``transformer_lens.patching``, which shows its
-own progress bars on stderr.
+The position-by-position patches run through ``transformer_lens.patching``; its progress bars
+show with ``progress=True``.
 """
 
 from __future__ import annotations
@@ -97,12 +97,14 @@ def run_hijack_study(
     triggers: Int[Tensor, " k"] | None,
     train_length: int,
     cfg: HijackStudyConfig = HijackStudyConfig(),
+    progress: bool = False,
 ) -> HijackStudy:
     """Run the whole study on a trained model (see the module doc).
 
     Args:
         triggers: the fixed triggers the model was trained with (``None`` for random ones).
         train_length: T_train; prompt lengths are fractions of it.
+        progress: show TransformerLens's patching progress bars.
     """
     if train_length > model.cfg.n_ctx:
         raise DataError(f"train_length {train_length} exceeds the model's n_ctx {model.cfg.n_ctx}")
@@ -137,7 +139,7 @@ def run_hijack_study(
         pair_starts=designer.evenly_spaced(cfg.patch_count, length),
     )
     patching = {
-        mode: patch_in_context_against_bigram(model, aligned, corrupt(aligned, stats.bigram, g, mode))
+        mode: patch_in_context_against_bigram(model, aligned, corrupt(aligned, stats.bigram, g, mode), progress)
         for mode in ("replace_outputs", "remove_triggers")
     }
     kl = None

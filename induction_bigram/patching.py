@@ -18,7 +18,10 @@ Patches (clean activations into the corrupted run):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -150,11 +153,31 @@ def patch_positions(
     return metric(logits).item()
 
 
+@contextlib.contextmanager
+def _tl_progress_bars(show: bool) -> Iterator[None]:
+    """``transformer_lens.patching`` draws a tqdm bar on stderr for every sweep and has no
+    option to hide it; unless ``show``, stderr is held back for the sweep and any warning
+    raised meanwhile is re-issued afterwards."""
+    if show:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 @torch.no_grad()
 def patch_in_context_against_bigram(
-    model: HookedTransformer, prompts: DesignedPrompts, corrupted_tokens: Int[Tensor, "batch pos"]
+    model: HookedTransformer,
+    prompts: DesignedPrompts,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    progress: bool = False,
 ) -> PatchingResult:
-    """Every patch of the module doc, on one batch of clean/corrupted prompts."""
+    """Every patch of the module doc, on one batch of clean/corrupted prompts (``progress``:
+    show TransformerLens's bar for each layer-by-position sweep)."""
     check_prompts(prompts.tokens, prompts.trigger)
     check_tokens(model, prompts.tokens)
     if corrupted_tokens.shape != prompts.tokens.shape:
@@ -168,12 +191,14 @@ def patch_in_context_against_bigram(
     last_layer = model.cfg.n_layers - 1
     last = torch.zeros_like(prompts.after_trigger)
     last[:, -1] = True
-    head_out = tl_patching.get_act_patch_attn_head_out_by_pos(model, corrupted_tokens, clean_cache, metric)
+    with _tl_progress_bars(progress):
+        head_out = tl_patching.get_act_patch_attn_head_out_by_pos(model, corrupted_tokens, clean_cache, metric)
+        resid_pre = tl_patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric)
     aligned = bool((prompts.after_trigger == prompts.after_trigger[:1]).all())
     return PatchingResult(
         clean_difference=logit_difference(clean_logits, prompts).mean().item(),
         corrupted_difference=logit_difference(corrupted_logits, prompts).mean().item(),
-        resid_pre=tl_patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric),
+        resid_pre=resid_pre,
         head_out=head_out[..., 0],
         layer2_head_last=patch_positions(
             model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.attn.hook_z", last, metric

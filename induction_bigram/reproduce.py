@@ -213,7 +213,7 @@ def study_hijack(out: Path, settings: ReproduceSettings, stats: BigramStats, pro
     config = settings.amt
     result = train_or_load(config, out / "run", progress=progress)
     triggers = TriggerTask(stats, config.task).shared_triggers
-    study = run_hijack_study(result.model, stats, triggers, config.task.seq_len, settings.hijack)
+    study = run_hijack_study(result.model, stats, triggers, config.task.seq_len, settings.hijack, progress)
     summary = study.summary()
     best = next(r for r in study.check.rungs if r.name == study.check.best)
     figures = hijack_figures(study, stats.vocab)

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -5,6 +7,7 @@ from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.memory import build_theory_model
 from induction_bigram.patching import (
+    _tl_progress_bars,
     corrupt,
     logit_difference,
     patch_in_context_against_bigram,
@@ -80,3 +83,19 @@ def test_bad_inputs_are_named(stats, theory_setup):
             lambda logits: logits.sum(),
         )
     assert logit_difference(clean_logits, prompts).shape == (8,)
+
+
+def test_transformer_lens_progress_bars_show_only_when_asked(stats, theory_setup, capfd):
+    model, prompts, g = theory_setup
+    corrupted = corrupt(prompts, stats.bigram, g)
+    quiet = patch_in_context_against_bigram(model, prompts, corrupted)
+    assert capfd.readouterr().err == ""
+    shown = patch_in_context_against_bigram(model, prompts, corrupted, progress=True)
+    assert "it/s" in capfd.readouterr().err
+    assert torch.equal(quiet.resid_pre, shown.resid_pre)
+
+
+def test_hidden_progress_keeps_warnings():
+    with pytest.warns(UserWarning, match="still seen"):
+        with _tl_progress_bars(False):
+            warnings.warn("still seen", UserWarning)
