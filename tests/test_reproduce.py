@@ -5,7 +5,7 @@ import pytest
 from induction_bigram import preset
 from induction_bigram.hijack import HijackStudyConfig
 from induction_bigram.lengths import lengths_preset
-from induction_bigram.reproduce import ReproduceSettings, reproduce
+from induction_bigram.reproduce import ReproduceSettings, reproduce, strictly_ordered
 
 TINY = {
     "model.d_model": 16,
@@ -48,3 +48,10 @@ def test_reproduce_writes_a_complete_report(tmp_path):
     # a second run reuses the finished trainings
     again = reproduce(tmp_path, settings=settings, studies=["training"], progress=False)
     assert again.read_text().count("## ") >= 2
+
+
+def test_an_order_holds_only_when_the_evaluations_can_tell():
+    assert strictly_ordered([50, 100, 150]) is True
+    assert strictly_ordered([100, 50, 150]) is False
+    assert strictly_ordered([50, 50, 100]) is None  # a tie: the evaluation interval cannot tell
+    assert strictly_ordered([50, None, 100]) is None
