@@ -318,21 +318,19 @@ def _preset_reference() -> RunConfig:
     )
 
 
+def _adamw(train: TrainConfig, **changes: Any) -> TrainConfig:
+    """``train`` with the AdamW recipe of the non-reference presets: lr 0.03, no weight decay,
+    one learning rate for every matrix."""
+    return dataclasses.replace(train, optimizer="adamw", lr=0.03, lr_scaling="none", weight_decay=0.0, **changes)
+
+
 def _preset_reference_adamw() -> RunConfig:
     """The reference shape trained with AdamW at lr 0.03, batch 128, one learning rate for
     every matrix: a second recipe that needs no reparametrisation."""
     ref = _preset_reference()
     return dataclasses.replace(
         ref,
-        train=dataclasses.replace(
-            ref.train,
-            batch_size=128,
-            micro_batch_size=None,
-            optimizer="adamw",
-            lr=0.03,
-            lr_scaling="none",
-            weight_decay=0.0,
-        ),
+        train=_adamw(ref.train, batch_size=128, micro_batch_size=None),
     )
 
 
@@ -341,14 +339,10 @@ def _preset_quick() -> RunConfig:
     return RunConfig(
         task=dataclasses.replace(ref.task, seq_len=64),
         model=dataclasses.replace(ref.model, d_model=64, n_ctx=64),
-        train=dataclasses.replace(
+        train=_adamw(
             ref.train,
             steps=2500,
             batch_size=128,
-            optimizer="adamw",
-            lr=0.03,
-            lr_scaling="none",
-            weight_decay=0.0,
             eval_every=250,
             eval_batch_size=512,
             checkpoint_every=500,
@@ -368,9 +362,7 @@ def _preset_amt() -> RunConfig:
     return RunConfig(
         task=dataclasses.replace(ref.task, output_mode="bigram"),
         model=dataclasses.replace(ref.model, ffn="linear"),
-        train=dataclasses.replace(
-            ref.train, loss="full", optimizer="adamw", lr=0.03, lr_scaling="none", weight_decay=0.0
-        ),
+        train=_adamw(ref.train, loss="full"),
     )
 
 
