@@ -48,6 +48,16 @@ def tiny_config(**overrides) -> RunConfig:
     return base.with_overrides(overrides) if overrides else base
 
 
+def randomise_trainables(model, seed: int = 0, scale: float = 0.5):
+    """Fill the trained tensors with seeded N(0, scale^2) entries (in place); returns the model."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return model
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

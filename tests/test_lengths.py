@@ -31,6 +31,7 @@ from induction_bigram.viz import (
     plot_previous_token,
     save_figures,
 )
+from tests.conftest import randomise_trainables
 
 STUDY = lengths_preset("test")  # d = 16, T_train = 8, k = 1..4
 T, L = STUDY.train_length, STUDY.max_length
@@ -39,14 +40,6 @@ T, L = STUDY.train_length, STUDY.max_length
 def tiny(variant: str, stats: BigramStats):
     config = variant_config(variant, STUDY).with_vocab(stats.n_tokens)
     return config, build_model(config.model, "cpu"), TriggerTask(stats, config.task)
-
-
-def randomise_trainables(model, seed: int = 0, scale: float = 0.5) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=g) * scale)
 
 
 def scores_with_stream(model, layer: int, stream: torch.Tensor) -> torch.Tensor:

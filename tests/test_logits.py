@@ -4,16 +4,11 @@ import torch
 from induction_bigram import ModelConfig, build_model
 from induction_bigram.logits import decompose_logits, global_logits, global_memory_kl
 from induction_bigram.model import set_paper_matrix, token_embeddings, unembeddings
+from tests.conftest import randomise_trainables
 
 
 def randomised(cfg: ModelConfig, seed: int = 0):
-    model = build_model(cfg)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return model
+    return randomise_trainables(build_model(cfg), seed, scale=0.3)
 
 
 @pytest.mark.parametrize("positional, ffn", [("ape", "none"), ("ape", "linear"), ("rpe", "relu"), ("nope", "none")])

@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer
 
 from induction_bigram import DataError, ModelConfig, ModelShapeError, build_model
 from induction_bigram.model import (
@@ -15,20 +14,13 @@ from induction_bigram.model import (
     trainable_names,
     unembeddings,
 )
+from tests.conftest import randomise_trainables
 
 D, N, T = 16, 11, 12
 
 
 def small(**kw) -> ModelConfig:
     return ModelConfig(**{"d_model": D, "n_ctx": T, "d_vocab": N, **kw})
-
-
-def randomise_trainables(model: HookedTransformer, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
 
 
 def paper_attention(X, W_K, W_V, W_O):

@@ -19,7 +19,7 @@ from induction_bigram import (
 from induction_bigram.checkpoint import CONFIG, METRICS
 from induction_bigram.model import reference_code_scales
 from induction_bigram.train import learning_rate_multipliers, make_optimizer
-from tests.conftest import tiny_config
+from tests.conftest import randomise_trainables, tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}
 
@@ -137,15 +137,6 @@ def test_micro_batches_add_up_to_the_whole_batch():
     assert micro.final["train_loss"] == pytest.approx(whole.final["train_loss"], rel=1e-5)
 
 
-def randomised(model):
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return model
-
-
 def layer_two_readout(model, tokens):
     """Logits from layer 2's output alone. The direct path (U applied to the embeddings and to
     layer 1's output) is the one term whose scale the two parametrisations do not share."""
@@ -170,7 +161,7 @@ def test_reference_code_lr_scaling_takes_the_reference_code_steps(optimizer):
     d = 16
     model_cfg = ModelConfig(d_model=d, n_ctx=12, d_vocab=11)
     scaled = TrainConfig(optimizer=optimizer, lr=1e-2, lr_scaling="reference-code", weight_decay=0.1)
-    ours = randomised(build_model(model_cfg, "cpu"))
+    ours = randomise_trainables(build_model(model_cfg, "cpu"), seed=7, scale=0.3)
     start = copy.deepcopy(ours)
     theirs = copy.deepcopy(ours)
     scales = reference_code_scales(model_cfg)
