@@ -37,7 +37,7 @@ def matmul_flops_per_second(batch: int, seq: int, d: int, repeats: int) -> float
 def bench(name: str, batch: int, micro: int | None, compiled: bool, repeats: int) -> dict:
     overrides = {"train.batch_size": batch, "train.micro_batch_size": micro}
     config = preset(name).with_vocab(65).with_overrides(overrides)
-    model = build_model(config.model, "cpu")
+    model = build_model(config.model, "cpu", vocab=BigramStats.default().vocab)
     optimizer = make_optimizer(model, config.train)
     task = TriggerTask(BigramStats.default(), config.task)
     generator = torch.Generator().manual_seed(0)

@@ -49,7 +49,7 @@ def compare_across_widths(
         config = recipe.with_overrides({"model.d_model": d}).with_vocab(stats.n_tokens)
         result = train(config, None, progress=progress)
         task = TriggerTask(stats, config.task, next(result.model.parameters()).device)
-        theory = build_theory_model(config.model, task.shared_triggers, device=config.train.device)
+        theory = build_theory_model(config.model, task.shared_triggers, device=config.train.device, vocab=stats.vocab)
         seed = config.train.eval_seed
         rows.append(
             CapacityRow(

@@ -27,6 +27,7 @@ from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import DataError
 from induction_bigram.logits import LogitDecomposition, decompose_logits, global_memory_kl
+from induction_bigram.model import check_vocabulary
 from induction_bigram.patching import PatchingResult, corrupt, patch_in_context_against_bigram
 from induction_bigram.theory import Measurements, TheoryCheck, check_theory, measure, read_strengths, rung_prediction
 
@@ -108,6 +109,7 @@ def run_hijack_study(
     """
     if train_length > model.cfg.n_ctx:
         raise DataError(f"train_length {train_length} exceeds the model's n_ctx {model.cfg.n_ctx}")
+    check_vocabulary(model, stats)
     model.eval()
     device = next(model.parameters()).device
     designer = PromptDesigner(stats, triggers, device)

@@ -24,7 +24,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.model import check_tokens, token_embeddings
+from induction_bigram.model import check_tokens, check_vocabulary, token_embeddings
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ def global_memory_kl(
     This probes the feed-forward memory of the associative memory transformer: near 0 when it
     stores the bigram, about the entropy gap to uniform when it stores nothing.
     """
+    check_vocabulary(model, stats)
     log_q = F.log_softmax(global_logits(model).double(), dim=-1)
     p = stats.bigram.to(log_q.device)
     kl = (p * (p.clamp_min(1e-300).log() - log_q)).sum(-1)

@@ -33,6 +33,7 @@ a memory's margin is the mean over items. The cosine is between the paper-conven
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -271,8 +272,11 @@ def build_theory_model(
     triggers: Int[Tensor, " k"] | None,
     strengths: MemoryStrengths = MemoryStrengths(),
     device: str | torch.device | None = "auto",
+    *,
+    vocab: Sequence[str],
 ) -> HookedTransformer:
-    """A model of the same architecture whose memories are written, not trained.
+    """A model of the same architecture whose memories are written, not trained (``vocab``:
+    the characters, as for :func:`~induction_bigram.model.build_model`).
 
     W_K^1 = lambda_1 sum_t p_t p_(t-1)^T (previous-token head), W_K^2 = lambda_2 sum_q
     w_E(q) (Phi_1 w_E(q))^T - c lambda_2 sum_q w_E(q) p_0^T (induction head, with the position-0
@@ -281,7 +285,7 @@ def build_theory_model(
     """
     if cfg.positional != "ape" or cfg.ffn != "none":
         raise ModelShapeError("the theory-built model is defined for the 'ape' model without FFN")
-    model = build_model(cfg, device)
+    model = build_model(cfg, device, vocab=vocab)
     sqrt_d = math.sqrt(cfg.d_model)
     P = positional_embeddings(model)
     E = token_embeddings(model)

@@ -4,10 +4,18 @@
 - bigram loss: cross-entropy on targets with label 0;
 - the training loss: cross-entropy on label >= 2 targets (``"in_context"``) or on all targets
   (``"full"``), see :func:`loss_mask`.
+
+TransformerLens's own loss, ``model(tokens, return_type="loss")``, averages the cross-entropy
+over every position. On this task most positions are bigram draws that no circuit can predict
+well, so that number barely moves when the induction head is ablated. :func:`in_context_loss`
+and :func:`in_context_accuracy` take ``(logits, batch)`` like a TL metric and score only the
+targets the circuit is for; :func:`in_context_patching_metric` packages them for
+``transformer_lens.patching`` and ablation studies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,7 +25,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from induction_bigram.data.task import TaskBatch, TriggerTask
-from induction_bigram.model import check_tokens
+from induction_bigram.errors import ConfigError, DataError
+from induction_bigram.model import check_tokens, check_vocabulary
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,30 @@ def masked_cross_entropy(
     (default: the number selected, i.e. the mean; 0 if none is selected)."""
     losses = F.cross_entropy(logits[mask], targets[mask], reduction="sum")
     return losses / (mask.sum().clamp_min(1) if normalizer is None else normalizer)
+
+
+def in_context_loss(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> Float[Tensor, ""]:
+    """Mean cross-entropy on the in-context targets (label >= 2); differentiable."""
+    return masked_cross_entropy(logits, batch.targets, batch.in_context)
+
+
+def in_context_accuracy(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> Float[Tensor, ""]:
+    """Top-1 accuracy on the in-context targets (label >= 2)."""
+    correct = logits.argmax(-1) == batch.targets
+    return correct[batch.in_context].float().mean()
+
+
+def in_context_patching_metric(
+    batch: TaskBatch, kind: str = "loss"
+) -> Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, ""]]:
+    """``metric(logits)`` for ``transformer_lens.patching`` / hooks on ``batch.tokens``:
+    the in-context ``"loss"`` or ``"accuracy"`` (:func:`in_context_loss`, :func:`in_context_accuracy`)."""
+    score = {"loss": in_context_loss, "accuracy": in_context_accuracy}.get(kind)
+    if score is None:
+        raise ConfigError(f"kind must be 'loss' or 'accuracy', got {kind!r}")
+    if not batch.in_context.any():
+        raise DataError("this batch has no in-context target (label >= 2) to score")
+    return lambda logits: score(logits, batch)
 
 
 def loss_mask(batch: TaskBatch, kind: str) -> Bool[Tensor, "batch pos"]:
@@ -85,6 +118,7 @@ def evaluate(
     chunk_size: int = 64,
 ) -> TaskMetrics:
     """Score ``model`` on a fresh batch drawn with ``seed`` (same seed, same batch)."""
+    check_vocabulary(model, task.stats)
     generator = torch.Generator(device=task.device).manual_seed(seed)
     batch = task.sample(batch_size, generator)
     return score_logits(batch_logits(model, batch.tokens, chunk_size), batch)

@@ -42,6 +42,8 @@ import hashlib
 import math
 import re
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
@@ -49,10 +51,19 @@ from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config import ModelConfig
-from induction_bigram.errors import ConfigError, DataError, ModelShapeError
-from induction_bigram.hooks.circuit import add_circuit_hooks
-from induction_bigram.hooks.feedforward import LINEAR_ACT_FN
-from induction_bigram.hooks.positional import add_relative_position_bias, make_layer_content_only
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.data.tokenizer import BOS, character_tokenizer
+from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
+from induction_bigram.hooks import (
+    LINEAR_ACT_FN,
+    CheckedPosEmbed,
+    CircuitAttention,
+    CircuitHooks,
+    CircuitMLP,
+    TokenEmbed,
+    make_layer_content_only,
+)
+from induction_bigram.hooks.embed import check_context_length, check_token_ids
 
 _CONFIG_ATTR = "_induction_bigram_config"
 # TL recomputes rotary tables with the real frequencies past this many positions, which would
@@ -73,13 +84,24 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
-def build_model(cfg: ModelConfig, device: str | torch.device | None = "auto") -> HookedTransformer:
+def build_model(
+    cfg: ModelConfig, device: str | torch.device | None = "auto", *, vocab: Sequence[str]
+) -> HookedTransformer:
     """A seeded HookedTransformer of the paper's architecture, trainable parts at zero.
+
+    Args:
+        cfg: the architecture.
+        device: ``"auto"`` picks CUDA when available.
+        vocab: the characters, token id i = ``vocab[i]`` (``BigramStats.vocab``): the model
+            carries them as its tokenizer (:func:`induction_bigram.data.tokenizer.character_tokenizer`),
+            so TL's string tools work and :func:`check_vocabulary` can refuse other statistics.
 
     Only the trained tensors (:func:`trainable_names`) have ``requires_grad``.
     """
     if cfg.d_vocab is None:
         raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
+    if len(vocab) != cfg.d_vocab:
+        raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
     if cfg.positional == "rope" and cfg.n_ctx > _ROTARY_CACHE:
         raise ConfigError(f"model.n_ctx must be <= {_ROTARY_CACHE} for rope, got {cfg.n_ctx}")
     device = resolve_device(device)
@@ -105,19 +127,46 @@ def build_model(cfg: ModelConfig, device: str | torch.device | None = "auto") ->
         # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
         model = HookedTransformer(tl_cfg)
-    if cfg.positional == "rpe":
-        add_relative_position_bias(model, layer=0)
-    if cfg.positional == "rope":
-        for layer in range(1, cfg.n_layers):
-            make_layer_content_only(model, layer)
+    if tl_cfg.attn_only:
+        model.cfg.d_mlp = None  # TL fills in 4 d even without an MLP
+    _install_components(model, cfg)
+    model.to(device, print_details=False)
     _initialise(model, cfg)
     trainable = set(trainable_names(cfg))
     for name, param in model.named_parameters():
         param.requires_grad_(name in trainable)
-    model.hook_embed.add_perma_hook(_context_guard(cfg.n_ctx))
-    add_circuit_hooks(model)
+    _attach_tokenizer(model, vocab)
     setattr(model, _CONFIG_ATTR, cfg)
+    model.extra_repr = lambda: describe(model)
     return model
+
+
+def _install_components(model: HookedTransformer, cfg: ModelConfig) -> None:
+    """Swap TL's components for our subclasses (:mod:`induction_bigram.hooks`) and wire the
+    circuit hook points; parameter names stay TL's."""
+    model.embed = TokenEmbed(model.cfg)
+    if model.cfg.positional_embedding_type == "standard":
+        model.pos_embed = CheckedPosEmbed(model.cfg)
+    for layer, block in enumerate(model.blocks):
+        block.attn = CircuitAttention(model.cfg, "global", layer, relative_bias=cfg.positional == "rpe" and layer == 0)
+        if not model.cfg.attn_only:
+            block.mlp = CircuitMLP(model.cfg)
+    if cfg.positional == "rope":
+        for layer in range(1, cfg.n_layers):
+            make_layer_content_only(model, layer)
+    model.circuit = CircuitHooks()
+    last = model.blocks[cfg.n_layers - 1]
+    if cfg.n_layers == 2:
+        model.blocks[0].attn.route_output_through(model.circuit.hook_previous_token)
+    last.attn.route_output_through(model.circuit.hook_induction)
+    if not model.cfg.attn_only:
+        last.mlp.route_output_through(model.circuit.hook_global)
+    model.setup()  # registers the new hook points under their full names
+
+
+def _attach_tokenizer(model: HookedTransformer, vocab: Sequence[str]) -> None:
+    model.set_tokenizer(character_tokenizer(vocab), default_padding_side="right")
+    model.tokenizer.bos_token = BOS  # after set_tokenizer, which would reload a tokenizer with a BOS
 
 
 def _hidden_width(cfg: ModelConfig) -> int | None:
@@ -213,14 +262,6 @@ def _initialise(model: HookedTransformer, cfg: ModelConfig) -> None:
                 param.zero_()
 
 
-def _context_guard(n_ctx: int):
-    def check_length(embed: Tensor, hook) -> None:
-        if embed.shape[1] > n_ctx:
-            raise DataError(f"a prompt of length {embed.shape[1]} exceeds the context n_ctx = {n_ctx}")
-
-    return check_length
-
-
 # -- the paper's convention ---------------------------------------------------------------------
 
 
@@ -289,12 +330,90 @@ def positional_embeddings(model: HookedTransformer) -> Float[Tensor, "n_ctx d_mo
 
 
 def check_tokens(model: HookedTransformer, tokens: Tensor) -> Int[Tensor, "batch pos"]:
-    """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks."""
+    """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
+    (the checks the forward pass makes, for analyses that want to fail before any work)."""
     if tokens.ndim != 2:
         raise DataError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-    if tokens.shape[1] > model.cfg.n_ctx:
-        raise DataError(f"a prompt of length {tokens.shape[1]} exceeds the context n_ctx = {model.cfg.n_ctx}")
-    bad = (tokens < 0) | (tokens >= model.cfg.d_vocab)
-    if bad.any():
-        raise DataError(f"token id {int(tokens[bad][0])} is outside the vocabulary [0, {model.cfg.d_vocab})")
+    check_context_length(tokens.shape[1], model.cfg.n_ctx)
+    check_token_ids(tokens, model.cfg.d_vocab)
     return tokens
+
+
+# -- vocabulary, description, weights ---------------------------------------------------------
+
+
+def model_vocab(model: HookedTransformer) -> tuple[str, ...]:
+    """The characters of the model's vocabulary, token id i = ``vocab[i]``."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ModelShapeError("this model carries no tokenizer; build it with build_model(cfg, vocab=...)")
+    return tuple(tokenizer.convert_ids_to_tokens(list(range(model.cfg.d_vocab))))
+
+
+def check_vocabulary(model: HookedTransformer, stats: BigramStats) -> None:
+    """Raise :class:`DataError` unless ``stats`` numbers the characters as the model does.
+
+    A prompt encoded with another corpus's statistics is a valid-looking tensor of ids that
+    means other characters to this model; every analysis that takes a model and statistics
+    calls this first.
+    """
+    vocab = model_vocab(model)
+    if vocab != stats.vocab:
+        first = next((i for i, (a, b) in enumerate(zip(vocab, stats.vocab)) if a != b), min(len(vocab), stats.n_tokens))
+        raise DataError(
+            f"the statistics' vocabulary ({stats.n_tokens} characters) is not the model's ({len(vocab)}): "
+            f"they first differ at id {first}; use the statistics the model was trained on "
+            "(the run's checkpoint, or pretrained_task(name).stats)"
+        )
+
+
+def describe(model: HookedTransformer) -> str:
+    """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model)``)."""
+    cfg = model_config(model)
+    positional = {
+        "ape": "absolute: random frozen p_t added to the stream (cfg: standard)",
+        "rpe": "relative: learned scalar bias b_(t-s) on layer 1's scores, blocks.0.attn.rel_pos "
+        "(TL cannot express it: cfg says positional_embedding_type='standard' with W_pos = 0)",
+        "rope": "rotary in layer 1 only (cfg says rotary; later layers have zero frequencies)",
+        "nope": "none, three layers (TL cannot express it: cfg says 'standard' with W_pos = 0)",
+    }[cfg.positional]
+    ffn = {
+        "none": "none (attention only)",
+        "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",
+        "relu": "ReLU MLP",
+    }
+    return (
+        f"induction-bigram model: d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, N = {cfg.d_vocab}, "
+        f"{cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; feed-forward: {ffn[cfg.ffn]}; "
+        f"trained: {', '.join(trainable_names(cfg))}"
+    )
+
+
+def load_weights(model: HookedTransformer, state: Any, source: str = "state dict") -> HookedTransformer:
+    """Load a ``state_dict`` saved from one of our models into ``model`` (built by
+    :func:`build_model` from the same config), strictly and bitwise.
+
+    This is the loader for our state dicts: a plain ``HookedTransformer`` lacks the relative
+    bias and the circuit hook points, and its strict ``load_state_dict`` names this function.
+    Mismatches are reported by tensor name and shape, as a :class:`CheckpointError` naming
+    ``source``.
+    """
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} holds no weights")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{name} {tuple(state[name].shape)} (config needs {tuple(expected[name].shape)})"
+        for name in expected
+        if name in state and state[name].shape != expected[name].shape
+    ]
+    problems = (
+        [f"missing {', '.join(missing)}"] * bool(missing)
+        + [f"unexpected {', '.join(unexpected)}"] * bool(unexpected)
+        + [f"wrong shape: {', '.join(wrong)}"] * bool(wrong)
+    )
+    if problems:
+        raise CheckpointError(f"{source} does not match its config: {'; '.join(problems)}")
+    model.load_state_dict(state)
+    return model

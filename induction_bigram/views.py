@@ -21,7 +21,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import atomic_write_text
 from induction_bigram.lengths import LengthsResult
-from induction_bigram.model import check_tokens
+from induction_bigram.model import check_tokens, check_vocabulary
 
 VISIBLE = {"\n": "\u23ce", " ": "\u2423"}  # newline and space drawn as visible glyphs
 
@@ -40,6 +40,7 @@ def head_names(n_layers: int) -> list[str]:
 @torch.no_grad()
 def attention_view(model: HookedTransformer, tokens: Int[Tensor, " pos"], stats: BigramStats) -> RenderedHTML:
     """Every layer's attention pattern on one prompt (``circuitsvis.attention.attention_heads``)."""
+    check_vocabulary(model, stats)
     check_tokens(model, tokens[None])
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     _, cache = model.run_with_cache(tokens[None].to(next(model.parameters()).device), names_filter=names)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from induction_bigram import BigramStats, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from induction_bigram import BigramStats, ModelConfig, RunConfig, TaskConfig, TrainConfig, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,18 @@ def shakespeare_text_path() -> Path | None:
         Path("/work/shared/data/tinyshakespeare.txt"),
     ]
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def vocab(n: int) -> tuple[str, ...]:
+    """n characters: tiny Shakespeare's when n = 65, else the first n letters and digits."""
+    if n == BigramStats.default().n_tokens:
+        return BigramStats.default().vocab
+    return tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[:n])
+
+
+def model_of(cfg: ModelConfig, device: str = "cpu"):
+    """``build_model`` with the vocabulary :func:`vocab` gives ``cfg.d_vocab`` characters."""
+    return build_model(cfg, device, vocab=vocab(cfg.d_vocab))
 
 
 @pytest.fixture(scope="session")

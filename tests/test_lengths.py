@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from induction_bigram import BigramStats, TriggerTask, build_model, train
+from induction_bigram import BigramStats, TriggerTask, train
 from induction_bigram.errors import ConfigError
 from induction_bigram.lengths import (
     LengthsResult,
@@ -31,7 +31,7 @@ from induction_bigram.viz import (
     plot_previous_token,
     save_figures,
 )
-from tests.conftest import randomise_trainables
+from tests.conftest import model_of, randomise_trainables
 
 STUDY = lengths_preset("test")  # d = 16, T_train = 8, k = 1..4
 T, L = STUDY.train_length, STUDY.max_length
@@ -39,7 +39,7 @@ T, L = STUDY.train_length, STUDY.max_length
 
 def tiny(variant: str, stats: BigramStats):
     config = variant_config(variant, STUDY).with_vocab(stats.n_tokens)
-    return config, build_model(config.model, "cpu"), TriggerTask(stats, config.task)
+    return config, model_of(config.model, "cpu"), TriggerTask(stats, config.task)
 
 
 def scores_with_stream(model, layer: int, stream: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ def test_ape_positions_beyond_training_exist_and_are_never_seen(stats, monkeypat
     assert W_pos.shape[0] == L and not W_pos.requires_grad
     beyond = W_pos[T:]
     assert beyond.norm(dim=-1).min() > 0.3, "p_t for t >= T_train are random, not zero"
-    fresh = build_model(config.with_vocab(stats.n_tokens).model, "cpu")
+    fresh = model_of(config.with_vocab(stats.n_tokens).model, "cpu")
     assert torch.equal(W_pos, fresh.pos_embed.W_pos), "p_t are frozen: trained and untrained alike"
 
 

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from induction_bigram import ModelConfig, build_model
+from induction_bigram import ModelConfig
 from induction_bigram.logits import decompose_logits, global_logits, global_memory_kl
 from induction_bigram.model import set_paper_matrix, token_embeddings, unembeddings
-from tests.conftest import randomise_trainables
+from tests.conftest import model_of, randomise_trainables
 
 
 def randomised(cfg: ModelConfig, seed: int = 0):
-    return randomise_trainables(build_model(cfg), seed, scale=0.3)
+    return randomise_trainables(model_of(cfg), seed, scale=0.3)
 
 
 @pytest.mark.parametrize("positional, ffn", [("ape", "none"), ("ape", "linear"), ("rpe", "relu"), ("nope", "none")])
@@ -51,7 +51,7 @@ def test_circuit_hook_points_are_on_the_forward_path():
 
 def test_global_memory_probe_is_zero_for_a_stored_bigram_and_large_for_none(stats):
     """Analytic oracle: with d >= N, W_F can store log pi_b exactly; then the KL vanishes."""
-    model = build_model(ModelConfig(d_model=96, n_ctx=8, d_vocab=65, ffn="linear"))
+    model = model_of(ModelConfig(d_model=96, n_ctx=8, d_vocab=65, ffn="linear"))
     kl_empty = global_memory_kl(model, stats)
     E, U = token_embeddings(model).double(), unembeddings(model).double()
     target = stats.bigram.clamp_min(1e-9).log()

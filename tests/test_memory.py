@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask, build_model
+from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask
 from induction_bigram.memory import (
     build_theory_model,
     cosine,
@@ -22,6 +22,7 @@ from induction_bigram.model import (
     token_embeddings,
     unembeddings,
 )
+from tests.conftest import model_of, vocab
 
 TRIGGERS = torch.tensor([1, 4, 7, 9, 30])
 
@@ -29,7 +30,7 @@ TRIGGERS = torch.tensor([1, 4, 7, 9, 30])
 @pytest.fixture(scope="module")
 def wide_model():
     """d = 256: random embeddings are near-orthonormal, so ideal memories recall perfectly."""
-    return build_model(ModelConfig(d_model=256, n_ctx=128, d_vocab=65))
+    return model_of(ModelConfig(d_model=256, n_ctx=128, d_vocab=65))
 
 
 def test_hand_built_memories_recall_perfectly_with_cosine_one(wide_model):
@@ -58,7 +59,7 @@ def test_random_matrices_score_near_chance(wide_model):
 
 
 def test_projections_match_a_slow_reference_in_the_paper_convention():
-    model = build_model(ModelConfig(d_model=8, n_ctx=6, d_vocab=5))
+    model = model_of(ModelConfig(d_model=8, n_ctx=6, d_vocab=5))
     g = torch.Generator().manual_seed(3)
     for name in ("W_O2", "W_K2", "W_K1"):
         set_paper_matrix(model, name, torch.randn(8, 8, generator=g))
@@ -98,10 +99,10 @@ def test_report_prints_and_serialises(wide_model):
 
 
 def test_models_of_another_shape_are_refused():
-    nope = build_model(ModelConfig(d_model=8, n_ctx=6, d_vocab=5, positional="nope"))
+    nope = model_of(ModelConfig(d_model=8, n_ctx=6, d_vocab=5, positional="nope"))
     with pytest.raises(ModelShapeError, match="2 attention layers"):
         memory_report(nope)
-    rpe = build_model(ModelConfig(d_model=8, n_ctx=6, d_vocab=5, positional="rpe"))
+    rpe = model_of(ModelConfig(d_model=8, n_ctx=6, d_vocab=5, positional="rpe"))
     with pytest.raises(ModelShapeError, match="needs absolute positional embeddings"):
         project_W_K1(rpe)
     assert set(memory_report(rpe).memories) == {"W_O2", "W_K2"}  # W_K1 does not apply
@@ -115,7 +116,9 @@ def test_models_of_another_shape_are_refused():
 @pytest.mark.slow
 def test_theory_built_model_solves_the_task_at_the_reference_shape(stats):
     task = TriggerTask(stats, TaskConfig(seq_len=256, n_triggers=5))
-    model = build_theory_model(ModelConfig(d_model=256, n_ctx=256, d_vocab=65), task.shared_triggers, device="cpu")
+    model = build_theory_model(
+        ModelConfig(d_model=256, n_ctx=256, d_vocab=65), task.shared_triggers, device="cpu", vocab=vocab(65)
+    )
     report = memory_report(model, task.shared_triggers)
     assert all(score.recall == 1.0 for score in report.memories.values())
     assert evaluate(model, task, batch_size=512, seed=12345).in_context_accuracy >= 0.98

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from induction_bigram import DataError, ModelConfig, ModelShapeError, build_model
+from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.model import (
     check_tokens,
     get_paper_matrix,
@@ -14,7 +14,7 @@ from induction_bigram.model import (
     trainable_names,
     unembeddings,
 )
-from tests.conftest import randomise_trainables
+from tests.conftest import model_of, randomise_trainables
 
 D, N, T = 16, 11, 12
 
@@ -32,7 +32,7 @@ def paper_attention(X, W_K, W_V, W_O):
 
 
 def test_hooked_transformer_matches_the_paper_forward_pass():
-    model = build_model(small())
+    model = model_of(small())
     randomise_trainables(model)
     tokens = torch.randint(0, N, (3, T), generator=torch.Generator().manual_seed(1))
     X = token_embeddings(model)[tokens] + positional_embeddings(model)
@@ -44,7 +44,7 @@ def test_hooked_transformer_matches_the_paper_forward_pass():
 
 
 def test_linear_feed_forward_is_W_F_after_layer_two():
-    model = build_model(small(ffn="linear"))
+    model = model_of(small(ffn="linear"))
     randomise_trainables(model)
     tokens = torch.randint(0, N, (2, T), generator=torch.Generator().manual_seed(2))
     _, cache = model.run_with_cache(tokens)
@@ -54,7 +54,7 @@ def test_linear_feed_forward_is_W_F_after_layer_two():
 
 
 def test_paper_convention_of_keys_and_ov():
-    model = build_model(small())
+    model = model_of(small())
     randomise_trainables(model)
     W_K_tl = model.blocks[1].attn.W_K[0]
     assert torch.equal(get_paper_matrix(model, "W_K2"), W_K_tl.T)
@@ -66,7 +66,7 @@ def test_paper_convention_of_keys_and_ov():
 
 
 def test_set_paper_matrix_inverts_get():
-    model = build_model(small())
+    model = model_of(small())
     W = torch.randn(D, D)
     set_paper_matrix(model, "W_O2", W)
     assert torch.equal(get_paper_matrix(model, "W_O2"), W)
@@ -79,14 +79,14 @@ def test_set_paper_matrix_inverts_get():
 
 
 def test_same_seed_same_weights_and_different_seed_differs():
-    a, b, c = build_model(small()), build_model(small()), build_model(small(seed=1))
+    a, b, c = model_of(small()), model_of(small()), model_of(small(seed=1))
     for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.embed.W_E, c.embed.W_E)
 
 
 def test_longer_context_shares_the_first_positions():
-    short, long = build_model(small()), build_model(small(n_ctx=3 * T))
+    short, long = model_of(small()), model_of(small(n_ctx=3 * T))
     assert torch.equal(long.pos_embed.W_pos[:T], short.pos_embed.W_pos)
     assert torch.equal(long.embed.W_E, short.embed.W_E)
 
@@ -95,7 +95,7 @@ def test_longer_context_shares_the_first_positions():
 @pytest.mark.parametrize("ffn", ["none", "linear", "relu"])
 def test_only_the_trained_tensors_require_grad(positional, ffn):
     cfg = small(positional=positional, ffn=ffn)
-    model = build_model(cfg)
+    model = model_of(cfg)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained == set(trainable_names(cfg))
     for name, p in model.named_parameters():
@@ -104,7 +104,7 @@ def test_only_the_trained_tensors_require_grad(positional, ffn):
 
 
 def test_frozen_matrices_have_variance_one_over_d():
-    model = build_model(ModelConfig(d_model=256, n_ctx=256, d_vocab=65))
+    model = model_of(ModelConfig(d_model=256, n_ctx=256, d_vocab=65))
     for tensor in (model.embed.W_E, model.pos_embed.W_pos, model.unembed.W_U, model.blocks[0].attn.W_V):
         assert abs(tensor.var().item() * 256 - 1) < 0.05
     assert torch.equal(model.blocks[0].attn.W_Q[0], torch.eye(256))
@@ -112,13 +112,13 @@ def test_frozen_matrices_have_variance_one_over_d():
 
 def test_prompts_longer_than_the_context_are_rejected():
     for positional in ("ape", "rope"):
-        model = build_model(small(positional=positional))
+        model = model_of(small(positional=positional))
         with pytest.raises(DataError, match=f"length {T + 1} exceeds the context n_ctx = {T}"):
             model(torch.zeros(1, T + 1, dtype=torch.long))
 
 
 def test_check_tokens_names_bad_ids():
-    model = build_model(small())
+    model = model_of(small())
     with pytest.raises(DataError, match=f"token id {N} is outside"):
         check_tokens(model, torch.tensor([[0, N]]))
     with pytest.raises(DataError, match="shape"):

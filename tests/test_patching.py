@@ -14,13 +14,14 @@ from induction_bigram.patching import (
     patch_positions,
     restoration_metric,
 )
+from tests.conftest import vocab
 
 TRIGGERS = torch.tensor([1, 43, 58, 53, 39])
 
 
 @pytest.fixture(scope="module")
 def theory_setup(stats):
-    model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), TRIGGERS, device="cpu")
+    model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), TRIGGERS, device="cpu", vocab=vocab(65))
     designer = PromptDesigner(stats, TRIGGERS)
     g = torch.Generator().manual_seed(0)
     prompts = designer.sample(

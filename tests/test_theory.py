@@ -15,6 +15,7 @@ from induction_bigram.theory import (
     read_strengths,
     spearman,
 )
+from tests.conftest import vocab
 
 
 def test_formula_limits():
@@ -47,7 +48,7 @@ def test_scores():
 def test_theory_built_model_follows_the_prediction(stats):
     """The theory-built model is the theory's own model: its cell means follow the formula."""
     triggers = stats.most_frequent(5)
-    model = build_theory_model(ModelConfig(d_model=256, n_ctx=128, d_vocab=65), triggers, device="cpu")
+    model = build_theory_model(ModelConfig(d_model=256, n_ctx=128, d_vocab=65), triggers, device="cpu", vocab=vocab(65))
     designer = PromptDesigner(stats, triggers)
     g = torch.Generator().manual_seed(0)
     batches = [

@@ -1,11 +1,12 @@
 import torch
 
-from induction_bigram import ModelConfig, build_model
+from induction_bigram import ModelConfig
 from induction_bigram.views import attention_view, save_view, token_labels
+from tests.conftest import model_of
 
 
 def test_attention_view_shows_both_heads_with_characters(stats, tmp_path):
-    model = build_model(ModelConfig(d_model=16, n_ctx=32, d_vocab=65))
+    model = model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65))
     tokens = stats.encode("First Citizen:\nSpeak")
     assert token_labels(stats, tokens)[5] == "\u2423" and token_labels(stats, tokens)[14] == "\u23ce"
     view = attention_view(model, tokens, stats)
@@ -23,6 +24,6 @@ def test_view_rejects_out_of_vocabulary_tokens(stats):
 
     from induction_bigram import DataError
 
-    model = build_model(ModelConfig(d_model=16, n_ctx=8, d_vocab=65))
+    model = model_of(ModelConfig(d_model=16, n_ctx=8, d_vocab=65))
     with pytest.raises(DataError, match="token id 70"):
         attention_view(model, torch.tensor([1, 70]), stats)

@@ -1,12 +1,13 @@
 import pytest
 
-from induction_bigram import ModelConfig, build_model
+from induction_bigram import ModelConfig
 from induction_bigram.memory import project_W_K1, project_W_K2, project_W_O2
 from induction_bigram.viz import plot_memory_coefficients, plot_memory_training, save_figure
+from tests.conftest import model_of
 
 
 def test_memory_heatmaps_mark_every_intended_entry(tmp_path):
-    model = build_model(ModelConfig(d_model=16, n_ctx=80, d_vocab=7))
+    model = model_of(ModelConfig(d_model=16, n_ctx=80, d_vocab=7))
     projections = {"W_O2": project_W_O2(model), "W_K2": project_W_K2(model), "W_K1": project_W_K1(model)}
     fig = plot_memory_coefficients(projections)
     markers = [ax.collections[0].get_offsets() for ax in fig.axes if ax.collections and ax.get_title()]

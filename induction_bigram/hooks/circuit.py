@@ -1,8 +1,10 @@
 """Named hook points for the circuit's parts, so analyses can say what they mean.
 
-``model.circuit`` holds three HookPoints that sit *inside* TL's own hooks, on the path of the
-forward pass (a permanent hook routes the activation through them and passes on what they
-return), so caching, editing and patching them works like any TL hook point:
+``model.circuit`` holds three HookPoints. They are called by the modules whose output they
+name (:class:`~induction_bigram.hooks.attention.CircuitAttention`,
+:class:`~induction_bigram.hooks.feedforward.CircuitMLP`), on the path of the forward pass, so
+caching, editing and patching them works like any TL hook point, and no permanent hook is
+involved: ``model.reset_hooks(including_permanent=True)`` cannot remove them.
 
 - ``circuit.hook_previous_token``: layer 1's output, the previous-token head writing
   Phi_1 x_(t-1) (= ``blocks.0.hook_attn_out``; two-layer models);
@@ -11,15 +13,22 @@ return), so caching, editing and patching them works like any TL hook point:
 - ``circuit.hook_global``: the feed-forward output, the global bigram memory
   (= ``blocks.{L-1}.hook_mlp_out``; models with an FFN).
 
-Each is [batch, pos, d_model]. A hook added later on the TL name runs after (and sees the
-result of) the circuit hook point.
+Each is [batch, pos, d_model]. The circuit point fires inside the module, before TL's
+``hook_attn_out`` / ``hook_mlp_out``, which therefore see what a circuit hook returned.
+
+``CircuitHooks`` also carries one buffer, :data:`LOADER_MARKER`, so that a state dict of ours
+loaded strictly into a plain ``HookedTransformer`` (which lacks the relative bias and these
+hook points) fails with an "unexpected key" that names the loader to use.
 """
 
 from __future__ import annotations
 
-from torch import nn
-from transformer_lens import HookedTransformer
+import torch
+from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
+
+LOADER_MARKER = "LOAD_WITH_induction_bigram_load_weights"
+FORMAT_VERSION = 2
 
 
 class CircuitHooks(nn.Module):
@@ -28,24 +37,20 @@ class CircuitHooks(nn.Module):
         self.hook_previous_token = HookPoint()
         self.hook_induction = HookPoint()
         self.hook_global = HookPoint()
+        self.register_buffer(LOADER_MARKER, torch.tensor(FORMAT_VERSION))
 
 
-def _route_through(point: HookPoint):
-    def route(activation, hook):
-        return point(activation)
+class RoutesOutput:
+    """Mixin for a TL component whose output passes through a circuit hook point.
 
-    return route
+    The point is held in a tuple so that it is not registered a second time as a child of
+    this module: its one name is ``circuit.hook_*``.
+    """
 
+    _circuit_point: tuple[HookPoint, ...] = ()
 
-def add_circuit_hooks(model: HookedTransformer) -> CircuitHooks:
-    """Attach :class:`CircuitHooks` as ``model.circuit`` and wire them into the forward pass."""
-    circuit = CircuitHooks()
-    model.circuit = circuit
-    model.setup()
-    last = model.blocks[model.cfg.n_layers - 1]
-    if model.cfg.n_layers == 2:
-        model.blocks[0].hook_attn_out.add_perma_hook(_route_through(circuit.hook_previous_token))
-    last.hook_attn_out.add_perma_hook(_route_through(circuit.hook_induction))
-    if not model.cfg.attn_only:
-        last.hook_mlp_out.add_perma_hook(_route_through(circuit.hook_global))
-    return circuit
+    def route_output_through(self, point: HookPoint) -> None:
+        self._circuit_point = (point,)
+
+    def _routed(self, output: Tensor) -> Tensor:
+        return self._circuit_point[0](output) if self._circuit_point else output

@@ -1,15 +1,16 @@
 """Positional variants of layer 1 that TransformerLens has no switch for.
 
 - ``rpe``: :class:`RelativePositionBias`, a learned scalar b_(t-s) per offset, added to layer
-  1's attention scores by a permanent hook on ``blocks.0.attn.hook_attn_scores`` (score + b_(t-s),
-  T5-style). The bias is a parameter of the model, so it trains, saves and loads like any
-  other; its own hook point ``blocks.0.attn.rel_pos.hook_bias`` exposes the [query, key] bias.
+  1's attention scores (T5-style) by :class:`~induction_bigram.hooks.attention.CircuitAttention`
+  before the causal mask, so ``hook_attn_scores`` sees score + b_(t-s). It is a parameter
+  (``blocks.0.attn.rel_pos.bias``), so it trains, saves and loads like any other; its hook
+  point ``blocks.0.attn.rel_pos.hook_bias`` carries the bias as [batch, head, query_pos,
+  key_pos] (a broadcast view), and under a KV cache the query positions start after the
+  cached ones. TL's config cannot express it: such a model says
+  ``positional_embedding_type="standard"`` with W_pos = 0 (:func:`induction_bigram.describe`).
 - ``rope``: TL applies rotary to every layer. :func:`make_layer_content_only` sets a layer's
   rotary frequencies to zero (cos = 1, sin = 0), so its "rotation" is the identity and its
   scores depend on content only, while layer 1 keeps the real rotation.
-
-Permanent hooks survive ``model.reset_hooks()`` (TL's default) but not
-``reset_hooks(including_permanent=True)``; rebuild the model if you call that.
 """
 
 from __future__ import annotations
@@ -27,28 +28,18 @@ class RelativePositionBias(nn.Module):
     def __init__(self, n_ctx: int):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(n_ctx))
-        self.hook_bias = HookPoint()  # [query_pos, key_pos]
+        self.hook_bias = HookPoint()  # [batch, head, query_pos, key_pos]
 
-    def forward(self, n_query: int, n_key: int) -> Float[Tensor, "query_pos key_pos"]:
-        offsets = torch.arange(n_query, device=self.bias.device)[:, None] - torch.arange(n_key, device=self.bias.device)
-        # offsets < 0 are masked by the causal mask anyway; clamp keeps the gather in range
-        return self.hook_bias(self.bias[offsets.clamp_min(0)])
-
-    def add_to_scores(
-        self, scores: Float[Tensor, "batch head query_pos key_pos"], hook: HookPoint
+    def forward(
+        self, batch: int, n_heads: int, n_query: int, n_key: int
     ) -> Float[Tensor, "batch head query_pos key_pos"]:
-        """Hook function for ``hook_attn_scores`` (after the causal mask: -inf stays -inf)."""
-        return scores + self(scores.shape[-2], scores.shape[-1])
-
-
-def add_relative_position_bias(model: HookedTransformer, layer: int = 0) -> RelativePositionBias:
-    """Attach a :class:`RelativePositionBias` to ``blocks[layer].attn`` as ``rel_pos``."""
-    rel_pos = RelativePositionBias(model.cfg.n_ctx).to(model.cfg.device)
-    attn = model.blocks[layer].attn
-    attn.rel_pos = rel_pos
-    model.setup()  # registers the new hook point under its full name
-    attn.hook_attn_scores.add_perma_hook(rel_pos.add_to_scores)
-    return rel_pos
+        device = self.bias.device
+        # under a KV cache the queries are the last n_query of the n_key positions
+        query_positions = torch.arange(n_key - n_query, n_key, device=device)
+        offsets = query_positions[:, None] - torch.arange(n_key, device=device)
+        # offsets < 0 are masked by the causal mask anyway; clamp keeps the gather in range
+        bias = self.bias[offsets.clamp_min(0)]
+        return self.hook_bias(bias.expand(batch, n_heads, n_query, n_key))
 
 
 def make_layer_content_only(model: HookedTransformer, layer: int) -> None:

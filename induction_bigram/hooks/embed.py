@@ -1,0 +1,46 @@
+"""Input checks on the forward pass: token ids and context length.
+
+A HookedTransformer indexes ``W_E[tokens]``: id -1 silently reads the last row, an id >= N is
+a bare ``IndexError``. :class:`TokenEmbed` (TL's ``Embed``) and :class:`CheckedPosEmbed` (TL's
+``PosEmbed``, which knows the KV-cache offset) raise a
+:class:`~induction_bigram.errors.DataError` naming the offending value instead. They are
+modules, not hooks, so no ``reset_hooks`` call can remove them.
+"""
+
+from __future__ import annotations
+
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens.components import Embed, PosEmbed
+
+from induction_bigram.data.tokenizer import special_token_note
+from induction_bigram.errors import DataError
+
+
+def check_token_ids(tokens: Tensor, d_vocab: int) -> None:
+    """Raise for the first id outside ``[0, d_vocab)``, saying what ids past N are."""
+    bad = (tokens < 0) | (tokens >= d_vocab)
+    if bad.any():
+        first = int(tokens[bad][0])
+        note = f"; {special_token_note(d_vocab)}" if first >= d_vocab else ""
+        raise DataError(f"token id {first} is outside the model's vocabulary [0, {d_vocab}){note}")
+
+
+def check_context_length(n_positions: int, n_ctx: int) -> None:
+    if n_positions > n_ctx:
+        raise DataError(
+            f"a prompt of length {n_positions} exceeds the context n_ctx = {n_ctx} (KV-cached positions count)"
+        )
+
+
+class TokenEmbed(Embed):
+    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        check_token_ids(tokens, self.cfg.d_vocab)
+        check_context_length(tokens.shape[-1], self.cfg.n_ctx)
+        return super().forward(tokens)
+
+
+class CheckedPosEmbed(PosEmbed):
+    def forward(self, tokens: Int[Tensor, "batch pos"], past_kv_pos_offset: int = 0, attention_mask=None):
+        check_context_length(past_kv_pos_offset + tokens.shape[-1], self.cfg.n_ctx)
+        return super().forward(tokens, past_kv_pos_offset, attention_mask)
