@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 RUN ?= runs/quick
 BIN := $(VENV)/bin
 
-.PHONY: demo test
+.PHONY: demo test browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,12 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram memories $(RUN)
 	$(BIN)/induction-bigram logits $(RUN)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
+
+# The circuitsvis views are checked in a real browser (tests/test_views.py). Debian's chromium
+# is installed where apt-get works as root; elsewhere that one test is skipped with its reason.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium could not be installed: the browser test will be skipped"

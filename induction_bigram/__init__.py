@@ -24,6 +24,8 @@ from induction_bigram.errors import (
     DataError,
     InductionBigramError,
     ModelShapeError,
+    RunFolderError,
+    TrainingDivergedError,
 )
 from induction_bigram.logits import decompose_logits
 from induction_bigram.memory import build_theory_model, memory_report
@@ -47,11 +49,13 @@ __all__ = [
     "ModelConfig",
     "ModelShapeError",
     "RunConfig",
+    "RunFolderError",
     "TaskBatch",
     "TaskConfig",
     "TaskMetrics",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "TriggerTask",
     "build_model",
     "build_theory_model",

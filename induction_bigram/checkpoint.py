@@ -20,8 +20,8 @@ from transformer_lens import HookedTransformer
 from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, InductionBigramError
-from induction_bigram.files import atomic_write_with
-from induction_bigram.model import build_model
+from induction_bigram.files import atomic_write_with, dumps_json
+from induction_bigram.model import build_model, resolve_device
 
 FORMAT = "induction-bigram-checkpoint"
 VERSION = 1
@@ -59,8 +59,8 @@ def save_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "config": config.to_json(),
-        "stats": json.dumps(stats.to_dict()),
-        "tl_config": json.dumps(model.cfg.to_dict(), default=str),
+        "stats": dumps_json(stats.to_dict(), indent=None),
+        "tl_config": dumps_json(model.cfg.to_dict(), indent=None, default=str),
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict(),
         "step": step,
@@ -71,7 +71,9 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> Checkpoint:
-    """Read a checkpoint file or run folder; every failure is a :class:`CheckpointError`."""
+    """Read a checkpoint file or run folder; every failure of the file is a
+    :class:`CheckpointError` (a bad ``device`` is a :class:`ConfigError`)."""
+    device = resolve_device(device)  # a bad device is the caller's, not the checkpoint's
     path = _checkpoint_path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -88,16 +90,19 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
         model = build_model(config.model, device)
     except (KeyError, json.JSONDecodeError, InductionBigramError) as err:
         raise CheckpointError(f"{path} holds an invalid config: {err}") from None
-    _load_weights(model, payload.get("model_state"), path)
-    return Checkpoint(
-        model=model,
-        config=config,
-        stats=stats,
-        step=int(payload["step"]),
-        elapsed_seconds=float(payload["elapsed_seconds"]),
-        optimizer_state=payload["optimizer_state"],
-        data_rng_state=payload["data_rng_state"],
-    )
+    load_state_strict(model, payload.get("model_state"), path)
+    try:
+        return Checkpoint(
+            model=model,
+            config=config,
+            stats=stats,
+            step=int(payload["step"]),
+            elapsed_seconds=float(payload["elapsed_seconds"]),
+            optimizer_state=payload["optimizer_state"],
+            data_rng_state=payload["data_rng_state"],
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} lacks or garbles {err}") from None
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> HookedTransformer:
@@ -114,8 +119,9 @@ def _checkpoint_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _load_weights(model: HookedTransformer, state: Any, path: Path) -> None:
-    """Load a state dict strictly, reporting mismatches by tensor name and shape."""
+def load_state_strict(model: HookedTransformer, state: Any, path: str | os.PathLike[str]) -> None:
+    """Load a state dict strictly, reporting mismatches by tensor name and shape as a
+    :class:`CheckpointError` that names ``path``."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} has no weights")
     expected = model.state_dict()

@@ -12,6 +12,7 @@ the CLI's ``--set``.
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -29,6 +30,14 @@ def _at_least(minimum: int | float, default: Any) -> Any:
     return field(default=default, metadata={"min": minimum})
 
 
+def _seed(default: int = 0) -> Any:
+    """A seed field: an int that ``torch.Generator.manual_seed`` accepts, [0, 2**64)."""
+    return field(default=default, metadata={"min": 0, "max": SEED_MAX})
+
+
+SEED_MAX = 2**64 - 1
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     # the annotations are real objects (no `from __future__ import annotations` here), and
     # typing.get_type_hints returns {} for @no_type_check classes
@@ -43,10 +52,20 @@ def _check_fields(obj: Any) -> None:
         name = f"{section}.{f.name}"
         tp = _field_types(type(obj))[f.name]
         if not _matches(value, tp):
-            raise ConfigError(f"{name} must be {_describe(tp)}, got {value!r}")
-        low = f.metadata.get("min")
+            raise ConfigError(f"{name} must be {_describe(tp)}, got {_show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        low, high = f.metadata.get("min"), f.metadata.get("max")
         if low is not None and value is not None and value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value!r}")
+        if high is not None and value is not None and value > high:
+            raise ConfigError(f"{name} must be <= {high}, got {value!r}")
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, shortened for messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _matches(value: Any, tp: Any) -> bool:
@@ -128,7 +147,7 @@ class ModelConfig:
     ffn: FeedForward = "none"
     d_mlp: Optional[int] = _at_least(1, None)
     rope_qk_bias: bool = False
-    seed: int = 0
+    seed: int = _seed()
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -186,9 +205,9 @@ class TrainConfig:
     loss: Literal["in_context", "full"] = "in_context"
     eval_every: int = _at_least(1, 50)
     eval_batch_size: int = _at_least(1, 512)
-    eval_seed: int = 12345
+    eval_seed: int = _seed(12345)
     checkpoint_every: int = _at_least(1, 100)
-    seed: int = 0
+    seed: int = _seed()
     device: str = "auto"
     compile: bool = False
 
@@ -196,6 +215,15 @@ class TrainConfig:
         _check_fields(self)
         if self.momentum >= 1:
             raise ConfigError(f"train.momentum must be < 1, got {self.momentum}")
+        if self.device != "auto":
+            import torch
+
+            try:
+                torch.device(self.device)
+            except Exception:  # torch raises RuntimeError (and others) for strings it cannot parse
+                raise ConfigError(
+                    f"train.device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {_show(self.device)}"
+                ) from None
 
 
 _SECTION_OF = {TaskConfig: "task", ModelConfig: "model", TrainConfig: "train"}
@@ -225,23 +253,25 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Rebuild from :meth:`to_dict` output; unknown sections or keys are errors."""
         if not isinstance(data, dict):
             raise ConfigError(f"a run config must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - set(_SECTIONS)
+        unknown = [key for key in data if key not in _SECTIONS]
         if unknown:
-            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(map(_show, unknown)))}")
         parts = {}
         for section, section_cls in _SECTIONS.items():
             values = data.get(section, {})
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {section!r} must be an object of keys, got {_show(values)}")
             names = {f.name for f in dataclasses.fields(section_cls)}
-            bad = set(values) - names
+            bad = [key for key in values if key not in names]
             if bad:
-                raise ConfigError(f"unknown key {section}.{sorted(bad)[0]}")
+                raise ConfigError(f"unknown key {section}.{sorted(map(str, bad))[0]}")
             parts[section] = section_cls(**values)
         return cls(**parts)
 
@@ -250,6 +280,8 @@ class RunConfig:
         items = overrides.items() if isinstance(overrides, dict) else map(_split, overrides)
         data = self.to_dict()
         for key, value in items:
+            if not isinstance(key, str):
+                raise ConfigError(f"config keys are strings such as 'model.d_model', got {_show(key)}")
             section, _, name = key.partition(".")
             if section not in _SECTIONS or name not in data[section]:
                 raise ConfigError(

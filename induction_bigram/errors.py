@@ -24,3 +24,13 @@ class ModelShapeError(InductionBigramError, ValueError):
 
 class CheckpointError(InductionBigramError):
     """A checkpoint or run folder is missing, truncated, corrupt or does not match its config."""
+
+
+class RunFolderError(CheckpointError):
+    """A run or study folder cannot be written: it is in use by another process, holds files
+    that are not ours, or holds another kind of folder (``--resume`` / ``--overwrite``)."""
+
+
+class TrainingDivergedError(InductionBigramError):
+    """The training loss or a trained weight became NaN or infinite; the run stopped and its
+    last good checkpoint was kept."""

@@ -1,19 +1,32 @@
-"""Atomic file writes: write a temporary file beside the target, fsync, then rename.
+"""Atomic file writes, strict JSON, and the folders the package writes runs and studies into.
 
-A reader therefore sees either the old file or the complete new one, never a prefix, and an
-interrupted write leaves nothing behind but (at worst) nothing at all.
+Atomic writes: write a temporary file beside the target, fsync, then rename. A reader therefore
+sees either the old file or the complete new one, never a prefix; a killed writer can leave a
+``.NAME.*.tmp`` behind, which the next :func:`claim_folder` of that folder removes.
+
+Folders: :func:`claim_folder` is how every writer of a run or study folder starts. It holds an
+exclusive ``fcntl.flock`` on ``FOLDER/.induction-bigram.lock`` while it writes (released when
+the writer exits or is killed, so a dead writer never leaves a stale lock), marks the folder
+with its kind in ``FOLDER/.induction-bigram``, and refuses a folder that is not empty and not
+ours, a folder of another kind (a study folder is never a training run), and a folder that
+already holds its kind unless the caller resumes or overwrites it. Overwriting deletes only the
+files the package writes; nothing else in the folder is touched.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
+
+from induction_bigram.errors import RunFolderError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -23,8 +36,11 @@ os.umask(_UMASK)
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
     """Open a temporary file for writing that replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # name the file the caller asked for, not the temporary one
+        raise RunFolderError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, mode) as handle:
@@ -59,6 +75,196 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def dumps_json(value: Any) -> str:
-    """Indented strict JSON (non-finite floats become null)."""
-    return json.dumps(json_safe(value), indent=2, allow_nan=False)
+def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
+    """Strict JSON (non-finite floats become null), indented unless ``indent=None``."""
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False, **kwargs)
+
+
+# -- run and study folders ------------------------------------------------------------------
+
+MARKER = ".induction-bigram"
+LOCK = ".induction-bigram.lock"
+FolderKind = Literal["run", "lengths", "reproduce"]
+Existing = Literal["refuse", "resume", "overwrite"]
+
+#: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
+OWN_FILES: dict[str, frozenset[str]] = {
+    "run": frozenset({"config.json", "metrics.jsonl", "checkpoint.pt"}),
+    "lengths": frozenset({"lengths.json", "lengths_attention.html"}),
+    "reproduce": frozenset({"REPORT.md", "numbers.json"}),
+}
+_DESCRIBE = {"run": "training run", "lengths": "lengths study", "reproduce": "reproduce report"}
+# folders a legacy (unmarked) folder of each kind may hold besides its files
+_LEGACY_DIRS = {
+    "run": frozenset({"figures"}),
+    "lengths": frozenset({"figures"}),
+    "reproduce": frozenset({"training", "memories", "hijack", "lengths"}),
+}
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+_OWN_NAMES = frozenset().union(*OWN_FILES.values(), {MARKER})
+
+
+def folder_kind(path: str | os.PathLike[str]) -> str | None:
+    """The kind written in ``path``'s marker (``"run"``, ``"lengths"``, ``"reproduce"``), or None."""
+    try:
+        data = json.loads((Path(path) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("kind") if isinstance(data, dict) and data.get("kind") in OWN_FILES else None
+
+
+@contextmanager
+def claim_folder(
+    path: str | os.PathLike[str], kind: FolderKind, *, existing: Existing = "refuse", label: str = ""
+) -> Iterator[Path]:
+    """Hold ``path`` as the one writer of a ``kind`` folder for the duration of the block.
+
+    Args:
+        path: the folder; created if missing.
+        kind: what the folder holds.
+        existing: what to do when it already holds a ``kind``: ``"refuse"`` (an error),
+            ``"resume"`` (go on writing into it) or ``"overwrite"`` (first delete the files the
+            package wrote there, in it and in the run and study folders inside it).
+        label: how messages name the folder (e.g. ``"--out"``); default the path alone.
+
+    Raises:
+        RunFolderError: ``path`` is a file, cannot be written, is locked by another process
+            (the message names its PID), is not empty and not ours, is another kind of folder,
+            or already holds a ``kind`` under ``existing="refuse"``.
+    """
+    path = Path(path)
+    name = f"{label} {path}" if label else str(path)
+    held = _HELD.get(path.resolve())
+    if held is not None:  # this process already holds it (a command around an API call)
+        if held != kind:
+            raise RunFolderError(f"{name} is a {_DESCRIBE[held]} folder, not a {_DESCRIBE[kind]} folder")
+        yield path
+        return
+    check_folder(path, kind, existing=existing, label=label)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError as err:
+        raise RunFolderError(f"cannot write into {name}: {err.strerror or err}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunFolderError(
+                f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
+                "wait for it to finish or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        check_folder(path, kind, existing=existing, label=label)  # again, now that we hold the lock
+        _remove_stale_temporaries(path)
+        if existing == "overwrite":
+            _remove_own_files(path, kind)
+        if folder_kind(path) is None:
+            atomic_write_text(
+                path / MARKER, dumps_json({"format": "induction-bigram-folder", "kind": kind}, indent=None) + "\n"
+            )
+        _HELD[path.resolve()] = kind
+        try:
+            yield path
+        finally:
+            del _HELD[path.resolve()]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+_HELD: dict[Path, str] = {}  # folders this process holds, by resolved path
+
+
+def check_folder(
+    path: str | os.PathLike[str], kind: FolderKind, *, existing: Existing = "refuse", label: str = ""
+) -> None:
+    """Raise :class:`RunFolderError` unless :func:`claim_folder` may use ``path`` (no lock taken,
+    nothing written): for commands that check ``--out`` before they start."""
+    path = Path(path)
+    name = f"{label} {path}" if label else str(path)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"{name} is a file, not a folder")
+    if not path.exists():
+        parent = next((p for p in path.parents if p.exists()), Path("."))
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise RunFolderError(f"cannot create {name}: {parent} is not a writable folder")
+        return
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunFolderError(f"cannot write into {name}: permission denied")
+    entries = sorted(e for e in os.listdir(path) if e not in (MARKER, LOCK) and not _is_own_temporary(e))
+    found = folder_kind(path)
+    if found is None:
+        if not entries:
+            return
+        if not _looks_like(kind, path, entries):
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise RunFolderError(
+                f"{name} is not empty ({shown}) and was not written by induction-bigram; "
+                "nothing there is touched: choose a new or empty folder"
+            )
+        found = kind
+    if found != kind:
+        raise RunFolderError(
+            f"{name} is a {_DESCRIBE[found]} folder, not a {_DESCRIBE[kind]} folder; choose another folder"
+        )
+    if entries and existing == "refuse":
+        flags = "--resume to continue it or --overwrite to replace it" if label else "resume or overwrite"
+        held = "run" if kind == "run" else _DESCRIBE[kind]
+        raise RunFolderError(f"{name} already holds a {held}; pass {flags}, or choose another folder")
+
+
+def _looks_like(kind: str, path: Path, entries: list[str]) -> bool:
+    """Whether an unmarked folder is one the package wrote before folders were marked."""
+    own = OWN_FILES[kind]
+    if kind == "run" and not {"config.json", "checkpoint.pt"} <= set(entries):
+        return False
+    for entry in entries:
+        sub = path / entry
+        if entry in own or (entry in _LEGACY_DIRS[kind] and sub.is_dir()):
+            continue
+        if kind == "lengths" and sub.is_file() and sub.suffix in (".png", ".html"):  # its figures
+            continue
+        if kind == "lengths" and sub.is_dir() and _legacy_kind(sub) == "run":  # one run per variant
+            continue
+        return False
+    return True
+
+
+def _legacy_kind(path: Path) -> str | None:
+    """The kind of a folder by its marker, or a run folder written before folders were marked."""
+    found = folder_kind(path)
+    if found is not None:
+        return found
+    try:
+        entries = [e for e in os.listdir(path) if e not in (MARKER, LOCK) and not _is_own_temporary(e)]
+    except OSError:
+        return None
+    return "run" if entries and _looks_like("run", path, entries) else None
+
+
+def _is_own_temporary(entry: str) -> bool:
+    match = _TEMP.match(entry)
+    return bool(match) and match.group("name") in _OWN_NAMES
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of an atomic write into ``path`` that a killed writer left behind (the
+    caller holds the folder's lock, so no live writer owns them)."""
+    for entry in os.listdir(path):
+        if _is_own_temporary(entry):
+            (path / entry).unlink(missing_ok=True)
+
+
+def _remove_own_files(path: Path, top: str) -> None:
+    """Delete the files the package wrote in the ``top`` folder ``path`` and in the run and
+    study folders below it."""
+    for folder, dirs, files in os.walk(path):
+        folder = Path(folder)
+        kind = top if folder == path else _legacy_kind(folder)
+        if kind is None:
+            continue
+        for entry in files:
+            if entry in OWN_FILES[kind] or _is_own_temporary(entry):
+                (folder / entry).unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from induction_bigram.capacity import compare_across_widths
 from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, preset
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.files import atomic_write_text, dumps_json
+from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
 from induction_bigram.hijack import HijackStudyConfig, run_hijack_study
 from induction_bigram.lengths import MAIN_VARIANTS, LengthsStudyConfig, lengths_preset, run_lengths_study
 from induction_bigram.memory import build_theory_model, memory_projections, memory_report
@@ -372,13 +372,26 @@ def reproduce(
     studies: list[str] | None = None,
     progress: bool = True,
     settings: ReproduceSettings | None = None,
+    existing: Existing = "resume",
 ) -> Path:
     """Run the studies into ``out_dir`` and write ``out_dir/REPORT.md`` and ``numbers.json``.
 
-    Runs already finished in ``out_dir`` are loaded, not retrained. ``settings`` overrides the
-    sizes that ``quick`` chooses.
+    Runs already finished in ``out_dir`` are loaded, not retrained (``existing="resume"``);
+    ``"overwrite"`` retrains them, ``"refuse"`` refuses a folder that holds a report. The
+    folder is held with :func:`~induction_bigram.files.claim_folder` (never a training run or
+    a folder of someone else's). ``settings`` overrides the sizes that ``quick`` chooses.
     """
-    out_dir = Path(out_dir)
+    with claim_folder(out_dir, "reproduce", existing=existing) as out_dir:
+        return _reproduce(out_dir, quick, studies, progress, settings)
+
+
+def _reproduce(
+    out_dir: Path,
+    quick: bool,
+    studies: list[str] | None,
+    progress: bool,
+    settings: ReproduceSettings | None,
+) -> Path:
     settings = settings or ReproduceSettings.make(quick)
     stats = BigramStats.default()
     sections = {}

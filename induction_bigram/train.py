@@ -4,12 +4,19 @@
 evaluation to ``run_dir/metrics.jsonl`` and saves ``run_dir/checkpoint.pt`` every
 ``checkpoint_every`` steps and at the end. ``train(..., resume=True)`` continues from the
 checkpoint; on CPU the result is bitwise the same as a run that was never interrupted.
+
+The run folder is held with :func:`~induction_bigram.files.claim_folder` while training: a
+second writer is refused, and a folder that is not empty and not a run of ours is never
+written. A loss or weight that turns NaN or infinite stops the run with
+:class:`TrainingDivergedError`; the last checkpoint saved before it stays.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,8 +31,8 @@ from induction_bigram.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkp
 from induction_bigram.config import RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
-from induction_bigram.errors import CheckpointError, ConfigError
-from induction_bigram.files import atomic_write_text
+from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError
+from induction_bigram.files import atomic_write_text, claim_folder, dumps_json
 from induction_bigram.memory import memory_report
 from induction_bigram.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
 from induction_bigram.model import build_model, model_config, reference_code_scales, resolve_device
@@ -102,6 +109,7 @@ def train(
     run_dir: str | Path | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     on_eval: Callable[[MetricsRecord], None] | None = None,
 ) -> TrainResult:
@@ -110,18 +118,35 @@ def train(
     Args:
         config: the run; ``model.d_vocab`` is filled from the corpus.
         run_dir: where config, metrics and checkpoints go (``None``: keep nothing on disk).
+            It must be missing, empty, or a run folder of this package (then ``resume`` or
+            ``overwrite``); another process writing it is an error naming its PID.
         resume: continue from ``run_dir/checkpoint.pt``. Only ``train.steps`` may differ from
             the checkpoint's config (to train longer).
+        overwrite: start afresh in a run folder of ours, replacing its config, metrics and
+            checkpoint (nothing else in the folder is touched).
         progress: show a progress bar.
         on_eval: called with each metrics record as it is written.
+
+    Raises:
+        TrainingDivergedError: the loss or a trained weight became NaN or infinite (the last
+            good checkpoint is kept).
     """
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if resume:
-        if run_dir is None:
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other")
+    if run_dir is None:
+        if resume:
             raise ConfigError("resume needs a run folder")
-        return _resume(config, run_dir, progress=progress, on_eval=on_eval)
-    if run_dir is not None and (run_dir / CHECKPOINT).exists():
-        raise CheckpointError(f"{run_dir} already holds a run; pass resume=True or another folder")
+        return _train_fresh(config, None, progress=progress, on_eval=on_eval)
+    existing = "resume" if resume else "overwrite" if overwrite else "refuse"
+    with claim_folder(run_dir, "run", existing=existing) as run_dir:
+        if resume:
+            return _resume(config, run_dir, progress=progress, on_eval=on_eval)
+        return _train_fresh(config, run_dir, progress=progress, on_eval=on_eval)
+
+
+def _train_fresh(
+    config: RunConfig, run_dir: Path | None, *, progress: bool, on_eval: Callable[[MetricsRecord], None] | None
+) -> TrainResult:
     stats = BigramStats.from_corpus(config.task.corpus)
     config = config.with_vocab(stats.n_tokens)
     device = resolve_device(config.train.device)
@@ -129,24 +154,29 @@ def train(
     optimizer = make_optimizer(model, config.train)
     generator = torch.Generator(device=device).manual_seed(config.train.seed)
     if run_dir is not None:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)  # ours (claim_folder checked); a new run starts
         atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
         atomic_write_text(run_dir / METRICS, "")
     loop = _Loop(config, stats, model, optimizer, generator, run_dir, on_eval)
     loop.record(0, train_loss=None, train_seconds=0.0, tokens=0)
+    if config.train.steps == 0:  # the untrained model is the result: save it, so it loads
+        loop.save(0)
     return loop.run(start=0, elapsed=0.0, progress=progress)
 
 
 def train_or_load(config: RunConfig, run_dir: str | Path | None, *, progress: bool = True) -> TrainResult:
     """The finished run of ``config`` in ``run_dir`` if there is one; else it resumes an
     unfinished run there (refusing a different config) or trains afresh."""
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is None or not (run_dir / CHECKPOINT).exists():
-        return train(config, run_dir, progress=progress)
-    ckpt = load_checkpoint(run_dir, config.train.device)
-    if ckpt.step < config.train.steps or ckpt.config != config.with_vocab(ckpt.stats.n_tokens):
-        return train(config, run_dir, resume=True, progress=progress)
-    ckpt.model.eval()
-    return TrainResult(ckpt.model, ckpt.config, ckpt.stats, _read_metrics(run_dir), run_dir)
+    if run_dir is None:
+        return train(config, None, progress=progress)
+    with claim_folder(run_dir, "run", existing="resume") as run_dir:
+        if not (run_dir / CHECKPOINT).exists():  # new, or killed before its first checkpoint
+            return _train_fresh(config, run_dir, progress=progress, on_eval=None)
+        ckpt = load_checkpoint(run_dir, config.train.device)
+        if ckpt.step < config.train.steps or ckpt.config != config.with_vocab(ckpt.stats.n_tokens):
+            return _resume(config, run_dir, progress=progress, on_eval=None)
+        ckpt.model.eval()
+        return TrainResult(ckpt.model, ckpt.config, ckpt.stats, read_metrics(run_dir), run_dir)
 
 
 def _resume(
@@ -158,6 +188,10 @@ def _resume(
     if saved != requested:
         diff = _differences(saved.to_dict(), requested.to_dict())
         raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
+    if requested.train.steps < ckpt.step:
+        raise ConfigError(
+            f"cannot resume {run_dir} with train.steps={requested.train.steps}: it has already run {ckpt.step} steps"
+        )
     model = ckpt.model
     optimizer = make_optimizer(model, requested.train)
     try:
@@ -167,11 +201,11 @@ def _resume(
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.set_state(ckpt.data_rng_state)
-    kept = [line for line in _read_metrics(run_dir) if line["step"] <= ckpt.step]
+    kept = [line for line in read_metrics(run_dir) if line["step"] <= ckpt.step]
     atomic_write_text(run_dir / CONFIG, requested.to_json() + "\n")
-    atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
+    atomic_write_text(run_dir / METRICS, "".join(_metrics_line(r) for r in kept))
     loop = _Loop(requested, ckpt.stats, model, optimizer, generator, run_dir, on_eval)
-    loop.metrics = kept
+    loop.metrics, loop.saved_step = kept, ckpt.step
     return loop.run(start=ckpt.step, elapsed=ckpt.elapsed_seconds, progress=progress)
 
 
@@ -188,6 +222,7 @@ class _Loop:
         self.eval_batch: TaskBatch = self.task.sample(cfg.eval_batch_size, eval_generator)
         self.forward = torch.compile(model) if cfg.compile else model
         self.metrics: list[MetricsRecord] = []
+        self.saved_step: int | None = None  # the step of the last checkpoint in run_dir
         self.clock_start = time.perf_counter()  # wall clock, evaluation included
 
     def run(self, start: int, elapsed: float, progress: bool) -> TrainResult:
@@ -196,31 +231,62 @@ class _Loop:
         tokens_per_step = cfg.batch_size * self.config.task.seq_len
         window_seconds, window_tokens = 0.0, 0
         bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
-        self.model.train()
-        for step in range(start + 1, cfg.steps + 1):
-            began = time.perf_counter()
-            loss = self.step()
-            window_seconds += time.perf_counter() - began
-            window_tokens += tokens_per_step
-            bar.update(1)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                record = self.record(step, train_loss=loss, train_seconds=window_seconds, tokens=window_tokens)
-                bar.set_postfix(loss=f"{loss:.3f}", icl_acc=f"{record['in_context_accuracy']:.3f}")
-                window_seconds, window_tokens = 0.0, 0
-            if self.run_dir is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                save_checkpoint(
-                    self.run_dir / CHECKPOINT,
-                    model=self.model,
-                    config=self.config,
-                    stats=self.stats,
-                    step=step,
-                    elapsed_seconds=self.elapsed_seconds(),
-                    optimizer=self.optimizer,
-                    data_generator=self.generator,
-                )
-        bar.close()
+        try:
+            self.model.train()
+            for step in range(start + 1, cfg.steps + 1):
+                began = time.perf_counter()
+                loss = self.step()
+                window_seconds += time.perf_counter() - began
+                self.check_finite(step, loss)
+                window_tokens += tokens_per_step
+                bar.update(1)
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    record = self.record(step, train_loss=loss, train_seconds=window_seconds, tokens=window_tokens)
+                    bar.set_postfix(loss=f"{loss:.3f}", icl_acc=f"{record['in_context_accuracy']:.3f}")
+                    window_seconds, window_tokens = 0.0, 0
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    self.save(step)
+        finally:
+            bar.close()
         self.model.eval()
         return TrainResult(self.model, self.config, self.stats, self.metrics, self.run_dir)
+
+    def save(self, step: int) -> None:
+        """Write the checkpoint of ``step`` (nothing without a run folder)."""
+        if self.run_dir is None:
+            return
+        save_checkpoint(
+            self.run_dir / CHECKPOINT,
+            model=self.model,
+            config=self.config,
+            stats=self.stats,
+            step=step,
+            elapsed_seconds=self.elapsed_seconds(),
+            optimizer=self.optimizer,
+            data_generator=self.generator,
+        )
+        self.saved_step = step
+
+    def check_finite(self, step: int, loss: float) -> None:
+        """Stop the run if the loss of ``step`` or a trained weight after it is NaN or infinite."""
+        bad = None if math.isfinite(loss) else f"the training loss is {loss}"
+        if bad is None:
+            for name, param in self.model.named_parameters():
+                if param.requires_grad and not bool(torch.isfinite(param).all()):
+                    bad = f"{name} holds non-finite values"
+                    break
+        if bad is None:
+            return
+        cfg = self.config.train
+        kept = (
+            f"the last good checkpoint (step {self.saved_step}) is kept in {self.run_dir}"
+            if self.run_dir is not None and self.saved_step is not None
+            else "no checkpoint was written"
+        )
+        raise TrainingDivergedError(
+            f"training diverged at step {step}: {bad} (train.optimizer={cfg.optimizer}, train.lr={cfg.lr}, "
+            f"train.momentum={cfg.momentum}, train.weight_decay={cfg.weight_decay}); {kept}"
+        )
 
     def elapsed_seconds(self) -> float:
         return time.perf_counter() - self.clock_start
@@ -253,17 +319,45 @@ class _Loop:
         self.metrics.append(record)
         if self.run_dir is not None:
             with open(self.run_dir / METRICS, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(_metrics_line(record))
         if self.on_eval is not None:
             self.on_eval(record)
         return record
 
 
-def _read_metrics(run_dir: Path) -> list[MetricsRecord]:
-    path = run_dir / METRICS
+def read_metrics(run_dir: str | Path) -> list[MetricsRecord]:
+    """The records of ``run_dir/metrics.jsonl`` ([] if there is none).
+
+    A torn last line (the writer was killed while appending) is dropped with a warning; resuming
+    the run rewrites the file without it. Any other line that is not a JSON object is a
+    :class:`CheckpointError` naming the file and the line.
+    """
+    path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"cannot read {path}: {err}") from None
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(numbered):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("not a metrics record")
+        except ValueError as err:
+            if index == len(numbered) - 1:
+                warnings.warn(f"{path}: dropped a torn last line {number} ({err})", stacklevel=2)
+                break
+            raise CheckpointError(f"{path}, line {number}: not a metrics record ({err})") from None
+        records.append(record)
+    return records
+
+
+def _metrics_line(record: MetricsRecord) -> str:
+    """One line of metrics.jsonl: strict JSON, a non-finite number becomes null."""
+    return dumps_json(record, indent=None) + "\n"
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> str:

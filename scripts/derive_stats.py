@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("text", type=Path, help="path to tinyshakespeare.txt")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    stats = BigramStats.from_text(args.text)
+    stats = BigramStats.from_file(args.text)
     stats.source["sha256"] = hashlib.sha256(args.text.read_bytes()).hexdigest()
     stats.save(args.out)
     print(f"wrote {args.out}: N = {stats.n_tokens}, {stats.source['n_pairs']:,} pairs")

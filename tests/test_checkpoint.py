@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import induction_bigram.checkpoint as checkpoint_module
-from induction_bigram import CheckpointError, load, load_checkpoint, train
+from induction_bigram import CheckpointError, ConfigError, load, load_checkpoint, train
 from induction_bigram.checkpoint import CHECKPOINT
 from tests.conftest import tiny_config
 
@@ -72,7 +72,29 @@ def test_interrupted_write_keeps_the_previous_checkpoint(run_dir, monkeypatch):
             data_generator=torch.Generator(),
         )
     assert (run_dir / CHECKPOINT).read_bytes() == before
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".induction-bigram",  # the folder's marker: a training run of ours
+        ".induction-bigram.lock",  # the writer's lock (flock; released when it exits)
+        "checkpoint.pt",
+        "config.json",
+        "metrics.jsonl",
+    ]
+
+
+def test_the_next_write_removes_the_temporary_file_of_a_killed_save(run_dir):
+    stale = run_dir / ".checkpoint.pt.k1ll3d_x.tmp"  # what atomic_open leaves when killed
+    stale.write_bytes(b"PK\x03\x04 half a zip archive")
+    users = run_dir / ".my-notes.tmp"
+    users.write_text("not ours")
+    train(tiny_config(**{"train.steps": 16}), run_dir, resume=True, progress=False)
+    assert not stale.exists() and users.read_text() == "not ours"
+    assert load_checkpoint(run_dir).step == 16
+
+
+def test_a_bad_device_is_blamed_on_the_device_not_the_checkpoint(run_dir):
+    with pytest.raises(ConfigError, match="'banana' is not a torch device") as err:
+        load_checkpoint(run_dir, "banana")
+    assert not isinstance(err.value, CheckpointError)
 
 
 def test_missing_checkpoint(tmp_path):

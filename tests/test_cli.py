@@ -131,3 +131,253 @@ def test_lengths_prints_the_accuracy_by_length_of_every_variant(tmp_path, capsys
 def test_reproduce_refuses_an_unknown_study(tmp_path, capsys):
     code, _, err = run(capsys, "reproduce", "--out", str(tmp_path), "--only", "everything")
     assert code == 2 and "unknown study 'everything'" in err
+
+
+# -- issue 11: no silent wrong answers, no lost or clobbered files ----------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One finished tiny run, shared by the error cases that only read it."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", "--out", str(run_dir), "--no-progress", *TINY]) == 0
+    return run_dir
+
+
+def _ours(folder, kind, **files):
+    """A folder marked as the package's ``kind`` holding ``files`` (name -> text)."""
+    from induction_bigram.files import claim_folder
+
+    with claim_folder(folder, kind):
+        for name, text in files.items():
+            (folder / name.replace("_", ".")).write_text(text)
+    return folder
+
+
+def _user_config(tmp, run):
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "config.json").write_text('{"my": "own settings"}')
+    return ["train", "--out", str(tmp / "mine"), *TINY], ["--out", "mine", "not empty", "config.json"]
+
+
+def _lengths_into_a_run(tmp, run):
+    return ["lengths", "--out", str(run), "--preset", "test"], [str(run), "training run folder", "lengths study"]
+
+
+def _lengths_again(tmp, run):
+    _ours(tmp / "study", "lengths", lengths_json="{}")
+    return ["lengths", "--out", str(tmp / "study"), "--preset", "test"], ["already holds a lengths study", "--resume"]
+
+
+def _reproduce_into_a_run(tmp, run):
+    return ["reproduce", "--out", str(run), "--quick"], [str(run), "training run folder"]
+
+
+def _train_into_a_run(tmp, run):
+    return ["train", "--out", str(run), *TINY], [str(run), "already holds a run", "--overwrite"]
+
+
+def _out_is_a_file(tmp, run):
+    (tmp / "file").write_text("x")
+    return ["train", "--out", str(tmp / "file"), *TINY], ["--out", str(tmp / "file"), "is a file"]
+
+
+def _out_unwritable(tmp, run):
+    (tmp / "file").write_text("x")
+    return ["train", "--out", str(tmp / "file" / "run"), *TINY], ["cannot create --out", str(tmp / "file")]
+
+
+def _set(key_value):
+    def case(tmp, run):
+        return ["train", "--out", str(tmp / "new"), "--no-progress", *TINY, "--set", key_value], [
+            "--set",
+            key_value.split("=")[0],
+        ]
+
+    return case
+
+
+def _diverges(tmp, run):
+    argv = [
+        "train",
+        "--out",
+        str(tmp / "new"),
+        "--no-progress",
+        *TINY,
+        "--set",
+        "train.lr=1e30",
+        "--set",
+        "train.checkpoint_every=1",
+    ]
+    return argv, ["training diverged at step 2", "train.lr=1e+30", "last good checkpoint (step 1)"]
+
+
+def _memories_of_a_file(tmp, run):
+    return ["memories", str(run / "checkpoint.pt")], ["memories takes a run folder", "checkpoint.pt", str(run)]
+
+
+def _logits_of_a_file(tmp, run):
+    return ["logits", str(run / "checkpoint.pt")], ["logits takes a run folder", "checkpoint.pt"]
+
+
+def _resume_config(text):
+    def case(tmp, run):
+        _ours(tmp / "r", "run", config_json=text)
+        return ["train", "--out", str(tmp / "r"), "--resume"], ["--resume", str(tmp / "r" / "config.json")]
+
+    return case
+
+
+def _torn_in_the_middle(tmp, run):
+    import shutil
+
+    shutil.copytree(run, tmp / "r")
+    lines = (tmp / "r" / "metrics.jsonl").read_text().splitlines()
+    (tmp / "r" / "metrics.jsonl").write_text("\n".join([lines[0][:20], *lines[1:]]) + "\n")
+    return ["memories", str(tmp / "r")], [str(tmp / "r" / "metrics.jsonl"), "line 1"]
+
+
+ISSUE_11_CASES = {
+    "train into the user's own folder": _user_config,
+    "lengths into a training run": _lengths_into_a_run,
+    "lengths over an earlier study": _lengths_again,
+    "reproduce into a training run": _reproduce_into_a_run,
+    "train over an earlier run": _train_into_a_run,
+    "--out is a file": _out_is_a_file,
+    "--out cannot be created": _out_unwritable,
+    "lr=inf": _set("train.lr=inf"),
+    "lr=nan": _set("train.lr=nan"),
+    "momentum=nan": _set("train.momentum=nan"),
+    "weight_decay=-inf": _set("train.weight_decay=-inf"),
+    "seed too big": _set("train.seed=99999999999999999999"),
+    "loss becomes non-finite": _diverges,
+    "memories of a checkpoint file": _memories_of_a_file,
+    "logits of a checkpoint file": _logits_of_a_file,
+    "garbage config.json on --resume": _resume_config("{not json"),
+    "config section null on --resume": _resume_config('{"train": null}'),
+    "torn line inside metrics.jsonl": _torn_in_the_middle,
+    "--seed too big": lambda tmp, run: (
+        ["evaluate", str(run), "--seed", "99999999999999999999"],
+        ["--seed", "99999999999999999999"],
+    ),
+    "--device banana": lambda tmp, run: (["evaluate", str(run), "--device", "banana"], ["--device", "'banana'"]),
+    "--resume and --overwrite": lambda tmp, run: (
+        ["train", "--out", str(run), "--resume", "--overwrite"],
+        ["--overwrite", "--resume"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ISSUE_11_CASES))
+def test_user_errors_exit_2_with_one_line_naming_the_culprit(case, tmp_path, trained_run, capsys):
+    argv, needles = ISSUE_11_CASES[case](tmp_path, trained_run)
+    code, out, err = run(capsys, *argv)
+    assert code == 2, err
+    assert err.startswith("induction-bigram: error: ") and err.count("\n") == 1, err
+    assert "internal error" not in err and ".tmp" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom induction_bigram.files import claim_folder\n"
+            f"with claim_folder({str(tmp_path / 'run')!r}, 'run'):\n    print('held', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--no-progress", *TINY)
+        assert code == 2 and f"PID {holder.pid}" in err and err.count("\n") == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    # a killed holder leaves no stale lock
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--no-progress", *TINY)
+    assert code == 0, err
+
+
+def test_overwrite_replaces_only_the_files_we_wrote(tmp_path, capsys):
+    run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY)
+    (tmp_path / "notes.txt").write_text("mine")
+    code, out, err = run(
+        capsys,
+        "train",
+        "--out",
+        str(tmp_path),
+        "--overwrite",
+        "--no-progress",
+        "--json",
+        *TINY,
+        "--set",
+        "train.steps=3",
+    )
+    assert code == 0, err
+    assert json.loads(out)["step"] == 3 and (tmp_path / "notes.txt").read_text() == "mine"
+    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [0, 3]
+
+
+def test_zero_steps_writes_a_checkpoint_that_evaluates_and_resumes(tmp_path, capsys):
+    code, out, _ = run(
+        capsys, "train", "--out", str(tmp_path), "--no-progress", "--json", *TINY, "--set", "train.steps=0"
+    )
+    assert code == 0 and json.loads(out)["step"] == 0
+    code, out, _ = run(capsys, "evaluate", str(tmp_path), "--json", "--batch-size", "8")
+    assert code == 0 and json.loads(out)["step"] == 0
+    code, out, _ = run(
+        capsys, "train", "--out", str(tmp_path), "--resume", "--no-progress", "--json", "--set", "train.steps=3"
+    )
+    assert code == 0 and json.loads(out)["step"] == 3
+
+
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning_on_resume(tmp_path, capsys):
+    run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY)
+    metrics = tmp_path / "metrics.jsonl"
+    with open(metrics, "a") as handle:
+        handle.write('{"step": 9, "train_lo')  # killed while appending
+    code, out, err = run(capsys, "memories", str(tmp_path), "--json")
+    assert code == 0 and "dropped a torn last line" in err and str(metrics) in err
+    code, out, err = run(capsys, "train", "--out", str(tmp_path), "--resume", "--no-progress", "--set", "train.steps=9")
+    assert code == 0 and "torn last line" in err
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]  # whole again
+    assert [r["step"] for r in records] == [0, 3, 6, 9]
+
+
+def test_diverged_run_keeps_strict_json_and_its_last_good_checkpoint(tmp_path, capsys):
+    argv = ["train", "--out", str(tmp_path), "--no-progress", *TINY, "--set", "train.lr=1e30"]
+    code, _, err = run(capsys, *argv, "--set", "train.checkpoint_every=1")
+    assert code == 2 and "diverged" in err
+
+    def refuse(constant):
+        raise AssertionError(f"non-strict JSON constant {constant}")
+
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
+    code, out, _ = run(capsys, "evaluate", str(tmp_path), "--json", "--batch-size", "8")
+    assert code == 0 and json.loads(out)["step"] == 1
+
+
+def test_study_folders_refuse_runs_and_take_resume(tmp_path, capsys):
+    from induction_bigram.files import folder_kind
+
+    _ours(tmp_path / "study", "lengths", lengths_json="{}")
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "study"), *TINY)
+    assert code == 2 and "is a lengths study folder, not a training run folder" in err
+    assert folder_kind(tmp_path / "study") == "lengths"
+
+
+def test_every_flag_has_help():
+    from induction_bigram.cli import build_parser
+
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name, sub in subcommands.choices.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+    train_help = subcommands.choices["train"].format_help()
+    assert "induction-bigram presets NAME" in train_help and "task.corpus=path/to/text.txt" in train_help

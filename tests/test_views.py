@@ -1,6 +1,15 @@
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import matplotlib.pyplot as plt
+import pytest
 import torch
 
 from induction_bigram import ModelConfig
+from induction_bigram.pretrained import load_pretrained, pretrained_task
 from induction_bigram.views import attention_view, save_view, token_labels
 from tests.conftest import model_of
 
@@ -20,10 +29,55 @@ def test_attention_view_shows_both_heads_with_characters(stats, tmp_path):
 
 
 def test_view_rejects_out_of_vocabulary_tokens(stats):
-    import pytest
-
     from induction_bigram import DataError
 
     model = model_of(ModelConfig(d_model=16, n_ctx=8, d_vocab=65))
     with pytest.raises(DataError, match="token id 70"):
         attention_view(model, torch.tensor([1, 70]), stats)
+
+
+BROWSER_SERVICE_HOSTS = ("google.com", "googleapis.com", "gstatic.com")  # Chromium's own background calls
+
+
+def _page_requests(net_log: Path) -> list[str]:
+    """URLs Chromium requested over the network, less its own background services."""
+    log = json.loads(net_log.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = {
+        event["params"]["url"] for event in log["events"] if event["type"] == start and "url" in event.get("params", {})
+    }
+    remote = [u for u in urls if not u.startswith(("file:", "data:", "blob:", "chrome"))]
+    return [u for u in remote if not any(urlsplit(u).hostname.endswith(h) for h in BROWSER_SERVICE_HOSTS)]
+
+
+def test_saved_view_renders_offline_in_headless_chromium(tmp_path):
+    """The saved page, opened in a real browser with name resolution cut off, draws the head
+    selector and a pattern, and asks the network for nothing."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("no chromium on this machine (make test installs Debian's chromium where apt-get can)")
+    model = load_pretrained("reference", "cpu")
+    page = tmp_path / "view.html"
+    save_view(
+        attention_view(
+            model, model.to_tokens("First Citizen:\nBefore we proceed")[0], pretrained_task("reference").stats
+        ),
+        page,
+    )
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,900", "--virtual-time-budget=5000",
+    ]  # fmt: skip
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "Head Selector" in dom.stdout and "layer 2: induction head" in dom.stdout
+    shot, net_log = tmp_path / "shot.png", tmp_path / "net.json"
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", f"--log-net-log={net_log}", page.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pixels = plt.imread(shot)[..., :3]
+    blue = (pixels[..., 2] > 0.8) & (pixels[..., 0] < 0.4) & (pixels[..., 1] < 0.4)
+    assert blue.sum() > 2000  # the zoomed pattern's sub-diagonal, drawn in saturated blue
+    assert _page_requests(net_log) == []

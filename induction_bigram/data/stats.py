@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import no_type_check
 
 import torch
 from jaxtyping import Float, Int
@@ -58,22 +59,34 @@ class BigramStats:
     # -- construction --------------------------------------------------------------------
 
     @classmethod
-    def from_text(cls, source: str | os.PathLike[str]) -> "BigramStats":
-        """Count characters and adjacent pairs.
+    @no_type_check  # the check below names from_file; runtime type checkers must not pre-empt it
+    def from_text(cls, text: str) -> "BigramStats":
+        """Count the characters and adjacent pairs of ``text``, the text itself.
 
-        Args:
-            source: the text itself (a ``str``) or a path to a UTF-8 text file
-                (a ``pathlib.Path`` or other ``os.PathLike``).
+        A path is never guessed from a string: for a file use :meth:`from_file` (a
+        ``pathlib.Path`` or other ``os.PathLike`` here is a :class:`DataError` that says so).
         """
-        if isinstance(source, os.PathLike):
-            path = Path(source)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
-                raise DataError(f"cannot read corpus {path}: {err}") from None
-            origin = {"file": path.name}
-        else:
-            text, origin = source, {"file": None}
+        if isinstance(text, os.PathLike):
+            raise DataError(
+                f"BigramStats.from_text takes the text itself, got the path {os.fspath(text)!r}; "
+                "use BigramStats.from_file(path) to read a file"
+            )
+        if not isinstance(text, str):
+            raise DataError(f"BigramStats.from_text takes a str, got {type(text).__name__}")
+        return cls._count(text, {"file": None})
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> "BigramStats":
+        """Count the characters and adjacent pairs of a UTF-8 text file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"cannot read corpus {path}: {err}") from None
+        return cls._count(text, {"file": path.name})
+
+    @classmethod
+    def _count(cls, text: str, origin: dict) -> "BigramStats":
         if len(text) < 2:
             raise DataError(f"a corpus needs at least 2 characters, got {len(text)}")
         vocab = tuple(sorted(set(text)))
@@ -82,7 +95,7 @@ class BigramStats:
         n = len(vocab)
         unigram = torch.bincount(ids, minlength=n)
         bigram = torch.bincount(ids[:-1] * n + ids[1:], minlength=n * n).reshape(n, n)
-        origin |= {"n_characters": len(text), "n_pairs": len(text) - 1}
+        origin = origin | {"n_characters": len(text), "n_pairs": len(text) - 1}
         return cls(vocab, unigram, bigram, origin)
 
     @classmethod
@@ -106,7 +119,7 @@ class BigramStats:
         path = Path(corpus)
         if not path.is_file():
             raise DataError(f"task.corpus {corpus!r} is neither a shipped name {sorted(SHIPPED)} nor a file")
-        return cls.load(path) if path.suffix == ".json" else cls.from_text(path)
+        return cls.load(path) if path.suffix == ".json" else cls.from_file(path)
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -135,7 +148,7 @@ class BigramStats:
             raise DataError(f"malformed statistics: {err}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=True) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=True, allow_nan=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "BigramStats":

@@ -13,7 +13,7 @@ from transformer_lens import HookedTransformer
 
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.files import atomic_write_text
+from induction_bigram.files import Existing, atomic_write_text, claim_folder
 from induction_bigram.lengths.config import LengthsStudyConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
@@ -53,16 +53,27 @@ def run_lengths_study(
     study: LengthsStudyConfig | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    *,
+    existing: Existing = "resume",
 ) -> LengthsResult:
     """Train (or load from ``out_dir/<variant>``) each variant, evaluate it, and when
     ``out_dir`` is given write ``lengths.json`` there (figures: ``viz.lengths_figures``; the
-    circuitsvis view: ``views.lengths_attention_view``)."""
+    circuitsvis view: ``views.lengths_attention_view``).
+
+    ``out_dir`` is a lengths study folder (:func:`~induction_bigram.files.claim_folder`): it
+    must be missing, empty or a study of ours, never a training run. ``existing`` says what to
+    do with an earlier study there: ``"resume"`` (reuse its finished runs), ``"overwrite"``
+    (retrain everything) or ``"refuse"``.
+    """
     study = study or LengthsStudyConfig()
     threads = torch.get_num_threads()
     if study.threads is not None:
         torch.set_num_threads(study.threads)
     try:
-        return _run_study(study, Path(out_dir) if out_dir is not None else None, progress)
+        if out_dir is None:
+            return _run_study(study, None, progress)
+        with claim_folder(out_dir, "lengths", existing=existing) as folder:
+            return _run_study(study, folder, progress)
     finally:
         torch.set_num_threads(threads)
 
@@ -120,5 +131,5 @@ def _fmt(accuracies: dict[str, float]) -> str:
 def write_lengths_json(result: LengthsResult, out_dir: str | Path) -> Path:
     """``out_dir/lengths.json``: the numbers of the study."""
     path = Path(out_dir) / "lengths.json"
-    atomic_write_text(path, json.dumps(result.to_dict(), indent=1) + "\n")
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
     return path

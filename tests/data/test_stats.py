@@ -11,7 +11,7 @@ def test_shipped_counts_equal_a_recount_of_the_text(stats):
     path = shakespeare_text_path()
     if path is None:
         pytest.skip("tinyshakespeare.txt is not on this machine (set INDUCTION_BIGRAM_SHAKESPEARE)")
-    recount = BigramStats.from_text(path)
+    recount = BigramStats.from_file(path)
     assert recount.vocab == stats.vocab
     assert torch.equal(recount.unigram_counts, stats.unigram_counts)
     assert torch.equal(recount.bigram_counts, stats.bigram_counts)
@@ -39,10 +39,17 @@ def test_character_without_successor_falls_back_to_unigram():
     assert torch.allclose(s.bigram[1], s.unigram)
 
 
-def test_from_text_reads_a_path(tmp_path: Path):
+def test_from_file_reads_a_path_and_from_text_never_guesses_one(tmp_path: Path):
     path = tmp_path / "corpus.txt"
     path.write_text("hello world")
-    assert BigramStats.from_text(path).n_tokens == len(set("hello world"))
+    assert BigramStats.from_file(path).n_tokens == len(set("hello world"))
+    assert BigramStats.from_file(str(path)).source["file"] == "corpus.txt"
+    # a str is always the text: "corpus.txt" has the characters of the file name
+    assert BigramStats.from_text(str(path)).vocab == tuple(sorted(set(str(path))))
+    with pytest.raises(DataError, match=r"from_text takes the text itself.*from_file"):
+        BigramStats.from_text(path)
+    with pytest.raises(DataError, match="cannot read corpus"):
+        BigramStats.from_file(tmp_path / "missing.txt")
 
 
 def test_encode_decode_round_trip(stats):
