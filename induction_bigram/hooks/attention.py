@@ -1,22 +1,32 @@
 """The attention layer of our models: TL's ``Attention`` plus what TL has no switch for.
 
 :class:`CircuitAttention` is a subclass, so every TL hook point (``hook_q`` ... ``hook_pattern``,
-``hook_z``, ``hook_result`` with ``use_attn_result``) fires exactly as in TL, and TL's
-settings, KV cache and attention masks work unchanged. It adds, as modules on the forward
-path rather than permanent hooks (which ``reset_hooks(including_permanent=True)`` removes):
+``hook_z``, ``hook_result`` with ``use_attn_result``) fires as in TL, and TL's settings, KV
+cache and attention masks work unchanged. It adds, as modules on the forward path rather than
+permanent hooks (which ``reset_hooks(including_permanent=True)`` removes):
 
 - an optional relative-position bias ``rel_pos`` (:class:`~.positional.RelativePositionBias`),
   offset by the number of cached positions under a KV cache;
 - an optional circuit hook point its output passes through (``circuit.hook_induction`` ...);
 - the context check: more than ``n_ctx`` positions (cached ones included) is a
   :class:`~induction_bigram.errors.DataError`, never a silent read past the trained positions.
+
+It also has a lean path for the common case (no KV cache, padding mask, rotary, split inputs or
+``use_attn_result``; TL's general path handles those), computing the same hook values with
+less of the bookkeeping our model does not need: no product with the frozen identity W_Q
+(q = x + b_Q, checked again whenever W_Q changes), the causal mask applied once from a cached
+boolean mask, no copy of W_O per call, no NaN guard (a causal row always keeps its diagonal,
+so a NaN there means the weights are NaN, which should show).
 """
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.components import Attention
+from transformer_lens.utilities.attention import simple_attn_linear
 
 from induction_bigram.hooks.circuit import RoutesOutput
 from induction_bigram.hooks.embed import check_context_length
@@ -29,9 +39,28 @@ class CircuitAttention(RoutesOutput, Attention):
     def __init__(self, cfg, attn_type: str = "global", layer_id: int | None = None, relative_bias: bool = False):
         super().__init__(cfg, attn_type, layer_id)
         self.rel_pos = RelativePositionBias(self.cfg.n_ctx) if relative_bias else None
+        self._query_identity_key: tuple | None = None
+        self._query_identity = False
+        self._causal: Tensor | None = None
 
-    def forward(self, *args, **kwargs) -> Float[Tensor, "batch pos d_model"]:
-        return self._routed(super().forward(*args, **kwargs))
+    def forward(
+        self,
+        query_input: Float[Tensor, "batch pos d_model"],
+        key_input: Float[Tensor, "batch kv_pos d_model"],
+        value_input: Float[Tensor, "batch kv_pos d_model"],
+        past_kv_cache_entry=None,
+        additive_attention_mask=None,
+        attention_mask=None,
+        position_bias=None,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        general = (past_kv_cache_entry, additive_attention_mask, attention_mask, position_bias) != (None,) * 4
+        if general or not self._lean_path_applies():
+            out = super().forward(
+                query_input, key_input, value_input, past_kv_cache_entry, additive_attention_mask, attention_mask
+            )
+        else:
+            out = self._lean_forward(query_input, key_input, value_input)
+        return self._routed(out)
 
     def calculate_attention_scores(
         self,
@@ -44,3 +73,62 @@ class CircuitAttention(RoutesOutput, Attention):
         if self.rel_pos is not None:
             scores = scores + self.rel_pos(batch, n_heads, n_query, n_key)
         return scores
+
+    # -- the lean path -----------------------------------------------------------------------
+
+    def _lean_path_applies(self) -> bool:
+        cfg = self.cfg
+        return not (
+            cfg.use_attn_result
+            or cfg.use_split_qkv_input
+            or cfg.use_attn_in
+            or cfg.load_in_4bit
+            or cfg.positional_embedding_type == "rotary"
+            or cfg.use_qk_norm
+            or cfg.use_attention_sinks
+            or cfg.attn_scores_soft_cap > 0
+            or cfg.original_architecture is not None
+            or cfg.clip_qkv is not None
+            or cfg.use_logn_attn
+            or (self._attention_dir_override or cfg.attention_dir) != "causal"
+        )
+
+    def _query_is_input(self) -> bool:
+        """W_Q is the frozen identity, so q = x + b_Q (re-checked whenever W_Q is written)."""
+        W_Q = self.W_Q
+        key = (W_Q._version, W_Q.data_ptr(), W_Q.requires_grad, W_Q.device)
+        if key != self._query_identity_key:
+            self._query_identity_key = key
+            identity = torch.eye(W_Q.shape[-1], dtype=W_Q.dtype, device=W_Q.device)
+            self._query_identity = (
+                not W_Q.requires_grad
+                and W_Q.shape[0] == 1
+                and W_Q.shape[1] == W_Q.shape[2]
+                and torch.equal(W_Q[0], identity)
+            )
+        return self._query_identity
+
+    def _causal_mask(self, n: int, device: torch.device) -> Tensor:
+        if self._causal is None or self._causal.shape[0] < n or self._causal.device != device:
+            size = max(n, self.cfg.n_ctx)
+            self._causal = torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+        return self._causal[:n, :n]
+
+    def _lean_forward(self, x_q: Tensor, x_k: Tensor, x_v: Tensor) -> Tensor:
+        if self._query_is_input():
+            q = x_q.unsqueeze(2) + self.b_Q  # a new tensor: hooks may edit q in place
+        else:
+            q = simple_attn_linear(x_q, self.W_Q, self.b_Q)
+        q = self.hook_q(q)
+        k = self.hook_k(simple_attn_linear(x_k, self.W_K, self.b_K))
+        v = self.hook_v(simple_attn_linear(x_v, self.W_V, self.b_V))
+        scores = self.calculate_attention_scores(q, k)
+        scores = self.hook_attn_scores(
+            scores.masked_fill(self._causal_mask(scores.shape[-1], scores.device), float("-inf"))
+        )
+        pattern = self.hook_pattern(F.softmax(scores, dim=-1))
+        z = self.calculate_z_scores(v, pattern)  # fires hook_z
+        n_heads, d_head, d_model = self.W_O.shape
+        return F.linear(
+            z.reshape(*z.shape[:2], n_heads * d_head), self.W_O.reshape(n_heads * d_head, d_model).T, self.b_O
+        )
