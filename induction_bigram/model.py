@@ -63,9 +63,11 @@ from induction_bigram.hooks import (
     TokenEmbed,
     make_layer_content_only,
 )
+from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.hooks.embed import check_context_length, check_token_ids
 
 _CONFIG_ATTR = "_induction_bigram_config"
+MARKER_KEY = f"circuit.{LOADER_MARKER}"
 # TL recomputes rotary tables with the real frequencies past this many positions, which would
 # undo make_layer_content_only
 _ROTARY_CACHE = 2048
@@ -401,6 +403,8 @@ def load_weights(model: HookedTransformer, state: Any, source: str = "state dict
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} holds no weights")
     expected = model.state_dict()
+    # checkpoints written before the marker existed hold the same model without it
+    state = {MARKER_KEY: expected[MARKER_KEY], **state}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [

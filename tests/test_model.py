@@ -123,3 +123,16 @@ def test_check_tokens_names_bad_ids():
         check_tokens(model, torch.tensor([[0, N]]))
     with pytest.raises(DataError, match="shape"):
         check_tokens(model, torch.tensor([0, 1]))
+
+
+def test_load_weights_is_strict_but_accepts_state_dicts_from_before_the_marker():
+    from induction_bigram import CheckpointError, load_weights
+    from induction_bigram.model import MARKER_KEY
+
+    model = randomise_trainables(model_of(small()), seed=3)
+    state = {k: v for k, v in model.state_dict().items() if k != MARKER_KEY}
+    twin = load_weights(model_of(small()), state)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in twin.state_dict().items())
+    del state["blocks.1.attn.W_O"]
+    with pytest.raises(CheckpointError, match="missing blocks.1.attn.W_O"):
+        load_weights(model_of(small()), state)
