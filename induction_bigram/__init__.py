@@ -18,6 +18,7 @@ from induction_bigram.checkpoint import Checkpoint, load, load_checkpoint
 from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
+from induction_bigram.data.tokenizer import character_tokenizer
 from induction_bigram.errors import (
     CheckpointError,
     ConfigError,
@@ -29,14 +30,24 @@ from induction_bigram.errors import (
 )
 from induction_bigram.logits import decompose_logits
 from induction_bigram.memory import build_theory_model, memory_report
-from induction_bigram.metrics import TaskMetrics, evaluate
+from induction_bigram.metrics import (
+    TaskMetrics,
+    evaluate,
+    in_context_accuracy,
+    in_context_loss,
+    in_context_patching_metric,
+)
 from induction_bigram.model import (
     build_model,
+    check_vocabulary,
+    describe,
     get_paper_matrix,
+    load_weights,
+    model_vocab,
     set_paper_matrix,
     swap_convention,
 )
-from induction_bigram.pretrained import load_pretrained
+from induction_bigram.pretrained import load_pretrained, pretrained_task
 from induction_bigram.train import TrainResult, train
 
 __all__ = [
@@ -59,14 +70,23 @@ __all__ = [
     "TriggerTask",
     "build_model",
     "build_theory_model",
+    "character_tokenizer",
+    "check_vocabulary",
+    "describe",
     "decompose_logits",
     "evaluate",
     "get_paper_matrix",
+    "in_context_accuracy",
+    "in_context_loss",
+    "in_context_patching_metric",
     "load",
     "load_checkpoint",
     "load_pretrained",
+    "load_weights",
     "memory_report",
+    "model_vocab",
     "preset",
+    "pretrained_task",
     "set_paper_matrix",
     "swap_convention",
     "train",

@@ -21,7 +21,7 @@ from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
-from induction_bigram.model import build_model, resolve_device
+from induction_bigram.model import build_model, load_weights, resolve_device
 
 FORMAT = "induction-bigram-checkpoint"
 VERSION = 1
@@ -87,10 +87,10 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
         config = RunConfig.from_dict(json.loads(payload["config"]))
         stats = BigramStats.from_dict(json.loads(payload["stats"]))
         config = config.with_vocab(stats.n_tokens)
-        model = build_model(config.model, device)
+        model = build_model(config.model, device, vocab=stats.vocab)
     except (KeyError, json.JSONDecodeError, InductionBigramError) as err:
         raise CheckpointError(f"{path} holds an invalid config: {err}") from None
-    load_state_strict(model, payload.get("model_state"), path)
+    load_weights(model, payload.get("model_state"), str(path))
     try:
         return Checkpoint(
             model=model,
@@ -117,26 +117,3 @@ def _checkpoint_path(path: str | os.PathLike[str]) -> Path:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     return path
-
-
-def load_state_strict(model: HookedTransformer, state: Any, path: str | os.PathLike[str]) -> None:
-    """Load a state dict strictly, reporting mismatches by tensor name and shape as a
-    :class:`CheckpointError` that names ``path``."""
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} has no weights")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{name} {tuple(state[name].shape)} (config needs {tuple(expected[name].shape)})"
-        for name in expected
-        if name in state and state[name].shape != expected[name].shape
-    ]
-    problems = (
-        [f"missing {', '.join(missing)}"] * bool(missing)
-        + [f"unexpected {', '.join(unexpected)}"] * bool(unexpected)
-        + [f"wrong shape: {', '.join(wrong)}"] * bool(wrong)
-    )
-    if problems:
-        raise CheckpointError(f"{path} does not match its config: {'; '.join(problems)}")
-    model.load_state_dict(state)

@@ -256,6 +256,7 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
+    @no_type_check  # any JSON value gets a ConfigError naming it; runtime checkers must not pre-empt it
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Rebuild from :meth:`to_dict` output; unknown sections or keys are errors."""
         if not isinstance(data, dict):

@@ -179,7 +179,10 @@ def study_memories(out: Path, settings: ReproduceSettings, stats: BigramStats, p
     task_cfg = TaskConfig(seq_len=256, n_triggers=5)
     task = TriggerTask(stats, task_cfg)
     theory = build_theory_model(
-        ModelConfig(d_model=256, n_ctx=256, d_vocab=stats.n_tokens), task.shared_triggers, device="cpu"
+        ModelConfig(d_model=256, n_ctx=256, d_vocab=stats.n_tokens),
+        task.shared_triggers,
+        device="cpu",
+        vocab=stats.vocab,
     )
     report = memory_report(theory, task.shared_triggers)
     acc = evaluate(theory, task, batch_size=512, seed=12345).in_context_accuracy

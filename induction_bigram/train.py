@@ -150,7 +150,7 @@ def _train_fresh(
     stats = BigramStats.from_corpus(config.task.corpus)
     config = config.with_vocab(stats.n_tokens)
     device = resolve_device(config.train.device)
-    model = build_model(config.model, device)
+    model = build_model(config.model, device, vocab=stats.vocab)
     optimizer = make_optimizer(model, config.train)
     generator = torch.Generator(device=device).manual_seed(config.train.seed)
     if run_dir is not None:

@@ -1,9 +1,12 @@
+import dataclasses
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from induction_bigram import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
-from induction_bigram.config import PRESETS
+from induction_bigram.config import _SECTIONS, PRESETS
 
 
 def test_presets_round_trip_through_json():
@@ -92,3 +95,95 @@ def test_vocab_from_corpus_must_agree_with_explicit_value():
     assert cfg.with_vocab(65).model.d_vocab == 65
     with pytest.raises(ConfigError, match="d_vocab = 40 but the corpus has 65"):
         cfg.with_overrides(["model.d_vocab=40"]).with_vocab(65)
+
+
+# -- property-based: every input is a RunConfig or a ConfigError, never another exception ---
+
+KNOWN_KEYS = [f"{section}.{f.name}" for section, cls in _SECTIONS.items() for f in dataclasses.fields(cls)]
+NASTY_VALUES = st.one_of(
+    st.text(),
+    st.sampled_from(["nan", "-nan", "inf", "-inf", "1e400", "-0", "0x10", "1_000", "None", "null", "true", "ape"]),
+    st.integers().map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.just("9" * 5000),
+)
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _is_config_or_config_error(make):
+    try:
+        result = make()
+    except ConfigError:
+        return
+    assert isinstance(result, RunConfig)
+
+
+@FAST
+@given(key=st.one_of(st.sampled_from(KNOWN_KEYS), st.text()), value=NASTY_VALUES)
+def test_any_set_override_is_a_run_config_or_a_config_error(key, value):
+    _is_config_or_config_error(lambda: preset("quick").with_overrides([f"{key}={value}"]))
+
+
+@FAST
+@given(item=st.text())
+def test_any_override_string_is_a_run_config_or_a_config_error(item):
+    _is_config_or_config_error(lambda: preset("quick").with_overrides([item]))
+
+
+JSON_LIKE = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=8),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELD_VALUES = st.dictionaries(
+    st.one_of(st.sampled_from([f.name for cls in _SECTIONS.values() for f in dataclasses.fields(cls)]), st.text()),
+    JSON_LIKE,
+    max_size=4,
+)
+
+
+@FAST
+@given(
+    data=st.one_of(
+        JSON_LIKE,
+        st.dictionaries(st.one_of(st.sampled_from(list(_SECTIONS)), st.text()), st.one_of(FIELD_VALUES, JSON_LIKE)),
+    )
+)
+def test_from_dict_on_any_json_is_a_run_config_or_a_config_error(data):
+    _is_config_or_config_error(lambda: RunConfig.from_dict(data))
+
+
+@FAST
+@given(data=st.fixed_dictionaries({}, optional={section: FIELD_VALUES for section in _SECTIONS}))
+def test_from_dict_on_any_section_values_is_a_run_config_or_a_config_error(data):
+    _is_config_or_config_error(lambda: RunConfig.from_dict(data))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=inf", "train.lr must be a finite number, got inf"),
+        ("train.lr=nan", "train.lr must be a finite number, got nan"),
+        ("train.momentum=nan", "train.momentum must be a finite number"),
+        ("train.weight_decay=-inf", "train.weight_decay must be a finite number"),
+        ("train.seed=99999999999999999999", "train.seed must be <= 18446744073709551615"),
+        ("model.seed=-1", "model.seed must be >= 0"),
+        ("train.device=banana", "train.device must be 'auto' or a torch device"),
+    ],
+)
+def test_non_finite_floats_and_unusable_seeds_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        preset("quick").with_overrides([override])
+
+
+def test_a_section_that_is_not_an_object_is_a_config_error():
+    with pytest.raises(ConfigError, match="config section 'train' must be an object"):
+        RunConfig.from_dict({"train": None})

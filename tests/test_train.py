@@ -11,7 +11,6 @@ from induction_bigram import (
     ConfigError,
     ModelConfig,
     TrainConfig,
-    build_model,
     load_checkpoint,
     preset,
     train,
@@ -19,7 +18,7 @@ from induction_bigram import (
 from induction_bigram.checkpoint import CONFIG, METRICS
 from induction_bigram.model import reference_code_scales
 from induction_bigram.train import learning_rate_multipliers, make_optimizer
-from tests.conftest import randomise_trainables, tiny_config
+from tests.conftest import model_of, randomise_trainables, tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}
 
@@ -48,10 +47,9 @@ def test_run_folder_contents(tmp_path):
 
 
 def test_training_changes_only_the_trainable_tensors(tmp_path):
-    from induction_bigram import build_model
 
     result = train(tiny_config(), None, progress=False)
-    fresh = build_model(result.config.model)
+    fresh = model_of(result.config.model)
     for (name, before), after in zip(fresh.named_parameters(), result.model.parameters()):
         assert torch.equal(before, after) != before.requires_grad, name
 
@@ -161,7 +159,7 @@ def test_reference_code_lr_scaling_takes_the_reference_code_steps(optimizer):
     d = 16
     model_cfg = ModelConfig(d_model=d, n_ctx=12, d_vocab=11)
     scaled = TrainConfig(optimizer=optimizer, lr=1e-2, lr_scaling="reference-code", weight_decay=0.1)
-    ours = randomise_trainables(build_model(model_cfg, "cpu"), seed=7, scale=0.3)
+    ours = randomise_trainables(model_of(model_cfg, "cpu"), seed=7, scale=0.3)
     start = copy.deepcopy(ours)
     theirs = copy.deepcopy(ours)
     scales = reference_code_scales(model_cfg)
@@ -191,7 +189,7 @@ def test_reference_code_lr_scaling_takes_the_reference_code_steps(optimizer):
 
 
 def test_learning_rate_multipliers():
-    model = build_model(ModelConfig(d_model=16, n_ctx=12, d_vocab=11, ffn="linear"), "cpu")
+    model = model_of(ModelConfig(d_model=16, n_ctx=12, d_vocab=11, ffn="linear"), "cpu")
     sgd = learning_rate_multipliers(model, TrainConfig(optimizer="sgd", lr_scaling="reference-code"))
     adamw = learning_rate_multipliers(model, TrainConfig(optimizer="adamw", lr_scaling="reference-code"))
     plain = learning_rate_multipliers(model, TrainConfig(optimizer="sgd"))
