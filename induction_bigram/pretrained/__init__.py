@@ -1,13 +1,14 @@
 """Pretrained models shipped inside the package, loadable offline by name.
 
-Each model is a folder here holding only what cannot be regenerated:
+Each model is a folder here holding:
 
-- ``config.json``: the :class:`RunConfig` it was trained with (the frozen random matrices are
-  rebuilt from ``model.seed``, bitwise);
-- ``trained.pt``: the trained tensors alone (W_K^1, W_K^2, W_O^2, and W_F or the relative bias
-  where the model has them), float32;
+- ``config.json``: the :class:`RunConfig` it was trained with;
+- ``model.safetensors``: its complete state dict (the frozen random matrices included, so
+  loading never depends on torch reproducing ``torch.randn`` from the seed), float32;
 - ``metrics.jsonl``: its training metrics; ``source.json``: the command that made it.
 
+Loading builds the model from ``config.json`` and loads the state dict strictly: a tensor
+missing, extra, or of another shape than the config needs is a :class:`CheckpointError`.
 ``scripts/make_pretrained.py`` produces every folder from a training run.
 """
 
@@ -19,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save as safetensors_bytes
 from transformer_lens import HookedTransformer
 
 from induction_bigram.checkpoint import CONFIG, METRICS, load_checkpoint
@@ -27,16 +30,18 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError
 from induction_bigram.files import atomic_write_text, atomic_write_with
-from induction_bigram.model import build_model, trainable_names
+from induction_bigram.model import build_model, load_weights, resolve_device
 
-TRAINED = "trained.pt"
+WEIGHTS = "model.safetensors"
 SOURCE = "source.json"
+FORMAT = "induction-bigram-pretrained"
+PACKAGE_FILES = (CONFIG, METRICS, SOURCE, WEIGHTS)  # what each shipped model's folder holds
 
 
 def available() -> list[str]:
     """Names of the shipped models."""
     root = resources.files(__name__)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / TRAINED).is_file())
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / WEIGHTS).is_file())
 
 
 def pretrained_config(name: str) -> RunConfig:
@@ -60,51 +65,50 @@ def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTas
 def load_pretrained(name: str, device: str | torch.device | None = "auto") -> HookedTransformer:
     """A shipped model as a HookedTransformer, ready for ``run_with_cache``."""
     config = pretrained_config(name)
-    with resources.as_file(_folder(name).joinpath(TRAINED)) as path:
-        return rebuild(config, path, device)
+    with resources.as_file(_folder(name).joinpath(WEIGHTS)) as path:
+        return load_model_file(config, path, device)
 
 
-def rebuild(
-    config: RunConfig, trained_path: str | os.PathLike[str], device: str | torch.device | None = "auto"
+def load_model_file(
+    config: RunConfig, path: str | os.PathLike[str], device: str | torch.device | None = "auto"
 ) -> HookedTransformer:
-    """Build ``config``'s model from its seed and load the trained tensors into it."""
-    model = build_model(config.model, device)
+    """Build ``config``'s model and load the complete state dict in the safetensors file
+    ``path`` into it, strictly (names and shapes must be the config's)."""
+    device = resolve_device(device)
+    stats = BigramStats.from_corpus(config.task.corpus)
+    config = config.with_vocab(stats.n_tokens)
+    model = build_model(config.model, device, vocab=stats.vocab)
     try:
-        trained = torch.load(trained_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated or foreign files
-        raise CheckpointError(f"{trained_path} is truncated or not a tensor file ({type(err).__name__})") from None
-    expected = set(trainable_names(config.model))
-    if not isinstance(trained, dict) or set(trained) != expected:
-        found = sorted(trained) if isinstance(trained, dict) else type(trained).__name__
-        raise CheckpointError(f"{trained_path} holds {found}, expected {sorted(expected)}")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in trained.items():
-            if tensor.shape != params[name].shape:
-                raise CheckpointError(
-                    f"{trained_path}: {name} has shape {tuple(tensor.shape)}, "
-                    f"the config needs {tuple(params[name].shape)}"
-                )
-            params[name].copy_(tensor)
+        state = load_safetensors(os.fspath(path), device="cpu")
+    except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+        raise CheckpointError(f"{path} is truncated or not a safetensors file ({type(err).__name__})") from None
+    load_weights(model, state, str(path))
     return model.eval()
 
 
+def save_model_file(model: HookedTransformer, path: str | os.PathLike[str]) -> None:
+    """Write ``model``'s complete state dict as a safetensors file, atomically."""
+    state = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
+    data = safetensors_bytes(state, metadata={"format": FORMAT})
+    atomic_write_with(path, lambda handle: handle.write(data))
+
+
 def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], command: str) -> None:
-    """Write the shipped form of a training run (config, trained tensors, metrics, source)."""
+    """Write the shipped form of a training run (config, complete state dict, metrics, source)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = load_checkpoint(run_dir, "cpu")
     if ckpt.stats.to_dict() != BigramStats.from_corpus(ckpt.config.task.corpus).to_dict():
         raise CheckpointError(f"{run_dir} was trained on statistics its config cannot rebuild")
-    params = dict(ckpt.model.named_parameters())
-    trained = {name: params[name].detach().clone() for name in trainable_names(ckpt.config.model)}
-    atomic_write_with(out_dir / TRAINED, lambda handle: torch.save(trained, handle))
+    save_model_file(ckpt.model, out_dir / WEIGHTS)
     atomic_write_text(out_dir / CONFIG, ckpt.config.to_json() + "\n")
     atomic_write_text(out_dir / METRICS, (run_dir / METRICS).read_text())
-    atomic_write_text(out_dir / SOURCE, json.dumps({"command": command, "step": ckpt.step}, indent=2) + "\n")
+    source = {"command": command, "step": ckpt.step}
+    atomic_write_text(out_dir / SOURCE, json.dumps(source, indent=2, allow_nan=False) + "\n")
+    (out_dir / "trained.pt").unlink(missing_ok=True)  # the trained-tensors-only form of earlier versions
 
 
 def _folder(name: str):
     folder = resources.files(__name__).joinpath(name)
-    if not folder.joinpath(TRAINED).is_file():
+    if not folder.joinpath(WEIGHTS).is_file():
         raise CheckpointError(f"no pretrained model named {name!r}; available: {', '.join(available()) or 'none'}")
     return folder
