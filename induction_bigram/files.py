@@ -21,6 +21,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,9 +148,7 @@ def claim_folder(
     except OSError as err:
         raise RunFolderError(f"cannot write into {name}: {err.strerror or err}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd):
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise RunFolderError(
                 f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
@@ -157,7 +156,7 @@ def claim_folder(
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        check_folder(path, kind, existing=existing, label=label)  # again, now that we hold the lock
+        _check_contents(path, kind, existing, name, label)  # again, now that we hold the lock
         _remove_stale_temporaries(path)
         if existing == "overwrite":
             _remove_own_files(path, kind)
@@ -193,6 +192,46 @@ def check_folder(
         return
     if not os.access(path, os.W_OK | os.X_OK):
         raise RunFolderError(f"cannot write into {name}: permission denied")
+    if path.resolve() not in _HELD:
+        holder = _lock_holder(path)
+        if holder is not None:
+            raise RunFolderError(
+                f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
+                "wait for it to finish or choose another folder"
+            )
+    _check_contents(path, kind, existing, name, label)
+
+
+def _try_lock(fd: int, tries: int = 10) -> bool:
+    """Take the exclusive lock, retrying briefly (another process may be probing it)."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < tries:
+                time.sleep(0.02)
+    return False
+
+
+def _lock_holder(path: Path) -> str | None:
+    """The PID written in ``path``'s lock file if another open file holds its lock, else None."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _check_contents(path: Path, kind: str, existing: str, name: str, label: str) -> None:
     entries = sorted(e for e in os.listdir(path) if e not in (MARKER, LOCK) and not _is_own_temporary(e))
     found = folder_kind(path)
     if found is None:

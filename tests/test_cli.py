@@ -4,7 +4,9 @@ import sys
 
 import pytest
 
+from induction_bigram import RunFolderError, train
 from induction_bigram.cli import main
+from tests.conftest import tiny_config
 
 TINY = [
     "--set",
@@ -285,20 +287,25 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
             sys.executable,
             "-c",
             "import sys, time\nfrom induction_bigram.files import claim_folder\n"
-            f"with claim_folder({str(tmp_path / 'run')!r}, 'run'):\n    print('held', flush=True)\n    time.sleep(60)",
+            f"with claim_folder({str(tmp_path / 'run')!r}, 'run') as run:\n"
+            "    (run / 'config.json').write_text('{}')  # a run under way\n"
+            "    print('held', flush=True)\n    time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--no-progress", *TINY)
-        assert code == 2 and f"PID {holder.pid}" in err and err.count("\n") == 1
+        for flags in ([], ["--resume"], ["--overwrite"]):
+            code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--no-progress", *TINY, *flags)
+            assert code == 2 and f"PID {holder.pid}" in err and err.count("\n") == 1, (flags, err)
+        with pytest.raises(RunFolderError, match=f"PID {holder.pid}"):
+            train(tiny_config(), tmp_path / "run", overwrite=True, progress=False)
     finally:
         holder.kill()
         holder.wait()
     # a killed holder leaves no stale lock
-    code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--no-progress", *TINY)
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--overwrite", "--no-progress", *TINY)
     assert code == 0, err
 
 
