@@ -5,9 +5,10 @@ tests/test_bench_anchor.py checks logits and gradients agree) and train the same
 matrices with the same optimiser (the ``reference`` recipe's, built by
 ``induction_bigram.train.make_optimizer`` for ours and the same groups for the plain model).
 One step is forward, in-context loss, backward, optimiser step, on the same batch tensors for
-every variant (data generation is timed on its own). The variants are timed interleaved
-(ours, plain, ours, plain, ...) and the median of ``--steps`` steps after ``--warmup`` steps
-is reported, so a change in the machine's load hits all of them alike.
+every variant. The variants are timed interleaved (ours, plain, ours, plain, ...) and the
+median of ``--steps`` steps after ``--warmup`` steps is reported, so a change in the machine's
+load hits all of them alike. Data generation (``TriggerTask.sample`` of one batch) is timed in
+the same rounds, at the run's thread count and at one thread.
 
     python benchmarks/bench_anchor.py [--d-model 256] [--seq-len 256] [--batch 128]
         [--steps 7] [--warmup 2] [--threads N] [--compile] [--attention mask|sdpa|both]
@@ -91,6 +92,16 @@ def command_line(argv: list[str] | None) -> str:
     return " ".join(filter(None, [env, shlex.join([python, "benchmarks/bench_anchor.py", *args])]))
 
 
+def _sample(task: TriggerTask, batch: int, generator: torch.Generator, threads: int) -> float:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        task.sample(batch, generator)
+    finally:
+        torch.set_num_threads(previous)
+    return 0.0
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--d-model", type=int, default=256, help="d (default 256)")
@@ -153,22 +164,24 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
+    # data generation, timed in the same rounds: at the run's thread count, and at one thread
+    # (the sampler is a loop of T small steps; on a loaded machine each parallel region of the
+    # run's threads can wait for a descheduled thread, which one thread never does)
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    threads = torch.get_num_threads()
+    sampling = [Variant(f"sample, {threads} threads", lambda: _sample(task, args.batch, generator, threads))]
+    if threads > 1:
+        sampling.append(Variant("sample, 1 thread", lambda: _sample(task, args.batch, generator, 1)))
+
     load_before = os.getloadavg()
     began = time.perf_counter()
     for _ in range(args.warmup):  # compiles, if compiling
-        for v in variants:
+        for v in variants + sampling:
             v.run(record=False)
     warm_seconds = time.perf_counter() - began
     for _ in range(args.steps):
-        for v in variants:
+        for v in variants + sampling:
             v.run(record=True)
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    data = []
-    for i in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        task.sample(args.batch, generator)
-        if i >= args.warmup:
-            data.append(time.perf_counter() - t0)
     load_after = os.getloadavg()
 
     d, T, B = args.d_model, args.seq_len, args.batch
@@ -206,11 +219,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"model's speed ({ours.median:.3f} s vs {plain.median:.3f} s per step; "
                 f"losses step by step differ by at most {gap:.1e})"
             )
-    seconds = statistics.median(data)
-    print(
-        f"data generation (TriggerTask.sample, {B} sequences of length {T}, {config.task.trigger_mode} triggers, "
-        f"{config.task.output_mode} outputs): {seconds:.4f} s median of {len(data)}, {B / seconds:,.0f} sequences/s"
-    )
+    for v in sampling:
+        print(
+            f"data generation (TriggerTask.sample, {B} sequences of length {T}, {config.task.trigger_mode} triggers, "
+            f"{config.task.output_mode} outputs), {v.name.split(', ')[1]}: {v.median:.4f} s median "
+            f"(min {min(v.seconds):.4f} s), {B / v.median:,.0f} sequences/s"
+        )
 
 
 if __name__ == "__main__":
