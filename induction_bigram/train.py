@@ -127,6 +127,9 @@ def train(
         progress: show a progress bar.
         on_eval: called with each metrics record as it is written.
 
+    ``train.steps = 0`` is allowed: the untrained model is evaluated and saved as a loadable
+    step-0 checkpoint (so ``evaluate`` and ``resume`` with more steps work on it).
+
     Raises:
         TrainingDivergedError: the loss or a trained weight became NaN or infinite (the last
             good checkpoint is kept).
