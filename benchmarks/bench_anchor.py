@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     # run's threads can wait for a descheduled thread, which one thread never does)
     generator = torch.Generator().manual_seed(args.seed + 1)
     threads = torch.get_num_threads()
-    sampling = [Variant(f"sample, {threads} threads", lambda: _sample(task, args.batch, generator, threads))]
+    sampling = [
+        Variant(f"sample, {threads} thread{'s' * (threads > 1)}", lambda: _sample(task, args.batch, generator, threads))
+    ]
     if threads > 1:
         sampling.append(Variant("sample, 1 thread", lambda: _sample(task, args.batch, generator, 1)))
 
