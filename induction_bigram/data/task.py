@@ -119,7 +119,8 @@ class TriggerTask:
         for t in range(start, T):
             current = z[:, t]
             forced = next_of.gather(1, current[:, None]).squeeze(1)
-            sampled = sample_from_cdf(self._bigram_cdf[current], u[:, t + 1])
+            # index_select, not advanced indexing: the latter is erratic under thread contention
+            sampled = sample_from_cdf(self._bigram_cdf.index_select(0, current), u[:, t + 1])
             z[:, t + 1] = torch.where(forced >= 0, forced, sampled)
 
         tokens, targets = z[:, :-1], z[:, 1:]
