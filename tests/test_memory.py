@@ -106,9 +106,10 @@ def test_models_of_another_shape_are_refused():
     with pytest.raises(ModelShapeError, match="needs absolute positional embeddings"):
         project_W_K1(rpe)
     assert set(memory_report(rpe).memories) == {"W_O2", "W_K2"}  # W_K1 does not apply
-    two_heads = HookedTransformer(
-        HookedTransformerConfig(n_layers=2, d_model=8, d_head=4, n_heads=2, d_vocab=5, n_ctx=6, attn_only=True)
-    )
+    with pytest.warns(DeprecationWarning, match="HookedTransformer is deprecated"):
+        two_heads = HookedTransformer(
+            HookedTransformerConfig(n_layers=2, d_model=8, d_head=4, n_heads=2, d_vocab=5, n_ctx=6, attn_only=True)
+        )
     with pytest.raises(ModelShapeError, match=r"1 head per layer \(has 2\), d_head = d_model \(has 4 != 8\)"):
         memory_report(two_heads)
 

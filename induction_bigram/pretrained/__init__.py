@@ -7,6 +7,21 @@ Each model is a folder here holding:
   loading never depends on torch reproducing ``torch.randn`` from the seed), float32;
 - ``metrics.jsonl``: its training metrics; ``source.json``: the command that made it.
 
+The models, and which induction head each has (docs/THEORY.md section 3.7):
+
+=============  ============================================  =================================
+name           what                                          induction head
+=============  ============================================  =================================
+``reference``  the reference recipe, d = T = 256, APE        fixed-trigger (K = 5 fixed)
+``amt``        associative memory transformer, linear W_F    fixed-trigger (K = 5 fixed)
+``rpe``        relative bias in layer 1, trained at T = 64   fixed-trigger (K = 5 fixed)
+``general``    random triggers, K per sequence from pi_u     general (any repeated token)
+=============  ============================================  =================================
+
+A fixed-trigger head attends from its K triggers only, so TransformerLens's repeated-random-
+tokens test finds no induction head in it; :func:`induction_bigram.repeated.repeated_sequence_report`
+measures both kinds. :func:`induction_head_kind` reads the kind off a model's training config.
+
 Loading builds the model from ``config.json`` and loads the state dict strictly: a tensor
 missing, extra, or of another shape than the config needs is a :class:`CheckpointError`.
 ``scripts/make_pretrained.py`` produces every folder from a training run.
@@ -53,6 +68,11 @@ def pretrained_metrics(name: str) -> list[dict]:
     """The training metrics of a shipped model (one record per evaluation)."""
     text = _folder(name).joinpath(METRICS).read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def induction_head_kind(config: RunConfig) -> str:
+    """``"general"`` for a model trained with random triggers, else ``"fixed-trigger"``."""
+    return "general" if config.task.trigger_mode == "random" else "fixed-trigger"
 
 
 def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTask:
