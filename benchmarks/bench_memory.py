@@ -13,7 +13,9 @@ def main() -> None:
     triggers = stats.most_frequent(5)
     print(f"memory report, N = {stats.n_tokens} ({machine()})")
     for d, n_ctx in ((64, 64), (256, 256), (256, 1024)):
-        model = build_theory_model(ModelConfig(d_model=d, n_ctx=n_ctx, d_vocab=stats.n_tokens), triggers, device="cpu", vocab=stats.vocab)
+        model = build_theory_model(
+            ModelConfig(d_model=d, n_ctx=n_ctx, d_vocab=stats.n_tokens), triggers, device="cpu", vocab=stats.vocab
+        )
         seconds = median_seconds(lambda: memory_report(model, triggers), repeats=10)
         print(f"  d = {d:4d}, positions = {n_ctx:5d}: {seconds * 1e3:7.1f} ms per report")
 

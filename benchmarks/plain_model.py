@@ -1,4 +1,4 @@
-"""The model of THEORY.md section 2 in plain PyTorch, as a speed anchor (no TransformerLens).
+"""The model of docs/THEORY.md section 2 in plain PyTorch, as a speed anchor (no TransformerLens).
 
 Written in the paper's column convention: every matrix here is the paper's matrix (the
 transpose of its TransformerLens counterpart), and a sequence is a tensor whose rows are the

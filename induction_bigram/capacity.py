@@ -1,4 +1,4 @@
-"""Trained against theory-built memories across the width d (THEORY.md section 3).
+"""Trained against theory-built memories across the width d (docs/THEORY.md section 3).
 
 For each d, one model is trained with a recipe and one is written by
 :func:`~induction_bigram.memory.build_theory_model` from the same seed, so both share every

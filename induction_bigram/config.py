@@ -1,6 +1,6 @@
 """Configuration: one frozen dataclass per thing that owns settings, plus named presets.
 
-- :class:`TaskConfig` owns the data (THEORY.md section 1): corpus, T, K, trigger/output modes.
+- :class:`TaskConfig` owns the data (docs/THEORY.md section 1): corpus, T, K, trigger/output modes.
 - :class:`ModelConfig` owns the architecture (section 2): d, n_ctx, positional variant, FFN.
 - :class:`TrainConfig` owns the optimisation: steps, batch, optimiser, loss, evaluation.
 - :class:`RunConfig` bundles the three; it is what ``config.json`` and every checkpoint hold.
@@ -95,7 +95,7 @@ def _describe(tp: Any) -> str:
 @no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
 @dataclass(frozen=True)
 class TaskConfig:
-    """The bigram-with-triggers data of THEORY.md section 1.
+    """The bigram-with-triggers data of docs/THEORY.md section 1.
 
     Attributes:
         corpus: ``"tinyshakespeare"`` (the shipped statistics), a path to a text file, or a path
@@ -122,7 +122,7 @@ class TaskConfig:
 @no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
 @dataclass(frozen=True)
 class ModelConfig:
-    """The two-layer attention model of THEORY.md section 2.
+    """The two-layer attention model of docs/THEORY.md section 2.
 
     Attributes:
         d_model: d, the width of the residual stream (also the head dimension).
@@ -388,7 +388,7 @@ def _preset_amt() -> RunConfig:
 
     Outputs are drawn from pi_b(. | q), so that the first occurrence of each trigger follows the
     bigram and the global memory learns pi_b(. | q) for triggers too: the prompt and the
-    pretraining then disagree about q, which is the contest THEORY.md section 4 is about (with
+    pretraining then disagree about q, which is the contest docs/THEORY.md section 4 is about (with
     uniform outputs the FFN learns a near-uniform prediction after a trigger).
     """
     ref = _preset_reference()

@@ -1,6 +1,6 @@
 """The in-context against bigram study: designed prompts -> theory check, patching, hijack curves.
 
-One call, :func:`run_hijack_study`, runs what THEORY.md sections 5 and 6 ask of a trained model
+One call, :func:`run_hijack_study`, runs what docs/THEORY.md sections 5 and 6 ask of a trained model
 (best: an associative memory transformer, whose FFN holds the global bigrams):
 
 1. a grid of designed prompts (n = 0..n_max uses of "q o" at several lengths T, plus prompts

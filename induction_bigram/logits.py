@@ -1,4 +1,4 @@
-"""In-context against global: the logits split into the parts of the circuit (THEORY.md section 4).
+"""In-context against global: the logits split into the parts of the circuit (docs/THEORY.md section 4).
 
 The final logits are a sum, because the model has no LayerNorm:
 

@@ -1,4 +1,4 @@
-"""The three associative memories of THEORY.md section 3, and the theory-built model.
+"""The three associative memories of docs/THEORY.md section 3, and the theory-built model.
 
 With near-orthonormal random embeddings, W = sum_(i,j) u_j v_i^T maps v_i to u_j. Projecting a
 trained matrix onto the embedding outer products means computing the coefficient matrix
@@ -21,7 +21,7 @@ Conventions (each score says which it uses):
 - W_O2: ``recall`` over the whole vocabulary.
 - W_K2: ``recall`` among the triggers only (the reference code's convention; chance 1/K) and
   ``recall_vocab`` among every token. With random triggers every token is a trigger.
-- W_K1: ``recall`` = ``recall_causal``, argmax over keys s < t (THEORY.md); ``recall_reference``
+- W_K1: ``recall`` = ``recall_causal``, argmax over keys s < t (docs/THEORY.md); ``recall_reference``
   over keys s = 0..n-2 whatever t (the reference code, which ignores the causal mask);
   ``recall_first64`` = causal recall for t < 64, since W_K^1 learns early positions first.
 

@@ -1,4 +1,4 @@
-"""Task metrics of THEORY.md section 1: in-context accuracy and loss, bigram loss.
+"""Task metrics of docs/THEORY.md section 1: in-context accuracy and loss, bigram loss.
 
 - in-context accuracy: top-1 accuracy on targets with label >= 2;
 - bigram loss: cross-entropy on targets with label 0;

@@ -1,4 +1,4 @@
-"""The model of THEORY.md section 2 as a genuine ``transformer_lens.HookedTransformer``.
+"""The model of docs/THEORY.md section 2 as a genuine ``transformer_lens.HookedTransformer``.
 
 This is the one module that knows TransformerLens's parameter layout and its row-vector
 convention; everything else reads and writes weights through :func:`get_paper_matrix` /
@@ -180,7 +180,7 @@ def _hidden_width(cfg: ModelConfig) -> int | None:
 
 
 def trainable_names(cfg: ModelConfig) -> list[str]:
-    """TL names of the trained parameters (THEORY.md section 2; table in the module doc)."""
+    """TL names of the trained parameters (docs/THEORY.md section 2; table in the module doc)."""
     last = cfg.n_layers - 1
     names = [f"blocks.{layer}.attn.W_K" for layer in range(cfg.n_layers)]
     names.append(f"blocks.{last}.attn.W_O")
@@ -198,7 +198,7 @@ def trainable_names(cfg: ModelConfig) -> list[str]:
 def reference_code_scales(cfg: ModelConfig) -> dict[str, float]:
     """For each trained parameter, the factor c with W = c W' between this model and the
     reference code's (Bietti et al.), whose token and positional embeddings have N(0, 1)
-    entries, sqrt(d) times THEORY.md's N(0, 1/d), while its unembedding has our scale.
+    entries, sqrt(d) times docs/THEORY.md's N(0, 1/d), while its unembedding has our scale.
 
     The residual stream there is x' = sqrt(d) x, so the same function needs
     W_K = d W_K' (the score x^T W_K x is bilinear in the stream) and

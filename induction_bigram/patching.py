@@ -1,4 +1,4 @@
-"""Activation patching, in-context against bigram (THEORY.md section 6).
+"""Activation patching, in-context against bigram (docs/THEORY.md section 6).
 
 Clean prompt: "q o" occurs n times, then q. Corrupted prompt: the same, with every o after a q
 replaced by a token drawn from pi_b(. | q) (or with the earlier q's replaced by filler). The

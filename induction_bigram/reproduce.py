@@ -4,14 +4,14 @@ Studies, each in its own folder under the output directory:
 
 1. ``training``: train the induction head (``quick`` preset, or ``reference``), then its
    memory report and figures; claims: it learns the task, the memories form in the order
-   W_O^2, W_K^2, W_K^1, and W_K^1 learns its first positions first (THEORY.md section 3).
+   W_O^2, W_K^2, W_K^1, and W_K^1 learns its first positions first (docs/THEORY.md section 3).
 2. ``memories``: the theory-built model at the reference shape, and trained against
    theory-built memories across d.
 3. ``hijack``: an associative memory transformer and the in-context against bigram study
-   (THEORY.md sections 5 and 6).
+   (docs/THEORY.md sections 5 and 6).
 4. ``lengths``: APE against RPE (and RoPE, NoPE) on long prompts (section 5, item 6).
 
-Each claim of THEORY.md is listed in the report with the measured number and whether it held.
+Each claim of docs/THEORY.md is listed in the report with the measured number and whether it held.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ REPORT = "REPORT.md"
 
 @dataclass
 class Claim:
-    """One statement of THEORY.md, the number that tests it, and whether it held."""
+    """One statement of docs/THEORY.md, the number that tests it, and whether it held."""
 
     section: str
     statement: str
@@ -423,7 +423,7 @@ def render_report(sections: dict[str, Section], quick: bool) -> str:
         f"Mode: {'quick' if quick else 'full'}; device: {device}; total {total / 60:.1f} min "
         f"({', '.join(f'{n} {s.seconds / 60:.1f}' for n, s in sections.items())}).",
         "",
-        "## Claims of THEORY.md",
+        "## Claims of docs/THEORY.md",
         "",
         "| section | claim | measured | held |",
         "|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""The predicted in-context logits of THEORY.md section 5, tested against trained models.
+"""The predicted in-context logits of docs/THEORY.md section 5, tested against trained models.
 
 For a prompt of length T ending in trigger q, with S the positions right after an earlier q,
 n = |S|, n_j = #{t in S : z_t = j} and m_j = #{t not in S : z_t = j}, if layer 2 gives score
@@ -277,7 +277,7 @@ def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> list[Rung
 
 @dataclass(frozen=True)
 class TheoryCheck:
-    """THEORY.md section 5's consequences, measured against the best formula rung.
+    """docs/THEORY.md section 5's consequences, measured against the best formula rung.
 
     Attributes:
         rungs: the ladder (held-out R^2 and rank agreement of xi_o^IC).

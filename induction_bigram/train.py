@@ -316,7 +316,7 @@ class _Loop:
             "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
             "elapsed_seconds": self.elapsed_seconds(),
         }
-        if self.config.model.n_layers == 2:  # the memories of THEORY.md section 3
+        if self.config.model.n_layers == 2:  # the memories of docs/THEORY.md section 3
             report = memory_report(self.model, self.task.shared_triggers, self.config.task.seq_len)
             record["memories"] = report.to_dict(with_convention=False)
         self.metrics.append(record)

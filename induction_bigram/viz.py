@@ -133,7 +133,7 @@ def plot_capacity(rows: Sequence[Any]) -> Figure:
     return fig
 
 
-# -- in-context against bigram (THEORY.md sections 5 and 6) -------------------------------------
+# -- in-context against bigram (docs/THEORY.md sections 5 and 6) -------------------------------------
 
 
 def plot_hijack_curves(curves: dict[str, dict[str, list[float]]]) -> Figure:
@@ -234,7 +234,7 @@ def plot_logit_parts(
     return fig
 
 
-# -- positional encodings and long prompts (THEORY.md section 5, item 6) -------------------------
+# -- positional encodings and long prompts (docs/THEORY.md section 5.6) -------------------------
 
 _COLOURS = {"ape": "C0", "rpe": "C1", "rope": "C2", "nope": "C3", "rope-nobias": "C4", "rpe-clipped": "C5"}
 

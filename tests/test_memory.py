@@ -68,7 +68,7 @@ def test_projections_match_a_slow_reference_in_the_paper_convention():
     phi1 = W["W_O1"] @ W["W_V1"]
     for i in range(5):
         for j in range(5):
-            # column vectors, left-multiplied, exactly as THEORY.md section 3 writes them
+            # column vectors, left-multiplied, exactly as docs/THEORY.md section 3 writes them
             assert project_W_O2(model).coefficients[i, j] == pytest.approx(
                 float(U[i] @ W["W_O2"] @ W["W_V2"] @ E[j]), abs=1e-4
             )

@@ -24,7 +24,7 @@ def small(**kw) -> ModelConfig:
 
 
 def paper_attention(X, W_K, W_V, W_O):
-    """One layer of THEORY.md section 2 with column vectors: rows of X are x_t."""
+    """One layer of docs/THEORY.md section 2 with column vectors: rows of X are x_t."""
     scores = torch.einsum("bti,ij,bsj->bts", X, W_K, X) / math.sqrt(X.shape[-1])
     causal = torch.ones(X.shape[1], X.shape[1], dtype=torch.bool).tril()
     beta = scores.masked_fill(~causal, float("-inf")).softmax(-1)

@@ -32,7 +32,7 @@ def test_reproduce_writes_a_complete_report(tmp_path):
     report = reproduce(tmp_path, settings=settings, progress=False)
     text = report.read_text()
     for title in (
-        "Claims of THEORY.md",
+        "Claims of docs/THEORY.md",
         "Training the induction head",
         "The three memories",
         "In-context against bigram",

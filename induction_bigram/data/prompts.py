@@ -1,4 +1,4 @@
-"""Designed prompts for THEORY.md sections 5 and 6: counted in-context evidence against the bigram.
+"""Designed prompts for docs/THEORY.md sections 5 and 6: counted in-context evidence against the bigram.
 
 A designed prompt of length T ends in a trigger q. Its filler is global-bigram text that never
 holds q (nor any other token in ``exclude``); into it we plant n pairs "q x", each x an

@@ -1,4 +1,4 @@
-"""Character-level unigram and bigram statistics of a corpus (THEORY.md section 1).
+"""Character-level unigram and bigram statistics of a corpus (docs/THEORY.md section 1).
 
 Token ids are the sorted characters of the corpus. ``BigramStats.default()`` loads the shipped
 statistics of tiny Shakespeare (N = 65; produced by ``scripts/derive_stats.py``).

@@ -1,4 +1,4 @@
-"""The bigram-with-triggers sequences of THEORY.md section 1, sampled a batch at a time.
+"""The bigram-with-triggers sequences of docs/THEORY.md section 1, sampled a batch at a time.
 
 A sequence: K triggers q_1..q_K, one output o_k per trigger, z_1 ~ pi_u, then
 z_{t+1} = o_k if z_t = q_k, else z_{t+1} ~ pi_b(. | z_t). The sampler walks the T positions

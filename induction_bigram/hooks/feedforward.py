@@ -1,4 +1,4 @@
-"""The feed-forward layer of the associative memory transformer (THEORY.md section 2).
+"""The feed-forward layer of the associative memory transformer (docs/THEORY.md section 2).
 
 TransformerLens builds an MLP ``W_out act(W_in x)``. We register an identity activation under
 the name ``"linear"`` in TL's activation table, so a model whose ``cfg.act_fn == "linear"`` is

@@ -1,6 +1,6 @@
 """Positional encodings and long prompts: APE against RPE, rotary and NoPE.
 
-THEORY.md section 5, item 6 (Wang & Sato): with absolute positions p_t (APE) the previous-token
+docs/THEORY.md section 5.6 (Wang & Sato): with absolute positions p_t (APE) the previous-token
 memory W_K^1 = sum_t p_t p_(t-1)^T is only learned for the positions t < T_train seen in
 training, so in-context evidence that lies beyond them is overlooked; a relative bias
 b_(t-s) (RPE) is the same at every position, so the previous-token head works at any length.

@@ -24,7 +24,7 @@ VARIANTS = tuple(_VARIANT_MODELS)
 
 @dataclass(frozen=True)
 class LengthsStudyConfig:
-    """One object for the whole study (the prototype recipe of THEORY.md section 5, item 6).
+    """One object for the whole study (the prototype recipe of docs/THEORY.md section 5.6).
 
     Attributes:
         variants: names from :data:`VARIANTS`.
@@ -99,7 +99,7 @@ class LengthsStudyConfig:
 
 
 LENGTHS_PRESETS: dict[str, LengthsStudyConfig] = {
-    # THEORY.md's prototype: d = 128, T_train = 64, evaluation up to 256, K = 5, Adam 0.03,
+    # docs/THEORY.md's prototype: d = 128, T_train = 64, evaluation up to 256, K = 5, Adam 0.03,
     # 1,500 steps; about 10 minutes for the four variants on 2 CPU cores
     "cpu": LengthsStudyConfig(threads=1),
     # a few steps of a tiny model: bookkeeping only, no learning
