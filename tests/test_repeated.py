@@ -122,7 +122,7 @@ def test_general_quick_training_learns_the_previous_token_head(tmp_path):
     before = repeated_sequence_report(model_of(config.with_vocab(N_VOCAB).model))
     result = train(config, tmp_path / "run", progress=False)
     after = repeated_sequence_report(result.model)
-    # measured: 0.77, 0.47 and 0.07 (from 0.06, 0.02 and 1.0 before training)
+    # measured: 0.88, 0.58 and 0.05 (from 0.06, 0.02 and 1.0 before training)
     assert before.previous_token_attention < 0.1
     assert after.previous_token_attention > 0.6
     assert after.induction_attention_mean > 10 * after.chance_induction_attention
