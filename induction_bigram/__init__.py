@@ -48,6 +48,7 @@ from induction_bigram.model import (
     swap_convention,
 )
 from induction_bigram.pretrained import load_pretrained, pretrained_task
+from induction_bigram.repeated import RepeatedSequenceReport, repeated_sequence_report
 from induction_bigram.train import TrainResult, train
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "InductionBigramError",
     "ModelConfig",
     "ModelShapeError",
+    "RepeatedSequenceReport",
     "RunConfig",
     "RunFolderError",
     "TaskBatch",
@@ -87,6 +89,7 @@ __all__ = [
     "model_vocab",
     "preset",
     "pretrained_task",
+    "repeated_sequence_report",
     "set_paper_matrix",
     "swap_convention",
     "train",

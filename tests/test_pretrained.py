@@ -91,7 +91,7 @@ def test_shipped_models_load_and_score_what_their_metrics_say(name):
 
 
 def test_the_promised_models_are_shipped():
-    assert {"reference", "amt", "rpe"} <= set(available())
+    assert {"reference", "amt", "rpe", "general"} <= set(available())
     assert pretrained_config("amt").model.ffn == "linear"
     assert pretrained_config("rpe").model.positional == "rpe"
 
@@ -108,3 +108,7 @@ def test_shipped_reference_model_is_the_reference_recipe_and_holds_its_memories(
     assert report["W_O2"].recall == 1.0 and report["W_K2"].recall == 1.0
     assert report["W_K1"].recalls["recall_first64"] >= 0.9
     assert pretrained_metrics("reference")[-1]["in_context_accuracy"] >= 0.98
+
+
+def test_shipped_general_model_is_its_preset():
+    assert pretrained_config("general") == preset("general").with_vocab(65)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import pytest
 import torch
@@ -24,13 +25,20 @@ from induction_bigram import (
     in_context_patching_metric,
     load_weights,
     model_vocab,
+    repeated_sequence_report,
 )
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.model import model_config
 from induction_bigram.patching import corrupt, restoration_metric
-from induction_bigram.pretrained import available, load_pretrained, pretrained_task
+from induction_bigram.pretrained import (
+    available,
+    induction_head_kind,
+    load_pretrained,
+    pretrained_config,
+    pretrained_task,
+)
 from induction_bigram.views import attention_view, save_view
-from tests.conftest import model_of, randomise_trainables
+from tests.conftest import REPO, model_of, randomise_trainables
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak."
 
@@ -208,3 +216,18 @@ def test_the_config_and_repr_tell_the_truth(shipped):
     assert describe(model) in repr(model)
     if cfg.positional == "rpe":
         assert "TL cannot express it" in describe(model)
+
+
+def test_each_model_has_the_induction_head_its_docs_say(shipped):
+    name, model, _ = shipped
+    report = repeated_sequence_report(model)
+    assert report.passed == (induction_head_kind(pretrained_config(name)) == "general"), str(report)
+
+
+def test_readme_quotes_the_general_models_report():
+    readme = (REPO / "README.md").read_text()
+    quoted = readme.split("<!-- general-report -->")[1].split("<!-- /general-report -->")[0]
+    numbers = [float(x) for x in re.findall(r"\d+\.\d+", quoted)]
+    report = repeated_sequence_report(load_pretrained("general", "cpu"))
+    measured = [report.previous_token_attention, report.induction_attention_min, report.induction_attention_mean]
+    assert numbers == [round(x, 3) for x in [*measured, report.loss_ratio]]
