@@ -100,3 +100,20 @@ def test_a_bad_device_is_blamed_on_the_device_not_the_checkpoint(run_dir):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load(tmp_path)
+
+
+def test_a_model_trained_on_another_corpus_refuses_shakespeare(tmp_path):
+    from induction_bigram import BigramStats, DataError, TriggerTask, evaluate
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcab cabba acbca bbacc " * 40)
+    train(tiny_config(**{"task.corpus": str(corpus)}), tmp_path / "run", progress=False)
+    model = load(tmp_path / "run", "cpu")
+    assert model.to_str_tokens("cab") == ["c", "a", "b"]  # its own characters
+    shakespeare = BigramStats.default()
+    with pytest.raises(DataError, match="not the model's"):
+        evaluate(model, TriggerTask(shakespeare, tiny_config().task))
+    with pytest.raises(DataError, match="token id"):
+        model(shakespeare.encode("First Citizen")[None])  # ids past its 4 characters
+    with pytest.raises(DataError, match="outside the vocabulary"):
+        model("First Citizen")  # characters it never saw
