@@ -388,3 +388,20 @@ def test_every_flag_has_help():
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
     train_help = subcommands.choices["train"].format_help()
     assert "induction-bigram presets NAME" in train_help and "task.corpus=path/to/text.txt" in train_help
+
+
+def test_every_command_and_flag_the_readme_shows_exists():
+    """The README's command table and the parser agree, both ways for the commands."""
+    import re
+
+    from induction_bigram.cli import build_parser
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Command line")[1].split("\n\n")[2]
+    rows = re.findall(r"^\| `([a-z-]+)([^`]*)` \|", table, flags=re.M)
+    subparsers = next(a for a in build_parser()._actions if a.choices and isinstance(a.choices, dict))
+    assert {command for command, _ in rows} == set(subparsers.choices)
+    for command, usage in rows:
+        known = {flag for action in subparsers.choices[command]._actions for flag in action.option_strings}
+        assert set(re.findall(r"--[a-z-]+", usage)) <= known, command
