@@ -139,7 +139,7 @@ def build_model(
         param.requires_grad_(name in trainable)
     _attach_tokenizer(model, vocab)
     setattr(model, _CONFIG_ATTR, cfg)
-    model.extra_repr = lambda: describe(model)
+    model.circuit.description = describe(model)  # repr(model) shows it
     return model
 
 

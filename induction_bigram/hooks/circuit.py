@@ -16,6 +16,7 @@ involved: ``model.reset_hooks(including_permanent=True)`` cannot remove them.
 Each is [batch, pos, d_model]. The circuit point fires inside the module, before TL's
 ``hook_attn_out`` / ``hook_mlp_out``, which therefore see what a circuit hook returned.
 
+``repr(model)`` shows ``CircuitHooks.description``, what the model is beyond TL's ``cfg``.
 ``CircuitHooks`` also carries one buffer, :data:`LOADER_MARKER`, so that a state dict of ours
 loaded strictly into a plain ``HookedTransformer`` (which lacks the relative bias and these
 hook points) fails with an "unexpected key" that names the loader to use.
@@ -38,6 +39,10 @@ class CircuitHooks(nn.Module):
         self.hook_induction = HookPoint()
         self.hook_global = HookPoint()
         self.register_buffer(LOADER_MARKER, torch.tensor(FORMAT_VERSION))
+        self.description = ""  # what the model is, beyond TL's cfg (``induction_bigram.describe``)
+
+    def extra_repr(self) -> str:
+        return self.description
 
 
 class RoutesOutput:

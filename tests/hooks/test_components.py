@@ -98,3 +98,18 @@ def test_repr_says_what_tls_config_cannot():
     rpe = random_model(positional="rpe")
     assert "TL cannot express it" in describe(rpe) and describe(rpe) in repr(rpe)
     assert rpe.cfg.d_mlp is None and random_model(ffn="linear").cfg.d_mlp == 32
+
+
+def test_a_deep_copy_and_a_pickled_copy_compute_and_describe_the_same_model():
+    import copy
+    import io
+
+    model = random_model(positional="rpe")
+    tokens = model.to_tokens("First Citizen")
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    for twin in (copy.deepcopy(model), torch.load(buffer, weights_only=False)):
+        assert torch.equal(twin(tokens), model(tokens)) and repr(twin) == repr(model)
+        twin.reset_hooks(including_permanent=True)
+        assert torch.equal(twin(tokens), model(tokens))
