@@ -17,6 +17,7 @@ from transformer_lens.head_detector import detect_head
 from transformer_lens.utilities import test_prompt as tl_test_prompt
 
 from induction_bigram import (
+    DataError,
     ModelConfig,
     build_model,
     describe,
@@ -187,6 +188,14 @@ def test_kv_cached_logits_equal_the_uncached_forward_pass(positional):
     steps = [model(tokens[:, :7], past_kv_cache=cache)]
     steps += [model(tokens[:, t : t + 1], past_kv_cache=cache) for t in range(7, tokens.shape[1])]
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-4)
+    kwargs = dict(max_new_tokens=20, do_sample=False, verbose=False)
+    cached = model.generate(tokens[:, :10], use_past_kv_cache=True, **kwargs)
+    assert torch.equal(cached, model.generate(tokens[:, :10], use_past_kv_cache=False, **kwargs))
+    kwargs["max_new_tokens"] = 31  # the last forward pass reads 40 positions: the whole context
+    assert model.generate(tokens[:, :10], use_past_kv_cache=True, **kwargs).shape == (1, 41)
+    kwargs["max_new_tokens"] = 32
+    with pytest.raises(DataError, match="exceeds the context n_ctx = 40"):
+        model.generate(tokens[:, :10], use_past_kv_cache=True, **kwargs)
 
 
 def test_state_dict_round_trip_is_bitwise_and_a_plain_model_names_our_loader(shipped):

@@ -29,7 +29,7 @@ from transformer_lens.components import Attention
 from transformer_lens.utilities.attention import simple_attn_linear
 
 from induction_bigram.hooks.circuit import RoutesOutput
-from induction_bigram.hooks.embed import check_context_length
+from induction_bigram.hooks.embed import check_context_length, check_positions
 from induction_bigram.hooks.positional import RelativePositionBias
 
 
@@ -73,6 +73,11 @@ class CircuitAttention(RoutesOutput, Attention):
         if self.rel_pos is not None:
             scores = scores + self.rel_pos(batch, n_heads, n_query, n_key)
         return scores
+
+    def apply_rotary(self, x: Tensor, past_kv_pos_offset: int = 0, attention_mask=None) -> Tensor:
+        # before TL indexes its rotary tables, which would raise a bare IndexError past n_ctx
+        check_positions(x.shape[1], past_kv_pos_offset, attention_mask, self.cfg.n_ctx)
+        return super().apply_rotary(x, past_kv_pos_offset, attention_mask)
 
     # -- the lean path -----------------------------------------------------------------------
 

@@ -33,6 +33,15 @@ def check_context_length(n_positions: int, n_ctx: int) -> None:
         )
 
 
+def check_positions(n_new: int, past_kv_pos_offset: int, attention_mask: Tensor | None, n_ctx: int) -> None:
+    """The context check where TL knows the KV-cache offset (positional embedding, rotary).
+
+    With a padding mask TL reads positions off the mask, which spans cached and new positions
+    (``generate`` passes every token with the cache's length as offset)."""
+    n_positions = past_kv_pos_offset + n_new if attention_mask is None else attention_mask.shape[-1]
+    check_context_length(n_positions, n_ctx)
+
+
 class TokenEmbed(Embed):
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         check_token_ids(tokens, self.cfg.d_vocab)
@@ -42,5 +51,5 @@ class TokenEmbed(Embed):
 
 class CheckedPosEmbed(PosEmbed):
     def forward(self, tokens: Int[Tensor, "batch pos"], past_kv_pos_offset: int = 0, attention_mask=None):
-        check_context_length(past_kv_pos_offset + tokens.shape[-1], self.cfg.n_ctx)
+        check_positions(tokens.shape[-1], past_kv_pos_offset, attention_mask, self.cfg.n_ctx)
         return super().forward(tokens, past_kv_pos_offset, attention_mask)
