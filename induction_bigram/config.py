@@ -417,15 +417,15 @@ def _preset_amt_quick() -> RunConfig:
 
 
 def _preset_general() -> RunConfig:
-    """A general induction head (issue 10): ``quick`` with random triggers, K = 40 per sequence
-    drawn from pi_u, so that W_K^2 is trained for most of the vocabulary instead of 5 fixed
-    tokens, d = 128 and AdamW lr 0.3. Its acceptance test is
-    :func:`induction_bigram.repeated.repeated_sequence_report` (random sequences of 30 distinct
-    tokens repeated twice). At K = 5 only frequent characters are ever triggers; at K = 40 even
-    capitals and punctuation are, now and then. Past d = 128 a wider model learns no faster per
-    step and costs more; the induction attention on unseen random text keeps sharpening long
-    after the training loss is near 0, at a pace set by the size of AdamW's steps, hence lr 0.3
-    (lr 0.03 needs more than 7500 steps, lr 0.1 5000)."""
+    """A general induction head: ``quick`` with random triggers, K = 40 per sequence drawn
+    from pi_u, so that W_K^2 is trained for most of the vocabulary instead of 5 fixed tokens,
+    d = 128 and AdamW lr 0.3. Its acceptance test is
+    :func:`induction_bigram.repeated.repeated_sequence_report` (random sequences of distinct
+    tokens repeated twice; docs/THEORY.md section 3.7). With few triggers only frequent
+    characters are ever triggers; with 40, even capitals and punctuation are, now and then. A
+    wider model learned no faster per step in the trials that chose this recipe, and the
+    induction attention on unseen random text keeps sharpening long after the training loss is
+    near 0, at a pace set by the size of AdamW's steps: hence the large learning rate."""
     quick = _preset_quick()
     return RunConfig(
         task=dataclasses.replace(quick.task, trigger_mode="random", n_triggers=40),
