@@ -8,6 +8,7 @@ single line on stderr and a non-zero exit status (2 for bad input, 1 for anythin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -265,6 +266,15 @@ def _figure_folder(path: Path | None, run: Path) -> Path:
     return folder
 
 
+def _writing_figures(run: Path, figures: Path):
+    """Hold the run folder's lock while figures go into it (a training run writing it, or
+    another analysis, is refused naming its PID); figures elsewhere need no lock of ours."""
+    from induction_bigram.files import claim_folder
+
+    inside = figures.resolve().is_relative_to(run.resolve())
+    return claim_folder(run, "run", existing="resume", label="RUN") if inside else contextlib.nullcontext()
+
+
 def _load_run(path: Path, device: str):
     """The checkpoint of a run, its task on the model's device, and its memory report."""
     from induction_bigram.checkpoint import load_checkpoint
@@ -305,7 +315,8 @@ def _memories(args: argparse.Namespace) -> int:
         raise InductionBigramError("the memory projections need a 2-layer model")
     projections = memory_projections(ckpt.model, task.shared_triggers, ckpt.config.task.seq_len)
     metrics = read_metrics(run)
-    written = save_figures(memory_figures(projections, ckpt.stats.vocab, metrics), figures)
+    with _writing_figures(run, figures):
+        written = save_figures(memory_figures(projections, ckpt.stats.vocab, metrics), figures)
     if args.json:
         _print_json({"memories": report.to_dict(), "figures": written})
     else:
@@ -327,7 +338,8 @@ def _logits(args: argparse.Namespace) -> int:
     study = run_hijack_study(
         ckpt.model, ckpt.stats, task.shared_triggers, ckpt.config.task.seq_len, cfg, progress=args.progress
     )
-    written = save_figures(hijack_figures(study, ckpt.stats.vocab), figures)
+    with _writing_figures(run, figures):
+        written = save_figures(hijack_figures(study, ckpt.stats.vocab), figures)
     summary = {**study.summary(), "figures": written}
     if args.json:
         _print_json(summary)

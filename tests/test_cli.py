@@ -405,3 +405,26 @@ def test_every_command_and_flag_the_readme_shows_exists():
     for command, usage in rows:
         known = {flag for action in subparsers.choices[command]._actions for flag in action.option_strings}
         assert set(re.findall(r"--[a-z-]+", usage)) <= known, command
+
+
+def test_figures_into_a_run_being_written_are_refused_naming_the_holder(trained_run, capsys):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom induction_bigram.files import claim_folder\n"
+            f"with claim_folder({str(trained_run)!r}, 'run', existing='resume'):\n"
+            "    print('held', flush=True)\n    time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run(capsys, "memories", str(trained_run))
+        assert code == 2 and f"PID {holder.pid}" in err and err.count("\n") == 1, err
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = run(capsys, "memories", str(trained_run))
+    assert code == 0, err
