@@ -383,8 +383,8 @@ def hijack_figures(study: HijackStudy, vocab: Sequence[str]) -> dict[str, Figure
             study.prediction,
             meas.length,
             meas.n_output,
-            f"{best.name}, every prompt (fit on half of them; held-out R^2 {best.r2:.2f} "
-            f"per prompt, {best.r2_cells:.2f} per cell)",
+            f"{best.name}: every prompt, fitted on half of them\n"
+            f"held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
         ),
         "patching.png": plot_patching(study.patching),
         "logit_parts.png": plot_logit_parts(
