@@ -124,7 +124,6 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     atomic_write_text(out_dir / METRICS, (run_dir / METRICS).read_text())
     source = {"command": command, "step": ckpt.step}
     atomic_write_text(out_dir / SOURCE, json.dumps(source, indent=2, allow_nan=False) + "\n")
-    (out_dir / "trained.pt").unlink(missing_ok=True)  # the trained-tensors-only form of earlier versions
 
 
 def _folder(name: str):
