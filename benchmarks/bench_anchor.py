@@ -3,7 +3,7 @@
 Both models compute the same function (benchmarks/plain_model.py copies the weights of ours;
 tests/test_bench_anchor.py checks logits and gradients agree) and train the same three
 matrices with the same optimiser (the ``reference`` recipe's, built by
-``induction_bigram.train.make_optimizer`` for ours and the same groups for the plain model).
+``induction_bigram.training.loop.make_optimizer`` for ours and the same groups for the plain model).
 One step is forward, in-context loss, backward, optimiser step, on the same batch tensors for
 every variant. The variants are timed interleaved (ours, plain, ours, plain, ...) and the
 median of ``--steps`` steps after ``--warmup`` steps is reported, so a change in the machine's
@@ -36,7 +36,7 @@ from plain_model import PlainModel, train_step  # noqa: E402
 from plain_model import make_optimizer as make_plain_optimizer  # noqa: E402
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset  # noqa: E402
-from induction_bigram.train import learning_rate_multipliers, make_optimizer, optimizer_step  # noqa: E402
+from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer, optimizer_step  # noqa: E402
 
 
 @dataclass

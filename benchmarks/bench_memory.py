@@ -5,7 +5,7 @@ from __future__ import annotations
 from common import machine, median_seconds
 
 from induction_bigram import BigramStats, ModelConfig
-from induction_bigram.memory import build_theory_model, memory_report
+from induction_bigram.memories.projections import build_theory_model, memory_report
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from common import machine, median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset
-from induction_bigram.train import make_optimizer, optimizer_step
+from induction_bigram.training.loop import make_optimizer, optimizer_step
 
 # (preset, batch, micro-batch); the reference preset runs batch 512 as 4 micro-batches of 128
 SHAPES = [("reference", 128, None), ("reference", 512, 128), ("reference", 512, None), ("quick", 128, None)]

@@ -134,10 +134,10 @@ def in_context_loss(logits: Tensor, targets: Tensor, labels: Tensor) -> Tensor:
 
 
 def make_optimizer(plain: PlainModel, cfg, multipliers: dict[str, float]) -> torch.optim.Optimizer:
-    """The optimiser ``induction_bigram.train.make_optimizer`` builds, for the plain model:
+    """The optimiser ``induction_bigram.training.loop.make_optimizer`` builds, for the plain model:
     one group per trained matrix, in the same order, lr = cfg.lr * multiplier and weight decay
     cfg.weight_decay / multiplier. ``multipliers`` is keyed by TL name
-    (``induction_bigram.train.learning_rate_multipliers``)."""
+    (``induction_bigram.training.loop.learning_rate_multipliers``)."""
     groups = [
         {
             "params": [getattr(plain, paper)],

@@ -14,7 +14,6 @@ Quick start::
     logits, cache = model.run_with_cache(result.stats.encode("First Citizen:")[None])
 """
 
-from induction_bigram.checkpoint import Checkpoint, load, load_checkpoint
 from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
@@ -28,15 +27,9 @@ from induction_bigram.errors import (
     RunFolderError,
     TrainingDivergedError,
 )
-from induction_bigram.logits import decompose_logits
-from induction_bigram.memory import build_theory_model, memory_report
-from induction_bigram.metrics import (
-    TaskMetrics,
-    evaluate,
-    in_context_accuracy,
-    in_context_loss,
-    in_context_patching_metric,
-)
+from induction_bigram.incontext.decompose import decompose_logits
+from induction_bigram.incontext.repeated import RepeatedSequenceReport, repeated_sequence_report
+from induction_bigram.memories.projections import build_theory_model, memory_report
 from induction_bigram.model import (
     build_model,
     check_vocabulary,
@@ -48,8 +41,15 @@ from induction_bigram.model import (
     swap_convention,
 )
 from induction_bigram.pretrained import load_pretrained, pretrained_task
-from induction_bigram.repeated import RepeatedSequenceReport, repeated_sequence_report
-from induction_bigram.train import TrainResult, train
+from induction_bigram.training.checkpoint import Checkpoint, load, load_checkpoint
+from induction_bigram.training.loop import TrainResult, train
+from induction_bigram.training.metrics import (
+    TaskMetrics,
+    evaluate,
+    in_context_accuracy,
+    in_context_loss,
+    in_context_patching_metric,
+)
 
 __all__ = [
     "BigramStats",

@@ -214,10 +214,10 @@ def _existing(args: argparse.Namespace) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from induction_bigram.checkpoint import CONFIG
     from induction_bigram.config import RunConfig, preset
     from induction_bigram.files import check_folder
-    from induction_bigram.train import train
+    from induction_bigram.training.checkpoint import CONFIG
+    from induction_bigram.training.loop import train
 
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     if args.resume:
@@ -277,9 +277,9 @@ def _writing_figures(run: Path, figures: Path):
 
 def _load_run(path: Path, device: str):
     """The checkpoint of a run, its task on the model's device, and its memory report."""
-    from induction_bigram.checkpoint import load_checkpoint
     from induction_bigram.data.task import TriggerTask
-    from induction_bigram.memory import memory_report
+    from induction_bigram.memories.projections import memory_report
+    from induction_bigram.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, device)
     task = TriggerTask(ckpt.stats, ckpt.config.task, next(ckpt.model.parameters()).device)
@@ -290,7 +290,7 @@ def _load_run(path: Path, device: str):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from induction_bigram.metrics import evaluate
+    from induction_bigram.training.metrics import evaluate
 
     ckpt, task, report = _load_run(args.run, args.device)
     scores = evaluate(ckpt.model, task, batch_size=args.batch_size, seed=args.seed)
@@ -304,9 +304,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _memories(args: argparse.Namespace) -> int:
-    from induction_bigram.memory import memory_projections
-    from induction_bigram.train import read_metrics
-    from induction_bigram.viz import memory_figures, save_figures
+    from induction_bigram.figures import save_figures
+    from induction_bigram.memories.figures import memory_figures
+    from induction_bigram.memories.projections import memory_projections
+    from induction_bigram.training.loop import read_metrics
 
     run = _run_folder(args.run, "memories")
     figures = _figure_folder(args.out, run)
@@ -326,8 +327,9 @@ def _memories(args: argparse.Namespace) -> int:
 
 
 def _logits(args: argparse.Namespace) -> int:
-    from induction_bigram.hijack import HijackStudyConfig, run_hijack_study
-    from induction_bigram.viz import hijack_figures, save_figures
+    from induction_bigram.figures import save_figures
+    from induction_bigram.incontext.figures import hijack_figures
+    from induction_bigram.incontext.study import HijackStudyConfig, run_hijack_study
 
     run = _run_folder(args.run, "logits")
     figures = _figure_folder(args.out, run)
@@ -356,10 +358,10 @@ def _logits(args: argparse.Namespace) -> int:
 
 
 def _lengths(args: argparse.Namespace) -> int:
+    from induction_bigram.figures import save_figures, save_view
     from induction_bigram.files import check_folder, claim_folder
     from induction_bigram.lengths import lengths_preset, run_lengths_study
-    from induction_bigram.views import lengths_attention_view, save_view
-    from induction_bigram.viz import lengths_figures, save_figures
+    from induction_bigram.lengths.figures import lengths_attention_view, lengths_figures
 
     try:
         study = lengths_preset(args.preset)
@@ -382,7 +384,7 @@ def _lengths(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from induction_bigram.reproduce import STUDIES, reproduce
+    from induction_bigram.report.reproduce import STUDIES, reproduce
 
     unknown = set(args.only or []) - set(STUDIES)
     if unknown:

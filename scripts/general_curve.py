@@ -3,7 +3,7 @@
 For each width d, trains the ``general`` preset (random triggers) with ``model.d_model = d`` in
 stages (``train --resume`` to each step count in turn: on CPU bitwise the run that was never
 stopped) and scores the checkpoint after each stage with
-:func:`induction_bigram.repeated.repeated_sequence_report`. Every stage's scores are appended to
+:func:`induction_bigram.incontext.repeated.repeated_sequence_report`. Every stage's scores are appended to
 ``OUT/d{d}/repeated_stages.jsonl`` as they come, so an interrupted sweep continues where it
 stopped, and a run folder already trained past a stage is not retrained.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from induction_bigram import load_checkpoint, preset, train
-from induction_bigram.repeated import (
+from induction_bigram.incontext.repeated import (
     INDUCTION_THRESHOLD,
     LOSS_RATIO_THRESHOLD,
     PREVIOUS_TOKEN_THRESHOLD,

@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from induction_bigram.checkpoint import load_checkpoint
 from induction_bigram.errors import CheckpointError
 from induction_bigram.pretrained import export_run
+from induction_bigram.training.checkpoint import load_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "induction_bigram" / "pretrained"
 

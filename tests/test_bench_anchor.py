@@ -9,10 +9,10 @@ import torch
 
 from benchmarks.plain_model import TL_TO_PAPER, PlainModel, in_context_loss, make_optimizer
 from induction_bigram import BigramStats, ModelConfig, TaskConfig, TriggerTask, build_model, preset
-from induction_bigram.metrics import masked_cross_entropy
 from induction_bigram.model import model_config
-from induction_bigram.train import learning_rate_multipliers
-from induction_bigram.train import make_optimizer as make_our_optimizer
+from induction_bigram.training.loop import learning_rate_multipliers
+from induction_bigram.training.loop import make_optimizer as make_our_optimizer
+from induction_bigram.training.metrics import masked_cross_entropy
 from tests.conftest import REPO, randomise_trainables
 
 D, T = 16, 24

@@ -1,6 +1,6 @@
 from induction_bigram import preset
-from induction_bigram.capacity import compare_across_widths
-from induction_bigram.viz import plot_capacity
+from induction_bigram.memories.capacity import compare_across_widths
+from induction_bigram.memories.figures import plot_capacity
 
 
 def test_trained_and_theory_models_are_compared_per_width():

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-import induction_bigram.checkpoint as checkpoint_module
+import induction_bigram.training.checkpoint as checkpoint_module
 from induction_bigram import CheckpointError, ConfigError, load, load_checkpoint, train
-from induction_bigram.checkpoint import CHECKPOINT
+from induction_bigram.training.checkpoint import CHECKPOINT
 from tests.conftest import tiny_config
 
 

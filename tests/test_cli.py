@@ -60,7 +60,7 @@ def test_resume_continues_from_the_run_folder(tmp_path, capsys):
     [
         (["train", "--out", "x", "--set", "model.d_model=0"], "model.d_model must be >= 2, got 0"),
         (["train", "--out", "x", "--set", "model.layers=3"], "unknown config key 'model.layers'"),
-        (["train", "--out", "x", "--preset", "giant"], "unknown preset 'giant'"),
+        (["train", "--out", "x", "--preset", "giant"], "unknown run preset 'giant'"),
         (["train", "--out", "nowhere", "--resume"], "nothing to resume"),
         (["evaluate", "no/such/run"], "no checkpoint at"),
         (["frobnicate"], "invalid choice"),

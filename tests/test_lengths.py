@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from induction_bigram import BigramStats, TriggerTask, train
 from induction_bigram.errors import ConfigError
+from induction_bigram.figures import save_figures, save_view
 from induction_bigram.lengths import (
     LengthsResult,
     LengthsStudyConfig,
@@ -23,13 +24,12 @@ from induction_bigram.lengths import (
     variant_config,
     window,
 )
-from induction_bigram.views import lengths_attention_view, save_view
-from induction_bigram.viz import (
+from induction_bigram.lengths.figures import (
+    lengths_attention_view,
     lengths_figures,
     plot_accuracy_by_position,
     plot_layer1_offsets,
     plot_previous_token,
-    save_figures,
 )
 from tests.conftest import model_of, randomise_trainables
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from induction_bigram import ModelConfig
-from induction_bigram.logits import decompose_logits, global_logits, global_memory_kl
+from induction_bigram.incontext.decompose import decompose_logits, global_logits, global_memory_kl
 from induction_bigram.model import set_paper_matrix, token_embeddings, unembeddings
 from tests.conftest import model_of, randomise_trainables
 

@@ -3,7 +3,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask
-from induction_bigram.memory import (
+from induction_bigram.memories.projections import (
     build_theory_model,
     cosine,
     ideal_W_K1,
@@ -14,7 +14,6 @@ from induction_bigram.memory import (
     project_W_K2,
     project_W_O2,
 )
-from induction_bigram.metrics import evaluate
 from induction_bigram.model import (
     get_paper_matrix,
     positional_embeddings,
@@ -22,6 +21,7 @@ from induction_bigram.model import (
     token_embeddings,
     unembeddings,
 )
+from induction_bigram.training.metrics import evaluate
 from tests.conftest import model_of, vocab
 
 TRIGGERS = torch.tensor([1, 4, 7, 9, 30])

@@ -5,8 +5,7 @@ import torch
 
 from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.data.prompts import PromptDesigner
-from induction_bigram.memory import build_theory_model
-from induction_bigram.patching import (
+from induction_bigram.incontext.patching import (
     _tl_progress_bars,
     corrupt,
     logit_difference,
@@ -14,6 +13,7 @@ from induction_bigram.patching import (
     patch_positions,
     restoration_metric,
 )
+from induction_bigram.memories.projections import build_theory_model
 from tests.conftest import vocab
 
 TRIGGERS = torch.tensor([1, 43, 58, 53, 39])

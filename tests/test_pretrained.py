@@ -8,7 +8,6 @@ from safetensors.torch import load_file, save_file
 from induction_bigram import CheckpointError, build_model, load, memory_report, preset, train
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.metrics import evaluate
 from induction_bigram.model import trainable_names
 from induction_bigram.pretrained import (
     PACKAGE_FILES,
@@ -19,6 +18,7 @@ from induction_bigram.pretrained import (
     pretrained_config,
     pretrained_metrics,
 )
+from induction_bigram.training.metrics import evaluate
 from tests.conftest import tiny_config
 
 

@@ -1,4 +1,4 @@
-"""The repeated-random-sequence test of a general induction head (induction_bigram.repeated)."""
+"""The repeated-random-sequence test of a general induction head (induction_bigram.incontext.repeated)."""
 
 import dataclasses
 import json
@@ -8,8 +8,7 @@ import torch
 
 from induction_bigram import BigramStats, ModelConfig, preset, train
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.memory import build_theory_model
-from induction_bigram.repeated import (
+from induction_bigram.incontext.repeated import (
     INDUCTION_THRESHOLD,
     LOSS_RATIO_THRESHOLD,
     PREVIOUS_TOKEN_THRESHOLD,
@@ -17,6 +16,7 @@ from induction_bigram.repeated import (
     repeated_random_tokens,
     repeated_sequence_report,
 )
+from induction_bigram.memories.projections import build_theory_model
 from tests.conftest import model_of
 
 N_VOCAB = 65

@@ -3,9 +3,9 @@ import re
 import pytest
 
 from induction_bigram import preset
-from induction_bigram.hijack import HijackStudyConfig
+from induction_bigram.incontext.study import HijackStudyConfig
 from induction_bigram.lengths import lengths_preset
-from induction_bigram.reproduce import ReproduceSettings, reproduce, strictly_ordered
+from induction_bigram.report.reproduce import ReproduceSettings, reproduce, strictly_ordered
 
 TINY = {
     "model.d_model": 16,

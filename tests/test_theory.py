@@ -5,8 +5,7 @@ import torch
 
 from induction_bigram import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
-from induction_bigram.memory import build_theory_model
-from induction_bigram.theory import (
+from induction_bigram.incontext.theory import (
     _fit_alpha,
     check_theory,
     measure,
@@ -15,6 +14,7 @@ from induction_bigram.theory import (
     read_strengths,
     spearman,
 )
+from induction_bigram.memories.projections import build_theory_model
 from tests.conftest import vocab
 
 

@@ -15,9 +15,9 @@ from induction_bigram import (
     preset,
     train,
 )
-from induction_bigram.checkpoint import CONFIG, METRICS
 from induction_bigram.model import reference_code_scales
-from induction_bigram.train import learning_rate_multipliers, make_optimizer
+from induction_bigram.training.checkpoint import CONFIG, METRICS
+from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer
 from tests.conftest import model_of, randomise_trainables, tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}

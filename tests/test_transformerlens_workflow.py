@@ -29,8 +29,10 @@ from induction_bigram import (
     repeated_sequence_report,
 )
 from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.figures.views import attention_view, save_view
+from induction_bigram.incontext.patching import corrupt, restoration_metric
+from induction_bigram.incontext.repeated import repeated_random_tokens
 from induction_bigram.model import model_config
-from induction_bigram.patching import corrupt, restoration_metric
 from induction_bigram.pretrained import (
     available,
     induction_head_kind,
@@ -38,8 +40,6 @@ from induction_bigram.pretrained import (
     pretrained_config,
     pretrained_task,
 )
-from induction_bigram.repeated import repeated_random_tokens
-from induction_bigram.views import attention_view, save_view
 from tests.conftest import REPO, model_of, randomise_trainables
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak."

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from induction_bigram import ModelConfig
+from induction_bigram.figures.views import attention_view, save_view, token_labels
 from induction_bigram.pretrained import load_pretrained, pretrained_task
-from induction_bigram.views import attention_view, save_view, token_labels
 from tests.conftest import model_of
 
 

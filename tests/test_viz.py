@@ -1,8 +1,9 @@
 import pytest
 
 from induction_bigram import ModelConfig
-from induction_bigram.memory import project_W_K1, project_W_K2, project_W_O2
-from induction_bigram.viz import plot_memory_coefficients, plot_memory_training, save_figure
+from induction_bigram.figures import save_figure
+from induction_bigram.memories.figures import plot_memory_coefficients, plot_memory_training
+from induction_bigram.memories.projections import project_W_K1, project_W_K2, project_W_O2
 from tests.conftest import model_of
 
 

@@ -38,11 +38,11 @@ Measured quantities (:class:`VariantResult`):
   input z_(t-1) is a trigger), on ordinary prompts of the longest length; NoPE reports its
   first two layers;
 - W_K^1 recall by position (APE): for each t, is argmax_(s<t) p_t^T W_K^1 p_s = t - 1?
-  (:func:`~induction_bigram.memory.project_W_K1` over positions 0..k_max T_train - 1);
+  (:func:`~induction_bigram.memories.projections.project_W_K1` over positions 0..k_max T_train - 1);
 - what plays the role of W_K^1 elsewhere: the mean layer-1 score (after the 1/sqrt(d)
   scaling, bias included) as a function of the offset t - s, for queries inside and beyond
   T_train; the learned b_(t-s) (rpe); b_Q^T R_(s-t) b_K / sqrt(d) (rope);
-- the W_O^2 and W_K^2 memories (:func:`~induction_bigram.memory.memory_report`; NoPE: the
+- the W_O^2 and W_K^2 memories (:func:`~induction_bigram.memories.projections.memory_report`; NoPE: the
   read-out of its last layer only).
 - the mean attention weight on t - 1 by position: the argmax can stay at t - 1 while the
   weight there is diluted over more and more keys.

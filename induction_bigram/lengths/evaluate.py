@@ -15,7 +15,7 @@ from induction_bigram.data.task import TriggerTask
 from induction_bigram.lengths.config import PROTOCOLS, Protocol
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import ProtocolResult, VariantResult, ratio
-from induction_bigram.memory import Projection, memory_margin, memory_report, project_W_K1, recall_at_1
+from induction_bigram.memories.projections import Projection, memory_margin, memory_report, project_W_K1, recall_at_1
 from induction_bigram.model import model_config, token_embeddings
 
 

@@ -17,7 +17,7 @@ from induction_bigram.files import Existing, atomic_write_text, claim_folder
 from induction_bigram.lengths.config import LengthsStudyConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
-from induction_bigram.train import train_or_load
+from induction_bigram.training.loop import train_or_load
 
 WHAT_WAS_TRIED = {
     "ape": "random frozen p_t for all n_ctx = k_max T_train positions; trained on T_train only",

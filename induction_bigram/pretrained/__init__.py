@@ -19,7 +19,7 @@ name           what                                          induction head
 =============  ============================================  =================================
 
 A fixed-trigger head attends from its K triggers only, so TransformerLens's repeated-random-
-tokens test finds no induction head in it; :func:`induction_bigram.repeated.repeated_sequence_report`
+tokens test finds no induction head in it; :func:`induction_bigram.incontext.repeated.repeated_sequence_report`
 measures both kinds. :func:`induction_head_kind` reads the kind off a model's training config.
 
 Loading builds the model from ``config.json`` and loads the state dict strictly: a tensor
@@ -39,13 +39,13 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 from transformer_lens import HookedTransformer
 
-from induction_bigram.checkpoint import CONFIG, METRICS, load_checkpoint
 from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError
 from induction_bigram.files import atomic_write_text, atomic_write_with
 from induction_bigram.model import build_model, load_weights, resolve_device
+from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint
 
 WEIGHTS = "model.safetensors"
 SOURCE = "source.json"

@@ -7,7 +7,7 @@ alpha to S and 0 elsewhere and reads token j out with strength lambda:
     xi_j^IC = lambda (n_j e^alpha + m_j) / (n e^alpha + T - n)
 
 The measured counterpart is the last attention layer's contribution to the logit of j at the
-last position (:func:`~induction_bigram.logits.decompose_logits`). The test is a ladder of
+last position (:func:`~induction_bigram.incontext.decompose.decompose_logits`). The test is a ladder of
 models for xi_o^IC, each scored on the same held-out half of the prompts:
 
 1. ``counts``: one lambda and one alpha for the whole model, fitted on the other half;
@@ -33,8 +33,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
-from induction_bigram.logits import decompose_logits
-from induction_bigram.memory import project_W_K2, project_W_O2
+from induction_bigram.incontext.decompose import decompose_logits
+from induction_bigram.memories.projections import project_W_K2, project_W_O2
 
 ALPHA_GRID = torch.linspace(-4.0, 16.0, 401)
 

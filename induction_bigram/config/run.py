@@ -1,9 +1,10 @@
-"""Configuration: one frozen dataclass per thing that owns settings, plus named presets.
+"""The run config: one section per thing that owns settings, plus the named run presets.
 
 - :class:`TaskConfig` owns the data (docs/THEORY.md section 1): corpus, T, K, trigger/output modes.
 - :class:`ModelConfig` owns the architecture (section 2): d, n_ctx, positional variant, FFN.
 - :class:`TrainConfig` owns the optimisation: steps, batch, optimiser, loss, evaluation.
-- :class:`RunConfig` bundles the three; it is what ``config.json`` and every checkpoint hold.
+- :class:`RunConfig` bundles the three; it is what a run folder's ``config.json`` and
+  checkpoint hold, and the ``task``/``model``/``train`` part of every study config.
 
 Every field is validated on construction and an invalid value raises :class:`ConfigError`
 naming the field and the value. Overrides use dotted keys (``model.d_model=64``), exactly as
@@ -11,89 +12,18 @@ the CLI's ``--set``.
 """
 
 import dataclasses
-import json
-import math
-import types
-import typing
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, no_type_check
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
 
+from induction_bigram.config.base import Config, Presets
+from induction_bigram.config.checks import at_least, section, seed_field, show
 from induction_bigram.errors import ConfigError
 
 Positional = Literal["ape", "rpe", "rope", "nope"]
 FeedForward = Literal["none", "linear", "relu"]
 
 
-def _at_least(minimum: int | float, default: Any) -> Any:
-    """A dataclass field with a default and a lower bound that validation enforces."""
-    return field(default=default, metadata={"min": minimum})
-
-
-def _seed(default: int = 0) -> Any:
-    """A seed field: an int that ``torch.Generator.manual_seed`` accepts, [0, 2**64)."""
-    return field(default=default, metadata={"min": 0, "max": SEED_MAX})
-
-
-SEED_MAX = 2**64 - 1
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    # the annotations are real objects (no `from __future__ import annotations` here), and
-    # typing.get_type_hints returns {} for @no_type_check classes
-    return {f.name: f.type for f in dataclasses.fields(cls)}
-
-
-def _check_fields(obj: Any) -> None:
-    """Type- and range-check every field of a config dataclass from its annotations."""
-    section = _SECTION_OF.get(type(obj), type(obj).__name__)
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        name = f"{section}.{f.name}"
-        tp = _field_types(type(obj))[f.name]
-        if not _matches(value, tp):
-            raise ConfigError(f"{name} must be {_describe(tp)}, got {_show(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        low, high = f.metadata.get("min"), f.metadata.get("max")
-        if low is not None and value is not None and value < low:
-            raise ConfigError(f"{name} must be >= {low}, got {value!r}")
-        if high is not None and value is not None and value > high:
-            raise ConfigError(f"{name} must be <= {high}, got {value!r}")
-
-
-def _show(value: Any) -> str:
-    """``repr(value)``, shortened for messages."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return value in typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    return "None" if tp is type(None) else f"a {tp.__name__}"
-
-
-@no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
-@dataclass(frozen=True)
+@section("task")
 class TaskConfig:
     """The bigram-with-triggers data of docs/THEORY.md section 1.
 
@@ -109,18 +39,14 @@ class TaskConfig:
     """
 
     corpus: str = "tinyshakespeare"
-    seq_len: int = _at_least(2, 256)
-    n_triggers: int = _at_least(1, 5)
+    seq_len: int = at_least(2, 256)
+    n_triggers: int = at_least(1, 5)
     trigger_mode: Literal["fixed", "random"] = "fixed"
     output_mode: Literal["uniform", "bigram"] = "uniform"
     no_repeat: bool = False
 
-    def __post_init__(self) -> None:
-        _check_fields(self)
 
-
-@no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
-@dataclass(frozen=True)
+@section("model")
 class ModelConfig:
     """The two-layer attention model of docs/THEORY.md section 2.
 
@@ -140,17 +66,16 @@ class ModelConfig:
         seed: seeds every random (frozen) matrix.
     """
 
-    d_model: int = _at_least(2, 256)
-    n_ctx: int = _at_least(2, 256)
-    d_vocab: Optional[int] = _at_least(2, None)
+    d_model: int = at_least(2, 256)
+    n_ctx: int = at_least(2, 256)
+    d_vocab: Optional[int] = at_least(2, None)
     positional: Positional = "ape"
     ffn: FeedForward = "none"
-    d_mlp: Optional[int] = _at_least(1, None)
+    d_mlp: Optional[int] = at_least(1, None)
     rope_qk_bias: bool = False
-    seed: int = _seed()
+    seed: int = seed_field()
 
-    def __post_init__(self) -> None:
-        _check_fields(self)
+    def check(self) -> None:
         if self.d_mlp is not None and self.ffn != "relu":
             raise ConfigError(f"model.d_mlp is only used with model.ffn='relu', got ffn={self.ffn!r}")
         if self.rope_qk_bias and self.positional != "rope":
@@ -164,8 +89,7 @@ class ModelConfig:
         return 3 if self.positional == "nope" else 2
 
 
-@no_type_check  # _check_fields validates, naming the field; runtime checkers must not pre-empt it
-@dataclass(frozen=True)
+@section("train")
 class TrainConfig:
     """Optimisation, loss and evaluation.
 
@@ -194,25 +118,24 @@ class TrainConfig:
             shape on CPU, see ``benchmarks/bench_train.py``). Evaluation stays eager.
     """
 
-    steps: int = _at_least(0, 1000)
-    batch_size: int = _at_least(1, 512)
-    micro_batch_size: Optional[int] = _at_least(1, None)
+    steps: int = at_least(0, 1000)
+    batch_size: int = at_least(1, 512)
+    micro_batch_size: Optional[int] = at_least(1, None)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = _at_least(0.0, 0.03)
+    lr: float = at_least(0.0, 0.03)
     lr_scaling: Literal["none", "reference-code"] = "none"
-    momentum: float = _at_least(0.0, 0.9)
-    weight_decay: float = _at_least(0.0, 1e-4)
+    momentum: float = at_least(0.0, 0.9)
+    weight_decay: float = at_least(0.0, 1e-4)
     loss: Literal["in_context", "full"] = "in_context"
-    eval_every: int = _at_least(1, 50)
-    eval_batch_size: int = _at_least(1, 512)
-    eval_seed: int = _seed(12345)
-    checkpoint_every: int = _at_least(1, 100)
-    seed: int = _seed()
+    eval_every: int = at_least(1, 50)
+    eval_batch_size: int = at_least(1, 512)
+    eval_seed: int = seed_field(12345)
+    checkpoint_every: int = at_least(1, 100)
+    seed: int = seed_field()
     device: str = "auto"
     compile: bool = False
 
-    def __post_init__(self) -> None:
-        _check_fields(self)
+    def check(self) -> None:
         if self.momentum >= 1:
             raise ConfigError(f"train.momentum must be < 1, got {self.momentum}")
         if self.device != "auto":
@@ -222,15 +145,12 @@ class TrainConfig:
                 torch.device(self.device)
             except Exception:  # torch raises RuntimeError (and others) for strings it cannot parse
                 raise ConfigError(
-                    f"train.device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {_show(self.device)}"
+                    f"train.device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', got {show(self.device)}"
                 ) from None
 
 
-_SECTION_OF = {TaskConfig: "task", ModelConfig: "model", TrainConfig: "train"}
-
-
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Config):
     """Everything needed to rebuild a run: ``task``, ``model`` and ``train``."""
 
     task: TaskConfig
@@ -249,86 +169,11 @@ class RunConfig:
                 f"(model.d_vocab = {self.model.d_vocab})"
             )
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
-
-    @classmethod
-    @no_type_check  # any JSON value gets a ConfigError naming it; runtime checkers must not pre-empt it
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        """Rebuild from :meth:`to_dict` output; unknown sections or keys are errors."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"a run config must be a JSON object, got {type(data).__name__}")
-        unknown = [key for key in data if key not in _SECTIONS]
-        if unknown:
-            raise ConfigError(f"unknown config section(s): {', '.join(sorted(map(_show, unknown)))}")
-        parts = {}
-        for section, section_cls in _SECTIONS.items():
-            values = data.get(section, {})
-            if not isinstance(values, dict):
-                raise ConfigError(f"config section {section!r} must be an object of keys, got {_show(values)}")
-            names = {f.name for f in dataclasses.fields(section_cls)}
-            bad = [key for key in values if key not in names]
-            if bad:
-                raise ConfigError(f"unknown key {section}.{sorted(map(str, bad))[0]}")
-            parts[section] = section_cls(**values)
-        return cls(**parts)
-
-    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> "RunConfig":
-        """Apply ``section.key=value`` overrides (strings are parsed by the field's type)."""
-        items = overrides.items() if isinstance(overrides, dict) else map(_split, overrides)
-        data = self.to_dict()
-        for key, value in items:
-            if not isinstance(key, str):
-                raise ConfigError(f"config keys are strings such as 'model.d_model', got {_show(key)}")
-            section, _, name = key.partition(".")
-            if section not in _SECTIONS or name not in data[section]:
-                raise ConfigError(
-                    f"unknown config key {key!r} (keys look like model.d_model; see `induction-bigram presets`)"
-                )
-            if isinstance(value, str):
-                value = _parse(value, _field_types(_SECTIONS[section])[name], key)
-            data[section][name] = value
-        return RunConfig.from_dict(data)
-
     def with_vocab(self, d_vocab: int) -> "RunConfig":
         """Fill ``model.d_vocab`` from the corpus; a different explicit value is an error."""
         if self.model.d_vocab not in (None, d_vocab):
             raise ConfigError(f"model.d_vocab = {self.model.d_vocab} but the corpus has {d_vocab} tokens")
         return dataclasses.replace(self, model=dataclasses.replace(self.model, d_vocab=d_vocab))
-
-
-_SECTIONS: dict[str, type] = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
-
-
-def _split(item: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"an override must look like key=value, got {item!r}")
-    return key.strip(), value.strip()
-
-
-def _parse(text: str, tp: Any, key: str) -> Any:
-    """Parse an override string by the annotated type, trying each arm of a union."""
-    origin = typing.get_origin(tp)
-    arms = typing.get_args(tp) if origin in (typing.Union, types.UnionType) else (tp,)
-    for arm in arms:
-        if arm is type(None) and text.lower() in ("none", "null"):
-            return None
-        if typing.get_origin(arm) is Literal and text in typing.get_args(arm):
-            return text
-        if arm is bool and text.lower() in ("true", "false", "1", "0"):
-            return text.lower() in ("true", "1")
-        if arm in (int, float):
-            try:
-                return arm(text)
-            except ValueError:
-                continue
-        if arm is str:
-            return text
-    raise ConfigError(f"{key} must be {_describe(tp)}, got {text!r}")
 
 
 def _preset_reference() -> RunConfig:
@@ -420,7 +265,7 @@ def _preset_general() -> RunConfig:
     """A general induction head: ``quick`` with random triggers, K = 40 per sequence drawn
     from pi_u, so that W_K^2 is trained for most of the vocabulary instead of 5 fixed tokens,
     d = 128 and AdamW lr 0.3. Its acceptance test is
-    :func:`induction_bigram.repeated.repeated_sequence_report` (random sequences of distinct
+    :func:`induction_bigram.incontext.repeated.repeated_sequence_report` (random sequences of distinct
     tokens repeated twice; docs/THEORY.md section 3.7). With few triggers only frequent
     characters are ever triggers; with 40, even capitals and punctuation are, now and then. A
     wider model learned no faster per step in the trials that chose this recipe, and the
@@ -452,20 +297,20 @@ def _preset_general_quick() -> RunConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], RunConfig]] = {
-    "reference": _preset_reference,
-    "reference-adamw": _preset_reference_adamw,
-    "quick": _preset_quick,
-    "amt": _preset_amt,
-    "amt-quick": _preset_amt_quick,
-    "general": _preset_general,
-    "general-quick": _preset_general_quick,
-}
+PRESETS: Presets[RunConfig] = Presets(
+    "run",
+    {
+        "reference": _preset_reference,
+        "reference-adamw": _preset_reference_adamw,
+        "quick": _preset_quick,
+        "amt": _preset_amt,
+        "amt-quick": _preset_amt_quick,
+        "general": _preset_general,
+        "general-quick": _preset_general_quick,
+    },
+)
 
 
 def preset(name: str) -> RunConfig:
-    """The named preset (``induction-bigram presets`` lists them)."""
-    try:
-        return PRESETS[name]()
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
+    """The named run preset (``induction-bigram presets`` lists them)."""
+    return PRESETS[name]

@@ -27,15 +27,15 @@ from torch import Tensor
 from tqdm import tqdm
 from transformer_lens import HookedTransformer
 
-from induction_bigram.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_checkpoint
 from induction_bigram.config import RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, claim_folder, dumps_json
-from induction_bigram.memory import memory_report
-from induction_bigram.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
+from induction_bigram.memories.projections import memory_report
 from induction_bigram.model import build_model, model_config, reference_code_scales, resolve_device
+from induction_bigram.training.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_checkpoint
+from induction_bigram.training.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
 
 MetricsRecord = dict[str, Any]
 

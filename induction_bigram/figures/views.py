@@ -8,7 +8,6 @@ so the HTML file renders offline in a browser.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import torch
 from circuitsvis.attention import attention_heads
@@ -18,9 +17,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.errors import ConfigError
 from induction_bigram.files import atomic_write_text
-from induction_bigram.lengths import LengthsResult
 from induction_bigram.model import check_tokens, check_vocabulary
 
 VISIBLE = {"\n": "\u23ce", " ": "\u2423"}  # newline and space drawn as visible glyphs
@@ -59,23 +56,3 @@ def save_view(view: RenderedHTML, path: str | os.PathLike[str], title: str = "at
         f"<body>\n{view.local_src}\n</body></html>\n"
     )
     atomic_write_text(path, page)
-
-
-def lengths_attention_view(result: LengthsResult, layers: Sequence[int] | None = None) -> RenderedHTML:
-    """A circuitsvis view of the same oversight prompt (length 2 T_train) in every variant:
-    one "head" per (variant, layer), named ``"<variant> L<layer>"``. Jupyter renders it;
-    :func:`induction_bigram.views.save_view` writes it as an offline HTML page."""
-    if not result.vocab:
-        raise ConfigError("this result holds no vocabulary to label the tokens with")
-    first = next(iter(result.variants.values()))
-    tokens = [VISIBLE.get(result.vocab[i], result.vocab[i]) for i in first.example_tokens]
-    patterns, names = [], []
-    for name, r in result.variants.items():
-        if r.example_tokens != first.example_tokens:
-            raise ConfigError(f"variant {name} was shown another prompt than {first.variant}")
-        for layer in layers if layers is not None else range(r.example_patterns.shape[0]):
-            if layer < r.example_patterns.shape[0]:
-                patterns.append(r.example_patterns[layer])
-                names.append(f"{name} L{layer + 1}")
-    attention = torch.stack(patterns).round(decimals=3)  # 3 digits: a third of the page size
-    return attention_heads(attention=attention, tokens=tokens, attention_head_names=names)

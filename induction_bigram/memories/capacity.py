@@ -1,7 +1,7 @@
 """Trained against theory-built memories across the width d (docs/THEORY.md section 3).
 
 For each d, one model is trained with a recipe and one is written by
-:func:`~induction_bigram.memory.build_theory_model` from the same seed, so both share every
+:func:`~induction_bigram.memories.projections.build_theory_model` from the same seed, so both share every
 frozen random matrix. Both are scored on the same evaluation batch. At small d a memory of
 N = 65 near-orthogonal pairs is near capacity: the naive outer-product sum interferes with
 itself, while training can find a better-conditioned solution.
@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from induction_bigram.config import RunConfig, preset
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.memory import build_theory_model, memory_report
-from induction_bigram.metrics import evaluate
-from induction_bigram.train import train
+from induction_bigram.memories.projections import build_theory_model, memory_report
+from induction_bigram.training.loop import train
+from induction_bigram.training.metrics import evaluate
 
 
 @dataclass(frozen=True)

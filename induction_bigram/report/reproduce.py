@@ -25,25 +25,20 @@ from typing import Any
 
 import torch
 
-from induction_bigram.capacity import compare_across_widths
 from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, preset
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
+from induction_bigram.figures import attention_view, save_figure, save_figures, save_view
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
-from induction_bigram.hijack import HijackStudyConfig, run_hijack_study
+from induction_bigram.incontext.figures import hijack_figures
+from induction_bigram.incontext.study import HijackStudyConfig, run_hijack_study
 from induction_bigram.lengths import MAIN_VARIANTS, LengthsStudyConfig, lengths_preset, run_lengths_study
-from induction_bigram.memory import build_theory_model, memory_projections, memory_report
-from induction_bigram.metrics import evaluate
-from induction_bigram.train import MetricsRecord, train_or_load
-from induction_bigram.views import attention_view, lengths_attention_view, save_view
-from induction_bigram.viz import (
-    hijack_figures,
-    lengths_figures,
-    memory_figures,
-    plot_capacity,
-    save_figure,
-    save_figures,
-)
+from induction_bigram.lengths.figures import lengths_attention_view, lengths_figures
+from induction_bigram.memories.capacity import compare_across_widths
+from induction_bigram.memories.figures import memory_figures, plot_capacity
+from induction_bigram.memories.projections import build_theory_model, memory_projections, memory_report
+from induction_bigram.training.loop import MetricsRecord, train_or_load
+from induction_bigram.training.metrics import evaluate
 
 REPORT = "REPORT.md"
 

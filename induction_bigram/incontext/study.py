@@ -26,10 +26,17 @@ from transformer_lens import HookedTransformer
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import DataError
-from induction_bigram.logits import LogitDecomposition, decompose_logits, global_memory_kl
+from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
+from induction_bigram.incontext.patching import PatchingResult, corrupt, patch_in_context_against_bigram
+from induction_bigram.incontext.theory import (
+    Measurements,
+    TheoryCheck,
+    check_theory,
+    measure,
+    read_strengths,
+    rung_prediction,
+)
 from induction_bigram.model import check_vocabulary
-from induction_bigram.patching import PatchingResult, corrupt, patch_in_context_against_bigram
-from induction_bigram.theory import Measurements, TheoryCheck, check_theory, measure, read_strengths, rung_prediction
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,26 @@
+"""What every figure of the package shares: matplotlib ``Figure`` objects (no pyplot state, so
+Jupyter shows them inline after ``%matplotlib inline`` and nothing leaks between figures) and
+atomic PNG writing. Each study's own figures live in its folder (``memories/figures.py``,
+``incontext/figures.py``, ``lengths/figures.py``); circuitsvis views in :mod:`.views`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from matplotlib.figure import Figure
+
+from induction_bigram.files import atomic_write_with
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
+    """Write ``fig`` as a PNG; an interrupted write leaves no partial file."""
+    atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def save_figures(figures: dict[str, Figure], folder: str | os.PathLike[str]) -> list[str]:
+    """Save each figure under its name in ``folder``; returns the paths written."""
+    paths = [os.path.join(folder, name) for name in figures]
+    for path, fig in zip(paths, figures.values()):
+        save_figure(fig, path)
+    return paths

@@ -1,0 +1,138 @@
+"""Figures of the in-context against bigram study (docs/THEORY.md sections 5 and 6).
+
+Every function takes results, never a model, and returns a ``matplotlib.figure.Figure``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from induction_bigram.incontext.study import HijackStudy
+
+
+def plot_hijack_curves(curves: dict[str, dict[str, list[float]]]) -> Figure:
+    """P(o) and P(g) (left) and xi_o - xi_g (right, measured dots, predicted lines) against the
+    count n of "q o" in the prompt, one colour per prompt length T. Where xi_o - xi_g crosses
+    0 the context hijacks the global bigram."""
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    prob_ax, diff_ax = fig.subplots(1, 2)
+    for i, (T, c) in enumerate(sorted(curves.items(), key=lambda kv: int(kv[0]))):
+        color = f"C{i}"
+        prob_ax.plot(c["n"], c["prob_output"], "-o", color=color, markersize=3, label=f"P(o), T={T}")
+        prob_ax.plot(c["n"], c["prob_favourite"], "--s", color=color, markersize=3, label=f"P(g), T={T}")
+        diff_ax.plot(c["n"], c["difference"], "o", color=color, label=f"measured, T={T}")
+        diff_ax.plot(c["n"], c["difference_predicted"], "-", color=color, label=f"predicted, T={T}")
+    prob_ax.set(
+        xlabel="n (uses of q -> o in the prompt)",
+        ylabel="probability at the last q",
+        title="in-context output o against global favourite g",
+    )
+    diff_ax.axhline(0, color="grey", linewidth=0.8)
+    diff_ax.set(
+        xlabel="n (uses of q -> o in the prompt)",
+        ylabel="xi_o - xi_g",
+        title="logit difference: hijack where it crosses 0",
+    )
+    prob_ax.legend(fontsize=7, ncol=2)
+    diff_ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def plot_theory_fit(
+    measured: Sequence[float] | Any,
+    predicted: Sequence[float] | Any,
+    lengths: Sequence[int] | Any,
+    counts: Sequence[int] | Any,
+    title: str,
+) -> Figure:
+    """Measured against predicted xi_o^IC: one dot per prompt, one large marker per (T, n) cell."""
+    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    lengths, counts = np.asarray(lengths), np.asarray(counts)
+    fig = Figure(figsize=(6, 5.5), layout="constrained")
+    ax = fig.subplots()
+    for i, T in enumerate(sorted(set(lengths.tolist()))):
+        rows = lengths == T
+        ax.scatter(predicted[rows], measured[rows], s=6, alpha=0.35, color=f"C{i}")
+        cells = sorted(set(counts[rows].tolist()))
+        ax.scatter(
+            [predicted[rows & (counts == n)].mean() for n in cells],
+            [measured[rows & (counts == n)].mean() for n in cells],
+            s=50,
+            color=f"C{i}",
+            edgecolors="black",
+            label=f"T={T} (cell means)",
+        )
+    low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
+    ax.plot([low, high], [low, high], color="grey", linewidth=0.8, label="y = x")
+    ax.set(xlabel="predicted xi_o^IC", ylabel="measured xi_o^IC (layer-2 head)", title=title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_patching(results: dict[str, Any]) -> Figure:
+    """Restoration (0 = corrupted, 1 = clean) by layer and position, for the residual stream and
+    the head outputs, one row per corruption; the positions after each q are marked."""
+    fig = Figure(figsize=(13, 3.2 * len(results)), layout="constrained")
+    axes = fig.subplots(len(results), 2, squeeze=False)
+    for row, (mode, result) in zip(axes, results.items()):
+        for ax, (what, grid) in zip(
+            row, (("residual stream (resid_pre)", result.resid_pre), ("head output", result.head_out))
+        ):
+            data = grid.detach().cpu().float().numpy()
+            image = ax.imshow(data, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+            ax.set(xlabel="position", ylabel="layer", title=f"{mode}: patch {what}")
+            ax.set_yticks(range(data.shape[0]), [str(i + 1) for i in range(data.shape[0])])
+            for t in result.positions_after_trigger or []:
+                ax.axvline(t, color="black", linewidth=0.5, linestyle=":")
+            fig.colorbar(image, ax=ax, shrink=0.8, label="restored fraction")
+    return fig
+
+
+def plot_logit_parts(
+    parts_names: Sequence[str],
+    output_parts: Sequence[float],
+    favourite_parts: Sequence[float],
+    output_label: str,
+    favourite_label: str,
+) -> Figure:
+    """Each part's contribution to the logits of o and of g at the last position."""
+    fig = Figure(figsize=(7, 3.8), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(parts_names))
+    ax.bar(x - 0.2, output_parts, width=0.4, label=f"o = {output_label}")
+    ax.bar(x + 0.2, favourite_parts, width=0.4, label=f"g = {favourite_label}")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(x, parts_names)
+    ax.set(ylabel="logit contribution", title="logit decomposition at the last position")
+    ax.legend()
+    return fig
+
+
+def hijack_figures(study: HijackStudy, vocab: Sequence[str]) -> dict[str, Figure]:
+    """The figures of the in-context against bigram study."""
+    meas = study.measurements
+    best = next(r for r in study.check.rungs if r.name == study.check.best)
+    last = study.example.parts[:, 0, -1]
+    return {
+        "hijack_curves.png": plot_hijack_curves(study.curves),
+        "theory_fit.png": plot_theory_fit(
+            meas.ic_output,
+            study.prediction,
+            meas.length,
+            meas.n_output,
+            f"{best.name}: every prompt, fitted on half of them\n"
+            f"held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
+        ),
+        "patching.png": plot_patching(study.patching),
+        "logit_parts.png": plot_logit_parts(
+            study.example.names,
+            last[:, study.example_output].tolist(),
+            last[:, study.example_favourite].tolist(),
+            repr(vocab[study.example_output]),
+            repr(vocab[study.example_favourite]),
+        ),
+    }
