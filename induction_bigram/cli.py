@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
@@ -214,9 +213,10 @@ def _existing(args: argparse.Namespace) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from induction_bigram.config import RunConfig, preset
+    from induction_bigram.config import preset
     from induction_bigram.files import check_folder
-    from induction_bigram.training.checkpoint import CONFIG
+    from induction_bigram.memories.projections import track_memories
+    from induction_bigram.training.checkpoint import CONFIG, read_config_file
     from induction_bigram.training.loop import train
 
     check_folder(args.out, "run", existing=_existing(args), label="--out")
@@ -226,11 +226,7 @@ def _train(args: argparse.Namespace) -> int:
         config_path = args.out / CONFIG
         if not config_path.is_file():
             raise InductionBigramError(f"nothing to resume: {config_path} does not exist")
-        try:
-            config = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError and ConfigError are ValueErrors
-            reason = str(err) if isinstance(err, ConfigError) else f"not valid JSON ({err})"
-            raise ConfigError(f"--resume: {config_path}: {reason}") from None
+        config = read_config_file(config_path)
     else:
         try:
             config = preset(args.preset or "quick")
@@ -240,7 +236,14 @@ def _train(args: argparse.Namespace) -> int:
         config = config.with_overrides(args.overrides)
     except ConfigError as err:
         raise ConfigError(f"--set: {err}") from None
-    result = train(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    result = train(
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        track=[track_memories],
+    )
     _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
     return 0
 
@@ -307,7 +310,7 @@ def _memories(args: argparse.Namespace) -> int:
     from induction_bigram.figures import save_figures
     from induction_bigram.memories.figures import memory_figures
     from induction_bigram.memories.projections import memory_projections
-    from induction_bigram.training.loop import read_metrics
+    from induction_bigram.training.checkpoint import read_metrics
 
     run = _run_folder(args.run, "memories")
     figures = _figure_folder(args.out, run)

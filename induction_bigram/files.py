@@ -85,16 +85,26 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
-FolderKind = Literal["run", "lengths", "reproduce"]
+FolderKind = Literal["run", "memories", "capacity", "incontext", "lengths", "reproduce"]
 Existing = Literal["refuse", "resume", "overwrite"]
 
 #: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
 OWN_FILES: dict[str, frozenset[str]] = {
     "run": frozenset({"config.json", "metrics.jsonl", "checkpoint.pt"}),
-    "lengths": frozenset({"lengths.json", "lengths_attention.html"}),
+    "memories": frozenset({"result.json"}),
+    "capacity": frozenset({"result.json"}),
+    "incontext": frozenset({"result.json"}),
+    "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
 }
-_DESCRIBE = {"run": "training run", "lengths": "lengths study", "reproduce": "reproduce report"}
+_DESCRIBE = {
+    "run": "training run",
+    "memories": "memories study",
+    "capacity": "capacity study",
+    "incontext": "in-context study",
+    "lengths": "lengths study",
+    "reproduce": "reproduce report",
+}
 # folders a legacy (unmarked) folder of each kind may hold besides its files
 _LEGACY_DIRS = {
     "run": frozenset({"figures"}),
@@ -257,6 +267,8 @@ def _check_contents(path: Path, kind: str, existing: str, name: str, label: str)
 def _looks_like(kind: str, path: Path, entries: list[str]) -> bool:
     """Whether an unmarked folder is one the package wrote before folders were marked."""
     own = OWN_FILES[kind]
+    if kind not in _LEGACY_DIRS:  # kinds that only ever existed with a marker
+        return False
     if kind == "run" and not {"config.json", "checkpoint.pt"} <= set(entries):
         return False
     for entry in entries:

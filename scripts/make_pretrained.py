@@ -44,7 +44,7 @@ RECIPES = {
         "RUNS/reference",
     ),
     # the associative memory transformer: linear W_F, full loss, d = T = 128
-    "amt": (["train", "--preset", "amt-quick", "--out", "RUNS/amt"], "RUNS/amt"),
+    "amt": (["train", "--preset", "amt", "--out", "RUNS/amt"], "RUNS/amt"),
     # learned relative position bias in layer 1, trained at T = 64 with 256 positions: the `rpe`
     # variant of the positional-encoding study (which trains all four variants)
     "rpe": (["lengths", "--out", "RUNS/lengths"], "RUNS/lengths/rpe"),

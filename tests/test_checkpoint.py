@@ -47,6 +47,7 @@ def test_weights_that_do_not_match_the_config_are_named(run_dir):
     config["model"]["d_model"] = 32
     payload["config"] = json.dumps(config)
     torch.save(payload, path)
+    (run_dir / "config.json").unlink()  # else the disagreement with config.json is named first
     with pytest.raises(CheckpointError, match=r"does not match its config: wrong shape: embed.W_E \(65, 16\)"):
         load(run_dir)
 
@@ -117,3 +118,26 @@ def test_a_model_trained_on_another_corpus_refuses_shakespeare(tmp_path):
         model(shakespeare.encode("First Citizen")[None])  # ids past its 4 characters
     with pytest.raises(DataError, match="outside the vocabulary"):
         model("First Citizen")  # characters it never saw
+
+
+def test_config_json_that_disagrees_with_the_checkpoint_is_an_error_naming_both(run_dir):
+    path = run_dir / "config.json"
+    data = json.loads(path.read_text())
+    data["model"]["d_model"] = 2 * data["model"]["d_model"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"config\.json does not match .*checkpoint\.pt \(model\.d_model"):
+        load(run_dir)
+
+
+def test_garbage_config_json_is_an_error_naming_it(run_dir):
+    (run_dir / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"config\.json: not valid JSON"):
+        load_checkpoint(run_dir)
+
+
+def test_config_json_may_ask_for_more_steps_than_the_checkpoint_ran(run_dir):
+    path = run_dir / "config.json"
+    data = json.loads(path.read_text())
+    data["train"]["steps"] += 8  # a resumed run writes its new target before its next checkpoint
+    path.write_text(json.dumps(data))
+    assert load_checkpoint(run_dir).config.train.steps == data["train"]["steps"] - 8

@@ -98,7 +98,7 @@ def test_evaluate_reports_the_memories_and_memories_writes_figures(tmp_path, cap
 
 
 def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
-    run(capsys, "train", "--preset", "amt-quick", "--out", str(tmp_path), "--no-progress", *TINY)
+    run(capsys, "train", "--preset", "amt", "--out", str(tmp_path), "--no-progress", *TINY)
     code, out, _ = run(capsys, "logits", str(tmp_path), "--json", "--per-cell", "3")
     summary = json.loads(out)
     assert code == 0

@@ -25,7 +25,7 @@ def test_reproduce_writes_a_complete_report(tmp_path):
         training=preset("quick").with_overrides(TINY),
         capacity_widths=(8, 16),
         capacity_recipe=preset("quick").with_overrides(TINY),
-        amt=preset("amt-quick").with_overrides(TINY),
+        amt=preset("amt").with_overrides(TINY),
         hijack=HijackStudyConfig(per_cell=2, max_count=3, competing=((1, 1),), patch_prompts=4, patch_length=16),
         lengths=lengths_preset("test"),
     )

@@ -15,16 +15,13 @@ from induction_bigram import (
     preset,
     train,
 )
+from induction_bigram.memories.projections import track_memories
 from induction_bigram.model import reference_code_scales
-from induction_bigram.training.checkpoint import CONFIG, METRICS
+from induction_bigram.training.checkpoint import CONFIG, read_metrics
 from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer
 from tests.conftest import model_of, randomise_trainables, tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
 
 
 def without_timing(records):
@@ -227,10 +224,28 @@ def test_reference_recipe_learns_the_induction_head():
         "train.eval_every": 300,
         "train.device": "cpu",
     }
-    scaled = train(preset("reference").with_overrides(small), None, progress=False)
+    scaled = train(preset("reference").with_overrides(small), None, progress=False, track=[track_memories])
     memories = scaled.final["memories"]
     assert scaled.final["in_context_accuracy"] >= 0.9
     assert memories["W_O2"]["recall"] == 1.0 and memories["W_K2"]["recall"] == 1.0
     assert memories["W_K1"]["recall"] >= 0.5 and memories["W_K1"]["margin"] > 0  # chance is about 0.07
     plain = train(preset("reference").with_overrides({**small, "train.lr_scaling": "none"}), None, progress=False)
     assert plain.final["in_context_accuracy"] < 0.3
+
+
+def test_trackers_add_their_measurements_to_every_metrics_record(tmp_path):
+    seen = []
+
+    def tracker(model, task):
+        seen.append(task.cfg.seq_len)
+        return {"tracked": len(seen)}
+
+    result = train(tiny_config(), tmp_path, progress=False, track=[tracker])
+    assert [r["tracked"] for r in result.metrics] == list(range(1, len(result.metrics) + 1))
+    assert [r["tracked"] for r in read_metrics(tmp_path)] == [r["tracked"] for r in result.metrics]
+    assert "memories" not in result.metrics[-1]  # training measures no memory unless asked
+
+
+def test_track_memories_records_the_three_memories(tmp_path):
+    result = train(tiny_config(), None, progress=False, track=[track_memories])
+    assert set(result.final["memories"]) == {"W_O2", "W_K2", "W_K1"}

@@ -6,6 +6,7 @@ statistics of tiny Shakespeare (N = 65; produced by ``scripts/derive_stats.py``)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -113,13 +114,19 @@ class BigramStats:
 
     @classmethod
     def from_corpus(cls, corpus: str) -> "BigramStats":
-        """Resolve ``TaskConfig.corpus``: a shipped name, a stats JSON, or a text file."""
+        """Resolve ``TaskConfig.corpus``: a shipped name, a stats JSON, or a text file.
+
+        The result is shared between calls for the same corpus (a file counts as the same
+        while its size and modification time are): one study reads its corpus once however
+        many models it trains. Treat it as read-only.
+        """
         if corpus in SHIPPED:
-            return cls.named(corpus)
+            return _cached_corpus(corpus, None)
         path = Path(corpus)
         if not path.is_file():
             raise DataError(f"task.corpus {corpus!r} is neither a shipped name {sorted(SHIPPED)} nor a file")
-        return cls.load(path) if path.suffix == ".json" else cls.from_file(path)
+        stat = path.stat()
+        return _cached_corpus(str(path.resolve()), (stat.st_size, stat.st_mtime_ns))
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -219,3 +226,11 @@ class BigramStats:
             first = int(ids[bad].flatten()[0])
             raise DataError(f"token id {first} is outside the vocabulary [0, {self.n_tokens})")
         return ids
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_corpus(corpus: str, stamp: tuple[int, int] | None) -> BigramStats:
+    if stamp is None:
+        return BigramStats.named(corpus)
+    path = Path(corpus)
+    return BigramStats.load(path) if path.suffix == ".json" else BigramStats.from_file(path)

@@ -7,9 +7,12 @@ atomic PNG writing. Each study's own figures live in its folder (``memories/figu
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from circuitsvis.utils.render import RenderedHTML
 from matplotlib.figure import Figure
 
+from induction_bigram.figures.views import save_view
 from induction_bigram.files import atomic_write_with
 
 
@@ -18,9 +21,14 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> No
     atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight"))
 
 
-def save_figures(figures: dict[str, Figure], folder: str | os.PathLike[str]) -> list[str]:
-    """Save each figure under its name in ``folder``; returns the paths written."""
+def save_figures(figures: dict[str, Figure | RenderedHTML], folder: str | os.PathLike[str]) -> list[str]:
+    """Save each figure under its name in ``folder``: a matplotlib figure as PNG, a circuitsvis
+    view as an offline HTML page (:func:`~induction_bigram.figures.views.save_view`). Returns
+    the paths written."""
     paths = [os.path.join(folder, name) for name in figures]
     for path, fig in zip(paths, figures.values()):
-        save_figure(fig, path)
+        if isinstance(fig, RenderedHTML):
+            save_view(fig, path, title=Path(path).stem.replace("_", " "))
+        else:
+            save_figure(fig, path)
     return paths

@@ -23,7 +23,7 @@ Conventions (each score says which it uses):
   ``recall_vocab`` among every token. With random triggers every token is a trigger.
 - W_K1: ``recall`` = ``recall_causal``, argmax over keys s < t (docs/THEORY.md); ``recall_reference``
   over keys s = 0..n-2 whatever t (the reference code, which ignores the causal mask);
-  ``recall_first64`` = causal recall for t < 64, since W_K^1 learns early positions first.
+  ``recall_first64`` = causal recall for t < 64 (``first_positions``): W_K^1 learns early positions first.
 
 The margin of one item is (intended coefficient - best other) / (std of the other candidates);
 a memory's margin is the mean over items. The cosine is between the paper-convention matrix
@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -42,6 +43,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix, HookedTransformer
 
 from induction_bigram.config import ModelConfig
+from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.model import (
     build_model,
@@ -112,6 +114,24 @@ class Projection:
     targets: Int[Tensor, " n_items"]
     candidates: Bool[Tensor, "n_items n_candidates"]
     by_row: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Lists for JSON (:meth:`from_dict` rebuilds the tensors on the CPU)."""
+        return {
+            "coefficients": self.coefficients.float().cpu().tolist(),
+            "targets": self.targets.cpu().tolist(),
+            "candidates": self.candidates.cpu().tolist(),
+            "by_row": self.by_row,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Projection":
+        return cls(
+            torch.tensor(data["coefficients"], dtype=torch.float32),
+            torch.tensor(data["targets"], dtype=torch.long),
+            torch.tensor(data["candidates"], dtype=torch.bool),
+            bool(data["by_row"]),
+        )
 
     @property
     def item_scores(self) -> Float[Tensor, "n_items n_candidates"]:
@@ -315,6 +335,7 @@ def memory_report(
     model: HookedTransformer,
     triggers: Int[Tensor, " k"] | None = None,
     n_positions: int | None = None,
+    first_positions: int = FIRST_POSITIONS,
 ) -> MemoryReport:
     """Recall, margin and cosine of W_O2, W_K2 and (for APE models) W_K1.
 
@@ -323,6 +344,8 @@ def memory_report(
             are random per sequence, so that every token is one.
         n_positions: positions probed for W_K1 (default n_ctx; pass the training length when
             the model has more positions than it was trained on).
+        first_positions: W_K1's early positions, scored as ``recall_first<first_positions>``
+            (docs/THEORY.md section 3.6).
     """
     projections = memory_projections(model, triggers, n_positions)
     o2, k2 = projections["W_O2"], projections["W_K2"]
@@ -349,7 +372,7 @@ def memory_report(
         n = len(k1.targets) + 1
         everything = torch.ones_like(k1.candidates)
         everything[:, -1] = False  # the reference probes keys s = 0..n-2
-        first = torch.arange(1, n, device=k1.targets.device) < FIRST_POSITIONS
+        first = torch.arange(1, n, device=k1.targets.device) < first_positions
         scores["W_K1"] = MemoryScore(
             "W_K1",
             recall_at_1(k1),
@@ -358,8 +381,20 @@ def memory_report(
             recalls={
                 "recall_causal": recall_at_1(k1),
                 "recall_reference": recall_at_1(Projection(k1.coefficients, k1.targets, everything, True)),
-                "recall_first64": recall_at_1(k1, first),
+                f"recall_first{first_positions}": recall_at_1(k1, first),
             },
             convention="keys s < t (causal)",
         )
     return MemoryReport(scores)
+
+
+def track_memories(
+    model: HookedTransformer, task: TriggerTask, first_positions: int = FIRST_POSITIONS
+) -> dict[str, dict]:
+    """A training tracker (``train(..., track=[track_memories])``): the three memories' scores
+    at each evaluation under ``"memories"``, as they form (nothing for a model that is not
+    two-layer)."""
+    if model.cfg.n_layers != 2:
+        return {}
+    report = memory_report(model, task.shared_triggers, task.cfg.seq_len, first_positions)
+    return {"memories": report.to_dict(with_convention=False)}

@@ -45,7 +45,7 @@ from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError
 from induction_bigram.files import atomic_write_text, atomic_write_with
 from induction_bigram.model import build_model, load_weights, resolve_device
-from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint
+from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint, read_config_file, read_metrics
 
 WEIGHTS = "model.safetensors"
 SOURCE = "source.json"
@@ -61,13 +61,14 @@ def available() -> list[str]:
 
 def pretrained_config(name: str) -> RunConfig:
     """The training config of a shipped model."""
-    return RunConfig.from_dict(json.loads(_folder(name).joinpath(CONFIG).read_text()))
+    with resources.as_file(_folder(name).joinpath(CONFIG)) as path:
+        return read_config_file(path)
 
 
 def pretrained_metrics(name: str) -> list[dict]:
     """The training metrics of a shipped model (one record per evaluation)."""
-    text = _folder(name).joinpath(METRICS).read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    with resources.as_file(_folder(name)) as folder:
+        return read_metrics(folder)
 
 
 def induction_head_kind(config: RunConfig) -> str:

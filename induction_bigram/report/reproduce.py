@@ -36,7 +36,7 @@ from induction_bigram.lengths import MAIN_VARIANTS, LengthsStudyConfig, lengths_
 from induction_bigram.lengths.figures import lengths_attention_view, lengths_figures
 from induction_bigram.memories.capacity import compare_across_widths
 from induction_bigram.memories.figures import memory_figures, plot_capacity
-from induction_bigram.memories.projections import build_theory_model, memory_projections, memory_report
+from induction_bigram.memories.projections import build_theory_model, memory_projections, memory_report, track_memories
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 from induction_bigram.training.metrics import evaluate
 
@@ -81,7 +81,7 @@ class ReproduceSettings:
                 training=preset("quick").with_overrides({"train.eval_every": 50}),
                 capacity_widths=(16, 32, 64),
                 capacity_recipe=preset("quick").with_overrides({"train.steps": 800, "train.eval_every": 400}),
-                amt=preset("amt-quick"),
+                amt=preset("amt"),
                 hijack=HijackStudyConfig(per_cell=12, patch_prompts=16),
                 lengths=lengths_preset("cpu"),
             )
@@ -89,7 +89,7 @@ class ReproduceSettings:
             training=preset("reference").with_overrides({"train.compile": True}),
             capacity_widths=(16, 32, 64, 128, 256),
             capacity_recipe=preset("quick"),
-            amt=preset("amt-quick"),
+            amt=preset("amt"),
             hijack=HijackStudyConfig(),
             lengths=replace(lengths_preset("cpu"), variants=(*MAIN_VARIANTS, "rope-nobias")),
         )
@@ -115,7 +115,7 @@ def first_step(metrics: list[MetricsRecord], value: Callable[[MetricsRecord], fl
 def study_training(out: Path, settings: ReproduceSettings, stats: BigramStats, progress: bool) -> Section:
     section = Section("Training the induction head")
     config = settings.training
-    result = train_or_load(config, out / "run", progress=progress)
+    result = train_or_load(config, out / "run", progress=progress, track=[track_memories])
     task = TriggerTask(stats, config.task)
     report = memory_report(result.model, task.shared_triggers, config.task.seq_len)
     projections = memory_projections(result.model, task.shared_triggers, config.task.seq_len)

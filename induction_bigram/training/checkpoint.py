@@ -1,16 +1,20 @@
-"""Checkpoints and run folders.
+"""Run folders: every file of one is written and read here.
 
 A run folder holds ``config.json`` (the resolved :class:`RunConfig`), ``metrics.jsonl`` and
 ``checkpoint.pt``. The checkpoint alone rebuilds the run: it holds the run config, the corpus
 statistics, the TL config (for reference), every weight, the optimiser state, the step and the
 data generator's RNG state. It is written atomically and loads with ``weights_only=True``.
+The checkpoint is the source of truth: ``config.json`` is checked against it on every load
+(:func:`read_config_file` is the one reader of a config file), and :func:`read_metrics` is the
+one reader of ``metrics.jsonl``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from transformer_lens import HookedTransformer
 
 from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.errors import CheckpointError, InductionBigramError
+from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
 from induction_bigram.model import build_model, load_weights, resolve_device
 
@@ -28,6 +32,7 @@ VERSION = 1
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+MetricsRecord = dict[str, Any]
 
 
 @dataclass
@@ -90,6 +95,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
         model = build_model(config.model, device, vocab=stats.vocab)
     except (KeyError, json.JSONDecodeError, InductionBigramError) as err:
         raise CheckpointError(f"{path} holds an invalid config: {err}") from None
+    _check_config_file(path.parent / CONFIG, config, path)
     load_weights(model, payload.get("model_state"), str(path))
     try:
         return Checkpoint(
@@ -105,6 +111,32 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
         raise CheckpointError(f"{path} lacks or garbles {err}") from None
 
 
+def read_config_file(path: str | os.PathLike[str]) -> RunConfig:
+    """The :class:`RunConfig` in a ``config.json``; a file that is not one is a
+    :class:`CheckpointError` naming it and what is wrong."""
+    path = Path(path)
+    try:
+        return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path}: {err.strerror or err}") from None
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError and ConfigError are ValueErrors
+        reason = str(err) if isinstance(err, ConfigError) else f"not valid JSON ({err})"
+        raise CheckpointError(f"{path}: {reason}") from None
+
+
+def _check_config_file(path: Path, config: RunConfig, checkpoint: Path) -> None:
+    """A run folder's ``config.json``, when there is one, must be the checkpoint's config: the
+    checkpoint is the source of truth, and a disagreement is an error naming both. Only
+    ``train.steps`` may differ (a resumed run that asks for more steps writes its new target
+    before its next checkpoint)."""
+    if not path.is_file():
+        return
+    written = read_config_file(path)
+    if replace(written, train=replace(written.train, steps=config.train.steps)) != config:
+        diff = config_differences(config.to_dict(), written.to_dict())
+        raise CheckpointError(f"{path} does not match {checkpoint} ({diff}); one of them was edited or replaced")
+
+
 def load(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> HookedTransformer:
     """The trained HookedTransformer of a run folder or checkpoint file, in one call."""
     return load_checkpoint(path, device).model
@@ -117,3 +149,50 @@ def _checkpoint_path(path: str | os.PathLike[str]) -> Path:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     return path
+
+
+def read_metrics(run_dir: str | Path) -> list[MetricsRecord]:
+    """The records of ``run_dir/metrics.jsonl`` ([] if there is none).
+
+    A torn last line (the writer was killed while appending) is dropped with a warning; resuming
+    the run rewrites the file without it. Any other line that is not a JSON object is a
+    :class:`CheckpointError` naming the file and the line.
+    """
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"cannot read {path}: {err}") from None
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(numbered):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("not a metrics record")
+        except ValueError as err:
+            if index == len(numbered) - 1:
+                warnings.warn(f"{path}: dropped a torn last line {number} ({err})", stacklevel=2)
+                break
+            raise CheckpointError(f"{path}, line {number}: not a metrics record ({err})") from None
+        records.append(record)
+    return records
+
+
+def metrics_line(record: MetricsRecord) -> str:
+    """One line of metrics.jsonl: strict JSON, a non-finite number becomes null."""
+    return dumps_json(record, indent=None) + "\n"
+
+
+def config_differences(a: dict, b: dict, prefix: str = "") -> str:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            inner = config_differences(va, vb, f"{prefix}{key}.")
+            diffs += [inner] if inner else []
+        elif va != vb:
+            diffs.append(f"{prefix}{key}: {va!r} -> {vb!r}")
+    return ", ".join(diffs)

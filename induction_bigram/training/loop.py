@@ -13,11 +13,9 @@ written. A loss or weight that turns NaN or infinite stops the run with
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,13 +29,25 @@ from induction_bigram.config import RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError
-from induction_bigram.files import atomic_write_text, claim_folder, dumps_json
-from induction_bigram.memories.projections import memory_report
+from induction_bigram.files import atomic_write_text, claim_folder
 from induction_bigram.model import build_model, model_config, reference_code_scales, resolve_device
-from induction_bigram.training.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint, save_checkpoint
+from induction_bigram.training.checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    MetricsRecord,
+    config_differences,
+    load_checkpoint,
+    metrics_line,
+    read_metrics,
+    save_checkpoint,
+)
 from induction_bigram.training.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
 
-MetricsRecord = dict[str, Any]
+Tracker = Callable[[HookedTransformer, TriggerTask], dict[str, Any]]
+"""A measurement taken at every evaluation, whose keys join the metrics record (e.g.
+:func:`induction_bigram.memories.track_memories`): later stages plug into training this way,
+so training imports none of them."""
 
 
 @dataclass
@@ -112,6 +122,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     on_eval: Callable[[MetricsRecord], None] | None = None,
+    track: Sequence[Tracker] = (),
 ) -> TrainResult:
     """Train a model as ``config`` says.
 
@@ -126,6 +137,8 @@ def train(
             checkpoint (nothing else in the folder is touched).
         progress: show a progress bar.
         on_eval: called with each metrics record as it is written.
+        track: measurements added to each metrics record (``track=[ib.track_memories]``
+            records the three memories' recall as they form).
 
     ``train.steps = 0`` is allowed: the untrained model is evaluated and saved as a loadable
     step-0 checkpoint (so ``evaluate`` and ``resume`` with more steps work on it).
@@ -139,16 +152,21 @@ def train(
     if run_dir is None:
         if resume:
             raise ConfigError("resume needs a run folder")
-        return _train_fresh(config, None, progress=progress, on_eval=on_eval)
+        return _train_fresh(config, None, progress=progress, on_eval=on_eval, track=track)
     existing = "resume" if resume else "overwrite" if overwrite else "refuse"
     with claim_folder(run_dir, "run", existing=existing) as run_dir:
         if resume:
-            return _resume(config, run_dir, progress=progress, on_eval=on_eval)
-        return _train_fresh(config, run_dir, progress=progress, on_eval=on_eval)
+            return _resume(config, run_dir, progress=progress, on_eval=on_eval, track=track)
+        return _train_fresh(config, run_dir, progress=progress, on_eval=on_eval, track=track)
 
 
 def _train_fresh(
-    config: RunConfig, run_dir: Path | None, *, progress: bool, on_eval: Callable[[MetricsRecord], None] | None
+    config: RunConfig,
+    run_dir: Path | None,
+    *,
+    progress: bool,
+    on_eval: Callable[[MetricsRecord], None] | None,
+    track: Sequence[Tracker],
 ) -> TrainResult:
     stats = BigramStats.from_corpus(config.task.corpus)
     config = config.with_vocab(stats.n_tokens)
@@ -160,36 +178,43 @@ def _train_fresh(
         (run_dir / CHECKPOINT).unlink(missing_ok=True)  # ours (claim_folder checked); a new run starts
         atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
         atomic_write_text(run_dir / METRICS, "")
-    loop = _Loop(config, stats, model, optimizer, generator, run_dir, on_eval)
+    loop = _Loop(config, stats, model, optimizer, generator, run_dir, on_eval, track)
     loop.record(0, train_loss=None, train_seconds=0.0, tokens=0)
     if config.train.steps == 0:  # the untrained model is the result: save it, so it loads
         loop.save(0)
     return loop.run(start=0, elapsed=0.0, progress=progress)
 
 
-def train_or_load(config: RunConfig, run_dir: str | Path | None, *, progress: bool = True) -> TrainResult:
+def train_or_load(
+    config: RunConfig, run_dir: str | Path | None, *, progress: bool = True, track: Sequence[Tracker] = ()
+) -> TrainResult:
     """The finished run of ``config`` in ``run_dir`` if there is one; else it resumes an
     unfinished run there (refusing a different config) or trains afresh."""
     if run_dir is None:
-        return train(config, None, progress=progress)
+        return train(config, None, progress=progress, track=track)
     with claim_folder(run_dir, "run", existing="resume") as run_dir:
         if not (run_dir / CHECKPOINT).exists():  # new, or killed before its first checkpoint
-            return _train_fresh(config, run_dir, progress=progress, on_eval=None)
+            return _train_fresh(config, run_dir, progress=progress, on_eval=None, track=track)
         ckpt = load_checkpoint(run_dir, config.train.device)
         if ckpt.step < config.train.steps or ckpt.config != config.with_vocab(ckpt.stats.n_tokens):
-            return _resume(config, run_dir, progress=progress, on_eval=None)
+            return _resume(config, run_dir, progress=progress, on_eval=None, track=track)
         ckpt.model.eval()
         return TrainResult(ckpt.model, ckpt.config, ckpt.stats, read_metrics(run_dir), run_dir)
 
 
 def _resume(
-    config: RunConfig, run_dir: Path, *, progress: bool, on_eval: Callable[[MetricsRecord], None] | None
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    progress: bool,
+    on_eval: Callable[[MetricsRecord], None] | None,
+    track: Sequence[Tracker],
 ) -> TrainResult:
     ckpt = load_checkpoint(run_dir, config.train.device)
     requested = config.with_vocab(ckpt.stats.n_tokens)
     saved = replace(ckpt.config, train=replace(ckpt.config.train, steps=requested.train.steps))
     if saved != requested:
-        diff = _differences(saved.to_dict(), requested.to_dict())
+        diff = config_differences(saved.to_dict(), requested.to_dict())
         raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
     if requested.train.steps < ckpt.step:
         raise ConfigError(
@@ -206,8 +231,8 @@ def _resume(
     generator.set_state(ckpt.data_rng_state)
     kept = [line for line in read_metrics(run_dir) if line["step"] <= ckpt.step]
     atomic_write_text(run_dir / CONFIG, requested.to_json() + "\n")
-    atomic_write_text(run_dir / METRICS, "".join(_metrics_line(r) for r in kept))
-    loop = _Loop(requested, ckpt.stats, model, optimizer, generator, run_dir, on_eval)
+    atomic_write_text(run_dir / METRICS, "".join(metrics_line(r) for r in kept))
+    loop = _Loop(requested, ckpt.stats, model, optimizer, generator, run_dir, on_eval, track)
     loop.metrics, loop.saved_step = kept, ckpt.step
     return loop.run(start=ckpt.step, elapsed=ckpt.elapsed_seconds, progress=progress)
 
@@ -215,9 +240,10 @@ def _resume(
 class _Loop:
     """State shared by the steps of one training run."""
 
-    def __init__(self, config, stats, model, optimizer, generator, run_dir, on_eval):
+    def __init__(self, config, stats, model, optimizer, generator, run_dir, on_eval, track):
         self.config, self.stats, self.model = config, stats, model
         self.optimizer, self.generator, self.run_dir, self.on_eval = optimizer, generator, run_dir, on_eval
+        self.track = tuple(track)
         device = generator.device
         self.task = TriggerTask(stats, config.task, device)
         cfg = config.train
@@ -316,60 +342,12 @@ class _Loop:
             "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
             "elapsed_seconds": self.elapsed_seconds(),
         }
-        if self.config.model.n_layers == 2:  # the memories of docs/THEORY.md section 3
-            report = memory_report(self.model, self.task.shared_triggers, self.config.task.seq_len)
-            record["memories"] = report.to_dict(with_convention=False)
+        for tracker in self.track:
+            record.update(tracker(self.model, self.task))
         self.metrics.append(record)
         if self.run_dir is not None:
             with open(self.run_dir / METRICS, "a") as handle:
-                handle.write(_metrics_line(record))
+                handle.write(metrics_line(record))
         if self.on_eval is not None:
             self.on_eval(record)
         return record
-
-
-def read_metrics(run_dir: str | Path) -> list[MetricsRecord]:
-    """The records of ``run_dir/metrics.jsonl`` ([] if there is none).
-
-    A torn last line (the writer was killed while appending) is dropped with a warning; resuming
-    the run rewrites the file without it. Any other line that is not a JSON object is a
-    :class:`CheckpointError` naming the file and the line.
-    """
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"cannot read {path}: {err}") from None
-    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
-    records = []
-    for index, (number, line) in enumerate(numbered):
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                raise ValueError("not a metrics record")
-        except ValueError as err:
-            if index == len(numbered) - 1:
-                warnings.warn(f"{path}: dropped a torn last line {number} ({err})", stacklevel=2)
-                break
-            raise CheckpointError(f"{path}, line {number}: not a metrics record ({err})") from None
-        records.append(record)
-    return records
-
-
-def _metrics_line(record: MetricsRecord) -> str:
-    """One line of metrics.jsonl: strict JSON, a non-finite number becomes null."""
-    return dumps_json(record, indent=None) + "\n"
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> str:
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            inner = _differences(va, vb, f"{prefix}{key}.")
-            diffs += [inner] if inner else []
-        elif va != vb:
-            diffs.append(f"{prefix}{key}: {va!r} -> {vb!r}")
-    return ", ".join(diffs)

@@ -91,3 +91,13 @@ def test_most_frequent_tokens(stats):
     counts = stats.unigram_counts[top]
     assert (counts[:-1] >= counts[1:]).all()
     assert counts[-1] >= stats.unigram_counts.sort(descending=True).values[4]
+
+
+def test_a_corpus_is_read_once_until_its_file_changes(tmp_path: Path):
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("abab")
+    first = BigramStats.from_corpus(str(corpus))
+    assert BigramStats.from_corpus(str(corpus)) is first
+    assert BigramStats.from_corpus("tinyshakespeare") is BigramStats.from_corpus("tinyshakespeare")
+    corpus.write_text("abcabc")
+    assert BigramStats.from_corpus(str(corpus)).vocab == ("a", "b", "c")
