@@ -30,7 +30,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
 
-# The circuitsvis views are checked in a real browser (tests/test_views.py). Debian's chromium
+# The circuitsvis views are checked in a real browser (tests/figures/test_views.py). Debian's chromium
 # is installed where apt-get works as root; elsewhere that one test is skipped with its reason.
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \

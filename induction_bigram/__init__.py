@@ -1,15 +1,20 @@
 """induction-bigram: induction heads against global bigrams in TransformerLens.
 
-The pipeline, one module per stage::
+The package is the pipeline, one folder per stage::
 
-    data (BigramStats, TriggerTask, PromptDesigner) -> model (build_model) -> train
-    -> checkpoint (load) / pretrained (load_pretrained) -> memory (memory_report)
-    -> logits, patching, theory (hijack.run_hijack_study) -> lengths -> viz, views -> reproduce
+    data/ (BigramStats, TriggerTask, PromptDesigner) -> model.py + hooks/ (build_model)
+    -> training/ (train, load) -> memories/ (memory_report; the memory and capacity studies)
+    -> incontext/ (decompose_logits, patching, theory; the in-context study) -> lengths/
+    -> figures/ (shared style, circuitsvis views) -> report/ (reproduce, REPORT.md)
+
+Every study folder has the same parts: a config with presets (``PRESETS``), ``run`` from
+config to result, a result that converts to and from JSON, ``figures`` and ``claims``;
+:mod:`induction_bigram.studies` lists them.
 
 Quick start::
 
     import induction_bigram as ib
-    result = ib.train(ib.preset("quick"), "runs/quick")
+    result = ib.train(ib.preset("quick"), "runs/quick", track=[ib.track_memories])
     model = ib.load("runs/quick")            # a transformer_lens.HookedTransformer
     logits, cache = model.run_with_cache(result.stats.encode("First Citizen:")[None])
 """
@@ -29,7 +34,7 @@ from induction_bigram.errors import (
 )
 from induction_bigram.incontext.decompose import decompose_logits
 from induction_bigram.incontext.repeated import RepeatedSequenceReport, repeated_sequence_report
-from induction_bigram.memories.projections import build_theory_model, memory_report
+from induction_bigram.memories.projections import build_theory_model, memory_report, track_memories
 from induction_bigram.model import (
     build_model,
     check_vocabulary,
@@ -92,5 +97,6 @@ __all__ = [
     "repeated_sequence_report",
     "set_paper_matrix",
     "swap_convention",
+    "track_memories",
     "train",
 ]

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,14 +93,19 @@ def test_evaluate_reports_the_memories_and_memories_writes_figures(tmp_path, cap
     assert {"recall_causal", "recall_first64"} <= set(memories["W_K1"])
     code, out, _ = run(capsys, "memories", str(tmp_path), "--json")
     figures = json.loads(out)["figures"]
-    assert code == 0 and len(figures) == 2
-    for figure in figures:
+    assert code == 0 and [Path(f).name for f in figures] == [
+        "memories_coefficients.png",
+        "memories_training.png",
+        "attention.html",
+    ]
+    for figure in figures[:2]:
         assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "<html>" in Path(figures[2]).read_text()
 
 
 def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
     run(capsys, "train", "--preset", "amt", "--out", str(tmp_path), "--no-progress", *TINY)
-    code, out, _ = run(capsys, "logits", str(tmp_path), "--json", "--per-cell", "3")
+    code, out, _ = run(capsys, "logits", str(tmp_path), "--json", "--set", "incontext.per_cell=3")
     summary = json.loads(out)
     assert code == 0
     assert isinstance(summary["theory_r2"], float) or summary["theory_r2"] is None
@@ -123,10 +129,10 @@ def test_logits_needs_a_two_layer_model(tmp_path, capsys):
 def test_lengths_prints_the_accuracy_by_length_of_every_variant(tmp_path, capsys):
     code, out, _ = run(capsys, "lengths", "--out", str(tmp_path), "--preset", "test", "--no-progress", "--json")
     variants = json.loads(out)["variants"]
-    assert code == 0 and set(variants) == {"ape", "rpe", "rope", "nope"}
+    assert code == 0 and set(variants) == {"ape", "rpe", "rope", "nope", "rpe-clipped"}
     for variant in variants.values():
         assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
-    assert (tmp_path / "lengths.json").is_file() and (tmp_path / "lengths_attention.html").is_file()
+    assert (tmp_path / "result.json").is_file() and (tmp_path / "figures" / "lengths_attention.html").is_file()
     assert len(list((tmp_path / "figures").glob("lengths_*.png"))) == 3
 
 
@@ -167,12 +173,12 @@ def _lengths_into_a_run(tmp, run):
 
 
 def _lengths_again(tmp, run):
-    _ours(tmp / "study", "lengths", lengths_json="{}")
+    _ours(tmp / "study", "lengths", result_json="{}")
     return ["lengths", "--out", str(tmp / "study"), "--preset", "test"], ["already holds a lengths study", "--resume"]
 
 
 def _reproduce_into_a_run(tmp, run):
-    return ["reproduce", "--out", str(run), "--quick"], [str(run), "training run folder"]
+    return ["reproduce", "--out", str(run), "--preset", "test"], [str(run), "training run folder"]
 
 
 def _train_into_a_run(tmp, run):
@@ -428,3 +434,56 @@ def test_figures_into_a_run_being_written_are_refused_naming_the_holder(trained_
         holder.wait()
     code, _, err = run(capsys, "memories", str(trained_run))
     assert code == 0, err
+
+
+# -- issue 12: one config system, --preset/--set everywhere, --json prints only JSON ----------
+
+
+def test_capacity_takes_preset_and_set_and_prints_only_json(tmp_path, capsys):
+    code, out, err = run(
+        capsys, "capacity", "--out", str(tmp_path), "--preset", "test", "--set", "capacity.widths=8", "--json"
+    )
+    summary = json.loads(out)  # nothing but the JSON object on stdout
+    assert code == 0 and [row["d_model"] for row in summary["rows"]] == [8]
+    assert (tmp_path / "result.json").is_file() and Path(summary["figures"][0]).name == "capacity.png"
+
+
+def test_reproduce_json_prints_only_json(tmp_path, capsys):
+    code, out, _ = run(capsys, "reproduce", "--out", str(tmp_path), "--preset", "test", "--only", "capacity", "--json")
+    assert code == 0 and Path(json.loads(out)["report"]).read_text().startswith("# induction-bigram")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["lengths", "--out", "x", "--set", "lengths.multiple=1,2"], "did you mean lengths.multiples?"),
+        (["lengths", "--out", "x", "--set", "lengths.multiples=2,3"], "lengths.multiples must"),
+        (["capacity", "--out", "x", "--preset", "huge"], "--preset: unknown capacity preset 'huge'"),
+        (["reproduce", "--out", "x", "--set", "incontext.incontext.per_cell=0"], "incontext.incontext.per_cell must"),
+        (["presets", "lengths", "huge"], "unknown lengths preset 'huge'"),
+    ],
+)
+def test_every_study_command_reports_a_bad_preset_or_key_in_one_line(argv, message, capsys):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command", ["memories", "logits"])
+def test_run_analyses_take_only_their_studys_keys(command, trained_run, capsys):
+    code, _, err = run(capsys, command, str(trained_run), "--set", "train.lr=0.1")
+    assert code == 2 and "--set train.lr=0.1" in err and "run's own task, model and train" in err
+
+
+def test_presets_lists_every_study_and_prints_any_preset_as_json(capsys):
+    from induction_bigram.report.reproduce import PRESETS as REPORT
+    from induction_bigram.studies import STUDIES
+
+    code, out, _ = run(capsys, "presets")
+    assert code == 0
+    for name, study in STUDIES.items():
+        assert f"{name} presets" in out and all(preset in out for preset in study.presets)
+        code, out_one, _ = run(capsys, "presets", name, study.default_preset)
+        config = type(study.presets[study.default_preset]).from_dict(json.loads(out_one))
+        assert code == 0 and config == study.presets[study.default_preset]
+    code, out, _ = run(capsys, "presets", "reproduce", "quick")
+    assert code == 0 and type(REPORT["quick"]).from_dict(json.loads(out)) == REPORT["quick"]

@@ -52,9 +52,14 @@ def section(name: str):
 
 
 def field_types(cls: type) -> dict[str, Any]:
-    # the annotations are real objects (no `from __future__ import annotations` here), and
-    # typing.get_type_hints returns {} for @no_type_check classes
-    return {f.name: f.type for f in dataclasses.fields(cls)}
+    """Each field's annotated type as an object. Sections are defined without
+    ``from __future__ import annotations`` (their annotations are objects already; and
+    ``typing.get_type_hints`` returns {} for ``no_type_check`` classes); a composite config
+    defined with it has string annotations, resolved here."""
+    types_ = {f.name: f.type for f in dataclasses.fields(cls)}
+    if any(isinstance(tp, str) for tp in types_.values()):
+        types_ = {name: tp for name, tp in typing.get_type_hints(cls).items() if name in types_}
+    return types_
 
 
 def check_fields(obj: Any, section_name: str) -> None:
@@ -140,9 +145,10 @@ def parse(text: str, tp: Any, key: str) -> Any:
 
     Lists are written ``1,2,3`` or as JSON (``[[1, 2], [3, 4]]`` for a list of pairs).
     """
-    for arm in _arms(tp):
-        if arm is type(None) and text.lower() in ("none", "null"):
-            return None
+    arms = _arms(tp)
+    if type(None) in arms and text.lower() in ("none", "null"):  # before str, which takes anything
+        return None
+    for arm in arms:
         if typing.get_origin(arm) is Literal and text in typing.get_args(arm):
             return text
         if arm is bool and text.lower() in ("true", "false", "1", "0"):

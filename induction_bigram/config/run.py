@@ -104,7 +104,7 @@ class TrainConfig:
         lr_scaling: ``"none"``: ``lr`` and ``weight_decay`` for every trained matrix.
             ``"reference-code"``: per-matrix learning rates that take the steps the reference
             code's optimiser takes in its parametrisation, whose embeddings have norm sqrt(d)
-            (:func:`induction_bigram.model.reference_code_scales`): under SGD W_K^l gets
+            (:func:`induction_bigram.training.loop.reference_code_scales`): under SGD W_K^l gets
             d^2 lr and W_O^L (and W_F) d lr, each weight decay divided by the same factor so
             the decay per step is unchanged. The reference recipe's lr 0.03 is meant this way;
             with ``"none"`` W_K moves about d^2 times slower and nothing forms in 1000 steps.

@@ -8,11 +8,12 @@ so the HTML file renders offline in a browser.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 from circuitsvis.attention import attention_heads
 from circuitsvis.utils.render import RenderedHTML
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
@@ -38,15 +39,22 @@ def head_names(n_layers: int) -> list[str]:
 def attention_view(model: HookedTransformer, tokens: Int[Tensor, " pos"], stats: BigramStats) -> RenderedHTML:
     """Every layer's attention pattern on one prompt (``circuitsvis.attention.attention_heads``)."""
     check_vocabulary(model, stats)
+    return patterns_view(attention_patterns(model, tokens), token_labels(stats, tokens.cpu()))
+
+
+@torch.no_grad()
+def attention_patterns(model: HookedTransformer, tokens: Int[Tensor, " pos"]) -> Float[Tensor, "head query key"]:
+    """Every layer's attention pattern on one prompt, on the CPU: [layers x heads, query, key]."""
     check_tokens(model, tokens[None])
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     _, cache = model.run_with_cache(tokens[None].to(next(model.parameters()).device), names_filter=names)
-    patterns = torch.cat([cache[name][0] for name in names]).cpu()  # [layers x heads, query, key]
-    return attention_heads(
-        attention=patterns,
-        tokens=token_labels(stats, tokens.cpu()),
-        attention_head_names=head_names(model.cfg.n_layers),
-    )
+    return torch.cat([cache[name][0] for name in names]).cpu()
+
+
+def patterns_view(patterns: Float[Tensor, "head query key"], labels: Sequence[str]) -> RenderedHTML:
+    """The view of stored patterns (:func:`attention_patterns`, one head per layer) over the
+    token ``labels`` (:func:`token_labels`): a study's result draws it without its model."""
+    return attention_heads(attention=patterns, tokens=list(labels), attention_head_names=head_names(len(patterns)))
 
 
 def save_view(view: RenderedHTML, path: str | os.PathLike[str], title: str = "attention") -> None:

@@ -1,1 +1,15 @@
+"""The in-context against bigram study (docs/THEORY.md sections 4 to 6).
 
+- :mod:`.decompose`: the logits split into the circuit's parts (xi^IC, xi^G);
+- :mod:`.measure`: designed prompts through a model, one forward pass per chunk;
+- :mod:`.theory`: the predicted in-context logits and the ladder that tests them;
+- :mod:`.patching`: clean into corrupted activation patching;
+- :mod:`.config`, :mod:`.study`, :mod:`.figures`: the study's config and presets, ``run`` /
+  ``analyse`` / ``claims`` and its result, and its figures;
+- :mod:`.repeated`: the repeated-random-sequence test of a general induction head.
+"""
+
+from induction_bigram.incontext.config import PRESETS, InContextConfig, InContextSettings
+from induction_bigram.incontext.study import InContextResult, analyse, claims, run
+
+__all__ = ["PRESETS", "InContextConfig", "InContextResult", "InContextSettings", "analyse", "claims", "run"]

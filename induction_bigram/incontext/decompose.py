@@ -16,12 +16,13 @@ for a token is from pi_b.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
+from transformer_lens import ActivationCache, HookedTransformer
 
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.model import check_tokens, check_vocabulary, token_embeddings
@@ -50,6 +51,15 @@ class LogitDecomposition:
         """xi^IC: the last attention layer's contribution."""
         return self["in_context"]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "parts": self.parts.tolist(), "logits": self.logits.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LogitDecomposition":
+        """Rebuild from :meth:`to_dict` (float64 tensors on the CPU)."""
+        tensor = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+        return cls(tuple(data["names"]), tensor(data["parts"]), tensor(data["logits"]))
+
     def at(self, positions: Int[Tensor, " batch"]) -> "LogitDecomposition":
         """The decomposition at one position per prompt (e.g. the last)."""
         rows = torch.arange(self.logits.shape[0], device=self.logits.device)
@@ -70,11 +80,26 @@ def _part_name(label: str, n_layers: int) -> str:
     return "previous_token" if n_layers == 2 else f"layer_{int(layer) + 1}"
 
 
+def _cached(name: str) -> bool:
+    """The hook points :func:`decompose_cache` reads (and the attention patterns)."""
+    return "hook_" in name and "circuit" not in name
+
+
 @torch.no_grad()
-def decompose_logits(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> LogitDecomposition:
-    """Split the logits of ``tokens`` into the circuit's parts with TL's ``decompose_resid``."""
+def run_for_decomposition(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "batch pos vocab"], ActivationCache]:
+    """One forward pass that caches what :func:`decompose_cache` needs, attention patterns included."""
     check_tokens(model, tokens)
-    logits, cache = model.run_with_cache(tokens, names_filter=lambda name: "hook_" in name and "circuit" not in name)
+    return model.run_with_cache(tokens, names_filter=_cached)
+
+
+@torch.no_grad()
+def decompose_cache(
+    model: HookedTransformer, logits: Float[Tensor, "batch pos vocab"], cache: ActivationCache
+) -> LogitDecomposition:
+    """Split ``logits`` into the circuit's parts with TL's ``decompose_resid`` on ``cache``
+    (from :func:`run_for_decomposition`)."""
     resid_parts, labels = cache.decompose_resid(mode="all", apply_ln=False, incl_embeds=True, return_labels=True)
     contributions = resid_parts @ model.unembed.W_U
     names: list[str] = []
@@ -90,6 +115,11 @@ def decompose_logits(model: HookedTransformer, tokens: Int[Tensor, "batch pos"])
     # TL lists block 0's (zero) mlp_out before block 1's attention; show the circuit's order
     order = sorted(range(len(names)), key=lambda i: (names[i] == "global", names[i] == "in_context"))
     return LogitDecomposition(tuple(names[i] for i in order), torch.stack([grouped[i] for i in order]), logits)
+
+
+def decompose_logits(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> LogitDecomposition:
+    """Split the logits of ``tokens`` into the circuit's parts (one forward pass)."""
+    return decompose_cache(model, *run_for_decomposition(model, tokens))
 
 
 @torch.no_grad()

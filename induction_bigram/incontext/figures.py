@@ -1,6 +1,7 @@
 """Figures of the in-context against bigram study (docs/THEORY.md sections 5 and 6).
 
-Every function takes results, never a model, and returns a ``matplotlib.figure.Figure``.
+Every function takes results, never a model, and returns a ``matplotlib.figure.Figure``;
+:func:`figures` draws them all from an :class:`~induction_bigram.incontext.study.InContextResult`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from induction_bigram.incontext.study import HijackStudy
+from induction_bigram.incontext.study import InContextResult
 
 
 def plot_hijack_curves(curves: dict[str, dict[str, list[float]]]) -> Figure:
@@ -112,27 +113,23 @@ def plot_logit_parts(
     return fig
 
 
-def hijack_figures(study: HijackStudy, vocab: Sequence[str]) -> dict[str, Figure]:
-    """The figures of the in-context against bigram study."""
-    meas = study.measurements
-    best = next(r for r in study.check.rungs if r.name == study.check.best)
-    last = study.example.parts[:, 0, -1]
+def figures(result: InContextResult) -> dict[str, Figure]:
+    """The figures of the in-context against bigram study, by file name."""
+    meas, best, example = result.measurements, result.best, result.example
+    last = example.parts[:, 0, -1]
+    o, g = result.example_output, result.example_favourite
     return {
-        "hijack_curves.png": plot_hijack_curves(study.curves),
+        "hijack_curves.png": plot_hijack_curves(result.curves),
         "theory_fit.png": plot_theory_fit(
             meas.ic_output,
-            study.prediction,
+            result.prediction,
             meas.length,
             meas.n_output,
             f"{best.name}: every prompt, fitted on half of them\n"
             f"held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
         ),
-        "patching.png": plot_patching(study.patching),
+        "patching.png": plot_patching(result.patching),
         "logit_parts.png": plot_logit_parts(
-            study.example.names,
-            last[:, study.example_output].tolist(),
-            last[:, study.example_favourite].tolist(),
-            repr(vocab[study.example_output]),
-            repr(vocab[study.example_favourite]),
+            example.names, last[:, o].tolist(), last[:, g].tolist(), repr(result.vocab[o]), repr(result.vocab[g])
         ),
     }

@@ -22,8 +22,8 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import torch
 import transformer_lens.patching as tl_patching
@@ -109,6 +109,17 @@ class PatchingResult:
             "restore_layer1_after_trigger": self.layer1_after_trigger,
             "restore_ffn_last": self.ffn_last,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, the grids as nested lists."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**data, "resid_pre": self.resid_pre.tolist(), "head_out": self.head_out.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PatchingResult":
+        """Rebuild from :meth:`to_dict` (float64 grids on the CPU)."""
+        grids = {k: torch.tensor(data[k], dtype=torch.float64) for k in ("resid_pre", "head_out")}
+        return cls(**{**data, **grids})
 
 
 def restoration_metric(

@@ -1,74 +1,78 @@
 """The in-context against bigram study: designed prompts -> theory check, patching, hijack curves.
 
-One call, :func:`run_hijack_study`, runs what docs/THEORY.md sections 5 and 6 ask of a trained model
-(best: an associative memory transformer, whose FFN holds the global bigrams):
+:func:`run` trains (or loads) the run of an :class:`~induction_bigram.incontext.config.InContextConfig`
+and :func:`analyse` runs what docs/THEORY.md sections 5 and 6 ask of a trained model (best: an
+associative memory transformer, whose FFN holds the global bigrams):
 
 1. a grid of designed prompts (n = 0..n_max uses of "q o" at several lengths T, plus prompts
-   with two competing outputs) is measured and checked against the predicted in-context logits
-   (:mod:`.theory`);
+   with two competing outputs) is measured (:mod:`.measure`) and checked against the predicted
+   in-context logits (:mod:`.theory`);
 2. aligned clean/corrupted prompts are patched (:mod:`.patching`), with both corruptions;
 3. hijack curves: P(o), P(g) and xi_o - xi_g against n for each T, measured and predicted;
 4. for a model with a feed-forward layer, the KL probe of its global memory.
 
-The position-by-position patches run through ``transformer_lens.patching``; its progress bars
-show with ``progress=True``.
+:func:`claims` judges the section 5 and 6 claims on an :class:`InContextResult`. The
+position-by-position patches run through ``transformer_lens.patching``; its progress bars
+show (on stderr) with ``progress=True``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from induction_bigram.claims import Claim
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.errors import DataError
+from induction_bigram.data.task import TriggerTask
+from induction_bigram.errors import ConfigError, ModelShapeError
+from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json, json_safe
+from induction_bigram.incontext.config import InContextConfig
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
+from induction_bigram.incontext.measure import Measurements, measure
 from induction_bigram.incontext.patching import PatchingResult, corrupt, patch_in_context_against_bigram
 from induction_bigram.incontext.theory import (
-    Measurements,
+    Rung,
     TheoryCheck,
     check_theory,
-    measure,
-    read_strengths,
+    read_projection_diagonals,
     rung_prediction,
 )
 from induction_bigram.model import check_vocabulary
+from induction_bigram.training.loop import MetricsRecord, train_or_load
+
+RESULT = "result.json"
 
 
 @dataclass(frozen=True)
-class HijackStudyConfig:
-    """Settings of :func:`run_hijack_study`.
+class InContextResult:
+    """Everything the study measured on one model (tensors for plotting; :meth:`to_dict` for JSON).
 
     Attributes:
-        length_fractions: prompt lengths as fractions of the training length T_train.
-        max_count: n runs over 0..max_count (capped so that 2n + 1 <= T).
-        per_cell: prompts per (T, n) cell.
-        competing: (n_a, n_b) pairs for the two-output prompts, at T_train / 2.
-        patch_count / patch_prompts / patch_length: n, batch size and length (<= T_train) of
-            the aligned patching prompts.
-        seed: seeds every prompt and the held-out split.
+        config: the study's config.
+        vocab: the characters of the model's vocabulary (token id i is ``vocab[i]``).
+        measurements: counts and measured logits of every designed prompt.
+        prediction: the best formula rung's xi_o^IC for every prompt.
+        check: the ladder and the consequences of docs/THEORY.md section 5.
+        patching: ``replace_outputs`` and ``remove_triggers`` patching (section 6).
+        example: the logit decomposition at the last position of the first patching prompt,
+            whose tokens, output o and global favourite g are ``example_*``.
+        global_kl: mean KL of the feed-forward memory from pi_b (``None`` without an FFN).
+        curves: :func:`hijack_curves`.
+        final: the training's last evaluation record, when the run's metrics were given.
     """
 
-    length_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-    max_count: int = 8
-    per_cell: int = 16
-    competing: tuple[tuple[int, int], ...] = ((1, 1), (2, 1), (1, 2), (3, 1), (1, 3), (2, 2), (4, 2), (2, 4))
-    patch_count: int = 3
-    patch_prompts: int = 32
-    patch_length: int = 64
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class HijackStudy:
-    """Everything :func:`run_hijack_study` measured (tensors for plotting, dicts for JSON)."""
-
+    config: InContextConfig
+    vocab: tuple[str, ...]
     measurements: Measurements
-    prediction: Tensor
+    prediction: Float[Tensor, " n"]
     check: TheoryCheck
     patching: dict[str, PatchingResult]
     example: LogitDecomposition
@@ -77,10 +81,16 @@ class HijackStudy:
     example_favourite: int
     global_kl: float | None
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    final: MetricsRecord | None = None
 
-    def summary(self) -> dict:
+    @property
+    def best(self) -> Rung:
+        """The formula rung whose prediction the consequences use."""
+        return next(r for r in self.check.rungs if r.name == self.check.best)
+
+    def summary(self) -> dict[str, Any]:
         """The JSON of ``induction-bigram logits --json``."""
-        best = next(r for r in self.check.rungs if r.name == self.check.best)
+        best = self.best
         longest = max(self.check.hijack, key=int)
         return {
             "theory_r2": best.r2,
@@ -98,54 +108,122 @@ class HijackStudy:
             "curves": self.curves,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Strict JSON: :meth:`summary` with the full patching grids, plus the config, the
+        per-prompt measurements and prediction, the example and the training's final record."""
+        return json_safe(
+            {
+                **self.summary(),
+                "config": self.config.to_dict(),
+                "vocab": list(self.vocab),
+                "measurements": self.measurements.to_dict(),
+                "prediction": self.prediction.tolist(),
+                "patching": {name: result.to_dict() for name, result in self.patching.items()},
+                "example": self.example.to_dict(),
+                "example_tokens": self.example_tokens.tolist(),
+                "example_output": self.example_output,
+                "example_favourite": self.example_favourite,
+                "final": self.final,
+            }
+        )
 
-def run_hijack_study(
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InContextResult":
+        """Rebuild from :meth:`to_dict` or its JSON (tensors on the CPU, floats as float64)."""
+        return cls(
+            config=InContextConfig.from_dict(data["config"]),
+            vocab=tuple(data["vocab"]),
+            measurements=Measurements.from_dict(data["measurements"]),
+            prediction=torch.tensor(data["prediction"], dtype=torch.float64),
+            check=TheoryCheck.from_dict(data["theory"]),
+            patching={name: PatchingResult.from_dict(p) for name, p in data["patching"].items()},
+            example=LogitDecomposition.from_dict(data["example"]),
+            example_tokens=torch.tensor(data["example_tokens"], dtype=torch.long),
+            example_output=data["example_output"],
+            example_favourite=data["example_favourite"],
+            global_kl=data["global_memory_kl"],
+            curves=data["curves"],
+            final=data["final"],
+        )
+
+
+def run(
+    config: InContextConfig,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    existing: Existing = "resume",
+) -> InContextResult:
+    """Train (or load) the config's run in ``out_dir/run`` and :func:`analyse` it, writing
+    ``out_dir/result.json``; with ``out_dir=None`` nothing is written. An unfinished run there is
+    resumed; ``existing`` says what to do with a folder that already holds this study."""
+    if out_dir is None:
+        return _train_and_analyse(config, None, progress)
+    with claim_folder(out_dir, "incontext", existing=existing) as out:
+        result = _train_and_analyse(config, out / "run", progress)
+        atomic_write_text(out / RESULT, dumps_json(result.to_dict()) + "\n")
+    return result
+
+
+def _train_and_analyse(config: InContextConfig, run_dir: Path | None, progress: bool) -> InContextResult:
+    trained = train_or_load(config.run_config(), run_dir, progress=progress)
+    return analyse(trained.model, trained.stats, config, metrics=trained.metrics, progress=progress)
+
+
+def analyse(
     model: HookedTransformer,
     stats: BigramStats,
-    triggers: Int[Tensor, " k"] | None,
-    train_length: int,
-    cfg: HijackStudyConfig = HijackStudyConfig(),
+    config: InContextConfig,
+    *,
+    metrics: Sequence[MetricsRecord] = (),
     progress: bool = False,
-) -> HijackStudy:
-    """Run the whole study on a trained model (see the module doc).
+) -> InContextResult:
+    """Run the whole study on a model trained as ``config`` says (see the module doc): the
+    prompts are T = fractions of T_train = ``config.task.seq_len`` long and use the triggers of
+    ``config.task``.
 
     Args:
-        triggers: the fixed triggers the model was trained with (``None`` for random ones).
-        train_length: T_train; prompt lengths are fractions of it.
-        progress: show TransformerLens's patching progress bars.
+        metrics: the run's metrics records; the last one is kept as ``result.final``.
+        progress: show TransformerLens's patching progress bars (stderr).
     """
-    if train_length > model.cfg.n_ctx:
-        raise DataError(f"train_length {train_length} exceeds the model's n_ctx {model.cfg.n_ctx}")
+    if model.cfg.n_layers != 2:
+        raise ModelShapeError(f"the in-context against bigram study needs a 2-layer model, got {model.cfg.n_layers}")
+    for name in ("d_model", "n_ctx"):
+        ours, theirs = getattr(config.model, name), getattr(model.cfg, name)
+        if ours != theirs:
+            raise ConfigError(f"config.model.{name} = {ours} but the model has {name} = {theirs}")
     check_vocabulary(model, stats)
+    settings, train_length = config.incontext, config.task.seq_len
+    triggers = TriggerTask(stats, config.task).shared_triggers
     model.eval()
     device = next(model.parameters()).device
     designer = PromptDesigner(stats, triggers, device)
-    g = torch.Generator(device=device).manual_seed(cfg.seed)
-    lengths = sorted({max(4, round(f * train_length)) for f in cfg.length_fractions})
+    g = torch.Generator(device=device).manual_seed(settings.seed)
+    lengths = sorted({max(4, round(f * train_length)) for f in settings.length_fractions})
     batches = [
-        designer.sample(length=T, n_output=n, batch_size=cfg.per_cell, generator=g)
+        designer.sample(length=T, n_output=n, batch_size=settings.per_cell, generator=g)
         for T in lengths
-        for n in range(0, min(cfg.max_count, (T - 1) // 2) + 1)
+        for n in range(0, min(settings.max_count, (T - 1) // 2) + 1)
     ]
     middle = lengths[len(lengths) // 2]
     batches += [
-        designer.sample(length=middle, n_output=a, n_rival=b, batch_size=cfg.per_cell, generator=g)
-        for a, b in cfg.competing
+        designer.sample(length=middle, n_output=a, n_rival=b, batch_size=settings.per_cell, generator=g)
+        for a, b in settings.competing
         if 2 * (a + b) < middle
     ]
     meas = measure(model, batches)
-    strengths = read_strengths(model)
-    check = check_theory(meas, strengths, seed=cfg.seed)
+    diagonals = read_projection_diagonals(model)
+    check = check_theory(meas, diagonals, seed=settings.seed)
     best = next(r for r in check.rungs if r.name == check.best)
-    prediction = rung_prediction(meas, strengths, best)
+    prediction = rung_prediction(meas, diagonals, best)
 
-    length = min(cfg.patch_length, train_length)
+    length = min(settings.patch_length, train_length)
     aligned = designer.sample(
         length=length,
-        n_output=cfg.patch_count,
-        batch_size=cfg.patch_prompts,
+        n_output=settings.patch_count,
+        batch_size=settings.patch_prompts,
         generator=g,
-        pair_starts=designer.evenly_spaced(cfg.patch_count, length),
+        pair_starts=designer.evenly_spaced(settings.patch_count, length),
     )
     patching = {
         mode: patch_in_context_against_bigram(model, aligned, corrupt(aligned, stats.bigram, g, mode), progress)
@@ -154,17 +232,21 @@ def run_hijack_study(
     kl = None
     if not model.cfg.attn_only:
         kl = float(global_memory_kl(model, stats, triggers).nanmean())
-    return HijackStudy(
+    example = decompose_logits(model, aligned.tokens[:1]).at(torch.full((1,), length - 1, device=device))
+    return InContextResult(
+        config=config,
+        vocab=tuple(stats.vocab),
         measurements=meas,
         prediction=prediction,
         check=check,
         patching=patching,
-        example=decompose_logits(model, aligned.tokens[:1]),
+        example=LogitDecomposition(example.names, example.parts.cpu(), example.logits.cpu()),
         example_tokens=aligned.tokens[0].cpu(),
         example_output=int(aligned.output[0]),
         example_favourite=int(aligned.favourite[0]),
         global_kl=kl,
-        curves=hijack_curves(meas, prediction - rung_prediction(meas, strengths, best, "favourite")),
+        curves=hijack_curves(meas, prediction - rung_prediction(meas, diagonals, best, "favourite")),
+        final=metrics[-1] if metrics else None,
     )
 
 
@@ -186,3 +268,59 @@ def hijack_curves(meas: Measurements, predicted_ic_difference: Tensor) -> dict[s
             "difference_predicted": mean(predicted),
         }
     return curves
+
+
+def claims(result: InContextResult) -> list[Claim]:
+    """The claims of docs/THEORY.md sections 5 and 6, each with its threshold."""
+    best, check, summary = result.best, result.check, result.summary()
+    return [
+        Claim(
+            "5",
+            "the in-context term follows the predicted logits (held-out R^2 >= 0.9)",
+            f"{best.name}: R^2 {best.r2:.3f} per prompt, {best.r2_cells:.3f} per (T, n) cell",
+            best.r2 >= 0.9,
+        ),
+        Claim(
+            "5.1",
+            "xi_o^IC grows with the count n",
+            f"rank agreement {check.growth['mean_spearman']:.2f}, monotone {check.growth['increasing_in_n']}",
+            check.growth["mean_spearman"] > 0.5,
+        ),
+        Claim(
+            "5.2",
+            "for fixed counts xi^IC shrinks as the prompt grows",
+            f"rank agreement {check.dilution['mean_spearman']:.2f}, monotone {check.dilution['decreasing_in_T']}",
+            check.dilution["mean_spearman"] > 0.5,
+        ),
+        Claim(
+            "5.3",
+            "two outputs share the in-context term as n_a : n_b",
+            f"R^2 of the share {check.split['r2']:.2f}",
+            check.split["r2"] > 0.5,
+        ),
+        Claim(
+            "5.4",
+            "the in-context output overtakes the global favourite at a threshold n*",
+            f"measured/predicted n* by T: {check.hijack}",
+            None,
+        ),
+        Claim(
+            "5.5",
+            "with n = 0 the prediction falls back to the global bigram",
+            f"top-1 = g in {check.fallback['top1_is_favourite']:.2f} of prompts",
+            check.fallback["top1_is_favourite"] > 0.5,
+        ),
+        Claim(
+            "6",
+            "patching the layer-2 head output at the last position restores nearly all the logit difference",
+            f"{summary['patch_restore_layer2_head']:.3f}",
+            summary["patch_restore_layer2_head"] >= 0.9,
+        ),
+        Claim(
+            "6",
+            "patching layer 1 after each q restores it through the previous-token path (earlier q's removed)",
+            f"{summary['patch_restore_layer1_after_trigger']:.3f}",
+            summary["patch_restore_layer1_after_trigger"] >= 0.5,
+        ),
+        Claim("6", "patching the FFN output moves the global part", f"{summary['patch_restore_ffn_last']:.3f}", None),
+    ]

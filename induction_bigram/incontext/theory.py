@@ -7,7 +7,7 @@ alpha to S and 0 elsewhere and reads token j out with strength lambda:
     xi_j^IC = lambda (n_j e^alpha + m_j) / (n e^alpha + T - n)
 
 The measured counterpart is the last attention layer's contribution to the logit of j at the
-last position (:func:`~induction_bigram.incontext.decompose.decompose_logits`). The test is a ladder of
+last position (:func:`~induction_bigram.incontext.measure.measure`). The test is a ladder of
 models for xi_o^IC, each scored on the same held-out half of the prompts:
 
 1. ``counts``: one lambda and one alpha for the whole model, fitted on the other half;
@@ -24,109 +24,21 @@ A fit is a test, never a knob: the halves are fixed by a seed and the held-out R
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from induction_bigram.data.prompts import DesignedPrompts, check_prompts
-from induction_bigram.incontext.decompose import decompose_logits
+from induction_bigram.incontext.measure import Measurements, nan_if_null
 from induction_bigram.memories.projections import project_W_K2, project_W_O2
 
 ALPHA_GRID = torch.linspace(-4.0, 16.0, 401)
 
 
-@dataclass(frozen=True)
-class Measurements:
-    """Per-prompt counts and measured logits at the last position (prompts concatenated).
-
-    ``ic_*`` are the last attention layer's contributions (xi^IC), ``global_*`` everything
-    else (direct path, layer 1 and FFN: xi^G), ``logit_*``/``prob_*`` the model's output.
-    ``attention_on_S`` and ``attention_on_output`` are the last layer's attention mass at the
-    last position on S and on the positions holding o.
-    """
-
-    length: Int[Tensor, " n"]
-    n: Int[Tensor, " n"]
-    trigger: Int[Tensor, " n"]
-    output: Int[Tensor, " n"]
-    rival: Int[Tensor, " n"]
-    favourite: Int[Tensor, " n"]
-    n_output: Int[Tensor, " n"]
-    m_output: Int[Tensor, " n"]
-    n_rival: Int[Tensor, " n"]
-    m_rival: Int[Tensor, " n"]
-    n_favourite: Int[Tensor, " n"]
-    m_favourite: Int[Tensor, " n"]
-    ic_output: Float[Tensor, " n"]
-    ic_rival: Float[Tensor, " n"]
-    ic_favourite: Float[Tensor, " n"]
-    global_output: Float[Tensor, " n"]
-    global_favourite: Float[Tensor, " n"]
-    prob_output: Float[Tensor, " n"]
-    prob_favourite: Float[Tensor, " n"]
-    top1: Int[Tensor, " n"]
-    attention_on_S: Float[Tensor, " n"]
-    attention_on_output: Float[Tensor, " n"]
-
-    @property
-    def logit_difference(self) -> Float[Tensor, " n"]:
-        """xi_o - xi_g, the model's own."""
-        return self.ic_output + self.global_output - self.ic_favourite - self.global_favourite
-
-    def select(self, mask: Tensor) -> "Measurements":
-        return Measurements(**{k: v[mask] for k, v in asdict(self).items()})
-
-
-@torch.no_grad()
-def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
-    """Run every designed prompt and collect :class:`Measurements`."""
-    columns: dict[str, list[Tensor]] = {}
-    last_layer = model.cfg.n_layers - 1
-    for prompts in batches:
-        check_prompts(prompts.tokens, prompts.trigger)
-        for start in range(0, len(prompts), chunk_size):
-            part = prompts.rows(slice(start, start + chunk_size))
-            parts = decompose_logits(model, part.tokens)
-            ic = parts.in_context[:, -1]
-            rest = parts.logits[:, -1] - ic
-            probs = parts.logits[:, -1].softmax(-1)
-            _, cache = model.run_with_cache(part.tokens, names_filter=f"blocks.{last_layer}.attn.hook_pattern")
-            pattern = cache[f"blocks.{last_layer}.attn.hook_pattern"][:, 0, -1]  # [batch, key]
-            pick = lambda x, idx: x.gather(1, idx.clamp_min(0)[:, None]).squeeze(1)  # noqa: E731
-            values = {
-                "length": torch.full_like(part.trigger, part.length),
-                "n": part.n,
-                "trigger": part.trigger,
-                "output": part.output,
-                "rival": part.rival,
-                "favourite": part.favourite,
-                "n_output": part.count_of(part.output),
-                "m_output": part.count_of(part.output, in_context=False),
-                "n_rival": part.count_of(part.rival),
-                "m_rival": part.count_of(part.rival, in_context=False),
-                "n_favourite": part.count_of(part.favourite),
-                "m_favourite": part.count_of(part.favourite, in_context=False),
-                "ic_output": pick(ic, part.output),
-                "ic_rival": torch.where(part.rival >= 0, pick(ic, part.rival), torch.nan),
-                "ic_favourite": pick(ic, part.favourite),
-                "global_output": pick(rest, part.output),
-                "global_favourite": pick(rest, part.favourite),
-                "prob_output": pick(probs, part.output),
-                "prob_favourite": pick(probs, part.favourite),
-                "top1": probs.argmax(-1),
-                "attention_on_S": (pattern * part.after_trigger).sum(-1),
-                "attention_on_output": (pattern * (part.tokens == part.output[:, None])).sum(-1),
-            }
-            for key, value in values.items():
-                columns.setdefault(key, []).append(value.cpu())
-    return Measurements(**{k: torch.cat(v) for k, v in columns.items()})
-
-
-# -- the formula and the strengths ----------------------------------------------------------------
+# -- the formula and the projection diagonals ------------------------------------------------------
 
 
 def predicted_in_context(
@@ -139,19 +51,44 @@ def predicted_in_context(
 
 
 @dataclass(frozen=True)
-class Strengths:
-    """Per-token read-out strength lambda_j = C_O2[j, j] and per-trigger score alpha_q =
-    C_K2[q, q] / sqrt(d), read off the memory projections."""
+class ProjectionDiagonals:
+    """What a trained model's weights say lambda and alpha are, token by token: the read-out
+    strength lambda_j = C_O2[j, j] and the score alpha_q = C_K2[q, q] / sqrt(d), the diagonals
+    of its memory projections (docs/THEORY.md section 5). Not the strengths a theory-built model
+    is written with (:class:`~induction_bigram.memories.projections.MemoryStrengths`)."""
 
     read_out: Float[Tensor, " vocab"]
     alpha: Float[Tensor, " vocab"]
 
 
 @torch.no_grad()
-def read_strengths(model: HookedTransformer) -> Strengths:
+def read_projection_diagonals(model: HookedTransformer) -> ProjectionDiagonals:
+    """lambda_j and alpha_q of every token, read off ``model``'s W_O^2 and W_K^2."""
     read_out = project_W_O2(model).coefficients.diagonal()
     keys = project_W_K2(model, None).coefficients.diagonal()  # every token as a query
-    return Strengths(read_out.double().cpu(), (keys / math.sqrt(model.cfg.d_model)).double().cpu())
+    return ProjectionDiagonals(read_out.double().cpu(), (keys / math.sqrt(model.cfg.d_model)).double().cpu())
+
+
+def _alpha(meas: Measurements, diagonals: ProjectionDiagonals, name: str, fitted: dict[str, float]) -> Tensor:
+    """alpha per prompt under a formula rung: the fitted one (``counts``), else alpha_q plus the
+    fitted offset."""
+    if name == "counts":
+        return torch.full(meas.n.shape, fitted["alpha"], dtype=torch.float64)
+    return diagonals.alpha[meas.trigger] + fitted.get("alpha_offset", 0.0)
+
+
+def _formula(
+    meas: Measurements, diagonals: ProjectionDiagonals, name: str, fitted: dict[str, float], which: str = "output"
+) -> Tensor:
+    """Formula rung ``name``'s xi^IC, with its ``fitted`` values, for the ``which`` token of each prompt."""
+    if name == "counts":
+        lam: Tensor | float = fitted["lambda"]
+    else:
+        lam = diagonals.read_out[getattr(meas, which).clamp_min(0)] * fitted.get("lambda_scale", 1.0)
+    n_j, m_j = getattr(meas, f"n_{which}").double(), getattr(meas, f"m_{which}").double()
+    return predicted_in_context(
+        lam, _alpha(meas, diagonals, name, fitted), n_j, m_j, meas.n.double(), meas.length.double()
+    )
 
 
 # -- the ladder ------------------------------------------------------------------------------------
@@ -184,6 +121,11 @@ class Rung:
     spearman: float
     fitted: dict[str, float]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Rung":
+        scores = (nan_if_null(data[k]) for k in ("r2", "r2_cells", "spearman"))
+        return cls(data["name"], data["description"], *scores, {k: nan_if_null(v) for k, v in data["fitted"].items()})
+
 
 def _fit_scale(features: Tensor, target: Tensor) -> float:
     """Least-squares lambda for target ~ lambda * features (through the origin)."""
@@ -203,16 +145,12 @@ def _fit_alpha(make_features, target: Tensor) -> tuple[float, float]:
     return best[1], best[2]
 
 
-def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> list[Rung]:
+def ladder(meas: Measurements, diagonals: ProjectionDiagonals, seed: int = 0) -> list[Rung]:
     """Score each rung on a held-out half of the prompts (the half is fixed by ``seed``)."""
     g = torch.Generator().manual_seed(seed)
     held_out = torch.rand(len(meas.n), generator=g) < 0.5
     fit = ~held_out
     target = meas.ic_output.double()
-    counts = (meas.n_output.double(), meas.m_output.double(), meas.n.double(), meas.length.double())
-    lam_o = strengths.read_out[meas.output]
-    alpha_q = strengths.alpha[meas.trigger]
-
     cell = meas.length * 10_000 + meas.n_output * 100 + meas.n_rival
     cells = cell[held_out].unique()
 
@@ -230,46 +168,23 @@ def ladder(meas: Measurements, strengths: Strengths, seed: int = 0) -> list[Rung
             fitted,
         )
 
-    def unit_counts(alpha, mask=slice(None)):
-        return predicted_in_context(1.0, alpha, *(c[mask] for c in counts))
-
-    alpha, lam = _fit_alpha(lambda a: unit_counts(a, fit), target[fit])
-    rungs = [
-        score(
-            "counts",
-            "one lambda and alpha for the model, fitted on the other half",
-            lam * unit_counts(alpha),
-            {"lambda": lam, "alpha": alpha},
-        )
-    ]
-    rungs.append(
-        score(
-            "projections",
-            "lambda_o = C_O2[o,o], alpha_q = C_K2[q,q]/sqrt(d), nothing fitted",
-            predicted_in_context(lam_o, alpha_q, *counts),
-            {},
-        )
-    )
-    offset, scale = _fit_alpha(
-        lambda a: predicted_in_context(lam_o[fit], alpha_q[fit] + a, *(c[fit] for c in counts)), target[fit]
-    )
-    rungs.append(
-        score(
-            "projections_fitted",
+    half = meas.select(fit)
+    alpha, lam = _fit_alpha(lambda a: _formula(half, diagonals, "counts", {"lambda": 1.0, "alpha": a}), target[fit])
+    offset, scale = _fit_alpha(lambda a: _formula(half, diagonals, "projections", {"alpha_offset": a}), target[fit])
+    formulas = {
+        "counts": ("one lambda and alpha for the model, fitted on the other half", {"lambda": lam, "alpha": alpha}),
+        "projections": ("lambda_o = C_O2[o,o], alpha_q = C_K2[q,q]/sqrt(d), nothing fitted", {}),
+        "projections_fitted": (
             "the projections up to a lambda scale and an alpha offset",
-            scale * predicted_in_context(lam_o, alpha_q + offset, *counts),
             {"lambda_scale": scale, "alpha_offset": offset},
-        )
-    )
-    rungs.append(
-        score(
-            "measured_attention",
-            "lambda_o times the measured attention on positions holding o",
-            lam_o * meas.attention_on_output.double(),
-            {},
-        )
-    )
-    return rungs
+        ),
+    }
+    rungs = [score(name, text, _formula(meas, diagonals, name, f), f) for name, (text, f) in formulas.items()]
+    attention = diagonals.read_out[meas.output] * meas.attention_on_output.double()
+    return [
+        *rungs,
+        score("measured_attention", "lambda_o times the measured attention on positions holding o", attention, {}),
+    ]
 
 
 # -- the consequences ------------------------------------------------------------------------------
@@ -310,19 +225,25 @@ class TheoryCheck:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TheoryCheck":
+        """Rebuild from :meth:`to_dict` or its JSON (null back to NaN, except n* where it means none)."""
+        numbers = lambda d: {k: nan_if_null(v) for k, v in d.items()}  # noqa: E731
+        return cls(
+            rungs=[Rung.from_dict(r) for r in data["rungs"]],
+            best=data["best"],
+            growth=numbers(data["growth"]),
+            dilution=numbers(data["dilution"]),
+            split=numbers(data["split"]),
+            hijack={T: dict(v) for T, v in data["hijack"].items()},
+            fallback=numbers(data["fallback"]),
+            attention_correlation=nan_if_null(data["attention_correlation"]),
+        )
 
-def rung_prediction(meas: Measurements, strengths: Strengths, rung: Rung, which: str = "output") -> Tensor:
+
+def rung_prediction(meas: Measurements, diagonals: ProjectionDiagonals, rung: Rung, which: str = "output") -> Tensor:
     """A formula rung's xi^IC for the ``output``, ``rival`` or ``favourite`` of each prompt."""
-    n_j = getattr(meas, f"n_{which}").double()
-    m_j = getattr(meas, f"m_{which}").double()
-    token = getattr(meas, which).clamp_min(0)
-    n, T = meas.n.double(), meas.length.double()
-    f = rung.fitted
-    if rung.name == "counts":
-        return predicted_in_context(f["lambda"], f["alpha"], n_j, m_j, n, T)
-    lam = strengths.read_out[token] * f.get("lambda_scale", 1.0)
-    alpha = strengths.alpha[meas.trigger] + f.get("alpha_offset", 0.0)
-    return predicted_in_context(lam, alpha, n_j, m_j, n, T)
+    return _formula(meas, diagonals, rung.name, rung.fitted, which)
 
 
 def _cell_means(meas: Measurements, values: Tensor) -> dict[tuple[int, int], float]:
@@ -335,12 +256,12 @@ def _cell_means(meas: Measurements, values: Tensor) -> dict[tuple[int, int], flo
     return cells
 
 
-def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> TheoryCheck:
+def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int = 0) -> TheoryCheck:
     """Run the ladder and test each consequence with the best formula rung."""
-    rungs = ladder(meas, strengths, seed)
+    rungs = ladder(meas, diagonals, seed)
     formula = [r for r in rungs if r.name != "measured_attention"]
     best = max(formula, key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
-    predicted = rung_prediction(meas, strengths, best)
+    predicted = rung_prediction(meas, diagonals, best)
     measured_cells = _cell_means(meas, meas.ic_output)
     predicted_cells = _cell_means(meas, predicted)
     keys = sorted(measured_cells)
@@ -365,7 +286,7 @@ def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> The
 
     difference = meas.logit_difference
     global_difference = meas.global_output - meas.global_favourite
-    predicted_difference = predicted - rung_prediction(meas, strengths, best, "favourite") + global_difference
+    predicted_difference = predicted - rung_prediction(meas, diagonals, best, "favourite") + global_difference
     hijack = {}
     for T in lengths:
         single = (meas.length == T) & (meas.rival < 0)
@@ -378,7 +299,7 @@ def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> The
     if with_rival.sum() >= 3:
         sub = meas.select(with_rival)
         share = sub.ic_output / (sub.ic_output + sub.ic_rival)
-        pa, pb = rung_prediction(sub, strengths, best), rung_prediction(sub, strengths, best, "rival")
+        pa, pb = rung_prediction(sub, diagonals, best), rung_prediction(sub, diagonals, best, "rival")
         split["r2"] = r_squared(pa / (pa + pb), share)
         split["spearman"] = spearman(pa / (pa + pb), share)
 
@@ -390,10 +311,7 @@ def check_theory(meas: Measurements, strengths: Strengths, seed: int = 0) -> The
         "measured_ic_output": mean(meas.ic_output),
         "predicted_ic_output": mean(predicted),
     }
-    if best.name == "counts":
-        alpha = torch.full(meas.n.shape, best.fitted["alpha"], dtype=torch.float64)
-    else:
-        alpha = strengths.alpha[meas.trigger] + best.fitted.get("alpha_offset", 0.0)
+    alpha = _alpha(meas, diagonals, best.name, best.fitted)
     weight = alpha.exp()
     n, T = meas.n.double(), meas.length.double()
     predicted_mass = n * weight / (n * weight + T - n)

@@ -6,7 +6,8 @@ training, so in-context evidence that lies beyond them is overlooked; a relative
 b_(t-s) (RPE) is the same at every position, so the previous-token head works at any length.
 
 Variants (all genuine ``HookedTransformer`` s, built by :func:`~induction_bigram.model.build_model`
-from :func:`variant_config`; every one has ``n_ctx = k_max T_train``):
+from :func:`variant_config`; every one has ``n_ctx = k_max T_train``; choose them with
+``lengths.variants``):
 
 ============  ==============================================================================
 ``ape``       random absolute p_t in the stream; p_t for t >= T_train exist but are never seen
@@ -83,47 +84,52 @@ nope         0.89  0.46  0.33  0.20       0.89  0.84  0.80  0.79       0.07 / 0.
   Training also W_V, W_O of layers 1 and 2 diverged at lr 0.03 (accuracy 0.01) and reached
   only 0.75 at lr 0.005, so the default trained parts are kept.
 
-Evaluation runs ``chunk_size`` sequences at a time under ``torch.no_grad()`` and keeps only
+The study's four parts: :class:`LengthsConfig` and :data:`PRESETS` (``induction-bigram lengths
+--out runs/lengths --preset cpu --set lengths.multiples=1,2``), :func:`run` (writes ``result.json``),
+:class:`LengthsResult` (``to_dict`` / ``from_dict``), and
+:func:`induction_bigram.lengths.figures.figures`; :func:`claims` judges the claims above.
+
+Evaluation runs ``lengths.chunk_size`` sequences at a time under ``torch.no_grad()`` and keeps only
 per-position counts, so memory stays bounded whatever the batch.
 """
 
 from induction_bigram.lengths.config import (
-    LENGTHS_PRESETS,
     MAIN_VARIANTS,
+    PRESETS,
     PROTOCOLS,
     VARIANTS,
-    LengthsStudyConfig,
+    LengthsConfig,
+    LengthsSettings,
     Protocol,
-    lengths_preset,
     variant_config,
 )
 from induction_bigram.lengths.evaluate import W_K1_recall_by_position, evaluate_lengths, rotary_bias_profile
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import LengthsResult, ProtocolResult, VariantResult
-from induction_bigram.lengths.study import WHAT_WAS_TRIED, clipped_relative_bias, run_lengths_study, write_lengths_json
+from induction_bigram.lengths.study import WHAT_WAS_TRIED, claims, clipped_relative_bias, run
 
 __all__ = [
-    "LENGTHS_PRESETS",
     "MAIN_VARIANTS",
+    "PRESETS",
     "PROTOCOLS",
     "VARIANTS",
     "WHAT_WAS_TRIED",
+    "LengthsConfig",
     "LengthsResult",
-    "LengthsStudyConfig",
+    "LengthsSettings",
     "PositionCounts",
     "Protocol",
     "ProtocolResult",
     "VariantResult",
     "W_K1_recall_by_position",
+    "claims",
     "clipped_relative_bias",
     "count_positions",
     "evaluate_lengths",
     "in_range_query",
-    "lengths_preset",
     "protocol_batch",
     "rotary_bias_profile",
-    "run_lengths_study",
+    "run",
     "variant_config",
     "window",
-    "write_lengths_json",
 ]

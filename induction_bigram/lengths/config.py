@@ -1,159 +1,148 @@
-"""The study's configuration: the variants, :class:`LengthsStudyConfig`, its presets, and the
-:class:`~induction_bigram.config.RunConfig` each variant trains with."""
+"""The study's configuration: the variants, :class:`LengthsConfig` and its presets, and the
+:class:`~induction_bigram.config.RunConfig` each variant trains with (docs/THEORY.md section 5.6)."""
 
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from induction_bigram.config import (
+    Config,
+    ModelConfig,
+    Presets,
+    RunConfig,
+    TaskConfig,
+    TrainConfig,
+    at_least,
+    section,
+    seed_field,
+)
+from induction_bigram.config import preset as run_preset
 from induction_bigram.errors import ConfigError
 
 Protocol = Literal["oversight", "ordinary"]
 PROTOCOLS: tuple[Protocol, ...] = ("oversight", "ordinary")
 MAIN_VARIANTS = ("ape", "rpe", "rope", "nope")
+# the positional fields of the model section that each variant sets
 _VARIANT_MODELS: dict[str, dict[str, Any]] = {
-    "ape": {"positional": "ape"},
-    "rpe": {"positional": "rpe"},
+    "ape": {"positional": "ape", "rope_qk_bias": False},
+    "rpe": {"positional": "rpe", "rope_qk_bias": False},
     "rope": {"positional": "rope", "rope_qk_bias": True},
     "rope-nobias": {"positional": "rope", "rope_qk_bias": False},
-    "nope": {"positional": "nope"},
+    "nope": {"positional": "nope", "rope_qk_bias": False},
 }
 VARIANTS = tuple(_VARIANT_MODELS)
 
 
-@dataclass(frozen=True)
-class LengthsStudyConfig:
-    """One object for the whole study (the prototype recipe of docs/THEORY.md section 5.6).
+@section("lengths")
+class LengthsSettings:
+    """What the study trains and how it evaluates (the ``lengths.*`` keys).
 
     Attributes:
-        variants: names from :data:`VARIANTS`.
-        train_length: T_train, the length of every training prompt.
-        multiples: the k of the evaluation lengths k T_train; must start at 1.
-        d_model: d.
-        n_triggers: K fixed triggers (the K most frequent characters), uniform outputs.
-        steps / batch_size / lr: AdamW (no weight decay) on the in-context loss.
-        variant_steps: per-variant number of steps overriding ``steps``.
+        variants: names from :data:`VARIANTS`, each trained once.
+        multiples: the k of the evaluation lengths k T_train; increasing, starting at 1.
         eval_batch_size: prompts per (protocol, k).
         chunk_size: prompts per forward pass during evaluation (bounds the memory).
-        model_seed / train_seed / eval_seed: the frozen matrices, the training batches and
-            the evaluation batches.
+        eval_seed: seeds the evaluation prompts (the same for every variant).
         rpe_clipped: also evaluate the trained rpe model with its untrained far offsets set to
-            the last trained one (:func:`clipped_relative_bias`), reported as ``rpe-clipped``.
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
-        threads: ``torch.set_num_threads`` for the study's duration (restored after);
-            ``None`` leaves it alone. At d = 128 one thread is as fast as two on an idle
-            2-core machine and far faster on a busy one (measured: 0.05 s against 0.7 s per
-            training step while another process kept one core busy).
+            the last trained one (:func:`~induction_bigram.lengths.study.clipped_relative_bias`),
+            reported as ``rpe-clipped``.
+        threads: ``torch.set_num_threads`` for the study's duration (restored after); ``None``
+            leaves it alone. At d = 128 one thread is as fast as two on an idle 2-core machine
+            and far faster on a busy one (measured: 0.05 s against 0.7 s per training step while
+            another process kept one core busy).
     """
 
     variants: tuple[str, ...] = MAIN_VARIANTS
-    train_length: int = 64
-    multiples: tuple[int, ...] = (1, 2, 3, 4)
-    d_model: int = 128
-    n_triggers: int = 5
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 0.03
-    variant_steps: dict[str, int] = field(default_factory=dict)
-    eval_batch_size: int = 256
-    chunk_size: int = 32
-    model_seed: int = 0
-    train_seed: int = 0
-    eval_seed: int = 2024
+    multiples: tuple[int, ...] = at_least(1, (1, 2, 3, 4))
+    eval_batch_size: int = at_least(1, 256)
+    chunk_size: int = at_least(1, 32)
+    eval_seed: int = seed_field(2024)
     rpe_clipped: bool = True
-    device: str = "cpu"
-    threads: int | None = None
+    threads: int | None = at_least(1, None)
 
-    def __post_init__(self) -> None:
-        unknown = [v for v in (*self.variants, *self.variant_steps) if v not in VARIANTS]
+    def check(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
-            raise ConfigError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+            raise ConfigError(f"lengths.variants: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise ConfigError(f"lengths.variants must name each variant once, got {self.variants!r}")
         ks = list(self.multiples)
         if not ks or ks[0] != 1 or ks != sorted(set(ks)):
-            raise ConfigError(f"multiples must be increasing and start at 1, got {self.multiples}")
-        for name in ("train_length", "d_model", "n_triggers", "batch_size", "eval_batch_size", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.train_length < 2:
-            raise ConfigError(f"train_length must be >= 2, got {self.train_length}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1 or None, got {self.threads}")
+            raise ConfigError(f"lengths.multiples must be increasing and start at 1, got {self.multiples!r}")
+
+
+@dataclass(frozen=True)
+class LengthsConfig(Config):
+    """The whole study: the run sections every variant trains with, and ``lengths``.
+
+    ``task.seq_len`` is T_train. ``model`` is the base architecture: :func:`variant_config`
+    sets its ``n_ctx`` to :attr:`max_length` and its positional fields (``positional``,
+    ``rope_qk_bias``) per variant, so those two must be left at ``ape`` / false here.
+    """
+
+    task: TaskConfig
+    model: ModelConfig
+    train: TrainConfig
+    lengths: LengthsSettings
+
+    def __post_init__(self) -> None:
+        if self.model.positional != "ape" or self.model.rope_qk_bias:
+            raise ConfigError(
+                "model.positional and model.rope_qk_bias are set per variant; choose variants "
+                f"with lengths.variants (got model.positional={self.model.positional!r})"
+            )
+        for variant in self.lengths.variants:  # every variant's run config is valid, now
+            variant_config(variant, self)
 
     @property
     def max_length(self) -> int:
         """k_max T_train: the context of every variant and the longest evaluation prompt."""
-        return self.train_length * self.multiples[-1]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LengthsStudyConfig":
-        names = {f.name for f in fields(cls)}
-        bad = set(data) - names
-        if bad:
-            raise ConfigError(f"unknown lengths-study key {sorted(bad)[0]!r}")
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**data)
+        return self.task.seq_len * self.lengths.multiples[-1]
 
 
-LENGTHS_PRESETS: dict[str, LengthsStudyConfig] = {
-    # docs/THEORY.md's prototype: d = 128, T_train = 64, evaluation up to 256, K = 5, Adam 0.03,
-    # 1,500 steps; about 10 minutes for the four variants on 2 CPU cores
-    "cpu": LengthsStudyConfig(threads=1),
-    # a few steps of a tiny model: bookkeeping only, no learning
-    "test": LengthsStudyConfig(
-        train_length=8,
-        d_model=16,
-        n_triggers=3,
-        steps=3,
-        batch_size=8,
-        eval_batch_size=12,
-        chunk_size=5,
-    ),
-}
-
-
-def lengths_preset(name: str) -> LengthsStudyConfig:
-    """A named study configuration from :data:`LENGTHS_PRESETS`."""
-    try:
-        return LENGTHS_PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown lengths preset {name!r}; choose one of {', '.join(sorted(LENGTHS_PRESETS))}"
-        ) from None
-
-
-def variant_config(variant: str, study: LengthsStudyConfig | None = None) -> RunConfig:
+def variant_config(variant: str, config: LengthsConfig) -> RunConfig:
     """The :class:`RunConfig` of one variant: trained at T_train, context k_max T_train.
 
     Under APE the positions T_train..n_ctx - 1 therefore exist (random frozen p_t) but no
     training prompt reaches them.
     """
-    study = study or LengthsStudyConfig()
     if variant not in _VARIANT_MODELS:
         raise ConfigError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    steps = study.variant_steps.get(variant, study.steps)
-    return RunConfig(
-        task=TaskConfig(seq_len=study.train_length, n_triggers=study.n_triggers),
-        model=ModelConfig(
-            d_model=study.d_model,
-            n_ctx=study.max_length,
-            seed=study.model_seed,
-            **_VARIANT_MODELS[variant],
-        ),
-        train=TrainConfig(
+    model = replace(config.model, n_ctx=config.max_length, **_VARIANT_MODELS[variant])
+    return RunConfig(task=config.task, model=model, train=config.train)
+
+
+def _preset_cpu() -> LengthsConfig:
+    """docs/THEORY.md section 5.6's prototype: d = 128, T_train = 64, k = 1..4, AdamW 0.03,
+    1,500 steps (about 10 minutes for the four variants on 2 CPU cores)."""
+    quick = run_preset("quick")  # T_train = 64, K = 5 fixed triggers, AdamW lr 0.03 without decay
+    steps = 1500
+    return LengthsConfig(
+        task=quick.task,
+        model=replace(quick.model, d_model=128),
+        train=replace(
+            quick.train,
             steps=steps,
-            batch_size=study.batch_size,
-            optimizer="adamw",
-            lr=study.lr,
-            weight_decay=0.0,
-            loss="in_context",
-            eval_every=max(steps // 10, 1),
-            eval_batch_size=min(study.eval_batch_size, 256),
-            checkpoint_every=max(steps, 1),
-            seed=study.train_seed,
-            device=study.device,
+            batch_size=64,
+            micro_batch_size=None,
+            eval_every=steps // 10,
+            eval_batch_size=256,
+            checkpoint_every=steps,
+            seed=0,
+            device="cpu",
         ),
+        lengths=LengthsSettings(threads=1),
     )
+
+
+def _preset_test() -> LengthsConfig:
+    """A few steps of a tiny model (d = 16, T_train = 8): bookkeeping only, no learning."""
+    cpu = _preset_cpu()
+    return LengthsConfig(
+        task=replace(cpu.task, seq_len=8, n_triggers=3),
+        model=replace(cpu.model, d_model=16, n_ctx=8),
+        train=replace(cpu.train, steps=3, batch_size=8, eval_every=1, eval_batch_size=12, checkpoint_every=3),
+        lengths=LengthsSettings(eval_batch_size=12, chunk_size=5),
+    )
+
+
+PRESETS: Presets[LengthsConfig] = Presets("lengths", {"cpu": _preset_cpu, "test": _preset_test})

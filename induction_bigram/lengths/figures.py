@@ -48,7 +48,7 @@ def plot_accuracy_by_position(result: LengthsResult, bin_width: int | None = Non
     (k - 1) T_train inputs hold no trigger, where k is p's window. Ordinary (right): the trigger
     process over the whole longest prompt. Markers: the window accuracy ("kx") per k.
     """
-    T, L = result.study.train_length, result.study.max_length
+    T, L = result.config.task.seq_len, result.config.max_length
     width = bin_width or max(T // 8, 1)
     fig = Figure(figsize=(13, 4.2), layout="constrained")
     for ax, protocol in zip(fig.subplots(1, 2, sharey=True), PROTOCOLS):
@@ -56,7 +56,7 @@ def plot_accuracy_by_position(result: LengthsResult, bin_width: int | None = Non
             pr: ProtocolResult = getattr(r, protocol)
             x, y = _binned(pr.accuracy_by_position, pr.count_by_position, width)
             ax.plot(x, y, color=_COLOURS.get(name), label=name)
-            ks = result.study.multiples
+            ks = result.config.lengths.multiples
             ax.plot(
                 [(k - 0.5) * T for k in ks],
                 [pr.accuracy_by_length[f"{k}x"] for k in ks],
@@ -81,7 +81,7 @@ def plot_previous_token(result: LengthsResult, bin_width: int | None = None) -> 
     """Layer 1's previous-token head against position: accuracy (argmax of its attention at
     query t is t - 1, every t >= 1) and mean attention on t - 1 (NoPE also its layer 2,
     dashed); and APE's W_K^1 recall by position."""
-    T, L = result.study.train_length, result.study.max_length
+    T, L = result.config.task.seq_len, result.config.max_length
     width = bin_width or max(T // 16, 1)
     fig = Figure(figsize=(18, 4.2), layout="constrained")
     prev_ax, mass_ax, recall_ax = fig.subplots(1, 3, sharey=True)
@@ -131,26 +131,17 @@ def plot_layer1_offsets(result: LengthsResult, max_offset: int = 16) -> Figure:
         )
         values = np.asarray([np.nan if v is None else v for v in profile], dtype=float)
         axes[2].plot(np.arange(len(values)), values, color=_COLOURS.get(name), label=f"{name}: {kind}")
-    axes[2].axvline(result.study.train_length - 0.5, color="black", linestyle=":", linewidth=1)
+    axes[2].axvline(result.config.task.seq_len - 0.5, color="black", linestyle=":", linewidth=1)
     axes[2].set(title="layer-1 offset profile (score units)", xlabel="offset t - s")
     for ax in axes:
         ax.legend(fontsize=7)
     return fig
 
 
-def lengths_figures(result: LengthsResult) -> dict[str, Figure]:
-    """The figures of the positional-encoding study."""
-    return {
-        "lengths_accuracy.png": plot_accuracy_by_position(result),
-        "lengths_previous_token.png": plot_previous_token(result),
-        "lengths_layer1_offsets.png": plot_layer1_offsets(result),
-    }
-
-
 def lengths_attention_view(result: LengthsResult, layers: Sequence[int] | None = None) -> RenderedHTML:
     """A circuitsvis view of the same oversight prompt (length 2 T_train) in every variant:
     one "head" per (variant, layer), named ``"<variant> L<layer>"``. Jupyter renders it;
-    :func:`induction_bigram.figures.views.save_view` writes it as an offline HTML page."""
+    :func:`induction_bigram.figures.save_figures` writes it as an offline HTML page."""
     if not result.vocab:
         raise ConfigError("this result holds no vocabulary to label the tokens with")
     first = next(iter(result.variants.values()))
@@ -163,5 +154,16 @@ def lengths_attention_view(result: LengthsResult, layers: Sequence[int] | None =
             if layer < r.example_patterns.shape[0]:
                 patterns.append(r.example_patterns[layer])
                 names.append(f"{name} L{layer + 1}")
-    attention = torch.stack(patterns).round(decimals=3)  # 3 digits: a third of the page size
+    attention = torch.stack(patterns).double().round(decimals=3)  # 3 digits (in float64): a third of the page
     return attention_heads(attention=attention, tokens=tokens, attention_head_names=names)
+
+
+def figures(result: LengthsResult) -> dict[str, Figure | RenderedHTML]:
+    """The figures of the positional-encoding study and the circuitsvis view of every
+    variant's attention, by file name (:func:`induction_bigram.figures.save_figures` writes them)."""
+    return {
+        "lengths_accuracy.png": plot_accuracy_by_position(result),
+        "lengths_previous_token.png": plot_previous_token(result),
+        "lengths_layer1_offsets.png": plot_layer1_offsets(result),
+        "lengths_attention.html": lengths_attention_view(result),
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -13,13 +13,23 @@ from jaxtyping import Float
 from torch import Tensor
 
 from induction_bigram.files import json_safe
-from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsStudyConfig
+from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsConfig
 
 
 def ratio(numerator: Tensor, denominator: Tensor) -> list[float]:
     """Elementwise numerator / denominator as floats, NaN where the denominator is 0."""
     numerator, denominator = numerator.double().cpu(), denominator.double().cpu()
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1), torch.nan).tolist()
+
+
+def _nan(value: Any) -> Any:
+    """A JSON value with every ``None`` inside it read back as NaN (the inverse of
+    :func:`~induction_bigram.files.json_safe` for fields that hold floats)."""
+    if isinstance(value, dict):
+        return {k: _nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan(v) for v in value]
+    return math.nan if value is None else value
 
 
 def _mean_over(values: Sequence[float], positions: range) -> float:
@@ -50,6 +60,19 @@ class ProtocolResult:
     def accuracy_by_position(self) -> list[float]:
         return ratio(torch.tensor(self.correct_by_position), torch.tensor(self.count_by_position))
 
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProtocolResult":
+        return cls(
+            accuracy_by_length=_nan(data["accuracy_by_length"]),
+            whole_prompt_accuracy_by_length=_nan(data["whole_prompt_accuracy_by_length"]),
+            n_in_context_by_length=data["n_in_context_by_length"],
+            correct_by_position=data["correct_by_position"],
+            count_by_position=data["count_by_position"],
+        )
+
 
 @dataclass(frozen=True)
 class VariantResult:
@@ -57,8 +80,8 @@ class VariantResult:
 
     ``previous_token_by_position[layer]`` etc. are lists over positions 0..k_max T_train - 1
     (NaN where undefined); ``layer`` 0 is the paper's layer 1. ``example_*`` hold one oversight
-    prompt of length 2 T_train and every layer's attention on it (for circuitsvis; not in
-    :meth:`to_dict`).
+    prompt of length 2 T_train and every layer's attention on it (for the circuitsvis view;
+    :meth:`to_dict` keeps the attention to 3 decimals, as the view shows it).
     """
 
     variant: str
@@ -123,13 +146,16 @@ class VariantResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready numbers (NaN -> None); ``accuracy_by_length`` is the oversight protocol."""
+        """JSON-ready numbers (NaN -> None): every field (:meth:`from_dict` reads them back) and
+        the summaries; ``accuracy_by_length`` is the oversight protocol."""
         T, L = self.train_length, len(self.previous_token_by_position[0])
         out: dict[str, Any] = {
+            "variant": self.variant,
+            "train_length": T,
             "accuracy_by_length": self.oversight.accuracy_by_length,
             "ordinary_accuracy_by_length": self.ordinary.accuracy_by_length,
-            "ordinary_whole_prompt_accuracy_by_length": self.ordinary.whole_prompt_accuracy_by_length,
-            "n_in_context_by_length": self.oversight.n_in_context_by_length,
+            "oversight": self.oversight.to_dict(),
+            "ordinary": self.ordinary.to_dict(),
             "train_accuracy": self.train_accuracy,
             "train_seconds": self.train_seconds,
             "previous_token_accuracy": self.previous_token_summary(),
@@ -145,6 +171,10 @@ class VariantResult:
             },
             "score_by_offset": self.score_by_offset,
             "late_attention": self.late_attention,
+            "example": {
+                "tokens": self.example_tokens,
+                "patterns": self.example_patterns.double().round(decimals=3).tolist(),
+            },
             "config": self.config,
         }
         if self.W_K1_recall_by_position is not None:
@@ -158,12 +188,40 @@ class VariantResult:
             out["offset_bias"] = self.offset_bias
         return json_safe(out)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VariantResult":
+        """Rebuild from :meth:`to_dict` output (the summaries are recomputed, not read)."""
+        by_position = data["by_position"]
+        recall = by_position.get("W_K1_recall")
+        bias = data.get("offset_bias")
+        return cls(
+            variant=data["variant"],
+            config=data["config"],
+            train_length=data["train_length"],
+            train_seconds=_nan(data["train_seconds"]),
+            train_accuracy=_nan(data["train_accuracy"]),
+            oversight=ProtocolResult.from_dict(data["oversight"]),
+            ordinary=ProtocolResult.from_dict(data["ordinary"]),
+            previous_token_by_position=_nan(by_position["previous_token"]),
+            previous_token_after_trigger_by_position=_nan(by_position["previous_token_after_trigger"]),
+            previous_token_mass_by_position=_nan(by_position["previous_token_mass"]),
+            score_by_offset=_nan(data["score_by_offset"]),
+            late_attention=_nan(data["late_attention"]),
+            W_K1_recall_by_position=None if recall is None else _nan(recall),
+            offset_bias=None if bias is None else _nan(bias),
+            memories=_nan(data["memories"]),
+            example_tokens=data["example"]["tokens"],
+            example_patterns=torch.tensor(data["example"]["patterns"], dtype=torch.float64),
+            what_was_tried=data["what_was_tried"],
+        )
+
 
 @dataclass(frozen=True)
 class LengthsResult:
-    """The study: one :class:`VariantResult` per variant, plus the config and timing."""
+    """The study: its config, one :class:`VariantResult` per variant (``rpe-clipped`` too),
+    the wall time and the vocabulary (to label the tokens of the attention view)."""
 
-    study: LengthsStudyConfig
+    config: LengthsConfig
     variants: dict[str, VariantResult]
     wall_seconds: float
     vocab: tuple[str, ...] = ()
@@ -177,9 +235,30 @@ class LengthsResult:
         if extra:
             out["extra_variants"] = extra
         out.update(
-            study=self.study.to_dict(),
-            train_length=self.study.train_length,
-            multiples=list(self.study.multiples),
+            config=self.config.to_dict(),
+            train_length=self.config.task.seq_len,
+            multiples=list(self.config.lengths.multiples),
             wall_seconds=self.wall_seconds,
+            vocab=list(self.vocab),
         )
-        return out
+        return json_safe(out)
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers per variant, without the by-position series and the attention
+        example (``induction-bigram lengths --json``, the report's ``numbers.json``)."""
+        keys = ("accuracy_by_length", "ordinary_accuracy_by_length", "previous_token_accuracy", "train_accuracy")
+        variants = {name: {key: r.to_dict()[key] for key in keys} for name, r in self.variants.items()}
+        return json_safe(
+            {"variants": variants, "train_length": self.config.task.seq_len, "wall_seconds": self.wall_seconds}
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LengthsResult":
+        """Rebuild from :meth:`to_dict` output (e.g. a study folder's ``result.json``)."""
+        variants = {**data["variants"], **data.get("extra_variants", {})}
+        return cls(
+            config=LengthsConfig.from_dict(data["config"]),
+            variants={name: VariantResult.from_dict(v) for name, v in variants.items()},
+            wall_seconds=_nan(data["wall_seconds"]),
+            vocab=tuple(data["vocab"]),
+        )

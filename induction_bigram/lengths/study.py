@@ -1,20 +1,23 @@
-"""The whole study: train (or load) each variant, evaluate it, write ``lengths.json``."""
+"""The whole study: train (or load) each variant, evaluate it, write ``result.json``; and the
+claims of docs/THEORY.md sections 4 and 5.6 that it tests."""
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 from transformer_lens import HookedTransformer
 
+from induction_bigram.claims import Claim
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.files import Existing, atomic_write_text, claim_folder
-from induction_bigram.lengths.config import LengthsStudyConfig, variant_config
+from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.lengths.config import LengthsConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
 from induction_bigram.training.loop import train_or_load
@@ -49,78 +52,75 @@ def clipped_relative_bias(model: HookedTransformer, max_offset: int):
             bias.copy_(saved)
 
 
-def run_lengths_study(
-    study: LengthsStudyConfig | None = None,
+def run(
+    config: LengthsConfig,
     out_dir: str | Path | None = None,
-    progress: bool = True,
     *,
+    progress: bool = True,
     existing: Existing = "resume",
 ) -> LengthsResult:
     """Train (or load from ``out_dir/<variant>``) each variant, evaluate it, and when
-    ``out_dir`` is given write ``lengths.json`` there (figures: ``viz.lengths_figures``; the
-    circuitsvis view: ``views.lengths_attention_view``).
+    ``out_dir`` is given write ``result.json`` there (its figures and attention view:
+    :func:`induction_bigram.lengths.figures.figures`). Progress goes to stderr.
 
     ``out_dir`` is a lengths study folder (:func:`~induction_bigram.files.claim_folder`): it
     must be missing, empty or a study of ours, never a training run. ``existing`` says what to
     do with an earlier study there: ``"resume"`` (reuse its finished runs), ``"overwrite"``
     (retrain everything) or ``"refuse"``.
     """
-    study = study or LengthsStudyConfig()
     threads = torch.get_num_threads()
-    if study.threads is not None:
-        torch.set_num_threads(study.threads)
+    if config.lengths.threads is not None:
+        torch.set_num_threads(config.lengths.threads)
     try:
         if out_dir is None:
-            return _run_study(study, None, progress)
+            return _run(config, None, progress)
         with claim_folder(out_dir, "lengths", existing=existing) as folder:
-            return _run_study(study, folder, progress)
+            return _run(config, folder, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run_study(study: LengthsStudyConfig, out_dir: Path | None, progress: bool) -> LengthsResult:
+def _run(config: LengthsConfig, out_dir: Path | None, progress: bool) -> LengthsResult:
     began = time.perf_counter()
+    settings, train_length = config.lengths, config.task.seq_len
+    stats = BigramStats.from_corpus(config.task.corpus)
     results: dict[str, VariantResult] = {}
-    stats = None
-    for variant in study.variants:
-        config = variant_config(variant, study)
-        stats = stats or BigramStats.from_corpus(config.task.corpus)
-        config = config.with_vocab(stats.n_tokens)
-        trained = train_or_load(config, out_dir / variant if out_dir else None, progress=progress)
+    for variant in settings.variants:
+        run_config = variant_config(variant, config).with_vocab(stats.n_tokens)
+        trained = train_or_load(run_config, out_dir / variant if out_dir else None, progress=progress)
         model = trained.model
         seconds, accuracy = trained.final["elapsed_seconds"], trained.final["in_context_accuracy"]
-        task = TriggerTask(stats, config.task, next(model.parameters()).device)
+        task = TriggerTask(stats, run_config.task, next(model.parameters()).device)
         evaluation = dict(
             model=model,
             task=task,
-            train_length=study.train_length,
-            multiples=study.multiples,
-            batch_size=study.eval_batch_size,
-            chunk_size=study.chunk_size,
-            seed=study.eval_seed,
+            train_length=train_length,
+            multiples=settings.multiples,
+            batch_size=settings.eval_batch_size,
+            chunk_size=settings.chunk_size,
+            seed=settings.eval_seed,
         )
-        result = evaluate_lengths(**evaluation, variant=variant)
-        evaluated = {variant: result}
-        if variant == "rpe" and study.rpe_clipped:
-            with clipped_relative_bias(model, study.train_length - 1):
+        evaluated = {variant: evaluate_lengths(**evaluation, variant=variant)}
+        if variant == "rpe" and settings.rpe_clipped:
+            with clipped_relative_bias(model, train_length - 1):
                 evaluated["rpe-clipped"] = evaluate_lengths(**evaluation, variant="rpe-clipped")
         for name, result in evaluated.items():
             results[name] = replace(
                 result,
-                config=config.to_dict(),
+                config=run_config.to_dict(),
                 train_seconds=seconds,
                 train_accuracy=accuracy,
                 what_was_tried=WHAT_WAS_TRIED[name],
             )
             if progress:
-                print(
+                tqdm.write(
                     f"{name}: oversight {_fmt(result.oversight.accuracy_by_length)}; "
                     f"ordinary {_fmt(result.ordinary.accuracy_by_length)}",
-                    flush=True,
+                    file=sys.stderr,
                 )
-    lengths = LengthsResult(study, results, time.perf_counter() - began, stats.vocab if stats else ())
+    lengths = LengthsResult(config, results, time.perf_counter() - began, stats.vocab)
     if out_dir is not None:
-        write_lengths_json(lengths, out_dir)
+        atomic_write_text(out_dir / "result.json", dumps_json(lengths.to_dict()) + "\n")
     return lengths
 
 
@@ -128,8 +128,54 @@ def _fmt(accuracies: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in accuracies.items())
 
 
-def write_lengths_json(result: LengthsResult, out_dir: str | Path) -> Path:
-    """``out_dir/lengths.json``: the numbers of the study."""
-    path = Path(out_dir) / "lengths.json"
-    atomic_write_text(path, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
-    return path
+# -- claims (docs/THEORY.md sections 4 and 5.6) -------------------------------------------------
+
+RPE_BEYOND_MIN = 0.9  # RPE's oversight accuracy at 2 T_train
+APE_DROP_MIN = 0.3  # how far APE's oversight accuracy falls from 1x to 2x
+APE_ORDINARY_MIN = 0.9  # APE's ordinary-protocol accuracy at 2 T_train
+REPORTED = ("rope", "nope")  # measured and reported, no threshold
+
+
+def claims(result: LengthsResult) -> list[Claim]:
+    """The claims this study tests, each with its threshold; a claim whose variant (or the
+    2x length) was not run is left out."""
+    oversight = {name: r.oversight.accuracy_by_length for name, r in result.variants.items()}
+    ordinary = {name: r.ordinary.accuracy_by_length for name, r in result.variants.items()}
+    out = []
+    if "2x" in oversight.get("rpe", {}):
+        rpe = oversight["rpe"]
+        out.append(
+            Claim(
+                "4, 5.6",
+                f"with RPE the previous-token head works beyond T_train (2x accuracy >= {RPE_BEYOND_MIN})",
+                f"rpe 2x {rpe['2x']:.3f}",
+                rpe["2x"] >= RPE_BEYOND_MIN,
+            )
+        )
+    if "2x" in oversight.get("ape", {}):
+        ape = oversight["ape"]
+        out += [
+            Claim(
+                "4, 5.6",
+                f"with APE evidence beyond T_train is overlooked (2x at least {APE_DROP_MIN} below 1x)",
+                f"ape 1x {ape['1x']:.3f}, 2x {ape['2x']:.3f}",
+                ape["2x"] <= ape["1x"] - APE_DROP_MIN,
+            ),
+            Claim(
+                "5.6",
+                "on ordinary long prompts APE still looks fine",
+                f"ape ordinary 2x {ordinary['ape']['2x']:.3f}",
+                ordinary["ape"]["2x"] >= APE_ORDINARY_MIN,
+            ),
+        ]
+    reported = [name for name in REPORTED if name in oversight]
+    if reported:
+        out.append(
+            Claim(
+                "5.6",
+                "rotary in layer 1 / NoPE (reported)",
+                "; ".join(f"{name} " + " / ".join(f"{v:.2f}" for v in oversight[name].values()) for name in reported),
+                None,
+            )
+        )
+    return out

@@ -1,1 +1,25 @@
+"""The three associative memories of docs/THEORY.md section 3, and two studies of them.
 
+- :mod:`.projections`: W_O^2, W_K^2, W_K^1 projected onto embedding outer products (recall@1,
+  margin, cosine), the theory-built model, and ``track_memories`` for training;
+- :mod:`.study`: the memory study (train a run, watch its memories form, claims 2 and 3);
+- :mod:`.capacity`: trained against theory-built memories across the width d;
+- :mod:`.figures`: both studies' figures.
+"""
+
+from induction_bigram.memories.capacity import CapacityConfig, CapacityResult, CapacitySettings
+from induction_bigram.memories.projections import build_theory_model, memory_projections, memory_report, track_memories
+from induction_bigram.memories.study import MemoriesConfig, MemoriesResult, MemoriesSettings
+
+__all__ = [
+    "CapacityConfig",
+    "CapacityResult",
+    "CapacitySettings",
+    "MemoriesConfig",
+    "MemoriesResult",
+    "MemoriesSettings",
+    "build_theory_model",
+    "memory_projections",
+    "memory_report",
+    "track_memories",
+]

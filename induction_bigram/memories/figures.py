@@ -1,18 +1,27 @@
-"""Figures of the memory study: coefficient heatmaps, recall during training, capacity across d.
+"""Figures of the memory and capacity studies: coefficient heatmaps, recall during training,
+the attention view, capacity across d (docs/THEORY.md section 3).
 
-Every function takes results (projections, metrics records, capacity rows), never a model,
-and returns a ``matplotlib.figure.Figure``.
+Every function takes results (projections, metrics records, capacity rows, a study result),
+never a model. :func:`memory_figures` and :func:`capacity_figures` map file names to the figures of a
+:class:`~induction_bigram.memories.study.MemoriesResult` and a
+:class:`~induction_bigram.memories.capacity.CapacityResult`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from circuitsvis.utils.render import RenderedHTML
 from matplotlib.figure import Figure
 
-from induction_bigram.memories.projections import Projection
+from induction_bigram.figures.views import patterns_view
+from induction_bigram.memories.projections import FIRST_POSITIONS, Projection
+
+if TYPE_CHECKING:
+    from induction_bigram.memories.capacity import CapacityResult, CapacityRow
+    from induction_bigram.memories.study import MemoriesResult
 
 MEMORY_TITLES = {
     "W_O2": "W_O^2: w_U(i)^T W_O^2 W_V^2 w_E(k)",
@@ -24,7 +33,7 @@ MEMORY_TITLES = {
 def plot_memory_coefficients(
     projections: dict[str, Projection],
     labels: dict[str, tuple[Sequence[str], Sequence[str]]] | None = None,
-    max_positions: int = 64,
+    max_positions: int = FIRST_POSITIONS,
 ) -> Figure:
     """Heatmaps of C[i, j] = u_i^T W v_j, one panel per memory, intended entries circled.
 
@@ -62,11 +71,11 @@ def plot_memory_coefficients(
     return fig
 
 
-def plot_memory_training(metrics: Sequence[dict[str, Any]]) -> Figure:
+def plot_memory_training(metrics: Sequence[dict[str, Any]], first_positions: int = FIRST_POSITIONS) -> Figure:
     """Recall@1 and margin of each memory against the training step (from metrics.jsonl).
 
     The order in which they rise is the theory's prediction: W_O^2, then W_K^2, then W_K^1,
-    and W_K^1's first 64 positions before the rest.
+    and W_K^1's first ``first_positions`` positions before the rest.
     """
     records = [r for r in metrics if "memories" in r]
     if not records:
@@ -76,12 +85,12 @@ def plot_memory_training(metrics: Sequence[dict[str, Any]]) -> Figure:
         "W_O2": ("W_O2", "recall"),
         "W_K2": ("W_K2", "recall"),
         "W_K1 (causal, all positions)": ("W_K1", "recall"),
-        "W_K1 (first 64 positions)": ("W_K1", "recall_first64"),
+        f"W_K1 (first {first_positions} positions)": ("W_K1", f"recall_first{first_positions}"),
     }
     fig = Figure(figsize=(11, 4), layout="constrained")
     recall_ax, margin_ax = fig.subplots(1, 2)
     for label, (name, key) in series.items():
-        if name not in records[0]["memories"]:
+        if key not in records[0]["memories"].get(name, {}):
             continue
         recall_ax.plot(steps, [r["memories"][name][key] for r in records], marker=".", label=label)
         if key == "recall":
@@ -96,7 +105,7 @@ def plot_memory_training(metrics: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
-def plot_capacity(rows: Sequence[Any]) -> Figure:
+def plot_capacity(rows: Sequence[CapacityRow]) -> Figure:
     """Trained (solid) against theory-built (dashed) models across d: accuracy, recall, cosine.
 
     ``rows`` are :class:`~induction_bigram.memories.capacity.CapacityRow` s.
@@ -124,13 +133,21 @@ def plot_capacity(rows: Sequence[Any]) -> Figure:
     return fig
 
 
-def memory_figures(
-    projections: dict[str, Projection], vocab: Sequence[str], metrics: Sequence[dict[str, Any]] = ()
-) -> dict[str, Figure]:
-    """``memories_coefficients.png`` (characters on the token axes) and, when the metrics hold
-    memory scores, ``memories_training.png``."""
+def memory_figures(result: MemoriesResult) -> dict[str, Figure | RenderedHTML]:
+    """``memories_coefficients.png`` (characters on the token axes), ``memories_training.png``
+    when the run recorded memory scores, and ``attention.html`` (both heads on the prompt)."""
+    vocab, projections = list(result.vocab), result.projections
     labels = {"W_O2": (vocab, vocab), "W_K2": ([vocab[i] for i in projections["W_K2"].targets], vocab)}
-    figures = {"memories_coefficients.png": plot_memory_coefficients(projections, labels)}
-    if any("memories" in r for r in metrics):
-        figures["memories_training.png"] = plot_memory_training(metrics)
-    return figures
+    first = result.config.memories.first_positions
+    out: dict[str, Figure | RenderedHTML] = {
+        "memories_coefficients.png": plot_memory_coefficients(projections, labels, max_positions=first)
+    }
+    if result.history:
+        out["memories_training.png"] = plot_memory_training(result.history, first)
+    out["attention.html"] = patterns_view(result.attention, result.prompt)
+    return out
+
+
+def capacity_figures(result: CapacityResult) -> dict[str, Figure]:
+    """``capacity.png``: trained against theory-built across d."""
+    return {"capacity.png": plot_capacity(result.rows)}

@@ -30,7 +30,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, claim_folder
-from induction_bigram.model import build_model, model_config, reference_code_scales, resolve_device
+from induction_bigram.model import build_model, model_config, resolve_device, trainable_names
 from induction_bigram.training.checkpoint import (
     CHECKPOINT,
     CONFIG,
@@ -66,6 +66,33 @@ class TrainResult:
         return self.metrics[-1]
 
 
+def reference_code_scales(cfg: ModelConfig) -> dict[str, float]:
+    """For each trained parameter, the factor c with W = c W' between this model and the
+    reference code's (Bietti et al.), whose token and positional embeddings have N(0, 1)
+    entries, sqrt(d) times docs/THEORY.md's N(0, 1/d), while its unembedding has our scale.
+
+    The residual stream there is x' = sqrt(d) x, so the same function needs
+    W_K = d W_K' (the score x^T W_K x is bilinear in the stream) and
+    W_O^L = sqrt(d) W_O^L', W_F = sqrt(d) W_F' (their output is read by the unembedding, their
+    input is the stream). For W = c W', a step on W' of size lr * grad_W' = lr * c * grad_W is a
+    step of lr * c^2 * grad_W on W: SGD there is SGD here with learning rate c^2 lr (AdamW,
+    invariant to gradient scale, with c lr). What the mapping leaves unmatched: the direct path
+    (the unembedding reading the embeddings and layer 1's output) is sqrt(d) louder there, an
+    FFN also reads layer L's output, and the reference code's frozen random matrices differ
+    from ours by O(1) factors (nn.Linear's default init). Parameters the reference code does
+    not have (RPE bias, rotary q/k biases) get c = 1.
+    """
+    last = cfg.n_layers - 1
+    root_d = math.sqrt(cfg.d_model)
+    scales = dict.fromkeys(trainable_names(cfg), 1.0)
+    for layer in range(cfg.n_layers):
+        scales[f"blocks.{layer}.attn.W_K"] = float(cfg.d_model)
+    scales[f"blocks.{last}.attn.W_O"] = root_d
+    if cfg.ffn != "none":
+        scales[f"blocks.{last}.mlp.W_out"] = root_d
+    return scales
+
+
 def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum or AdamW over the trainable parameters only, one parameter group per
     matrix with its learning rate and weight decay (``cfg.lr_scaling``)."""
@@ -83,7 +110,7 @@ def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Op
 def learning_rate_multipliers(model: HookedTransformer, cfg: TrainConfig) -> dict[str, float]:
     """Learning-rate multiplier per trained parameter (TL name): 1 under ``lr_scaling="none"``;
     c^2 for SGD and c for AdamW under ``"reference-code"``, with c from
-    :func:`~induction_bigram.model.reference_code_scales`."""
+    :func:`reference_code_scales`."""
     scales = reference_code_scales(model_config(model))
     power = {"none": 0, "reference-code": 2 if cfg.optimizer == "sgd" else 1}[cfg.lr_scaling]
     return {name: scales[name] ** power for name, p in model.named_parameters() if p.requires_grad}

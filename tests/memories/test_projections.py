@@ -1,9 +1,12 @@
+import json
+
 import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask
 from induction_bigram.memories.projections import (
+    Projection,
     build_theory_model,
     cosine,
     ideal_W_K1,
@@ -13,6 +16,7 @@ from induction_bigram.memories.projections import (
     project_W_K1,
     project_W_K2,
     project_W_O2,
+    recall_at_1,
 )
 from induction_bigram.model import (
     get_paper_matrix,
@@ -96,6 +100,21 @@ def test_report_prints_and_serialises(wide_model):
     assert set(data) == {"W_O2", "W_K2", "W_K1"}
     assert {"recall", "recall_causal", "recall_first64", "margin", "cosine", "convention"} <= set(data["W_K1"])
     assert "convention" not in report.to_dict(with_convention=False)["W_O2"]
+
+
+def test_early_positions_are_scored_under_their_count(wide_model):
+    set_paper_matrix(wide_model, "W_K1", ideal_W_K1(wide_model, 16))  # only t < 16 is stored
+    recalls = memory_report(wide_model, TRIGGERS, first_positions=16)["W_K1"].recalls
+    assert "recall_first64" not in recalls
+    assert recalls["recall_first16"] == 1.0 > recalls["recall_causal"]
+
+
+def test_a_projection_round_trips_through_json(wide_model):
+    projection = project_W_K2(wide_model, TRIGGERS)
+    back = Projection.from_dict(json.loads(json.dumps(projection.to_dict())))
+    for name in ("coefficients", "targets", "candidates"):
+        assert torch.equal(getattr(back, name), getattr(projection, name))
+    assert back.by_row and recall_at_1(back) == recall_at_1(projection)
 
 
 def test_models_of_another_shape_are_refused():

@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import pytest
@@ -5,7 +6,9 @@ import torch
 
 from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.files import dumps_json
 from induction_bigram.incontext.patching import (
+    PatchingResult,
     _tl_progress_bars,
     corrupt,
     logit_difference,
@@ -62,6 +65,9 @@ def test_layer2_head_carries_the_in_context_difference_of_the_theory_model(stats
     assert result.resid_pre[0, -1] == pytest.approx(0.0, abs=0.05)  # the last token is q in both
     assert result.ffn_last is None
     assert result.positions_after_trigger == (prompts.after_trigger[0].nonzero().flatten()).tolist()
+    back = PatchingResult.from_dict(json.loads(dumps_json(result.to_dict())))
+    assert back.to_dict() == result.to_dict() and back.summary() == result.summary()
+    torch.testing.assert_close(back.head_out, result.head_out.double())
     # removing the earlier q's: restoring layer 1 after them restores the previous-token path
     removed = patch_in_context_against_bigram(model, prompts, corrupt(prompts, stats.bigram, g, "remove_triggers"))
     assert removed.layer1_after_trigger > 0.8

@@ -16,9 +16,8 @@ from induction_bigram import (
     train,
 )
 from induction_bigram.memories.projections import track_memories
-from induction_bigram.model import reference_code_scales
 from induction_bigram.training.checkpoint import CONFIG, read_metrics
-from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer
+from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer, reference_code_scales
 from tests.conftest import model_of, randomise_trainables, tiny_config
 
 TIMING = {"tokens_per_second", "elapsed_seconds"}

@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,31 +12,34 @@ from matplotlib.figure import Figure
 
 from induction_bigram import BigramStats, TriggerTask, train
 from induction_bigram.errors import ConfigError
-from induction_bigram.figures import save_figures, save_view
+from induction_bigram.figures import save_figures
+from induction_bigram.files import dumps_json
 from induction_bigram.lengths import (
+    PRESETS,
+    LengthsConfig,
     LengthsResult,
-    LengthsStudyConfig,
+    claims,
     clipped_relative_bias,
     count_positions,
     evaluate_lengths,
-    lengths_preset,
     protocol_batch,
     rotary_bias_profile,
-    run_lengths_study,
+    run,
     variant_config,
     window,
 )
 from induction_bigram.lengths.figures import (
+    figures,
     lengths_attention_view,
-    lengths_figures,
     plot_accuracy_by_position,
     plot_layer1_offsets,
     plot_previous_token,
 )
 from tests.conftest import model_of, randomise_trainables
 
-STUDY = lengths_preset("test")  # d = 16, T_train = 8, k = 1..4
-T, L = STUDY.train_length, STUDY.max_length
+STUDY = PRESETS["test"]  # d = 16, T_train = 8, k = 1..4
+T, L = STUDY.task.seq_len, STUDY.max_length
+D = STUDY.model.d_model
 
 
 def tiny(variant: str, stats: BigramStats):
@@ -63,14 +68,42 @@ def test_variant_configs_train_short_and_hold_long_contexts(variant):
     assert config.model.n_layers == (3 if variant == "nope" else 2)
 
 
+BAD_OVERRIDES = {
+    "lengths.variants=ape,alibi": "lengths.variants: unknown variant 'alibi'",
+    "lengths.multiples=2,3": r"^lengths.multiples must be increasing and start at 1, got \(2, 3\)",
+    "lengths.multiples=1,3,2": "lengths.multiples must be increasing",
+    "lengths.threads=0": "lengths.threads must be >= 1",
+    "lengths.multiple=1,2": "did you mean lengths.multiples",
+    "model.positional=rpe": "model.positional .* set per variant",
+    "model.d_model=15": "model.d_model must be even for rotary",  # every variant's run config is checked up front
+}
+
+
 def test_study_config_is_validated():
-    with pytest.raises(ConfigError, match="unknown variant 'alibi'"):
-        LengthsStudyConfig(variants=("alibi",))
-    with pytest.raises(ConfigError, match="start at 1"):
-        LengthsStudyConfig(multiples=(2, 4))
-    with pytest.raises(ConfigError, match="unknown lengths preset"):
-        lengths_preset("gpu-huge")
-    assert LengthsStudyConfig.from_dict(STUDY.to_dict()) == STUDY
+    for override, message in BAD_OVERRIDES.items():
+        with pytest.raises(ConfigError, match=message):
+            STUDY.with_overrides([override])
+    assert STUDY.with_overrides(["model.d_model=15", "lengths.variants=ape,rpe"]).model.d_model == 15
+    with pytest.raises(ConfigError, match="unknown lengths preset 'gpu-huge'"):
+        PRESETS["gpu-huge"]
+    assert list(PRESETS) == ["cpu", "test"] and all(PRESETS.doc(name) for name in PRESETS)
+    assert LengthsConfig.from_dict(json.loads(STUDY.to_json())) == STUDY
+
+
+def test_overrides_reach_every_variant():
+    config = STUDY.with_overrides(["lengths.multiples=1,2", "train.lr=0.1", "task.seq_len=6"])
+    assert config.max_length == 12
+    run_config = variant_config("rpe", config)
+    assert run_config.model.n_ctx == 12 and run_config.task.seq_len == 6 and run_config.train.lr == 0.1
+
+
+def test_cpu_preset_keeps_the_prototype_recipe():
+    cpu = PRESETS["cpu"]
+    assert (cpu.model.d_model, cpu.task.seq_len, cpu.task.n_triggers, cpu.max_length) == (128, 64, 5, 256)
+    train = cpu.train
+    assert (train.optimizer, train.lr, train.weight_decay, train.lr_scaling) == ("adamw", 0.03, 0.0, "none")
+    assert (train.steps, train.batch_size, train.eval_every, train.checkpoint_every) == (1500, 64, 150, 1500)
+    assert (train.device, train.seed, cpu.model.seed, cpu.lengths.threads) == ("cpu", 0, 0, 1)
 
 
 def test_ape_positions_beyond_training_exist_and_are_never_seen(stats, monkeypatch):
@@ -100,7 +133,7 @@ def test_ape_positions_beyond_training_exist_and_are_never_seen(stats, monkeypat
 def test_relative_bias_adds_b_of_the_offset_and_trains(stats):
     config, model, _ = tiny("rpe", stats)
     randomise_trainables(model)
-    stream = torch.randn(1, L, STUDY.d_model, generator=torch.Generator().manual_seed(3))
+    stream = torch.randn(1, L, D, generator=torch.Generator().manual_seed(3))
     with_bias = scores_with_stream(model, 0, stream)
     bias = model.blocks[0].attn.rel_pos.bias.detach().clone()
     with torch.no_grad():
@@ -134,8 +167,8 @@ def test_layer_two_scores_depend_on_content_only(stats, variant):
     randomise_trainables(model)
     g = torch.Generator().manual_seed(4)
     n, m = 2 * T, T
-    stream = torch.randn(1, n, STUDY.d_model, generator=g)
-    shifted = torch.cat([torch.randn(1, m, STUDY.d_model, generator=g), stream], dim=1)
+    stream = torch.randn(1, n, D, generator=g)
+    shifted = torch.cat([torch.randn(1, m, D, generator=g), stream], dim=1)
     # shifting the whole stream by m positions shifts layer 2's scores with it ...
     torch.testing.assert_close(scores_with_stream(model, 1, shifted)[m:, m:], scores_with_stream(model, 1, stream))
     # ... and a stream with the same vector everywhere gets the same score at every offset
@@ -155,7 +188,7 @@ def test_rotary_bias_profile_is_the_score_of_the_biases_alone(stats):
         attn.W_Q.zero_()
         attn.W_K.zero_()  # q = b_Q, k = b_K: the score is b_Q^T R_(s-t) b_K / sqrt(d)
     profile = rotary_bias_profile(model, L)
-    scores = scores_with_stream(model, 0, torch.randn(1, L, STUDY.d_model))
+    scores = scores_with_stream(model, 0, torch.randn(1, L, D))
     t = torch.arange(L)
     offsets = t[:, None] - t[None, :]
     causal = offsets >= 0
@@ -186,7 +219,7 @@ def test_oversight_prompts_hold_no_trigger_before_the_last_window(stats, k):
 
 
 def test_windows_cover_the_context_once():
-    covered = [p for k in STUDY.multiples for p in window(k, T)]
+    covered = [p for k in STUDY.lengths.multiples for p in window(k, T)]
     assert covered == list(range(L))
 
 
@@ -235,7 +268,7 @@ def test_evaluation_bookkeeping_of_windows_and_counts(stats):
         assert list(protocol.accuracy_by_length) == ["1x", "2x", "3x", "4x"]
         assert len(protocol.correct_by_position) == len(protocol.count_by_position) == L
     # oversight: position p is counted on the prompts whose last window holds p
-    for k in STUDY.multiples:
+    for k in STUDY.lengths.multiples:
         w = window(k, T)
         n = sum(result.oversight.count_by_position[w.start : w.stop])
         assert n == result.oversight.n_in_context_by_length[f"{k}x"] > 0
@@ -262,35 +295,86 @@ def test_nope_probes_two_layers_and_reports_its_read_out(stats):
 # -- the whole study, files and figures ---------------------------------------------------------
 
 
-def test_study_writes_json_figures_and_view_then_loads_its_checkpoints(tmp_path):
-    study = LengthsStudyConfig(**{**STUDY.to_dict(), "variants": ("ape", "rpe")})
-    first = run_lengths_study(study, tmp_path, progress=False)
-    data = json.loads((tmp_path / "lengths.json").read_text())
+def test_study_writes_json_figures_and_view_then_loads_its_checkpoints(tmp_path, capsys):
+    study = STUDY.with_overrides(["lengths.variants=ape,rpe"])
+    first = run(study, tmp_path, progress=True)
+    out, err = capsys.readouterr()
+    assert out == "", "progress goes to stderr, so that --json output is the only stdout"
+    assert "rpe-clipped: oversight 1x" in err
+    data = json.loads((tmp_path / "result.json").read_text())
     assert set(data["variants"]) == {"ape", "rpe"}
     assert set(data["extra_variants"]) == {"rpe-clipped"}
     for variant in data["variants"].values():
         assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
-    json.dumps(first.to_dict(), allow_nan=False)
-    for path in save_figures(lengths_figures(first), tmp_path / "figures"):
+    assert LengthsResult.from_dict(data).to_dict() == first.to_dict()
+    paths = save_figures(figures(first), tmp_path / "figures")
+    names = "lengths_accuracy.png lengths_attention.html lengths_layer1_offsets.png lengths_previous_token.png"
+    assert sorted(Path(p).name for p in paths) == names.split()
+    for path in paths:
         assert Path(path).stat().st_size > 10_000
-    save_view(lengths_attention_view(first), tmp_path / "view.html")
-    html = (tmp_path / "view.html").read_text()
+    html = (tmp_path / "figures" / "lengths_attention.html").read_text()
     assert "ape L1" in html and "rpe L2" in html
-    again = run_lengths_study(study, tmp_path, progress=False)  # loads, does not retrain
+    again = run(study, tmp_path, progress=False)  # loads, does not retrain
     assert again.to_dict()["variants"] == first.to_dict()["variants"]
 
 
-def test_figures_take_results_and_the_view_stays_offline(stats):
+def _evaluated(stats, variants=("ape", "rpe", "rope", "nope")) -> LengthsResult:
     results = {}
-    for variant in ("ape", "rpe", "nope"):
+    for variant in variants:
         _, model, task = tiny(variant, stats)
         randomise_trainables(model)
         results[variant] = evaluate_lengths(model, task, train_length=T, batch_size=4, chunk_size=4, variant=variant)
-    result = LengthsResult(STUDY, results, 0.0, stats.vocab)
+    return LengthsResult(STUDY, results, 1.5, stats.vocab)
+
+
+def test_figures_take_results_and_the_view_stays_offline(stats):
+    result = _evaluated(stats, ("ape", "rpe", "nope"))
     for plot in (plot_accuracy_by_position, plot_previous_token, plot_layer1_offsets):
         assert isinstance(plot(result), Figure)
     view = lengths_attention_view(result, layers=[0])
     assert "nope L1" in view.local_src and "nope L2" not in view.local_src
+    # the same figures from the result read back from JSON
+    loaded = LengthsResult.from_dict(json.loads(dumps_json(result.to_dict())))
+    assert set(figures(loaded)) == set(figures(result))
+    same_page = [re.sub("circuits-vis-[0-9a-f-]+", "", lengths_attention_view(r).local_src) for r in (loaded, result)]
+    assert same_page[0] == same_page[1]
+
+
+def test_result_round_trips_through_json(stats):
+    result = _evaluated(stats)
+    data = json.loads(dumps_json(result.to_dict()))  # strict JSON: NaN (position 0, untrained runs) -> null
+    loaded = LengthsResult.from_dict(data)
+    assert loaded.to_dict() == result.to_dict()
+    assert loaded.config == STUDY and loaded.vocab == stats.vocab and list(loaded.variants) == list(result.variants)
+    ape, back = result.variants["ape"], loaded.variants["ape"]
+    assert math.isnan(back.train_seconds) and math.isnan(back.previous_token_by_position[0][0])
+    assert back.oversight == ape.oversight and back.W_K1_recall_by_position[1:] == ape.W_K1_recall_by_position[1:]
+    assert loaded.variants["rpe"].offset_bias == result.variants["rpe"].offset_bias
+    assert loaded.variants["nope"].W_K1_recall_by_position is None
+    torch.testing.assert_close(back.example_patterns, ape.example_patterns.double(), atol=5e-4, rtol=0)
+
+
+def _with_accuracy(result: LengthsResult, name: str, oversight: dict, ordinary: dict) -> LengthsResult:
+    r = result.variants[name]
+    over, ordi = replace(r.oversight, accuracy_by_length=oversight), replace(r.ordinary, accuracy_by_length=ordinary)
+    return replace(result, variants={**result.variants, name: replace(r, oversight=over, ordinary=ordi)})
+
+
+def test_claims_judge_the_accuracies_against_their_thresholds(stats):
+    result = _evaluated(stats)
+    result = _with_accuracy(result, "rpe", {"1x": 1.0, "2x": 0.95}, {"1x": 1.0, "2x": 1.0})
+    result = _with_accuracy(result, "ape", {"1x": 1.0, "2x": 0.27}, {"1x": 1.0, "2x": 0.97})
+    found = claims(result)
+    assert [c.held for c in found] == [True, True, True, None]
+    assert found[0].measured == "rpe 2x 0.950" and found[1].measured == "ape 1x 1.000, 2x 0.270"
+    assert found[3].measured.startswith("rope ") and "; nope " in found[3].measured
+    # just past each threshold the verdicts flip
+    result = _with_accuracy(result, "rpe", {"1x": 1.0, "2x": 0.89}, {"1x": 1.0, "2x": 1.0})
+    result = _with_accuracy(result, "ape", {"1x": 1.0, "2x": 0.71}, {"1x": 1.0, "2x": 0.89})
+    assert [c.held for c in claims(result)] == [False, False, False, None]
+    # a variant that was not run makes no claim
+    only_rope = replace(result, variants={"rope": result.variants["rope"]})
+    assert [c.held for c in claims(only_rope)] == [None]
 
 
 # -- a real training --------------------------------------------------------------------------
@@ -298,20 +382,15 @@ def test_figures_take_results_and_the_view_stays_offline(stats):
 
 @pytest.mark.slow
 def test_rpe_keeps_long_prompts_while_ape_overlooks_them():
-    study = LengthsStudyConfig(
-        variants=("ape", "rpe"),
-        train_length=16,
-        multiples=(1, 2),
-        d_model=64,
-        steps=400,
-        batch_size=32,
-        eval_batch_size=128,
-        chunk_size=64,
-        rpe_clipped=False,
-        threads=1,
+    settings = "variants=ape,rpe multiples=1,2 eval_batch_size=128 chunk_size=64 rpe_clipped=false threads=1"
+    train = "steps=400 batch_size=32 eval_batch_size=128 eval_every=40 checkpoint_every=400"
+    study = PRESETS["cpu"].with_overrides(
+        ["task.seq_len=16", "model.d_model=64"]
+        + [f"lengths.{item}" for item in settings.split()]
+        + [f"train.{item}" for item in train.split()]
     )
     threads = torch.get_num_threads()
-    result = run_lengths_study(study, None, progress=False)
+    result = run(study, None, progress=False)
     assert torch.get_num_threads() == threads, "the study restores the thread count"
     ape, rpe = result.variants["ape"], result.variants["rpe"]
     assert rpe.oversight.accuracy_by_length["2x"] >= 0.9

@@ -1,8 +1,18 @@
+import json
+
 import pytest
 import torch
 
 from induction_bigram import ModelConfig
-from induction_bigram.incontext.decompose import decompose_logits, global_logits, global_memory_kl
+from induction_bigram.files import dumps_json
+from induction_bigram.incontext.decompose import (
+    LogitDecomposition,
+    decompose_cache,
+    decompose_logits,
+    global_logits,
+    global_memory_kl,
+    run_for_decomposition,
+)
 from induction_bigram.model import set_paper_matrix, token_embeddings, unembeddings
 from tests.conftest import model_of, randomise_trainables
 
@@ -63,3 +73,15 @@ def test_global_memory_probe_is_zero_for_a_stored_bigram_and_large_for_none(stat
     assert kl_stored.nan_to_num().max() < 1e-3
     assert kl_empty.mean() > 1.0
     assert global_logits(model).shape == (65, 65)
+
+
+def test_one_cached_pass_gives_the_decomposition_and_it_round_trips_through_json():
+    model = randomised(ModelConfig(d_model=16, n_ctx=10, d_vocab=9, ffn="linear"))
+    tokens = torch.randint(0, 9, (2, 10), generator=torch.Generator().manual_seed(2))
+    logits, cache = run_for_decomposition(model, tokens)
+    assert "blocks.1.attn.hook_pattern" in cache.cache_dict
+    parts = decompose_cache(model, logits, cache)
+    torch.testing.assert_close(parts.parts, decompose_logits(model, tokens).parts)
+    back = LogitDecomposition.from_dict(json.loads(dumps_json(parts.to_dict())))
+    assert back.names == parts.names and back.to_dict() == parts.to_dict()
+    torch.testing.assert_close(back.parts, parts.parts.double())

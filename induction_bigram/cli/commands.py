@@ -1,0 +1,272 @@
+"""What each ``induction-bigram`` command does, over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from induction_bigram.cli.parser import STUDY_COMMANDS
+from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
+
+
+def _existing(args: argparse.Namespace) -> str:
+    return "resume" if args.resume else "overwrite" if args.overwrite else "refuse"
+
+
+def _config(presets, args: argparse.Namespace, base=None):
+    """The config of ``--preset`` (or ``base``) with ``--set`` applied; errors name the flag."""
+    try:
+        config = base if base is not None else presets[args.preset or next(iter(presets))]
+    except ConfigError as err:
+        raise ConfigError(f"--preset: {err}") from None
+    try:
+        return config.with_overrides(args.overrides)
+    except ConfigError as err:
+        raise ConfigError(f"--set: {err}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from induction_bigram.config import PRESETS
+    from induction_bigram.files import check_folder
+    from induction_bigram.memories.projections import track_memories
+    from induction_bigram.training.checkpoint import CONFIG, read_config_file
+    from induction_bigram.training.loop import train
+
+    check_folder(args.out, "run", existing=_existing(args), label="--out")
+    base = None
+    if args.resume:
+        if args.preset:
+            raise InductionBigramError("--resume takes the run's own config; drop --preset")
+        if not (args.out / CONFIG).is_file():
+            raise InductionBigramError(f"nothing to resume: {args.out / CONFIG} does not exist")
+        try:
+            base = read_config_file(args.out / CONFIG)
+        except CheckpointError as err:
+            raise CheckpointError(f"--resume: {err}") from None
+    config = _config(PRESETS, args, base)
+    result = train(
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        track=[track_memories],
+    )
+    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
+    return 0
+
+
+def _run_folder(path: Path, command: str) -> Path:
+    """A run folder argument: a checkpoint file there is a mistake worth a clear message."""
+    if path.is_file():
+        raise InductionBigramError(f"{command} takes a run folder, got the file {path} (pass its folder {path.parent})")
+    if not path.is_dir():
+        raise InductionBigramError(f"{command}: no run folder at {path}")
+    return path
+
+
+def _figure_folder(path: Path | None, run: Path) -> Path:
+    """``--out`` of memories / logits (default ``RUN/figures``), checked before any work."""
+    folder = path if path is not None else run / "figures"
+    flag = "--out" if path is not None else "the figure folder"
+    if folder.exists() and not folder.is_dir():
+        raise InductionBigramError(f"{flag} {folder} is a file, not a folder")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InductionBigramError(f"{flag} {folder}: cannot write into {existing}")
+    return folder
+
+
+def _writing_figures(run: Path, figures: Path):
+    """Hold the run folder's lock while figures go into it (a training run writing it, or
+    another analysis, is refused naming its PID); figures elsewhere need no lock of ours."""
+    from induction_bigram.files import claim_folder
+
+    inside = figures.resolve().is_relative_to(run.resolve())
+    return claim_folder(run, "run", existing="resume", label="RUN") if inside else contextlib.nullcontext()
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from induction_bigram.data.task import TriggerTask
+    from induction_bigram.memories.projections import memory_report
+    from induction_bigram.training.checkpoint import load_checkpoint
+    from induction_bigram.training.metrics import evaluate
+
+    ckpt = load_checkpoint(args.run, args.device)
+    task = TriggerTask(ckpt.stats, ckpt.config.task, next(ckpt.model.parameters()).device)
+    scores = evaluate(ckpt.model, task, batch_size=args.batch_size, seed=args.seed)
+    summary = {"step": ckpt.step, "seed": args.seed, "batch_size": args.batch_size, **scores.to_dict()}
+    report = None
+    if ckpt.config.model.n_layers == 2:
+        report = memory_report(ckpt.model, task.shared_triggers, ckpt.config.task.seq_len)
+        summary["memories"] = report.to_dict()
+    _print(summary, args.json, title=f"{args.run} at step {ckpt.step}")
+    if report is not None and not args.json:
+        print(report)
+    return 0
+
+
+def _analyse_run(args: argparse.Namespace) -> int:
+    """``memories RUN`` / ``logits RUN``: the study's analysis of an existing run, with the
+    study's settings from ``--preset`` / ``--set`` and the run's own task, model and train."""
+    from induction_bigram.figures import save_figures
+    from induction_bigram.studies import STUDIES
+    from induction_bigram.training.checkpoint import load_checkpoint, read_metrics
+
+    study = STUDIES[STUDY_COMMANDS[args.command]]
+    run = _run_folder(args.run, args.command)
+    figures = _figure_folder(args.out, run)
+    foreign = [item for item in args.overrides if not item.startswith(f"{study.name}.")]
+    if foreign:
+        raise ConfigError(
+            f"--set {foreign[0]}: {args.command} analyses the run in {run} with that run's own task, model "
+            f"and train; it takes {study.name}.* keys (train a new run to change the others)"
+        )
+    ckpt = load_checkpoint(run, args.device)
+    if ckpt.config.model.n_layers != 2:
+        raise InductionBigramError(f"{args.command} needs a 2-layer model; {run} has {ckpt.config.model.n_layers}")
+    settings = _config(study.presets, args)
+    config = dataclasses.replace(settings, task=ckpt.config.task, model=ckpt.config.model, train=ckpt.config.train)
+    result = study.analyse(ckpt.model, ckpt.stats, config, metrics=read_metrics(run), progress=not args.no_progress)
+    with _writing_figures(run, figures):
+        written = save_figures(study.figures(result), figures)
+    summary = {**result.summary(), "figures": written}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print(summary, False, title=f"{study.title}: {run}")
+        print("wrote " + ", ".join(written))
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    """``lengths`` / ``capacity``: a study that trains its own models into a study folder."""
+    from induction_bigram.figures import save_figures
+    from induction_bigram.files import check_folder, claim_folder
+    from induction_bigram.studies import STUDIES
+
+    study = STUDIES[STUDY_COMMANDS[args.command]]
+    config = _config(study.presets, args)
+    existing = _existing(args)
+    check_folder(args.out, study.name, existing=existing, label="--out")
+    with claim_folder(args.out, study.name, existing=existing, label="--out") as folder:
+        result = study.run(config, folder, progress=not args.no_progress, existing="resume")
+        written = save_figures(study.figures(result), folder / "figures")
+    if args.json:
+        _print_json({**result.summary(), "figures": written})
+    else:
+        _print(result.summary(), False, title=f"{study.title}: {args.out}")
+        for claim in study.claims(result):
+            verdict = {True: "held", False: "did not hold", None: "reported"}[claim.held]
+            print(f"  [{verdict}] {claim.statement}: {claim.measured}")
+        print("wrote " + ", ".join([str(folder / "result.json"), *written]))
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from induction_bigram.files import check_folder
+    from induction_bigram.report.reproduce import PRESETS, reproduce
+    from induction_bigram.studies import STUDIES
+
+    unknown = set(args.only or []) - set(STUDIES)
+    if unknown:
+        raise InductionBigramError(f"unknown study {sorted(unknown)[0]!r}; choose from {', '.join(STUDIES)}")
+    config = _config(PRESETS, args)
+    check_folder(args.out, "reproduce", existing=_existing(args), label="--out")
+    report = reproduce(
+        config,
+        args.out,
+        studies=args.only,
+        progress=not args.no_progress,
+        existing=_existing(args),
+        preset=args.preset or next(iter(PRESETS)),
+    )
+    if args.json:
+        _print_json({"report": str(report), "numbers": str(report.parent / "numbers.json")})
+    else:
+        print(f"wrote {report}")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from induction_bigram.config import PRESETS as RUN_PRESETS
+    from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
+    from induction_bigram.studies import STUDIES
+
+    tables = {**{name: study.presets for name, study in STUDIES.items()}, "reproduce": REPORT_PRESETS}
+    names = list(args.names)
+    if len(names) > 2 or (len(names) == 2 and names[0] not in tables):
+        raise InductionBigramError(f"presets takes a run preset, or a study and one of its presets; got {names}")
+    if names and names[0] in tables:
+        table = tables[names[0]]
+        if len(names) == 2:
+            print(_presets_json(table, names[1]))
+        else:
+            _list_presets(names[0], table)
+        return 0
+    if names:
+        print(_presets_json(RUN_PRESETS, names[0]))
+        return 0
+    _list_presets("run", RUN_PRESETS, run_summary=True)
+    for name, table in tables.items():
+        print()
+        _list_presets(name, table)
+    return 0
+
+
+def _presets_json(table, name: str) -> str:
+    try:
+        return table[name].to_json()
+    except ConfigError as err:
+        raise ConfigError(f"presets: {err}") from None
+
+
+def _list_presets(kind: str, table, run_summary: bool = False) -> None:
+    print(f"{kind} presets (`induction-bigram presets {'' if kind == 'run' else kind + ' '}NAME` prints one):")
+    width = max(map(len, table))
+    for name in table:
+        text = table.doc(name)
+        if run_summary:
+            cfg = table[name]
+            scaling = "" if cfg.train.lr_scaling == "none" else f" ({cfg.train.lr_scaling} scaling)"
+            text = (
+                f"d={cfg.model.d_model} T={cfg.task.seq_len} K={cfg.task.n_triggers} "
+                f"{cfg.model.positional} ffn={cfg.model.ffn} {cfg.train.optimizer} "
+                f"lr={cfg.train.lr}{scaling} batch={cfg.train.batch_size} steps={cfg.train.steps}"
+            )
+        print(f"  {name:{width}s}  {text}")
+
+
+def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        _print_json(summary)
+        return
+    print(title)
+    for key, value in summary.items():
+        if isinstance(value, (dict, list)):
+            continue
+        shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+        print(f"  {key:24s} {shown}")
+
+
+def _print_json(data: Any) -> None:
+    from induction_bigram.files import dumps_json
+
+    print(dumps_json(data))
+
+
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "memories": _analyse_run,
+    "logits": _analyse_run,
+    "lengths": _study,
+    "capacity": _study,
+    "reproduce": _reproduce,
+    "presets": _presets,
+}

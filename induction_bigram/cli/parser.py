@@ -1,0 +1,175 @@
+"""The argument parser of ``induction-bigram``: every command and flag, with its help."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from induction_bigram.errors import InductionBigramError
+
+STUDY_COMMANDS = {"memories": "memories", "logits": "incontext", "lengths": "lengths", "capacity": "capacity"}
+"""Command -> the study it runs (its presets and ``--set`` keys)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise InductionBigramError(f"{message} (see `{self.prog} --help`)")
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an int in [0, 2**64), what ``torch.Generator.manual_seed`` accepts."""
+    from induction_bigram.config import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 2**64)")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def _device(text: str) -> str:
+    """``--device``: checked here, so that a bad value is blamed on the flag, not the run."""
+    import torch
+
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except Exception:  # torch raises RuntimeError (and others) for strings it cannot parse
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (auto, cpu, cuda, cuda:N, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} asks for CUDA, which is not available here")
+    return text
+
+
+_DEVICE_HELP = "where to run: auto (CUDA when available, else CPU; the default), cpu, cuda or cuda:N"
+_JSON_HELP = "print one JSON object on stdout and nothing else"
+_TRAIN_EPILOG = """\
+Config keys: every field of the JSON that `induction-bigram presets NAME` prints is a key for
+--set, as SECTION.FIELD (e.g. model.d_model, task.seq_len, train.lr); `induction-bigram presets`
+lists the presets. Train on your own text: --set task.corpus=path/to/text.txt (a UTF-8 file;
+its characters are the vocabulary). --out must be missing, empty, or a run folder of ours: then
+--resume continues it, --overwrite starts it again (replacing only config.json, metrics.jsonl
+and checkpoint.pt). train.steps=0 writes the untrained model's checkpoint. A loss that becomes
+NaN or infinite stops the run (exit status 2) and keeps the last good checkpoint.
+"""
+
+
+def _config_flags(p: argparse.ArgumentParser, kind: str, example: str) -> None:
+    listing = f"induction-bigram presets {kind}".strip()
+    p.add_argument("--preset", help=f"starting config (default: the first one `{listing}` lists)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config field, e.g. --set {example} (repeatable; lists as 1,2,3; keys: `{listing} NAME`)",
+    )
+
+
+def _existing_flags(p: argparse.ArgumentParser, what: str) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--resume", action="store_true", help=f"continue the {what} already in --out (finished runs are reused)"
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"start the {what} in --out again, replacing only the files this package wrote there",
+    )
+
+
+def _output_flags(p: argparse.ArgumentParser, progress: bool = True) -> None:
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="induction-bigram",
+        description="The induction-bigram command line: train, analyse and reproduce the studies.",
+        epilog="`induction-bigram COMMAND --help` describes each command's flags.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    p = commands.add_parser(
+        "train",
+        help="train a model and write a run folder",
+        description="Train a model; writes OUT/config.json, OUT/metrics.jsonl and OUT/checkpoint.pt.",
+        epilog=_TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _config_flags(p, "", "model.d_model=128 or --set task.corpus=path/to/text.txt")
+    p.add_argument("--out", required=True, type=Path, help="run folder (missing, empty, or a run of ours)")
+    _existing_flags(p, "run (--resume takes the run's own config; --set train.steps=N trains longer)")
+    _output_flags(p)
+
+    p = commands.add_parser("evaluate", help="score a trained run on a fresh seeded batch")
+    p.add_argument("run", type=Path, help="run folder or checkpoint file")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation batch (default 0)")
+    p.add_argument("--batch-size", type=_positive, default=512, help="sequences in the batch (default 512)")
+    p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
+    _output_flags(p, progress=False)
+
+    for command, (study, what, example) in {
+        "memories": (
+            "memories",
+            "project W_O2, W_K2, W_K1 of a run and write their figures",
+            "memories.formation_level=0.9",
+        ),
+        "logits": (
+            "incontext",
+            "in-context against bigram on a run: theory check, patching, figures",
+            "incontext.per_cell=32",
+        ),
+    }.items():
+        p = commands.add_parser(command, help=what, description=what[0].upper() + what[1:] + ".")
+        p.add_argument(
+            "run", type=Path, help=f"run folder (its task/model/train are the run's own; --set takes {study}.* keys)"
+        )
+        _config_flags(p, study, example)
+        p.add_argument("--out", type=Path, help="figure folder (default: RUN/figures)")
+        p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
+        _output_flags(p)
+
+    for command, (what, example) in {
+        "lengths": ("APE against RPE, RoPE and NoPE on long prompts", "lengths.multiples=1,2"),
+        "capacity": ("trained against theory-built memories across the width d", "capacity.widths=16,32"),
+    }.items():
+        p = commands.add_parser(command, help=what, description=what + "; trains its own models.")
+        p.add_argument("--out", required=True, type=Path, help="study folder (runs, result.json, figures/)")
+        _config_flags(p, command, example)
+        _existing_flags(p, "study")
+        _output_flags(p)
+
+    p = commands.add_parser("reproduce", help="run every study and write REPORT.md")
+    p.add_argument("--out", required=True, type=Path, help="report folder (missing, empty, or a report of ours)")
+    _config_flags(p, "reproduce", "incontext.incontext.per_cell=8")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="STUDY",
+        help="run only this study (repeatable): memories, capacity, incontext, lengths",
+    )
+    _existing_flags(p, "report")
+    _output_flags(p)
+
+    p = commands.add_parser("presets", help="list the presets, or print one as JSON")
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help="a run preset, or a study (then one of its presets) to print as JSON"
+    )
+    return parser

@@ -1,0 +1,114 @@
+"""The in-context study's config: the run it trains (``task``, ``model``, ``train``) and the
+prompts it measures that run with (``incontext``), and its named presets.
+
+The run sections come from the run preset ``amt`` (docs/THEORY.md section 4: the associative
+memory transformer, whose FFN holds the global bigrams), so ``--set train.lr=0.1`` means what it
+means for ``induction-bigram train``; ``incontext.*`` sizes the prompt grid of sections 5 and 6.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from induction_bigram.config.base import Config, Presets
+from induction_bigram.config.checks import at_least, section, seed_field
+from induction_bigram.config.run import ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
+from induction_bigram.errors import ConfigError
+
+
+@section("incontext")
+class InContextSettings:
+    """The designed prompts of the study (docs/THEORY.md sections 5 and 6).
+
+    Attributes:
+        length_fractions: prompt lengths as fractions of the training length T_train, in (0, 1].
+        max_count: n runs over 0..max_count (capped so that 2n + 1 <= T).
+        per_cell: prompts per (T, n) cell.
+        competing: (n_a, n_b) pairs for the two-output prompts, at the middle length; pairs
+            with 2 (n_a + n_b) >= T are left out.
+        patch_count / patch_prompts / patch_length: n, batch size and length (capped at
+            T_train) of the aligned patching prompts.
+        seed: seeds every prompt and the held-out split.
+    """
+
+    length_fractions: tuple[float, ...] = dataclasses.field(
+        default=(0.25, 0.5, 0.75, 1.0), metadata={"min": 0.0, "max": 1.0}
+    )
+    max_count: int = at_least(0, 8)
+    per_cell: int = at_least(1, 16)
+    competing: tuple[tuple[int, int], ...] = ((1, 1), (2, 1), (1, 2), (3, 1), (1, 3), (2, 2), (4, 2), (2, 4))
+    patch_count: int = at_least(1, 3)
+    patch_prompts: int = at_least(1, 32)
+    patch_length: int = at_least(2, 64)
+    seed: int = seed_field()
+
+    def check(self) -> None:
+        if not self.length_fractions or 0.0 in self.length_fractions:
+            raise ConfigError(f"incontext.length_fractions must be fractions in (0, 1], got {self.length_fractions}")
+        if any(a < 1 or b < 1 for a, b in self.competing):
+            raise ConfigError(f"incontext.competing pairs (n_a, n_b) must both be >= 1, got {self.competing}")
+
+
+@dataclass(frozen=True)
+class InContextConfig(Config):
+    """The in-context against bigram study: one trained run and the prompts it is measured on."""
+
+    task: TaskConfig
+    model: ModelConfig
+    train: TrainConfig
+    incontext: InContextSettings
+
+    def __post_init__(self) -> None:
+        run = self.run_config()  # the run's own checks
+        if run.model.n_layers != 2:
+            raise ConfigError(
+                f"the in-context study needs a 2-layer model; model.positional={run.model.positional!r} has "
+                f"{run.model.n_layers}"
+            )
+        length, n = min(self.incontext.patch_length, self.task.seq_len), self.incontext.patch_count
+        if length < 2 * n + 5:
+            raise ConfigError(
+                f"incontext.patch_count = {n} pairs 'q o' spaced apart need prompts of at least {2 * n + 5} "
+                f"tokens; incontext.patch_length and task.seq_len give {length}"
+            )
+
+    def run_config(self) -> RunConfig:
+        """The run the study trains (or loads)."""
+        return RunConfig(task=self.task, model=self.model, train=self.train)
+
+    def with_run(self, run: RunConfig) -> "InContextConfig":
+        """This study on another run's config (e.g. the one a run folder holds)."""
+        return dataclasses.replace(self, task=run.task, model=run.model, train=run.train)
+
+
+def _full() -> InContextConfig:
+    """The whole study on the ``amt`` run (d = T = 128): 16 prompts per cell, 32 to patch."""
+    run = preset("amt")
+    return InContextConfig(run.task, run.model, run.train, InContextSettings())
+
+
+def _quick() -> InContextConfig:
+    """``full`` with 12 prompts per cell and 16 to patch (``reproduce --quick``)."""
+    full = _full()
+    return dataclasses.replace(full, incontext=dataclasses.replace(full.incontext, per_cell=12, patch_prompts=16))
+
+
+def _test() -> InContextConfig:
+    """Seconds on a CPU, for tests: a 20-step amt run at d = 16, T = 32, and a few prompts."""
+    run = preset("amt").with_overrides(
+        {
+            "model.d_model": 16,
+            "model.n_ctx": 32,
+            "task.seq_len": 32,
+            "train.steps": 20,
+            "train.batch_size": 8,
+            "train.eval_every": 10,
+            "train.eval_batch_size": 16,
+            "train.checkpoint_every": 20,
+            "train.device": "cpu",
+        }
+    )
+    settings = InContextSettings(per_cell=2, max_count=3, competing=((1, 1),), patch_prompts=4, patch_length=16)
+    return InContextConfig(run.task, run.model, run.train, settings)
+
+
+PRESETS: Presets[InContextConfig] = Presets("incontext", {"full": _full, "quick": _quick, "test": _test})

@@ -1,0 +1,127 @@
+"""Designed prompts through a trained model: the counts and logits docs/THEORY.md section 5 predicts.
+
+:func:`measure` runs each chunk of designed prompts (:class:`~induction_bigram.data.prompts.DesignedPrompts`)
+through the model once and keeps, at the last position, the counts n_j and m_j of the output o,
+the rival b and the global favourite g, the logit parts xi^IC (the last attention layer,
+:func:`~induction_bigram.incontext.decompose.decompose_cache`) and xi^G (everything else), the
+probabilities, and the last layer's attention on S and on the positions holding o.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from induction_bigram.data.prompts import DesignedPrompts, check_prompts
+from induction_bigram.incontext.decompose import decompose_cache, run_for_decomposition
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Per-prompt counts and measured logits at the last position (prompts concatenated).
+
+    ``ic_*`` are the last attention layer's contributions (xi^IC), ``global_*`` everything
+    else (direct path, layer 1 and FFN: xi^G), ``logit_*``/``prob_*`` the model's output.
+    ``attention_on_S`` and ``attention_on_output`` are the last layer's attention mass at the
+    last position on S and on the positions holding o.
+    """
+
+    length: Int[Tensor, " n"]
+    n: Int[Tensor, " n"]
+    trigger: Int[Tensor, " n"]
+    output: Int[Tensor, " n"]
+    rival: Int[Tensor, " n"]
+    favourite: Int[Tensor, " n"]
+    n_output: Int[Tensor, " n"]
+    m_output: Int[Tensor, " n"]
+    n_rival: Int[Tensor, " n"]
+    m_rival: Int[Tensor, " n"]
+    n_favourite: Int[Tensor, " n"]
+    m_favourite: Int[Tensor, " n"]
+    ic_output: Float[Tensor, " n"]
+    ic_rival: Float[Tensor, " n"]
+    ic_favourite: Float[Tensor, " n"]
+    global_output: Float[Tensor, " n"]
+    global_favourite: Float[Tensor, " n"]
+    prob_output: Float[Tensor, " n"]
+    prob_favourite: Float[Tensor, " n"]
+    top1: Int[Tensor, " n"]
+    attention_on_S: Float[Tensor, " n"]
+    attention_on_output: Float[Tensor, " n"]
+
+    @property
+    def logit_difference(self) -> Float[Tensor, " n"]:
+        """xi_o - xi_g, the model's own."""
+        return self.ic_output + self.global_output - self.ic_favourite - self.global_favourite
+
+    def select(self, mask: Tensor) -> "Measurements":
+        return Measurements(**{k: v[mask] for k, v in asdict(self).items()})
+
+    def to_dict(self) -> dict[str, list]:
+        return {k: v.tolist() for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list]) -> "Measurements":
+        """Rebuild from :meth:`to_dict` or its JSON (null is NaN; floats come back as float64)."""
+        return cls(**{f.name: _column(data[f.name], f.type.startswith("Int")) for f in fields(cls)})
+
+
+def _column(values: list, integer: bool) -> Tensor:
+    if integer:
+        return torch.tensor(values, dtype=torch.long)
+    return torch.tensor([nan_if_null(v) for v in values], dtype=torch.float64)
+
+
+def nan_if_null(value: float | int | bool | None) -> float | int | bool:
+    """A value from JSON where strict JSON wrote NaN as null (numbers and flags pass through)."""
+    return math.nan if value is None else value
+
+
+@torch.no_grad()
+def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
+    """Run every designed prompt and collect :class:`Measurements`: one forward pass per chunk
+    gives both the logit parts and the last layer's attention pattern."""
+    columns: dict[str, list[Tensor]] = {}
+    pattern_name = f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"
+    pick = lambda x, idx: x.gather(1, idx.clamp_min(0)[:, None]).squeeze(1)  # noqa: E731
+    for prompts in batches:
+        check_prompts(prompts.tokens, prompts.trigger)
+        for start in range(0, len(prompts), chunk_size):
+            part = prompts.rows(slice(start, start + chunk_size))
+            logits, cache = run_for_decomposition(model, part.tokens)
+            ic = decompose_cache(model, logits, cache).in_context[:, -1]
+            rest = logits[:, -1] - ic
+            probs = logits[:, -1].softmax(-1)
+            pattern = cache[pattern_name][:, 0, -1]  # [batch, key]
+            values = {
+                "length": torch.full_like(part.trigger, part.length),
+                "n": part.n,
+                "trigger": part.trigger,
+                "output": part.output,
+                "rival": part.rival,
+                "favourite": part.favourite,
+                **{
+                    f"{count}_{which}": part.count_of(getattr(part, which), in_context=count == "n")
+                    for which in ("output", "rival", "favourite")
+                    for count in ("n", "m")
+                },
+                "ic_output": pick(ic, part.output),
+                "ic_rival": torch.where(part.rival >= 0, pick(ic, part.rival), torch.nan),
+                "ic_favourite": pick(ic, part.favourite),
+                "global_output": pick(rest, part.output),
+                "global_favourite": pick(rest, part.favourite),
+                "prob_output": pick(probs, part.output),
+                "prob_favourite": pick(probs, part.favourite),
+                "top1": probs.argmax(-1),
+                "attention_on_S": (pattern * part.after_trigger).sum(-1),
+                "attention_on_output": (pattern * (part.tokens == part.output[:, None])).sum(-1),
+            }
+            for key, value in values.items():
+                columns.setdefault(key, []).append(value.cpu())
+    return Measurements(**{k: torch.cat(v) for k, v in columns.items()})

@@ -1,0 +1,99 @@
+"""The studies, by name: what the CLI and the report run, in pipeline order.
+
+Every study folder has the same parts (docs in each ``study.py``): a config with presets, a
+``run`` from config to result (``analyse`` where the study reads an existing run folder), a
+result that converts to and from JSON, its figures and its claims. This module only lists
+them, so that nothing else needs to know which study lives where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import induction_bigram.incontext as incontext
+import induction_bigram.lengths as lengths
+from induction_bigram.config import Config, Presets
+from induction_bigram.incontext.figures import figures as incontext_figures
+from induction_bigram.lengths.figures import figures as lengths_figures
+from induction_bigram.memories import capacity
+from induction_bigram.memories import study as memories
+from induction_bigram.memories.figures import capacity_figures, memory_figures
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study's parts.
+
+    Attributes:
+        name: the key of its settings section (``--set NAME.key=value``), its folder kind and
+            its ``reproduce --only`` name.
+        title: a heading for reports.
+        presets: its named configs; the first is the default.
+        run: ``run(config, out_dir, *, progress, existing) -> result``.
+        result: the result class (``from_dict``).
+        figures: ``figures(result) -> {file name: figure or view}``.
+        claims: ``claims(result) -> [Claim]``.
+        analyse: ``analyse(model, stats, config, *, metrics, progress) -> result`` on an
+            existing run (None: the study trains its own models).
+    """
+
+    name: str
+    title: str
+    presets: Presets
+    run: Callable[..., Any]
+    result: type
+    figures: Callable[[Any], dict[str, Any]]
+    claims: Callable[[Any], list]
+    analyse: Callable[..., Any] | None = None
+
+    @property
+    def default_preset(self) -> str:
+        return next(iter(self.presets))
+
+    def config(self, preset: str | None, overrides: list[str]) -> Config:
+        """The config of ``preset`` (default: the first) with ``--set`` overrides applied."""
+        return self.presets[preset or self.default_preset].with_overrides(overrides)
+
+
+STUDIES: dict[str, Study] = {
+    "memories": Study(
+        "memories",
+        "Training the induction head and its three memories",
+        memories.PRESETS,
+        memories.run,
+        memories.MemoriesResult,
+        memory_figures,
+        memories.claims,
+        memories.analyse,
+    ),
+    "capacity": Study(
+        "capacity",
+        "The three memories: theory-built against trained",
+        capacity.PRESETS,
+        capacity.run,
+        capacity.CapacityResult,
+        capacity_figures,
+        capacity.claims,
+    ),
+    "incontext": Study(
+        "incontext",
+        "In-context against bigram",
+        incontext.PRESETS,
+        incontext.run,
+        incontext.InContextResult,
+        incontext_figures,
+        incontext.claims,
+        incontext.analyse,
+    ),
+    "lengths": Study(
+        "lengths",
+        "Positional encodings and long prompts",
+        lengths.PRESETS,
+        lengths.run,
+        lengths.LengthsResult,
+        lengths_figures,
+        lengths.claims,
+    ),
+}

@@ -1,0 +1,129 @@
+"""The in-context study's config, run/analyse, result JSON, figures and claims (induction_bigram.incontext)."""
+
+import json
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from induction_bigram import ConfigError, ModelShapeError, preset
+from induction_bigram.files import dumps_json, json_safe
+from induction_bigram.incontext import PRESETS, InContextConfig, InContextResult, analyse, claims, run
+from induction_bigram.incontext.figures import figures
+from induction_bigram.training.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("incontext")
+    return out, run(PRESETS["test"], out, progress=False)
+
+
+def test_presets_take_their_run_from_the_amt_preset():
+    assert list(PRESETS) == ["full", "quick", "test"]
+    full, quick = PRESETS["full"], PRESETS["quick"]
+    assert full.run_config() == preset("amt")
+    assert (quick.incontext.per_cell, quick.incontext.patch_prompts) == (12, 16)
+    assert quick.run_config() == full.run_config()
+    assert all(PRESETS.doc(name) for name in PRESETS)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("incontext.per_cell=0", "incontext.per_cell must be >= 1"),
+        ("incontext.length_fractions=0.5,1.5", "incontext.length_fractions must be <= 1.0"),
+        ("incontext.length_fractions=0,1", r"fractions in \(0, 1\]"),
+        ("incontext.competing=[[0, 1]]", "must both be >= 1"),
+        ("incontext.patch_count=6", "need prompts of at least 17 tokens"),
+        ("incontext.percell=3", "did you mean incontext.per_cell"),
+        ("model.positional=nope", "needs a 2-layer model"),
+        ("model.n_ctx=16", "smaller than task.seq_len"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        PRESETS["test"].with_overrides([override])
+
+
+def test_sections_parse_from_json_and_set_strings():
+    sets = ["incontext.competing=[[1, 2], [3, 1]]", "incontext.length_fractions=0.5,1"]
+    config = PRESETS["test"].with_overrides(sets)
+    assert config.incontext.competing == ((1, 2), (3, 1)) and config.incontext.length_fractions == (0.5, 1.0)
+    assert InContextConfig.from_dict(json.loads(config.to_json())) == config
+    run_config = preset("quick")
+    moved = config.with_run(run_config)
+    assert moved.run_config() == run_config and moved.incontext == config.incontext
+
+
+def test_run_writes_a_result_that_round_trips(finished):
+    out, result = finished
+    data = json.loads((out / "result.json").read_text())
+    assert data == json.loads(dumps_json(result.to_dict()))
+    back = InContextResult.from_dict(data)
+    assert back.to_dict() == result.to_dict()
+    assert back.config == PRESETS["test"] and back.final["step"] == 20 == result.final["step"]
+    torch.testing.assert_close(back.prediction, result.prediction)
+    torch.testing.assert_close(back.measurements.ic_output, result.measurements.ic_output.double())
+    assert json_safe(back.summary()) == json_safe(result.summary())  # NaN is null on both sides
+    assert {"theory_r2", "hijack_threshold", "patch_restore_layer2_head", "global_memory_kl"} <= set(data)
+    assert (out / "run" / "checkpoint.pt").is_file()
+
+
+def test_a_second_run_loads_the_trained_model_and_measures_the_same(finished):
+    out, result = finished
+    again = run(PRESETS["test"], out, progress=False)
+    assert again.to_dict() == result.to_dict()
+
+
+def test_analyse_measures_what_run_measured_on_the_same_model(finished):
+    out, result = finished
+    ckpt = load_checkpoint(out / "run", "cpu")
+    config = PRESETS["test"].with_run(ckpt.config)
+    assert json_safe(analyse(ckpt.model, ckpt.stats, config).summary()) == json_safe(result.summary())
+    with pytest.raises(ConfigError, match="config.model.d_model = 32 but the model has d_model = 16"):
+        analyse(ckpt.model, ckpt.stats, config.with_overrides({"model.d_model": 32}))
+
+
+def test_analyse_refuses_a_model_without_two_layers(stats):
+    nope = PRESETS["test"].run_config().with_overrides({"model.positional": "nope"})
+    from induction_bigram.model import build_model
+
+    model = build_model(nope.with_vocab(stats.n_tokens).model, "cpu", vocab=stats.vocab)
+    with pytest.raises(ModelShapeError, match="needs a 2-layer model"):
+        analyse(model, stats, PRESETS["test"])
+
+
+def test_figures_come_from_the_result_alone(finished):
+    _, result = finished
+    back = InContextResult.from_dict(json.loads(dumps_json(result.to_dict())))
+    figs = figures(back)
+    assert list(figs) == ["hijack_curves.png", "theory_fit.png", "patching.png", "logit_parts.png"]
+    assert all(isinstance(f, Figure) for f in figs.values())
+    bars = figs["logit_parts.png"].axes[0].get_legend().get_texts()
+    assert bars[0].get_text() == f"o = {back.vocab[back.example_output]!r}"
+
+
+def test_claims_judge_their_thresholds(finished):
+    _, result = finished
+    data = json.loads(dumps_json(result.to_dict()))
+    best = next(r for r in data["theory"]["rungs"] if r["name"] == data["theory"]["best"])
+
+    def judged(r2: float, layer2: float) -> list:
+        best["r2"] = r2
+        data["patching"]["replace_outputs"]["layer2_head_last"] = layer2
+        return [c.held for c in claims(InContextResult.from_dict(data))]
+
+    high, low = judged(0.95, 0.95), judged(0.85, 0.85)
+    assert len(high) == 9 and [c.section for c in claims(result)][:6] == ["5", "5.1", "5.2", "5.3", "5.4", "5.5"]
+    assert (high[0], low[0]) == (True, False) and (high[6], low[6]) == (True, False)
+    assert high[4] is None and high[8] is None  # reported only
+    assert high[1:4] + high[5:6] + high[7:8] == low[1:4] + low[5:6] + low[7:8]
+
+
+def test_the_example_is_the_decomposition_at_the_last_position(finished):
+    _, result = finished
+    example = result.example
+    assert example.parts.shape == (len(example.names), 1, 1, len(result.vocab))
+    torch.testing.assert_close(example.parts.sum(0), example.logits, atol=1e-4, rtol=1e-4)
+    assert result.example_tokens.shape == (result.config.incontext.patch_length,)

@@ -1,0 +1,126 @@
+import json
+import math
+
+import pytest
+import torch
+
+from induction_bigram import ModelConfig
+from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.files import dumps_json, json_safe
+from induction_bigram.incontext.decompose import decompose_logits
+from induction_bigram.incontext.measure import Measurements, measure
+from induction_bigram.incontext.theory import (
+    TheoryCheck,
+    _fit_alpha,
+    check_theory,
+    predicted_in_context,
+    r_squared,
+    read_projection_diagonals,
+    spearman,
+)
+from induction_bigram.memories.projections import build_theory_model
+from tests.conftest import model_of, randomise_trainables, vocab
+
+
+def test_formula_limits():
+    n_j, m_j, n, T = torch.tensor(3.0), torch.tensor(1.0), torch.tensor(4.0), torch.tensor(64.0)
+    # alpha -> infinity: lambda n_j / n; alpha = 0: uniform attention, lambda (n_j + m_j) / T
+    assert predicted_in_context(2.0, 40.0, n_j, m_j, n, T) == pytest.approx(2.0 * 3 / 4)
+    assert predicted_in_context(2.0, 0.0, n_j, m_j, n, T) == pytest.approx(2.0 * 4 / 64)
+    # n = 0: falls back to the other occurrences only
+    assert predicted_in_context(2.0, 5.0, torch.tensor(0.0), m_j, torch.tensor(0.0), T) == pytest.approx(2 / 64)
+
+
+def test_fit_recovers_known_strength_and_score():
+    g = torch.Generator().manual_seed(0)
+    n = torch.randint(0, 9, (400,), generator=g).double()
+    n_j = (n * torch.rand(400, generator=g)).round()
+    m_j = torch.randint(0, 3, (400,), generator=g).double()
+    T = torch.tensor([32.0, 64.0, 128.0])[torch.randint(0, 3, (400,), generator=g)]
+    target = predicted_in_context(3.0, 2.5, n_j, m_j, n, T)
+    alpha, lam = _fit_alpha(lambda a: predicted_in_context(1.0, a, n_j, m_j, n, T), target)
+    assert alpha == pytest.approx(2.5, abs=0.03) and lam == pytest.approx(3.0, rel=0.02)
+
+
+def test_scores():
+    x = torch.arange(10.0)
+    assert r_squared(x, x) == 1.0 and r_squared(torch.full((10,), x.mean()), x) == pytest.approx(0.0)
+    assert spearman(x, x**3) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_theory_built_model_follows_the_prediction(stats):
+    """The theory-built model is the theory's own model: its cell means follow the formula."""
+    triggers = stats.most_frequent(5)
+    model = build_theory_model(ModelConfig(d_model=256, n_ctx=128, d_vocab=65), triggers, device="cpu", vocab=vocab(65))
+    designer = PromptDesigner(stats, triggers)
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        designer.sample(length=T, n_output=n, batch_size=24, generator=g) for T in (32, 128) for n in range(0, 7)
+    ]  # noqa: E501
+    batches += [
+        designer.sample(length=64, n_output=a, n_rival=b, batch_size=12, generator=g) for a, b in ((1, 2), (3, 1))
+    ]
+    meas = measure(model, batches)
+    check = check_theory(meas, read_projection_diagonals(model))
+    best = next(r for r in check.rungs if r.name == check.best)
+    assert best.r2_cells > 0.9
+    assert check.growth["mean_spearman"] > 0.5
+    assert abs(check.fallback["measured_ic_output"] - check.fallback["predicted_ic_output"]) < 1.0
+    assert all(v["measured"] in (0, 1) for v in check.hijack.values())
+    assert math.isfinite(check.attention_correlation)
+
+
+def test_measure_runs_each_chunk_through_the_model_once_and_reads_the_same_numbers(stats):
+    model = randomise_trainables(model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65, ffn="linear")), scale=0.3)
+    designer = PromptDesigner(stats, stats.most_frequent(5))
+    g = torch.Generator().manual_seed(0)
+    prompts = designer.sample(length=24, n_output=2, n_rival=1, batch_size=10, generator=g)
+    calls = []
+    handle = model.embed.register_forward_hook(lambda module, args, out: calls.append(len(out)))
+    try:
+        meas = measure(model, [prompts], chunk_size=4)
+    finally:
+        handle.remove()
+    assert calls == [4, 4, 2], "one forward pass per chunk"
+    # the same numbers as two separate passes over the whole batch: the decomposition, the pattern
+    rows = torch.arange(10)
+    ic = decompose_logits(model, prompts.tokens).in_context[:, -1]
+    _, cache = model.run_with_cache(prompts.tokens)
+    pattern = cache["blocks.1.attn.hook_pattern"][:, 0, -1]
+    torch.testing.assert_close(meas.ic_output, ic[rows, prompts.output])
+    torch.testing.assert_close(meas.ic_rival, ic[rows, prompts.rival])
+    torch.testing.assert_close(meas.attention_on_S, (pattern * prompts.after_trigger).sum(-1))
+    torch.testing.assert_close(meas.prob_favourite, model(prompts.tokens)[:, -1].softmax(-1)[rows, prompts.favourite])
+    assert torch.equal(meas.n_output, torch.full((10,), 2)) and torch.equal(meas.n_rival, torch.full((10,), 1))
+
+
+def test_measurements_and_theory_check_round_trip_through_json(stats):
+    model = randomise_trainables(model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65, ffn="linear")), scale=0.3)
+    designer = PromptDesigner(stats, stats.most_frequent(5))
+    g = torch.Generator().manual_seed(0)
+    batches = [designer.sample(length=T, n_output=n, batch_size=6, generator=g) for T in (16, 32) for n in range(4)]
+    meas = measure(model, batches)  # no rival: ic_rival is NaN throughout, null in JSON
+    check = check_theory(meas, read_projection_diagonals(model))
+    meas_json = json.loads(dumps_json(meas.to_dict()))
+    assert meas_json["ic_rival"][0] is None
+    back = Measurements.from_dict(meas_json)
+    assert back.ic_rival.isnan().all() and back.n.dtype == torch.long
+    torch.testing.assert_close(back.ic_output, meas.ic_output.double())
+    assert json_safe(back.to_dict()) == json_safe(meas.to_dict())
+    check_json = json.loads(dumps_json(check.to_dict()))
+    again = TheoryCheck.from_dict(check_json)
+    assert math.isnan(again.split["r2"]) and again.rungs[0].name == "counts"
+    assert json_safe(again.to_dict()) == json_safe(check.to_dict())
+
+
+def test_projection_diagonals_are_the_memory_strengths_a_theory_model_is_built_with(stats):
+    """Oracle: the theory-built model writes lambda = C_O2[j, j] and alpha = C_K2[q, q]/sqrt(d)
+    for the triggers; reading them back gives large positive values there."""
+    triggers = stats.most_frequent(5)
+    model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), triggers, device="cpu", vocab=vocab(65))
+    diagonals = read_projection_diagonals(model)
+    assert diagonals.read_out.shape == (65,) and diagonals.alpha.dtype == torch.float64
+    others = torch.ones(65, dtype=torch.bool)
+    others[triggers] = False
+    assert diagonals.alpha[triggers].min() > diagonals.alpha[others].max()

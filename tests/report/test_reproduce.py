@@ -1,0 +1,45 @@
+import json
+import re
+
+import pytest
+
+from induction_bigram.report.reproduce import PRESETS, ReproduceConfig, reproduce
+from induction_bigram.studies import STUDIES
+
+
+@pytest.mark.slow
+def test_reproduce_writes_a_complete_report(tmp_path):
+    report = reproduce(PRESETS["test"], tmp_path, progress=False, preset="test")
+    text = report.read_text()
+    assert "Preset: test;" in text and "## Claims of docs/THEORY.md" in text
+    for study in STUDIES.values():
+        assert f"## {study.title}" in text
+        assert (tmp_path / study.name / "result.json").is_file()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(figures) >= 8
+    for figure in figures:
+        assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG", figure
+    views = re.findall(r"\[`([^`]+\.html)`\]", text)
+    assert {v.split("/")[0] for v in views} == {"memories", "lengths"}
+    numbers = json.loads((tmp_path / "numbers.json").read_text())
+    assert set(numbers["claims"]) == set(STUDIES) and numbers["config"]["preset"] == "test"
+    rows = text.count("| yes |") + text.count("| **no** |") + text.count("| reported |")
+    assert rows == sum(len(claims) for claims in numbers["claims"].values()) >= 12
+    # a second run reuses the finished trainings and may run one study only
+    again = reproduce(PRESETS["test"], tmp_path, studies=["memories"], progress=False)
+    assert again.read_text().count("\n## ") == 2
+
+
+def test_every_study_has_a_config_in_the_report_and_the_same_presets():
+    assert [f for f in ReproduceConfig.__dataclass_fields__] == list(STUDIES)
+    for name in PRESETS:
+        config = PRESETS[name]
+        for study in STUDIES.values():
+            assert type(getattr(config, study.name)) is type(study.presets[study.default_preset])
+
+
+def test_a_report_key_names_the_study_and_its_section():
+    config = PRESETS["test"].with_overrides(["incontext.incontext.per_cell=3", "lengths.lengths.multiples=1,2"])
+    assert config.incontext.incontext.per_cell == 3 and config.lengths.lengths.multiples == (1, 2)
+    with pytest.raises(Exception, match=r"lengths\.lengths\.multiples must"):
+        PRESETS["test"].with_overrides(["lengths.lengths.multiples=2,3"])

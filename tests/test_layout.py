@@ -1,0 +1,80 @@
+"""The package's shape (issue 12): the layout is the pipeline, imports run one way, every
+module fits in one sitting, every study has the same parts."""
+
+import ast
+import json
+
+import pytest
+
+import induction_bigram
+from induction_bigram.files import dumps_json
+from induction_bigram.studies import STUDIES
+from tests.conftest import REPO
+
+PACKAGE = REPO / "induction_bigram"
+# stage of each top-level part: a module may import its own stage or an earlier one
+STAGES = {
+    "errors": 0,
+    "files": 0,
+    "config": 0,
+    "claims": 0,
+    "data": 1,
+    "hooks": 2,
+    "model": 3,
+    "figures": 4,
+    "training": 5,
+    "pretrained": 6,
+    "memories": 7,
+    "incontext": 8,
+    "lengths": 9,
+    "studies": 10,
+    "report": 11,
+    "cli": 12,
+}
+MODULES = sorted(
+    p for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py") or p.parent != PACKAGE
+)
+
+
+def _part(path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def _imported_parts(path) -> set[str]:
+    parts = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+        names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        parts |= {name.split(".")[1] for name in names if name.startswith("induction_bigram.")}
+    return parts
+
+
+def test_every_part_of_the_package_has_a_stage():
+    assert {_part(p) for p in MODULES} == set(STAGES)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_run_one_way_along_the_pipeline(path):
+    later = {part for part in _imported_parts(path) if STAGES[part] > STAGES[_part(path)]}
+    assert not later, f"{path.relative_to(REPO)} imports the later stage(s) {sorted(later)}"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_400_lines(path):
+    assert len(path.read_text().splitlines()) <= 400
+
+
+def test_every_public_name_of_the_package_exists():
+    assert [name for name in induction_bigram.__all__ if not hasattr(induction_bigram, name)] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_study_runs_from_its_test_preset_to_a_result_that_round_trips(name, tmp_path):
+    study = STUDIES[name]
+    result = study.run(study.presets["test"], tmp_path / name, progress=False)
+    again = study.result.from_dict(json.loads((tmp_path / name / "result.json").read_text()))
+    assert dumps_json(again.to_dict()) == dumps_json(result.to_dict())
+    assert again.config == study.presets["test"]
+    assert study.figures(again).keys() == study.figures(result).keys()
+    assert [c.to_dict() for c in study.claims(again)] == [c.to_dict() for c in study.claims(result)]
