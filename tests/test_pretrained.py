@@ -112,3 +112,35 @@ def test_shipped_reference_model_is_the_reference_recipe_and_holds_its_memories(
 
 def test_shipped_general_model_is_its_preset():
     assert pretrained_config("general") == preset("general").with_vocab(65)
+
+
+def _config_of_the_command(command: str):
+    """The run config the command in a shipped model's source.json trains: ``train --preset
+    P --set ...`` is P with the overrides; ``lengths --out DIR`` trains one run per variant."""
+    from induction_bigram.cli import build_parser
+    from induction_bigram.config import PRESETS as RUN_PRESETS
+    from induction_bigram.lengths import PRESETS as LENGTHS
+    from induction_bigram.lengths import variant_config
+
+    args = build_parser().parse_args(command.split()[1:])
+    if args.command == "train":
+        return RUN_PRESETS[args.preset or "quick"].with_overrides(args.overrides)
+    assert args.command == "lengths"
+    return variant_config("rpe", LENGTHS[args.preset or "cpu"].with_overrides(args.overrides))
+
+
+@pytest.mark.parametrize("name", ["reference", "amt", "rpe", "general"])
+def test_every_shipped_model_is_what_its_command_trains_today(name):
+    """The name of a shipped model and its recorded command mean what they say: the command,
+    run with today's presets, trains exactly the shipped config."""
+    import json
+    from importlib import resources
+
+    source = json.loads(resources.files("induction_bigram.pretrained").joinpath(name, "source.json").read_text())
+    config = pretrained_config(name)
+    assert _config_of_the_command(source["command"]).with_vocab(config.model.d_vocab) == config
+    if name in RUN_PRESETS_NAMED_AFTER_THEIR_MODEL:
+        assert f"--preset {name} " in source["command"] + " "
+
+
+RUN_PRESETS_NAMED_AFTER_THEIR_MODEL = ("reference", "amt", "general")

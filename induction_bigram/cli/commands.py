@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import math
 import os
 from pathlib import Path
@@ -131,7 +130,7 @@ def _analyse_run(args: argparse.Namespace) -> int:
     if ckpt.config.model.n_layers != 2:
         raise InductionBigramError(f"{args.command} needs a 2-layer model; {run} has {ckpt.config.model.n_layers}")
     settings = _config(study.presets, args)
-    config = dataclasses.replace(settings, task=ckpt.config.task, model=ckpt.config.model, train=ckpt.config.train)
+    config = settings.with_run(ckpt.config)
     result = study.analyse(ckpt.model, ckpt.stats, config, metrics=read_metrics(run), progress=not args.no_progress)
     with _writing_figures(run, figures):
         written = save_figures(study.figures(result), figures)

@@ -7,7 +7,16 @@ and study starts from.
 
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import SEED_MAX, at_least, section, seed_field
-from induction_bigram.config.run import PRESETS, ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
+from induction_bigram.config.run import (
+    PRESETS,
+    ModelConfig,
+    RunConfig,
+    StudyConfig,
+    TaskConfig,
+    TrainConfig,
+    preset,
+    tiny,
+)
 
 __all__ = [
     "PRESETS",
@@ -22,4 +31,6 @@ __all__ = [
     "preset",
     "section",
     "seed_field",
+    "StudyConfig",
+    "tiny",
 ]

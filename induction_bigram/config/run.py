@@ -13,7 +13,7 @@ the CLI's ``--set``.
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, TypeVar
 
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import at_least, section, seed_field, show
@@ -21,6 +21,7 @@ from induction_bigram.errors import ConfigError
 
 Positional = Literal["ape", "rpe", "rope", "nope"]
 FeedForward = Literal["none", "linear", "relu"]
+S = TypeVar("S", bound="StudyConfig")
 
 
 @section("task")
@@ -174,6 +175,52 @@ class RunConfig(Config):
         if self.model.d_vocab not in (None, d_vocab):
             raise ConfigError(f"model.d_vocab = {self.model.d_vocab} but the corpus has {d_vocab} tokens")
         return dataclasses.replace(self, model=dataclasses.replace(self.model, d_vocab=d_vocab))
+
+
+@dataclass(frozen=True)
+class StudyConfig(Config):
+    """Base of a study config whose ``task``, ``model`` and ``train`` sections are one run's
+    (the keys mean what they mean in :class:`RunConfig`), beside the study's own section.
+    Subclasses add that section, with a default."""
+
+    task: TaskConfig
+    model: ModelConfig
+    train: TrainConfig
+
+    def __post_init__(self) -> None:
+        self.run_config()  # the run's own cross-section checks (n_ctx >= seq_len, ...)
+
+    def run_config(self) -> RunConfig:
+        """The run the study trains (or loads)."""
+        return RunConfig(self.task, self.model, self.train)
+
+    @classmethod
+    def of_run(cls: type[S], run: RunConfig, **sections: Any) -> S:
+        """The study of ``run``, with its own sections as given (else their defaults)."""
+        return cls(task=run.task, model=run.model, train=run.train, **sections)
+
+    def with_run(self: S, run: RunConfig) -> S:
+        """This study on another run's config (e.g. the one a run folder holds)."""
+        return dataclasses.replace(self, task=run.task, model=run.model, train=run.train)
+
+
+def tiny(run: RunConfig, *, seq_len: int = 16, d_model: int = 16, steps: int = 4) -> RunConfig:
+    """``run`` shrunk to a size that trains in well under a second on a CPU: the run part of
+    every study's ``test`` preset (bookkeeping checks, not learning)."""
+    return run.with_overrides(
+        {
+            "task.seq_len": seq_len,
+            "model.d_model": d_model,
+            "model.n_ctx": seq_len,
+            "train.steps": steps,
+            "train.batch_size": 8,
+            "train.micro_batch_size": None,
+            "train.eval_every": max(steps // 2, 1),
+            "train.eval_batch_size": 8,
+            "train.checkpoint_every": steps,
+            "train.device": "cpu",
+        }
+    )
 
 
 def _preset_reference() -> RunConfig:

@@ -9,9 +9,9 @@ means for ``induction-bigram train``; ``incontext.*`` sizes the prompt grid of s
 import dataclasses
 from dataclasses import dataclass
 
-from induction_bigram.config.base import Config, Presets
+from induction_bigram.config import Presets, StudyConfig, tiny
 from induction_bigram.config.checks import at_least, section, seed_field
-from induction_bigram.config.run import ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
+from induction_bigram.config.run import preset
 from induction_bigram.errors import ConfigError
 
 
@@ -49,13 +49,10 @@ class InContextSettings:
 
 
 @dataclass(frozen=True)
-class InContextConfig(Config):
+class InContextConfig(StudyConfig):
     """The in-context against bigram study: one trained run and the prompts it is measured on."""
 
-    task: TaskConfig
-    model: ModelConfig
-    train: TrainConfig
-    incontext: InContextSettings
+    incontext: InContextSettings = InContextSettings()
 
     def __post_init__(self) -> None:
         run = self.run_config()  # the run's own checks
@@ -71,19 +68,10 @@ class InContextConfig(Config):
                 f"tokens; incontext.patch_length and task.seq_len give {length}"
             )
 
-    def run_config(self) -> RunConfig:
-        """The run the study trains (or loads)."""
-        return RunConfig(task=self.task, model=self.model, train=self.train)
-
-    def with_run(self, run: RunConfig) -> "InContextConfig":
-        """This study on another run's config (e.g. the one a run folder holds)."""
-        return dataclasses.replace(self, task=run.task, model=run.model, train=run.train)
-
 
 def _full() -> InContextConfig:
     """The whole study on the ``amt`` run (d = T = 128): 16 prompts per cell, 32 to patch."""
-    run = preset("amt")
-    return InContextConfig(run.task, run.model, run.train, InContextSettings())
+    return InContextConfig.of_run(preset("amt"))
 
 
 def _quick() -> InContextConfig:
@@ -94,21 +82,8 @@ def _quick() -> InContextConfig:
 
 def _test() -> InContextConfig:
     """Seconds on a CPU, for tests: a 20-step amt run at d = 16, T = 32, and a few prompts."""
-    run = preset("amt").with_overrides(
-        {
-            "model.d_model": 16,
-            "model.n_ctx": 32,
-            "task.seq_len": 32,
-            "train.steps": 20,
-            "train.batch_size": 8,
-            "train.eval_every": 10,
-            "train.eval_batch_size": 16,
-            "train.checkpoint_every": 20,
-            "train.device": "cpu",
-        }
-    )
     settings = InContextSettings(per_cell=2, max_count=3, competing=((1, 1),), patch_prompts=4, patch_length=16)
-    return InContextConfig(run.task, run.model, run.train, settings)
+    return InContextConfig.of_run(tiny(preset("amt"), seq_len=32, steps=20), incontext=settings)
 
 
 PRESETS: Presets[InContextConfig] = Presets("incontext", {"full": _full, "quick": _quick, "test": _test})

@@ -4,17 +4,7 @@
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from induction_bigram.config import (
-    Config,
-    ModelConfig,
-    Presets,
-    RunConfig,
-    TaskConfig,
-    TrainConfig,
-    at_least,
-    section,
-    seed_field,
-)
+from induction_bigram.config import Presets, RunConfig, StudyConfig, at_least, section, seed_field, tiny
 from induction_bigram.config import preset as run_preset
 from induction_bigram.errors import ConfigError
 
@@ -71,7 +61,7 @@ class LengthsSettings:
 
 
 @dataclass(frozen=True)
-class LengthsConfig(Config):
+class LengthsConfig(StudyConfig):
     """The whole study: the run sections every variant trains with, and ``lengths``.
 
     ``task.seq_len`` is T_train. ``model`` is the base architecture: :func:`variant_config`
@@ -79,12 +69,9 @@ class LengthsConfig(Config):
     ``rope_qk_bias``) per variant, so those two must be left at ``ape`` / false here.
     """
 
-    task: TaskConfig
-    model: ModelConfig
-    train: TrainConfig
-    lengths: LengthsSettings
+    lengths: LengthsSettings = LengthsSettings()
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # not the base's check: each variant sets its own n_ctx
         if self.model.positional != "ape" or self.model.rope_qk_bias:
             raise ConfigError(
                 "model.positional and model.rope_qk_bias are set per variant; choose variants "
@@ -136,13 +123,8 @@ def _preset_cpu() -> LengthsConfig:
 
 def _preset_test() -> LengthsConfig:
     """A few steps of a tiny model (d = 16, T_train = 8): bookkeeping only, no learning."""
-    cpu = _preset_cpu()
-    return LengthsConfig(
-        task=replace(cpu.task, seq_len=8, n_triggers=3),
-        model=replace(cpu.model, d_model=16, n_ctx=8),
-        train=replace(cpu.train, steps=3, batch_size=8, eval_every=1, eval_batch_size=12, checkpoint_every=3),
-        lengths=LengthsSettings(eval_batch_size=12, chunk_size=5),
-    )
+    run = tiny(_preset_cpu().run_config(), seq_len=8, steps=3).with_overrides({"task.n_triggers": 3})
+    return LengthsConfig.of_run(run, lengths=LengthsSettings(eval_batch_size=12, chunk_size=5))
 
 
 PRESETS: Presets[LengthsConfig] = Presets("lengths", {"cpu": _preset_cpu, "test": _preset_test})

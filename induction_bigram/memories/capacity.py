@@ -19,7 +19,7 @@ from typing import Any
 from transformer_lens import HookedTransformer
 
 from induction_bigram.claims import Claim
-from induction_bigram.config import Config, ModelConfig, Presets, RunConfig, TaskConfig, TrainConfig, preset, section
+from induction_bigram.config import Presets, RunConfig, StudyConfig, preset, section, tiny
 from induction_bigram.config.checks import at_least
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
@@ -53,52 +53,35 @@ class CapacitySettings:
 
 
 @dataclass(frozen=True)
-class CapacityConfig(Config):
+class CapacityConfig(StudyConfig):
     """The training recipe (``task``, ``model``, ``train``; ``model.d_model`` is replaced by each
     width) and the widths."""
 
-    task: TaskConfig
-    model: ModelConfig
-    train: TrainConfig
     capacity: CapacitySettings = CapacitySettings()
 
     def __post_init__(self) -> None:
         self.run_config(self.capacity.widths[0])  # the recipe's own checks
 
-    def run_config(self, d_model: int) -> RunConfig:
-        """The recipe at width ``d_model``."""
-        return RunConfig(self.task, dataclasses.replace(self.model, d_model=d_model), self.train)
+    def run_config(self, d_model: int | None = None) -> RunConfig:
+        """The recipe at width ``d_model`` (default: the model section's own)."""
+        model = self.model if d_model is None else dataclasses.replace(self.model, d_model=d_model)
+        return RunConfig(self.task, model, self.train)
 
 
 def _preset_quick() -> CapacityConfig:
     """d = 16, 32, 64, the ``quick`` recipe cut to 800 steps (minutes on a CPU)."""
-    recipe = preset("quick").with_overrides({"train.steps": 800, "train.eval_every": 400})
-    return CapacityConfig(recipe.task, recipe.model, recipe.train)
+    return CapacityConfig.of_run(preset("quick").with_overrides({"train.steps": 800, "train.eval_every": 400}))
 
 
 def _preset_full() -> CapacityConfig:
     """d = 16 to 256, the ``quick`` recipe at its full 2,500 steps: the full report's."""
-    recipe = preset("quick")
-    return CapacityConfig(recipe.task, recipe.model, recipe.train, CapacitySettings(widths=(16, 32, 64, 128, 256)))
+    return CapacityConfig.of_run(preset("quick"), capacity=CapacitySettings(widths=(16, 32, 64, 128, 256)))
 
 
 def _preset_test() -> CapacityConfig:
     """Two tiny widths, a few steps, a small theory-built model (seconds; for tests)."""
-    return _preset_quick().with_overrides(
-        {
-            "task.seq_len": 16,
-            "model.n_ctx": 16,
-            "train.steps": 3,
-            "train.batch_size": 4,
-            "train.eval_every": 3,
-            "train.eval_batch_size": 4,
-            "train.device": "cpu",
-            "capacity.widths": (8, 16),
-            "capacity.eval_batch_size": 8,
-            "capacity.theory_d_model": 32,
-            "capacity.theory_seq_len": 16,
-        }
-    )
+    settings = CapacitySettings(widths=(8, 16), eval_batch_size=8, theory_d_model=32, theory_seq_len=16)
+    return CapacityConfig.of_run(tiny(preset("quick"), steps=3), capacity=settings)
 
 
 PRESETS: Presets[CapacityConfig] = Presets(

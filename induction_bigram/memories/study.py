@@ -22,7 +22,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from induction_bigram.claims import Claim
-from induction_bigram.config import Config, ModelConfig, Presets, RunConfig, TaskConfig, TrainConfig, preset, section
+from induction_bigram.config import Presets, StudyConfig, preset, section, tiny
 from induction_bigram.config.checks import at_least
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
@@ -66,24 +66,10 @@ class MemoriesSettings:
 
 
 @dataclass(frozen=True)
-class MemoriesConfig(Config):
+class MemoriesConfig(StudyConfig):
     """The run to train (``task``, ``model``, ``train``, as in ``RunConfig``) and its analysis."""
 
-    task: TaskConfig
-    model: ModelConfig
-    train: TrainConfig
     memories: MemoriesSettings = MemoriesSettings()
-
-    def __post_init__(self) -> None:
-        self.run_config()  # the run's own checks (n_ctx >= seq_len, ...)
-
-    def run_config(self) -> RunConfig:
-        return RunConfig(self.task, self.model, self.train)
-
-    @classmethod
-    def of_run(cls, run: RunConfig, memories: MemoriesSettings = MemoriesSettings()) -> "MemoriesConfig":
-        """The study config of an existing run (``induction-bigram memories RUN``)."""
-        return cls(run.task, run.model, run.train, memories)
 
 
 def _preset_quick() -> MemoriesConfig:
@@ -98,20 +84,7 @@ def _preset_reference() -> MemoriesConfig:
 
 def _preset_test() -> MemoriesConfig:
     """A tiny run for tests (seconds)."""
-    return _preset_quick().with_overrides(
-        {
-            "task.seq_len": 16,
-            "model.d_model": 16,
-            "model.n_ctx": 16,
-            "train.steps": 4,
-            "train.batch_size": 8,
-            "train.eval_every": 2,
-            "train.eval_batch_size": 8,
-            "train.checkpoint_every": 4,
-            "train.device": "cpu",
-            "memories.first_positions": 8,
-        }
-    )
+    return MemoriesConfig.of_run(tiny(_preset_quick().run_config()), memories=MemoriesSettings(first_positions=8))
 
 
 PRESETS: Presets[MemoriesConfig] = Presets(
