@@ -411,6 +411,19 @@ def test_every_command_and_flag_the_readme_shows_exists():
     for command, usage in rows:
         known = {flag for action in subparsers.choices[command]._actions for flag in action.option_strings}
         assert set(re.findall(r"--[a-z-]+", usage)) <= known, command
+        for name in re.findall(r"--preset ([a-z][a-z-]*)", usage):
+            assert name in _presets_of(command), (command, name)
+
+
+def _presets_of(command):
+    from induction_bigram.cli.parser import STUDY_COMMANDS
+    from induction_bigram.config import PRESETS
+    from induction_bigram.report.reproduce import PRESETS as REPORT
+    from induction_bigram.studies import STUDIES
+
+    if command in STUDY_COMMANDS:
+        return STUDIES[STUDY_COMMANDS[command]].presets
+    return {"train": PRESETS, "reproduce": REPORT}[command]
 
 
 def test_figures_into_a_run_being_written_are_refused_naming_the_holder(trained_run, capsys):
