@@ -1,35 +1,230 @@
-"""A claim of docs/THEORY.md, the number that tests it, and whether it held.
+"""A claim of docs/THEORY.md, the number that tests it, and whether it held; and the verdict
+over seeds (docs/THEORY.md section 8).
 
 Each study defines its claims, thresholds included, next to the code that measures them
 (``claims(result)`` in its ``study.py``); :mod:`induction_bigram.report` only collects and
-renders them.
+renders them. A claim is one of three kinds:
+
+- ``"threshold"``: a statistic ``value`` compared with ``threshold`` in ``direction``; ``held``
+  is computed here (:func:`compare`, the one place that does the comparison), ``None`` when the
+  statistic is undefined in this seed (``value`` None or NaN).
+- ``"yes/no"``: a statistic such as an order, given as ``held`` (``None``: a tie, undecided in
+  this seed); ``value`` may carry a number shown beside it.
+- ``"reported"``: measured and shown, not judged (``held`` None).
+
+:func:`aggregate_claims` judges each claim over seeds: a threshold claim holds when the whole
+95% t-interval of its value over seeds clears the threshold, fails when the whole interval lies
+on the wrong side, and is undecided otherwise; a yes/no claim holds when it held in every seed,
+fails when it failed in every seed, and is undecided otherwise.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
+
+from induction_bigram.intervals import mean_interval
+
+Direction = Literal[">=", "<=", ">", "<"]
+Kind = Literal["threshold", "yes/no", "reported"]
+_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_OPPOSITE = {">=": "<", "<=": ">", ">": "<=", "<": ">="}
+
+
+def compare(value: float, direction: Direction, threshold: float) -> bool:
+    """Whether ``value direction threshold`` (``0.95 >= 0.95`` is True)."""
+    return bool(_COMPARE[direction](value, threshold))
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One statement and its verdict.
+    """One statement and its verdict in one run (one seed).
 
     Attributes:
         section: the docs/THEORY.md section (or sections, ``"4, 5.6"``) that makes it.
         statement: the claim in words, with its threshold.
         measured: the number(s) that test it, in words.
-        held: ``True`` / ``False`` against the threshold; ``None`` when it is only reported.
+        held: ``True`` / ``False`` / ``None`` (undecided in this seed, or only reported);
+            computed from value, direction and threshold when a threshold is given.
+        value: the statistic the claim is judged on (``None`` when it has none or it is undefined).
+        threshold, direction: the claim holds when ``value direction threshold``.
+        reported: measured and shown only, not judged.
     """
 
     section: str
     statement: str
     measured: str
-    held: bool | None
+    held: bool | None = None
+    value: float | None = None
+    threshold: float | None = None
+    direction: Direction | None = None
+    reported: bool = False
+
+    def __post_init__(self) -> None:
+        value = None if self.value is None or math.isnan(self.value) else float(self.value)
+        object.__setattr__(self, "value", value)
+        if (self.threshold is None) != (self.direction is None):
+            raise ValueError(f"claim {self.statement!r}: give both threshold and direction, or neither")
+        if self.direction is not None and self.direction not in _COMPARE:
+            raise ValueError(f"claim {self.statement!r}: unknown direction {self.direction!r}")
+        if self.reported and (self.held is not None or self.threshold is not None):
+            raise ValueError(f"claim {self.statement!r}: a reported claim has no threshold and no verdict")
+        if self.threshold is not None:
+            held = None if value is None else compare(value, self.direction, self.threshold)
+            if self.held is not None and self.held != held:
+                raise ValueError(f"claim {self.statement!r}: held={self.held} contradicts its value {value}")
+            object.__setattr__(self, "held", held)
+
+    @property
+    def kind(self) -> Kind:
+        if self.threshold is not None:
+            return "threshold"
+        return "reported" if self.reported else "yes/no"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Claim":
+        data = dict(data)
+        if "value" not in data and data.get("held") is None:  # written before claims had values
+            data.setdefault("reported", True)
         return cls(**data)
+
+
+def _held_in_every_seed(helds: list[bool | None]) -> bool | None:
+    """docs/THEORY.md section 8's rule for a yes/no statistic."""
+    if helds and all(h is True for h in helds):
+        return True
+    if helds and all(h is False for h in helds):
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class ClaimOverSeeds:
+    """One claim judged over seeds (docs/THEORY.md section 8).
+
+    Attributes:
+        section, statement, kind, threshold, direction: as in every seed's :class:`Claim`.
+        n_seeds: how many seeds made the claim.
+        mean, low, high: mean of the value over the seeds that define it and its 95% t-interval
+            (``None`` when no seed has a value; ``low == high`` for one seed).
+        n_values: how many seeds define the value.
+        held_per_seed: each seed's verdict.
+        measured: each seed's ``measured`` text.
+        held: the verdict over seeds; ``None`` is undecided (or only reported).
+    """
+
+    section: str
+    statement: str
+    kind: Kind
+    n_seeds: int
+    mean: float | None
+    low: float | None
+    high: float | None
+    n_values: int
+    threshold: float | None
+    direction: Direction | None
+    held_per_seed: tuple[bool | None, ...]
+    measured: tuple[str, ...]
+    held: bool | None
+    level: float = 0.95
+
+    @property
+    def verdict(self) -> str:
+        """``yes`` / ``no`` / ``undecided`` / ``reported``."""
+        if self.kind == "reported":
+            return "reported"
+        return {True: "yes", False: "no", None: "undecided"}[self.held]
+
+    @property
+    def value_text(self) -> str:
+        """e.g. ``0.994 [0.990, 0.998] over 3 seeds``, ``0.994 over 1 seed (no interval)``; ``""``
+        without a value."""
+        if self.mean is None:
+            return ""
+        if self.n_seeds == 1:
+            return f"{self.mean:.3f} over 1 seed (no interval)"
+        seeds = f"{self.n_values} of {self.n_seeds} seeds" if self.n_values < self.n_seeds else f"{self.n_values} seeds"
+        if self.n_values == 1:
+            return f"{self.mean:.3f} over {seeds} (no interval)"
+        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] over {seeds}"
+
+    @property
+    def threshold_text(self) -> str:
+        """e.g. ``>= 0.95``; ``all seeds`` for a yes/no claim; ``""`` for a reported one."""
+        if self.kind == "threshold":
+            return f"{self.direction} {self.threshold:g}"
+        return "all seeds" if self.kind == "yes/no" else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "verdict": self.verdict, "text": self.value_text}
+
+
+def _judge(mean_low_high: tuple[float, float, float], direction: Direction, threshold: float) -> bool | None:
+    """Whole interval on the claimed side: True; wholly on the other side: False; else None."""
+    _, low, high = mean_low_high
+    if compare(low, direction, threshold) and compare(high, direction, threshold):
+        return True
+    opposite = _OPPOSITE[direction]
+    if compare(low, opposite, threshold) and compare(high, opposite, threshold):
+        return False
+    return None
+
+
+def _over_seeds(seeds: list[Claim], level: float) -> ClaimOverSeeds:
+    first = seeds[0]
+    for c in seeds[1:]:
+        if (c.kind, c.threshold, c.direction) != (first.kind, first.threshold, first.direction):
+            raise ValueError(f"claim ({first.section}) {first.statement!r} differs in kind or threshold across seeds")
+    helds = [c.held for c in seeds]
+    values = [c.value for c in seeds if c.value is not None]
+    interval = mean_interval(values, level) if values else None
+    if first.kind == "reported":
+        held = None
+    elif first.kind == "threshold" and interval is not None and len(values) == len(seeds):
+        held = _judge(interval, first.direction, first.threshold)
+    else:  # yes/no, or a statistic undefined in some seed: every seed must agree
+        held = _held_in_every_seed(helds)
+    mean, low, high = interval if interval is not None else (None, None, None)
+    return ClaimOverSeeds(
+        first.section,
+        first.statement,
+        first.kind,
+        len(seeds),
+        mean,
+        low,
+        high,
+        len(values),
+        first.threshold,
+        first.direction,
+        tuple(helds),
+        tuple(c.measured for c in seeds),
+        held,
+        level,
+    )
+
+
+def aggregate_claims(per_seed: list[list[Claim]], level: float = 0.95) -> list[ClaimOverSeeds]:
+    """Judge each claim over seeds (docs/THEORY.md section 8). ``per_seed[i]`` is seed i's
+    claims; claims are matched by (section, statement), in the first seed's order; a claim
+    missing from some seed (or made twice in one) is an error that names it."""
+    if not per_seed:
+        raise ValueError("aggregate_claims needs the claims of at least one seed")
+    keyed = []
+    for i, claims in enumerate(per_seed):
+        by_key: dict[tuple[str, str], Claim] = {}
+        for c in claims:
+            if (c.section, c.statement) in by_key:
+                raise ValueError(f"seed {i} makes claim ({c.section}) {c.statement!r} twice")
+            by_key[(c.section, c.statement)] = c
+        keyed.append(by_key)
+    every = {key for by_key in keyed for key in by_key}
+    for key in sorted(every):
+        missing = [i for i, by_key in enumerate(keyed) if key not in by_key]
+        if missing:
+            raise ValueError(f"claim ({key[0]}) {key[1]!r} is missing from seed(s) {missing}")
+    return [_over_seeds([by_key[key] for by_key in keyed], level) for key in keyed[0]]

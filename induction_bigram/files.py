@@ -85,7 +85,7 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
-FolderKind = Literal["run", "memories", "capacity", "incontext", "lengths", "reproduce"]
+FolderKind = Literal["run", "memories", "capacity", "incontext", "lengths", "reproduce", "sweep"]
 Existing = Literal["refuse", "resume", "overwrite"]
 
 #: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
@@ -96,6 +96,7 @@ OWN_FILES: dict[str, frozenset[str]] = {
     "incontext": frozenset({"result.json"}),
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
+    "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"}),
 }
 _DESCRIBE = {
     "run": "training run",
@@ -104,6 +105,7 @@ _DESCRIBE = {
     "incontext": "in-context study",
     "lengths": "lengths study",
     "reproduce": "reproduce report",
+    "sweep": "sweep",
 }
 # folders a legacy (unmarked) folder of each kind may hold besides its files
 _LEGACY_DIRS = {

@@ -18,6 +18,7 @@ STAGES = {
     "files": 0,
     "config": 0,
     "claims": 0,
+    "intervals": 0,
     "data": 1,
     "hooks": 2,
     "model": 3,
@@ -28,8 +29,9 @@ STAGES = {
     "incontext": 8,
     "lengths": 9,
     "studies": 10,
-    "report": 11,
-    "cli": 12,
+    "sweeps": 11,
+    "report": 12,
+    "cli": 13,
 }
 MODULES = sorted(
     p for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py") or p.parent != PACKAGE

@@ -192,6 +192,63 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from induction_bigram.files import check_folder
+    from induction_bigram.sweeps import SweepSpec, load_spec, parse_grid, run_sweep
+
+    spec = load_spec(args.file) if args.file else SweepSpec()
+    spec = dataclasses.replace(
+        spec,
+        target=args.target or spec.target,
+        preset=args.preset or spec.preset,
+        overrides=(*spec.overrides, *args.overrides),
+        grid={**spec.grid, **parse_grid(args.grid)},
+        seeds=args.seeds or spec.seeds,
+    )
+    existing = "overwrite" if args.overwrite else "resume"
+    check_folder(args.out, "sweep", existing=existing, label="--out")
+    table = run_sweep(
+        spec,
+        args.out,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        progress=not args.no_progress,
+        existing=existing,
+    )
+    written = [str(args.out / name) for name in ("runs.csv", "aggregate.csv")]
+    summary = {"runs": len(table.rows), "failed": [row["run"] for row in table.failed], "tables": written}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"sweep of {spec.target}: {len(table.rows) - len(table.failed)} of {len(table.rows)} runs done")
+        print("wrote " + ", ".join(written))
+    if table.failed:
+        first = table.failed[0]
+        raise InductionBigramError(
+            f"{len(table.failed)} of {len(table.rows)} runs failed (first: {first['run']}: {first['error']}); "
+            "the same command reruns them"
+        )
+    return 0
+
+
+def _sweep_plot(args: argparse.Namespace) -> int:
+    from induction_bigram.figures import save_figure
+    from induction_bigram.sweeps.figures import plot_sweep, read_aggregate
+
+    keys, points = read_aggregate(args.sweep)
+    figure = plot_sweep(keys, points, args.x, args.y)
+    path = args.out or args.sweep / "figures" / f"{args.y}_vs_{args.x}.png"
+    save_figure(figure, path)
+    if args.json:
+        _print_json({"figure": str(path)})
+    else:
+        print(f"wrote {path}")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
@@ -267,5 +324,7 @@ COMMANDS = {
     "lengths": _study,
     "capacity": _study,
     "reproduce": _reproduce,
+    "sweep": _sweep,
+    "sweep-plot": _sweep_plot,
     "presets": _presets,
 }

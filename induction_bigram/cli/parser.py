@@ -168,6 +168,40 @@ def build_parser() -> argparse.ArgumentParser:
     _existing_flags(p, "report")
     _output_flags(p)
 
+    p = commands.add_parser(
+        "sweep",
+        help="a training preset or a study over a grid of settings and seeds, on Ray",
+        description="Run TARGET once per grid point and seed as Ray tasks (a local Ray, or the cluster at "
+        "--address / RAY_ADDRESS); each run writes an ordinary run or study folder under OUT/runs. The same "
+        "command again skips finished runs and reruns failed or unfinished ones.",
+    )
+    p.add_argument("target", nargs="?", help="train (a run preset) or a study: memories, capacity, incontext, lengths")
+    p.add_argument("--out", required=True, type=Path, help="sweep folder (missing, empty, or a sweep of ours)")
+    _config_flags(p, "", "train.steps=500 (applied to every run)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a swept key and its values, e.g. --grid model.d_model=32,64 (repeatable: the grid is their product)",
+    )
+    p.add_argument(
+        "--seeds", type=_positive, help="seeds per grid point, setting train.seed and model.seed (default 1)"
+    )
+    p.add_argument("--file", type=Path, help="a TOML or JSON sweep (target, preset, set, grid, seeds); flags add to it")
+    p.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="CPUs (and torch threads) per run (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs per run (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="start the sweep in --out again (default: go on with it)")
+    _output_flags(p)
+
+    p = commands.add_parser("sweep-plot", help="plot a swept number against a swept key, with 95% intervals")
+    p.add_argument("sweep", type=Path, help="sweep folder")
+    p.add_argument("--x", required=True, help="a swept key, e.g. model.d_model")
+    p.add_argument("--y", required=True, help="a number of the runs, e.g. in_context_accuracy")
+    p.add_argument("--out", type=Path, help="PNG to write (default: SWEEP/figures/Y_vs_X.png)")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
+
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")
     p.add_argument(
         "names", nargs="*", metavar="NAME", help="a run preset, or a study (then one of its presets) to print as JSON"

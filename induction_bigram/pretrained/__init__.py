@@ -46,6 +46,7 @@ from induction_bigram.errors import CheckpointError
 from induction_bigram.files import atomic_write_text, atomic_write_with
 from induction_bigram.model import build_model, load_weights, resolve_device
 from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint, read_config_file, read_metrics
+from induction_bigram.training.loop import resolve_corpus
 
 WEIGHTS = "model.safetensors"
 SOURCE = "source.json"
@@ -96,8 +97,7 @@ def load_model_file(
     """Build ``config``'s model and load the complete state dict in the safetensors file
     ``path`` into it, strictly (names and shapes must be the config's)."""
     device = resolve_device(device)
-    stats = BigramStats.from_corpus(config.task.corpus)
-    config = config.with_vocab(stats.n_tokens)
+    config, stats = resolve_corpus(config)
     model = build_model(config.model, device, vocab=stats.vocab)
     try:
         state = load_safetensors(os.fspath(path), device="cpu")

@@ -1,6 +1,7 @@
 """``REPORT.md`` from the studies' results: the claims table, then one section per study with
 its numbers and figures. Rendering only: every number comes from a result, every verdict from
-the study's own ``claims``."""
+the study's own ``claims``, judged over seeds by :func:`~induction_bigram.claims.aggregate_claims`
+(docs/THEORY.md section 8)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,42 @@ from typing import Any
 
 import torch
 
-from induction_bigram.claims import Claim
+from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims
 from induction_bigram.studies import Study
 
 
 @dataclass
 class StudySection:
-    """One study's part of the report."""
+    """One study's part of the report.
+
+    Attributes:
+        study: the study.
+        result: the result its details and figures show (the first seed's).
+        figures: paths of its figures, relative to the report.
+        seconds: time it took, all seeds together.
+        results: one result per seed, ``result`` among them; empty means ``[result]`` (one seed).
+    """
 
     study: Study
     result: Any
     figures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    results: list[Any] = field(default_factory=list)
 
     @cached_property
     def claims(self) -> list[Claim]:
+        """The claims of ``result`` (one seed)."""
         return self.study.claims(self.result)
+
+    @cached_property
+    def seed_claims(self) -> list[list[Claim]]:
+        """The claims of each seed's result."""
+        return [self.study.claims(r) for r in self.results] if self.results else [self.claims]
+
+    @cached_property
+    def claims_over_seeds(self) -> list[ClaimOverSeeds]:
+        """Each claim judged over the seeds (docs/THEORY.md section 8)."""
+        return aggregate_claims(self.seed_claims)
 
 
 def _device() -> str:
@@ -46,13 +67,8 @@ def render_report(sections: list[StudySection], preset: str | None) -> str:
         "",
         "## Claims of docs/THEORY.md",
         "",
-        "| section | claim | measured | held |",
-        "|---|---|---|---|",
+        *render_claims([c for s in sections for c in s.claims_over_seeds]),
     ]
-    for s in sections:
-        for c in s.claims:
-            held = {True: "yes", False: "**no**", None: "reported"}[c.held]
-            lines.append(f"| {c.section} | {c.statement} | {c.measured} | {held} |")
     for s in sections:
         lines += ["", f"## {s.study.title}", ""]
         lines += DETAILS.get(s.study.name, lambda r: [])(s.result)
@@ -64,6 +80,53 @@ def render_report(sections: list[StudySection], preset: str | None) -> str:
             )
     lines += ["", "All numbers: `numbers.json`."]
     return "\n".join(lines) + "\n"
+
+
+HELD = {"yes": "yes", "no": "**no**", "undecided": "undecided", "reported": "reported"}
+"""How the held column writes each verdict."""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _measured(c: ClaimOverSeeds) -> str:
+    """The value column: mean and interval over seeds, and what was measured when it says more."""
+    if c.n_seeds == 1:
+        same = c.mean is not None and c.measured[0] == f"{c.mean:.3f}"  # the text is just the value
+        return "; ".join(t for t in (c.value_text, "" if same else c.measured[0]) if t)
+    parts = [c.value_text] if c.value_text else []
+    if c.kind == "yes/no":
+        held = sum(h is True for h in c.held_per_seed)
+        undecided = sum(h is None for h in c.held_per_seed)
+        parts.append(f"held in {held} of {c.n_seeds} seeds" + (f" ({undecided} undecided)" if undecided else ""))
+    elif len(set(c.measured)) == 1:
+        parts.append(f"{c.measured[0]} (every seed)")
+    elif c.kind == "reported" or c.n_values < c.n_seeds:
+        parts.append("; ".join(f"seed {i}: {m}" for i, m in enumerate(c.measured)))
+    return "; ".join(parts)
+
+
+def render_claims(claims: list[ClaimOverSeeds]) -> list[str]:
+    """The claims table (docs/THEORY.md section 8): section, claim, mean [95% interval] over the
+    seeds, threshold, and held: yes / **no** / undecided (the interval straddles the threshold,
+    or the seeds disagree) / reported (not judged)."""
+    seeds = sorted({c.n_seeds for c in claims})
+    if seeds == [1]:
+        intro = (
+            "Each claim from 1 seed, so without an interval: it holds when its statistic clears the threshold "
+            "(docs/THEORY.md section 8 judges claims over at least 3 seeds)."
+        )
+    else:
+        intro = (
+            f"Each claim over {' or '.join(map(str, seeds))} seeds: it holds when the whole 95% t-interval of its "
+            "statistic over seeds clears the threshold (a yes/no statistic: when it holds in every seed), fails "
+            "when the whole interval lies on the other side (fails in every seed), and is undecided otherwise "
+            "(docs/THEORY.md section 8)."
+        )
+    rows = [[c.section, _cell(c.statement), _cell(_measured(c)), c.threshold_text, HELD[c.verdict]] for c in claims]
+    header = ["section", "claim", "mean [95% interval] over seeds", "threshold", "held"]
+    return [intro, "", *_table(header, rows)]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -187,6 +187,12 @@ def train(
         return _train_fresh(config, run_dir, progress=progress, on_eval=on_eval, track=track)
 
 
+def resolve_corpus(config: RunConfig) -> tuple[RunConfig, BigramStats]:
+    """The run's corpus statistics, and ``config`` with ``model.d_vocab`` taken from them."""
+    stats = BigramStats.from_corpus(config.task.corpus)
+    return config.with_vocab(stats.n_tokens), stats
+
+
 def _train_fresh(
     config: RunConfig,
     run_dir: Path | None,
@@ -195,8 +201,7 @@ def _train_fresh(
     on_eval: Callable[[MetricsRecord], None] | None,
     track: Sequence[Tracker],
 ) -> TrainResult:
-    stats = BigramStats.from_corpus(config.task.corpus)
-    config = config.with_vocab(stats.n_tokens)
+    config, stats = resolve_corpus(config)
     device = resolve_device(config.train.device)
     model = build_model(config.model, device, vocab=stats.vocab)
     optimizer = make_optimizer(model, config.train)

@@ -118,6 +118,18 @@ def test_claims_judge_their_thresholds(finished):
     assert len(high) == 9 and [c.section for c in claims(result)][:6] == ["5", "5.1", "5.2", "5.3", "5.4", "5.5"]
     assert (high[0], low[0]) == (True, False) and (high[6], low[6]) == (True, False)
     assert high[4] is None and high[8] is None  # reported only
+    found = claims(result)
+    assert [c.kind for c in found] == ["threshold"] * 4 + ["reported"] + ["threshold"] * 3 + ["reported"]
+    assert [(c.direction, c.threshold) for c in found if c.kind == "threshold"] == [
+        (">=", 0.9),
+        (">", 0.5),
+        (">", 0.5),
+        (">", 0.5),
+        (">", 0.5),
+        (">=", 0.9),
+        (">=", 0.5),
+    ]
+    assert found[0].value == result.best.r2 and found[6].value == result.summary()["patch_restore_layer2_head"]
     assert high[1:4] + high[5:6] + high[7:8] == low[1:4] + low[5:6] + low[7:8]
 
 

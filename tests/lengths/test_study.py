@@ -368,6 +368,8 @@ def test_claims_judge_the_accuracies_against_their_thresholds(stats):
     assert [c.held for c in found] == [True, True, True, None]
     assert found[0].measured == "rpe 2x 0.950" and found[1].measured == "ape 1x 1.000, 2x 0.270"
     assert found[3].measured.startswith("rope ") and "; nope " in found[3].measured
+    assert [(c.threshold, c.direction) for c in found] == [(0.9, ">="), (0.3, ">="), (0.9, ">="), (None, None)]
+    assert [c.value for c in found[:3]] == [0.95, pytest.approx(0.73), 0.97] and found[3].kind == "reported"
     # just past each threshold the verdicts flip
     result = _with_accuracy(result, "rpe", {"1x": 1.0, "2x": 0.89}, {"1x": 1.0, "2x": 1.0})
     result = _with_accuracy(result, "ape", {"1x": 1.0, "2x": 0.71}, {"1x": 1.0, "2x": 0.89})

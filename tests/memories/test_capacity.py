@@ -54,7 +54,8 @@ def test_claims_judge_the_theory_built_model(study):
     solved = replace(result, theory_accuracy=0.98, theory_memories=perfect)
     theory, beats = claims(solved)
     assert theory.held is True and "d = 32, T = 16" in theory.statement
-    assert beats.held is None
+    assert (theory.kind, theory.value) == ("yes/no", 0.98)  # a compound test; the accuracy is shown
+    assert beats.held is None and beats.kind == "reported"
     assert claims(replace(solved, theory_accuracy=0.979))[0].held is False
     one_short = {**perfect, "W_K2": {**perfect["W_K2"], "recall": 0.8}}
     assert claims(replace(solved, theory_memories=one_short))[0].held is False

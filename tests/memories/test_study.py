@@ -102,6 +102,9 @@ def test_claims_judge_the_thresholds(study_dir):
         formation={"W_O2": 10, "W_K2": 20, "W_K1 (first 8)": 30, "W_K1 (all)": None},
     )
     assert [c.held for c in claims(good)] == [True, True, True]
+    learns = claims(good)[0]
+    assert (learns.value, learns.threshold, learns.direction) == (0.95, 0.95, ">=")
+    assert [c.kind for c in claims(good)] == ["threshold", "yes/no", "yes/no"]
     bad = replace(
         good,
         final={**result.final, "in_context_accuracy": 0.949},
@@ -113,7 +116,9 @@ def test_claims_judge_the_thresholds(study_dir):
         config=replace(result.config, memories=MemoriesSettings(first_positions=16)),  # = T: all positions
         formation={"W_O2": 10, "W_K2": 20, "W_K1 (first 16)": 30, "W_K1 (all)": 30},
     )
-    assert claims(all_early)[2].held is None
+    assert claims(all_early)[2].held is None and claims(all_early)[2].kind == "reported"
+    tie = replace(good, formation={"W_O2": 10, "W_K2": 10, "W_K1 (first 8)": 30, "W_K1 (all)": None})
+    assert claims(tie)[1].held is None and claims(tie)[1].kind == "yes/no"  # undecided in this seed
 
 
 def test_the_study_config_of_an_existing_run():

@@ -23,7 +23,7 @@ def test_reproduce_writes_a_complete_report(tmp_path):
     assert {v.split("/")[0] for v in views} == {"memories", "lengths"}
     numbers = json.loads((tmp_path / "numbers.json").read_text())
     assert set(numbers["claims"]) == set(STUDIES) and numbers["config"]["preset"] == "test"
-    rows = text.count("| yes |") + text.count("| **no** |") + text.count("| reported |")
+    rows = sum(text.count(f"| {held} |") for held in ("yes", "**no**", "undecided", "reported"))
     assert rows == sum(len(claims) for claims in numbers["claims"].values()) >= 12
     # a second run reuses the finished trainings and may run one study only
     again = reproduce(PRESETS["test"], tmp_path, studies=["memories"], progress=False)

@@ -1,0 +1,100 @@
+"""Student-t intervals over seeds, for judging a claim (docs/THEORY.md section 8).
+
+No scipy: the t quantile is computed here. For integer degrees of freedom up to 1000 the
+central probability P(|T| <= t) has a closed form as a finite sum in theta = atan(t / sqrt(df))
+(Abramowitz & Stegun 26.7.3-4), inverted by bisection to float precision; beyond that the
+Cornish-Fisher expansion in 1 / df around the normal quantile (A&S 26.7.5) is exact to
+well below 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import NamedTuple
+
+EXACT_DF_MAX = 1000  # above this the asymptotic expansion is used
+
+
+class Interval(NamedTuple):
+    """A mean and its two-sided interval; ``low == high == mean`` for a single value."""
+
+    mean: float
+    low: float
+    high: float
+
+
+def _central_probability(theta: float, df: int) -> float:
+    """P(|T| <= sqrt(df) tan(theta)) for Student's t with ``df`` degrees of freedom (A&S 26.7.3-4)."""
+    s, c = math.sin(theta), math.cos(theta)
+    c2, total = c * c, 0.0
+    if df % 2:  # odd: (2/pi) (theta + sin cos [1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...]), (df - 1) / 2 terms
+        term = s * c
+        for j in range((df - 1) // 2):
+            total += term
+            term *= c2 * (2 * j + 2) / (2 * j + 3)
+        return 2 / math.pi * (theta + total)
+    term = s  # even: sin [1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...], df / 2 terms
+    for j in range(df // 2):
+        total += term
+        term *= c2 * (2 * j + 1) / (2 * j + 2)
+    return total
+
+
+def _asymptotic(p: float, df: int) -> float:
+    """Cornish-Fisher expansion of the t quantile in powers of 1 / df (A&S 26.7.5)."""
+    z = NormalDist().inv_cdf(p)
+    g = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(gi / df ** (i + 1) for i, gi in enumerate(g))
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` (a positive integer) degrees of freedom,
+    e.g. ``t_quantile(0.975, 2) == 4.3027``."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must lie in (0, 1), got {p}")
+    if int(df) != df or df < 1:
+        raise ValueError(f"df must be a positive integer, got {df}")
+    df = int(df)
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    if p == 0.5:
+        return 0.0
+    if df > EXACT_DF_MAX:
+        return _asymptotic(p, df)
+    level, low, high = 2 * p - 1, 0.0, math.pi / 2
+    for _ in range(200):  # bisection on theta; stops when the bracket no longer shrinks
+        mid = (low + high) / 2
+        if mid in (low, high):
+            break
+        if _central_probability(mid, df) < level:
+            low = mid
+        else:
+            high = mid
+    return math.sqrt(df) * math.tan((low + high) / 2)
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
+    """Mean of ``values`` (one per seed) and its two-sided Student-t interval at ``level``:
+    mean -+ t_{(1 + level) / 2, n - 1} s / sqrt(n) (docs/THEORY.md section 8). One value gives
+    the zero-width interval (v, v, v): a single seed, no interval."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_interval needs at least one value")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"mean_interval needs finite values, got {values}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n == 1:
+        return Interval(mean, mean, mean)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half)

@@ -1,0 +1,194 @@
+"""Running a sweep on Ray: one Ray task per run, each writing an ordinary run or study folder.
+
+``ray.init()`` starts a local Ray on this machine unless an address is given (``--address``,
+or ``RAY_ADDRESS``, which Ray reads itself) to join an existing cluster. Every task declares
+its CPUs (and GPUs when asked) and sets torch's thread count to its CPUs, so tasks never
+oversubscribe cores. On a cluster the sweep folder must be a path every node sees (a shared
+filesystem): each task writes its run folder there.
+
+The sweep folder holds ``sweep.json`` (the spec), ``runs.jsonl`` (one record per finished or
+failed run, rewritten atomically as each arrives), the tables (:mod:`.table`) and ``runs/``.
+Asked again, the same sweep skips the runs recorded as done, reruns failed and unfinished
+ones (their trainings resume from their checkpoints), and a failing run is recorded with its
+error without stopping the others. Ctrl-C cancels the runs in flight and leaves every
+finished one intact.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from induction_bigram.config import Config
+from induction_bigram.errors import ConfigError
+from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.studies import STUDIES
+from induction_bigram.sweeps.spec import TRAIN, SweepRun, SweepSpec, presets_of
+from induction_bigram.sweeps.table import SweepTable, flatten
+
+SPEC = "sweep.json"
+RECORDS = "runs.jsonl"
+RUNS = "runs"
+
+
+def run_one(target: str, config: Config, run_dir: str | Path) -> dict[str, float]:
+    """Train or run ``target`` with ``config`` into ``run_dir`` (resuming what is there) and
+    return its numbers, flattened to dotted keys."""
+    if target == TRAIN:
+        from induction_bigram.memories.projections import track_memories
+        from induction_bigram.training.loop import train_or_load
+
+        return flatten(train_or_load(config, run_dir, progress=False, track=[track_memories]).final)
+    result = STUDIES[target].run(config, run_dir, progress=False, existing="resume")
+    return flatten(result.summary())
+
+
+def _task(target: str, config_data: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
+    """The body of one Ray task: a record of the run, never an exception."""
+    import ray
+    import torch
+
+    torch.set_num_threads(threads)
+    began = time.perf_counter()
+    record: dict[str, Any] = {"node": ray.get_runtime_context().get_node_id(), "threads": threads}
+    try:
+        config = type(presets_of(target)[next(iter(presets_of(target)))]).from_dict(config_data)
+        record |= {"status": "done", "metrics": run_one(target, config, run_dir)}
+    except Exception as err:  # recorded, so that one failing run does not stop the others
+        record |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+    record["seconds"] = time.perf_counter() - began
+    return record
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """A Ray connection for the block: the one already open, a new local Ray (``address``
+    None and no ``RAY_ADDRESS``), or the cluster at ``address``; closed after only if opened
+    here."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    *,
+    address: str | None = None,
+    cpus_per_run: float = 1,
+    gpus_per_run: float = 0,
+    progress: bool = True,
+    existing: Existing = "resume",
+) -> SweepTable:
+    """Run every run of ``spec`` not yet done in ``out_dir`` as a Ray task; returns the table
+    of all of them (also written to ``out_dir``: :meth:`SweepTable.write`)."""
+    runs = spec.runs()  # every config is checked before anything starts
+    if cpus_per_run <= 0 or gpus_per_run < 0:
+        raise ConfigError(f"each run needs CPUs > 0 and GPUs >= 0, got {cpus_per_run} and {gpus_per_run}")
+    with claim_folder(out_dir, "sweep", existing=existing) as folder:
+        records = _check_same_sweep(folder, spec, runs)
+        atomic_write_text(folder / SPEC, dumps_json(spec.to_dict()) + "\n")
+        todo = [run for run in runs if records.get(run.name, {}).get("status") != "done"]
+        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="sweep", unit="run")
+        try:
+            if todo:
+                with ray_session(address):
+                    _submit_and_collect(spec, folder, todo, records, cpus_per_run, gpus_per_run, bar)
+        finally:
+            bar.close()
+            table = SweepTable.of(spec, runs, records)
+            table.write(folder)
+        return table
+
+
+def _submit_and_collect(spec, folder, todo, records, cpus, gpus, bar) -> None:
+    import ray
+
+    remote = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+    threads = max(int(cpus), 1)
+    pending = {
+        remote.remote(spec.target, run.config.to_dict(), str(folder / RUNS / run.name), threads): run for run in todo
+    }
+    with _stop_on_ctrl_c() as stop:
+        try:
+            while pending and not stop.is_set():
+                finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                for ref in finished:
+                    run = pending.pop(ref)
+                    records[run.name] = _record(run, ray.get(ref))
+                    _write_records(folder, records)
+                    bar.update(1)
+                    if records[run.name]["status"] == "failed":
+                        bar.write(f"sweep: {run.name} failed: {records[run.name]['error']}")
+        finally:
+            for ref in pending:  # Ctrl-C or an error of ours: stop what is still running
+                ray.cancel(ref, force=True)
+    if stop.is_set():
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event instead of raising inside Ray's calls, so the sweep stops between
+    runs: the finished ones recorded, the rest cancelled."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _record(run: SweepRun, outcome: dict[str, Any]) -> dict[str, Any]:
+    return {"run": run.name, "seed": run.seed, "values": run.values, "config": run.config.to_dict(), **outcome}
+
+
+def _read_records(folder: Path) -> dict[str, dict[str, Any]]:
+    path = folder / RECORDS
+    if not path.exists():
+        return {}
+    records = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            record = json.loads(line)
+            records[record["run"]] = record
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{path}, line {number}: not a sweep record") from None
+    return records
+
+
+def _write_records(folder: Path, records: dict[str, dict[str, Any]]) -> None:
+    atomic_write_text(folder / RECORDS, "".join(dumps_json(r, indent=None) + "\n" for r in records.values()))
+
+
+def _check_same_sweep(folder: Path, spec: SweepSpec, runs: list[SweepRun]) -> dict[str, dict[str, Any]]:
+    """The records already in ``folder``; a run of the same name made with another config
+    (another sweep into the same folder) is an error naming it."""
+    records = _read_records(folder)
+    for run in runs:
+        old = records.get(run.name)
+        if old is not None and old.get("config") != run.config.to_dict():
+            raise ConfigError(
+                f"{folder} holds a run {run.name} made with another config; sweep into another --out, "
+                "or --overwrite to start again"
+            )
+    return records

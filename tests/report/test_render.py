@@ -1,0 +1,61 @@
+"""The claims table of REPORT.md, judged over seeds (induction_bigram.report.render, docs/THEORY.md section 8)."""
+
+from dataclasses import replace
+
+from induction_bigram.claims import Claim, aggregate_claims
+from induction_bigram.report.render import StudySection, render_claims, render_report
+from induction_bigram.studies import STUDIES
+
+
+def _claims(result: dict) -> list[Claim]:
+    """A toy study's claims: an accuracy against 0.9, an order, and a reported count."""
+    acc = result["acc"]
+    return [
+        Claim("2", "learns the task", f"accuracy {acc:.3f}", value=acc, threshold=0.9, direction=">="),
+        Claim("3", "forms in order", f"steps {result['steps']}", result["steps"] == sorted(result["steps"])),
+        Claim("5.4", "hijack threshold", f"n* {result['n']} | by T", reported=True),
+    ]
+
+
+TOY = replace(STUDIES["memories"], name="toy", title="Toy study", claims=_claims)
+
+
+def _result(acc: float, steps=(1, 2, 3), n: int = 2) -> dict:
+    return {"acc": acc, "steps": list(steps), "n": n}
+
+
+def _rows(text: str) -> list[list[str]]:
+    lines = text.split("| section | claim |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+
+
+def test_one_seed_keeps_the_single_run_report():
+    section = StudySection(TOY, _result(0.95), seconds=60.0)
+    text = render_report([section], "quick")
+    assert "## Claims of docs/THEORY.md" in text and "## Toy study" in text and "from 1 seed" in text
+    assert "| section | claim | mean [95% interval] over seeds | threshold | held |" in text
+    assert _rows(text) == [
+        ["2", "learns the task", "0.950 over 1 seed (no interval); accuracy 0.950", ">= 0.9", "yes"],
+        ["3", "forms in order", "steps [1, 2, 3]", "all seeds", "yes"],
+        ["5.4", "hijack threshold", "n* 2 \\| by T", "", "reported"],
+    ]
+    failed = _rows(render_report([StudySection(TOY, _result(0.85, steps=(2, 1, 3)))], None))
+    assert [row[-1] for row in failed] == ["**no**", "**no**", "reported"]
+
+
+def test_seeds_give_intervals_and_verdicts_over_seeds():
+    results = [_result(0.95), _result(0.96, steps=(2, 1, 3), n=3), _result(0.97)]
+    section = StudySection(TOY, results[0], results=results)
+    assert section.claims == _claims(results[0]) and len(section.seed_claims) == 3
+    rows = _rows(render_report([section], "full"))
+    assert rows[0][2].startswith("0.960 [") and rows[0][2].endswith("] over 3 seeds") and rows[0][4] == "yes"
+    assert rows[1][2] == "held in 2 of 3 seeds" and rows[1][4] == "undecided"
+    assert rows[2][2] == "seed 0: n* 2 \\| by T; seed 1: n* 3 \\| by T; seed 2: n* 2 \\| by T"
+
+
+def test_an_interval_straddling_the_threshold_is_undecided_and_one_below_fails():
+    straddle = aggregate_claims([_claims(_result(a)) for a in (0.88, 0.92, 0.96)])
+    below = aggregate_claims([_claims(_result(a)) for a in (0.80, 0.82, 0.84)])
+    table = render_claims([straddle[0], below[0]])
+    assert table[0].startswith("Each claim over 3 seeds")
+    assert [row.rsplit(" | ", 1)[1] for row in table[-2:]] == ["undecided |", "**no** |"]
