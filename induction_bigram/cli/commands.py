@@ -184,6 +184,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         existing=_existing(args),
         preset=args.preset or next(iter(PRESETS)),
+        address=args.address,
     )
     if args.json:
         _print_json({"report": str(report), "numbers": str(report.parent / "numbers.json")})

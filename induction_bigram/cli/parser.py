@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STUDY",
         help="run only this study (repeatable): memories, capacity, incontext, lengths",
     )
+    p.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
     _existing_flags(p, "report")
     _output_flags(p)
 
@@ -190,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--file", type=Path, help="a TOML or JSON sweep (target, preset, set, grid, seeds); flags add to it")
     p.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--cpus-per-run", type=float, default=1, help="CPUs (and torch threads) per run (default 1)")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="GPUs per run (default 0)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and torch threads) per run (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run (default 0)")
     p.add_argument("--overwrite", action="store_true", help="start the sweep in --out again (default: go on with it)")
     _output_flags(p)
 

@@ -29,8 +29,10 @@ class TaskConfig:
     """The bigram-with-triggers data of docs/THEORY.md section 1.
 
     Attributes:
-        corpus: ``"tinyshakespeare"`` (the shipped statistics), a path to a text file, or a path
-            to a statistics JSON written by :meth:`BigramStats.save`.
+        corpus: ``"tinyshakespeare"`` (the shipped statistics), ``"zipf:N:ALPHA:SEED"``
+            (synthetic Zipf statistics over N characters with exponent ALPHA, drawn from SEED:
+            :meth:`BigramStats.synthetic`, e.g. ``"zipf:64:1.0:0"``), a path to a text file, or a
+            path to a statistics JSON written by :meth:`BigramStats.save`.
         seq_len: T, the number of input tokens per sequence.
         n_triggers: K, the number of triggers q_1..q_K per sequence.
         trigger_mode: ``"fixed"`` (the K most frequent tokens) or ``"random"`` (K distinct

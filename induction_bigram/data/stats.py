@@ -2,13 +2,21 @@
 
 Token ids are the sorted characters of the corpus. ``BigramStats.default()`` loads the shipped
 statistics of tiny Shakespeare (N = 65; produced by ``scripts/derive_stats.py``).
+``BigramStats.synthetic`` (corpus name ``"zipf:N:ALPHA:SEED"``) builds Zipf statistics of any size,
+for the capacity law of docs/THEORY.md section 3.4: Zipf data is the setting in which Cabannes,
+Dohmatob & Bietti (ICLR 2024, "Scaling laws for associative memories") derive power laws of the
+memory error in d.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import random
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +32,10 @@ from induction_bigram.files import atomic_write_text
 
 FORMAT = "induction-bigram-stats"
 SHIPPED = {"tinyshakespeare": "tinyshakespeare.json"}
+ZIPF_TOTAL = 10_000_000
+"""Default number of tokens behind synthetic counts (the unigram counts sum to about this)."""
+FIRST_SYNTHETIC_CHARACTER = 0xC0
+ZIPF_NAME = re.compile(r"zipf:(\d+):([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?):(\d+)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +112,43 @@ class BigramStats:
         return cls(vocab, unigram, bigram, origin)
 
     @classmethod
+    def synthetic(cls, n_tokens: int, alpha: float, seed: int, total: int = ZIPF_TOTAL) -> "BigramStats":
+        """Zipf statistics over ``n_tokens`` characters (corpus name ``"zipf:N:ALPHA:SEED"``).
+
+        Unigram pi_u(i) proportional to (i + 1)^-alpha (token 0 the most frequent); each row of
+        the bigram a Zipf law with the same exponent over its own random permutation of the
+        tokens, drawn from ``seed``: pi_b(sigma_i(r) | i) proportional to (r + 1)^-alpha, so that
+        every token has its own favourite successor sigma_i(0). Counts are integers consistent
+        with these laws: unigram_counts[i] = round(total pi_u(i)) (at least 1), and row i of the
+        bigram counts is round(unigram_counts[i] pi_b(. | i)), as if a text of about ``total``
+        characters had been counted. This is the Zipf setting of Cabannes, Dohmatob & Bietti
+        (ICLR 2024) for the capacity of associative memories (docs/THEORY.md sections 1, 3.4).
+
+        The vocabulary is the first ``n_tokens`` characters from U+00C0 on that are printable,
+        not whitespace and not combining marks (``À``, ``Á``, ...), so each is one token of the
+        models' character tokenizer and ids follow code points (sorted, as for a text). The
+        same arguments give bitwise the same counts (Python's ``random.Random(seed)``).
+        """
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 2:
+            raise DataError(f"synthetic statistics need an integer n_tokens >= 2, got {n_tokens!r}")
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+            raise DataError(f"synthetic statistics need a finite alpha >= 0, got {alpha!r}")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+            raise DataError(f"synthetic statistics need an integer total >= 1, got {total!r}")
+        law = torch.arange(1, n_tokens + 1, dtype=torch.float64) ** -float(alpha)
+        law = law / law.sum()
+        unigram = torch.round(total * law).long().clamp_min(1)
+        rng = random.Random(seed)
+        ranks = torch.empty(n_tokens, n_tokens, dtype=torch.long)  # ranks[i, j]: rank of j after i
+        for i in range(n_tokens):
+            order = list(range(n_tokens))
+            rng.shuffle(order)
+            ranks[i, torch.tensor(order)] = torch.arange(n_tokens)
+        bigram = torch.round(unigram.double()[:, None] * law[ranks]).long()
+        source = {"synthetic": "zipf", "n_tokens": n_tokens, "alpha": float(alpha), "seed": seed, "total": total}
+        return cls(_synthetic_vocab(n_tokens), unigram, bigram, source)
+
+    @classmethod
     def default(cls) -> "BigramStats":
         """The shipped character statistics of tiny Shakespeare."""
         return cls.named("tinyshakespeare")
@@ -114,7 +163,13 @@ class BigramStats:
 
     @classmethod
     def from_corpus(cls, corpus: str) -> "BigramStats":
-        """Resolve ``TaskConfig.corpus``: a shipped name, a stats JSON, or a text file.
+        """Resolve ``TaskConfig.corpus``: a shipped name, ``"zipf:N:ALPHA:SEED"``, a stats JSON,
+        or a text file.
+
+        ``"zipf:N:ALPHA:SEED"`` is :meth:`synthetic` with N tokens (an integer >= 2), exponent
+        ALPHA (a non-negative decimal, e.g. ``1`` or ``1.25``) and SEED (a non-negative integer),
+        e.g. ``"zipf:64:1.0:0"``; a name that starts with ``zipf:`` but does not parse is a
+        :class:`DataError` naming it.
 
         The result is shared between calls for the same corpus (a file counts as the same
         while its size and modification time are): one study reads its corpus once however
@@ -122,6 +177,8 @@ class BigramStats:
         """
         if corpus in SHIPPED:
             return _cached_corpus(corpus, None)
+        if corpus.startswith("zipf:"):
+            return _cached_zipf(*_parse_zipf(corpus))
         path = Path(corpus)
         if not path.is_file():
             raise DataError(f"task.corpus {corpus!r} is neither a shipped name {sorted(SHIPPED)} nor a file")
@@ -234,3 +291,33 @@ def _cached_corpus(corpus: str, stamp: tuple[int, int] | None) -> BigramStats:
         return BigramStats.named(corpus)
     path = Path(corpus)
     return BigramStats.load(path) if path.suffix == ".json" else BigramStats.from_file(path)
+
+
+def _parse_zipf(corpus: str) -> tuple[int, float, int]:
+    match = ZIPF_NAME.fullmatch(corpus)
+    if match is None or int(match[1]) < 2:
+        raise DataError(
+            f"task.corpus {corpus!r} is not a synthetic Zipf corpus: write zipf:N:ALPHA:SEED with an integer "
+            "N >= 2, a decimal ALPHA >= 0 and an integer SEED >= 0, e.g. zipf:64:1.0:0"
+        )
+    return int(match[1]), float(match[2]), int(match[3])
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_zipf(n_tokens: int, alpha: float, seed: int) -> BigramStats:
+    return BigramStats.synthetic(n_tokens, alpha, seed)
+
+
+def _synthetic_vocab(n_tokens: int) -> tuple[str, ...]:
+    """The first ``n_tokens`` characters from U+00C0 on that are printable, not whitespace and
+    not combining marks."""
+    vocab: list[str] = []
+    code = FIRST_SYNTHETIC_CHARACTER
+    while len(vocab) < n_tokens:
+        if code > 0x10FFFF:
+            raise DataError(f"there are not {n_tokens} printable characters for a synthetic vocabulary")
+        char = chr(code)
+        if char.isprintable() and not char.isspace() and not unicodedata.category(char).startswith("M"):
+            vocab.append(char)
+        code += 1
+    return tuple(vocab)

@@ -57,13 +57,17 @@ def _device() -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def render_report(sections: list[StudySection], preset: str | None) -> str:
-    total = sum(s.seconds for s in sections)
+def render_report(sections: list[StudySection], preset: str | None, wall_seconds: float | None = None) -> str:
+    """The Markdown of the report; ``wall_seconds`` is the whole run's wall time (the studies'
+    seeds run side by side, so each section's ``seconds`` is its runs' time summed)."""
+    total = sum(s.seconds for s in sections) if wall_seconds is None else wall_seconds
+    seeds = sorted({len(s.seed_claims) for s in sections})
     lines = [
         "# induction-bigram: reproduction report",
         "",
-        f"Preset: {preset or 'custom (see numbers.json)'}; device: {_device()}; total {total / 60:.1f} min "
-        f"({', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
+        f"Preset: {preset or 'custom (see numbers.json)'}; {'/'.join(map(str, seeds))} seeds; device: {_device()}; "
+        f"wall time {total / 60:.1f} min (run time summed over seeds: "
+        f"{', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
         "",
         "## Claims of docs/THEORY.md",
         "",

@@ -1,20 +1,20 @@
-"""``induction-bigram reproduce``: run every study and write ``REPORT.md`` and ``numbers.json``.
+"""``induction-bigram reproduce``: every study over seeds, and ``REPORT.md`` / ``numbers.json``.
 
-Orchestration only. Each study (:mod:`induction_bigram.studies`) runs into its own folder
-under the report folder (``memories/``, ``capacity/``, ``incontext/``, ``lengths/``, each with
-its ``result.json`` and ``figures/``); its claims, thresholds included, come from the study;
-:mod:`.render` writes the Markdown.
+Orchestration only. Each study (:mod:`induction_bigram.studies`) runs as a sweep over
+``reproduce.seeds`` seeds (:mod:`induction_bigram.sweeps`: Ray tasks, one CPU each by default,
+all studies' seeds in one pool), into ``OUT/<study>/runs/seed=<s>/`` with the sweep's tables
+beside it. Each claim, its threshold defined by its study, is judged over the seeds
+(:func:`induction_bigram.claims.aggregate_claims`); the details and figures show the first
+seed's result. :mod:`.render` writes the Markdown.
 """
 
-from __future__ import annotations
-
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from induction_bigram.config import Config, Presets
+from induction_bigram.config import Config, Presets, at_least, section
+from induction_bigram.errors import InductionBigramError
 from induction_bigram.figures import save_figures
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
 from induction_bigram.incontext import PRESETS as INCONTEXT
@@ -27,37 +27,54 @@ from induction_bigram.memories.study import PRESETS as MEMORIES
 from induction_bigram.memories.study import MemoriesConfig
 from induction_bigram.report.render import StudySection, render_report
 from induction_bigram.studies import STUDIES
+from induction_bigram.sweeps import SweepSpec, SweepTable, run_sweeps
+from induction_bigram.sweeps.execute import RUNS
 
 REPORT = "REPORT.md"
 NUMBERS = "numbers.json"
 
 
+@section("reproduce")
+class ReproduceSettings:
+    """How the report runs its studies.
+
+    Attributes:
+        seeds: seeds per study (each sets ``train.seed`` and ``model.seed``).
+        cpus_per_run: CPUs, and torch threads, of each run.
+    """
+
+    seeds: int = at_least(1, 3)
+    cpus_per_run: float = at_least(0.01, 1.0)
+
+
 @dataclass(frozen=True)
 class ReproduceConfig(Config):
-    """One config per study; keys look like ``incontext.incontext.per_cell`` or
-    ``memories.train.steps``."""
+    """One config per study, and the report's own settings; keys look like
+    ``incontext.incontext.per_cell``, ``memories.train.steps`` or ``reproduce.seeds``."""
 
     memories: MemoriesConfig
     capacity: CapacityConfig
     incontext: InContextConfig
     lengths: LengthsConfig
+    reproduce: ReproduceSettings = ReproduceSettings()
 
 
 def _quick() -> ReproduceConfig:
-    """Small settings: about 11 minutes on 2 CPU cores."""
+    """Small settings over 3 seeds: under 20 minutes on 2 CPU cores."""
     return ReproduceConfig(MEMORIES["quick"], CAPACITY["quick"], INCONTEXT["quick"], LENGTHS["cpu"])
 
 
 def _full() -> ReproduceConfig:
-    """The reference recipe at batch 512, widths up to 256, five positional variants: about an
-    hour on 2 CPU cores."""
+    """The reference recipe at batch 512, widths up to 256, five positional variants, 5 seeds."""
     lengths = LENGTHS["cpu"].with_overrides({"lengths.variants": ("ape", "rpe", "rope", "nope", "rope-nobias")})
-    return ReproduceConfig(MEMORIES["reference"], CAPACITY["full"], INCONTEXT["full"], lengths)
+    settings = ReproduceSettings(seeds=5, cpus_per_run=2.0)
+    return ReproduceConfig(MEMORIES["reference"], CAPACITY["full"], INCONTEXT["full"], lengths, settings)
 
 
 def _test() -> ReproduceConfig:
-    """Tiny models trained a few steps: checks the bookkeeping, not the claims."""
-    return ReproduceConfig(MEMORIES["test"], CAPACITY["test"], INCONTEXT["test"], LENGTHS["test"])
+    """Tiny models trained a few steps, 2 seeds: checks the bookkeeping, not the claims."""
+    settings = ReproduceSettings(seeds=2)
+    return ReproduceConfig(MEMORIES["test"], CAPACITY["test"], INCONTEXT["test"], LENGTHS["test"], settings)
 
 
 PRESETS: Presets[ReproduceConfig] = Presets("reproduce", {"quick": _quick, "full": _full, "test": _test})
@@ -71,32 +88,48 @@ def reproduce(
     progress: bool = True,
     existing: Existing = "resume",
     preset: str | None = None,
+    address: str | None = None,
 ) -> Path:
-    """Run the studies of ``config`` (all, or the names in ``studies``) into ``out_dir`` and
-    write ``out_dir/REPORT.md`` and ``numbers.json``; returns the report's path.
+    """Run the studies of ``config`` (all, or the names in ``studies``) over its seeds into
+    ``out_dir`` and write ``out_dir/REPORT.md`` and ``numbers.json``; returns the report's path.
 
     Runs already finished in ``out_dir`` are loaded, not retrained (``existing="resume"``);
-    ``"overwrite"`` retrains them, ``"refuse"`` refuses a folder that holds a report. The
-    folder is held with :func:`~induction_bigram.files.claim_folder`. ``preset`` names the
+    ``"overwrite"`` retrains them, ``"refuse"`` refuses a folder that holds a report. ``address``
+    joins a Ray cluster (default: ``RAY_ADDRESS``, else a local Ray). ``preset`` names the
     preset ``config`` came from, for the report's header.
     """
+    names = studies or list(STUDIES)
+    settings = config.reproduce
     with claim_folder(out_dir, "reproduce", existing=existing) as out_dir:
-        sections = []
-        for name in studies or list(STUDIES):
-            study = STUDIES[name]
-            began = time.perf_counter()
-            torch.manual_seed(0)
-            result = study.run(getattr(config, name), out_dir / name, progress=progress, existing="resume")
-            figures = save_figures(study.figures(result), out_dir / name / "figures")
-            sections.append(
-                StudySection(
-                    study, result, [str(Path(f).relative_to(out_dir)) for f in figures], time.perf_counter() - began
-                )
-            )
-        numbers = {s.study.name: s.result.summary() for s in sections}  # in full: NAME/result.json
-        numbers["claims"] = {s.study.name: [c.to_dict() for c in s.claims] for s in sections}
-        numbers["seconds"] = {s.study.name: s.seconds for s in sections}
+        began = time.perf_counter()
+        sweeps = [(SweepSpec(target=n, config=getattr(config, n), seeds=settings.seeds), out_dir / n) for n in names]
+        tables = run_sweeps(sweeps, address=address, cpus_per_run=settings.cpus_per_run, progress=progress)
+        wall = time.perf_counter() - began
+        sections = [_section(out_dir, name, table) for name, table in zip(names, tables)]
+        numbers = {s.study.name: {"claims": [c.to_dict() for c in s.claims_over_seeds]} for s in sections}
+        for s, table in zip(sections, tables):
+            numbers[s.study.name] |= {"seeds": table.aggregate(), "first_seed": s.result.summary()}
+        numbers["seconds"] = {"wall": wall, **{s.study.name: s.seconds for s in sections}}
         numbers["config"] = {"preset": preset, **config.to_dict()}
         atomic_write_text(out_dir / NUMBERS, dumps_json(numbers) + "\n")
-        atomic_write_text(out_dir / REPORT, render_report(sections, preset))
+        atomic_write_text(out_dir / REPORT, render_report(sections, preset, wall))
         return out_dir / REPORT
+
+
+def _section(out_dir: Path, name: str, table: SweepTable) -> StudySection:
+    """One study's results over its seeds, its first seed's figures written."""
+    if table.failed:
+        first = table.failed[0]
+        raise InductionBigramError(
+            f"{len(table.failed)} {name} run(s) failed (first: {first['run']}: {first['error']}); "
+            f"see {out_dir / name / 'runs.csv'}; the same command reruns them"
+        )
+    study = STUDIES[name]
+    folder = out_dir / name
+    results = [
+        study.result.from_dict(json.loads((folder / RUNS / row["run"] / "result.json").read_text()))
+        for row in table.rows
+    ]
+    figures = save_figures(study.figures(results[0]), folder / "figures")
+    written = [str(Path(f).relative_to(out_dir)) for f in figures]
+    return StudySection(study, results[0], written, sum(row["seconds"] for row in table.rows), results=results)

@@ -21,8 +21,9 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from induction_bigram.config import Config
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
 from induction_bigram.studies import STUDIES
-from induction_bigram.sweeps.spec import TRAIN, SweepRun, SweepSpec, presets_of
+from induction_bigram.sweeps.spec import TRAIN, SweepRun, SweepSpec, config_class
 from induction_bigram.sweeps.table import SweepTable, flatten
 
 SPEC = "sweep.json"
@@ -61,7 +62,7 @@ def _task(target: str, config_data: dict[str, Any], run_dir: str, threads: int) 
     began = time.perf_counter()
     record: dict[str, Any] = {"node": ray.get_runtime_context().get_node_id(), "threads": threads}
     try:
-        config = type(presets_of(target)[next(iter(presets_of(target)))]).from_dict(config_data)
+        config = config_class(target).from_dict(config_data)
         record |= {"status": "done", "metrics": run_one(target, config, run_dir)}
     except Exception as err:  # recorded, so that one failing run does not stop the others
         record |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
@@ -91,51 +92,99 @@ def run_sweep(
     out_dir: str | Path,
     *,
     address: str | None = None,
-    cpus_per_run: float = 1,
-    gpus_per_run: float = 0,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
     progress: bool = True,
     existing: Existing = "resume",
 ) -> SweepTable:
     """Run every run of ``spec`` not yet done in ``out_dir`` as a Ray task; returns the table
     of all of them (also written to ``out_dir``: :meth:`SweepTable.write`)."""
-    runs = spec.runs()  # every config is checked before anything starts
+    (table,) = run_sweeps(
+        [(spec, out_dir)],
+        address=address,
+        cpus_per_run=cpus_per_run,
+        gpus_per_run=gpus_per_run,
+        progress=progress,
+        existing=existing,
+    )
+    return table
+
+
+def run_sweeps(
+    sweeps: Sequence[tuple[SweepSpec, str | Path]],
+    *,
+    address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float = 0.0,
+    progress: bool = True,
+    existing: Existing = "resume",
+) -> list[SweepTable]:
+    """Several sweeps, each into its own folder, as one pool of Ray tasks (so that the short
+    runs of one fill the cores while the long runs of another go on)."""
+    for spec, _ in sweeps:
+        spec.runs()  # every config is checked before anything starts
     if cpus_per_run <= 0 or gpus_per_run < 0:
         raise ConfigError(f"each run needs CPUs > 0 and GPUs >= 0, got {cpus_per_run} and {gpus_per_run}")
-    with claim_folder(out_dir, "sweep", existing=existing) as folder:
-        records = _check_same_sweep(folder, spec, runs)
-        atomic_write_text(folder / SPEC, dumps_json(spec.to_dict()) + "\n")
-        todo = [run for run in runs if records.get(run.name, {}).get("status") != "done"]
-        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc="sweep", unit="run")
+    with ExitStack() as held:
+        prepared = []
+        for spec, out_dir in sweeps:
+            folder = held.enter_context(claim_folder(out_dir, "sweep", existing=existing))
+            runs = spec.runs()
+            records = _check_same_sweep(folder, spec, runs)
+            atomic_write_text(folder / SPEC, dumps_json(spec.to_dict()) + "\n")
+            prepared.append(_Sweep(spec, folder, runs, records))
+        todo = [(sweep, run) for sweep in prepared for run in sweep.runs if not sweep.done(run)]
+        total = sum(len(sweep.runs) for sweep in prepared)
+        bar = tqdm(total=total, initial=total - len(todo), disable=not progress, desc="sweep", unit="run")
         try:
             if todo:
                 with ray_session(address):
-                    _submit_and_collect(spec, folder, todo, records, cpus_per_run, gpus_per_run, bar)
+                    _submit_and_collect(todo, cpus_per_run, gpus_per_run, bar)
         finally:
             bar.close()
-            table = SweepTable.of(spec, runs, records)
-            table.write(folder)
+            tables = [sweep.write_table() for sweep in prepared]
+        return tables
+
+
+@dataclass
+class _Sweep:
+    spec: SweepSpec
+    folder: Path
+    runs: list[SweepRun]
+    records: dict[str, dict[str, Any]]
+
+    def done(self, run: SweepRun) -> bool:
+        return self.records.get(run.name, {}).get("status") == "done"
+
+    def write_table(self) -> SweepTable:
+        table = SweepTable.of(self.spec, self.runs, self.records)
+        table.write(self.folder)
         return table
 
 
-def _submit_and_collect(spec, folder, todo, records, cpus, gpus, bar) -> None:
+def _submit_and_collect(todo: list[tuple[_Sweep, SweepRun]], cpus: float, gpus: float, bar: tqdm) -> None:
     import ray
 
     remote = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
     threads = max(int(cpus), 1)
     pending = {
-        remote.remote(spec.target, run.config.to_dict(), str(folder / RUNS / run.name), threads): run for run in todo
+        remote.remote(sweep.spec.target, run.config.to_dict(), str(sweep.folder / RUNS / run.name), threads): (
+            sweep,
+            run,
+        )
+        for sweep, run in todo
     }
     with _stop_on_ctrl_c() as stop:
         try:
             while pending and not stop.is_set():
                 finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in finished:
-                    run = pending.pop(ref)
-                    records[run.name] = _record(run, ray.get(ref))
-                    _write_records(folder, records)
+                    sweep, run = pending.pop(ref)
+                    record = sweep.records[run.name] = _record(run, ray.get(ref))
+                    _write_records(sweep.folder, sweep.records)
                     bar.update(1)
-                    if records[run.name]["status"] == "failed":
-                        bar.write(f"sweep: {run.name} failed: {records[run.name]['error']}")
+                    if record["status"] == "failed":
+                        bar.write(f"sweep: {run.name} failed: {record['error']}")
         finally:
             for ref in pending:  # Ctrl-C or an error of ours: stop what is still running
                 ray.cancel(ref, force=True)

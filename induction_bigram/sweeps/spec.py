@@ -47,6 +47,12 @@ def presets_of(target: str) -> Presets:
         raise ConfigError(f"unknown sweep target {target!r}; choose one of {', '.join(targets())}") from None
 
 
+def config_class(target: str) -> type[Config]:
+    """The config class of ``target``'s runs."""
+    presets = presets_of(target)
+    return type(presets[next(iter(presets))])
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
     """One run of a sweep: its folder name, its swept values, its seed and its config."""
@@ -67,6 +73,8 @@ class SweepSpec:
         overrides: ``key=value`` strings applied to every run.
         grid: key -> the values it takes (each a ``--set`` string or a JSON value).
         seeds: how many seeds (0, 1, ..., seeds - 1).
+        config: a config to start from instead of the preset (the report sweeps its studies'
+            configs over seeds this way).
     """
 
     target: str = TRAIN
@@ -74,6 +82,7 @@ class SweepSpec:
     overrides: tuple[str, ...] = ()
     grid: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
     seeds: int = 1
+    config: Config | None = None
 
     def __post_init__(self) -> None:
         presets_of(self.target)
@@ -88,19 +97,20 @@ class SweepSpec:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "target": self.target,
             "preset": self.preset,
             "overrides": list(self.overrides),
             "grid": {key: list(values) for key, values in self.grid.items()},
             "seeds": self.seeds,
         }
+        return data | ({"config": self.config.to_dict()} if self.config is not None else {})
 
     @classmethod
     def from_dict(cls, data: Any) -> "SweepSpec":
         if not isinstance(data, dict):
             raise ConfigError(f"a sweep must be an object of keys, got {show(data)}")
-        unknown = sorted(set(data) - {"target", "preset", "overrides", "set", "grid", "seeds"})
+        unknown = sorted(set(data) - {"target", "preset", "overrides", "set", "grid", "seeds", "config"})
         if unknown:
             raise ConfigError(f"unknown sweep key {unknown[0]!r} (keys: target, preset, set, grid, seeds)")
         overrides = data.get("overrides", [])
@@ -109,19 +119,22 @@ class SweepSpec:
         grid = data.get("grid", {})
         if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
             raise ConfigError(f"grid must map keys to lists of values, got {show(grid)}")
+        target = data.get("target", TRAIN)
+        config = data.get("config")
         return cls(
-            target=data.get("target", TRAIN),
+            target=target,
             preset=data.get("preset"),
             overrides=tuple(overrides),
             grid={key: tuple(values) for key, values in grid.items()},
             seeds=data.get("seeds", 1),
+            config=None if config is None else config_class(target).from_dict(config),
         )
 
     def base(self) -> Config:
-        """The config every run starts from: the preset with the overrides."""
+        """The config every run starts from: ``config`` or the preset, with the overrides."""
         presets = presets_of(self.target)
         try:
-            config = presets[self.preset or next(iter(presets))]
+            config = self.config or presets[self.preset or next(iter(presets))]
         except ConfigError as err:
             raise ConfigError(f"preset: {err}") from None
         return config.with_overrides(list(self.overrides))

@@ -101,3 +101,57 @@ def test_a_corpus_is_read_once_until_its_file_changes(tmp_path: Path):
     assert BigramStats.from_corpus("tinyshakespeare") is BigramStats.from_corpus("tinyshakespeare")
     corpus.write_text("abcabc")
     assert BigramStats.from_corpus(str(corpus)).vocab == ("a", "b", "c")
+
+
+# -- synthetic Zipf statistics ------------------------------------------------------------------
+
+
+def test_synthetic_counts_follow_the_zipf_laws():
+    s = BigramStats.synthetic(40, 1.2, seed=3, total=10**7)
+    ranks = torch.arange(1, 41, dtype=torch.float64)
+    law = ranks**-1.2 / (ranks**-1.2).sum()
+    assert s.n_tokens == 40 and s.source["synthetic"] == "zipf"
+    assert torch.equal(s.unigram_counts, torch.round(10**7 * law).long())
+    assert torch.allclose(s.unigram, law, rtol=1e-4)
+    for i in (0, 17, 39):  # each row: the same law over its own permutation of the tokens
+        row = s.bigram_counts[i]
+        assert int(row.sum()) == pytest.approx(int(s.unigram_counts[i]), rel=1e-3)
+        ordered = row.sort(descending=True).values.double()
+        assert torch.allclose(ordered / ordered.sum(), law, atol=2e-3)
+    favourites = [s.global_favourite(i) for i in range(40)]
+    assert len(set(favourites)) > 10  # not one shared favourite successor
+
+
+def test_synthetic_vocabulary_is_printable_single_characters():
+    s = BigramStats.synthetic(300, 1.0, seed=0)
+    assert s.vocab[0] == "\u00c0" and list(s.vocab) == sorted(s.vocab)
+    assert all(len(c) == 1 and c.isprintable() and not c.isspace() for c in s.vocab)
+    assert s.decode(s.encode("".join(s.vocab))) == "".join(s.vocab)
+
+
+def test_synthetic_is_reproducible_and_seeds_differ():
+    a, b = BigramStats.synthetic(32, 1.0, seed=0), BigramStats.synthetic(32, 1.0, seed=0)
+    assert torch.equal(a.bigram_counts, b.bigram_counts) and torch.equal(a.unigram_counts, b.unigram_counts)
+    c = BigramStats.synthetic(32, 1.0, seed=1)
+    assert torch.equal(a.unigram_counts, c.unigram_counts)  # the unigram law has no randomness
+    assert not torch.equal(a.bigram_counts, c.bigram_counts)
+
+
+def test_zipf_corpus_names():
+    s = BigramStats.from_corpus("zipf:24:0.8:5")
+    assert torch.equal(s.bigram_counts, BigramStats.synthetic(24, 0.8, 5).bigram_counts)
+    assert BigramStats.from_corpus("zipf:24:0.8:5") is s  # built once per name
+    assert BigramStats.from_corpus("zipf:24:1:5").source["alpha"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["zipf:", "zipf:64", "zipf:64:1.0", "zipf:1:1.0:0", "zipf:x:1:0", "zipf:8:-1:0"])
+def test_malformed_zipf_names_are_data_errors_naming_them(name):
+    with pytest.raises(DataError, match=f"{name!r}.*zipf:N:ALPHA:SEED"):
+        BigramStats.from_corpus(name)
+
+
+def test_synthetic_rejects_bad_arguments():
+    with pytest.raises(DataError, match="n_tokens >= 2"):
+        BigramStats.synthetic(1, 1.0, 0)
+    with pytest.raises(DataError, match="alpha >= 0"):
+        BigramStats.synthetic(8, float("nan"), 0)

@@ -8,13 +8,15 @@ from induction_bigram.studies import STUDIES
 
 
 @pytest.mark.slow
-def test_reproduce_writes_a_complete_report(tmp_path):
+def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(tmp_path):
     report = reproduce(PRESETS["test"], tmp_path, progress=False, preset="test")
     text = report.read_text()
-    assert "Preset: test;" in text and "## Claims of docs/THEORY.md" in text
+    assert "Preset: test; 2 seeds;" in text and "## Claims of docs/THEORY.md" in text
     for study in STUDIES.values():
         assert f"## {study.title}" in text
-        assert (tmp_path / study.name / "result.json").is_file()
+        for seed in (0, 1):  # every seed an ordinary study folder, the sweep's tables beside them
+            assert (tmp_path / study.name / "runs" / f"seed={seed}" / "result.json").is_file()
+        assert (tmp_path / study.name / "aggregate.csv").is_file()
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(figures) >= 8
     for figure in figures:
@@ -22,16 +24,19 @@ def test_reproduce_writes_a_complete_report(tmp_path):
     views = re.findall(r"\[`([^`]+\.html)`\]", text)
     assert {v.split("/")[0] for v in views} == {"memories", "lengths"}
     numbers = json.loads((tmp_path / "numbers.json").read_text())
-    assert set(numbers["claims"]) == set(STUDIES) and numbers["config"]["preset"] == "test"
+    assert numbers["config"]["preset"] == "test" and numbers["seconds"]["wall"] > 0
+    claims = [c for name in STUDIES for c in numbers[name]["claims"]]
+    assert len(claims) >= 12 and all(c["n_seeds"] == 2 for c in claims)
     rows = sum(text.count(f"| {held} |") for held in ("yes", "**no**", "undecided", "reported"))
-    assert rows == sum(len(claims) for claims in numbers["claims"].values()) >= 12
-    # a second run reuses the finished trainings and may run one study only
+    assert rows == len(claims)
+    assert "over 2 seeds" in text
+    # a second run reuses the finished runs and may run one study only
     again = reproduce(PRESETS["test"], tmp_path, studies=["memories"], progress=False)
     assert again.read_text().count("\n## ") == 2
 
 
 def test_every_study_has_a_config_in_the_report_and_the_same_presets():
-    assert [f for f in ReproduceConfig.__dataclass_fields__] == list(STUDIES)
+    assert [f for f in ReproduceConfig.__dataclass_fields__] == [*STUDIES, "reproduce"]
     for name in PRESETS:
         config = PRESETS[name]
         for study in STUDIES.values():
