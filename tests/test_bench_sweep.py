@@ -33,7 +33,7 @@ def test_the_quick_smoke_version_runs_all_three_modes():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    for label in ("sequential, 1 process", "ray, 2 CPUs" if "2 cores" in out else "ray,", "naive pool"):
+    for label in ("sequential, 1 process", "ray, ", "naive pool"):
         assert label in out
     assert "sequential vs pool (same threads): largest difference 0: agree exactly" in out
     assert "sequential vs ray" in out
