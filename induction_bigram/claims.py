@@ -163,6 +163,12 @@ class ClaimOverSeeds:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict, "text": self.value_text}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ClaimOverSeeds":
+        """Rebuild from :meth:`to_dict` output (``numbers.json``; the derived keys are dropped)."""
+        fields = {k: v for k, v in data.items() if k not in ("verdict", "text")}
+        return cls(**fields | {k: tuple(fields[k]) for k in ("held_per_seed", "measured")})
+
 
 def _judge(mean_low_high: tuple[float, float, float], direction: Direction, threshold: float) -> bool | None:
     """Whole interval on the claimed side: True; wholly on the other side: False; else None."""

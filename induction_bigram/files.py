@@ -96,7 +96,17 @@ OWN_FILES: dict[str, frozenset[str]] = {
     "incontext": frozenset({"result.json"}),
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
-    "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"}),
+    "sweep": frozenset(
+        {
+            "sweep.json",
+            "runs.jsonl",
+            "runs.csv",
+            "aggregate.json",
+            "aggregate.csv",
+            "capacity_law.png",
+            "capacity_law.json",
+        }
+    ),
 }
 _DESCRIBE = {
     "run": "training run",

@@ -250,6 +250,17 @@ def _sweep_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _capacity_law(args: argparse.Namespace) -> int:
+    from induction_bigram.sweeps.capacity_law import write_capacity_law
+
+    figure, numbers = write_capacity_law(args.sweep)
+    if args.json:
+        _print_json({"figure": str(figure), "numbers": str(numbers)})
+    else:
+        print(f"wrote {figure}, {numbers}")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
@@ -327,5 +338,6 @@ COMMANDS = {
     "reproduce": _reproduce,
     "sweep": _sweep,
     "sweep-plot": _sweep_plot,
+    "capacity-law": _capacity_law,
     "presets": _presets,
 }

@@ -203,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="PNG to write (default: SWEEP/figures/Y_vs_X.png)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
 
+    p = commands.add_parser(
+        "capacity-law",
+        help="recall@1 of each memory against d^2 / (n log n) from a capacity sweep, and its transition",
+    )
+    p.add_argument("sweep", type=Path, help="a sweep folder of the capacity study (`sweep capacity --grid ...`)")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
+
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")
     p.add_argument(
         "names", nargs="*", metavar="NAME", help="a run preset, or a study (then one of its presets) to print as JSON"

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims
-from induction_bigram.studies import Study
+from induction_bigram.studies import STUDIES, Study
 
 
 @dataclass
@@ -131,6 +131,13 @@ def render_claims(claims: list[ClaimOverSeeds]) -> list[str]:
     rows = [[c.section, _cell(c.statement), _cell(_measured(c)), c.threshold_text, HELD[c.verdict]] for c in claims]
     header = ["section", "claim", "mean [95% interval] over seeds", "threshold", "held"]
     return [intro, "", *_table(header, rows)]
+
+
+def readme_claims(numbers: dict[str, Any]) -> str:
+    """The claims table of a report's ``numbers.json``, as the README quotes it (the README's
+    block is this text, and a test checks it still is)."""
+    claims = [ClaimOverSeeds.from_dict(c) for name in STUDIES if name in numbers for c in numbers[name]["claims"]]
+    return "\n".join(render_claims(claims))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

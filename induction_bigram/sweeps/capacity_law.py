@@ -19,11 +19,13 @@ The stored associations n of each memory (docs/THEORY.md section 3.2):
 Transition: for each seed, memory, model and n, the x at which recall@1 first reaches 0.5 from
 below, interpolated linearly in ln x between the two bracketing widths (none when the curve
 never crosses inside the measured widths: already above 0.5 at the smallest d, or never reaching
-it). A seed's transition for a memory is the mean of its crossings over n; the reported
-transition is the mean over seeds with its Student-t 95% interval (``mean_interval``).
+it). A curve is one memory of one model of one run (one n, one seed). A seed's transition for a
+memory is the mean of the crossings of its curves (over n, and over the runs that share an n,
+such as W_K1's across N); the reported transition is the mean over seeds with its Student-t 95%
+interval (``mean_interval``), and each n's likewise over seeds.
 
 Collapse: the curves for different n collapse onto one in x when their crossings agree. The
-measure is the spread of the per-n crossings (each the mean over seeds), their standard deviation
+measure is the spread of the per-n crossings (each the mean of the crossings at that n), their standard deviation
 divided by their mean (coefficient of variation), computed in three variables: x = d^2 / (n ln n),
 d^2 / n and d^2 alone. The curves collapse when the spread in x is below ``COLLAPSE_SPREAD``; the
 other two say how much the rescaling by n ln n gains over none and over n alone. It needs two n
@@ -43,6 +45,7 @@ from matplotlib.figure import Figure
 
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import ConfigError
+from induction_bigram.figures import save_figure
 from induction_bigram.files import atomic_write_text, dumps_json
 from induction_bigram.intervals import mean_interval
 from induction_bigram.memories.capacity import CapacityResult
@@ -70,6 +73,7 @@ def law_x(d: int, n: int) -> float:
 class LawPoint:
     """One memory of one model of one run: width d, stored pairs n, seed, recall@1, x."""
 
+    run: str
     memory: str
     model: str
     d: int
@@ -84,10 +88,13 @@ class Transition:
     """Where one memory of one model crosses recall@1 = 0.5, in x = d^2 / (n ln n).
 
     Attributes:
-        mean / low / high: mean over seeds of each seed's crossing (mean over its n) and the
-            95% interval; None when no seed crossed.
+        mean / low / high: mean over seeds of each seed's crossing (the mean over that seed's
+            curves, one per n and run) and the 95% interval; None when no seed crossed.
         seeds: how many seeds crossed (of ``of_seeds``).
-        per_n: n -> {mean, low, high, seeds}: the crossing of the curve for that n over seeds.
+        per_n: n -> {mean, low, high, seeds, curves}: the crossing at that n, the mean over
+            seeds (each seed's the mean over its curves with that n: several when other swept
+            keys, e.g. N for W_K1, leave n unchanged) with its 95% interval; ``curves`` counts
+            the curves that crossed.
         spread: variable -> coefficient of variation of the per-n crossings in that variable
             (``d2_over_n_log_n``, ``d2_over_n``, ``d2``); None with fewer than two n.
         collapses: spread in x below ``COLLAPSE_SPREAD``; None with fewer than two n.
@@ -152,7 +159,7 @@ def stored_pairs(memory: str, result: CapacityResult) -> int:
     return vocab if vocab is not None else BigramStats.from_corpus(task.corpus).n_tokens
 
 
-def points_of(result: CapacityResult, seed: int) -> list[LawPoint]:
+def points_of(result: CapacityResult, seed: int, run: str = "") -> list[LawPoint]:
     """The (d, n, seed, recall@1) of every memory and model of one capacity result (n >= 2)."""
     points = []
     for memory in MEMORIES:
@@ -163,7 +170,7 @@ def points_of(result: CapacityResult, seed: int) -> list[LawPoint]:
             for model, scores in (("trained", row.trained), ("theory", row.theory)):
                 if memory in scores:
                     recall = float(scores[memory]["recall"])
-                    points.append(LawPoint(memory, model, row.d_model, n, seed, recall, law_x(row.d_model, n)))
+                    points.append(LawPoint(run, memory, model, row.d_model, n, seed, recall, law_x(row.d_model, n)))
     return points
 
 
@@ -184,7 +191,7 @@ def read_sweep(sweep_dir: str | Path) -> tuple[list[LawPoint], int]:
             result = CapacityResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"{path} is not a capacity result ({type(err).__name__}: {err})") from None
-        points += points_of(result, int(record["seed"]))
+        points += points_of(result, int(record["seed"]), record["run"])
         runs += 1
     if not points:
         raise ConfigError(f"{folder} holds no finished capacity run")
@@ -205,11 +212,15 @@ def crossing(xs: Iterable[float], recalls: Iterable[float], threshold: float = T
     return None
 
 
-def _interval(values: list[float]) -> dict[str, float | int | None]:
+def _interval(values: list[float], count: str) -> dict[str, float | int | None]:
     if not values:
-        return {"mean": None, "low": None, "high": None, "seeds": 0}
+        return {"mean": None, "low": None, "high": None, count: 0}
     mean, low, high = mean_interval(values)
-    return {"mean": rounded(mean), "low": rounded(low), "high": rounded(high), "seeds": len(values)}
+    return {"mean": rounded(mean), "low": rounded(low), "high": rounded(high), count: len(values)}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _spread(values: list[float]) -> float | None:
@@ -225,30 +236,25 @@ def transition_of(points: list[LawPoint], memory: str, model: str, threshold: fl
     mine = [p for p in points if (p.memory, p.model) == (memory, model)]
     seeds = sorted({p.seed for p in mine})
     ns = sorted({p.n for p in mine})
-    crossings: dict[tuple[int, int], float] = {}  # (n, seed) -> x*
-    for n in ns:
-        for seed in seeds:
-            curve = [p for p in mine if (p.n, p.seed) == (n, seed)]
-            x = crossing([p.x for p in curve], [p.recall for p in curve], threshold)
-            if x is not None:
-                crossings[n, seed] = x
-    per_seed = []
-    for seed in seeds:
-        mine_seed = [x for (_, s), x in crossings.items() if s == seed]
-        if mine_seed:
-            per_seed.append(sum(mine_seed) / len(mine_seed))
-    overall = _interval(per_seed)
-    per_n = {str(n): _interval([x for (m, _), x in crossings.items() if m == n]) for n in ns}
-    crossed = [n for n in ns if any(m == n for m, _ in crossings)]
-    spread = {}
-    for name, scale in SCALINGS.items():  # the same crossings, d*^2 recovered from x* = d*^2 / (n ln n)
-        spread[name] = _spread(
-            [
-                sum(scale(math.sqrt(x * n * math.log(n)), n) for (m, _), x in crossings.items() if m == n)
-                / sum(1 for m, _ in crossings if m == n)
-                for n in crossed
-            ]
-        )
+    curves: dict[tuple[int, str, int], list[LawPoint]] = {}  # (n, run, seed) -> its points
+    for p in mine:
+        curves.setdefault((p.n, p.run, p.seed), []).append(p)
+    crossings: dict[tuple[int, str, int], float] = {}  # (n, run, seed) -> x*
+    for key, curve in curves.items():
+        x = crossing([p.x for p in curve], [p.recall for p in curve], threshold)
+        if x is not None:
+            crossings[key] = x
+    of_seed = {seed: [x for (_, _, s), x in crossings.items() if s == seed] for seed in seeds}
+    overall = _interval([_mean(xs) for xs in of_seed.values() if xs], "seeds")
+    by_n = {n: [x for (m, _, _), x in crossings.items() if m == n] for n in ns}
+    per_n = {}
+    for n in ns:  # each seed's mean crossing at this n (over the runs that share it), then over seeds
+        at_n = [[x for (m, _, s), x in crossings.items() if (m, s) == (n, seed)] for seed in seeds]
+        per_n[str(n)] = _interval([_mean(xs) for xs in at_n if xs], "seeds") | {"curves": len(by_n[n])}
+    spread = {  # the same crossings in each variable, d*^2 recovered from x* = d*^2 / (n ln n)
+        name: _spread([_mean([scale(math.sqrt(x * n * math.log(n)), n) for x in xs]) for n, xs in by_n.items() if xs])
+        for name, scale in SCALINGS.items()
+    }
     x_spread = spread["d2_over_n_log_n"]
     return Transition(
         memory,
@@ -256,7 +262,7 @@ def transition_of(points: list[LawPoint], memory: str, model: str, threshold: fl
         overall["mean"],
         overall["low"],
         overall["high"],
-        int(overall["seeds"] or 0),
+        sum(1 for xs in of_seed.values() if xs),
         len(seeds),
         per_n,
         spread,
@@ -290,7 +296,7 @@ def plot_capacity_law(law: CapacityLaw) -> Figure:
                 if not curve:
                     continue
                 xs = sorted({p.x for p in curve})
-                stats = [mean_interval([p.recall for p in curve if p.x == x]) for x in xs]
+                stats = [mean_interval(_seed_means([p for p in curve if p.x == x])) for x in xs]
                 colour = colours.get(n, "C7")
                 ax.errorbar(
                     xs,
@@ -306,7 +312,8 @@ def plot_capacity_law(law: CapacityLaw) -> Figure:
             t = law.transition(memory, model)
             if t.mean is not None:
                 ax.axvline(t.mean, color="k", linestyle=style, linewidth=1)
-                ax.axvspan(t.low, t.high, color="k", alpha=0.08 if model == "trained" else 0.05)
+                low = t.low if t.low > 0 else min(p.x for p in law.points if p.memory == memory)  # log axis
+                ax.axvspan(low, t.high, color="k", alpha=0.08 if model == "trained" else 0.05)
         ax.axhline(law.threshold, color="grey", linewidth=0.6, linestyle=":")
         ax.set_xscale("log")
         ax.set(xlabel="x = d² / (n ln n)", ylabel="recall@1", ylim=(-0.03, 1.03), title=_title(law, memory))
@@ -321,11 +328,19 @@ def plot_capacity_law(law: CapacityLaw) -> Figure:
     return fig
 
 
+def _seed_means(points: list[LawPoint]) -> list[float]:
+    """Each seed's mean recall over the given points (its runs), so intervals are over seeds."""
+    seeds = sorted({p.seed for p in points})
+    return [_mean([p.recall for p in points if p.seed == seed]) for seed in seeds]
+
+
 def _title(law: CapacityLaw, memory: str) -> str:
     parts = []
     for model in MODELS:
         t = law.transition(memory, model)
         where = "no crossing" if t.mean is None else f"x* = {t.mean:g} [{t.low:g}, {t.high:g}]"
+        if t.mean is not None and t.seeds < t.of_seeds:
+            where += f" ({t.seeds} of {t.of_seeds} seeds cross)"
         parts.append(f"{'trained' if model == 'trained' else 'theory'}: {where}")
     return f"{memory}\n" + "\n".join(parts)
 
@@ -337,6 +352,6 @@ def write_capacity_law(sweep_dir: str | Path) -> tuple[Path, Path]:
     points, runs = read_sweep(folder)
     law = capacity_law(points, runs)
     figure, data = folder / "capacity_law.png", folder / "capacity_law.json"
-    plot_capacity_law(law).savefig(figure, dpi=130)
+    save_figure(plot_capacity_law(law), figure, dpi=130)
     atomic_write_text(data, dumps_json(law.to_dict()) + "\n")
     return figure, data

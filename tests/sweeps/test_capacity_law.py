@@ -33,10 +33,10 @@ def step(x: float, x0: float) -> float:
     return 1.0 if x >= x0 else 0.0
 
 
-def make_sweep(folder, ns=(16, 64), trained=lambda d, n, s: ramp(law_x(d, n), 3.0 * SHIFT[s]), theory=None):
+def make_sweep(folder, ns=(16, 64), trained=lambda d, n, s, *_: ramp(law_x(d, n), 3.0 * SHIFT[s]), theory=None):
     """A sweep folder of capacity results, one per N and seed, whose recalls are given
-    functions of (d, n, seed); the same function serves every memory (each with its own n)."""
-    theory = theory or (lambda d, n, s: ramp(law_x(d, n), 6.0 * SHIFT[s]))
+    functions of (d, n, seed, N); the same function serves every memory (each with its own n)."""
+    theory = theory or (lambda d, n, s, *_: ramp(law_x(d, n), 6.0 * SHIFT[s]))
     base = PRESETS["test"]
     records = []
     for n_tokens in ns:
@@ -48,8 +48,8 @@ def make_sweep(folder, ns=(16, 64), trained=lambda d, n, s: ramp(law_x(d, n), 3.
                     d,
                     0.0,
                     0.0,
-                    {m: {"recall": trained(d, n, seed)} for m, n in stored.items()},
-                    {m: {"recall": theory(d, n, seed)} for m, n in stored.items()},
+                    {m: {"recall": trained(d, n, seed, n_tokens)} for m, n in stored.items()},
+                    {m: {"recall": theory(d, n, seed, n_tokens)} for m, n in stored.items()},
                 )
                 for d in WIDTHS
             )
@@ -86,10 +86,11 @@ def test_a_known_transition_is_found_with_its_interval_and_the_curves_collapse(t
     assert law.transition("W_O2", "theory").mean == pytest.approx(6.0, rel=1e-3)
     k1 = law.transition("W_K1", "trained")
     assert list(k1.per_n) == ["15"] and k1.collapses is None and k1.spread["d2"] is None  # one T: one n
+    assert k1.per_n["15"]["curves"] == 6 and k1.mean == pytest.approx(3.0, rel=1e-3)  # one curve per run
 
 
 def test_a_step_gives_the_geometric_mean_of_its_bracketing_widths(tmp_path):
-    def at(d, n, s):
+    def at(d, n, s, *_):
         return step(d, 20)  # recall 1 from d = 20 on, for every n: no collapse in x
 
     law = capacity_law(*read_sweep(make_sweep(tmp_path, trained=at, theory=at)))
@@ -102,8 +103,18 @@ def test_a_step_gives_the_geometric_mean_of_its_bracketing_widths(tmp_path):
     assert o2.collapses is False  # the crossings sit at one d, so at x that differ by n ln n
 
 
+def test_runs_that_share_an_n_are_separate_curves(tmp_path):
+    def by_corpus(d, n, s, n_tokens):  # W_K1's n = T - 1 is the same in every run; its curve is not
+        return step(d, 20 if n_tokens == 16 else 40)
+
+    k1 = capacity_law(*read_sweep(make_sweep(tmp_path, trained=by_corpus))).transition("W_K1", "trained")
+    early, late = (math.sqrt(law_x(d - 2, 15) * law_x(d, 15)) for d in (20, 40))
+    assert k1.per_n["15"]["curves"] == 6 and k1.seeds == 3
+    assert k1.mean == pytest.approx((early + late) / 2, rel=2e-3) and k1.low == k1.high == k1.mean
+
+
 def test_a_curve_that_never_crosses_has_no_transition(tmp_path):
-    law = capacity_law(*read_sweep(make_sweep(tmp_path, trained=lambda d, n, s: 0.1)))
+    law = capacity_law(*read_sweep(make_sweep(tmp_path, trained=lambda d, n, s, *_: 0.1)))
     none = law.transition("W_O2", "trained")
     assert (none.mean, none.low, none.high, none.seeds, none.collapses) == (None, None, None, 0, None)
 
