@@ -22,3 +22,40 @@ def test_the_readme_python_examples_run(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code.replace('ib.preset("quick")', shrunk), "README.md", "exec"), namespace)
     assert (tmp_path / "runs" / "quick" / "checkpoint.pt").is_file()
+
+
+def test_the_readme_claims_table_is_the_reports_numbers():
+    """README numbers come from the generated report: the block between the markers is what
+    scripts/readme_numbers.py writes from docs/report-quick/numbers.json."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_numbers", REPO / "scripts" / "readme_numbers.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    readme = (REPO / "README.md").read_text()
+    assert readme.count(script.START) == 1
+    quoted = script.START + readme.split(script.START)[1].split(script.END)[0] + script.END
+    assert quoted == script.block(), "run: .venv/bin/python scripts/readme_numbers.py"
+
+
+def test_the_readme_capacity_law_numbers_are_the_sweeps():
+    """Every decimal number the README's capacity-law section states (outside its commands and
+    section references) is one of docs/capacity_law.json's, as rounded there."""
+    import json
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("<!-- capacity-law -->")[1].split("<!-- /capacity-law -->")[0]
+    prose = re.sub(r"```.*?```", "", section, flags=re.S)
+    prose = re.sub(r"section \d+(\.\d+)*", "", prose)
+    stated = {float(x) for x in re.findall(r"(?<![\w.:])-?\d+\.\d+(?![\w.:])", prose)}
+
+    def numbers(value):
+        if isinstance(value, dict):
+            return {n for v in value.values() for n in numbers(v)}
+        if isinstance(value, list):
+            return {n for v in value for n in numbers(v)}
+        return {float(value)} if isinstance(value, (int, float)) and not isinstance(value, bool) else set()
+
+    recall_step = {0.2}  # recall@1 over 5 triggers moves in steps of 1/5
+    measured = numbers(json.loads((REPO / "docs" / "capacity_law.json").read_text()))
+    assert len(stated) >= 15 and stated - measured - recall_step == set()

@@ -102,13 +102,18 @@ def reproduce(
     settings = config.reproduce
     with claim_folder(out_dir, "reproduce", existing=existing) as out_dir:
         began = time.perf_counter()
-        sweeps = [(SweepSpec(target=n, config=getattr(config, n), seeds=settings.seeds), out_dir / n) for n in names]
-        tables = run_sweeps(sweeps, address=address, cpus_per_run=settings.cpus_per_run, progress=progress)
+        # the later studies train more models per run (lengths: one per variant), so their runs
+        # are submitted first and the short runs of the others fill the cores around them
+        order = names[::-1]
+        sweeps = [(SweepSpec(target=n, config=getattr(config, n), seeds=settings.seeds), out_dir / n) for n in order]
+        tables = dict(
+            zip(order, run_sweeps(sweeps, address=address, cpus_per_run=settings.cpus_per_run, progress=progress))
+        )
         wall = time.perf_counter() - began
-        sections = [_section(out_dir, name, table) for name, table in zip(names, tables)]
+        sections = [_section(out_dir, name, tables[name]) for name in names]
         numbers = {s.study.name: {"claims": [c.to_dict() for c in s.claims_over_seeds]} for s in sections}
-        for s, table in zip(sections, tables):
-            numbers[s.study.name] |= {"seeds": table.aggregate(), "first_seed": s.result.summary()}
+        for s in sections:
+            numbers[s.study.name] |= {"seeds": tables[s.study.name].aggregate(), "first_seed": s.result.summary()}
         numbers["seconds"] = {"wall": wall, **{s.study.name: s.seconds for s in sections}}
         numbers["config"] = {"preset": preset, **config.to_dict()}
         atomic_write_text(out_dir / NUMBERS, dumps_json(numbers) + "\n")
