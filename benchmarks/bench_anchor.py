@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # plain_model, when imported from elsewhere
 
+from common import cpu_model  # noqa: E402
 from plain_model import PlainModel, train_step  # noqa: E402
 from plain_model import make_optimizer as make_plain_optimizer  # noqa: E402
 
@@ -57,16 +58,6 @@ class Variant:
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def source_state() -> str:

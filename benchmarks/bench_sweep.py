@@ -40,10 +40,14 @@ from typing import Any
 
 import torch
 
-from induction_bigram.config import RunConfig
-from induction_bigram.sweeps import SweepSpec, run_sweep
-from induction_bigram.sweeps.execute import run_one
-from induction_bigram.sweeps.spec import SweepRun
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # common, when imported from elsewhere
+
+from common import cpu_model  # noqa: E402
+
+from induction_bigram.config import RunConfig  # noqa: E402
+from induction_bigram.sweeps import SweepSpec, run_sweep  # noqa: E402
+from induction_bigram.sweeps.execute import run_one  # noqa: E402
+from induction_bigram.sweeps.spec import SweepRun  # noqa: E402
 
 MODES = ("sequential", "pool", "ray")  # Ray last: nothing of its clean-up falls in another mode
 METRIC = "in_context_accuracy"
@@ -61,16 +65,6 @@ def sweep_spec(steps: int, widths: list[str], seeds: int, quick: bool = False) -
         *(QUICK_SHAPE if quick else ()),
     )
     return SweepSpec(preset="quick", overrides=overrides, grid={"model.d_model": tuple(widths)}, seeds=seeds)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load() -> str:
