@@ -500,3 +500,8 @@ def test_presets_lists_every_study_and_prints_any_preset_as_json(capsys):
         assert code == 0 and config == study.presets[study.default_preset]
     code, out, _ = run(capsys, "presets", "reproduce", "quick")
     assert code == 0 and type(REPORT["quick"]).from_dict(json.loads(out)) == REPORT["quick"]
+
+
+def test_the_readable_summary_of_an_analysis_shows_its_numbers(trained_run, capsys, tmp_path):
+    code, out, _ = run(capsys, "memories", str(trained_run), "--out", str(tmp_path))
+    assert code == 0 and "memories.W_O2.recall" in out and "formation.W_O2" in out

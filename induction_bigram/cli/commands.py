@@ -115,6 +115,7 @@ def _analyse_run(args: argparse.Namespace) -> int:
     study's settings from ``--preset`` / ``--set`` and the run's own task, model and train."""
     from induction_bigram.figures import save_figures
     from induction_bigram.studies import STUDIES
+    from induction_bigram.sweeps.table import flatten
     from induction_bigram.training.checkpoint import load_checkpoint, read_metrics
 
     study = STUDIES[STUDY_COMMANDS[args.command]]
@@ -137,8 +138,8 @@ def _analyse_run(args: argparse.Namespace) -> int:
     summary = {**result.summary(), "figures": written}
     if args.json:
         _print_json(summary)
-    else:
-        _print(summary, False, title=f"{study.title}: {run}")
+    else:  # every number of the summary, nested ones under dotted keys
+        _print(flatten(result.summary()), False, title=f"{study.title}: {run}")
         print("wrote " + ", ".join(written))
     return 0
 
@@ -318,8 +319,10 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
     for key, value in summary.items():
         if isinstance(value, (dict, list)):
             continue
-        shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
-        print(f"  {key:24s} {shown}")
+        shown = str(value)
+        if isinstance(value, float) and math.isfinite(value):
+            shown = str(int(value)) if value.is_integer() else f"{value:.4f}"
+        print(f"  {key:32s} {shown}")
 
 
 def _print_json(data: Any) -> None:
