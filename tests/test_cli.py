@@ -504,4 +504,4 @@ def test_presets_lists_every_study_and_prints_any_preset_as_json(capsys):
 
 def test_the_readable_summary_of_an_analysis_shows_its_numbers(trained_run, capsys, tmp_path):
     code, out, _ = run(capsys, "memories", str(trained_run), "--out", str(tmp_path))
-    assert code == 0 and "memories.W_O2.recall" in out and "formation.W_O2" in out
+    assert code == 0 and "\n  memories.W_O2.recall " in out and "\n  final.in_context_accuracy " in out
