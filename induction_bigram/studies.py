@@ -14,7 +14,7 @@ from typing import Any
 
 import induction_bigram.incontext as incontext
 import induction_bigram.lengths as lengths
-from induction_bigram.config import Config, Presets
+from induction_bigram.config import Presets
 from induction_bigram.incontext.figures import figures as incontext_figures
 from induction_bigram.lengths.figures import figures as lengths_figures
 from induction_bigram.memories import capacity
@@ -51,10 +51,6 @@ class Study:
     @property
     def default_preset(self) -> str:
         return next(iter(self.presets))
-
-    def config(self, preset: str | None, overrides: list[str]) -> Config:
-        """The config of ``preset`` (default: the first) with ``--set`` overrides applied."""
-        return self.presets[preset or self.default_preset].with_overrides(overrides)
 
 
 STUDIES: dict[str, Study] = {

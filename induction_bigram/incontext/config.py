@@ -75,7 +75,7 @@ def _full() -> InContextConfig:
 
 
 def _quick() -> InContextConfig:
-    """``full`` with 12 prompts per cell and 16 to patch (``reproduce --quick``)."""
+    """``full`` with 12 prompts per cell and 16 to patch (``reproduce --preset quick``)."""
     full = _full()
     return dataclasses.replace(full, incontext=dataclasses.replace(full.incontext, per_cell=12, patch_prompts=16))
 

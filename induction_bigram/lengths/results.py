@@ -246,8 +246,15 @@ class LengthsResult:
     def summary(self) -> dict[str, Any]:
         """The headline numbers per variant, without the by-position series and the attention
         example (``induction-bigram lengths --json``, the report's ``numbers.json``)."""
-        keys = ("accuracy_by_length", "ordinary_accuracy_by_length", "previous_token_accuracy", "train_accuracy")
-        variants = {name: {key: r.to_dict()[key] for key in keys} for name, r in self.variants.items()}
+        variants = {
+            name: {
+                "accuracy_by_length": r.oversight.accuracy_by_length,
+                "ordinary_accuracy_by_length": r.ordinary.accuracy_by_length,
+                "previous_token_accuracy": r.previous_token_summary(),
+                "train_accuracy": r.train_accuracy,
+            }
+            for name, r in self.variants.items()
+        }
         return json_safe(
             {"variants": variants, "train_length": self.config.task.seq_len, "wall_seconds": self.wall_seconds}
         )
