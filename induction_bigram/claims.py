@@ -50,6 +50,10 @@ class Claim:
             computed from value, direction and threshold when a threshold is given.
         value: the statistic the claim is judged on (``None`` when it has none or it is undefined).
         threshold, direction: the claim holds when ``value direction threshold``.
+        statistic: what ``value`` is, in the words the report prints before the threshold
+            (``"held-out R^2 per prompt"`` gives ``held-out R^2 per prompt >= 0.9``); required
+            with a threshold, so a threshold is never shown without what it bounds; for a
+            yes/no claim, the test that gives ``held``.
         reported: measured and shown only, not judged.
     """
 
@@ -61,6 +65,7 @@ class Claim:
     threshold: float | None = None
     direction: Direction | None = None
     reported: bool = False
+    statistic: str | None = None
 
     def __post_init__(self) -> None:
         value = None if self.value is None or math.isnan(self.value) else float(self.value)
@@ -69,6 +74,8 @@ class Claim:
             raise ValueError(f"claim {self.statement!r}: give both threshold and direction, or neither")
         if self.direction is not None and self.direction not in _COMPARE:
             raise ValueError(f"claim {self.statement!r}: unknown direction {self.direction!r}")
+        if self.threshold is not None and not self.statistic:
+            raise ValueError(f"claim {self.statement!r}: a threshold needs the statistic it bounds")
         if self.reported and (self.held is not None or self.threshold is not None):
             raise ValueError(f"claim {self.statement!r}: a reported claim has no threshold and no verdict")
         if self.threshold is not None:
@@ -108,7 +115,7 @@ class ClaimOverSeeds:
     """One claim judged over seeds (docs/THEORY.md section 8).
 
     Attributes:
-        section, statement, kind, threshold, direction: as in every seed's :class:`Claim`.
+        section, statement, kind, threshold, direction, statistic: as in every seed's :class:`Claim`.
         n_seeds: how many seeds made the claim.
         mean, low, high: mean of the value over the seeds that define it and its 95% t-interval
             (``None`` when no seed has a value; ``low == high`` for one seed).
@@ -132,6 +139,7 @@ class ClaimOverSeeds:
     measured: tuple[str, ...]
     held: bool | None
     level: float = 0.95
+    statistic: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -155,10 +163,13 @@ class ClaimOverSeeds:
 
     @property
     def threshold_text(self) -> str:
-        """e.g. ``>= 0.95``; ``all seeds`` for a yes/no claim; ``""`` for a reported one."""
+        """e.g. ``in-context accuracy >= 0.95``; for a yes/no claim its test and ``in every seed``;
+        ``""`` for a reported one."""
         if self.kind == "threshold":
-            return f"{self.direction} {self.threshold:g}"
-        return "all seeds" if self.kind == "yes/no" else ""
+            return f"{self.statistic or 'value'} {self.direction} {self.threshold:g}"
+        if self.kind == "yes/no":
+            return f"{self.statistic}, in every seed" if self.statistic else "in every seed"
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict, "text": self.value_text}
@@ -184,7 +195,8 @@ def _judge(mean_low_high: tuple[float, float, float], direction: Direction, thre
 def _over_seeds(seeds: list[Claim], level: float) -> ClaimOverSeeds:
     first = seeds[0]
     for c in seeds[1:]:
-        if (c.kind, c.threshold, c.direction) != (first.kind, first.threshold, first.direction):
+        key = lambda claim: (claim.kind, claim.threshold, claim.direction, claim.statistic)  # noqa: E731
+        if key(c) != key(first):
             raise ValueError(f"claim ({first.section}) {first.statement!r} differs in kind or threshold across seeds")
     helds = [c.held for c in seeds]
     values = [c.value for c in seeds if c.value is not None]
@@ -211,6 +223,7 @@ def _over_seeds(seeds: list[Claim], level: float) -> ClaimOverSeeds:
         tuple(c.measured for c in seeds),
         held,
         level,
+        first.statistic,
     )
 
 

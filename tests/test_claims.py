@@ -8,8 +8,8 @@ import pytest
 from induction_bigram.claims import Claim, aggregate_claims, compare
 
 
-def threshold(value, direction=">=", at=0.9, section="2", statement="accuracy >= 0.9"):
-    return Claim(section, statement, f"{value}", value=value, threshold=at, direction=direction)
+def threshold(value, direction=">=", at=0.9, section="2", statement="learns the task"):
+    return Claim(section, statement, f"{value}", value=value, threshold=at, direction=direction, statistic="accuracy")
 
 
 def yes_no(held, statement="an order"):
@@ -54,11 +54,18 @@ def test_an_undefined_statistic_is_undecided_in_its_seed():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"value": 0.95, "threshold": 0.9},  # no direction
-        {"value": 0.95, "direction": ">="},  # no threshold
-        {"value": 0.95, "threshold": 0.9, "direction": "=>"},
-        {"held": False, "value": 0.95, "threshold": 0.9, "direction": ">="},  # contradicts the comparison
+        {"value": 0.95, "threshold": 0.9, "statistic": "accuracy"},  # no direction
+        {"value": 0.95, "direction": ">=", "statistic": "accuracy"},  # no threshold
+        {"value": 0.95, "threshold": 0.9, "direction": "=>", "statistic": "accuracy"},
+        {
+            "held": False,
+            "value": 0.95,
+            "threshold": 0.9,
+            "direction": ">=",
+            "statistic": "accuracy",
+        },  # contradicts the comparison
         {"held": True, "reported": True},
+        {"value": 0.95, "threshold": 0.9, "direction": ">="},  # a threshold without the statistic it bounds
     ],
 )
 def test_a_claim_refuses_an_inconsistent_verdict(kwargs):
@@ -84,7 +91,7 @@ def test_an_interval_that_clears_the_threshold_holds():
     half = 4.302653 * 0.004 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(n), s = 0.004
     assert (c.low, c.high) == pytest.approx((0.994 - half, 0.994 + half), abs=1e-6)
     assert c.value_text == f"0.994 [{0.994 - half:.3f}, {0.994 + half:.3f}] over 3 seeds"
-    assert c.threshold_text == ">= 0.9" and c.held_per_seed == (True, True, True)
+    assert c.threshold_text == "accuracy >= 0.9" and c.held_per_seed == (True, True, True)
 
 
 def test_an_interval_straddling_the_threshold_is_undecided_even_when_every_seed_holds():
@@ -126,7 +133,9 @@ def test_a_yes_no_claim_holds_when_it_holds_in_every_seed():
     for helds in ((True, True, False), (True, None, True), (None, None, None)):
         c = aggregate_claims([[yes_no(h)] for h in helds])[0]
         assert c.held is None and c.verdict == "undecided" and c.mean is None and c.value_text == ""
-    assert aggregate_claims([[yes_no(True)]])[0].threshold_text == "all seeds"
+    assert aggregate_claims([[yes_no(True)]])[0].threshold_text == "in every seed"
+    ordered = Claim("3", "an order", "steps", True, statistic="steps strictly in this order")
+    assert aggregate_claims([[ordered]])[0].threshold_text == "steps strictly in this order, in every seed"
 
 
 def test_a_reported_claim_stays_reported():

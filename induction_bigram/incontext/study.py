@@ -274,30 +274,41 @@ def claims(result: InContextResult) -> list[Claim]:
     """The claims of docs/THEORY.md sections 5 and 6, each with the statistic it is judged on and
     its threshold (section 8); the hijack threshold and the FFN patch are only reported."""
     best, check, summary = result.best, result.check, result.summary()
+    growth, dilution = check.growth, check.dilution
+
+    def trend(t: dict, variable: str) -> str:
+        return (
+            f"rank correlation with {variable} {t['rank_with_variable']:.2f}, strictly monotone at "
+            f"{t['monotone_groups']} of {t['groups']}; predicted means' rank agreement {t['rank_with_prediction']:.2f}"
+        )
+
     return [
         Claim(
             "5",
-            "the in-context term follows the predicted logits (held-out R^2 >= 0.9)",
+            "the in-context term follows the predicted logits",
             f"{best.name}: R^2 {best.r2:.3f} per prompt, {best.r2_cells:.3f} per (T, n) cell",
             value=best.r2,
             threshold=0.9,
             direction=">=",
+            statistic="held-out R^2 per prompt (best formula rung)",
         ),
         Claim(
             "5.1",
             "xi_o^IC grows with the count n",
-            f"rank agreement {check.growth['mean_spearman']:.2f}, monotone {check.growth['increasing_in_n']}",
-            value=check.growth["mean_spearman"],
-            threshold=0.5,
-            direction=">",
+            trend(growth, "n") + " (groups: lengths T)",
+            value=growth["rank_with_variable"],
+            threshold=0.8,
+            direction=">=",
+            statistic="rank correlation of the measured mean xi_o^IC with n (mean over T)",
         ),
         Claim(
             "5.2",
             "for fixed counts xi^IC shrinks as the prompt grows",
-            f"rank agreement {check.dilution['mean_spearman']:.2f}, monotone {check.dilution['decreasing_in_T']}",
-            value=check.dilution["mean_spearman"],
-            threshold=0.5,
-            direction=">",
+            trend(dilution, "-T") + " (groups: counts n >= 1)",
+            value=dilution["rank_with_variable"],
+            threshold=0.8,
+            direction=">=",
+            statistic="rank correlation of the measured mean xi_o^IC with -T (mean over n >= 1)",
         ),
         Claim(
             "5.3",
@@ -306,6 +317,7 @@ def claims(result: InContextResult) -> list[Claim]:
             value=check.split["r2"],
             threshold=0.5,
             direction=">",
+            statistic="R^2 of xi_a^IC / (xi_a^IC + xi_b^IC) against the formula",
         ),
         Claim(
             "5.4",
@@ -315,11 +327,12 @@ def claims(result: InContextResult) -> list[Claim]:
         ),
         Claim(
             "5.5",
-            "with n = 0 the prediction falls back to the global bigram",
-            f"top-1 = g in {check.fallback['top1_is_favourite']:.2f} of prompts",
+            "with n = 0 the top prediction falls back to the global favourite g",
+            f"top-1 = g in {check.fallback['top1_is_favourite']:.2f} of {check.fallback['n_prompts']} prompts",
             value=check.fallback["top1_is_favourite"],
-            threshold=0.5,
-            direction=">",
+            threshold=0.9,
+            direction=">=",
+            statistic="share of n = 0 prompts whose top-1 is g",
         ),
         Claim(
             "6",
@@ -328,6 +341,7 @@ def claims(result: InContextResult) -> list[Claim]:
             value=summary["patch_restore_layer2_head"],
             threshold=0.9,
             direction=">=",
+            statistic="fraction of the logit difference restored",
         ),
         Claim(
             "6",
@@ -336,6 +350,7 @@ def claims(result: InContextResult) -> list[Claim]:
             value=summary["patch_restore_layer1_after_trigger"],
             threshold=0.5,
             direction=">=",
+            statistic="fraction of the logit difference restored",
         ),
         Claim(
             "6",

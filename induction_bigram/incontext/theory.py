@@ -197,9 +197,11 @@ class TheoryCheck:
     Attributes:
         rungs: the ladder (held-out R^2 and rank agreement of xi_o^IC).
         best: the formula rung (1-3) with the highest held-out R^2; its prediction is used below.
-        growth: rank agreement across n of the mean xi_o^IC per (n, T) cell, measured vs
-            predicted, and whether the measured means grow with n at every T.
-        dilution: the same across T for fixed n >= 1.
+        growth: at each T, the mean measured xi_o^IC per count n: its rank correlation with n
+            (``rank_with_variable``), the predicted means' rank agreement with it
+            (``rank_with_prediction``), and at how many of the ``groups`` T it strictly grows
+            (``monotone_groups``).
+        dilution: the same across T (correlation with -T) for each fixed n >= 1.
         split: for prompts with a rival, R^2 of xi_a^IC / (xi_a^IC + xi_b^IC) against the
             prediction (n_a e^alpha + m_a) / (n_a e^alpha + m_a + n_b e^alpha + m_b).
         hijack: per T, the measured n* (smallest n whose mean xi_o - xi_g > 0) and the
@@ -268,8 +270,12 @@ def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int =
     lengths = sorted({T for T, _ in keys})
     counts = sorted({n for _, n in keys})
 
-    def rank_agreement(group_by_length: bool) -> dict[str, float | bool]:
-        rhos, monotone = [], True
+    def trend(group_by_length: bool) -> dict[str, float | int]:
+        """Growth (means against n at each T) or dilution (means against -T at each n >= 1):
+        the measured means' rank correlation with the variable, the predicted means' rank
+        agreement with the measured ones, and at how many groups the measured means are
+        strictly monotone; each correlation is the mean over groups of at least 3 cells."""
+        with_variable, with_prediction, monotone = [], [], 0
         groups = lengths if group_by_length else [n for n in counts if n >= 1]
         for value in groups:
             members = [k for k in keys if (k[0] if group_by_length else k[1]) == value]
@@ -277,12 +283,17 @@ def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int =
                 continue
             m = torch.tensor([measured_cells[k] for k in members])
             p = torch.tensor([predicted_cells[k] for k in members])
-            rhos.append(spearman(m, p))
-            # growth: means rise with n; dilution: means fall with T
-            steps = m.diff() if group_by_length else -m.diff()
-            monotone = monotone and bool((steps > 0).all())
-        key = "increasing_in_n" if group_by_length else "decreasing_in_T"
-        return {"mean_spearman": float(torch.tensor(rhos).mean()) if rhos else float("nan"), key: monotone}
+            variable = torch.tensor([float(k[1]) if group_by_length else -float(k[0]) for k in members])
+            with_variable.append(spearman(variable, m))
+            with_prediction.append(spearman(m, p))
+            monotone += bool((m.diff() > 0 if group_by_length else m.diff() < 0).all())
+        mean = lambda xs: float(torch.tensor(xs).mean()) if xs else float("nan")  # noqa: E731
+        return {
+            "rank_with_variable": mean(with_variable),
+            "rank_with_prediction": mean(with_prediction),
+            "monotone_groups": monotone,
+            "groups": len(with_variable),
+        }
 
     difference = meas.logit_difference
     global_difference = meas.global_output - meas.global_favourite
@@ -318,8 +329,8 @@ def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int =
     return TheoryCheck(
         rungs=rungs,
         best=best.name,
-        growth=rank_agreement(group_by_length=True),
-        dilution=rank_agreement(group_by_length=False),
+        growth=trend(group_by_length=True),
+        dilution=trend(group_by_length=False),
         split=split,
         hijack=hijack,
         fallback=fallback,

@@ -48,41 +48,9 @@ Measured quantities (:class:`VariantResult`):
 - the mean attention weight on t - 1 by position: the argmax can stay at t - 1 while the
   weight there is diluted over more and more keys.
 
-Measured with the ``cpu`` preset (d = 128, T_train = 64, K = 5, AdamW 0.03, 1,500 steps,
-batch 64, 256 prompts per (protocol, k); one CPU thread, about 9 minutes for the four
-variants while another process kept the second core busy). In-context accuracy on the last
-window, oversight / ordinary protocol, k = 1, 2, 3, 4:
-
-===========  ===========================  ===========================  =====================
-variant      oversight                    ordinary                     attention on t - 1
-                                                                       inside / beyond
-===========  ===========================  ===========================  =====================
-ape          1.00  0.27  0.25  0.13       1.00  0.97  0.95  0.94       0.56 / 0.01
-rpe          1.00  0.99  0.66  0.32       1.00  1.00  0.99  0.99       0.93 / 0.37
-rpe-clipped  1.00  1.00  0.92  0.68       1.00  1.00  1.00  0.99       0.93 / 0.52
-rope         1.00  1.00  1.00  1.00       1.00  1.00  1.00  1.00       0.64 / 0.62
-rope-nobias  0.78  0.41  0.28  0.15       0.78  0.78  0.70  0.62       0.08 / 0.01
-nope         0.89  0.46  0.33  0.20       0.89  0.84  0.80  0.79       0.07 / 0.01 (layers 1, 2)
-===========  ===========================  ===========================  =====================
-
-- APE: W_K^1 recall 1.0 up to t = 53, 0 from t = 64 on (positions near T_train are barely
-  learned: few later queries look at them); previous-token argmax accuracy 0.89 inside,
-  0.002 beyond. Under the ordinary protocol it still scores 0.94-0.97 beyond T_train.
-- RPE: argmax at t - 1 at every position (accuracy 1.000), but b_1 = 3.9 against b_o = -2.5 on
-  the trained offsets 2..63 and 0 on the untrained ones (no gradient ever reaches them), so the
-  weight on t - 1 falls from 0.87-0.98 inside T_train to 0.20 at t = 255, and the oversight
-  accuracy with it at 3x, 4x. Sharing the last trained bias (``rpe-clipped``) recovers part of
-  it; what remains goes with the weight on t - 1 still falling (0.34 at t = 255): a fixed
-  score gap spread over more and more keys.
-- rotary: without biases no previous-token head forms (weight on t - 1: 0.08; in-context
-  accuracy 0.78 at T_train after 1,500 steps). With trainable b_Q, b_K the bias term gives
-  offsets 0 and 1 scores 7.9 and 8.6 and every other offset at most about 4, at every length,
-  so the head splits between t (0.26-0.32) and t - 1 (0.6-0.65) and the model is perfect at
-  every length.
-- NoPE: no previous-token head in layer 1 or 2 (argmax accuracy 0.05, 0.07); the model reaches
-  0.89 in range with an approximate mechanism that degrades with length (0.46 at 2x).
-  Training also W_V, W_O of layers 1 and 2 diverged at lr 0.03 (accuracy 0.01) and reached
-  only 0.75 at lr 0.005, so the default trained parts are kept.
+What the variants measure is not written here: ``induction-bigram lengths`` (or ``reproduce``)
+writes it to ``result.json`` and its figures, and docs/report-quick/lengths holds the report's
+run over seeds.
 
 The study's four parts: :class:`LengthsConfig` and :data:`PRESETS` (``induction-bigram lengths
 --out runs/lengths --preset cpu --set lengths.multiples=1,2``), :func:`run` (writes ``result.json``),
@@ -106,14 +74,14 @@ from induction_bigram.lengths.config import (
 from induction_bigram.lengths.evaluate import W_K1_recall_by_position, evaluate_lengths, rotary_bias_profile
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import LengthsResult, ProtocolResult, VariantResult
-from induction_bigram.lengths.study import WHAT_WAS_TRIED, claims, clipped_relative_bias, run
+from induction_bigram.lengths.study import RECIPES, claims, clipped_relative_bias, run
 
 __all__ = [
     "MAIN_VARIANTS",
     "PRESETS",
     "PROTOCOLS",
     "VARIANTS",
-    "WHAT_WAS_TRIED",
+    "RECIPES",
     "LengthsConfig",
     "LengthsResult",
     "LengthsSettings",

@@ -101,7 +101,7 @@ class VariantResult:
     memories: dict[str, dict[str, float]]
     example_tokens: list[int]
     example_patterns: Float[Tensor, "layer query key"]
-    what_was_tried: str = ""
+    recipe: str = ""
 
     def previous_token_summary(self) -> dict[str, dict[str, float]]:
         """Previous-token accuracy (argmax at t - 1; all queries t >= 1, and queries after a
@@ -161,7 +161,7 @@ class VariantResult:
             "previous_token_accuracy": self.previous_token_summary(),
             "offset_summary": self.offset_summary(),
             "memories": self.memories,
-            "what_was_tried": self.what_was_tried,
+            "recipe": self.recipe,
             "by_position": {
                 "accuracy_oversight": self.oversight.accuracy_by_position,
                 "accuracy_ordinary": self.ordinary.accuracy_by_position,
@@ -212,7 +212,7 @@ class VariantResult:
             memories=_nan(data["memories"]),
             example_tokens=data["example"]["tokens"],
             example_patterns=torch.tensor(data["example"]["patterns"], dtype=torch.float64),
-            what_was_tried=data["what_was_tried"],
+            recipe=data["recipe"],
         )
 
 

@@ -194,6 +194,7 @@ def claims(result: CapacityResult) -> list[Claim]:
             f"in-context accuracy {result.theory_accuracy:.3f}, recalls {recalls}",
             result.theory_accuracy >= SOLVES_TASK and all(v == 1.0 for v in recalls.values()),
             value=result.theory_accuracy,
+            statistic=f"in-context accuracy >= {SOLVES_TASK} and every recall 1",
         ),
         Claim(
             "3",

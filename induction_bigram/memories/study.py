@@ -260,12 +260,14 @@ def claims(result: MemoriesResult) -> list[Claim]:
             value=acc,
             threshold=LEARNS_TASK,
             direction=">=",
+            statistic="final in-context accuracy",
         ),
         Claim(
             "3",
             "the memories form in the order W_O^2, then W_K^2, then W_K^1",
             f"first evaluated step with recall >= {level}: " + ", ".join(f"{k} {v}" for k, v in rise.items()) + tie,
             order,
+            statistic=f"first evaluated steps with recall >= {level} strictly in this order",
         ),
         Claim(
             "3",
@@ -273,5 +275,6 @@ def claims(result: MemoriesResult) -> list[Claim]:
             f"first {settings.first_positions} positions at step {early}, all {seq_len} positions at step {late}",
             (early is not None and (late is None or early < late)) if testable else None,
             reported=not testable,
+            statistic=f"first {settings.first_positions} reach the level before all" if testable else None,
         ),
     ]

@@ -122,10 +122,10 @@ def test_claims_judge_their_thresholds(finished):
     assert [c.kind for c in found] == ["threshold"] * 4 + ["reported"] + ["threshold"] * 3 + ["reported"]
     assert [(c.direction, c.threshold) for c in found if c.kind == "threshold"] == [
         (">=", 0.9),
+        (">=", 0.8),
+        (">=", 0.8),
         (">", 0.5),
-        (">", 0.5),
-        (">", 0.5),
-        (">", 0.5),
+        (">=", 0.9),
         (">=", 0.9),
         (">=", 0.5),
     ]

@@ -11,7 +11,15 @@ def _claims(result: dict) -> list[Claim]:
     """A toy study's claims: an accuracy against 0.9, an order, and a reported count."""
     acc = result["acc"]
     return [
-        Claim("2", "learns the task", f"accuracy {acc:.3f}", value=acc, threshold=0.9, direction=">="),
+        Claim(
+            "2",
+            "learns the task",
+            f"accuracy {acc:.3f}",
+            value=acc,
+            threshold=0.9,
+            direction=">=",
+            statistic="accuracy",
+        ),
         Claim("3", "forms in order", f"steps {result['steps']}", result["steps"] == sorted(result["steps"])),
         Claim("5.4", "hijack threshold", f"n* {result['n']} | by T", reported=True),
     ]
@@ -35,8 +43,8 @@ def test_one_seed_keeps_the_single_run_report():
     assert "## Claims of docs/THEORY.md" in text and "## Toy study" in text and "from 1 seed" in text
     assert "| section | claim | mean [95% interval] over seeds | threshold | held |" in text
     assert _rows(text) == [
-        ["2", "learns the task", "0.950 over 1 seed (no interval); accuracy 0.950", ">= 0.9", "yes"],
-        ["3", "forms in order", "steps [1, 2, 3]", "all seeds", "yes"],
+        ["2", "learns the task", "0.950 over 1 seed (no interval); accuracy 0.950", "accuracy >= 0.9", "yes"],
+        ["3", "forms in order", "steps [1, 2, 3]", "in every seed", "yes"],
         ["5.4", "hijack threshold", "n* 2 \\| by T", "", "reported"],
     ]
     failed = _rows(render_report([StudySection(TOY, _result(0.85, steps=(2, 1, 3)))], None))
