@@ -1,31 +1,46 @@
-"""Write the claims table of docs/report-quick/numbers.json into README.md, between the
-markers ``<!-- report-claims -->`` and ``<!-- /report-claims -->``.
+"""Write the README's generated blocks, each between its markers ``<!-- NAME -->`` and
+``<!-- /NAME -->``:
+
+- ``report-claims``: the claims table of docs/report-quick/numbers.json;
+- ``shipped-models``: the shipped models as their own config, metrics and source files record them.
 
     .venv/bin/python scripts/readme_numbers.py
 
-The README's numbers come from this generated file, never typed by hand;
-tests/test_readme.py checks that the block is what this script writes.
+The README's numbers come from these generated files, never typed by hand;
+tests/test_readme.py checks that each block is what this script writes.
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from induction_bigram.report.render import readme_claims
+from induction_bigram.report.render import readme_claims, readme_shipped_models
 
 REPO = Path(__file__).resolve().parent.parent
-START, END = "<!-- report-claims -->", "<!-- /report-claims -->"
+NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
+BLOCKS: dict[str, Callable[[], str]] = {
+    "report-claims": lambda: readme_claims(json.loads(NUMBERS.read_text())),
+    "shipped-models": readme_shipped_models,
+}
 
 
-def block(numbers_path: Path = REPO / "docs" / "report-quick" / "numbers.json") -> str:
-    return f"{START}\n{readme_claims(json.loads(numbers_path.read_text()))}\n{END}"
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name} -->", f"<!-- /{name} -->"
+
+
+def block(name: str) -> str:
+    start, end = markers(name)
+    return f"{start}\n{BLOCKS[name]()}\n{end}"
 
 
 def main() -> None:
     readme = REPO / "README.md"
     text = readme.read_text()
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    readme.write_text(before + block() + after)
+    for name in BLOCKS:
+        start, end = markers(name)
+        before, rest = text.split(start, 1)
+        text = before + block(name) + rest.split(end, 1)[1]
+    readme.write_text(text)
 
 
 if __name__ == "__main__":

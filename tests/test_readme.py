@@ -24,18 +24,21 @@ def test_the_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "quick" / "checkpoint.pt").is_file()
 
 
-def test_the_readme_claims_table_is_the_reports_numbers():
-    """README numbers come from the generated report: the block between the markers is what
-    scripts/readme_numbers.py writes from docs/report-quick/numbers.json."""
+@pytest.mark.parametrize("name", ["report-claims", "shipped-models"])
+def test_the_readme_generated_blocks_are_what_their_files_say(name):
+    """README numbers come from generated files: the block between the markers is what
+    scripts/readme_numbers.py writes (the claims from docs/report-quick/numbers.json, the
+    shipped models from their own config, metrics and source files)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("readme_numbers", REPO / "scripts" / "readme_numbers.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     readme = (REPO / "README.md").read_text()
-    assert readme.count(script.START) == 1
-    quoted = script.START + readme.split(script.START)[1].split(script.END)[0] + script.END
-    assert quoted == script.block(), "run: .venv/bin/python scripts/readme_numbers.py"
+    start, end = script.markers(name)
+    assert readme.count(start) == 1
+    quoted = start + readme.split(start)[1].split(end)[0] + end
+    assert quoted == script.block(name), "run: .venv/bin/python scripts/readme_numbers.py"
 
 
 def test_the_readme_capacity_law_numbers_are_the_sweeps():

@@ -72,6 +72,11 @@ def pretrained_metrics(name: str) -> list[dict]:
         return read_metrics(folder)
 
 
+def pretrained_source(name: str) -> dict:
+    """How a shipped model was made: ``{"command": ..., "step": ...}`` (its ``source.json``)."""
+    return json.loads(_folder(name).joinpath(SOURCE).read_text(encoding="utf-8"))
+
+
 def induction_head_kind(config: RunConfig) -> str:
     """``"general"`` for a model trained with random triggers, else ``"fixed-trigger"``."""
     return "general" if config.task.trigger_mode == "random" else "fixed-trigger"

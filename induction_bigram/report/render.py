@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims
+from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
 from induction_bigram.studies import STUDIES, Study
 
 
@@ -138,6 +139,28 @@ def readme_claims(numbers: dict[str, Any]) -> str:
     block is this text, and a test checks it still is)."""
     claims = [ClaimOverSeeds.from_dict(c) for name in STUDIES if name in numbers for c in numbers[name]["claims"]]
     return "\n".join(render_claims(claims))
+
+
+def readme_shipped_models() -> str:
+    """The shipped models as their own files record them (the command that trained each, and
+    the last evaluation of ``metrics.jsonl``), as the README quotes them."""
+    rows = []
+    for name in available():
+        config, final = pretrained_config(name), pretrained_metrics(name)[-1]
+        memories = final.get("memories", {})
+        recalls = ", ".join(f"{memory} {scores['recall']:.3f}" for memory, scores in memories.items())
+        rows.append(
+            [
+                f"`{name}`",
+                f"`{pretrained_source(name)['command']}`",
+                _recipe(config),
+                f"{final['in_context_accuracy']:.3f}",
+                recalls,
+                f"{final['elapsed_seconds']:.0f}",
+            ]
+        )
+    header = ["model", "trained by", "recipe", "in-context accuracy", "recall@1 at the end", "training seconds"]
+    return "\n".join(_table(header, rows))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

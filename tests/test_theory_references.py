@@ -1,0 +1,59 @@
+"""Every reference to the theory note points into the repository's own docs/THEORY.md, at a
+section that exists there."""
+
+import json
+import re
+import subprocess
+
+from tests.conftest import REPO
+
+THEORY = REPO / "docs" / "THEORY.md"
+NUMBER = r"\d+(?:\.\d+)*"
+CITATION = re.compile(rf"THEORY\.md,?\s+sections?\s+({NUMBER}(?:(?:,\s*|\s+and\s+|-){NUMBER})*)")
+
+
+def _tracked_text_files() -> list:
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    suffixes = {".py", ".md", ".ipynb", ".toml", ".json", ".txt", ".cfg", ".yml", ".yaml"}
+    return [REPO / name for name in names if (REPO / name).suffix in suffixes and (REPO / name).is_file()]
+
+
+def _sections() -> set[str]:
+    return set(re.findall(rf"^#{{2,3}} ({NUMBER})\.? ", THEORY.read_text(encoding="utf-8"), flags=re.M))
+
+
+def _cited(text: str) -> set[str]:
+    return {n for group in CITATION.findall(text) for n in re.findall(NUMBER, group)}
+
+
+def test_the_section_reader_finds_sections_and_citations():
+    assert {"1", "3.4", "5.3", "8"} <= _sections()
+    assert _cited("docs/THEORY.md sections 4, 5.6 and\n   8; THEORY.md section 5, item 6") == {"4", "5.6", "8", "5"}
+
+
+def test_no_reference_leaves_the_repository():
+    outside = "shared/" + "THEORY"  # split, so this file does not match itself
+    offenders = [str(p.relative_to(REPO)) for p in _tracked_text_files() if outside in p.read_text(encoding="utf-8")]
+    assert offenders == []
+
+
+def test_every_cited_section_exists():
+    sections = _sections()
+    missing = {}
+    for path in _tracked_text_files():
+        absent = _cited(path.read_text(encoding="utf-8")) - sections
+        if absent:
+            missing[str(path.relative_to(REPO))] = sorted(absent)
+    assert missing == {}, f"cited sections that docs/THEORY.md does not have: {missing}"
+
+
+def test_every_claim_of_the_report_names_a_section_that_exists():
+    numbers = json.loads((REPO / "docs" / "report-quick" / "numbers.json").read_text(encoding="utf-8"))
+    cited = {
+        n
+        for study in numbers.values()
+        if isinstance(study, dict)
+        for claim in study.get("claims", [])
+        for n in re.findall(NUMBER, claim["section"])
+    }
+    assert cited and cited <= _sections()
