@@ -254,10 +254,11 @@ def _sweep_plot(args: argparse.Namespace) -> int:
 def _capacity_law(args: argparse.Namespace) -> int:
     from induction_bigram.sweeps.capacity_law import write_capacity_law
 
-    figure, numbers = write_capacity_law(args.sweep)
+    law, figure, numbers = write_capacity_law(args.sweep)
     if args.json:
         _print_json({"figure": str(figure), "numbers": str(numbers)})
     else:
+        print(law.table())
         print(f"wrote {figure}, {numbers}")
     return 0
 

@@ -124,6 +124,23 @@ class CapacityLaw:
     def transition(self, memory: str, model: str) -> Transition:
         return next(t for t in self.transitions if (t.memory, t.model) == (memory, model))
 
+    def table(self) -> str:
+        """The transitions as a Markdown table: for each memory and model, its n, x* with its
+        interval, how many seeds cross, and the spread of the per-n crossings in each variable
+        (the collapse test; blank with fewer than two n)."""
+        header = "| memory | model | n | x* [95% interval] | seeds that cross | spread in x, d²/n, d² | collapse |"
+        rows = [header, "|" + "---|" * header.count(" | ") + "---|"]
+        for t in self.transitions:
+            where = "no crossing" if t.mean is None else f"{t.mean:g} [{t.low:g}, {t.high:g}]"
+            spreads = [t.spread.get(name) for name in SCALINGS]
+            spread = "" if spreads[0] is None else ", ".join(f"{v:g}" for v in spreads)
+            collapse = {True: "yes", False: "no", None: ""}[t.collapses]
+            ns = ", ".join(t.per_n)
+            rows.append(
+                f"| {t.memory} | {t.model} | {ns} | {where} | {t.seeds} of {t.of_seeds} | {spread} | {collapse} |"
+            )
+        return "\n".join(rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "variable": "d^2 / (n ln n)",
@@ -287,9 +304,9 @@ def plot_capacity_law(law: CapacityLaw) -> Figure:
     memories = [m for m in MEMORIES if any(p.memory == m for p in law.points)]
     fig = Figure(figsize=(4.2 * len(memories), 4.0), layout="constrained")
     axes = fig.subplots(1, len(memories), squeeze=False)[0]
-    colours = {n: f"C{i}" for i, n in enumerate(sorted({(p.n) for p in law.points if p.memory != "W_K1"}))}
     for ax, memory in zip(axes, memories):
         ns = sorted({p.n for p in law.points if p.memory == memory})
+        colours = {n: f"C{i % 10}" for i, n in enumerate(ns)}
         for model, style in (("trained", "-"), ("theory", "--")):
             for n in ns:
                 curve = [p for p in law.points if (p.memory, p.model, p.n) == (memory, model, n)]
@@ -297,7 +314,7 @@ def plot_capacity_law(law: CapacityLaw) -> Figure:
                     continue
                 xs = sorted({p.x for p in curve})
                 stats = [mean_interval(_seed_means([p for p in curve if p.x == x])) for x in xs]
-                colour = colours.get(n, "C7")
+                colour = colours[n]
                 ax.errorbar(
                     xs,
                     [s.mean for s in stats],
@@ -345,13 +362,13 @@ def _title(law: CapacityLaw, memory: str) -> str:
     return f"{memory}\n" + "\n".join(parts)
 
 
-def write_capacity_law(sweep_dir: str | Path) -> tuple[Path, Path]:
+def write_capacity_law(sweep_dir: str | Path) -> tuple[CapacityLaw, Path, Path]:
     """Read the capacity sweep in ``sweep_dir`` and write ``capacity_law.png`` and
-    ``capacity_law.json`` there; returns their paths."""
+    ``capacity_law.json`` there; returns the law and their paths."""
     folder = Path(sweep_dir)
     points, runs = read_sweep(folder)
     law = capacity_law(points, runs)
     figure, data = folder / "capacity_law.png", folder / "capacity_law.json"
     save_figure(plot_capacity_law(law), figure, dpi=130)
     atomic_write_text(data, dumps_json(law.to_dict()) + "\n")
-    return figure, data
+    return law, figure, data

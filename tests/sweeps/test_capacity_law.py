@@ -120,7 +120,7 @@ def test_a_curve_that_never_crosses_has_no_transition(tmp_path):
 
 
 def test_the_json_round_trips_and_the_files_are_written(tmp_path):
-    png, data = write_capacity_law(make_sweep(tmp_path))
+    returned, png, data = write_capacity_law(make_sweep(tmp_path))
     assert png == tmp_path / "capacity_law.png" and png.stat().st_size > 10_000
     written = json.loads(data.read_text())
     law = CapacityLaw.from_dict(written)
@@ -129,8 +129,20 @@ def test_the_json_round_trips_and_the_files_are_written(tmp_path):
     assert {(t["memory"], t["model"]) for t in written["transitions"]} == {
         (m, k) for m in ("W_O2", "W_K2", "W_K1") for k in ("trained", "theory")
     }
+    assert law == returned
     fig = plot_capacity_law(law)
     assert len(fig.axes) == 3 and all(ax.get_xscale() == "log" for ax in fig.axes)
+
+
+def test_the_table_has_a_row_per_memory_and_model_with_its_numbers(tmp_path):
+    law = capacity_law(*read_sweep(make_sweep(tmp_path)))
+    lines = law.table().splitlines()
+    assert len(lines) == 2 + len(law.transitions) and lines[0].count("|") == lines[1].count("|")
+    for line, t in zip(lines[2:], law.transitions):
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        assert cells[:3] == [t.memory, t.model, ", ".join(t.per_n)] and len(cells) == 7
+        assert cells[3] == ("no crossing" if t.mean is None else f"{t.mean:g} [{t.low:g}, {t.high:g}]")
+        assert cells[6] == {True: "yes", False: "no", None: ""}[t.collapses]
 
 
 def test_a_folder_that_is_not_a_capacity_sweep_is_named(tmp_path):
@@ -139,3 +151,12 @@ def test_a_folder_that_is_not_a_capacity_sweep_is_named(tmp_path):
     (tmp_path / "runs.jsonl").write_text(json.dumps({"run": "r", "seed": 0, "status": "done"}) + "\n")
     with pytest.raises(ConfigError, match="is not a capacity result"):
         read_sweep(tmp_path)
+
+
+def test_the_command_prints_the_table_and_writes_the_files(tmp_path, capsys):
+    from induction_bigram.cli import main
+
+    assert main(["capacity-law", str(make_sweep(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| memory | model | n |") and "wrote" in out
+    assert (tmp_path / "capacity_law.json").is_file() and (tmp_path / "capacity_law.png").is_file()
