@@ -2,6 +2,8 @@
 
 - :mod:`.decompose`: the logits split into the circuit's parts (xi^IC, xi^G);
 - :mod:`.measure`: designed prompts through a model, one forward pass per chunk;
+- :mod:`.weights_only`: the in-context logits predicted from the memory projections alone, and
+  the cause decomposition of what that prediction misses;
 - :mod:`.theory`: the predicted in-context logits and the ladder that tests them;
 - :mod:`.patching`: clean into corrupted activation patching;
 - :mod:`.config`, :mod:`.study`, :mod:`.figures`: the study's config and presets, ``run`` /

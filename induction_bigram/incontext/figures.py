@@ -49,28 +49,35 @@ def plot_theory_fit(
     lengths: Sequence[int] | Any,
     counts: Sequence[int] | Any,
     title: str,
+    held_out_panel: tuple[str, Sequence[float] | Any, Sequence[bool] | Any] | None = None,
 ) -> Figure:
-    """Measured against predicted xi_o^IC: one dot per prompt, one large marker per (T, n) cell."""
-    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
-    lengths, counts = np.asarray(lengths), np.asarray(counts)
-    fig = Figure(figsize=(6, 5.5), layout="constrained")
-    ax = fig.subplots()
-    for i, T in enumerate(sorted(set(lengths.tolist()))):
-        rows = lengths == T
-        ax.scatter(predicted[rows], measured[rows], s=6, alpha=0.35, color=f"C{i}")
-        cells = sorted(set(counts[rows].tolist()))
-        ax.scatter(
-            [predicted[rows & (counts == n)].mean() for n in cells],
-            [measured[rows & (counts == n)].mean() for n in cells],
-            s=50,
-            color=f"C{i}",
-            edgecolors="black",
-            label=f"T={T} (cell means)",
-        )
-    low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
-    ax.plot([low, high], [low, high], color="grey", linewidth=0.8, label="y = x")
-    ax.set(xlabel="predicted xi_o^IC", ylabel="measured xi_o^IC (layer-2 head)", title=title)
-    ax.legend(fontsize=7)
+    """Measured against predicted xi_o^IC: one dot per prompt, one large marker per (T, n) cell
+    mean. ``held_out_panel`` = (title, prediction, held-out mask) adds a second panel in which
+    the held-out lengths are drawn solid and those fitted on faint and hollow."""
+    measured, lengths, counts = np.asarray(measured, float), np.asarray(lengths), np.asarray(counts)
+    panels = [(title, predicted, None), *([held_out_panel] if held_out_panel else [])]
+    fig = Figure(figsize=(6.5 * len(panels), 5.5), layout="constrained")
+    for ax, (panel_title, panel_prediction, held_out) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        predicted = np.asarray(panel_prediction, float)
+        for i, T in enumerate(sorted(set(lengths.tolist()))):
+            rows = lengths == T
+            held = held_out is None or bool(np.asarray(held_out, bool)[rows].all())
+            marked = held_out is not None and held
+            ax.scatter(predicted[rows], measured[rows], s=6, alpha=0.35 if held else 0.12, color=f"C{i}")
+            cells = sorted(set(counts[rows].tolist()))
+            ax.scatter(
+                [predicted[rows & (counts == n)].mean() for n in cells],
+                [measured[rows & (counts == n)].mean() for n in cells],
+                s=50,
+                color=f"C{i}" if held else "none",
+                edgecolors="black" if held else f"C{i}",
+                label=f"T={T} (cell means{', held out' if marked else ''})",
+            )
+        low, high = np.nanmin([measured.min(), predicted.min()]), np.nanmax([measured.max(), predicted.max()])
+        ax.plot([low, high], [low, high], color="grey", linewidth=0.8, label="y = x")
+        ax.set(xlabel="predicted xi_o^IC", ylabel="measured xi_o^IC (layer-2 head)")
+        ax.set_title(panel_title, fontsize=10)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -116,6 +123,8 @@ def plot_logit_parts(
 def figures(result: InContextResult) -> dict[str, Figure]:
     """The figures of the in-context against bigram study, by file name."""
     meas, best, example = result.measurements, result.best, result.example
+    long = result.check.splits["long_prompts"]
+    weights = long.rung("weights_only")
     last = example.parts[:, 0, -1]
     o, g = result.example_output, result.example_favourite
     return {
@@ -125,8 +134,14 @@ def figures(result: InContextResult) -> dict[str, Figure]:
             result.prediction,
             meas.length,
             meas.n_output,
-            f"{best.name}: every prompt, fitted on half of them\n"
-            f"held-out R^2 {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
+            f"{best.name}, fitted on a random half; all prompts shown\n"
+            f"R^2 on the other half: {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
+            (
+                f"weights only, nothing fitted; all prompts shown\nR^2 on {long.held_out} (solid): "
+                f"{weights.r2:.2f} per prompt, {weights.r2_cells:.2f} per cell",
+                meas.weights_ic_output,
+                meas.length > result.config.task.seq_len / 2,
+            ),
         ),
         "patching.png": plot_patching(result.patching),
         "logit_parts.png": plot_logit_parts(

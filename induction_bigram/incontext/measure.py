@@ -4,7 +4,8 @@
 through the model once and keeps, at the last position, the counts n_j and m_j of the output o,
 the rival b and the global favourite g, the logit parts xi^IC (the last attention layer,
 :func:`~induction_bigram.incontext.decompose.decompose_cache`) and xi^G (everything else), the
-probabilities, and the last layer's attention on S and on the positions holding o.
+probabilities, and the last layer's attention on S and on the positions holding o; beside them,
+the prediction from the weights alone and its cause decomposition (:mod:`.weights_only`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transformer_lens import HookedTransformer
 
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.incontext.decompose import decompose_cache, run_for_decomposition
+from induction_bigram.incontext.weights_only import weight_memories, weights_only_columns
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,16 @@ class Measurements:
     ``ic_*`` are the last attention layer's contributions (xi^IC), ``global_*`` everything
     else (direct path, layer 1 and FFN: xi^G), ``logit_*``/``prob_*`` the model's output.
     ``attention_on_S`` and ``attention_on_output`` are the last layer's attention mass at the
-    last position on S and on the positions holding o.
+    last position on S and on the positions holding o, ``attention_on_S_output`` on the positions
+    of S holding o.
+
+    ``weights_*`` are predicted from the weights alone (:mod:`.weights_only`; NaN without
+    absolute positions): xi^IC of o, b, g, xi^G of o, g, layer 2's output read through W_F
+    (``weights_ffn_ic_*``, part of xi^G; measured: ``ffn_ic_*``), the attention on S and on the
+    positions of S holding o, and xi_o^IC with the layer-2 scores times each of ``SCORE_SCALES``.
+    ``measured_layer1_*``, ``measured_layer2_*`` and ``measured_values_*`` put back the measured
+    layer-1 attention, then also layer 2's, then also the whole value read-out (equal to
+    ``ic_output``): docs/THEORY.md section 5.7's cause decomposition.
     """
 
     length: Int[Tensor, " n"]
@@ -54,11 +65,35 @@ class Measurements:
     top1: Int[Tensor, " n"]
     attention_on_S: Float[Tensor, " n"]
     attention_on_output: Float[Tensor, " n"]
+    attention_on_S_output: Float[Tensor, " n"]
+    weights_ic_output: Float[Tensor, " n"]
+    weights_ic_rival: Float[Tensor, " n"]
+    weights_ic_favourite: Float[Tensor, " n"]
+    weights_ic_output_by_score_scale: Float[Tensor, "n scales"]
+    weights_global_output: Float[Tensor, " n"]
+    weights_global_favourite: Float[Tensor, " n"]
+    weights_ffn_ic_output: Float[Tensor, " n"]
+    weights_ffn_ic_favourite: Float[Tensor, " n"]
+    ffn_ic_output: Float[Tensor, " n"]
+    ffn_ic_favourite: Float[Tensor, " n"]
+    weights_attention_on_S: Float[Tensor, " n"]
+    weights_attention_on_S_output: Float[Tensor, " n"]
+    measured_layer1_ic_output: Float[Tensor, " n"]
+    measured_layer1_ic_rival: Float[Tensor, " n"]
+    measured_layer2_ic_output: Float[Tensor, " n"]
+    measured_layer2_ic_rival: Float[Tensor, " n"]
+    measured_values_ic_output: Float[Tensor, " n"]
 
     @property
     def logit_difference(self) -> Float[Tensor, " n"]:
         """xi_o - xi_g, the model's own."""
         return self.ic_output + self.global_output - self.ic_favourite - self.global_favourite
+
+    @property
+    def weights_logit_difference(self) -> Float[Tensor, " n"]:
+        """xi_o - xi_g predicted from the weights alone, layer 2's path through W_F included."""
+        parts = ("ic", "ffn_ic", "global")
+        return sum(getattr(self, f"weights_{p}_output") - getattr(self, f"weights_{p}_favourite") for p in parts)
 
     def select(self, mask: Tensor) -> "Measurements":
         return Measurements(**{k: v[mask] for k, v in asdict(self).items()})
@@ -75,7 +110,12 @@ class Measurements:
 def _column(values: list, integer: bool) -> Tensor:
     if integer:
         return torch.tensor(values, dtype=torch.long)
-    return torch.tensor([nan_if_null(v) for v in values], dtype=torch.float64)
+    return torch.tensor(_nan_for_null(values), dtype=torch.float64)
+
+
+def _nan_for_null(values: list | float | None) -> list | float:
+    """A column from JSON with every null back to NaN, at any depth (2-D columns are lists of rows)."""
+    return [_nan_for_null(v) for v in values] if isinstance(values, list) else nan_if_null(values)
 
 
 def nan_if_null(value: float | int | bool | None) -> float | int | bool:
@@ -86,8 +126,9 @@ def nan_if_null(value: float | int | bool | None) -> float | int | bool:
 @torch.no_grad()
 def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
     """Run every designed prompt and collect :class:`Measurements`: one forward pass per chunk
-    gives both the logit parts and the last layer's attention pattern."""
+    gives the logit parts, both layers' attention patterns and layer 2's values."""
     columns: dict[str, list[Tensor]] = {}
+    memories = weight_memories(model)
     pattern_name = f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"
     pick = lambda x, idx: x.gather(1, idx.clamp_min(0)[:, None]).squeeze(1)  # noqa: E731
     for prompts in batches:
@@ -121,7 +162,31 @@ def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_
                 "top1": probs.argmax(-1),
                 "attention_on_S": (pattern * part.after_trigger).sum(-1),
                 "attention_on_output": (pattern * (part.tokens == part.output[:, None])).sum(-1),
+                **weights_only_columns(model, memories, part, cache),
             }
             for key, value in values.items():
                 columns.setdefault(key, []).append(value.cpu())
     return Measurements(**{k: torch.cat(v) for k, v in columns.items()})
+
+
+# -- comparing a prediction with the measurements ------------------------------------------------
+
+
+def r_squared(prediction: Tensor, target: Tensor) -> float:
+    """1 - residual / total sum of squares (NaN for a constant target)."""
+    target, prediction = target.double(), prediction.double()
+    total = ((target - target.mean()) ** 2).sum()
+    return float(1 - ((target - prediction) ** 2).sum() / total) if total > 0 else float("nan")
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Rank correlation (ties broken by order, which is fine for continuous values)."""
+    ranks = lambda x: x.double().argsort().argsort().double()  # noqa: E731
+    return pearson(ranks(a), ranks(b))
+
+
+def pearson(a: Tensor, b: Tensor) -> float:
+    """Linear correlation."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    norm = a.norm() * b.norm()
+    return float(a @ b / norm) if norm > 0 else float("nan")

@@ -38,13 +38,8 @@ from induction_bigram.incontext.config import InContextConfig
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
 from induction_bigram.incontext.measure import Measurements, measure
 from induction_bigram.incontext.patching import PatchingResult, corrupt, patch_in_context_against_bigram
-from induction_bigram.incontext.theory import (
-    Rung,
-    TheoryCheck,
-    check_theory,
-    read_projection_diagonals,
-    rung_prediction,
-)
+from induction_bigram.incontext.theory import Rung, TheoryCheck, check_theory, rung_prediction
+from induction_bigram.incontext.weights_only import read_projection_diagonals
 from induction_bigram.model import check_vocabulary
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
@@ -88,6 +83,17 @@ class InContextResult:
         """The formula rung whose prediction the consequences use."""
         return next(r for r in self.check.rungs if r.name == self.check.best)
 
+    @property
+    def in_context_through_ffn(self) -> float:
+        """How much more layer 2's output moves xi_o - xi_g through W_F (a part of xi^G in the
+        decomposition) than directly (xi^IC): the ratio of their means over the prompts with
+        n >= 1 (0 without an FFN, NaN with a ReLU one). Section 5.4's threshold is set by their sum."""
+        meas = self.measurements.select((self.measurements.n >= 1) & (self.measurements.rival < 0))
+        # float64 before subtracting, so that a result reloaded from JSON gives the same number
+        direct = (meas.ic_output.double() - meas.ic_favourite.double()).mean()
+        through_ffn = (meas.ffn_ic_output.double() - meas.ffn_ic_favourite.double()).mean()
+        return float(through_ffn / direct)
+
     def summary(self) -> dict[str, Any]:
         """The JSON of ``induction-bigram logits --json``."""
         best = self.best
@@ -96,12 +102,26 @@ class InContextResult:
             "theory_r2": best.r2,
             "theory_r2_cells": best.r2_cells,
             "theory_best_rung": best.name,
+            "theory_r2_weights_only": self.check.weights_only_r2,
+            "theory_held_out_cells": {
+                name: {
+                    "held_out": split.held_out,
+                    **{
+                        r.name: {"r2": r.r2, "r2_cells": r.r2_cells, "spearman": r.spearman, "fitted": r.fitted}
+                        for r in map(split.rung, ("weights_only", "weights_only_fitted"))
+                    },
+                    "causes": {r.name: r.r2 for r in split.causes},
+                }
+                for name, split in self.check.splits.items()
+            },
             "patch_restore_layer2_head": self.patching["replace_outputs"].layer2_head_last,
             "patch_restore_layer1_after_trigger": self.patching["remove_triggers"].layer1_after_trigger,
             "patch_restore_ffn_last": self.patching["replace_outputs"].ffn_last,
             "hijack_threshold": self.check.hijack[longest]["measured"],
             "hijack_threshold_predicted": self.check.hijack[longest]["predicted"],
+            "hijack_threshold_weights_only": self.check.hijack[longest]["weights_only"],
             "hijack_thresholds": self.check.hijack,
+            "in_context_through_ffn": self.in_context_through_ffn,
             "global_memory_kl": self.global_kl,
             "theory": self.check.to_dict(),
             "patching": {name: result.summary() for name, result in self.patching.items()},
@@ -213,7 +233,7 @@ def analyse(
     ]
     meas = measure(model, batches)
     diagonals = read_projection_diagonals(model)
-    check = check_theory(meas, diagonals, seed=settings.seed)
+    check = check_theory(meas, diagonals, settings.seed, train_length=train_length, max_count=settings.max_count)
     best = next(r for r in check.rungs if r.name == check.best)
     prediction = rung_prediction(meas, diagonals, best)
 
@@ -274,6 +294,7 @@ def claims(result: InContextResult) -> list[Claim]:
     """The claims of docs/THEORY.md sections 5 and 6, each with the statistic it is judged on and
     its threshold (section 8); the hijack threshold and the FFN patch are only reported."""
     best, check, summary = result.best, result.check, result.summary()
+    split, long = check.split, check.splits["long_prompts"]
     growth, dilution = check.growth, check.dilution
 
     def trend(t: dict, variable: str) -> str:
@@ -312,12 +333,15 @@ def claims(result: InContextResult) -> list[Claim]:
         ),
         Claim(
             "5.3",
-            "two outputs share the in-context term as n_a : n_b",
-            f"R^2 of the share {check.split['r2']:.2f}",
-            value=check.split["r2"],
+            "two outputs share the in-context term as their attention-weighted read-outs from the weights",
+            f"R^2 of xi_a^IC - xi_b^IC {split['difference_r2_weights_only']:.2f} from the weights, "
+            f"{split['difference_r2_measured_layer2']:.2f} with both attentions measured; R^2 of the share "
+            f"against n_a / (n_a + n_b) {split['share_r2_counts']:.2f} (outside [0, 1] in "
+            f"{split['share_outside_0_1']:.2f} of {split['n_prompts']} prompts)",
+            value=split["difference_r2_weights_only"],
             threshold=0.5,
-            direction=">",
-            statistic="R^2 of xi_a^IC / (xi_a^IC + xi_b^IC) against the formula",
+            direction=">=",
+            statistic="R^2 per prompt of xi_a^IC - xi_b^IC against the weights-only prediction",
         ),
         Claim(
             "5.4",
@@ -333,6 +357,16 @@ def claims(result: InContextResult) -> list[Claim]:
             threshold=0.9,
             direction=">=",
             statistic="share of n = 0 prompts whose top-1 is g",
+        ),
+        Claim(
+            "5.7",
+            "the in-context term follows the prediction from the weights alone on longer prompts than it was fitted on",
+            f"R^2 {long.rung('weights_only').r2:.3f} per prompt, {long.rung('weights_only').r2_cells:.3f} per cell "
+            f"({long.held_out}); causes: " + ", ".join(f"{r.name} {r.r2:.3f}" for r in long.causes),
+            value=check.weights_only_r2,
+            threshold=0.9,
+            direction=">=",
+            statistic="held-out-cell R^2 per prompt (T > T_train/2), weights only",
         ),
         Claim(
             "6",

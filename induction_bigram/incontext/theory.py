@@ -8,17 +8,15 @@ alpha to S and 0 elsewhere and reads token j out with strength lambda:
 
 The measured counterpart is the last attention layer's contribution to the logit of j at the
 last position (:func:`~induction_bigram.incontext.measure.measure`). The test is a ladder of
-models for xi_o^IC, each scored on the same held-out half of the prompts:
-
-1. ``counts``: one lambda and one alpha for the whole model, fitted on the other half;
-2. ``projections``: lambda_o = C_O2[o, o] and alpha_q = C_K2[q, q] / sqrt(d) read off the
-   memory projections, nothing fitted;
-3. ``projections_fitted``: the projections up to one scale for lambda and one offset for
-   alpha, fitted on the other half;
-4. ``measured_attention``: lambda_o times the attention layer 2 actually puts on the positions
-   holding o (tests the read-out alone; not a prediction from counts).
-
-A fit is a test, never a knob: the halves are fixed by a seed and the held-out R^2 is reported.
+models for xi_o^IC (section 5.7): 1. ``counts``, one lambda and alpha fitted; 2. ``projections``,
+lambda_o = C_O2[o, o] and alpha_q = C_K2[q, q] / sqrt(d), nothing fitted; 3. ``projections_fitted``,
+up to a lambda scale and an alpha offset; 4. ``measured_attention``, lambda_o times layer 2's
+measured attention on the positions holding o (the read-out alone); 5. ``weights_only``
+(:mod:`.weights_only`), nothing fitted; 6. ``weights_only_fitted``, up to a layer-2 score scale
+and a read-out scale. Every rung is scored on three splits (:class:`Split`): a random half, the
+long prompts (T > T_train / 2) and the large counts (n > n_max / 2), fitted on the other prompts,
+with the cause decomposition of the weights-only rung. A fit is a test, never a knob: the splits
+are fixed before anything is fitted.
 """
 
 from __future__ import annotations
@@ -28,17 +26,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
-from induction_bigram.incontext.measure import Measurements, nan_if_null
-from induction_bigram.memories.projections import project_W_K2, project_W_O2
+from induction_bigram.incontext.measure import Measurements, nan_if_null, pearson, r_squared, spearman
+from induction_bigram.incontext.weights_only import SCORE_SCALES, ProjectionDiagonals
 
 ALPHA_GRID = torch.linspace(-4.0, 16.0, 401)
 
 
-# -- the formula and the projection diagonals ------------------------------------------------------
+# -- the formula ------------------------------------------------------------------------------------
 
 
 def predicted_in_context(
@@ -48,25 +44,6 @@ def predicted_in_context(
     alpha = torch.as_tensor(alpha, dtype=torch.float64)
     weight = alpha.exp()
     return strength * (n_j * weight + m_j) / (n * weight + length - n)
-
-
-@dataclass(frozen=True)
-class ProjectionDiagonals:
-    """What a trained model's weights say lambda and alpha are, token by token: the read-out
-    strength lambda_j = C_O2[j, j] and the score alpha_q = C_K2[q, q] / sqrt(d), the diagonals
-    of its memory projections (docs/THEORY.md section 5). Not the strengths a theory-built model
-    is written with (:class:`~induction_bigram.memories.projections.MemoryStrengths`)."""
-
-    read_out: Float[Tensor, " vocab"]
-    alpha: Float[Tensor, " vocab"]
-
-
-@torch.no_grad()
-def read_projection_diagonals(model: HookedTransformer) -> ProjectionDiagonals:
-    """lambda_j and alpha_q of every token, read off ``model``'s W_O^2 and W_K^2."""
-    read_out = project_W_O2(model).coefficients.diagonal()
-    keys = project_W_K2(model, None).coefficients.diagonal()  # every token as a query
-    return ProjectionDiagonals(read_out.double().cpu(), (keys / math.sqrt(model.cfg.d_model)).double().cpu())
 
 
 def _alpha(meas: Measurements, diagonals: ProjectionDiagonals, name: str, fitted: dict[str, float]) -> Tensor:
@@ -94,18 +71,6 @@ def _formula(
 # -- the ladder ------------------------------------------------------------------------------------
 
 
-def r_squared(prediction: Tensor, target: Tensor) -> float:
-    target, prediction = target.double(), prediction.double()
-    total = ((target - target.mean()) ** 2).sum()
-    return float(1 - ((target - prediction) ** 2).sum() / total) if total > 0 else float("nan")
-
-
-def spearman(a: Tensor, b: Tensor) -> float:
-    """Rank correlation (ties broken by order, which is fine for continuous values)."""
-    ranks = lambda x: x.double().argsort().argsort().double()  # noqa: E731
-    return pearson(ranks(a), ranks(b))
-
-
 @dataclass(frozen=True)
 class Rung:
     """One model of the ladder, scored on the held-out prompts.
@@ -127,64 +92,117 @@ class Rung:
         return cls(data["name"], data["description"], *scores, {k: nan_if_null(v) for k, v in data["fitted"].items()})
 
 
-def _fit_scale(features: Tensor, target: Tensor) -> float:
-    """Least-squares lambda for target ~ lambda * features (through the origin)."""
-    denom = (features * features).sum()
-    return float((features * target).sum() / denom) if denom > 0 else 0.0
-
-
-def _fit_alpha(make_features, target: Tensor) -> tuple[float, float]:
-    """Grid search over an alpha (or alpha offset), closed-form scale for each; best R^2."""
+def _fit_alpha(make_features, target: Tensor, grid: Tensor = ALPHA_GRID) -> tuple[float, float]:
+    """Grid search over an alpha (or alpha offset, or score scale), with the least-squares scale
+    of target ~ scale * features (through the origin) for each; best R^2."""
     best = (-math.inf, 0.0, 0.0)
-    for alpha in ALPHA_GRID.tolist():
+    for alpha in grid.tolist():
         features = make_features(alpha)
-        scale = _fit_scale(features, target)
-        score = r_squared(scale * features, target)
-        if score > best[0]:
+        denom = (features * features).sum()
+        scale = float((features * target).sum() / denom) if denom > 0 else 0.0
+        if (score := r_squared(scale * features, target)) > best[0]:
             best = (score, alpha, scale)
     return best[1], best[2]
 
 
-def ladder(meas: Measurements, diagonals: ProjectionDiagonals, seed: int = 0) -> list[Rung]:
-    """Score each rung on a held-out half of the prompts (the half is fixed by ``seed``)."""
-    g = torch.Generator().manual_seed(seed)
-    held_out = torch.rand(len(meas.n), generator=g) < 0.5
-    fit = ~held_out
-    target = meas.ic_output.double()
-    cell = meas.length * 10_000 + meas.n_output * 100 + meas.n_rival
-    cells = cell[held_out].unique()
+Prediction = tuple[str, str, Tensor, dict[str, float]]  # name, description, xi_o^IC, fitted values
 
-    def cell_means(values: Tensor) -> Tensor:
-        chosen, keys = values[held_out], cell[held_out]
-        return torch.stack([chosen[keys == c].mean() for c in cells])
 
-    def score(name: str, description: str, prediction: Tensor, fitted: dict[str, float]) -> Rung:
-        return Rung(
-            name,
-            description,
-            r_squared(prediction[held_out], target[held_out]),
-            r_squared(cell_means(prediction), cell_means(target)),
-            spearman(prediction[held_out], target[held_out]),
-            fitted,
-        )
+def _score(meas: Measurements, held_out: Tensor, prediction: Prediction) -> Rung:
+    """R^2 per prompt and per design cell (length, n_o, n_b), and rank agreement, on ``held_out``."""
+    name, description, predicted, fitted = prediction
+    target, predicted = meas.ic_output[held_out].double(), predicted[held_out].double()
+    keys = (meas.length * 10_000 + meas.n_output * 100 + meas.n_rival)[held_out]
+    means = lambda v: torch.stack([v[keys == c].mean() for c in keys.unique()]) if len(v) else v  # noqa: E731
+    scores = r_squared(predicted, target), r_squared(means(predicted), means(target)), spearman(predicted, target)
+    return Rung(name, description, *scores, fitted)
 
-    half = meas.select(fit)
-    alpha, lam = _fit_alpha(lambda a: _formula(half, diagonals, "counts", {"lambda": 1.0, "alpha": a}), target[fit])
-    offset, scale = _fit_alpha(lambda a: _formula(half, diagonals, "projections", {"alpha_offset": a}), target[fit])
+
+def _formula_rungs(meas: Measurements, diagonals: ProjectionDiagonals, fit: Tensor) -> list[Prediction]:
+    """Rungs 1-4, their constants fitted on the ``fit`` prompts."""
+    half, target = meas.select(fit), meas.ic_output[fit].double()
+    alpha, lam = _fit_alpha(lambda a: _formula(half, diagonals, "counts", {"lambda": 1.0, "alpha": a}), target)
+    offset, scale = _fit_alpha(lambda a: _formula(half, diagonals, "projections", {"alpha_offset": a}), target)
     formulas = {
-        "counts": ("one lambda and alpha for the model, fitted on the other half", {"lambda": lam, "alpha": alpha}),
+        "counts": ("one lambda and alpha for the model, fitted", {"lambda": lam, "alpha": alpha}),
         "projections": ("lambda_o = C_O2[o,o], alpha_q = C_K2[q,q]/sqrt(d), nothing fitted", {}),
-        "projections_fitted": (
-            "the projections up to a lambda scale and an alpha offset",
-            {"lambda_scale": scale, "alpha_offset": offset},
-        ),
+        "projections_fitted": ("up to a lambda scale, alpha offset", {"lambda_scale": scale, "alpha_offset": offset}),
     }
-    rungs = [score(name, text, _formula(meas, diagonals, name, f), f) for name, (text, f) in formulas.items()]
     attention = diagonals.read_out[meas.output] * meas.attention_on_output.double()
     return [
-        *rungs,
-        score("measured_attention", "lambda_o times the measured attention on positions holding o", attention, {}),
+        *[(name, text, _formula(meas, diagonals, name, f), f) for name, (text, f) in formulas.items()],
+        ("measured_attention", "lambda_o times the measured attention on positions holding o", attention, {}),
     ]
+
+
+def _weights_rungs(meas: Measurements, fit: Tensor) -> list[Prediction]:
+    """Rungs 5-6: the weights-only prediction, then up to a score scale and a read-out scale
+    fitted on the ``fit`` prompts."""
+    by_scale, target = meas.weights_ic_output_by_score_scale.double(), meas.ic_output[fit].double()
+    index, scale = _fit_alpha(lambda i: by_scale[fit, int(i)], target, torch.arange(len(SCORE_SCALES)).double())
+    fitted = {"score_scale": float(SCORE_SCALES[int(index)]), "read_out_scale": scale}
+    predicted = scale * by_scale[:, int(index)]
+    return [
+        ("weights_only", "C_K1, C_K2, C_O2 and the tokens, nothing fitted", meas.weights_ic_output.double(), {}),
+        ("weights_only_fitted", "weights only up to a layer-2 score scale and a read-out scale", predicted, fitted),
+    ]
+
+
+CAUSES = {  # name: (Measurements column of xi_o^IC, what is measured rather than predicted)
+    "weights_only": ("weights_ic_output", "nothing: every piece from the weights"),
+    "measured_layer1": ("measured_layer1_ic_output", "layer 1's attention"),
+    "measured_layer2": ("measured_layer2_ic_output", "both layers' attention"),
+    "measured_values": ("measured_values_ic_output", "both attentions and the whole value read-out (exact)"),
+}
+
+
+def _causes(meas: Measurements) -> list[Prediction]:
+    """The cause decomposition: the weights-only rung with the model's pieces put back one at a time."""
+    return [(name, f"measured: {text}", getattr(meas, column), {}) for name, (column, text) in CAUSES.items()]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Every rung fitted on some prompts and scored on the others (docs/THEORY.md section 5.7).
+
+    ``name`` is ``random_half``, ``long_prompts`` or ``large_counts``, ``held_out`` says in words
+    which prompts are scored (the others are fitted on); ``rungs`` are rungs 1-6, ``causes`` the
+    cause decomposition (:data:`CAUSES`, nothing fitted).
+    """
+
+    name: str
+    held_out: str
+    n_fit: int
+    n_held_out: int
+    rungs: list[Rung]
+    causes: list[Rung]
+
+    def rung(self, name: str) -> Rung:
+        return next(r for r in self.rungs + self.causes if r.name == name)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Split":
+        rungs = {k: [Rung.from_dict(r) for r in data[k]] for k in ("rungs", "causes")}
+        return cls(data["name"], data["held_out"], data["n_fit"], data["n_held_out"], **rungs)
+
+
+def splits(
+    meas: Measurements, diagonals: ProjectionDiagonals, seed: int, train_length: int, max_count: int
+) -> dict[str, Split]:
+    """Score every rung and the cause decomposition on the random half and the two held-out-cell splits."""
+    half = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(seed)) < 0.5
+    held = {
+        "random_half": ("a random half of the prompts", half),
+        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", meas.length > train_length / 2),
+        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", meas.n > max_count / 2),
+    }
+    result = {}
+    for name, (text, held_out) in held.items():
+        fit = ~held_out
+        rungs = [*_formula_rungs(meas, diagonals, fit), *_weights_rungs(meas, fit)]
+        score = lambda predictions: [_score(meas, held_out, p) for p in predictions]  # noqa: E731
+        result[name] = Split(name, text, int(fit.sum()), int(held_out.sum()), score(rungs), score(_causes(meas)))
+    return result
 
 
 # -- the consequences ------------------------------------------------------------------------------
@@ -195,17 +213,18 @@ class TheoryCheck:
     """docs/THEORY.md section 5's consequences, measured against the best formula rung.
 
     Attributes:
-        rungs: the ladder (held-out R^2 and rank agreement of xi_o^IC).
+        rungs: rungs 1-4 on the random half (held-out R^2 and rank agreement of xi_o^IC).
         best: the formula rung (1-3) with the highest held-out R^2; its prediction is used below.
+        splits: :func:`splits`, every rung and the cause decomposition on each split.
         growth: at each T, the mean measured xi_o^IC per count n: its rank correlation with n
             (``rank_with_variable``), the predicted means' rank agreement with it
             (``rank_with_prediction``), and at how many of the ``groups`` T it strictly grows
             (``monotone_groups``).
         dilution: the same across T (correlation with -T) for each fixed n >= 1.
-        split: for prompts with a rival, R^2 of xi_a^IC / (xi_a^IC + xi_b^IC) against the
-            prediction (n_a e^alpha + m_a) / (n_a e^alpha + m_a + n_b e^alpha + m_b).
-        hijack: per T, the measured n* (smallest n whose mean xi_o - xi_g > 0) and the
-            predicted one (predicted xi^IC difference + measured xi^G difference).
+        split: section 5.3 on the prompts with a rival (:func:`two_outputs`).
+        hijack: per T, the measured n* (smallest n whose mean xi_o - xi_g > 0), the predicted
+            one (predicted xi^IC difference + measured xi^G difference) and the one from the
+            weights alone (``weights_only``: xi^IC and xi^G both from the weights).
         fallback: at n = 0, the fraction of prompts whose top prediction is g, and the mean
             measured and predicted xi_o^IC (lambda m_o / T: the prediction falls back to xi^G).
         attention_correlation: correlation of the predicted and measured attention mass on S.
@@ -213,6 +232,7 @@ class TheoryCheck:
 
     rungs: list[Rung]
     best: str
+    splits: dict[str, Split]
     growth: dict[str, float | bool]
     dilution: dict[str, float | bool]
     split: dict[str, float | int]
@@ -224,6 +244,11 @@ class TheoryCheck:
     def held_out_r2(self) -> float:
         return next(r.r2 for r in self.rungs if r.name == self.best)
 
+    @property
+    def weights_only_r2(self) -> float:
+        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts."""
+        return self.splits["long_prompts"].rung("weights_only").r2
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -234,6 +259,7 @@ class TheoryCheck:
         return cls(
             rungs=[Rung.from_dict(r) for r in data["rungs"]],
             best=data["best"],
+            splits={name: Split.from_dict(split) for name, split in data["splits"].items()},
             growth=numbers(data["growth"]),
             dilution=numbers(data["dilution"]),
             split=numbers(data["split"]),
@@ -249,20 +275,26 @@ def rung_prediction(meas: Measurements, diagonals: ProjectionDiagonals, rung: Ru
 
 
 def _cell_means(meas: Measurements, values: Tensor) -> dict[tuple[int, int], float]:
-    cells = {}
-    for T in meas.length.unique().tolist():
-        for n in meas.n_output.unique().tolist():
-            mask = (meas.length == T) & (meas.n_output == n) & (meas.rival < 0)
-            if mask.any():
-                cells[(T, n)] = float(values[mask].double().mean())
-    return cells
+    """Mean of ``values`` per (T, n) cell of the single-output prompts."""
+    single = meas.rival < 0
+    cells = torch.stack([meas.length, meas.n_output], -1)[single].unique(dim=0).tolist()
+    return {(T, n): float(values[single & (meas.length == T) & (meas.n_output == n)].double().mean()) for T, n in cells}
 
 
-def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int = 0) -> TheoryCheck:
-    """Run the ladder and test each consequence with the best formula rung."""
-    rungs = ladder(meas, diagonals, seed)
-    formula = [r for r in rungs if r.name != "measured_attention"]
-    best = max(formula, key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
+def check_theory(
+    meas: Measurements,
+    diagonals: ProjectionDiagonals,
+    seed: int = 0,
+    *,
+    train_length: int | None = None,
+    max_count: int | None = None,
+) -> TheoryCheck:
+    """Run the ladder on every split and test each consequence with the best formula rung
+    (``train_length`` and ``max_count`` place the held-out cells; default: the largest T and n)."""
+    train_length = int(meas.length.max()) if train_length is None else train_length
+    scored = splits(meas, diagonals, seed, train_length, int(meas.n.max()) if max_count is None else max_count)
+    rungs = scored["random_half"].rungs[:4]
+    best = max(rungs[:3], key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
     predicted = rung_prediction(meas, diagonals, best)
     measured_cells = _cell_means(meas, meas.ic_output)
     predicted_cells = _cell_means(meas, predicted)
@@ -295,24 +327,16 @@ def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int =
             "groups": len(with_variable),
         }
 
-    difference = meas.logit_difference
     global_difference = meas.global_output - meas.global_favourite
-    predicted_difference = predicted - rung_prediction(meas, diagonals, best, "favourite") + global_difference
+    differences = {
+        "measured": meas.logit_difference,
+        "predicted": predicted - rung_prediction(meas, diagonals, best, "favourite") + global_difference,
+        "weights_only": meas.weights_logit_difference,
+    }
     hijack = {}
     for T in lengths:
         single = (meas.length == T) & (meas.rival < 0)
-        measured_n = _threshold(meas.n_output[single], difference[single])
-        predicted_n = _threshold(meas.n_output[single], predicted_difference[single])
-        hijack[str(T)] = {"measured": measured_n, "predicted": predicted_n}
-
-    with_rival = meas.rival >= 0
-    split = {"r2": float("nan"), "n_prompts": int(with_rival.sum())}
-    if with_rival.sum() >= 3:
-        sub = meas.select(with_rival)
-        share = sub.ic_output / (sub.ic_output + sub.ic_rival)
-        pa, pb = rung_prediction(sub, diagonals, best), rung_prediction(sub, diagonals, best, "rival")
-        split["r2"] = r_squared(pa / (pa + pb), share)
-        split["spearman"] = spearman(pa / (pa + pb), share)
+        hijack[str(T)] = {k: _threshold(meas.n_output[single], v[single]) for k, v in differences.items()}
 
     zero = meas.n == 0
     mean = lambda x: float(x[zero].double().mean()) if zero.any() else float("nan")  # noqa: E731
@@ -322,20 +346,50 @@ def check_theory(meas: Measurements, diagonals: ProjectionDiagonals, seed: int =
         "measured_ic_output": mean(meas.ic_output),
         "predicted_ic_output": mean(predicted),
     }
-    alpha = _alpha(meas, diagonals, best.name, best.fitted)
-    weight = alpha.exp()
-    n, T = meas.n.double(), meas.length.double()
-    predicted_mass = n * weight / (n * weight + T - n)
+    weight, n = _alpha(meas, diagonals, best.name, best.fitted).exp(), meas.n.double()
+    predicted_mass = n * weight / (n * weight + meas.length.double() - n)
     return TheoryCheck(
         rungs=rungs,
         best=best.name,
+        splits=scored,
         growth=trend(group_by_length=True),
         dilution=trend(group_by_length=False),
-        split=split,
+        split=two_outputs(meas, diagonals, best),
         hijack=hijack,
         fallback=fallback,
         attention_correlation=pearson(predicted_mass, meas.attention_on_S.double()),
     )
+
+
+def two_outputs(meas: Measurements, diagonals: ProjectionDiagonals, best: Rung) -> dict[str, float | int]:
+    """Section 5.3 on the prompts with a rival b (a = o): R^2 per prompt of xi_a^IC - xi_b^IC
+    against the cause decomposition's first three steps and the best formula rung
+    (``difference_r2_*``); of the share xi_a^IC / (xi_a^IC + xi_b^IC) against the formula's and
+    against n_a / (n_a + n_b) (``share_r2_*``), and how often it leaves [0, 1]; of the share of
+    layer 2's attention on S that lands on a against n_a / (n_a + n_b) and the weights-only share
+    (``attention_split_r2_*``); and how often C_O2[a, a] or C_O2[b, b] is negative."""
+    rows = meas.rival >= 0  # with fewer than two such prompts every R^2 is NaN
+    m = meas.select(rows)
+    pa, pb = rung_prediction(m, diagonals, best), rung_prediction(m, diagonals, best, "rival")
+    prefixes = {name: CAUSES[name][0].removesuffix("output") for name in list(CAUSES)[:3]}
+    difference = m.ic_output - m.ic_rival
+    counts, share = m.n_output / (m.n_output + m.n_rival), m.ic_output / (m.ic_output + m.ic_rival)
+    on_a = m.attention_on_S_output / m.attention_on_S
+    negative = (diagonals.read_out[m.output] < 0) | (diagonals.read_out[m.rival] < 0)
+    return {
+        "n_prompts": int(rows.sum()),
+        **{
+            f"difference_r2_{name}": r_squared(getattr(m, f"{p}output") - getattr(m, f"{p}rival"), difference)
+            for name, p in prefixes.items()
+        },
+        "difference_r2_formula": r_squared(pa - pb, difference),
+        "share_r2_formula": r_squared(pa / (pa + pb), share),
+        "share_r2_counts": r_squared(counts, share),
+        "share_outside_0_1": float(((share < 0) | (share > 1)).double().mean()),
+        "attention_split_r2_counts": r_squared(counts, on_a),
+        "attention_split_r2_weights_only": r_squared(m.weights_attention_on_S_output / m.weights_attention_on_S, on_a),
+        "negative_read_out": float(negative.double().mean()),
+    }
 
 
 def _threshold(counts: Tensor, difference: Tensor) -> int | None:
@@ -344,10 +398,3 @@ def _threshold(counts: Tensor, difference: Tensor) -> int | None:
         if difference[counts == n].double().mean() > 0:
             return int(n)
     return None
-
-
-def pearson(a: Tensor, b: Tensor) -> float:
-    """Linear correlation."""
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    norm = a.norm() * b.norm()
-    return float(a @ b / norm) if norm > 0 else float("nan")

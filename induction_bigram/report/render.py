@@ -204,6 +204,22 @@ def _capacity(result: Any) -> list[str]:
     return [f"Trained with {_recipe(result.config)} at each d.", "", *_table(header, rows)]
 
 
+def _formation(result: Any) -> list[str]:
+    summary = result.summary()
+    memories = list(next(iter(summary.values()))["formation"])
+    rows = [
+        [name, f"{v['lr']:g}", *(str(v["formation"][m]) for m in memories), f"{v['final_in_context_accuracy']:.3f}"]
+        for name, v in summary.items()
+    ]
+    header = ["optimizer", "lr", *(f"{m} forms at step" for m in memories), "final in-context accuracy"]
+    return [
+        f"Every step scored ({_recipe(result.config)}); a memory forms at the first step from which its "
+        f"chance-normalised recall stays >= {result.config.formation.level:g} (docs/THEORY.md section 3.6).",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _incontext(result: Any) -> list[str]:
     final = result.final or {}
     trained = (
@@ -212,11 +228,23 @@ def _incontext(result: Any) -> list[str]:
         else ""
     )
     kl = "" if result.global_kl is None else f"global-memory KL {result.global_kl:.3f} nats"
-    rows = [[r.name, f"{r.r2:.3f}", f"{r.r2_cells:.3f}", f"{r.spearman:.3f}"] for r in result.check.rungs]
+    splits = list(result.check.splits.values())
+    names = list(dict.fromkeys(r.name for r in splits[0].rungs + splits[0].causes))  # weights_only is both
+
+    def cell(split: Any, name: str) -> str:
+        r = split.rung(name)
+        return f"{r.r2:.3f} ({r.r2_cells:.3f})"
+
+    rows = [[name, *(cell(split, name) for split in splits)] for name in names]
+    header = ["rung / cause step", *(f"{s.name}: held out {s.held_out} ({s.n_held_out} prompts)" for s in splits)]
     return [
         f"{_recipe(result.config)}, FFN {result.config.model.ffn}: {trained}{kl}.",
         "",
-        *_table(["rung", "held-out R^2 per prompt", "per cell", "rank agreement"], rows),
+        "xi_o^IC predicted by each rung of docs/THEORY.md section 5.7, fitted on the other prompts and scored on "
+        "the held-out ones: R^2 per prompt (R^2 of the per-cell means). The cause steps put the model's real "
+        "layer-1 attention, then layer-2 attention, then value read-out back into the weights-only prediction.",
+        "",
+        *_table(header, rows),
     ]
 
 
@@ -242,6 +270,7 @@ def _lengths(result: Any) -> list[str]:
 DETAILS: dict[str, Callable[[Any], list[str]]] = {
     "memories": _memories,
     "capacity": _capacity,
+    "formation": _formation,
     "incontext": _incontext,
     "lengths": _lengths,
 }

@@ -101,6 +101,11 @@ def test_figures_come_from_the_result_alone(finished):
     assert list(figs) == ["hijack_curves.png", "theory_fit.png", "patching.png", "logit_parts.png"]
     assert all(isinstance(f, Figure) for f in figs.values())
     bars = figs["logit_parts.png"].axes[0].get_legend().get_texts()
+    best, weights = (ax.get_title() for ax in figs["theory_fit.png"].axes)
+    assert "fitted on a random half" in best and "R^2 on the other half" in best
+    assert (
+        "weights only, nothing fitted" in weights and f"R^2 on {back.check.splits['long_prompts'].held_out}" in weights
+    )
     assert bars[0].get_text() == f"o = {back.vocab[back.example_output]!r}"
 
 
@@ -108,29 +113,36 @@ def test_claims_judge_their_thresholds(finished):
     _, result = finished
     data = json.loads(dumps_json(result.to_dict()))
     best = next(r for r in data["theory"]["rungs"] if r["name"] == data["theory"]["best"])
+    weights = next(r for r in data["theory"]["splits"]["long_prompts"]["rungs"] if r["name"] == "weights_only")
 
-    def judged(r2: float, layer2: float) -> list:
-        best["r2"] = r2
+    def judged(r2: float, layer2: float, difference: float) -> list:
+        best["r2"] = weights["r2"] = r2
+        data["theory"]["split"]["difference_r2_weights_only"] = difference
         data["patching"]["replace_outputs"]["layer2_head_last"] = layer2
         return [c.held for c in claims(InContextResult.from_dict(data))]
 
-    high, low = judged(0.95, 0.95), judged(0.85, 0.85)
-    assert len(high) == 9 and [c.section for c in claims(result)][:6] == ["5", "5.1", "5.2", "5.3", "5.4", "5.5"]
-    assert (high[0], low[0]) == (True, False) and (high[6], low[6]) == (True, False)
-    assert high[4] is None and high[8] is None  # reported only
+    high, low = judged(0.95, 0.95, 0.6), judged(0.85, 0.85, 0.4)
     found = claims(result)
-    assert [c.kind for c in found] == ["threshold"] * 4 + ["reported"] + ["threshold"] * 3 + ["reported"]
+    assert len(high) == 10 and [c.section for c in found][:7] == ["5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.7"]
+    judged_by_us = (0, 3, 6, 7)  # 5, 5.3, 5.7 and the layer-2 patch
+    assert [(high[i], low[i]) for i in judged_by_us] == [(True, False)] * 4
+    assert high[4] is None and high[9] is None  # reported only
+    assert [c.kind for c in found] == ["threshold"] * 4 + ["reported"] + ["threshold"] * 4 + ["reported"]
     assert [(c.direction, c.threshold) for c in found if c.kind == "threshold"] == [
         (">=", 0.9),
         (">=", 0.8),
         (">=", 0.8),
-        (">", 0.5),
+        (">=", 0.5),
+        (">=", 0.9),
         (">=", 0.9),
         (">=", 0.9),
         (">=", 0.5),
     ]
-    assert found[0].value == result.best.r2 and found[6].value == result.summary()["patch_restore_layer2_head"]
-    assert high[1:4] + high[5:6] + high[7:8] == low[1:4] + low[5:6] + low[7:8]
+    assert found[0].value == result.best.r2 and found[7].value == result.summary()["patch_restore_layer2_head"]
+    assert found[6].value == result.check.weights_only_r2 == result.summary()["theory_r2_weights_only"]
+    assert found[3].value == result.check.split["difference_r2_weights_only"]
+    others = [i for i in range(10) if i not in judged_by_us]
+    assert [high[i] for i in others] == [low[i] for i in others]
 
 
 def test_the_example_is_the_decomposition_at_the_last_position(finished):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -8,16 +9,9 @@ from induction_bigram import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.files import dumps_json, json_safe
 from induction_bigram.incontext.decompose import decompose_logits
-from induction_bigram.incontext.measure import Measurements, measure
-from induction_bigram.incontext.theory import (
-    TheoryCheck,
-    _fit_alpha,
-    check_theory,
-    predicted_in_context,
-    r_squared,
-    read_projection_diagonals,
-    spearman,
-)
+from induction_bigram.incontext.measure import Measurements, measure, r_squared, spearman
+from induction_bigram.incontext.theory import CAUSES, TheoryCheck, _fit_alpha, check_theory, predicted_in_context
+from induction_bigram.incontext.weights_only import SCORE_SCALES, read_projection_diagonals
 from induction_bigram.memories.projections import build_theory_model
 from tests.conftest import model_of, randomise_trainables, vocab
 
@@ -65,6 +59,7 @@ def test_theory_built_model_follows_the_prediction(stats):
     check = check_theory(meas, read_projection_diagonals(model))
     best = next(r for r in check.rungs if r.name == check.best)
     assert best.r2_cells > 0.9
+    assert check.splits["long_prompts"].rung("weights_only").r2_cells > 0.9  # nothing fitted, T = 128 held out
     assert check.growth["rank_with_variable"] > 0.5 and check.growth["rank_with_prediction"] > 0.5
     assert abs(check.fallback["measured_ic_output"] - check.fallback["predicted_ic_output"]) < 1.0
     assert all(v["measured"] in (0, 1) for v in check.hijack.values())
@@ -108,10 +103,52 @@ def test_measurements_and_theory_check_round_trip_through_json(stats):
     assert back.ic_rival.isnan().all() and back.n.dtype == torch.long
     torch.testing.assert_close(back.ic_output, meas.ic_output.double())
     assert json_safe(back.to_dict()) == json_safe(meas.to_dict())
+    assert back.weights_ic_output_by_score_scale.shape == (len(meas.n), len(SCORE_SCALES))
+    torch.testing.assert_close(back.measured_values_ic_output, meas.measured_values_ic_output.double())
     check_json = json.loads(dumps_json(check.to_dict()))
     again = TheoryCheck.from_dict(check_json)
-    assert math.isnan(again.split["r2"]) and again.rungs[0].name == "counts"
+    assert math.isnan(again.split["difference_r2_weights_only"]) and again.rungs[0].name == "counts"
+    assert list(again.splits) == ["random_half", "long_prompts", "large_counts"]
+    assert [r.name for r in again.splits["long_prompts"].causes] == list(CAUSES)
+    assert set(again.hijack["32"]) == {"measured", "predicted", "weights_only"}
     assert json_safe(again.to_dict()) == json_safe(check.to_dict())
+
+
+def test_a_two_dimensional_column_of_nans_round_trips_through_json(stats):
+    """Without absolute positions the weights-only columns are NaN, null in JSON at any depth."""
+    model = randomise_trainables(model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65, positional="rpe")), scale=0.3)
+    prompts = PromptDesigner(stats, stats.most_frequent(5)).sample(
+        length=16, n_output=1, batch_size=3, generator=torch.Generator().manual_seed(0)
+    )
+    meas = measure(model, [prompts])
+    data = json.loads(dumps_json(meas.to_dict()))
+    assert data["weights_ic_output_by_score_scale"][0][0] is None
+    back = Measurements.from_dict(data)
+    assert back.weights_ic_output_by_score_scale.shape == (3, len(SCORE_SCALES))
+    assert back.weights_ic_output_by_score_scale.isnan().all()
+
+
+def test_a_held_out_cell_is_never_fitted_on(stats):
+    """Perturbing the held-out prompts' targets changes their scores but no fitted constant."""
+    model = randomise_trainables(model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65, ffn="linear")), scale=0.3)
+    designer = PromptDesigner(stats, stats.most_frequent(5))
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        designer.sample(length=T, n_output=n, batch_size=5, generator=g) for T in (8, 16, 24, 32) for n in range(4)
+    ]
+    meas = measure(model, batches)
+    diagonals = read_projection_diagonals(model)
+    check = check_theory(meas, diagonals, train_length=32, max_count=3)
+    for name, held_out in (("long_prompts", meas.length > 16), ("large_counts", meas.n > 1.5)):
+        split = check.splits[name]
+        assert (split.n_held_out, split.n_fit) == (int(held_out.sum()), int((~held_out).sum()))
+        noise = torch.randn(len(meas.n), generator=g).double()
+        target = torch.where(held_out, meas.ic_output.double() + noise, meas.ic_output.double())
+        again = check_theory(dataclasses.replace(meas, ic_output=target), diagonals, train_length=32, max_count=3)
+        assert [r.fitted for r in again.splits[name].rungs] == [r.fitted for r in split.rungs]
+        assert again.splits[name].rung("weights_only").r2 != split.rung("weights_only").r2
+    fitted = check.splits["long_prompts"].rung("weights_only_fitted").fitted
+    assert set(fitted) == {"score_scale", "read_out_scale"} and float(fitted["score_scale"]) in SCORE_SCALES.tolist()
 
 
 def test_projection_diagonals_are_the_memory_strengths_a_theory_model_is_built_with(stats):
