@@ -85,7 +85,7 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
-FolderKind = Literal["run", "memories", "capacity", "incontext", "lengths", "reproduce", "sweep"]
+FolderKind = Literal["run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep"]
 Existing = Literal["refuse", "resume", "overwrite"]
 
 #: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
@@ -93,6 +93,7 @@ OWN_FILES: dict[str, frozenset[str]] = {
     "run": frozenset({"config.json", "metrics.jsonl", "checkpoint.pt"}),
     "memories": frozenset({"result.json"}),
     "capacity": frozenset({"result.json"}),
+    "formation": frozenset({"result.json"}),
     "incontext": frozenset({"result.json"}),
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
@@ -112,6 +113,7 @@ _DESCRIBE = {
     "run": "training run",
     "memories": "memories study",
     "capacity": "capacity study",
+    "formation": "formation study",
     "incontext": "in-context study",
     "lengths": "lengths study",
     "reproduce": "reproduce report",

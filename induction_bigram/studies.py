@@ -17,7 +17,7 @@ import induction_bigram.lengths as lengths
 from induction_bigram.config import Presets
 from induction_bigram.incontext.figures import figures as incontext_figures
 from induction_bigram.lengths.figures import figures as lengths_figures
-from induction_bigram.memories import capacity
+from induction_bigram.memories import capacity, formation
 from induction_bigram.memories import study as memories
 from induction_bigram.memories.figures import capacity_figures, memory_figures
 
@@ -72,6 +72,15 @@ STUDIES: dict[str, Study] = {
         capacity.CapacityResult,
         capacity_figures,
         capacity.claims,
+    ),
+    "formation": Study(
+        "formation",
+        "The order in which the memories form",
+        formation.PRESETS,
+        formation.run,
+        formation.FormationResult,
+        formation.figures,
+        formation.claims,
     ),
     "incontext": Study(
         "incontext",

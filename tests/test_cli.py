@@ -461,6 +461,17 @@ def test_capacity_takes_preset_and_set_and_prints_only_json(tmp_path, capsys):
     assert (tmp_path / "result.json").is_file() and Path(summary["figures"][0]).name == "capacity.png"
 
 
+def test_formation_scores_every_step_and_prints_only_json(tmp_path, capsys):
+    code, out, _ = run(
+        capsys, "formation", "--out", str(tmp_path), "--preset", "test", "--set", "formation.optimizers=adamw", "--json"
+    )
+    summary = json.loads(out)
+    assert code == 0 and set(summary) == {"adamw", "figures"} and "W_K1_minus_W_K2" in summary["adamw"]
+    assert (tmp_path / "result.json").is_file() and Path(summary["figures"][0]).name == "formation.png"
+    code, _, err = run(capsys, "formation", "--out", str(tmp_path / "x"), "--set", "train.eval_every=50")
+    assert code == 2 and "train.eval_every must be 1" in err and err.count("\n") == 1
+
+
 def test_reproduce_json_prints_only_json(tmp_path, capsys):
     code, out, _ = run(capsys, "reproduce", "--out", str(tmp_path), "--preset", "test", "--only", "capacity", "--json")
     assert code == 0 and Path(json.loads(out)["report"]).read_text().startswith("# induction-bigram")

@@ -145,7 +145,7 @@ def _analyse_run(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    """``lengths`` / ``capacity``: a study that trains its own models into a study folder."""
+    """``lengths`` / ``capacity`` / ``formation``: a study that trains its own models into a study folder."""
     from induction_bigram.figures import save_figures
     from induction_bigram.files import check_folder, claim_folder
     from induction_bigram.studies import STUDIES
@@ -339,6 +339,7 @@ COMMANDS = {
     "logits": _analyse_run,
     "lengths": _study,
     "capacity": _study,
+    "formation": _study,
     "reproduce": _reproduce,
     "sweep": _sweep,
     "sweep-plot": _sweep_plot,

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from induction_bigram.errors import InductionBigramError
 
-STUDY_COMMANDS = {"memories": "memories", "logits": "incontext", "lengths": "lengths", "capacity": "capacity"}
+STUDY_COMMANDS = {
+    "memories": "memories",
+    "logits": "incontext",
+    "lengths": "lengths",
+    "capacity": "capacity",
+    "formation": "formation",
+}
 """Command -> the study it runs (its presets and ``--set`` keys)."""
 
 
@@ -149,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command, (what, example) in {
         "lengths": ("APE against RPE, RoPE and NoPE on long prompts", "lengths.multiples=1,2"),
         "capacity": ("trained against theory-built memories across the width d", "capacity.widths=16,32"),
+        "formation": ("the order in which the memories form, every step, under SGD and AdamW", "formation.level=0.9"),
     }.items():
         p = commands.add_parser(command, help=what, description=what + "; trains its own models.")
         p.add_argument("--out", required=True, type=Path, help="study folder (runs, result.json, figures/)")
@@ -163,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         metavar="STUDY",
-        help="run only this study (repeatable): memories, capacity, incontext, lengths",
+        help="run only this study (repeatable): memories, capacity, formation, incontext, lengths",
     )
     p.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
     _existing_flags(p, "report")
@@ -176,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--address / RAY_ADDRESS); each run writes an ordinary run or study folder under OUT/runs. The same "
         "command again skips finished runs and reruns failed or unfinished ones.",
     )
-    p.add_argument("target", nargs="?", help="train (a run preset) or a study: memories, capacity, incontext, lengths")
+    p.add_argument(
+        "target", nargs="?", help="train (a run preset) or a study: memories, capacity, formation, incontext, lengths"
+    )
     p.add_argument("--out", required=True, type=Path, help="sweep folder (missing, empty, or a sweep of ours)")
     _config_flags(p, "", "train.steps=500 (applied to every run)")
     p.add_argument(

@@ -23,6 +23,8 @@ from induction_bigram.lengths import PRESETS as LENGTHS
 from induction_bigram.lengths import LengthsConfig
 from induction_bigram.memories.capacity import PRESETS as CAPACITY
 from induction_bigram.memories.capacity import CapacityConfig
+from induction_bigram.memories.formation import PRESETS as FORMATION
+from induction_bigram.memories.formation import FormationConfig
 from induction_bigram.memories.study import PRESETS as MEMORIES
 from induction_bigram.memories.study import MemoriesConfig
 from induction_bigram.report.render import StudySection, render_report
@@ -54,6 +56,7 @@ class ReproduceConfig(Config):
 
     memories: MemoriesConfig
     capacity: CapacityConfig
+    formation: FormationConfig
     incontext: InContextConfig
     lengths: LengthsConfig
     reproduce: ReproduceSettings = ReproduceSettings()
@@ -61,20 +64,24 @@ class ReproduceConfig(Config):
 
 def _quick() -> ReproduceConfig:
     """Small settings over 3 seeds: under 20 minutes on 2 CPU cores."""
-    return ReproduceConfig(MEMORIES["quick"], CAPACITY["quick"], INCONTEXT["quick"], LENGTHS["cpu"])
+    return ReproduceConfig(MEMORIES["quick"], CAPACITY["quick"], FORMATION["quick"], INCONTEXT["quick"], LENGTHS["cpu"])
 
 
 def _full() -> ReproduceConfig:
     """The reference recipe at batch 512, widths up to 256, five positional variants, 5 seeds."""
     lengths = LENGTHS["cpu"].with_overrides({"lengths.variants": ("ape", "rpe", "rope", "nope", "rope-nobias")})
     settings = ReproduceSettings(seeds=5, cpus_per_run=2.0)
-    return ReproduceConfig(MEMORIES["reference"], CAPACITY["full"], INCONTEXT["full"], lengths, settings)
+    return ReproduceConfig(
+        MEMORIES["reference"], CAPACITY["full"], FORMATION["full"], INCONTEXT["full"], lengths, settings
+    )
 
 
 def _test() -> ReproduceConfig:
     """Tiny models trained a few steps, 2 seeds: checks the bookkeeping, not the claims."""
     settings = ReproduceSettings(seeds=2)
-    return ReproduceConfig(MEMORIES["test"], CAPACITY["test"], INCONTEXT["test"], LENGTHS["test"], settings)
+    return ReproduceConfig(
+        MEMORIES["test"], CAPACITY["test"], FORMATION["test"], INCONTEXT["test"], LENGTHS["test"], settings
+    )
 
 
 PRESETS: Presets[ReproduceConfig] = Presets("reproduce", {"quick": _quick, "full": _full, "test": _test})
