@@ -57,3 +57,36 @@ def test_every_claim_of_the_report_names_a_section_that_exists():
         for n in re.findall(NUMBER, claim["section"])
     }
     assert cited and cited <= _sections()
+
+
+def _section_8_claims() -> dict[str, list[tuple[str, str, bool]]]:
+    """Study -> [(sections, statement, reported)] as docs/THEORY.md section 8 lists them."""
+    text = THEORY.read_text(encoding="utf-8").split("## 8. Claims", 1)[1]
+    listed: dict[str, list[tuple[str, str, bool]]] = {}
+    study = None
+    for line in text.splitlines():
+        heading = re.match(r"^`(\w+)` \(", line)
+        if heading:
+            study = heading.group(1)
+        item = re.match(r"^- \*\*Claim \d+\*\* \(sections? ([^)]*)\): (.*?)(\. Reported)?\.?$", line)
+        if item:
+            listed.setdefault(study, []).append((item.group(1), item.group(2), item.group(3) is not None))
+    return listed
+
+
+def test_section_8_lists_the_claims_the_report_judges_word_for_word():
+    numbers = json.loads((REPO / "docs" / "report-quick" / "numbers.json").read_text(encoding="utf-8"))
+    judged = {
+        name: [(c["section"], c["statement"], c["kind"] == "reported") for c in study["claims"]]
+        for name, study in numbers.items()
+        if isinstance(study, dict) and "claims" in study
+    }
+    listed = _section_8_claims()
+    assert {k: [c[:2] for c in v] for k, v in listed.items()} == {k: [c[:2] for c in v] for k, v in judged.items()}
+    # "Reported" in section 8 means never judged; a claim may also be reported only where a preset
+    # cannot test it (W_K^1's early positions when T is no longer than them)
+    for study, claims in listed.items():
+        for (_, statement, reported), (_, _, reported_here) in zip(claims, judged[study]):
+            assert reported_here or not reported, f"section 8 says {statement!r} is only reported"
+    numbered = re.findall(r"^- \*\*Claim (\d+)\*\*", THEORY.read_text(encoding="utf-8"), flags=re.M)
+    assert numbered == [str(i) for i in range(1, len(numbered) + 1)]
