@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from induction_bigram.errors import RunFolderError
 
@@ -87,6 +87,7 @@ MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
 FolderKind = Literal["run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep"]
 Existing = Literal["refuse", "resume", "overwrite"]
+R = TypeVar("R")
 
 #: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
 OWN_FILES: dict[str, frozenset[str]] = {
@@ -198,6 +199,20 @@ def claim_folder(
 
 
 _HELD: dict[Path, str] = {}  # folders this process holds, by resolved path
+
+
+def run_in_study_folder(
+    out_dir: str | os.PathLike[str] | None, kind: FolderKind, existing: Existing, compute: Callable[[Path | None], R]
+) -> R:
+    """A study's ``run``: ``compute(folder)`` inside ``out_dir`` held as a ``kind`` folder, then
+    its result written to ``folder/result.json`` (``compute(None)`` and nothing on disk without
+    ``out_dir``); the result must have ``to_dict``."""
+    if out_dir is None:
+        return compute(None)
+    with claim_folder(out_dir, kind, existing=existing) as folder:
+        result = compute(folder)
+        atomic_write_text(folder / "result.json", dumps_json(result.to_dict()) + "\n")
+    return result
 
 
 def check_folder(

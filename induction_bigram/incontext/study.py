@@ -33,7 +33,7 @@ from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json, json_safe
+from induction_bigram.files import Existing, json_safe, run_in_study_folder
 from induction_bigram.incontext.config import InContextConfig
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
 from induction_bigram.incontext.measure import Measurements, measure
@@ -42,8 +42,6 @@ from induction_bigram.incontext.theory import Rung, TheoryCheck, check_theory, r
 from induction_bigram.incontext.weights_only import read_projection_diagonals
 from induction_bigram.model import check_vocabulary
 from induction_bigram.training.loop import MetricsRecord, train_or_load
-
-RESULT = "result.json"
 
 
 @dataclass(frozen=True)
@@ -177,12 +175,12 @@ def run(
     """Train (or load) the config's run in ``out_dir/run`` and :func:`analyse` it, writing
     ``out_dir/result.json``; with ``out_dir=None`` nothing is written. An unfinished run there is
     resumed; ``existing`` says what to do with a folder that already holds this study."""
-    if out_dir is None:
-        return _train_and_analyse(config, None, progress)
-    with claim_folder(out_dir, "incontext", existing=existing) as out:
-        result = _train_and_analyse(config, out / "run", progress)
-        atomic_write_text(out / RESULT, dumps_json(result.to_dict()) + "\n")
-    return result
+    return run_in_study_folder(
+        out_dir,
+        "incontext",
+        existing,
+        lambda out: _train_and_analyse(config, None if out is None else out / "run", progress),
+    )
 
 
 def _train_and_analyse(config: InContextConfig, run_dir: Path | None, progress: bool) -> InContextResult:

@@ -24,7 +24,7 @@ from induction_bigram.config.checks import at_least
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import build_theory_model, memory_report
 from induction_bigram.training.loop import train_or_load
 from induction_bigram.training.metrics import evaluate
@@ -146,12 +146,7 @@ def run(
 ) -> CapacityResult:
     """The theory-built reference model, then train (or load, from ``out_dir/run_d<d>``) and
     theory-build one model per width; writes ``out_dir/result.json`` when ``out_dir`` is given."""
-    if out_dir is None:
-        return _run(config, None, progress)
-    with claim_folder(out_dir, "capacity", existing=existing) as out:
-        result = _run(config, out, progress)
-        atomic_write_text(out / "result.json", dumps_json(result.to_dict()) + "\n")
-    return result
+    return run_in_study_folder(out_dir, "capacity", existing, lambda out: _run(config, out, progress))
 
 
 def _run(config: CapacityConfig, out: Path | None, progress: bool) -> CapacityResult:

@@ -33,7 +33,7 @@ from induction_bigram.config import Presets, RunConfig, StudyConfig, preset, sec
 from induction_bigram.config.checks import at_least
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import Projection, memory_margin, memory_projections, recall_at_1
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
@@ -250,12 +250,7 @@ def run(
 ) -> FormationResult:
     """Train (or load, from ``out_dir/run_<optimizer>``) one run per optimizer with every step
     scored; writes ``out_dir/result.json`` when ``out_dir`` is given."""
-    if out_dir is None:
-        return _run(config, None, progress)
-    with claim_folder(out_dir, "formation", existing=existing) as out:
-        result = _run(config, out, progress)
-        atomic_write_text(out / "result.json", dumps_json(result.to_dict()) + "\n")
-    return result
+    return run_in_study_folder(out_dir, "formation", existing, lambda out: _run(config, out, progress))
 
 
 def _run(config: FormationConfig, out: Path | None, progress: bool) -> FormationResult:

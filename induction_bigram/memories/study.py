@@ -33,7 +33,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.figures.views import attention_patterns, token_labels
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import (
     FIRST_POSITIONS,
     Projection,
@@ -222,14 +222,14 @@ def run(
     """Train (or load) the run in ``out_dir/run`` with the memories tracked, analyse it, and
     write ``out_dir/result.json`` (nothing on disk when ``out_dir`` is None)."""
     track = functools.partial(track_memories, first_positions=config.memories.first_positions)
-    if out_dir is None:
-        trained = train_or_load(config.run_config(), None, progress=progress, track=[track])
+
+    def train_and_analyse(out: Path | None) -> MemoriesResult:
+        trained = train_or_load(
+            config.run_config(), None if out is None else out / "run", progress=progress, track=[track]
+        )
         return analyse(trained.model, trained.stats, config, trained.metrics)
-    with claim_folder(out_dir, "memories", existing=existing) as out:
-        trained = train_or_load(config.run_config(), out / "run", progress=progress, track=[track])
-        result = analyse(trained.model, trained.stats, config, trained.metrics)
-        atomic_write_text(out / "result.json", dumps_json(result.to_dict()) + "\n")
-    return result
+
+    return run_in_study_folder(out_dir, "memories", existing, train_and_analyse)
 
 
 def claims(result: MemoriesResult) -> list[Claim]:
