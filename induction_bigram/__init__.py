@@ -5,6 +5,7 @@ The package is the pipeline, one folder per stage::
     data/ (BigramStats, TriggerTask, PromptDesigner) -> model.py + hooks/ (build_model)
     -> training/ (train, load) -> memories/ (memory_report; the memory and capacity studies)
     -> incontext/ (decompose_logits, patching, theory; the in-context study) -> lengths/
+    anymodel/ (find_head_pairs, pair_memory_report: the same analyses on any HookedTransformer)
     -> figures/ (shared style, circuitsvis views) -> report/ (reproduce, REPORT.md)
 
 Every study folder has the same parts: a config with presets (``PRESETS``), ``run`` from
@@ -19,6 +20,7 @@ Quick start::
     logits, cache = model.run_with_cache(result.stats.encode("First Citizen:")[None])
 """
 
+from induction_bigram.anymodel import find_head_pairs, pair_memory_report
 from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
@@ -82,6 +84,7 @@ __all__ = [
     "describe",
     "decompose_logits",
     "evaluate",
+    "find_head_pairs",
     "get_paper_matrix",
     "in_context_accuracy",
     "in_context_loss",
@@ -92,6 +95,7 @@ __all__ = [
     "load_weights",
     "memory_report",
     "model_vocab",
+    "pair_memory_report",
     "preset",
     "pretrained_task",
     "repeated_sequence_report",

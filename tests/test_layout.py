@@ -27,6 +27,7 @@ STAGES = {
     "pretrained": 6,
     "memories": 7,
     "incontext": 8,
+    "anymodel": 8,
     "lengths": 9,
     "studies": 10,
     "sweeps": 11,

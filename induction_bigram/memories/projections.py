@@ -238,7 +238,7 @@ def memory_margin(projection: Projection) -> float:
     return margins[counts >= 2].mean().item()
 
 
-def cosine(a: Float[Tensor, "d d"], b: Float[Tensor, "d d"]) -> float:
+def cosine(a: Float[Tensor, "rows cols"], b: Float[Tensor, "rows cols"]) -> float:
     """Frobenius cosine <A, B> / (|A| |B|) (0 when either is zero)."""
     norm = a.norm() * b.norm()
     return (a.flatten() @ b.flatten() / norm).item() if norm > 0 else 0.0
@@ -348,24 +348,28 @@ def memory_report(
             (docs/THEORY.md section 3.6).
     """
     projections = memory_projections(model, triggers, n_positions)
+    cosines = {"W_O2": cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model))}
+    cosines["W_K2"] = cosine(model.blocks[1].attn.QK[0].AB, ideal_W_K2(model, triggers))
+    if "W_K1" in projections:
+        cosines["W_K1"] = cosine(model.blocks[0].attn.QK[0].AB, ideal_W_K1(model, n_positions))
+    return score_projections(projections, cosines, first_positions)
+
+
+def score_projections(
+    projections: dict[str, Projection], cosines: dict[str, float], first_positions: int
+) -> MemoryReport:
+    """:func:`memory_report` from the coefficient matrices and their cosines to the ideal forms (every
+    convention of the module doc in one place, for our models and :mod:`induction_bigram.anymodel`'s)."""
     o2, k2 = projections["W_O2"], projections["W_K2"]
     scores = {
         "W_O2": MemoryScore(
-            "W_O2",
-            recall_at_1(o2),
-            memory_margin(o2),
-            cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model)),
-            convention="argmax over the vocabulary",
+            "W_O2", recall_at_1(o2), memory_margin(o2), cosines["W_O2"], convention="argmax over the vocabulary"
         )
     }
     k2_vocab = Projection(k2.coefficients, k2.targets, torch.ones_like(k2.candidates), by_row=True)
+    recalls = {"recall_triggers": recall_at_1(k2), "recall_vocab": recall_at_1(k2_vocab)}
     scores["W_K2"] = MemoryScore(
-        "W_K2",
-        recall_at_1(k2),
-        memory_margin(k2),
-        cosine(model.blocks[1].attn.QK[0].AB, ideal_W_K2(model, triggers)),
-        recalls={"recall_triggers": recall_at_1(k2), "recall_vocab": recall_at_1(k2_vocab)},
-        convention="keys among the triggers",
+        "W_K2", recall_at_1(k2), memory_margin(k2), cosines["W_K2"], recalls, "keys among the triggers"
     )
     if "W_K1" in projections:
         k1 = projections["W_K1"]
@@ -373,17 +377,13 @@ def memory_report(
         everything = torch.ones_like(k1.candidates)
         everything[:, -1] = False  # the reference probes keys s = 0..n-2
         first = torch.arange(1, n, device=k1.targets.device) < first_positions
+        recalls = {
+            "recall_causal": recall_at_1(k1),
+            "recall_reference": recall_at_1(Projection(k1.coefficients, k1.targets, everything, True)),
+            f"recall_first{first_positions}": recall_at_1(k1, first),
+        }
         scores["W_K1"] = MemoryScore(
-            "W_K1",
-            recall_at_1(k1),
-            memory_margin(k1),
-            cosine(model.blocks[0].attn.QK[0].AB, ideal_W_K1(model, n_positions)),
-            recalls={
-                "recall_causal": recall_at_1(k1),
-                "recall_reference": recall_at_1(Projection(k1.coefficients, k1.targets, everything, True)),
-                f"recall_first{first_positions}": recall_at_1(k1, first),
-            },
-            convention="keys s < t (causal)",
+            "W_K1", recall_at_1(k1), memory_margin(k1), cosines["W_K1"], recalls, "keys s < t (causal)"
         )
     return MemoryReport(scores)
 

@@ -1,0 +1,65 @@
+"""The analyses of docs/THEORY.md sections 3, 4 and 6 on any HookedTransformer of 2 layers or more
+(section 3.8): several heads per layer, LayerNorm, biases, learned embeddings.
+
+- :mod:`.heads`: score every head as previous-token, induction and duplicate-token head on
+  repeated random tokens, and rank (previous-token head, induction head) pairs, with their
+  K-composition;
+- :mod:`.projections`: the memories W_O2, W_K2, W_K1 of a chosen pair, with each head's own
+  weights and LayerNorm folded in, as the same :class:`MemoryReport` our models get;
+- :mod:`.logits`: prompts with a repeated "q o" from the model's vocabulary, the chosen head's
+  direct logit attribution against everything else, and patching of its output.
+"""
+
+from induction_bigram.anymodel.heads import (
+    Head,
+    HeadPair,
+    HeadScores,
+    find_head_pairs,
+    head_pairs,
+    repeated_random_tokens,
+    score_heads,
+)
+from induction_bigram.anymodel.logits import (
+    HeadLogitSplit,
+    HeadPatching,
+    InductionPrompts,
+    direct_logit_split,
+    induction_prompts,
+    logit_difference,
+    patch_head,
+    patch_head_metric,
+)
+from induction_bigram.anymodel.projections import (
+    effective_positional_embeddings,
+    effective_token_embeddings,
+    pair_memory_report,
+    pair_projections,
+    project_induction,
+    project_positions,
+    project_readout,
+)
+
+__all__ = [
+    "Head",
+    "HeadLogitSplit",
+    "HeadPair",
+    "HeadPatching",
+    "HeadScores",
+    "InductionPrompts",
+    "direct_logit_split",
+    "effective_positional_embeddings",
+    "effective_token_embeddings",
+    "find_head_pairs",
+    "head_pairs",
+    "induction_prompts",
+    "logit_difference",
+    "pair_memory_report",
+    "pair_projections",
+    "patch_head",
+    "patch_head_metric",
+    "project_induction",
+    "project_positions",
+    "project_readout",
+    "repeated_random_tokens",
+    "score_heads",
+]

@@ -1,0 +1,102 @@
+"""Head finding on any HookedTransformer (induction_bigram/anymodel/heads.py)."""
+
+import pytest
+import torch
+from transformer_lens.head_detector import detect_head
+
+from induction_bigram.anymodel import HeadPair, HeadScores, find_head_pairs, heads, repeated_random_tokens, score_heads
+from induction_bigram.anymodel.heads import head_pairs
+from induction_bigram.model import model_vocab
+from induction_bigram.pretrained import available, load_pretrained, pretrained_task
+from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model, random_model
+
+
+@pytest.fixture(scope="module")
+def general():
+    return load_pretrained("general", "cpu")
+
+
+def test_the_general_shipped_model_has_its_circuit_in_layer_0_head_0_and_layer_1_head_0(general):
+    scores = score_heads(general)
+    best = find_head_pairs(general)[0]
+    assert (best.previous_token, best.induction) == ((0, 0), (1, 0))
+    assert best.previous_token_score > 0.9 and best.induction_score > 0.9
+    assert scores.best("previous_token") == (0, 0) and scores.best("induction") == (1, 0)
+    assert scores.duplicate_token.max() < 0.1
+    assert best.k_composition == pytest.approx(general.all_composition_scores("K")[0, 0, 1, 0].item())
+
+
+@pytest.mark.parametrize("name", [n for n in available() if n != "general"])
+def test_a_fixed_trigger_head_passes_the_test_on_its_triggers_only(name):
+    """docs/THEORY.md section 3.7: the layer-2 head of a fixed-trigger model is no induction head on
+    random tokens, but is one on sequences of its K triggers; layer 1 is a previous-token head."""
+    model = load_pretrained(name, "cpu")
+    triggers = pretrained_task(name).shared_triggers
+    on_vocab = score_heads(model)
+    on_triggers = score_heads(model, vocabulary=triggers)
+    assert on_vocab.best("previous_token") == (0, 0) and on_vocab.previous_token[0, 0] > 0.5
+    assert on_vocab.induction[1, 0] < 0.25
+    assert on_triggers.induction[1, 0] > 0.8
+    assert on_triggers.half_length == len(triggers)
+
+
+def test_scores_are_tl_detect_head_scores_over_the_queries_with_a_target(general):
+    tokens = repeated_random_tokens(general, n_prompts=1, half_length=20, seed=3)
+    text = "".join(model_vocab(general)[i] for i in tokens[0].tolist())
+    assert torch.equal(general.to_tokens(text), tokens)
+    ours = score_heads(general, tokens)
+    n = tokens.shape[1]
+    # queries with a target: every t >= 1 (previous), the repeated half (induction, duplicate)
+    for kind, tl_name, with_target in [
+        ("previous_token", "previous_token_head", n - 1),
+        ("induction", "induction_head", n // 2),
+        ("duplicate_token", "duplicate_token_head", n // 2),
+    ]:
+        tl = detect_head(general, text, tl_name)
+        torch.testing.assert_close(ours[kind] * with_target / n, tl, rtol=1e-5, atol=1e-6)
+
+
+def test_scores_are_seeded_and_deterministic(general):
+    a, b = score_heads(general, seed=1), score_heads(general, seed=1)
+    assert a.to_dict() == b.to_dict()
+    assert not torch.equal(repeated_random_tokens(general, seed=1), repeated_random_tokens(general, seed=2))
+
+
+def test_a_random_multi_head_model_gives_typed_scores_and_pairs_across_layers():
+    model = random_model()
+    scores = score_heads(model, n_prompts=4)
+    assert isinstance(scores, HeadScores)
+    for kind in ("previous_token", "induction", "duplicate_token"):
+        assert scores[kind].shape == (2, 4)
+        assert ((scores[kind] >= 0) & (scores[kind] <= 1)).all()
+    assert scores.k_composition.shape == (2, 4, 2, 4)
+    assert "L1H3" in str(scores)
+    pairs = find_head_pairs(model, n_prompts=4)
+    assert len(pairs) == 3 and all(isinstance(p, HeadPair) for p in pairs)
+    assert all(p.previous_token[0] < p.induction[0] for p in pairs)
+    assert [p.score for p in pairs] == sorted((p.score for p in pairs), reverse=True)
+    assert len(head_pairs(scores, top=None)) == 16  # 4 heads of layer 0 x 4 of layer 1
+    assert "previous-token L0H" in str(pairs[0]) and "K-composition" in str(pairs[0])
+
+
+def test_the_finder_picks_exactly_the_hand_written_heads():
+    model = ideal_circuit_model()
+    scores = score_heads(model)
+    best = find_head_pairs(model)[0]
+    assert (best.previous_token, best.induction) == (PREVIOUS_TOKEN, INDUCTION)
+    assert best.previous_token_score > 0.95 and best.induction_score > 0.95
+    others = scores.previous_token.clone()
+    others[PREVIOUS_TOKEN] = 0
+    assert others.max() < 0.3
+    assert int(scores.k_composition[0, :, INDUCTION[0], INDUCTION[1]].argmax()) == PREVIOUS_TOKEN[1]
+
+
+def test_a_bos_is_prepended_and_left_out_of_the_scores(monkeypatch):
+    model = random_model()
+    monkeypatch.setattr(heads, "bos_token", lambda model: 49)  # as for a model whose tokenizer has BOS 49
+    tokens = repeated_random_tokens(model, n_prompts=2, vocabulary=torch.arange(49))
+    assert (tokens[:, 0] == 49).all() and not (tokens[:, 1:] == 49).any()
+    assert tokens.shape[1] == 1 + 2 * 15  # (n_ctx - BOS) // 2 distinct tokens, twice
+    scores = score_heads(model, tokens)
+    assert scores.half_length == 15
+    assert all(((scores[k] >= 0) & (scores[k] <= 1)).all() for k in ("previous_token", "induction"))
