@@ -37,6 +37,7 @@ def test_there_are_notebooks():
         "memories.ipynb",
         "in_context_vs_bigram.ipynb",
         "positional_encodings.ipynb",
+        "your_own_model.ipynb",
     }
 
 
