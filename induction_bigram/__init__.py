@@ -2,7 +2,7 @@
 
 The package is the pipeline, one folder per stage::
 
-    data/ (BigramStats, TriggerTask, PromptDesigner) -> model.py + hooks/ (build_model)
+    data/ (BigramStats, TriggerTask, PromptDesigner) -> model/ + hooks/ (build_model)
     -> training/ (train, load) -> memories/ (memory_report; the memory and capacity studies)
     -> incontext/ (decompose_logits, patching, theory; the in-context study) -> lengths/
     anymodel/ (find_head_pairs, pair_memory_report: the same analyses on any HookedTransformer)

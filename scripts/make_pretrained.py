@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 from induction_bigram.errors import CheckpointError
-from induction_bigram.pretrained import export_run
+from induction_bigram.pretrained import export_natural_run, export_run
 from induction_bigram.training.checkpoint import load_checkpoint
+from induction_bigram.training.natural import load_natural_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "induction_bigram" / "pretrained"
 
@@ -50,10 +51,19 @@ RECIPES = {
     "rpe": (["lengths", "--out", "RUNS/lengths"], "RUNS/lengths/rpe"),
     # a general induction head: random triggers (K = 40 per sequence), d = 128, T = 64, AdamW lr 0.3
     "general": (["train", "--preset", "general", "--out", "RUNS/general"], "RUNS/general"),
+    # a standard TL model (2 layers of 4 heads, LayerNorm) on plain text: TEXT stands for --text
+    "natural": (["natural", "--preset", "natural", "--text", "TEXT", "--out", "RUNS/natural"], "RUNS/natural"),
 }
+NATURAL = {"natural"}  # trained by `induction-bigram natural`, exported by export_natural_run
 
 
-def finished(run: Path) -> bool:
+def finished(run: Path, natural: bool = False) -> bool:
+    if natural:
+        try:
+            ckpt = load_natural_checkpoint(run, "cpu")
+        except CheckpointError:
+            return False
+        return ckpt["step"] == ckpt["config"].train.steps
     try:
         ckpt = load_checkpoint(run, "cpu")
     except CheckpointError:
@@ -65,6 +75,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {list(RECIPES)}")
     parser.add_argument("--runs", type=Path, default=Path("runs/pretrained"), help="where the training runs live")
+    parser.add_argument(
+        "--text",
+        type=Path,
+        default=Path("../shared/data/tinyshakespeare.txt"),
+        help="the text the natural model trains on (default: ../shared/data/tinyshakespeare.txt)",
+    )
     args = parser.parse_args()
     unknown = set(args.names) - set(RECIPES)
     if unknown:
@@ -72,15 +88,18 @@ def main() -> None:
     for name in args.names or list(RECIPES):
         arguments, folder = RECIPES[name]
         run = Path(folder.replace("RUNS", str(args.runs)))
-        command = [a.replace("RUNS", str(args.runs)) for a in arguments]
-        if not finished(run):
-            if command[0] == "train" and run.exists():
+        command = [a.replace("RUNS", str(args.runs)).replace("TEXT", str(args.text)) for a in arguments]
+        if not finished(run, natural=name in NATURAL):
+            if command[0] == "natural" and (run / "checkpoint.pt").exists():
+                command = [*command, "--resume"]
+            elif command[0] == "train" and run.exists():
                 command = ["train", "--out", str(run), "--resume"]
             elif command[0] == "lengths" and Path(command[command.index("--out") + 1]).exists():
                 command = [*command, "--resume"]  # reuse the variants already trained there
             print("+ induction-bigram", shlex.join(command), flush=True)
             subprocess.run([sys.executable, "-m", "induction_bigram", *command], check=True)
-        export_run(run, PACKAGE / name, command="induction-bigram " + shlex.join(arguments).replace("RUNS", "runs"))
+        shown = "induction-bigram " + shlex.join(arguments).replace("RUNS", "runs").replace("TEXT", str(args.text))
+        (export_natural_run if name in NATURAL else export_run)(run, PACKAGE / name, command=shown)
         print(f"exported {run} -> {PACKAGE / name}")
 
 

@@ -60,6 +60,47 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def natural_tracker(model, config) -> dict[str, Any]:
+    """The induction and previous-token scores of :func:`induction_bigram.anymodel.score_heads`
+    on ``config.train.score_prompts`` repeated random sequences (seed 0): for each kind, the best
+    head's mean attention on its target, in the last layer (induction) and the first
+    (previous token), and which head it is. ``train_natural(..., track=[natural_tracker])``."""
+    from induction_bigram.anymodel import score_heads
+
+    scores = score_heads(model, n_prompts=config.train.score_prompts)
+    last, first = model.cfg.n_layers - 1, range(0, max(model.cfg.n_layers - 1, 1))
+    induction, previous = scores.best("induction", range(last, last + 1)), scores.best("previous_token", first)
+    return {
+        "induction_score": float(scores["induction"][induction]),
+        "induction_head": list(induction),
+        "previous_token_score": float(scores["previous_token"][previous]),
+        "previous_token_head": list(previous),
+    }
+
+
+def _natural(args: argparse.Namespace) -> int:
+    import torch
+
+    from induction_bigram.config.natural import NATURAL_PRESETS
+    from induction_bigram.files import check_folder
+    from induction_bigram.training.natural import train_natural
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_folder(args.out, "run", existing=_existing(args), label="--out")
+    config = _config(NATURAL_PRESETS, args).with_overrides({"data.text": str(args.text)})
+    result = train_natural(
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        track=[natural_tracker],
+    )
+    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
+    return 0
+
+
 def _run_folder(path: Path, command: str) -> Path:
     """A run folder argument: a checkpoint file there is a mistake worth a clear message."""
     if path.is_file():
@@ -265,10 +306,12 @@ def _capacity_law(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
+    from induction_bigram.config.natural import NATURAL_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
     from induction_bigram.studies import STUDIES
 
     tables = {**{name: study.presets for name, study in STUDIES.items()}, "reproduce": REPORT_PRESETS}
+    tables["natural"] = NATURAL_PRESETS
     names = list(args.names)
     if len(names) > 2 or (len(names) == 2 and names[0] not in tables):
         raise InductionBigramError(f"presets takes a run preset, or a study and one of its presets; got {names}")
@@ -334,6 +377,7 @@ def _print_json(data: Any) -> None:
 
 COMMANDS = {
     "train": _train,
+    "natural": _natural,
     "evaluate": _evaluate,
     "memories": _analyse_run,
     "logits": _analyse_run,

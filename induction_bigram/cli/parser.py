@@ -124,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     _existing_flags(p, "run (--resume takes the run's own config; --set train.steps=N trains longer)")
     _output_flags(p)
 
+    p = commands.add_parser(
+        "natural",
+        help="train a standard TL model (several heads, LayerNorm) on a text file, scoring its induction heads",
+        description="Train the `natural` model: next-character prediction on TEXT; writes OUT/config.json, "
+        "OUT/metrics.jsonl (train and held-out loss, induction and previous-token scores) and OUT/checkpoint.pt.",
+    )
+    p.add_argument("--text", required=True, type=Path, help="a UTF-8 text file (its characters are the vocabulary)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (missing, empty, or a natural run of ours)")
+    _config_flags(p, "natural", "model.n_heads=8")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
+    _existing_flags(p, "run (--set train.steps=N trains longer)")
+    _output_flags(p)
+
     p = commands.add_parser("evaluate", help="score a trained run on a fresh seeded batch")
     p.add_argument("run", type=Path, help="run folder or checkpoint file")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation batch (default 0)")

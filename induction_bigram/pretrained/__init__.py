@@ -18,6 +18,13 @@ name           what                                          induction head
 ``general``    random triggers, K per sequence from pi_u     general (any repeated token)
 =============  ============================================  =================================
 
+A standard TL model trained on plain text (``induction-bigram natural``; none ships yet: no
+induction head formed in the CPU runs tried) would be of another kind: its ``config.json`` holds a
+:class:`~induction_bigram.config.natural.NaturalConfig`, so it is listed by
+:func:`natural_models`, not :func:`available` (whose models take every analysis written for
+the paper's architecture), and :func:`load_pretrained` would build it with
+:func:`~induction_bigram.model.build_natural_model`.
+
 A fixed-trigger head attends from its K triggers only, so TransformerLens's repeated-random-
 tokens test finds no induction head in it; :func:`induction_bigram.incontext.repeated.repeated_sequence_report`
 measures both kinds. :func:`induction_head_kind` reads the kind off a model's training config.
@@ -40,13 +47,15 @@ from safetensors.torch import save as safetensors_bytes
 from transformer_lens import HookedTransformer
 
 from induction_bigram.config import RunConfig
+from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.errors import CheckpointError
+from induction_bigram.errors import CheckpointError, InductionBigramError
 from induction_bigram.files import atomic_write_text, atomic_write_with
-from induction_bigram.model import build_model, load_weights, resolve_device
+from induction_bigram.model import build_model, build_natural_model, load_weights, resolve_device
 from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint, read_config_file, read_metrics
 from induction_bigram.training.loop import resolve_corpus
+from induction_bigram.training.natural import load_natural_checkpoint
 
 WEIGHTS = "model.safetensors"
 SOURCE = "source.json"
@@ -54,14 +63,41 @@ FORMAT = "induction-bigram-pretrained"
 PACKAGE_FILES = (CONFIG, METRICS, SOURCE, WEIGHTS)  # what each shipped model's folder holds
 
 
-def available() -> list[str]:
-    """Names of the shipped models."""
+def _shipped() -> list[str]:
     root = resources.files(__name__)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / WEIGHTS).is_file())
 
 
+def _is_natural(name: str) -> bool:
+    try:
+        data = json.loads(_folder(name).joinpath(CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "data" in data
+
+
+def available() -> list[str]:
+    """Names of the shipped models of the paper's architecture (:func:`natural_models` lists the others)."""
+    return [name for name in _shipped() if not _is_natural(name)]
+
+
+def natural_models() -> list[str]:
+    """Names of the shipped standard TL models trained on plain text (``natural``)."""
+    return [name for name in _shipped() if _is_natural(name)]
+
+
+def natural_pretrained_config(name: str) -> NaturalConfig:
+    """The training config of a shipped natural model (``model.vocab`` holds its characters)."""
+    try:
+        return NaturalConfig.from_dict(json.loads(_folder(name).joinpath(CONFIG).read_text(encoding="utf-8")))
+    except (ValueError, InductionBigramError) as err:
+        raise CheckpointError(f"the shipped model {name!r} has an invalid config.json: {err}") from None
+
+
 def pretrained_config(name: str) -> RunConfig:
-    """The training config of a shipped model."""
+    """The training config of a shipped model (for ``natural``: :func:`natural_pretrained_config`)."""
+    if _is_natural(name):
+        raise CheckpointError(f"{name!r} is a natural model; use natural_pretrained_config({name!r})")
     with resources.as_file(_folder(name).joinpath(CONFIG)) as path:
         return read_config_file(path)
 
@@ -91,6 +127,11 @@ def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTas
 
 def load_pretrained(name: str, device: str | torch.device | None = "auto") -> HookedTransformer:
     """A shipped model as a HookedTransformer, ready for ``run_with_cache``."""
+    if _is_natural(name):
+        config = natural_pretrained_config(name)
+        model = build_natural_model(config.model, device)
+        with resources.as_file(_folder(name).joinpath(WEIGHTS)) as path:
+            return load_weights(model, _read_weights(path), str(path)).eval()
     config = pretrained_config(name)
     with resources.as_file(_folder(name).joinpath(WEIGHTS)) as path:
         return load_model_file(config, path, device)
@@ -104,12 +145,15 @@ def load_model_file(
     device = resolve_device(device)
     config, stats = resolve_corpus(config)
     model = build_model(config.model, device, vocab=stats.vocab)
+    load_weights(model, _read_weights(path), str(path))
+    return model.eval()
+
+
+def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
-        state = load_safetensors(os.fspath(path), device="cpu")
+        return load_safetensors(os.fspath(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types for truncated or foreign files
         raise CheckpointError(f"{path} is truncated or not a safetensors file ({type(err).__name__})") from None
-    load_weights(model, state, str(path))
-    return model.eval()
 
 
 def save_model_file(model: HookedTransformer, path: str | os.PathLike[str]) -> None:
@@ -132,8 +176,19 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     atomic_write_text(out_dir / SOURCE, json.dumps(source, indent=2, allow_nan=False) + "\n")
 
 
+def export_natural_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], command: str) -> None:
+    """Write the shipped form of a natural run (config, complete state dict, metrics, source)."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    ckpt = load_natural_checkpoint(run_dir, "cpu")
+    save_model_file(ckpt["model"], out_dir / WEIGHTS)
+    atomic_write_text(out_dir / CONFIG, ckpt["config"].to_json() + "\n")
+    atomic_write_text(out_dir / METRICS, (run_dir / METRICS).read_text())
+    source = {"command": command, "step": ckpt["step"]}
+    atomic_write_text(out_dir / SOURCE, json.dumps(source, indent=2, allow_nan=False) + "\n")
+
+
 def _folder(name: str):
     folder = resources.files(__name__).joinpath(name)
     if not folder.joinpath(WEIGHTS).is_file():
-        raise CheckpointError(f"no pretrained model named {name!r}; available: {', '.join(available()) or 'none'}")
+        raise CheckpointError(f"no pretrained model named {name!r}; available: {', '.join(_shipped()) or 'none'}")
     return folder

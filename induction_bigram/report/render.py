@@ -205,7 +205,7 @@ def _capacity(result: Any) -> list[str]:
 
 
 def _formation(result: Any) -> list[str]:
-    summary = result.summary()
+    summary, config = result.summary(), result.config
     memories = list(next(iter(summary.values()))["formation"])
     rows = [
         [name, f"{v['lr']:g}", *(str(v["formation"][m]) for m in memories), f"{v['final_in_context_accuracy']:.3f}"]
@@ -213,7 +213,9 @@ def _formation(result: Any) -> list[str]:
     ]
     header = ["optimizer", "lr", *(f"{m} forms at step" for m in memories), "final in-context accuracy"]
     return [
-        f"Every step scored ({_recipe(result.config)}); a memory forms at the first step from which its "
+        f"Every step scored (d = {config.model.d_model}, T = {config.task.seq_len}, K = {config.task.n_triggers}, "
+        f"batch {config.train.batch_size}, {config.train.steps} steps; each optimizer at the rate in the table); "
+        "a memory forms at the first step from which its "
         f"chance-normalised recall stays >= {result.config.formation.level:g} (docs/THEORY.md section 3.6).",
         "",
         *_table(header, rows),

@@ -1,9 +1,10 @@
 """The model of docs/THEORY.md section 2 as a genuine ``transformer_lens.HookedTransformer``.
 
-This is the one module that knows TransformerLens's parameter layout and its row-vector
-convention; everything else reads and writes weights through :func:`get_paper_matrix` /
-:func:`set_paper_matrix` (the paper's column convention) or through TL's own hooks. A port to
-TL 4's ``TransformerBridge`` should only need to touch this file and :mod:`.hooks`.
+This package (:mod:`induction_bigram.model`) is the one place that knows TransformerLens's
+parameter layout and its row-vector convention; everything else reads and writes weights
+through :func:`get_paper_matrix` / :func:`set_paper_matrix` (the paper's column convention) or
+through TL's own hooks. A port to
+TL 4's ``TransformerBridge`` should only need to touch this package and :mod:`.hooks`.
 
 Conventions. TL multiplies row vectors from the right (q = x W_Q, k = x W_K,
 score = q k^T / sqrt(d_head), out = z W_O); the paper multiplies column vectors from the left
@@ -366,7 +367,8 @@ def describe(model: HookedTransformer) -> str:
 
 def load_weights(model: HookedTransformer, state: Any, source: str = "state dict") -> HookedTransformer:
     """Load a ``state_dict`` saved from one of our models into ``model`` (built by
-    :func:`build_model` from the same config), strictly and bitwise.
+    :func:`build_model`, or :func:`~induction_bigram.model.natural.build_natural_model`, from the
+    same config), strictly and bitwise.
 
     This is the loader for our state dicts: a plain ``HookedTransformer`` lacks the relative
     bias and the circuit hook points, and its strict ``load_state_dict`` names this function.
@@ -376,8 +378,8 @@ def load_weights(model: HookedTransformer, state: Any, source: str = "state dict
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} holds no weights")
     expected = model.state_dict()
-    # checkpoints written before the marker existed hold the same model without it
-    state = {MARKER_KEY: expected[MARKER_KEY], **state}
+    if MARKER_KEY in expected:  # checkpoints written before the marker existed hold the same model without it
+        state = {MARKER_KEY: expected[MARKER_KEY], **state}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [

@@ -1,0 +1,49 @@
+"""Model construction and weight access, in one package, so nothing else knows which backend runs.
+
+- :mod:`.circuit`: the two-layer attention model of docs/THEORY.md section 2
+  (:func:`build_model`), the paper's matrix convention and our state-dict loader;
+- :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
+  embeddings, TL's own initialisation) for next-character prediction on plain text
+  (:func:`build_natural_model`).
+"""
+
+from induction_bigram.model.circuit import (
+    MARKER_KEY,
+    build_model,
+    check_tokens,
+    check_vocabulary,
+    describe,
+    get_paper_matrix,
+    load_weights,
+    model_config,
+    model_vocab,
+    positional_embeddings,
+    resolve_device,
+    set_paper_matrix,
+    swap_convention,
+    token_embeddings,
+    trainable_names,
+    unembeddings,
+)
+from induction_bigram.model.natural import build_natural_model, natural_config
+
+__all__ = [
+    "MARKER_KEY",
+    "build_model",
+    "build_natural_model",
+    "check_tokens",
+    "check_vocabulary",
+    "describe",
+    "get_paper_matrix",
+    "load_weights",
+    "model_config",
+    "model_vocab",
+    "natural_config",
+    "positional_embeddings",
+    "resolve_device",
+    "set_paper_matrix",
+    "swap_convention",
+    "token_embeddings",
+    "trainable_names",
+    "unembeddings",
+]

@@ -1,0 +1,95 @@
+"""A standard TransformerLens model for next-character prediction on plain text.
+
+Unlike :mod:`.circuit`, nothing here is ours but the input checks and the tokenizer: the model
+is TL's own attention-only configuration (several heads per layer, LayerNorm, learned token and
+positional embeddings, biases, TL's own initialisation, seeded by ``model.seed``), the kind of
+model the any-model analyses (:mod:`induction_bigram.anymodel`) are for. The embeddings are
+TL's ``Embed``/``PosEmbed`` subclassed only to check their input (an id outside the vocabulary
+or a prompt longer than ``n_ctx`` is a :class:`DataError`), so the parameter names and the
+state dict are exactly a plain ``HookedTransformer``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.errors import ConfigError, ModelShapeError
+from induction_bigram.hooks import CheckedPosEmbed, TokenEmbed
+from induction_bigram.model.circuit import _attach_tokenizer, resolve_device
+
+_NATURAL_ATTR = "_induction_bigram_natural_config"
+
+
+def build_natural_model(
+    cfg: NaturalModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
+) -> HookedTransformer:
+    """A seeded attention-only ``HookedTransformer`` with TL's own initialisation.
+
+    Args:
+        cfg: the shape; ``cfg.vocab`` (or ``vocab``) gives the characters, token id i =
+            ``vocab[i]``, carried as the model's tokenizer so ``to_str_tokens``, ``generate``
+            and ``test_prompt`` work.
+        device: ``"auto"`` picks CUDA when available.
+        vocab: the characters when ``cfg.vocab`` is ``None``; must agree with it otherwise.
+    """
+    if vocab is not None and cfg.vocab is not None and tuple(vocab) != tuple(cfg.vocab):
+        raise ConfigError(f"model.vocab holds {len(cfg.vocab)} characters that differ from the vocabulary given")
+    chars = cfg.vocab if cfg.vocab is not None else vocab
+    if chars is None:
+        raise ConfigError("model.vocab is None: resolve it from the text first (or pass vocab=)")
+    if len(chars) < 2 or len(set(chars)) != len(chars):
+        raise ConfigError(f"a vocabulary needs at least 2 distinct characters, got {len(chars)}")
+    device = resolve_device(device)
+    tl_cfg = HookedTransformerConfig(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_head=cfg.d_head,
+        n_heads=cfg.n_heads,
+        d_vocab=len(chars),
+        n_ctx=cfg.n_ctx,
+        attn_only=True,
+        normalization_type=None if cfg.normalization == "none" else cfg.normalization,
+        positional_embedding_type="standard",
+        default_prepend_bos=False,
+        seed=None,
+        device=str(device),
+        model_name="induction-bigram-natural",
+    )
+    with warnings.catch_warnings():
+        # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
+        warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
+        # TL's own init, from our seed alone, without touching the global random stream
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = HookedTransformer(tl_cfg, move_to_device=False)
+            _install_checks(model)
+    model.to(device, print_details=False)
+    _attach_tokenizer(model, tuple(chars))
+    setattr(model, _NATURAL_ATTR, cfg if cfg.vocab is not None else _with_vocab(cfg, chars))
+    return model
+
+
+def _with_vocab(cfg: NaturalModelConfig, vocab: str) -> NaturalModelConfig:
+    return dataclasses.replace(cfg, vocab="".join(vocab))
+
+
+def _install_checks(model: HookedTransformer) -> None:
+    """TL's embeddings with input checks; same parameters, same initial values."""
+    embed, pos_embed = TokenEmbed(model.cfg), CheckedPosEmbed(model.cfg)
+    embed.load_state_dict(model.embed.state_dict())
+    pos_embed.load_state_dict(model.pos_embed.state_dict())
+    model.embed, model.pos_embed = embed, pos_embed
+    model.setup()
+
+
+def natural_config(model: HookedTransformer) -> NaturalModelConfig:
+    """The :class:`NaturalModelConfig` a model was built from (raises for other models)."""
+    cfg = getattr(model, _NATURAL_ATTR, None)
+    if cfg is None:
+        raise ModelShapeError("this HookedTransformer was not built by build_natural_model")
+    return cfg

@@ -1,0 +1,246 @@
+"""Training the ``natural`` model: next-character prediction on a text file, AdamW.
+
+``train_natural(config, run_dir)`` writes ``run_dir/config.json`` (with ``model.vocab`` filled
+in from the text), appends a record per evaluation to ``run_dir/metrics.jsonl`` (train loss,
+held-out loss, plus whatever the ``track`` callables measure: the command line adds the
+induction score of :func:`induction_bigram.anymodel.score_heads`, a later stage that training
+does not import) and saves ``run_dir/checkpoint.pt`` every ``checkpoint_every`` steps and at
+the end. The folder is a run folder of the package (:func:`~induction_bigram.files.claim_folder`
+with kind ``"run"``, so ``--resume``/``--overwrite`` behave as for ``train``); its checkpoint
+has its own format, which :func:`load_natural` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+from transformer_lens import HookedTransformer
+
+from induction_bigram.config.natural import NaturalConfig
+from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
+from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError, TrainingDivergedError
+from induction_bigram.files import atomic_write_text, atomic_write_with, claim_folder
+from induction_bigram.model import build_natural_model, load_weights, resolve_device
+from induction_bigram.training.checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    MetricsRecord,
+    config_differences,
+    metrics_line,
+    read_metrics,
+)
+
+FORMAT = "induction-bigram-natural-checkpoint"
+NaturalTracker = Callable[[HookedTransformer, NaturalConfig], dict[str, Any]]
+"""A measurement added to every metrics record (e.g. the induction score)."""
+
+
+@dataclass
+class NaturalResult:
+    """What :func:`train_natural` returns: the trained model and its history."""
+
+    model: HookedTransformer
+    config: NaturalConfig
+    metrics: list[MetricsRecord] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    @property
+    def final(self) -> MetricsRecord:
+        return self.metrics[-1]
+
+
+def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
+    """Read and encode the text; ``config`` with ``model.vocab`` taken from it if unset."""
+    text = read_text(config.data.text)
+    config = config.with_vocab(text_vocab(text) if config.model.vocab is None else config.model.vocab)
+    ids = encode_text(text, config.model.vocab)
+    return config, TextWindows(ids, config.model.n_ctx, config.data.held_out_fraction)
+
+
+def make_natural_optimizer(model: HookedTransformer, config: NaturalConfig) -> torch.optim.Optimizer:
+    cfg = config.train
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+
+
+def train_natural(
+    config: NaturalConfig,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    track: Sequence[NaturalTracker] = (),
+) -> NaturalResult:
+    """Train the natural model as ``config`` says (``data.text`` must name a text file).
+
+    ``resume`` continues ``run_dir``'s checkpoint (only ``train.steps`` may differ);
+    ``overwrite`` starts afresh in a run folder of ours. A loss that turns NaN or infinite
+    stops the run with :class:`TrainingDivergedError`, keeping the last checkpoint.
+    """
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other")
+    if run_dir is None:
+        if resume:
+            raise ConfigError("resume needs a run folder")
+        return _Loop.fresh(config, None, track).run(progress)
+    existing = "resume" if resume else "overwrite" if overwrite else "refuse"
+    with claim_folder(run_dir, "run", existing=existing) as run_dir:
+        loop = _Loop.resumed(config, run_dir, track) if resume else _Loop.fresh(config, run_dir, track)
+        return loop.run(progress)
+
+
+def load_natural_checkpoint(path: str | Path, device: str | torch.device | None = "auto") -> dict[str, Any]:
+    """A natural checkpoint's payload, with ``"model"`` (rebuilt, weights loaded) and
+    ``"config"`` (a :class:`NaturalConfig`); any fault of the file is a :class:`CheckpointError`."""
+    device = resolve_device(device)
+    path = Path(path)
+    path = path / CHECKPOINT if path.is_dir() else path
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for missing, truncated or foreign files
+        raise CheckpointError(f"{path} is missing, truncated or not a checkpoint ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a natural-model checkpoint (train it with `induction-bigram natural`)")
+    try:
+        config = NaturalConfig.from_dict(json.loads(payload["config"]))
+        model = build_natural_model(config.model, device)
+    except (KeyError, json.JSONDecodeError, InductionBigramError) as err:
+        raise CheckpointError(f"{path} holds an invalid config: {err}") from None
+    load_weights(model, payload.get("model_state"), str(path))
+    return payload | {"model": model.eval(), "config": config}
+
+
+def load_natural(path: str | Path, device: str | torch.device | None = "auto") -> HookedTransformer:
+    """The trained model of a natural run folder (or checkpoint file), in eval mode."""
+    return load_natural_checkpoint(path, device)["model"]
+
+
+class _Loop:
+    def __init__(self, config, windows, model, optimizer, generator, run_dir, track):
+        self.config, self.windows, self.model = config, windows, model
+        self.optimizer, self.generator, self.run_dir = optimizer, generator, run_dir
+        self.track = tuple(track)
+        self.device = next(model.parameters()).device
+        self.held_out = windows.held_out(config.data.held_out_windows).to(self.device)
+        self.metrics: list[MetricsRecord] = []
+        self.start, self.elapsed = 0, 0.0
+
+    @classmethod
+    def fresh(cls, config: NaturalConfig, run_dir: Path | None, track) -> _Loop:
+        config, windows = resolve_text(config)
+        model = build_natural_model(config.model, config.train.device)
+        generator = torch.Generator().manual_seed(config.train.seed)
+        if run_dir is not None:
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
+            atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
+            atomic_write_text(run_dir / METRICS, "")
+        loop = cls(config, windows, model, make_natural_optimizer(model, config), generator, run_dir, track)
+        loop.record(0, None, 0.0, 0)
+        if config.train.steps == 0:
+            loop.save(0)
+        return loop
+
+    @classmethod
+    def resumed(cls, config: NaturalConfig, run_dir: Path, track) -> _Loop:
+        ckpt = load_natural_checkpoint(run_dir, config.train.device)
+        saved: NaturalConfig = ckpt["config"]
+        requested, windows = resolve_text(config.with_vocab(saved.model.vocab))
+        if replace(saved, train=replace(saved.train, steps=requested.train.steps)) != requested:
+            diff = config_differences(saved.to_dict(), requested.to_dict())
+            raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
+        if requested.train.steps < ckpt["step"]:
+            raise ConfigError(
+                f"cannot resume {run_dir} with train.steps={requested.train.steps}: it ran {ckpt['step']}"
+            )
+        model = ckpt["model"]
+        optimizer = make_natural_optimizer(model, requested)
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        generator = torch.Generator()
+        generator.set_state(ckpt["data_rng_state"])
+        loop = cls(requested, windows, model, optimizer, generator, run_dir, track)
+        loop.start, loop.elapsed = int(ckpt["step"]), float(ckpt["elapsed_seconds"])
+        loop.metrics = [r for r in read_metrics(run_dir) if r["step"] <= loop.start]
+        atomic_write_text(run_dir / CONFIG, requested.to_json() + "\n")
+        atomic_write_text(run_dir / METRICS, "".join(metrics_line(r) for r in loop.metrics))
+        return loop
+
+    def run(self, progress: bool) -> NaturalResult:
+        cfg = self.config.train
+        clock = time.perf_counter() - self.elapsed
+        losses, seconds = [], 0.0
+        bar = tqdm(total=cfg.steps, initial=self.start, disable=not progress, desc="natural", unit="step")
+        try:
+            self.model.train()
+            for step in range(self.start + 1, cfg.steps + 1):
+                began = time.perf_counter()
+                batch = self.windows.sample(cfg.batch_size, self.generator).to(self.device)
+                loss = self.model(batch[:, :-1], return_type="loss")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(loss.item())
+                seconds += time.perf_counter() - began
+                if not math.isfinite(losses[-1]):
+                    raise TrainingDivergedError(
+                        f"training diverged at step {step}: the loss is {losses[-1]} (train.lr={cfg.lr}); "
+                        f"the last checkpoint is kept"
+                    )
+                bar.update(1)
+                self.elapsed = time.perf_counter() - clock
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    record = self.record(step, sum(losses) / len(losses), seconds, len(losses))
+                    bar.set_postfix(
+                        {k: f"{record[k]:.3f}" for k in ("held_out_loss", "induction_score") if k in record}
+                    )
+                    losses, seconds = [], 0.0
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    self.save(step)
+        finally:
+            bar.close()
+        self.model.eval()
+        return NaturalResult(self.model, self.config, self.metrics, self.run_dir)
+
+    @torch.no_grad()
+    def record(self, step: int, train_loss: float | None, seconds: float, n_steps: int) -> MetricsRecord:
+        was_training = self.model.training
+        self.model.eval()
+        held = float(self.model(self.held_out[:, :-1], return_type="loss"))
+        tokens = n_steps * self.config.train.batch_size * self.config.model.n_ctx
+        record: MetricsRecord = {
+            "step": step,
+            "train_loss": train_loss,
+            "held_out_loss": held,
+            "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
+            "elapsed_seconds": self.elapsed,
+        }
+        for tracker in self.track:
+            record.update(tracker(self.model, self.config))
+        self.model.train(was_training)
+        self.metrics.append(record)
+        if self.run_dir is not None:
+            with open(self.run_dir / METRICS, "a") as handle:
+                handle.write(metrics_line(record))
+        return record
+
+    def save(self, step: int) -> None:
+        if self.run_dir is None:
+            return
+        payload = {
+            "format": FORMAT,
+            "config": self.config.to_json(),
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer_state": self.optimizer.state_dict(),
+            "step": step,
+            "elapsed_seconds": self.elapsed,
+            "data_rng_state": self.generator.get_state(),
+        }
+        atomic_write_with(self.run_dir / CHECKPOINT, lambda handle: torch.save(payload, handle))

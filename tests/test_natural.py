@@ -1,0 +1,133 @@
+"""The ``natural`` model: a standard TL model trained on plain text (issue 15)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer
+
+from induction_bigram.cli import main as cli_main
+from induction_bigram.cli.commands import natural_tracker
+from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig, natural_preset
+from induction_bigram.data.text import TextWindows, encode_text, text_vocab
+from induction_bigram.errors import ConfigError, DataError
+from induction_bigram.model import build_natural_model
+from induction_bigram.training.natural import load_natural, load_natural_checkpoint, train_natural
+from tests.conftest import shakespeare_text_path
+
+TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 40
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def test_config_presets_round_trip_and_overrides():
+    assert list(NATURAL_PRESETS) == ["natural", "natural-test"]
+    cfg = natural_preset("natural")
+    assert (cfg.model.n_layers, cfg.model.n_heads, cfg.model.normalization) == (2, 8, "LN")
+    assert NaturalConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    changed = cfg.with_overrides(["model.n_heads=8", "train.lr=0.003", "data.text=a.txt"])
+    assert (changed.model.n_heads, changed.train.lr, changed.data.text) == (8, 0.003, "a.txt")
+    with pytest.raises(ConfigError, match="model.n_heads"):
+        cfg.with_overrides(["model.n_heads=0"])
+    with pytest.raises(ConfigError, match="unknown config key"):
+        cfg.with_overrides(["model.n_head=2"])
+
+
+def test_the_model_is_a_standard_hooked_transformer_with_several_heads_and_layer_norm():
+    cfg = natural_preset("natural-test").model
+    model = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))
+    assert type(model) is not None and isinstance(model, HookedTransformer)
+    assert model.cfg.n_heads > 1 and model.cfg.normalization_type == "LN" and model.cfg.attn_only
+    assert model.to_str_tokens("the cat") == list("the cat")
+    _, cache = model.run_with_cache(model.to_tokens("the cat sat"))
+    assert cache["blocks.0.attn.hook_pattern"].shape == (1, cfg.n_heads, 11, 11)
+    assert isinstance(model.generate("the", max_new_tokens=3, verbose=False), str)
+    with pytest.warns(DeprecationWarning):  # TL 3 says HookedTransformer is deprecated
+        plain = HookedTransformer(model.cfg)  # the state dict is exactly a plain TL model's
+    plain.load_state_dict(model.state_dict())
+    again = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))  # seeded
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error():
+    model = build_natural_model(natural_preset("natural-test").model, "cpu", vocab=text_vocab(TEXT))
+    with pytest.raises(DataError, match="exceeds the context n_ctx = 16"):
+        model(model.to_tokens("the cat sat on the mat", truncate=False))  # TL truncates by default
+
+
+def test_unknown_characters_are_a_data_error_naming_them(text_file):
+    with pytest.raises(DataError, match=r"\['Q', 'Z'\]"):
+        encode_text("the Zoo Qat", text_vocab(TEXT))
+    cfg = natural_preset("natural-test").with_overrides({"data.text": str(text_file), "model.vocab": "the ca"})
+    with pytest.raises(DataError, match="outside the model's vocabulary"):
+        train_natural(cfg, None, progress=False)
+
+
+def test_windows_are_seeded_and_held_out_is_fixed():
+    ids = encode_text(TEXT, text_vocab(TEXT))
+    windows = TextWindows(ids, 16, 0.1)
+    a = windows.sample(4, torch.Generator().manual_seed(0))
+    b = windows.sample(4, torch.Generator().manual_seed(0))
+    assert a.shape == (4, 17) and torch.equal(a, b)
+    assert torch.equal(windows.held_out(3), windows.held_out(3))
+    with pytest.raises(DataError, match="n_ctx"):
+        TextWindows(ids[:40], 16, 0.1)
+
+
+def test_the_test_preset_trains_end_to_end_writes_and_loads_its_folder(text_file, tmp_path):
+    cfg = natural_preset("natural-test").with_overrides({"data.text": str(text_file)})
+    out = tmp_path / "run"
+    result = train_natural(cfg, out, progress=False, track=[natural_tracker])
+    assert {"config.json", "metrics.jsonl", "checkpoint.pt"} <= {p.name for p in out.iterdir()}
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 3, 6]
+    assert all(0 <= r["induction_score"] <= 1 and r["held_out_loss"] > 0 for r in records)
+    assert NaturalConfig.from_dict(json.loads((out / "config.json").read_text())).model.vocab == text_vocab(TEXT)
+    loaded = load_natural(out, "cpu")
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor.cpu()), name
+    longer = train_natural(cfg.with_overrides({"train.steps": 9}), out, resume=True, progress=False)
+    assert longer.final["step"] == 9 and load_natural_checkpoint(out, "cpu")["step"] == 9
+
+
+def test_the_command_trains_on_shakespeare(tmp_path, capsys):
+    text = shakespeare_text_path()
+    if text is None:
+        pytest.skip("tiny Shakespeare is not on this machine")
+    out = tmp_path / "natural"
+    code = cli_main(
+        ["natural", "--text", str(text), "--out", str(out), "--preset", "natural-test", "--no-progress", "--json"]
+    )
+    assert code == 0
+    final = json.loads(capsys.readouterr().out)
+    assert final["step"] == 6 and "induction_score" in final and "held_out_loss" in final
+    assert len(load_natural(out, "cpu").tokenizer.get_vocab()) == 65 + 4
+
+
+# -- the shipped natural model --------------------------------------------------------------------
+
+
+def test_a_natural_run_exports_to_the_shipped_form_and_loads_back(text_file, tmp_path):
+    from safetensors.torch import load_file
+
+    from induction_bigram.model import load_weights
+    from induction_bigram.pretrained import export_natural_run
+
+    cfg = natural_preset("natural-test").with_overrides({"data.text": str(text_file)})
+    result = train_natural(cfg, tmp_path / "run", progress=False)
+    export_natural_run(tmp_path / "run", tmp_path / "shipped", command="induction-bigram natural ...")
+    files = {p.name for p in (tmp_path / "shipped").iterdir()}
+    assert files == {"config.json", "metrics.jsonl", "source.json", "model.safetensors"}
+    config = NaturalConfig.from_dict(json.loads((tmp_path / "shipped" / "config.json").read_text()))
+    model = load_weights(
+        build_natural_model(config.model, "cpu"), load_file(tmp_path / "shipped" / "model.safetensors")
+    )
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor.cpu()), name
