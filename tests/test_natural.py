@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer
 
+from induction_bigram.anymodel import track_head_scores
 from induction_bigram.cli import main as cli_main
-from induction_bigram.cli.commands import natural_tracker
 from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig, natural_preset
 from induction_bigram.data.text import TextWindows, encode_text, text_vocab
 from induction_bigram.errors import ConfigError, DataError
@@ -84,7 +84,7 @@ def test_windows_are_seeded_and_held_out_is_fixed():
 def test_the_test_preset_trains_end_to_end_writes_and_loads_its_folder(text_file, tmp_path):
     cfg = natural_preset("natural-test").with_overrides({"data.text": str(text_file)})
     out = tmp_path / "run"
-    result = train_natural(cfg, out, progress=False, track=[natural_tracker])
+    result = train_natural(cfg, out, progress=False, track=[track_head_scores])
     assert {"config.json", "metrics.jsonl", "checkpoint.pt"} <= {p.name for p in out.iterdir()}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 3, 6]

@@ -18,6 +18,7 @@ from induction_bigram.anymodel.heads import (
     head_pairs,
     repeated_random_tokens,
     score_heads,
+    track_head_scores,
 )
 from induction_bigram.anymodel.logits import (
     HeadLogitSplit,
@@ -62,4 +63,5 @@ __all__ = [
     "project_readout",
     "repeated_random_tokens",
     "score_heads",
+    "track_head_scores",
 ]

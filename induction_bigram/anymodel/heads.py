@@ -311,3 +311,20 @@ def find_head_pairs(model: HookedTransformer, top: int | None = 3, **probe: Any)
     if model.cfg.n_layers < 2:
         raise ModelShapeError(f"an induction circuit needs 2 layers or more; the model has {model.cfg.n_layers}")
     return head_pairs(score_heads(model, **probe), top)
+
+
+def track_head_scores(model: HookedTransformer, config: Any) -> dict[str, Any]:
+    """A training tracker (``train_natural(..., track=[track_head_scores])``): the best
+    induction head of the last layer and the best previous-token head of the earlier ones, with
+    their scores (:func:`score_heads` on ``config.train.score_prompts`` repeated random sequences,
+    seed 0), so that ``metrics.jsonl`` shows when an induction head forms."""
+    scores = score_heads(model, n_prompts=config.train.score_prompts)
+    last = model.cfg.n_layers - 1
+    induction = scores.best("induction", range(last, last + 1))
+    previous = scores.best("previous_token", range(max(last, 1)))
+    return {
+        "induction_score": float(scores["induction"][induction]),
+        "induction_head": list(induction),
+        "previous_token_score": float(scores["previous_token"][previous]),
+        "previous_token_head": list(previous),
+    }

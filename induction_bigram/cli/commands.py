@@ -60,27 +60,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def natural_tracker(model, config) -> dict[str, Any]:
-    """The induction and previous-token scores of :func:`induction_bigram.anymodel.score_heads`
-    on ``config.train.score_prompts`` repeated random sequences (seed 0): for each kind, the best
-    head's mean attention on its target, in the last layer (induction) and the first
-    (previous token), and which head it is. ``train_natural(..., track=[natural_tracker])``."""
-    from induction_bigram.anymodel import score_heads
-
-    scores = score_heads(model, n_prompts=config.train.score_prompts)
-    last, first = model.cfg.n_layers - 1, range(0, max(model.cfg.n_layers - 1, 1))
-    induction, previous = scores.best("induction", range(last, last + 1)), scores.best("previous_token", first)
-    return {
-        "induction_score": float(scores["induction"][induction]),
-        "induction_head": list(induction),
-        "previous_token_score": float(scores["previous_token"][previous]),
-        "previous_token_head": list(previous),
-    }
-
-
 def _natural(args: argparse.Namespace) -> int:
     import torch
 
+    from induction_bigram.anymodel import track_head_scores
     from induction_bigram.config.natural import NATURAL_PRESETS
     from induction_bigram.files import check_folder
     from induction_bigram.training.natural import train_natural
@@ -95,7 +78,7 @@ def _natural(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        track=[natural_tracker],
+        track=[track_head_scores],
     )
     _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
     return 0
