@@ -23,7 +23,7 @@ STAGES = {
     "hooks": 2,
     "model": 3,
     "figures": 4,
-    "training": 5,
+    "training": 6,
     "pretrained": 6,
     "memories": 7,
     "incontext": 8,

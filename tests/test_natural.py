@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -56,10 +57,26 @@ def test_the_model_is_a_standard_hooked_transformer_with_several_heads_and_layer
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
-def test_a_prompt_longer_than_the_context_is_a_clear_error():
-    model = build_natural_model(natural_preset("natural-test").model, "cpu", vocab=text_vocab(TEXT))
+@pytest.mark.parametrize("positional", ["rotary", "shortformer"])
+def test_other_positional_encodings_are_plain_tl_models_too(positional):
+    cfg = replace(natural_preset("natural-test").model, positional=positional)
+    model = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))
+    assert model.cfg.positional_embedding_type == positional
+    with pytest.warns(DeprecationWarning):
+        plain = HookedTransformer(model.cfg)
+    plain.load_state_dict(model.state_dict())  # the same parameters, by TL's names
+    tokens = model.to_tokens("the cat sat")
+    assert torch.equal(model(tokens), plain(tokens))
+
+
+@pytest.mark.parametrize("positional", ["standard", "rotary", "shortformer"])
+def test_a_prompt_longer_than_the_context_is_a_clear_error(positional):
+    cfg = replace(natural_preset("natural-test").model, positional=positional)
+    model = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))
     with pytest.raises(DataError, match="exceeds the context n_ctx = 16"):
         model(model.to_tokens("the cat sat on the mat", truncate=False))  # TL truncates by default
+    with pytest.raises(DataError, match="exceeds the context n_ctx = 16"):  # KV-cached positions count
+        model.generate("the cat", max_new_tokens=12, verbose=False)
 
 
 def test_unknown_characters_are_a_data_error_naming_them(text_file):

@@ -46,6 +46,10 @@ class NaturalModelConfig:
         n_layers / n_heads / d_model / d_head: the shape; an induction circuit needs 2 layers.
         n_ctx: the context length; training windows hold n_ctx + 1 characters.
         normalization: TL's ``normalization_type``: ``"LN"``, ``"LNPre"`` or ``"none"``.
+        positional: TL's ``positional_embedding_type``: ``"standard"`` (learned absolute
+            positions added to the stream), ``"rotary"`` (rotary on the whole head, no positions
+            in the stream) or ``"shortformer"`` (learned absolute positions added to the
+            queries' and keys' input only).
         vocab: the characters, token id i = ``vocab[i]``; ``None`` means "every character of
             the text, sorted" (a trained model's config holds them).
         seed: seeds TL's initialisation.
@@ -57,6 +61,7 @@ class NaturalModelConfig:
     d_head: int = at_least(1, 16)
     n_ctx: int = at_least(2, 128)
     normalization: Literal["LN", "LNPre", "none"] = "LN"
+    positional: Literal["standard", "rotary", "shortformer"] = "standard"
     vocab: Optional[str] = None
     seed: int = seed_field()
 

@@ -13,7 +13,7 @@ the CLI's ``--set``.
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, TypeVar
+from typing import Any, Literal, Optional, TypeVar, Union
 
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import at_least, section, seed_field, show
@@ -116,9 +116,12 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step is always saved).
         seed: seeds the training batches.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        compile: run the training forward/backward through ``torch.compile`` (needs a C++
-            compiler on CPU; about 30 s to compile, then about 1.5x faster at the reference
-            shape on CPU, see ``benchmarks/bench_train.py``). Evaluation stays eager.
+        compile: run the training forward/backward through ``torch.compile``: ``True``,
+            ``False``, or ``"auto"``: on where compiling (about 30 s on CPU, with a C++
+            compiler) pays for itself, measured by ``benchmarks/bench_compile.py``
+            (:func:`induction_bigram.training.compile.compile_decision`; the progress output says
+            which and why). Compiling does not change what is learned beyond float rounding;
+            evaluation, analyses and hooks stay eager.
     """
 
     steps: int = at_least(0, 1000)
@@ -136,7 +139,7 @@ class TrainConfig:
     checkpoint_every: int = at_least(1, 100)
     seed: int = seed_field()
     device: str = "auto"
-    compile: bool = False
+    compile: Union[bool, Literal["auto"]] = "auto"
 
     def check(self) -> None:
         if self.momentum >= 1:
@@ -177,6 +180,12 @@ class RunConfig(Config):
         if self.model.d_vocab not in (None, d_vocab):
             raise ConfigError(f"model.d_vocab = {self.model.d_vocab} but the corpus has {d_vocab} tokens")
         return dataclasses.replace(self, model=dataclasses.replace(self.model, d_vocab=d_vocab))
+
+    def recipe(self) -> "RunConfig":
+        """This config with ``train.compile`` at its default: what a run learns, without how it
+        executes. Resuming and the shipped-model checks compare recipes, so a run trained
+        eager resumes compiled (and back), as the same run up to float rounding."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, compile="auto"))
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,9 @@ class CircuitAttention(RoutesOutput, Attention):
         return self._causal[:n, :n]
 
     def _lean_forward(self, x_q: Tensor, x_k: Tensor, x_v: Tensor) -> Tensor:
-        if self._query_is_input():
+        # under torch.compile the identity check would guard on W_Q's storage and recompile
+        # for every new model; the product with the identity is exact, so take it there
+        if not torch.compiler.is_compiling() and self._query_is_input():
             q = x_q.unsqueeze(2) + self.b_Q  # a new tensor: hooks may edit q in place
         else:
             q = simple_attn_linear(x_q, self.W_Q, self.b_Q)

@@ -19,7 +19,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.hooks import CheckedPosEmbed, TokenEmbed
+from induction_bigram.hooks import CheckedPosEmbed, CircuitAttention, TokenEmbed
 from induction_bigram.model.circuit import _attach_tokenizer, resolve_device
 
 _NATURAL_ATTR = "_induction_bigram_natural_config"
@@ -54,7 +54,8 @@ def build_natural_model(
         n_ctx=cfg.n_ctx,
         attn_only=True,
         normalization_type=None if cfg.normalization == "none" else cfg.normalization,
-        positional_embedding_type="standard",
+        positional_embedding_type=cfg.positional,
+        rotary_dim=cfg.d_head if cfg.positional == "rotary" else None,
         default_prepend_bos=False,
         seed=None,
         device=str(device),
@@ -79,11 +80,18 @@ def _with_vocab(cfg: NaturalModelConfig, vocab: str) -> NaturalModelConfig:
 
 
 def _install_checks(model: HookedTransformer) -> None:
-    """TL's embeddings with input checks; same parameters, same initial values."""
-    embed, pos_embed = TokenEmbed(model.cfg), CheckedPosEmbed(model.cfg)
-    embed.load_state_dict(model.embed.state_dict())
-    pos_embed.load_state_dict(model.pos_embed.state_dict())
-    model.embed, model.pos_embed = embed, pos_embed
+    """TL's components with input checks; same parameters, same initial values. A rotary
+    model has no positional embedding to check the context at; its attention checks it where
+    TL indexes the rotary tables (KV-cached positions included)."""
+    swaps = [("embed", TokenEmbed(model.cfg))]
+    if model.cfg.positional_embedding_type == "rotary":
+        swaps += [(f"blocks.{i}.attn", CircuitAttention(model.cfg, "global", i)) for i in range(model.cfg.n_layers)]
+    else:
+        swaps.append(("pos_embed", CheckedPosEmbed(model.cfg)))
+    for name, module in swaps:
+        module.load_state_dict(model.get_submodule(name).state_dict())
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, module)
     model.setup()
 
 

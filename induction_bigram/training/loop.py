@@ -14,6 +14,7 @@ written. A loss or weight that turns NaN or infinite stops the run with
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from induction_bigram.training.checkpoint import (
     read_metrics,
     save_checkpoint,
 )
+from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
 
 Tracker = Callable[[HookedTransformer, TriggerTask], dict[str, Any]]
@@ -228,7 +230,7 @@ def train_or_load(
         if not (run_dir / CHECKPOINT).exists():  # new, or killed before its first checkpoint
             return _train_fresh(config, run_dir, progress=progress, on_eval=None, track=track)
         ckpt = load_checkpoint(run_dir, config.train.device)
-        if ckpt.step < config.train.steps or ckpt.config != config.with_vocab(ckpt.stats.n_tokens):
+        if ckpt.step < config.train.steps or ckpt.config.recipe() != config.with_vocab(ckpt.stats.n_tokens).recipe():
             return _resume(config, run_dir, progress=progress, on_eval=None, track=track)
         ckpt.model.eval()
         return TrainResult(ckpt.model, ckpt.config, ckpt.stats, read_metrics(run_dir), run_dir)
@@ -244,9 +246,9 @@ def _resume(
 ) -> TrainResult:
     ckpt = load_checkpoint(run_dir, config.train.device)
     requested = config.with_vocab(ckpt.stats.n_tokens)
-    saved = replace(ckpt.config, train=replace(ckpt.config.train, steps=requested.train.steps))
-    if saved != requested:
-        diff = config_differences(saved.to_dict(), requested.to_dict())
+    saved = replace(ckpt.config, train=replace(ckpt.config.train, steps=requested.train.steps)).recipe()
+    if saved != requested.recipe():
+        diff = config_differences(saved.to_dict(), requested.recipe().to_dict())
         raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
     if requested.train.steps < ckpt.step:
         raise ConfigError(
@@ -281,7 +283,8 @@ class _Loop:
         cfg = config.train
         eval_generator = torch.Generator(device=device).manual_seed(cfg.eval_seed)
         self.eval_batch: TaskBatch = self.task.sample(cfg.eval_batch_size, eval_generator)
-        self.forward = torch.compile(model) if cfg.compile else model
+        compiled, self.compile_note = compile_decision(config, device)
+        self.forward = torch.compile(model) if compiled else model
         self.metrics: list[MetricsRecord] = []
         self.saved_step: int | None = None  # the step of the last checkpoint in run_dir
         self.clock_start = time.perf_counter()  # wall clock, evaluation included
@@ -292,6 +295,8 @@ class _Loop:
         tokens_per_step = cfg.batch_size * self.config.task.seq_len
         window_seconds, window_tokens = 0.0, 0
         bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
+        if progress and start < cfg.steps:
+            bar.write(self.compile_note, file=sys.stderr)  # stdout may carry --json output
         try:
             self.model.train()
             for step in range(start + 1, cfg.steps + 1):

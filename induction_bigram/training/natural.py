@@ -3,11 +3,11 @@
 ``train_natural(config, run_dir)`` writes ``run_dir/config.json`` (with ``model.vocab`` filled
 in from the text), appends a record per evaluation to ``run_dir/metrics.jsonl`` (train loss,
 held-out loss, plus whatever the ``track`` callables measure: the command line adds
-:func:`induction_bigram.anymodel.track_head_scores`, the best induction and previous-token heads,
-from a later stage that training does not import) and saves ``run_dir/checkpoint.pt`` every ``checkpoint_every`` steps and at
-the end. The folder is a run folder of the package (:func:`~induction_bigram.files.claim_folder`
-with kind ``"run"``, so ``--resume``/``--overwrite`` behave as for ``train``); its checkpoint
-has its own format, which :func:`load_natural` reads.
+:func:`induction_bigram.anymodel.track_head_scores`, the best induction and previous-token
+heads, from a later stage that training does not import) and saves ``run_dir/checkpoint.pt``
+every ``checkpoint_every`` steps and at the end. The folder is a run folder of the package
+(:func:`~induction_bigram.files.claim_folder` with kind ``"run"``, so ``--resume``/``--overwrite``
+behave as for ``train``); its checkpoint has its own format, which :func:`load_natural` reads.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from induction_bigram import (
     train,
 )
 from induction_bigram.memories.projections import track_memories
+from induction_bigram.training import compile as compile_rule
 from induction_bigram.training.checkpoint import CONFIG, read_metrics
+from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer, reference_code_scales
 from tests.conftest import model_of, randomise_trainables, tiny_config
 
@@ -248,3 +250,45 @@ def test_trackers_add_their_measurements_to_every_metrics_record(tmp_path):
 def test_track_memories_records_the_three_memories(tmp_path):
     result = train(tiny_config(), None, progress=False, track=[track_memories])
     assert set(result.final["memories"]) == {"W_O2", "W_K2", "W_K1"}
+
+
+def test_compile_auto_compiles_only_long_runs_of_large_models(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(compile_rule.shutil, "which", lambda name: f"/usr/bin/{name}")
+    quick, reference = preset("quick"), preset("reference")
+    assert quick.train.compile == "auto" and reference.train.compile == "auto"
+    assert compile_decision(quick, cpu) == (
+        False,
+        "torch.compile off (auto: at d = 64, T = 64 the compiled step is not faster)",
+    )
+    on, note = compile_decision(reference, cpu)
+    assert on and note.startswith("torch.compile on (auto")
+    short = reference.with_overrides({"train.steps": 2})
+    assert compile_decision(short, cpu)[0] is False
+    assert compile_decision(quick.with_overrides({"train.compile": True}), cpu) == (
+        True,
+        "torch.compile on (train.compile=True)",
+    )
+    assert compile_decision(reference.with_overrides({"train.compile": False}), cpu)[0] is False
+    monkeypatch.setattr(compile_rule.shutil, "which", lambda name: None)
+    assert compile_decision(reference, cpu) == (
+        False,
+        "torch.compile off (auto: no C++ compiler found for inductor on this CPU)",
+    )
+
+
+def test_compile_setting_is_checked():
+    with pytest.raises(ConfigError, match="train.compile"):
+        preset("quick").with_overrides({"train.compile": "yes"})
+
+
+def test_the_progress_output_says_whether_training_compiles(capsys):
+    train(tiny_config(**{"train.steps": 1}), None, progress=True)
+    assert "torch.compile off (auto:" in capsys.readouterr().err
+
+
+def test_a_run_resumes_under_another_compile_setting(tmp_path):
+    """train.compile says how a run executes, not what it learns: it may differ on resume."""
+    train(tiny_config(**{"train.steps": 4, "train.compile": False}), tmp_path / "run", progress=False)
+    resumed = train(tiny_config(**{"train.compile": "auto"}), tmp_path / "run", resume=True, progress=False)
+    assert resumed.metrics[-1]["step"] == 12 and resumed.config.train.compile == "auto"
