@@ -11,7 +11,7 @@ load hits all of them alike. Data generation (``TriggerTask.sample`` of one batc
 the same rounds, at the run's thread count and at one thread.
 
     python benchmarks/bench_anchor.py [--d-model 256] [--seq-len 256] [--batch 128]
-        [--steps 7] [--warmup 2] [--threads N] [--compile] [--attention mask|sdpa|both]
+        [--steps 7] [--warmup 2] [--threads N] [--compile] [--attention mask|sdpa|both] [--profile]
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the plain model's attention: -inf triangle + softmax, or scaled_dot_product_attention",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch")
+    parser.add_argument(
+        "--profile", action="store_true", help="then profile one step of each eager variant: its costliest ops"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
@@ -218,6 +221,22 @@ def main(argv: list[str] | None = None) -> None:
             f"{config.task.output_mode} outputs), {v.name.split(', ')[1]}: {v.median:.4f} s median "
             f"(min {min(v.seconds):.4f} s), {B / v.median:,.0f} sequences/s"
         )
+    if args.profile:
+        for v in variants:
+            if "eager" in v.name:
+                print_profile(v)
+
+
+def print_profile(variant: Variant, top: int = 12) -> None:
+    """The ops of one step that take the most time (self CPU time, forward and backward)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        variant.step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"profile of one step, {variant.name}: {total / 1e6:.3f} s of op time; costliest ops:")
+    for e in events[:top]:
+        share = 100 * e.self_cpu_time_total / total
+        print(f"  {e.key:40s} {e.self_cpu_time_total / 1e3:8.1f} ms {share:5.1f}%  x{e.count}")
 
 
 if __name__ == "__main__":
