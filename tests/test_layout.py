@@ -62,6 +62,27 @@ def test_imports_run_one_way_along_the_pipeline(path):
     assert not later, f"{path.relative_to(REPO)} imports the later stage(s) {sorted(later)}"
 
 
+# what only TransformerLens 3 has: the backend is model/'s business (model/backend.py)
+TL3_ONLY = {"HookedTransformer", "HookedTransformerConfig", "transformer_lens.components", "transformer_lens.utils"}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_model_stage_names_the_tl_model_class(path):
+    if _part(path) in ("model", "hooks"):
+        return
+    named = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            named |= {node.module} | {f"{node.module}.{a.name}" for a in node.names} | {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            named |= {a.name for a in node.names}
+        elif isinstance(node, ast.Name):
+            named.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            named.add(node.attr)
+    assert not named & TL3_ONLY, f"{path.relative_to(REPO)} names {sorted(named & TL3_ONLY)}"
+
+
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_is_over_400_lines(path):
     assert len(path.read_text().splitlines()) <= 400

@@ -41,7 +41,6 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 from transformer_lens.head_detector import (
     get_duplicate_token_head_detection_pattern,
     get_induction_head_detection_pattern,
@@ -49,6 +48,7 @@ from transformer_lens.head_detector import (
 )
 
 from induction_bigram.errors import DataError, ModelShapeError
+from induction_bigram.model import Model
 
 Head = tuple[int, int]  # (layer, head index), TL's block numbering
 KINDS = ("previous_token", "induction", "duplicate_token")
@@ -69,7 +69,7 @@ def head_name(head: Head) -> str:
 # -- prompts ------------------------------------------------------------------------------------
 
 
-def bos_token(model: HookedTransformer) -> int | None:
+def bos_token(model: Model) -> int | None:
     """The BOS id TL's ``to_tokens`` would prepend to this model's prompts, else ``None``.
 
     A model trained with a BOS uses it as an attention sink; prompts without it would probe a
@@ -81,7 +81,7 @@ def bos_token(model: HookedTransformer) -> int | None:
     return int(tokenizer.bos_token_id)
 
 
-def token_pool(model: HookedTransformer, vocabulary: Int[Tensor, " n"] | None = None) -> Int[Tensor, " n_pool"]:
+def token_pool(model: Model, vocabulary: Int[Tensor, " n"] | None = None) -> Int[Tensor, " n_pool"]:
     """The token ids prompts are drawn from: ``vocabulary`` when given, else every id below
     ``d_vocab`` that is not one of the tokenizer's special tokens (our models keep theirs past
     ``d_vocab``, so this is the whole vocabulary)."""
@@ -96,7 +96,7 @@ def token_pool(model: HookedTransformer, vocabulary: Int[Tensor, " n"] | None = 
 
 
 def repeated_random_tokens(
-    model: HookedTransformer,
+    model: Model,
     n_prompts: int = N_PROMPTS,
     half_length: int = HALF_LENGTH,
     seed: int = 0,
@@ -202,7 +202,7 @@ def _on_targets(
 
 @torch.no_grad()
 def score_heads(
-    model: HookedTransformer,
+    model: Model,
     tokens: Int[Tensor, "batch pos"] | None = None,
     *,
     n_prompts: int = N_PROMPTS,
@@ -305,7 +305,7 @@ def head_pairs(scores: HeadScores, top: int | None = 3) -> list[HeadPair]:
     return pairs if top is None else pairs[:top]
 
 
-def find_head_pairs(model: HookedTransformer, top: int | None = 3, **probe: Any) -> list[HeadPair]:
+def find_head_pairs(model: Model, top: int | None = 3, **probe: Any) -> list[HeadPair]:
     """Score every head (:func:`score_heads`, keyword arguments ``probe``) and return the best
     (previous-token head, induction head) pairs. Needs two layers or more."""
     if model.cfg.n_layers < 2:
@@ -313,7 +313,7 @@ def find_head_pairs(model: HookedTransformer, top: int | None = 3, **probe: Any)
     return head_pairs(score_heads(model, **probe), top)
 
 
-def track_head_scores(model: HookedTransformer, config: Any) -> dict[str, Any]:
+def track_head_scores(model: Model, config: Any) -> dict[str, Any]:
     """A training tracker (``train_natural(..., track=[track_head_scores])``): the best
     induction head of the last layer and the best previous-token head of the earlier ones, with
     their scores (:func:`score_heads` on ``config.train.score_prompts`` repeated random sequences,

@@ -38,10 +38,11 @@ import torch
 import transformer_lens.patching as tl_patching
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens import ActivationCache
 
 from induction_bigram.anymodel.heads import Head, bos_token, head_name, token_pool
 from induction_bigram.errors import DataError, ModelShapeError
+from induction_bigram.model import Model
 
 PROMPT_LENGTH = 32
 
@@ -70,7 +71,7 @@ def _draw(pool: Tensor, n: int, g: torch.Generator) -> Tensor:
 
 
 def induction_prompts(
-    model: HookedTransformer,
+    model: Model,
     n_prompts: int = 32,
     length: int = PROMPT_LENGTH,
     seed: int = 0,
@@ -165,7 +166,7 @@ class HeadLogitSplit:
 
 
 @torch.no_grad()
-def direct_logit_split(model: HookedTransformer, head: Head, tokens: Int[Tensor, "batch pos"]) -> HeadLogitSplit:
+def direct_logit_split(model: Model, head: Head, tokens: Int[Tensor, "batch pos"]) -> HeadLogitSplit:
     """Split the logits at the last position of ``tokens`` into every component's direct
     contribution, the final LayerNorm's cached scale applied (module doc)."""
     if not (0 <= head[0] < model.cfg.n_layers and 0 <= head[1] < model.cfg.n_heads):
@@ -208,7 +209,7 @@ class HeadPatching:
 
 
 def patch_head_metric(
-    model: HookedTransformer,
+    model: Model,
     head: Head,
     corrupted_tokens: Int[Tensor, "batch pos"],
     clean_cache: ActivationCache,
@@ -233,7 +234,7 @@ def patch_head_metric(
 
 
 @torch.no_grad()
-def patch_head(model: HookedTransformer, head: Head, prompts: InductionPrompts, progress: bool = False) -> HeadPatching:
+def patch_head(model: Model, head: Head, prompts: InductionPrompts, progress: bool = False) -> HeadPatching:
     """Patch the head's clean output into the corrupted prompts (module doc)."""
     clean_logits, clean_cache = model.run_with_cache(prompts.clean)
     clean = logit_difference(clean_logits, prompts).mean()

@@ -46,7 +46,7 @@ from __future__ import annotations
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import FactoredMatrix, HookedTransformer
+from transformer_lens import FactoredMatrix
 
 from induction_bigram.anymodel.heads import Head, HeadPair
 from induction_bigram.errors import ModelShapeError
@@ -57,32 +57,30 @@ from induction_bigram.memories.projections import (
     cosine,
     score_projections,
 )
-from induction_bigram.model import positional_embeddings, token_embeddings
+from induction_bigram.model import Model, positional_embeddings, token_embeddings
 
 _CENTRED = ("LN", "LNPre")  # normalisations that subtract the mean over d_model
 _NORMALISED = ("LN", "LNPre", "RMS", "RMSPre")
 
 
-def _centres(model: HookedTransformer) -> bool:
+def _centres(model: Model) -> bool:
     return model.cfg.normalization_type in _CENTRED
 
 
-def _centre(model: HookedTransformer, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+def _centre(model: Model, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
     """x with its mean over d_model removed when the model's normalisation does that (else x
     itself, untouched, so that a model without LayerNorm gives bitwise our own projections)."""
     return x - x.mean(-1, keepdim=True) if _centres(model) else x
 
 
-def _scale(model: HookedTransformer, x: Float[Tensor, "n d_model"]) -> Float[Tensor, "n 1"] | None:
+def _scale(model: Model, x: Float[Tensor, "n d_model"]) -> Float[Tensor, "n 1"] | None:
     """sigma(x) as the model's normalisation computes it (``None`` without one)."""
     if model.cfg.normalization_type not in _NORMALISED:
         return None
     return (_centre(model, x).pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
 
 
-def _read(
-    model: HookedTransformer, ln: torch.nn.Module | None, W: Float[Tensor, "d_model n"]
-) -> Float[Tensor, "d_model n"]:
+def _read(model: Model, ln: torch.nn.Module | None, W: Float[Tensor, "d_model n"]) -> Float[Tensor, "d_model n"]:
     """A matrix that reads the stream through ``ln``, with ln's linear part folded in as TL's
     ``fold_ln`` does: rows scaled by ln's weight w, then centred over d_model (a centred input
     cannot see the mean)."""
@@ -91,7 +89,7 @@ def _read(
     return W - W.mean(0, keepdim=True) if _centres(model) else W
 
 
-def effective_token_embeddings(model: HookedTransformer) -> Float[Tensor, "d_vocab d_model"]:
+def effective_token_embeddings(model: Model) -> Float[Tensor, "d_vocab d_model"]:
     """Rows e(i) = centre(w_E(i)) / sigma(w_E(i) + p_mean) (module doc; w_E(i) without LayerNorm)."""
     E = token_embeddings(model)
     P = positional_embeddings(model)
@@ -100,7 +98,7 @@ def effective_token_embeddings(model: HookedTransformer) -> Float[Tensor, "d_voc
 
 
 def effective_positional_embeddings(
-    model: HookedTransformer, n_positions: int | None = None
+    model: Model, n_positions: int | None = None
 ) -> Float[Tensor, "n_positions d_model"] | None:
     """Rows centre(p_t) / sigma(p_t + e_mean) for t < n_positions, or ``None`` without absolute
     positions in the stream."""
@@ -112,7 +110,7 @@ def effective_positional_embeddings(
     return P if scale is None else _centre(model, P) / scale
 
 
-def _typical_scale(model: HookedTransformer) -> float:
+def _typical_scale(model: Model) -> float:
     """The one scale at which a layer's output is read downstream (module doc)."""
     E = token_embeddings(model)
     P = positional_embeddings(model)
@@ -120,13 +118,13 @@ def _typical_scale(model: HookedTransformer) -> float:
     return 1.0 if scale is None else scale.mean().item()
 
 
-def _check_head(model: HookedTransformer, head: Head) -> None:
+def _check_head(model: Model, head: Head) -> None:
     layer, index = head
     if not (0 <= layer < model.cfg.n_layers and 0 <= index < model.cfg.n_heads):
         raise ModelShapeError(f"no head {head}: the model has {model.cfg.n_layers} layers of {model.cfg.n_heads} heads")
 
 
-def head_QK(model: HookedTransformer, head: Head) -> FactoredMatrix:
+def head_QK(model: Model, head: Head) -> FactoredMatrix:
     """The head's W_Q W_K^T with its LayerNorm's linear part folded in (d_model x d_model)."""
     _check_head(model, head)
     block = model.blocks[head[0]]
@@ -134,7 +132,7 @@ def head_QK(model: HookedTransformer, head: Head) -> FactoredMatrix:
     return FactoredMatrix(_read(model, block.ln1, W_Q), _read(model, block.ln1, W_K).T)
 
 
-def head_OV(model: HookedTransformer, head: Head) -> FactoredMatrix:
+def head_OV(model: Model, head: Head) -> FactoredMatrix:
     """The head's W_V W_O with its LayerNorm's linear part folded in (d_model x d_model)."""
     _check_head(model, head)
     block = model.blocks[head[0]]
@@ -142,7 +140,7 @@ def head_OV(model: HookedTransformer, head: Head) -> FactoredMatrix:
     return FactoredMatrix(_read(model, block.ln1, W_V), W_O)
 
 
-def effective_unembedding(model: HookedTransformer) -> Float[Tensor, "d_model d_vocab"]:
+def effective_unembedding(model: Model) -> Float[Tensor, "d_model d_vocab"]:
     """W_U read through the final LayerNorm (its weight folded in, centred), at the typical scale."""
     W_U = _read(model, getattr(model, "ln_final", None), model.unembed.W_U.detach())
     scale = _typical_scale(model)
@@ -150,7 +148,7 @@ def effective_unembedding(model: HookedTransformer) -> Float[Tensor, "d_model d_
 
 
 @torch.no_grad()
-def project_readout(model: HookedTransformer, induction: Head) -> Projection:
+def project_readout(model: Model, induction: Head) -> Projection:
     """C[i, k] = u_i^T W_O^I (W_V^I e(k)): does the value of token k read out as k? (W_O2)"""
     full_ov = effective_token_embeddings(model) @ head_OV(model, induction) @ effective_unembedding(model)
     n = model.cfg.d_vocab
@@ -160,7 +158,7 @@ def project_readout(model: HookedTransformer, induction: Head) -> Projection:
     )
 
 
-def _keys(model: HookedTransformer, previous_token: Head) -> FactoredMatrix:
+def _keys(model: Model, previous_token: Head) -> FactoredMatrix:
     """Rows: P's output when it attends to token j, e(j) W_V^P W_O^P, as block l_2 reads it
     (centred, at the typical scale)."""
     keys = effective_token_embeddings(model) @ head_OV(model, previous_token)
@@ -172,7 +170,7 @@ def _keys(model: HookedTransformer, previous_token: Head) -> FactoredMatrix:
 
 @torch.no_grad()
 def project_induction(
-    model: HookedTransformer, previous_token: Head, induction: Head, triggers: Int[Tensor, " k"] | None = None
+    model: Model, previous_token: Head, induction: Head, triggers: Int[Tensor, " k"] | None = None
 ) -> Projection:
     """C[i, j] = (e(i) W_Q^I) . (key_j W_K^I): does a query on i find the key after i? (W_K2)
 
@@ -190,7 +188,7 @@ def project_induction(
     return Projection(C[rows], rows, candidates, by_row=True)
 
 
-def _n_positions(model: HookedTransformer, n_positions: int | None) -> int:
+def _n_positions(model: Model, n_positions: int | None) -> int:
     n = model.cfg.n_ctx if n_positions is None else n_positions
     if not 2 <= n <= model.cfg.n_ctx:
         raise ModelShapeError(f"n_positions must be in [2, {model.cfg.n_ctx}], got {n}")
@@ -198,7 +196,7 @@ def _n_positions(model: HookedTransformer, n_positions: int | None) -> int:
 
 
 @torch.no_grad()
-def project_positions(model: HookedTransformer, previous_token: Head, n_positions: int | None = None) -> Projection:
+def project_positions(model: Model, previous_token: Head, n_positions: int | None = None) -> Projection:
     """C[t, s] = (p_t W_Q^P) . (p_s W_K^P): does a query at t find the key at t - 1? (W_K1)
 
     Rows t = 1..n-1, candidates the keys s < t. Raises :class:`ModelShapeError` when the model
@@ -225,7 +223,7 @@ def _pair(pair: HeadPair | tuple[Head, Head]) -> tuple[Head, Head]:
 
 @torch.no_grad()
 def pair_projections(
-    model: HookedTransformer,
+    model: Model,
     pair: HeadPair | tuple[Head, Head],
     triggers: Int[Tensor, " k"] | None = None,
     n_positions: int | None = None,
@@ -243,7 +241,7 @@ def pair_projections(
 
 
 def _ideal_cosines(
-    model: HookedTransformer,
+    model: Model,
     previous_token: Head,
     induction: Head,
     triggers: Int[Tensor, " k"] | None,
@@ -271,7 +269,7 @@ def _ideal_cosines(
 
 @torch.no_grad()
 def pair_memory_report(
-    model: HookedTransformer,
+    model: Model,
     pair: HeadPair | tuple[Head, Head],
     triggers: Int[Tensor, " k"] | None = None,
     n_positions: int | None = None,

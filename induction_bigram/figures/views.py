@@ -15,11 +15,10 @@ from circuitsvis.attention import attention_heads
 from circuitsvis.utils.render import RenderedHTML
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.files import atomic_write_text
-from induction_bigram.model import check_tokens, check_vocabulary
+from induction_bigram.model import Model, check_tokens, check_vocabulary
 
 VISIBLE = {"\n": "\u23ce", " ": "\u2423"}  # newline and space drawn as visible glyphs
 
@@ -36,14 +35,14 @@ def head_names(n_layers: int) -> list[str]:
 
 
 @torch.no_grad()
-def attention_view(model: HookedTransformer, tokens: Int[Tensor, " pos"], stats: BigramStats) -> RenderedHTML:
+def attention_view(model: Model, tokens: Int[Tensor, " pos"], stats: BigramStats) -> RenderedHTML:
     """Every layer's attention pattern on one prompt (``circuitsvis.attention.attention_heads``)."""
     check_vocabulary(model, stats)
     return patterns_view(attention_patterns(model, tokens), token_labels(stats, tokens.cpu()))
 
 
 @torch.no_grad()
-def attention_patterns(model: HookedTransformer, tokens: Int[Tensor, " pos"]) -> Float[Tensor, "head query key"]:
+def attention_patterns(model: Model, tokens: Int[Tensor, " pos"]) -> Float[Tensor, "head query key"]:
     """Every layer's attention pattern on one prompt, on the CPU: [layers x heads, query, key]."""
     check_tokens(model, tokens[None])
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens import ActivationCache
 
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.model import check_tokens, check_vocabulary, token_embeddings
+from induction_bigram.model import Model, check_tokens, check_vocabulary, token_embeddings
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _cached(name: str) -> bool:
 
 @torch.no_grad()
 def run_for_decomposition(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
+    model: Model, tokens: Int[Tensor, "batch pos"]
 ) -> tuple[Float[Tensor, "batch pos vocab"], ActivationCache]:
     """One forward pass that caches what :func:`decompose_cache` needs, attention patterns included."""
     check_tokens(model, tokens)
@@ -96,7 +96,7 @@ def run_for_decomposition(
 
 @torch.no_grad()
 def decompose_cache(
-    model: HookedTransformer, logits: Float[Tensor, "batch pos vocab"], cache: ActivationCache
+    model: Model, logits: Float[Tensor, "batch pos vocab"], cache: ActivationCache
 ) -> LogitDecomposition:
     """Split ``logits`` into the circuit's parts with TL's ``decompose_resid`` on ``cache``
     (from :func:`run_for_decomposition`)."""
@@ -117,13 +117,13 @@ def decompose_cache(
     return LogitDecomposition(tuple(names[i] for i in order), torch.stack([grouped[i] for i in order]), logits)
 
 
-def decompose_logits(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> LogitDecomposition:
+def decompose_logits(model: Model, tokens: Int[Tensor, "batch pos"]) -> LogitDecomposition:
     """Split the logits of ``tokens`` into the circuit's parts (one forward pass)."""
     return decompose_cache(model, *run_for_decomposition(model, tokens))
 
 
 @torch.no_grad()
-def global_logits(model: HookedTransformer) -> Float[Tensor, "vocab vocab"]:
+def global_logits(model: Model) -> Float[Tensor, "vocab vocab"]:
     """Row i: the logits the model gives from the current token i alone, through the direct
     path and the feed-forward layer: w_U^T (w_E(i) + FFN(w_E(i))). The position, the
     attention layers and the rest of the context are left out."""
@@ -136,7 +136,7 @@ def global_logits(model: HookedTransformer) -> Float[Tensor, "vocab vocab"]:
 
 @torch.no_grad()
 def global_memory_kl(
-    model: HookedTransformer, stats: BigramStats, triggers: Int[Tensor, " k"] | None = None
+    model: Model, stats: BigramStats, triggers: Int[Tensor, " k"] | None = None
 ) -> Float[Tensor, " vocab"]:
     """KL(pi_b(. | i) || softmax(global logits of i)) per token i (NaN for triggers).
 

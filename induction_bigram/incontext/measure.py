@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.incontext.decompose import decompose_cache, run_for_decomposition
 from induction_bigram.incontext.weights_only import weight_memories, weights_only_columns
+from induction_bigram.model import Model
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def nan_if_null(value: float | int | bool | None) -> float | int | bool:
 
 
 @torch.no_grad()
-def measure(model: HookedTransformer, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
+def measure(model: Model, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
     """Run every designed prompt and collect :class:`Measurements`: one forward pass per chunk
     gives the logit parts, both layers' attention patterns and layer 2's values."""
     columns: dict[str, list[Tensor]] = {}

@@ -29,12 +29,12 @@ import torch
 import transformer_lens.patching as tl_patching
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens import ActivationCache
 
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.data.task import cdf, sample_from_cdf
 from induction_bigram.errors import DataError, ModelShapeError
-from induction_bigram.model import check_tokens
+from induction_bigram.model import Model, check_tokens
 
 
 def corrupt(
@@ -140,7 +140,7 @@ def restoration_metric(
 
 
 def patch_positions(
-    model: HookedTransformer,
+    model: Model,
     corrupted_tokens: Int[Tensor, "batch pos"],
     clean_cache: ActivationCache,
     hook_name: str,
@@ -182,7 +182,7 @@ def _tl_progress_bars(show: bool) -> Iterator[None]:
 
 @torch.no_grad()
 def patch_in_context_against_bigram(
-    model: HookedTransformer,
+    model: Model,
     prompts: DesignedPrompts,
     corrupted_tokens: Int[Tensor, "batch pos"],
     progress: bool = False,

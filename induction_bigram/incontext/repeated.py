@@ -39,10 +39,9 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.model import check_tokens
+from induction_bigram.model import Model, check_tokens
 
 PREVIOUS_TOKEN_THRESHOLD = 0.9
 """Minimum mean layer-1 attention from query t to key t - 1."""
@@ -157,7 +156,7 @@ def repeated_random_tokens(d_vocab: int, n_sequences: int, half_length: int, see
     return torch.cat([first, first], dim=1)
 
 
-def _layer(model: HookedTransformer, layer: int, what: str) -> int:
+def _layer(model: Model, layer: int, what: str) -> int:
     n = model.cfg.n_layers
     if not -n <= layer < n:
         raise ModelShapeError(f"{what} {layer} is out of range for a model with {n} layers")
@@ -166,7 +165,7 @@ def _layer(model: HookedTransformer, layer: int, what: str) -> int:
 
 @torch.no_grad()
 def repeated_sequence_report(
-    model: HookedTransformer,
+    model: Model,
     *,
     n_sequences: int = 64,
     half_length: int = 30,

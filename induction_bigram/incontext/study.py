@@ -26,7 +26,6 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.claims import Claim
 from induction_bigram.data.prompts import PromptDesigner
@@ -40,7 +39,7 @@ from induction_bigram.incontext.measure import Measurements, measure
 from induction_bigram.incontext.patching import PatchingResult, corrupt, patch_in_context_against_bigram
 from induction_bigram.incontext.theory import Rung, TheoryCheck, check_theory, rung_prediction
 from induction_bigram.incontext.weights_only import read_projection_diagonals
-from induction_bigram.model import check_vocabulary
+from induction_bigram.model import Model, check_vocabulary
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 
@@ -189,7 +188,7 @@ def _train_and_analyse(config: InContextConfig, run_dir: Path | None, progress: 
 
 
 def analyse(
-    model: HookedTransformer,
+    model: Model,
     stats: BigramStats,
     config: InContextConfig,
     *,

@@ -29,14 +29,14 @@ import torch.nn.functional as F
 from einops import einsum
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens import ActivationCache
 
 from induction_bigram.data.prompts import DesignedPrompts
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.hooks.feedforward import LINEAR_ACT_FN
 from induction_bigram.incontext.decompose import global_logits
 from induction_bigram.memories.projections import project_W_K1, project_W_K2, project_W_O2
-from induction_bigram.model import get_paper_matrix, positional_embeddings, token_embeddings
+from induction_bigram.model import Model, get_paper_matrix, positional_embeddings, token_embeddings
 
 SCORE_SCALES = 2.0 ** torch.linspace(-2.0, 2.0, 17)
 """Scales on the layer-2 scores at which the prediction for o is kept, so that a fitted rung can
@@ -68,7 +68,7 @@ class WeightMemories:
     ffn_read_out: Float[Tensor, "vocab vocab"]
 
 
-def ffn_matrix(model: HookedTransformer) -> Float[Tensor, "d_model d_model"]:
+def ffn_matrix(model: Model) -> Float[Tensor, "d_model d_model"]:
     """W_F (paper convention) of a linear FFN; zero without an FFN; NaN for a ReLU FFN, through
     which layer 2's output does not pass linearly."""
     if model.cfg.act_fn == LINEAR_ACT_FN:
@@ -89,7 +89,7 @@ class ProjectionDiagonals:
 
 
 @torch.no_grad()
-def read_projection_diagonals(model: HookedTransformer) -> ProjectionDiagonals:
+def read_projection_diagonals(model: Model) -> ProjectionDiagonals:
     """lambda_j and alpha_q of every token, read off ``model``'s W_O^2 and W_K^2."""
     read_out = project_W_O2(model).coefficients.diagonal()
     keys = project_W_K2(model, None).coefficients.diagonal()  # every token as a query
@@ -97,13 +97,13 @@ def read_projection_diagonals(model: HookedTransformer) -> ProjectionDiagonals:
 
 
 @torch.no_grad()
-def weight_memories(model: HookedTransformer) -> WeightMemories:
+def weight_memories(model: Model) -> WeightMemories:
     """Read :class:`WeightMemories` off ``model`` (a two-layer, one-head model, section 3.2)."""
     sqrt_d = math.sqrt(model.cfg.d_model)
     positions = None
     if positional_embeddings(model) is not None:
         positions = F.pad(project_W_K1(model).coefficients, (0, 0, 1, 0)) / sqrt_d
-    values = (token_embeddings(model) @ model.blocks[1].attn.OV[0]).AB  # rows (W_O^2 W_V^2 w_E(k))^T
+    values = (token_embeddings(model) @ model.OV[1, 0]).AB  # rows (W_O^2 W_V^2 w_E(k))^T
     return WeightMemories(
         positions,
         project_W_K2(model, None).coefficients / sqrt_d,
@@ -146,9 +146,7 @@ def read_out(
     return torch.where(token >= 0, einsum(attention, readout, "batch key, batch key -> batch"), torch.nan)
 
 
-def value_read_out(
-    model: HookedTransformer, cache: ActivationCache, token: Int[Tensor, " batch"]
-) -> Float[Tensor, "batch key"]:
+def value_read_out(model: Model, cache: ActivationCache, token: Int[Tensor, " batch"]) -> Float[Tensor, "batch key"]:
     """w_U(j)^T W_O^2 W_V^2 x_s per key s: the exact contribution of each key to the logit of j
     per unit of attention (biases are zero)."""
     values = cache["blocks.1.attn.hook_v"][:, :, 0] @ model.blocks[1].attn.W_O[0]
@@ -157,7 +155,7 @@ def value_read_out(
 
 @torch.no_grad()
 def weights_only_columns(
-    model: HookedTransformer, memories: WeightMemories, prompts: DesignedPrompts, cache: ActivationCache
+    model: Model, memories: WeightMemories, prompts: DesignedPrompts, cache: ActivationCache
 ) -> dict[str, Tensor]:
     """The weights-only prediction and the cause decomposition for one chunk of prompts (the
     ``weights_*`` and ``measured_*`` columns of :class:`~.measure.Measurements`); the cache

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.lengths.config import PROTOCOLS, Protocol
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import ProtocolResult, VariantResult, ratio
 from induction_bigram.memories.projections import Projection, memory_margin, memory_report, project_W_K1, recall_at_1
-from induction_bigram.model import model_config, token_embeddings
+from induction_bigram.model import Model, model_config, token_embeddings
 
 
 def _protocol_result(counts: dict[int, PositionCounts], protocol: Protocol, train_length: int) -> ProtocolResult:
@@ -45,7 +44,7 @@ def _protocol_result(counts: dict[int, PositionCounts], protocol: Protocol, trai
 
 
 @torch.no_grad()
-def rotary_bias_profile(model: HookedTransformer, n_offsets: int) -> Float[Tensor, " offset"] | None:
+def rotary_bias_profile(model: Model, n_offsets: int) -> Float[Tensor, " offset"] | None:
     """b_Q^T R_(s-t) b_K / sqrt(d) of layer 1 for offsets t - s = 0..n-1 (rotary models with
     query/key biases; ``None`` otherwise). It is the part of the score that depends on the
     offset alone, whatever the tokens."""
@@ -60,10 +59,9 @@ def rotary_bias_profile(model: HookedTransformer, n_offsets: int) -> Float[Tenso
 
 
 @torch.no_grad()
-def _last_layer_readout(model: HookedTransformer) -> dict[str, float]:
+def _last_layer_readout(model: Model) -> dict[str, float]:
     """C[i, k] = w_U(i)^T W_O^L W_V^L w_E(k) for the last layer (any depth): recall, margin."""
-    last = model.blocks[model.cfg.n_layers - 1].attn
-    ov = token_embeddings(model) @ last.OV[0] @ model.unembed.W_U.detach()
+    ov = token_embeddings(model) @ model.OV[model.cfg.n_layers - 1, 0] @ model.unembed.W_U.detach()
     n = model.cfg.d_vocab
     proj = Projection(
         ov.AB.T,
@@ -75,7 +73,7 @@ def _last_layer_readout(model: HookedTransformer) -> dict[str, float]:
 
 
 @torch.no_grad()
-def W_K1_recall_by_position(model: HookedTransformer, n_positions: int) -> list[float] | None:
+def W_K1_recall_by_position(model: Model, n_positions: int) -> list[float] | None:
     """APE only: 1.0 at position t when argmax_(s<t) p_t^T W_K^1 p_s = t - 1 (NaN at t = 0)."""
     if model_config(model).positional != "ape":
         return None
@@ -87,7 +85,7 @@ def W_K1_recall_by_position(model: HookedTransformer, n_positions: int) -> list[
 
 @torch.no_grad()
 def evaluate_lengths(
-    model: HookedTransformer,
+    model: Model,
     task: TriggerTask,
     *,
     train_length: int,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.lengths.config import PROTOCOLS
+from induction_bigram.model import Model
 
 
 def window(k: int, train_length: int) -> range:
@@ -77,9 +77,7 @@ def in_range_query(train_length: int, length: int) -> int:
 
 
 @torch.no_grad()
-def count_positions(
-    model: HookedTransformer, batch: TaskBatch, train_length: int, chunk_size: int = 32
-) -> PositionCounts:
+def count_positions(model: Model, batch: TaskBatch, train_length: int, chunk_size: int = 32) -> PositionCounts:
     """Run ``batch`` through the model ``chunk_size`` prompts at a time and count, per position,
     in-context hits, previous-token hits and layer-1 scores by offset (see
     :class:`PositionCounts`)."""

@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from transformer_lens import HookedTransformer
-
 from induction_bigram.claims import Claim
 from induction_bigram.config import Presets, RunConfig, StudyConfig, preset, section, tiny
 from induction_bigram.config.checks import at_least
@@ -26,6 +24,7 @@ from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import build_theory_model, memory_report
+from induction_bigram.model import Model
 from induction_bigram.training.loop import train_or_load
 from induction_bigram.training.metrics import evaluate
 
@@ -134,7 +133,7 @@ class CapacityResult:
         )
 
 
-def _scores(model: HookedTransformer, task: TriggerTask, config: CapacityConfig) -> tuple[float, dict]:
+def _scores(model: Model, task: TriggerTask, config: CapacityConfig) -> tuple[float, dict]:
     """In-context accuracy on the evaluation batch, and the memory report without conventions."""
     seed, size = config.train.eval_seed, config.capacity.eval_batch_size
     accuracy = evaluate(model, task, batch_size=size, seed=seed).in_context_accuracy

@@ -26,7 +26,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from transformer_lens import HookedTransformer
 
 from induction_bigram.claims import Claim
 from induction_bigram.config import Presets, RunConfig, StudyConfig, preset, section, tiny
@@ -35,6 +34,7 @@ from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import Projection, memory_margin, memory_projections, recall_at_1
+from induction_bigram.model import Model
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 Optimizer = Literal["sgd", "adamw"]
@@ -143,7 +143,7 @@ def normalised_recall(recall: float, chance: float) -> float:
     return (recall - chance) / (1.0 - chance)
 
 
-def track_formation(model: HookedTransformer, task: TriggerTask) -> dict[str, Any]:
+def track_formation(model: Model, task: TriggerTask) -> dict[str, Any]:
     """A training tracker: recall, its chance level and margin of each of :data:`SERIES`."""
     projections = memory_projections(model, task.shared_triggers, task.cfg.seq_len)
     w_k2 = projections["W_K2"]

@@ -40,12 +40,13 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from transformer_lens import FactoredMatrix, HookedTransformer
+from transformer_lens import FactoredMatrix
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.model import (
+    Model,
     build_model,
     get_paper_matrix,
     positional_embeddings,
@@ -141,7 +142,7 @@ class Projection:
 # -- the projections ----------------------------------------------------------------------------
 
 
-def _check_shape(model: HookedTransformer) -> None:
+def _check_shape(model: Model) -> None:
     cfg = model.cfg
     problems = []
     if cfg.n_layers != 2:
@@ -155,10 +156,10 @@ def _check_shape(model: HookedTransformer) -> None:
 
 
 @torch.no_grad()
-def project_W_O2(model: HookedTransformer) -> Projection:
+def project_W_O2(model: Model) -> Projection:
     """C[i, k] = w_U(i)^T W_O^2 W_V^2 w_E(k): does the value of token k read out as k?"""
     _check_shape(model)
-    full_ov = token_embeddings(model) @ model.blocks[1].attn.OV[0] @ model.unembed.W_U.detach()
+    full_ov = token_embeddings(model) @ model.OV[1, 0] @ model.unembed.W_U.detach()
     n = model.cfg.d_vocab
     return Projection(
         coefficients=full_ov.AB.T,  # TL gives [input k, output i]
@@ -169,7 +170,7 @@ def project_W_O2(model: HookedTransformer) -> Projection:
 
 
 @torch.no_grad()
-def project_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None = None) -> Projection:
+def project_W_K2(model: Model, triggers: Int[Tensor, " k"] | None = None) -> Projection:
     """C[i, j] = w_E(i)^T W_K^2 Phi_1 w_E(j): does a query on trigger i find a key after i?
 
     Rows are the triggers (every token when ``triggers`` is None); columns every token.
@@ -178,8 +179,8 @@ def project_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None = 
     """
     _check_shape(model)
     E = token_embeddings(model)
-    keys = E @ model.blocks[0].attn.OV[0]  # rows (Phi_1 w_E(j))^T
-    qk: FactoredMatrix = E @ model.blocks[1].attn.QK[0] @ keys.T
+    keys = E @ model.OV[0, 0]  # rows (Phi_1 w_E(j))^T
+    qk: FactoredMatrix = E @ model.QK[1, 0] @ keys.T
     C = qk.AB
     rows = torch.arange(model.cfg.d_vocab, device=C.device) if triggers is None else triggers.to(C.device)
     candidates = torch.zeros(len(rows), model.cfg.d_vocab, dtype=torch.bool, device=C.device)
@@ -188,7 +189,7 @@ def project_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None = 
 
 
 @torch.no_grad()
-def project_W_K1(model: HookedTransformer, n_positions: int | None = None) -> Projection:
+def project_W_K1(model: Model, n_positions: int | None = None) -> Projection:
     """C[t, s] = p_t^T W_K^1 p_s: does a query at position t find the key at t - 1?
 
     Rows t = 1..n-1; the candidates of row t are the keys s < t (causal).
@@ -204,7 +205,7 @@ def project_W_K1(model: HookedTransformer, n_positions: int | None = None) -> Pr
     if not 2 <= n <= model.cfg.n_ctx:
         raise ModelShapeError(f"n_positions must be in [2, {model.cfg.n_ctx}], got {n}")
     P = P[:n]
-    C = (P @ model.blocks[0].attn.QK[0] @ P.T).AB
+    C = (P @ model.QK[0, 0] @ P.T).AB
     t = torch.arange(1, n, device=C.device)
     causal = torch.arange(n, device=C.device)[None, :] < t[:, None]
     return Projection(C[1:], t - 1, causal, by_row=True)
@@ -247,13 +248,13 @@ def cosine(a: Float[Tensor, "rows cols"], b: Float[Tensor, "rows cols"]) -> floa
 # -- ideal forms and the theory-built model -----------------------------------------------------
 
 
-def ideal_W_O2(model: HookedTransformer) -> Float[Tensor, "d_model d_model"]:
+def ideal_W_O2(model: Model) -> Float[Tensor, "d_model d_model"]:
     """sum_k w_U(k) (W_V^2 w_E(k))^T, normalised per pair so that it maps each v_k to w_U(k)."""
     values = token_embeddings(model) @ get_paper_matrix(model, "W_V2").T  # rows W_V^2 w_E(k)
     return unembeddings(model).T @ (values / values.pow(2).sum(-1, keepdim=True))
 
 
-def ideal_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None) -> Float[Tensor, "d_model d_model"]:
+def ideal_W_K2(model: Model, triggers: Int[Tensor, " k"] | None) -> Float[Tensor, "d_model d_model"]:
     """sum_(q in triggers) w_E(q) (Phi_1 w_E(q))^T (every token when ``triggers`` is None)."""
     E = token_embeddings(model)
     E = E if triggers is None else E[triggers.to(E.device)]
@@ -261,7 +262,7 @@ def ideal_W_K2(model: HookedTransformer, triggers: Int[Tensor, " k"] | None) -> 
     return E.T @ (E @ phi1.T)
 
 
-def ideal_W_K1(model: HookedTransformer, n_positions: int | None = None) -> Float[Tensor, "d_model d_model"]:
+def ideal_W_K1(model: Model, n_positions: int | None = None) -> Float[Tensor, "d_model d_model"]:
     """sum_(t = 1..n-1) p_t p_(t-1)^T."""
     P = positional_embeddings(model)
     if P is None:
@@ -294,7 +295,7 @@ def build_theory_model(
     device: str | torch.device | None = "auto",
     *,
     vocab: Sequence[str],
-) -> HookedTransformer:
+) -> Model:
     """A model of the same architecture whose memories are written, not trained (``vocab``:
     the characters, as for :func:`~induction_bigram.model.build_model`).
 
@@ -321,7 +322,7 @@ def build_theory_model(
 
 
 def memory_projections(
-    model: HookedTransformer, triggers: Int[Tensor, " k"] | None = None, n_positions: int | None = None
+    model: Model, triggers: Int[Tensor, " k"] | None = None, n_positions: int | None = None
 ) -> dict[str, Projection]:
     """The coefficient matrices of W_O2, W_K2 and (for APE models) W_K1."""
     projections = {"W_O2": project_W_O2(model), "W_K2": project_W_K2(model, triggers)}
@@ -332,7 +333,7 @@ def memory_projections(
 
 @torch.no_grad()
 def memory_report(
-    model: HookedTransformer,
+    model: Model,
     triggers: Int[Tensor, " k"] | None = None,
     n_positions: int | None = None,
     first_positions: int = FIRST_POSITIONS,
@@ -349,9 +350,9 @@ def memory_report(
     """
     projections = memory_projections(model, triggers, n_positions)
     cosines = {"W_O2": cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model))}
-    cosines["W_K2"] = cosine(model.blocks[1].attn.QK[0].AB, ideal_W_K2(model, triggers))
+    cosines["W_K2"] = cosine(model.QK[1, 0].AB, ideal_W_K2(model, triggers))
     if "W_K1" in projections:
-        cosines["W_K1"] = cosine(model.blocks[0].attn.QK[0].AB, ideal_W_K1(model, n_positions))
+        cosines["W_K1"] = cosine(model.QK[0, 0].AB, ideal_W_K1(model, n_positions))
     return score_projections(projections, cosines, first_positions)
 
 
@@ -388,9 +389,7 @@ def score_projections(
     return MemoryReport(scores)
 
 
-def track_memories(
-    model: HookedTransformer, task: TriggerTask, first_positions: int = FIRST_POSITIONS
-) -> dict[str, dict]:
+def track_memories(model: Model, task: TriggerTask, first_positions: int = FIRST_POSITIONS) -> dict[str, dict]:
     """A training tracker (``train(..., track=[track_memories])``): the three memories' scores
     at each evaluation under ``"memories"``, as they form (nothing for a model that is not
     two-layer)."""

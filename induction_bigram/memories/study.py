@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.claims import Claim
 from induction_bigram.config import Presets, StudyConfig, preset, section, tiny
@@ -41,6 +40,7 @@ from induction_bigram.memories.projections import (
     memory_report,
     track_memories,
 )
+from induction_bigram.model import Model
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak."
@@ -180,7 +180,7 @@ def formation_steps(history: Sequence[MetricsRecord], settings: MemoriesSettings
 
 @torch.no_grad()
 def analyse(
-    model: HookedTransformer,
+    model: Model,
     stats: BigramStats,
     config: MemoriesConfig,
     metrics: Sequence[MetricsRecord],

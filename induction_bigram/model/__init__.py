@@ -1,5 +1,7 @@
 """Model construction and weight access, in one package, so nothing else knows which backend runs.
 
+- :mod:`.backend`: :data:`Model`, the TL model class every other module names, and the
+  parameter accessors;
 - :mod:`.circuit`: the two-layer attention model of docs/THEORY.md section 2
   (:func:`build_model`), the paper's matrix convention and our state-dict loader;
 - :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
@@ -7,6 +9,7 @@
   (:func:`build_natural_model`).
 """
 
+from induction_bigram.model.backend import Model, trainable_parameters
 from induction_bigram.model.circuit import (
     MARKER_KEY,
     build_model,
@@ -29,6 +32,7 @@ from induction_bigram.model.natural import build_natural_model, natural_config
 
 __all__ = [
     "MARKER_KEY",
+    "Model",
     "build_model",
     "build_natural_model",
     "check_tokens",
@@ -45,5 +49,6 @@ __all__ = [
     "swap_convention",
     "token_embeddings",
     "trainable_names",
+    "trainable_parameters",
     "unembeddings",
 ]

@@ -44,7 +44,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
-from transformer_lens import HookedTransformer
 
 from induction_bigram.config import RunConfig
 from induction_bigram.config.natural import NaturalConfig
@@ -52,7 +51,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError, InductionBigramError
 from induction_bigram.files import atomic_write_text, atomic_write_with
-from induction_bigram.model import build_model, build_natural_model, load_weights, resolve_device
+from induction_bigram.model import Model, build_model, build_natural_model, load_weights, resolve_device
 from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint, read_config_file, read_metrics
 from induction_bigram.training.loop import resolve_corpus
 from induction_bigram.training.natural import load_natural_checkpoint
@@ -125,7 +124,7 @@ def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTas
     return TriggerTask(BigramStats.from_corpus(config.task.corpus), config.task, device)
 
 
-def load_pretrained(name: str, device: str | torch.device | None = "auto") -> HookedTransformer:
+def load_pretrained(name: str, device: str | torch.device | None = "auto") -> Model:
     """A shipped model as a HookedTransformer, ready for ``run_with_cache``."""
     if _is_natural(name):
         config = natural_pretrained_config(name)
@@ -139,7 +138,7 @@ def load_pretrained(name: str, device: str | torch.device | None = "auto") -> Ho
 
 def load_model_file(
     config: RunConfig, path: str | os.PathLike[str], device: str | torch.device | None = "auto"
-) -> HookedTransformer:
+) -> Model:
     """Build ``config``'s model and load the complete state dict in the safetensors file
     ``path`` into it, strictly (names and shapes must be the config's)."""
     device = resolve_device(device)
@@ -156,7 +155,7 @@ def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is truncated or not a safetensors file ({type(err).__name__})") from None
 
 
-def save_model_file(model: HookedTransformer, path: str | os.PathLike[str]) -> None:
+def save_model_file(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model``'s complete state dict as a safetensors file, atomically."""
     state = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
     data = safetensors_bytes(state, metadata={"format": FORMAT})

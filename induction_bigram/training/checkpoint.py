@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer
 
 from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
-from induction_bigram.model import build_model, load_weights, resolve_device
+from induction_bigram.model import Model, build_model, load_weights, resolve_device
 
 FORMAT = "induction-bigram-checkpoint"
 VERSION = 1
@@ -39,7 +38,7 @@ MetricsRecord = dict[str, Any]
 class Checkpoint:
     """A loaded checkpoint: the rebuilt model plus everything needed to resume."""
 
-    model: HookedTransformer
+    model: Model
     config: RunConfig
     stats: BigramStats
     step: int
@@ -51,7 +50,7 @@ class Checkpoint:
 def save_checkpoint(
     path: str | os.PathLike[str],
     *,
-    model: HookedTransformer,
+    model: Model,
     config: RunConfig,
     stats: BigramStats,
     step: int,
@@ -137,7 +136,7 @@ def _check_config_file(path: Path, config: RunConfig, checkpoint: Path) -> None:
         raise CheckpointError(f"{path} does not match {checkpoint} ({diff}); one of them was edited or replaced")
 
 
-def load(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> HookedTransformer:
+def load(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> Model:
     """The trained HookedTransformer of a run folder or checkpoint file, in one call."""
     return load_checkpoint(path, device).model
 

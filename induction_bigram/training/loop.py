@@ -24,14 +24,20 @@ from typing import Any
 import torch
 from torch import Tensor
 from tqdm import tqdm
-from transformer_lens import HookedTransformer
 
 from induction_bigram.config import RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, claim_folder
-from induction_bigram.model import build_model, model_config, resolve_device, trainable_names
+from induction_bigram.model import (
+    Model,
+    build_model,
+    model_config,
+    resolve_device,
+    trainable_names,
+    trainable_parameters,
+)
 from induction_bigram.training.checkpoint import (
     CHECKPOINT,
     CONFIG,
@@ -46,7 +52,7 @@ from induction_bigram.training.checkpoint import (
 from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
 
-Tracker = Callable[[HookedTransformer, TriggerTask], dict[str, Any]]
+Tracker = Callable[[Model, TriggerTask], dict[str, Any]]
 """A measurement taken at every evaluation, whose keys join the metrics record (e.g.
 :func:`induction_bigram.memories.track_memories`): later stages plug into training this way,
 so training imports none of them."""
@@ -56,7 +62,7 @@ so training imports none of them."""
 class TrainResult:
     """What :func:`train` returns: the trained model and its history."""
 
-    model: HookedTransformer
+    model: Model
     config: RunConfig
     stats: BigramStats
     metrics: list[MetricsRecord] = field(default_factory=list)
@@ -95,27 +101,26 @@ def reference_code_scales(cfg: ModelConfig) -> dict[str, float]:
     return scales
 
 
-def make_optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: Model, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum or AdamW over the trainable parameters only, one parameter group per
     matrix with its learning rate and weight decay (``cfg.lr_scaling``)."""
     multipliers = learning_rate_multipliers(model, cfg)
     groups = [
         {"params": [p], "lr": cfg.lr * multipliers[name], "weight_decay": cfg.weight_decay / multipliers[name]}
-        for name, p in model.named_parameters()
-        if p.requires_grad
+        for name, p in trainable_parameters(model)
     ]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def learning_rate_multipliers(model: HookedTransformer, cfg: TrainConfig) -> dict[str, float]:
+def learning_rate_multipliers(model: Model, cfg: TrainConfig) -> dict[str, float]:
     """Learning-rate multiplier per trained parameter (TL name): 1 under ``lr_scaling="none"``;
     c^2 for SGD and c for AdamW under ``"reference-code"``, with c from
     :func:`reference_code_scales`."""
     scales = reference_code_scales(model_config(model))
     power = {"none": 0, "reference-code": 2 if cfg.optimizer == "sgd" else 1}[cfg.lr_scaling]
-    return {name: scales[name] ** power for name, p in model.named_parameters() if p.requires_grad}
+    return {name: scales[name] ** power for name, _ in trainable_parameters(model)}
 
 
 def optimizer_step(
@@ -337,8 +342,8 @@ class _Loop:
         """Stop the run if the loss of ``step`` or a trained weight after it is NaN or infinite."""
         bad = None if math.isfinite(loss) else f"the training loss is {loss}"
         if bad is None:
-            for name, param in self.model.named_parameters():
-                if param.requires_grad and not bool(torch.isfinite(param).all()):
+            for name, param in trainable_parameters(self.model):
+                if not bool(torch.isfinite(param).all()):
                     bad = f"{name} holds non-finite values"
                     break
         if bad is None:

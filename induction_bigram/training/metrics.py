@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import ConfigError, DataError
-from induction_bigram.model import check_tokens, check_vocabulary
+from induction_bigram.model import Model, check_tokens, check_vocabulary
 
 
 @dataclass(frozen=True)
@@ -103,14 +102,14 @@ def score_logits(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> 
 
 
 @torch.no_grad()
-def batch_logits(model: HookedTransformer, tokens: Tensor, chunk_size: int = 64) -> Float[Tensor, "batch pos vocab"]:
+def batch_logits(model: Model, tokens: Tensor, chunk_size: int = 64) -> Float[Tensor, "batch pos vocab"]:
     """Logits for many sequences, ``chunk_size`` at a time so memory stays bounded."""
     check_tokens(model, tokens)
     return torch.cat([model(chunk) for chunk in tokens.split(chunk_size)])
 
 
 def evaluate(
-    model: HookedTransformer,
+    model: Model,
     task: TriggerTask,
     *,
     batch_size: int = 512,

@@ -22,13 +22,12 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
-from transformer_lens import HookedTransformer
 
 from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, atomic_write_with, claim_folder
-from induction_bigram.model import build_natural_model, load_weights, resolve_device
+from induction_bigram.model import Model, build_natural_model, load_weights, resolve_device
 from induction_bigram.training.checkpoint import (
     CHECKPOINT,
     CONFIG,
@@ -40,7 +39,7 @@ from induction_bigram.training.checkpoint import (
 )
 
 FORMAT = "induction-bigram-natural-checkpoint"
-NaturalTracker = Callable[[HookedTransformer, NaturalConfig], dict[str, Any]]
+NaturalTracker = Callable[[Model, NaturalConfig], dict[str, Any]]
 """A measurement added to every metrics record (e.g. the induction score)."""
 
 
@@ -48,7 +47,7 @@ NaturalTracker = Callable[[HookedTransformer, NaturalConfig], dict[str, Any]]
 class NaturalResult:
     """What :func:`train_natural` returns: the trained model and its history."""
 
-    model: HookedTransformer
+    model: Model
     config: NaturalConfig
     metrics: list[MetricsRecord] = field(default_factory=list)
     run_dir: Path | None = None
@@ -66,7 +65,7 @@ def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
     return config, TextWindows(ids, config.model.n_ctx, config.data.held_out_fraction)
 
 
-def make_natural_optimizer(model: HookedTransformer, config: NaturalConfig) -> torch.optim.Optimizer:
+def make_natural_optimizer(model: Model, config: NaturalConfig) -> torch.optim.Optimizer:
     cfg = config.train
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
@@ -119,7 +118,7 @@ def load_natural_checkpoint(path: str | Path, device: str | torch.device | None 
     return payload | {"model": model.eval(), "config": config}
 
 
-def load_natural(path: str | Path, device: str | torch.device | None = "auto") -> HookedTransformer:
+def load_natural(path: str | Path, device: str | torch.device | None = "auto") -> Model:
     """The trained model of a natural run folder (or checkpoint file), in eval mode."""
     return load_natural_checkpoint(path, device)["model"]
 
