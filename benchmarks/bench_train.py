@@ -5,18 +5,22 @@ FLOPs of one step as counted by torch.utils.flop_counter (forward + backward; th
 TL's multiplication by the identity W_Q), the achieved FLOP/s, and its ratio to the FLOP/s of a
 plain torch.matmul of the model's largest matmul shapes on the same machine.
 
-    python benchmarks/bench_train.py [--no-compile] [--repeats N]
+    python benchmarks/bench_train.py [--no-compile] [--repeats N] [--shapes 0,3]
+
+Under either TransformerLens (``.venv`` has 3.9, ``.venv-tl4`` 4.3): the backend is the installed one's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 from common import machine, median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset
+from induction_bigram.model.backend import TL_VERSION
 from induction_bigram.training.loop import make_optimizer, optimizer_step
 
 # (preset, batch, micro-batch); the reference preset runs batch 512 as 4 micro-batches of 128
@@ -70,14 +74,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--shapes", default=None, help="which of the shapes, by index, e.g. 0 or 0,3 (default: all)")
     args = parser.parse_args()
-    print(f"training step ({machine()})")
+    shapes = SHAPES if args.shapes is None else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    print(f"training step ({machine()}, TransformerLens {TL_VERSION}, load {os.getloadavg()[0]:.2f})")
     print(
         f"{'shape':38s} {'mode':9s} {'s/step':>7s} {'data s':>7s} {'tokens/s':>10s} "
         f"{'GFLOP':>7s} {'GFLOP/s':>8s} {'matmul':>8s} {'ratio':>6s}"
     )
     modes = [False] if args.no_compile else [False, True]
-    for name, batch, micro in SHAPES:
+    for name, batch, micro in shapes:
         for compiled in modes:
             r = bench(name, batch, micro, compiled, args.repeats)
             print(

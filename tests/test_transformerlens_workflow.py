@@ -11,8 +11,7 @@ import re
 
 import pytest
 import torch
-from transformer_lens import FactoredMatrix, HookedTransformer, patching
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens import FactoredMatrix, patching
 from transformer_lens.head_detector import detect_head
 from transformer_lens.utilities import test_prompt as tl_test_prompt
 
@@ -184,6 +183,8 @@ def test_kv_cached_logits_equal_the_uncached_forward_pass(positional):
     model = randomise_trainables(model_of(ModelConfig(d_model=32, n_ctx=40, d_vocab=65, positional=positional)), 0)
     tokens = model.to_tokens(TEXT)[:, :40]
     full = model(tokens)
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache  # TL 3 only
+
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, 1)
     steps = [model(tokens[:, :7], past_kv_cache=cache)]
     steps += [model(tokens[:, t : t + 1], past_kv_cache=cache) for t in range(7, tokens.shape[1])]
@@ -206,6 +207,8 @@ def test_state_dict_round_trip_is_bitwise_and_a_plain_model_names_our_loader(shi
         assert torch.equal(tensor, state[key]), key
     tokens = model.to_tokens(TEXT)
     assert torch.equal(twin(tokens), model(tokens))
+    from transformer_lens import HookedTransformer  # TL 3 only
+
     with pytest.warns(DeprecationWarning):
         plain = HookedTransformer(model.cfg)
     with pytest.raises(RuntimeError, match="induction_bigram_load_weights"):

@@ -28,8 +28,8 @@ from torch import Tensor
 from transformer_lens.components import Attention
 from transformer_lens.utilities.attention import simple_attn_linear
 
+from induction_bigram.hooks.checks import check_context_length, check_positions
 from induction_bigram.hooks.circuit import RoutesOutput
-from induction_bigram.hooks.embed import check_context_length, check_positions
 from induction_bigram.hooks.positional import RelativePositionBias
 
 

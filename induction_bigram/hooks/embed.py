@@ -1,7 +1,6 @@
-"""Input checks on the forward pass: token ids and context length.
+"""Input checks on the forward pass (:mod:`.checks`): token ids and context length.
 
-A HookedTransformer indexes ``W_E[tokens]``: id -1 silently reads the last row, an id >= N is
-a bare ``IndexError``. :class:`TokenEmbed` (TL's ``Embed``) and :class:`CheckedPosEmbed` (TL's
+:class:`TokenEmbed` (TL's ``Embed``) and :class:`CheckedPosEmbed` (TL's
 ``PosEmbed``, which knows the KV-cache offset) raise a
 :class:`~induction_bigram.errors.DataError` naming the offending value instead. They are
 modules, not hooks, so no ``reset_hooks`` call can remove them.
@@ -13,33 +12,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.components import Embed, PosEmbed
 
-from induction_bigram.data.tokenizer import special_token_note
-from induction_bigram.errors import DataError
-
-
-def check_token_ids(tokens: Tensor, d_vocab: int) -> None:
-    """Raise for the first id outside ``[0, d_vocab)``, saying what ids past N are."""
-    bad = (tokens < 0) | (tokens >= d_vocab)
-    if bad.any():
-        first = int(tokens[bad][0])
-        note = f"; {special_token_note(d_vocab)}" if first >= d_vocab else ""
-        raise DataError(f"token id {first} is outside the model's vocabulary [0, {d_vocab}){note}")
-
-
-def check_context_length(n_positions: int, n_ctx: int) -> None:
-    if n_positions > n_ctx:
-        raise DataError(
-            f"a prompt of length {n_positions} exceeds the context n_ctx = {n_ctx} (KV-cached positions count)"
-        )
-
-
-def check_positions(n_new: int, past_kv_pos_offset: int, attention_mask: Tensor | None, n_ctx: int) -> None:
-    """The context check where TL knows the KV-cache offset (positional embedding, rotary).
-
-    With a padding mask TL reads positions off the mask, which spans cached and new positions
-    (``generate`` passes every token with the cache's length as offset)."""
-    n_positions = past_kv_pos_offset + n_new if attention_mask is None else attention_mask.shape[-1]
-    check_context_length(n_positions, n_ctx)
+from induction_bigram.hooks.checks import check_context_length, check_positions, check_token_ids
 
 
 class TokenEmbed(Embed):

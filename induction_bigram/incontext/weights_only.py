@@ -33,7 +33,7 @@ from transformer_lens import ActivationCache
 
 from induction_bigram.data.prompts import DesignedPrompts
 from induction_bigram.errors import ModelShapeError
-from induction_bigram.hooks.feedforward import LINEAR_ACT_FN
+from induction_bigram.hooks import LINEAR_ACT_FN
 from induction_bigram.incontext.decompose import global_logits
 from induction_bigram.memories.projections import project_W_K1, project_W_K2, project_W_O2
 from induction_bigram.model import Model, get_paper_matrix, positional_embeddings, token_embeddings

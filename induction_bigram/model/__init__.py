@@ -1,34 +1,51 @@
 """Model construction and weight access, in one package, so nothing else knows which backend runs.
 
 - :mod:`.backend`: :data:`Model`, the TL model class every other module names, and the
-  parameter accessors;
+  trained parameters by TL 3 name;
+- :mod:`.access`: what both backends share (device, config, embeddings, vocabulary, checks);
 - :mod:`.circuit`: the two-layer attention model of docs/THEORY.md section 2
   (:func:`build_model`), the paper's matrix convention and our state-dict loader;
 - :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
   embeddings, TL's own initialisation) for next-character prediction on plain text
-  (:func:`build_natural_model`).
+  (:func:`build_natural_model`);
+- :mod:`.tl4`, :mod:`.tl4_weights`: the same models as ``TransformerBridge`` under TL 4.
 """
 
-from induction_bigram.model.backend import Model, trainable_parameters
-from induction_bigram.model.circuit import (
-    MARKER_KEY,
-    build_model,
+from induction_bigram.model.access import (
     check_tokens,
     check_vocabulary,
-    describe,
-    get_paper_matrix,
-    load_weights,
     model_config,
     model_vocab,
     positional_embeddings,
     resolve_device,
-    set_paper_matrix,
-    swap_convention,
     token_embeddings,
     trainable_names,
     unembeddings,
 )
-from induction_bigram.model.natural import build_natural_model, natural_config
+from induction_bigram.model.backend import TL4, Model, trainable_parameters
+
+if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
+    from induction_bigram.model.tl4 import (
+        build_model,
+        build_natural_model,
+        describe,
+        get_paper_matrix,
+        natural_config,
+        set_paper_matrix,
+        swap_convention,
+    )
+    from induction_bigram.model.tl4_weights import MARKER_KEY, load_weights
+else:
+    from induction_bigram.model.circuit import (
+        MARKER_KEY,
+        build_model,
+        describe,
+        get_paper_matrix,
+        load_weights,
+        set_paper_matrix,
+        swap_convention,
+    )
+    from induction_bigram.model.natural import build_natural_model, natural_config
 
 __all__ = [
     "MARKER_KEY",

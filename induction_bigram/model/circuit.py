@@ -39,7 +39,6 @@ model with a longer ``n_ctx`` shares its first positions with a shorter one.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import warnings
@@ -47,14 +46,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config import ModelConfig
-from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
-from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
+from induction_bigram.errors import CheckpointError, ConfigError, ModelShapeError
 from induction_bigram.hooks import (
     LINEAR_ACT_FN,
     CheckedPosEmbed,
@@ -65,26 +63,20 @@ from induction_bigram.hooks import (
     make_layer_content_only,
 )
 from induction_bigram.hooks.circuit import LOADER_MARKER
-from induction_bigram.hooks.embed import check_context_length, check_token_ids
+from induction_bigram.model.access import (
+    CONFIG_ATTR,
+    check_state,
+    circuit_tl_fields,
+    model_config,
+    resolve_device,
+    seeded_normal,
+    trainable_names,
+)
 
-_CONFIG_ATTR = "_induction_bigram_config"
 MARKER_KEY = f"circuit.{LOADER_MARKER}"
 # TL recomputes rotary tables with the real frequencies past this many positions, which would
 # undo make_layer_content_only
 _ROTARY_CACHE = 2048
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/``None`` picks CUDA when available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"train.device {device!r} is not a torch device") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device {device!r} asks for CUDA, which is not available")
-    return resolved
 
 
 def build_model(
@@ -108,24 +100,7 @@ def build_model(
     if cfg.positional == "rope" and cfg.n_ctx > _ROTARY_CACHE:
         raise ConfigError(f"model.n_ctx must be <= {_ROTARY_CACHE} for rope, got {cfg.n_ctx}")
     device = resolve_device(device)
-    tl_cfg = HookedTransformerConfig(
-        n_layers=cfg.n_layers,
-        d_model=cfg.d_model,
-        d_head=cfg.d_model,
-        n_heads=1,
-        d_vocab=cfg.d_vocab,
-        n_ctx=cfg.n_ctx,
-        attn_only=cfg.ffn == "none",
-        d_mlp=_hidden_width(cfg),
-        act_fn={"none": None, "linear": LINEAR_ACT_FN, "relu": "relu"}[cfg.ffn],
-        normalization_type=None,
-        positional_embedding_type="rotary" if cfg.positional == "rope" else "standard",
-        rotary_dim=cfg.d_model if cfg.positional == "rope" else None,
-        default_prepend_bos=False,
-        init_weights=False,
-        device=str(device),
-        model_name=f"induction-bigram-{cfg.positional}",
-    )
+    tl_cfg = HookedTransformerConfig(**circuit_tl_fields(cfg), device=str(device))
     with warnings.catch_warnings():
         # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
@@ -139,7 +114,7 @@ def build_model(
     for name, param in model.named_parameters():
         param.requires_grad_(name in trainable)
     _attach_tokenizer(model, vocab)
-    setattr(model, _CONFIG_ATTR, cfg)
+    setattr(model, CONFIG_ATTR, cfg)
     model.circuit.description = describe(model)  # repr(model) shows it
     return model
 
@@ -172,47 +147,6 @@ def _attach_tokenizer(model: HookedTransformer, vocab: Sequence[str]) -> None:
     model.tokenizer.bos_token = BOS  # after set_tokenizer, which would reload a tokenizer with a BOS
 
 
-def _hidden_width(cfg: ModelConfig) -> int | None:
-    if cfg.ffn == "linear":
-        return cfg.d_model  # W_in is the frozen identity, W_out is W_F^T
-    if cfg.ffn == "relu":
-        return cfg.d_mlp or 4 * cfg.d_model
-    return None
-
-
-def trainable_names(cfg: ModelConfig) -> list[str]:
-    """TL names of the trained parameters (docs/THEORY.md section 2; table in the module doc)."""
-    last = cfg.n_layers - 1
-    names = [f"blocks.{layer}.attn.W_K" for layer in range(cfg.n_layers)]
-    names.append(f"blocks.{last}.attn.W_O")
-    if cfg.ffn == "linear":
-        names.append(f"blocks.{last}.mlp.W_out")
-    if cfg.ffn == "relu":
-        names += [f"blocks.{last}.mlp.W_in", f"blocks.{last}.mlp.W_out"]
-    if cfg.positional == "rpe":
-        names.append("blocks.0.attn.rel_pos.bias")
-    if cfg.rope_qk_bias:
-        names += ["blocks.0.attn.b_Q", "blocks.0.attn.b_K"]
-    return names
-
-
-def model_config(model: HookedTransformer) -> ModelConfig:
-    """The :class:`ModelConfig` a model was built from (raises for foreign models)."""
-    cfg = getattr(model, _CONFIG_ATTR, None)
-    if cfg is None:
-        raise ModelShapeError(
-            "this HookedTransformer was not built by induction_bigram.build_model; "
-            "pass it through build_model or load()"
-        )
-    return cfg
-
-
-def _seeded_normal(seed: int, name: str, shape: tuple[int, ...], std: float) -> Tensor:
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-    return torch.randn(shape, generator=g) * std
-
-
 def _initialise(model: HookedTransformer, cfg: ModelConfig) -> None:
     """Fill every parameter: random frozen matrices, identities, zeros (module doc table)."""
     std = 1.0 / math.sqrt(cfg.d_model)
@@ -231,7 +165,7 @@ def _initialise(model: HookedTransformer, cfg: ModelConfig) -> None:
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name in random_names:
-                param.copy_(_seeded_normal(cfg.seed, name, tuple(param.shape), std))
+                param.copy_(seeded_normal(cfg.seed, name, tuple(param.shape), std))
             elif re.fullmatch(r"blocks\.\d+\.attn\.W_Q", name) or name == f"blocks.{last}.mlp.W_in":
                 param.copy_(torch.eye(cfg.d_model).expand_as(param))
             else:
@@ -287,60 +221,7 @@ def set_paper_matrix(model: HookedTransformer, name: str, value: Float[Tensor, "
         target.copy_(swap_convention(value))
 
 
-def token_embeddings(model: HookedTransformer) -> Float[Tensor, "d_vocab d_model"]:
-    """Rows w_E(i)."""
-    return model.embed.W_E.detach()
-
-
-def unembeddings(model: HookedTransformer) -> Float[Tensor, "d_vocab d_model"]:
-    """Rows w_U(i) (TL stores W_U as [d_model, d_vocab])."""
-    return model.unembed.W_U.detach().T
-
-
-def positional_embeddings(model: HookedTransformer) -> Float[Tensor, "n_ctx d_model"] | None:
-    """Rows p_t, or ``None`` when the stream carries no positions (rope, rpe, nope)."""
-    if model.cfg.positional_embedding_type != "standard":
-        return None
-    W_pos = model.pos_embed.W_pos.detach()
-    return None if not W_pos.any() else W_pos
-
-
-def check_tokens(model: HookedTransformer, tokens: Tensor) -> Int[Tensor, "batch pos"]:
-    """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
-    (the checks the forward pass makes, for analyses that want to fail before any work)."""
-    if tokens.ndim != 2:
-        raise DataError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-    check_context_length(tokens.shape[1], model.cfg.n_ctx)
-    check_token_ids(tokens, model.cfg.d_vocab)
-    return tokens
-
-
 # -- vocabulary, description, weights ---------------------------------------------------------
-
-
-def model_vocab(model: HookedTransformer) -> tuple[str, ...]:
-    """The characters of the model's vocabulary, token id i = ``vocab[i]``."""
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise ModelShapeError("this model carries no tokenizer; build it with build_model(cfg, vocab=...)")
-    return tuple(tokenizer.convert_ids_to_tokens(list(range(model.cfg.d_vocab))))
-
-
-def check_vocabulary(model: HookedTransformer, stats: BigramStats) -> None:
-    """Raise :class:`DataError` unless ``stats`` numbers the characters as the model does.
-
-    A prompt encoded with another corpus's statistics is a valid-looking tensor of ids that
-    means other characters to this model; every analysis that takes a model and statistics
-    calls this first.
-    """
-    vocab = model_vocab(model)
-    if vocab != stats.vocab:
-        first = next((i for i, (a, b) in enumerate(zip(vocab, stats.vocab)) if a != b), min(len(vocab), stats.n_tokens))
-        raise DataError(
-            f"the statistics' vocabulary ({stats.n_tokens} characters) is not the model's ({len(vocab)}): "
-            f"they first differ at id {first}; use the statistics the model was trained on "
-            "(the run's checkpoint, or pretrained_task(name).stats)"
-        )
 
 
 def describe(model: HookedTransformer) -> str:
@@ -380,19 +261,6 @@ def load_weights(model: HookedTransformer, state: Any, source: str = "state dict
     expected = model.state_dict()
     if MARKER_KEY in expected:  # checkpoints written before the marker existed hold the same model without it
         state = {MARKER_KEY: expected[MARKER_KEY], **state}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{name} {tuple(state[name].shape)} (config needs {tuple(expected[name].shape)})"
-        for name in expected
-        if name in state and state[name].shape != expected[name].shape
-    ]
-    problems = (
-        [f"missing {', '.join(missing)}"] * bool(missing)
-        + [f"unexpected {', '.join(unexpected)}"] * bool(unexpected)
-        + [f"wrong shape: {', '.join(wrong)}"] * bool(wrong)
-    )
-    if problems:
-        raise CheckpointError(f"{source} does not match its config: {'; '.join(problems)}")
+    check_state(expected, state, source)
     model.load_state_dict(state)
     return model

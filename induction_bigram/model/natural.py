@@ -20,7 +20,8 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.hooks import CheckedPosEmbed, CircuitAttention, TokenEmbed
-from induction_bigram.model.circuit import _attach_tokenizer, resolve_device
+from induction_bigram.model.access import natural_tl_fields, resolve_device
+from induction_bigram.model.circuit import _attach_tokenizer
 
 _NATURAL_ATTR = "_induction_bigram_natural_config"
 
@@ -45,22 +46,7 @@ def build_natural_model(
     if len(chars) < 2 or len(set(chars)) != len(chars):
         raise ConfigError(f"a vocabulary needs at least 2 distinct characters, got {len(chars)}")
     device = resolve_device(device)
-    tl_cfg = HookedTransformerConfig(
-        n_layers=cfg.n_layers,
-        d_model=cfg.d_model,
-        d_head=cfg.d_head,
-        n_heads=cfg.n_heads,
-        d_vocab=len(chars),
-        n_ctx=cfg.n_ctx,
-        attn_only=True,
-        normalization_type=None if cfg.normalization == "none" else cfg.normalization,
-        positional_embedding_type=cfg.positional,
-        rotary_dim=cfg.d_head if cfg.positional == "rotary" else None,
-        default_prepend_bos=False,
-        seed=None,
-        device=str(device),
-        model_name="induction-bigram-natural",
-    )
+    tl_cfg = HookedTransformerConfig(**natural_tl_fields(cfg, len(chars)), seed=None, device=str(device))
     with warnings.catch_warnings():
         # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from induction_bigram.config import RunConfig, TrainConfig
+from induction_bigram.config import ModelConfig, RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError

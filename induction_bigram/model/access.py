@@ -1,0 +1,191 @@
+"""What both TransformerLens backends share: the device, the trained parameters' names, the
+config a model carries, its embeddings and vocabulary, and the checks on what is fed to it.
+
+TL 3's ``HookedTransformer`` and TL 4's ``TransformerBridge`` (:mod:`.circuit`, :mod:`.tl4`)
+expose the same ``embed.W_E``, ``unembed.W_U``, ``pos_embed.W_pos``, ``cfg`` and tokenizer, so
+these are written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from induction_bigram.config import ModelConfig
+from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
+from induction_bigram.hooks import LINEAR_ACT_FN
+from induction_bigram.hooks.checks import check_context_length, check_token_ids
+from induction_bigram.model.backend import Model
+
+CONFIG_ATTR = "_induction_bigram_config"
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/``None`` picks CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"train.device {device!r} is not a torch device") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device {device!r} asks for CUDA, which is not available")
+    return resolved
+
+
+def hidden_width(cfg: ModelConfig) -> int | None:
+    if cfg.ffn == "linear":
+        return cfg.d_model  # W_in is the frozen identity, W_out is W_F^T
+    if cfg.ffn == "relu":
+        return cfg.d_mlp or 4 * cfg.d_model
+    return None
+
+
+def trainable_names(cfg: ModelConfig) -> list[str]:
+    """TL names of the trained parameters (docs/THEORY.md section 2; table in the module doc)."""
+    last = cfg.n_layers - 1
+    names = [f"blocks.{layer}.attn.W_K" for layer in range(cfg.n_layers)]
+    names.append(f"blocks.{last}.attn.W_O")
+    if cfg.ffn == "linear":
+        names.append(f"blocks.{last}.mlp.W_out")
+    if cfg.ffn == "relu":
+        names += [f"blocks.{last}.mlp.W_in", f"blocks.{last}.mlp.W_out"]
+    if cfg.positional == "rpe":
+        names.append("blocks.0.attn.rel_pos.bias")
+    if cfg.rope_qk_bias:
+        names += ["blocks.0.attn.b_Q", "blocks.0.attn.b_K"]
+    return names
+
+
+def model_config(model: Model) -> ModelConfig:
+    """The :class:`ModelConfig` a model was built from (raises for foreign models)."""
+    cfg = getattr(model, CONFIG_ATTR, None)
+    if cfg is None:
+        raise ModelShapeError(
+            "this Model was not built by induction_bigram.build_model; pass it through build_model or load()"
+        )
+    return cfg
+
+
+def seeded_normal(seed: int, name: str, shape: tuple[int, ...], std: float) -> Tensor:
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    return torch.randn(shape, generator=g) * std
+
+
+def token_embeddings(model: Model) -> Float[Tensor, "d_vocab d_model"]:
+    """Rows w_E(i)."""
+    return model.embed.W_E.detach()
+
+
+def unembeddings(model: Model) -> Float[Tensor, "d_vocab d_model"]:
+    """Rows w_U(i) (TL stores W_U as [d_model, d_vocab])."""
+    return model.unembed.W_U.detach().T
+
+
+def positional_embeddings(model: Model) -> Float[Tensor, "n_ctx d_model"] | None:
+    """Rows p_t, or ``None`` when the stream carries no positions (rope, rpe, nope)."""
+    if model.cfg.positional_embedding_type != "standard":
+        return None
+    W_pos = model.pos_embed.W_pos.detach()
+    return None if not W_pos.any() else W_pos
+
+
+def check_tokens(model: Model, tokens: Tensor) -> Int[Tensor, "batch pos"]:
+    """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
+    (the checks the forward pass makes, for analyses that want to fail before any work)."""
+    if tokens.ndim != 2:
+        raise DataError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
+    check_context_length(tokens.shape[1], model.cfg.n_ctx)
+    check_token_ids(tokens, model.cfg.d_vocab)
+    return tokens
+
+
+def model_vocab(model: Model) -> tuple[str, ...]:
+    """The characters of the model's vocabulary, token id i = ``vocab[i]``."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ModelShapeError("this model carries no tokenizer; build it with build_model(cfg, vocab=...)")
+    return tuple(tokenizer.convert_ids_to_tokens(list(range(model.cfg.d_vocab))))
+
+
+def check_vocabulary(model: Model, stats: BigramStats) -> None:
+    """Raise :class:`DataError` unless ``stats`` numbers the characters as the model does.
+
+    A prompt encoded with another corpus's statistics is a valid-looking tensor of ids that
+    means other characters to this model; every analysis that takes a model and statistics
+    calls this first.
+    """
+    vocab = model_vocab(model)
+    if vocab != stats.vocab:
+        first = next((i for i, (a, b) in enumerate(zip(vocab, stats.vocab)) if a != b), min(len(vocab), stats.n_tokens))
+        raise DataError(
+            f"the statistics' vocabulary ({stats.n_tokens} characters) is not the model's ({len(vocab)}): "
+            f"they first differ at id {first}; use the statistics the model was trained on "
+            "(the run's checkpoint, or pretrained_task(name).stats)"
+        )
+
+
+def circuit_tl_fields(cfg: ModelConfig) -> dict:
+    """The TL config fields of the paper's model (docs/THEORY.md section 2), the same for
+    TL 3's ``HookedTransformerConfig`` and TL 4's ``TransformerBridgeConfig``."""
+    return dict(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_head=cfg.d_model,
+        n_heads=1,
+        d_vocab=cfg.d_vocab,
+        n_ctx=cfg.n_ctx,
+        attn_only=cfg.ffn == "none",
+        d_mlp=hidden_width(cfg),
+        act_fn={"none": None, "linear": LINEAR_ACT_FN, "relu": "relu"}[cfg.ffn],
+        normalization_type=None,
+        positional_embedding_type="rotary" if cfg.positional == "rope" else "standard",
+        rotary_dim=cfg.d_model if cfg.positional == "rope" else None,
+        default_prepend_bos=False,
+        init_weights=False,
+        model_name=f"induction-bigram-{cfg.positional}",
+    )
+
+
+def natural_tl_fields(cfg: NaturalModelConfig, n_vocab: int) -> dict:
+    """The TL config fields of the natural model, the same for both TL versions."""
+    return dict(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_head=cfg.d_head,
+        n_heads=cfg.n_heads,
+        d_vocab=n_vocab,
+        n_ctx=cfg.n_ctx,
+        attn_only=True,
+        normalization_type=None if cfg.normalization == "none" else cfg.normalization,
+        positional_embedding_type=cfg.positional,
+        rotary_dim=cfg.d_head if cfg.positional == "rotary" else None,
+        default_prepend_bos=False,
+        model_name="induction-bigram-natural",
+    )
+
+
+def check_state(expected: dict[str, Tensor], state: dict[str, Tensor], source: str) -> None:
+    """Raise :class:`CheckpointError` naming every key ``state`` lacks, has in excess, or holds
+    in another shape than ``expected`` (the model's own state dict): a strict load's checks,
+    with the config's shapes in the message."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{name} {tuple(state[name].shape)} (config needs {tuple(expected[name].shape)})"
+        for name in expected
+        if name in state and state[name].shape != expected[name].shape
+    ]
+    problems = (
+        [f"missing {', '.join(missing)}"] * bool(missing)
+        + [f"unexpected {', '.join(unexpected)}"] * bool(unexpected)
+        + [f"wrong shape: {', '.join(wrong)}"] * bool(wrong)
+    )
+    if problems:
+        raise CheckpointError(f"{source} does not match its config: {'; '.join(problems)}")

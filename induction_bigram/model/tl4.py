@@ -1,0 +1,276 @@
+"""The TransformerLens 4 backend: our models as a ``TransformerBridge`` (TL 4 removed ``HookedTransformer``).
+
+:mod:`induction_bigram.model` imports this module instead of :mod:`.circuit` and :mod:`.natural`
+when TransformerLens >= 4 is installed (:data:`~induction_bigram.model.backend.TL4`); the public
+functions have the same names, arguments and meaning.
+
+How a model is built: TL 4's own small model is ``NativeModel`` wrapped by ``TransformerBridge``
+(what ``TransformerBridge.boot_native`` does). We build the ``NativeModel`` with our components
+(:mod:`induction_bigram.hooks.tl4`) swapped in, wrap it with TL's ``build_bridge_from_module``,
+then wire the hook points and fill the weights with :mod:`.circuit`'s values (:mod:`.tl4_weights`),
+so one config gives bitwise the same model on both backends.
+
+Same as on TL 3: the logits (bitwise for the shipped models), the TL 3 hook names we document
+(``hook_attn_scores`` pre-softmax as in TL 3, ``rel_pos.hook_bias``, ``circuit.*``), the trained/
+frozen split by TL 3 name, the tokenizer, the :class:`DataError` checks, ``model.OV``/``QK``.
+Different (the bridge's): ``state_dict()`` keys (``blocks.0.attn.k.weight``, [out, in] = the
+paper's convention; ``rel_pos.bias`` at the top; :func:`load_weights` reads TL 3's too),
+``named_parameters()`` names (use ``trainable_parameters``), ``attn.W_K`` is derived, no
+``attn.OV`` / ``hook_rot_q/k`` / ``hook_result`` / KV cache; the natural model's init is TL 4's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+from transformer_lens.model_bridge.sources import build_bridge_from_module
+from transformer_lens.model_bridge.sources.native import initialize_native_model
+
+from induction_bigram.config import ModelConfig
+from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.data.tokenizer import BOS, character_tokenizer
+from induction_bigram.errors import ConfigError, ModelShapeError
+from induction_bigram.hooks.tl4 import (
+    LINEAR_ACT_FN,
+    CheckedNativeModel,
+    CircuitAttention,
+    CircuitMLP,
+    HalfSplitRotary,
+    RelativePositionBias,
+    missing_internals,
+    wire_hooks,
+)
+from induction_bigram.model.access import (
+    CONFIG_ATTR,
+    circuit_tl_fields,
+    model_config,
+    natural_tl_fields,
+    resolve_device,
+    trainable_names,
+)
+from induction_bigram.model.backend import TL_VERSION
+from induction_bigram.model.tl4_weights import (
+    _bridge_key,
+    _convert_tl3,
+    _initial_tl3_state,
+    _load_converted,
+    _tl3_name,
+)
+
+_NATURAL_ATTR = "_induction_bigram_natural_config"
+_ROTARY_CACHE = 2048  # as model/circuit.py: rope models are limited to this context
+
+
+def _variant(cfg: ModelConfig) -> str:
+    return f"positional={cfg.positional!r}, ffn={cfg.ffn!r}" + (", rope_qk_bias" if cfg.rope_qk_bias else "")
+
+
+def _unsupported(variant: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"the model {variant} cannot be built on TransformerLens {TL_VERSION}: {why}; "
+        "install transformer-lens 3.x (>=3.5,<4) or 4.3 (README 'TransformerLens versions')"
+    )
+
+
+def _check_internals(variant: str) -> None:
+    missing = missing_internals()
+    if missing:
+        raise _unsupported(variant, f"this TL lacks the internals our components need ({'; '.join(missing)})")
+
+
+# -- the paper's model -------------------------------------------------------------------------
+
+
+def _bridge_config(cfg: ModelConfig) -> TransformerBridgeConfig:
+    return TransformerBridgeConfig(**circuit_tl_fields(cfg), seed=cfg.seed)
+
+
+def build_model(
+    cfg: ModelConfig, device: str | torch.device | None = "auto", *, vocab: Sequence[str]
+) -> TransformerBridge:
+    """A seeded ``TransformerBridge`` of the paper's architecture, trainable parts at zero
+    (the TL 4 counterpart of :func:`induction_bigram.model.circuit.build_model`; same values)."""
+    if cfg.d_vocab is None:
+        raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
+    if len(vocab) != cfg.d_vocab:
+        raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
+    if cfg.positional == "rope" and cfg.n_ctx > _ROTARY_CACHE:
+        raise ConfigError(f"model.n_ctx must be <= {_ROTARY_CACHE} for rope, got {cfg.n_ctx}")
+    _check_internals(_variant(cfg))
+    device = resolve_device(device)
+    tl_cfg = _bridge_config(cfg)
+    with torch.random.fork_rng(devices=[]):  # every tensor is overwritten below
+        native = CheckedNativeModel(tl_cfg)
+    rotary = HalfSplitRotary(cfg.n_ctx, cfg.d_model) if cfg.positional == "rope" else None
+    native.rotary = rotary
+    if cfg.positional == "rpe":
+        native.rel_pos = RelativePositionBias(cfg.n_ctx)
+    for layer, block in enumerate(native.layers):
+        rel_pos = native.rel_pos if cfg.positional == "rpe" and layer == 0 else None
+        # rotary in layer 1 only: later layers are content-only (TL 3: zero frequencies)
+        block.attn = CircuitAttention(tl_cfg, rotary=rotary if layer == 0 else None, rel_pos=rel_pos)
+        if not tl_cfg.attn_only:
+            block.mlp = CircuitMLP(tl_cfg)
+    bridge = _wrap(native, tl_cfg, vocab)
+    wire_hooks(bridge, circuit=True)
+    with torch.no_grad():
+        _load_converted(bridge, _convert_tl3(_initial_tl3_state(cfg, tl_cfg), tl_cfg), "the initial weights")
+    trainable = {_bridge_key(name) for name in trainable_names(cfg)}
+    for name, tensor in bridge.state_dict(keep_vars=True).items():
+        if isinstance(tensor, nn.Parameter):
+            tensor.requires_grad_(name in trainable)
+    bridge.to(device, print_details=False)
+    if tl_cfg.attn_only:
+        bridge.cfg.d_mlp = None  # NativeModel fills in 4 d even without an MLP (circuit.py undoes it too)
+    object.__setattr__(bridge, CONFIG_ATTR, cfg)
+    bridge.circuit.description = describe(bridge)
+    return bridge
+
+
+def _wrap(native: nn.Module, tl_cfg: TransformerBridgeConfig, vocab: Sequence[str]) -> TransformerBridge:
+    tokenizer = character_tokenizer(tuple(vocab))
+    bridge = build_bridge_from_module(
+        native, "TransformerLensNative", tl_config=tl_cfg, tokenizer=tokenizer, model_name=tl_cfg.model_name
+    )
+    bridge.tokenizer.padding_side = "right"
+    bridge.tokenizer.bos_token = BOS  # as TL 3's set_tokenizer path: a BOS the model has no embedding for
+    return bridge
+
+
+def trainable_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]:
+    """The parameters with ``requires_grad``, by TL 3 name (``blocks.0.attn.W_K``)."""
+    return [
+        (_tl3_name(key), p)
+        for key, p in model.state_dict(keep_vars=True).items()
+        if isinstance(p, nn.Parameter) and p.requires_grad
+    ]
+
+
+# -- the paper's convention ---------------------------------------------------------------------
+
+
+def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "... cols rows"]:
+    """Convert a linear map between TL's row-vector and the paper's column-vector convention
+    (its own inverse; see :func:`induction_bigram.model.circuit.swap_convention`)."""
+    return matrix.transpose(-1, -2)
+
+
+_PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
+
+
+def _paper_tensor(model: TransformerBridge, name: str) -> Tensor:
+    """The bridge Parameter holding paper matrix ``name``: ``nn.Linear`` stores [out, in], which
+    is the paper's column convention, so no transpose (TL 3's ``W_K[0]`` is its transpose)."""
+    match = _PAPER_NAME.fullmatch(name)
+    if not match:
+        raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
+    state = model.state_dict(keep_vars=True)
+    if name == "W_F":
+        if model.cfg.act_fn != LINEAR_ACT_FN:
+            raise ModelShapeError("W_F exists only in models with a linear feed-forward layer")
+        return state[f"blocks.{model.cfg.n_layers - 1}.mlp.out.weight"]
+    kind, layer = match.group(1), int(match.group(2))
+    if not 1 <= layer <= model.cfg.n_layers:
+        raise ModelShapeError(f"{name}: the model has layers 1..{model.cfg.n_layers}")
+    if model.cfg.n_heads != 1:
+        raise ModelShapeError(f"{name}: expected one attention head, got {model.cfg.n_heads}")
+    return state[f"blocks.{layer - 1}.attn.{kind[-1].lower()}.weight"]
+
+
+def get_paper_matrix(model: TransformerBridge, name: str) -> Float[Tensor, "d_out d_in"]:
+    """A weight matrix in the paper's column convention, e.g. ``get_paper_matrix(m, "W_K2")``."""
+    return _paper_tensor(model, name).detach()
+
+
+def set_paper_matrix(model: TransformerBridge, name: str, value: Float[Tensor, "d_out d_in"]) -> None:
+    """Write a paper-convention matrix into the model (the inverse of :func:`get_paper_matrix`)."""
+    target = _paper_tensor(model, name)
+    if value.shape != target.shape:
+        raise ModelShapeError(f"{name} needs shape {tuple(target.shape)}, got {tuple(value.shape)}")
+    with torch.no_grad():
+        target.copy_(value)
+
+
+# -- vocabulary, description, weights ---------------------------------------------------------
+
+
+def describe(model: TransformerBridge) -> str:
+    """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model.circuit)``)."""
+    cfg = model_config(model)
+    positional = {
+        "ape": "absolute: random frozen p_t added to the stream (cfg: standard)",
+        "rpe": "relative: learned scalar bias b_(t-s) on layer 1's scores, rel_pos "
+        "(TL cannot express it: cfg says positional_embedding_type='standard' with W_pos = 0)",
+        "rope": "rotary in layer 1 only (cfg says rotary; later layers have none)",
+        "nope": "none, three layers (TL cannot express it: cfg says 'standard' with W_pos = 0)",
+    }[cfg.positional]
+    ffn = {
+        "none": "none (attention only)",
+        "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",
+        "relu": "ReLU MLP",
+    }
+    return (
+        f"induction-bigram model (TransformerBridge, TL {TL_VERSION}): d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, "
+        f"N = {cfg.d_vocab}, {cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; "
+        f"feed-forward: {ffn[cfg.ffn]}; trained: {', '.join(trainable_names(cfg))}"
+    )
+
+
+# -- the natural model ---------------------------------------------------------------------------
+
+
+def build_natural_model(
+    cfg: NaturalModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
+) -> TransformerBridge:
+    """A seeded attention-only ``TransformerBridge`` with TL 4's own initialisation (the TL 4
+    counterpart of :func:`induction_bigram.model.natural.build_natural_model`; a TL 3 state dict
+    loads into it bitwise, but its seeded initial values are TL 4's, not TL 3's)."""
+    if vocab is not None and cfg.vocab is not None and tuple(vocab) != tuple(cfg.vocab):
+        raise ConfigError(f"model.vocab holds {len(cfg.vocab)} characters that differ from the vocabulary given")
+    chars = cfg.vocab if cfg.vocab is not None else vocab
+    if chars is None:
+        raise ConfigError("model.vocab is None: resolve it from the text first (or pass vocab=)")
+    if len(chars) < 2 or len(set(chars)) != len(chars):
+        raise ConfigError(f"a vocabulary needs at least 2 distinct characters, got {len(chars)}")
+    variant = f"natural, positional={cfg.positional!r}"
+    if cfg.positional == "shortformer":
+        raise _unsupported(
+            variant,
+            "its native model adds positions to the residual stream or rotates q/k, "
+            "and has no shortformer (positions in the queries' and keys' input only)",
+        )
+    _check_internals(variant)
+    device = resolve_device(device)
+    tl_cfg = TransformerBridgeConfig(**natural_tl_fields(cfg, len(chars)), init_weights=True, seed=cfg.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        native = CheckedNativeModel(tl_cfg)
+        native.head = nn.Linear(cfg.d_model, len(chars), bias=True)  # b_U trains, as in TL 3
+        rotary = HalfSplitRotary(cfg.n_ctx, cfg.d_head) if cfg.positional == "rotary" else None
+        native.rotary = rotary
+        for block in native.layers:
+            block.attn = CircuitAttention(tl_cfg, rotary=rotary)
+        initialize_native_model(native, tl_cfg)
+        with torch.no_grad():
+            native.head.bias.zero_()
+    bridge = _wrap(native, tl_cfg, tuple(chars))
+    wire_hooks(bridge, circuit=False)
+    bridge.to(device, print_details=False)
+    natural = cfg if cfg.vocab is not None else dataclasses.replace(cfg, vocab="".join(chars))
+    object.__setattr__(bridge, _NATURAL_ATTR, natural)
+    return bridge
+
+
+def natural_config(model: TransformerBridge) -> NaturalModelConfig:
+    """The :class:`NaturalModelConfig` a model was built from (raises for other models)."""
+    cfg = getattr(model, _NATURAL_ATTR, None)
+    if cfg is None:
+        raise ModelShapeError("this TransformerBridge was not built by build_natural_model")
+    return cfg

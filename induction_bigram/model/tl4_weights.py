@@ -1,0 +1,173 @@
+"""The weights of the TransformerLens 4 backend (:mod:`.tl4`): TL 3 names and layouts <-> the bridge's.
+
+Our on-disk format is TL 3's (the shipped models, TL 3 checkpoints); a bridge saves its own
+(``blocks.0.attn.k.weight``). :func:`load_weights` reads both. The initial weights are drawn
+exactly as :mod:`.circuit` draws them (same names, shapes, generators), then converted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
+
+from induction_bigram.config import ModelConfig
+from induction_bigram.errors import CheckpointError
+from induction_bigram.hooks.circuit import LOADER_MARKER
+from induction_bigram.model.access import check_state, seeded_normal
+from induction_bigram.model.backend import TL_VERSION
+
+MARKER_KEY = f"circuit.{LOADER_MARKER}"
+
+
+def _initial_tl3_state(cfg: ModelConfig, tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
+    """The TL 3 state dict :func:`induction_bigram.model.circuit.build_model` makes (its
+    ``_initialise``: same names, shapes and generators)."""
+    d, last = cfg.d_model, cfg.n_layers - 1
+    std = 1.0 / math.sqrt(d)
+
+    def normal(name: str, shape: tuple[int, ...]) -> Tensor:
+        return seeded_normal(cfg.seed, name, shape, std)
+
+    state = {
+        "embed.W_E": normal("embed.W_E", (cfg.d_vocab, d)),
+        "unembed.W_U": normal("unembed.W_U", (d, cfg.d_vocab)),
+        "unembed.b_U": torch.zeros(cfg.d_vocab),
+    }
+    if cfg.positional != "rope":
+        state["pos_embed.W_pos"] = (
+            normal("pos_embed.W_pos", (cfg.n_ctx, d)) if cfg.positional == "ape" else (torch.zeros(cfg.n_ctx, d))
+        )
+    for layer in range(cfg.n_layers):
+        p = f"blocks.{layer}.attn."
+        state[p + "W_Q"] = torch.eye(d)[None]
+        state[p + "W_K"] = torch.zeros(1, d, d)
+        state[p + "W_V"] = normal(p + "W_V", (1, d, d))
+        state[p + "W_O"] = normal(p + "W_O", (1, d, d)) if layer < last else torch.zeros(1, d, d)
+        for b in "QKV":
+            state[p + f"b_{b}"] = torch.zeros(1, d)
+        state[p + "b_O"] = torch.zeros(d)
+        if cfg.ffn != "none":
+            m, h = f"blocks.{layer}.mlp.", tl_cfg.d_mlp
+            if layer == last and cfg.ffn == "linear":
+                w_in = torch.eye(d)
+            elif layer == last and cfg.ffn == "relu":
+                w_in = normal(m + "W_in", (d, h))
+            else:
+                w_in = torch.zeros(d, h)
+            state |= {m + "W_in": w_in, m + "b_in": torch.zeros(h), m + "W_out": torch.zeros(h, d)}
+            state[m + "b_out"] = torch.zeros(d)
+    if cfg.rope_qk_bias:
+        state["blocks.0.attn.b_Q"] = normal("blocks.0.attn.b_Q", (1, d))
+        state["blocks.0.attn.b_K"] = normal("blocks.0.attn.b_K", (1, d))
+    if cfg.positional == "rpe":
+        state["blocks.0.attn.rel_pos.bias"] = torch.zeros(cfg.n_ctx)
+    return state
+
+
+# -- TL 3 names <-> bridge keys --------------------------------------------------------------
+
+
+_PAIRS = [  # (TL 3 name, bridge key) patterns; each direction is a regex substitution
+    (
+        r"blocks\.(\d+)\.attn\.W_([QKVO])",
+        r"blocks\.(\d+)\.attn\.([qkvo])\.weight",
+        "blocks.{0}.attn.{1}.weight",
+        "blocks.{0}.attn.W_{1}",
+    ),
+    (
+        r"blocks\.(\d+)\.attn\.b_([QKVO])",
+        r"blocks\.(\d+)\.attn\.([qkvo])\.bias",
+        "blocks.{0}.attn.{1}.bias",
+        "blocks.{0}.attn.b_{1}",
+    ),
+    (
+        r"blocks\.(\d+)\.mlp\.W_(in|out)",
+        r"blocks\.(\d+)\.mlp\.(in|out)\.weight",
+        "blocks.{0}.mlp.{1}.weight",
+        "blocks.{0}.mlp.W_{1}",
+    ),
+    (
+        r"blocks\.(\d+)\.mlp\.b_(in|out)",
+        r"blocks\.(\d+)\.mlp\.(in|out)\.bias",
+        "blocks.{0}.mlp.{1}.bias",
+        "blocks.{0}.mlp.b_{1}",
+    ),
+    (r"(blocks\.\d+\.ln\d|ln_final)\.w", r"(blocks\.\d+\.ln\d|ln_final)\.weight", "{0}.weight", "{0}.w"),
+    (r"(blocks\.\d+\.ln\d|ln_final)\.b", r"(blocks\.\d+\.ln\d|ln_final)\.bias", "{0}.bias", "{0}.b"),
+    (r"blocks\.0\.attn\.rel_pos\.bias()", r"rel_pos\.bias()", "rel_pos.bias", "blocks.0.attn.rel_pos.bias"),
+    (r"embed\.W_E()", r"embed\.weight()", "embed.weight", "embed.W_E"),
+    (r"pos_embed\.W_pos()", r"pos_embed\.weight()", "pos_embed.weight", "pos_embed.W_pos"),
+    (r"unembed\.W_U()", r"unembed\.weight()", "unembed.weight", "unembed.W_U"),
+    (r"unembed\.b_U()", r"unembed\.bias()", "unembed.bias", "unembed.b_U"),
+]
+
+
+def _bridge_key(tl3_name: str) -> str:
+    """``blocks.0.attn.W_K`` -> ``blocks.0.attn.k.weight`` (the bridge's state-dict key)."""
+    for tl3, _, to_bridge, _ in _PAIRS:
+        if m := re.fullmatch(tl3, tl3_name):
+            return to_bridge.format(m[1], (m[2] or "").lower() if m.re.groups > 1 else "")
+    return tl3_name
+
+
+def _tl3_name(bridge_key: str) -> str:
+    """The inverse of :func:`_bridge_key`."""
+    for _, bridge, _, to_tl3 in _PAIRS:
+        if m := re.fullmatch(bridge, bridge_key):
+            part = m[2] if m.re.groups > 1 else ""
+            return to_tl3.format(m[1], part if part in ("in", "out") else part.upper())
+    return bridge_key
+
+
+def _is_tl3_state(state: dict[str, Any]) -> bool:
+    return any(re.search(r"(^|\.)(W_[A-Za-z]+|b_[A-Za-z]+)$", key) for key in state)
+
+
+def _convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
+    """A TL 3 state dict of ours -> the bridge's keys and layouts (TL's ``convert_tl_checkpoint``,
+    plus what it refuses: our marker, the rotary tables (rebuilt from the config), the relative bias)."""
+    rest, extra = {}, {}
+    for key, value in state.items():
+        if key.startswith("circuit.") or key.endswith((".rotary_sin", ".rotary_cos")):
+            if key == MARKER_KEY:
+                extra[key] = value
+            continue
+        if key == "blocks.0.attn.rel_pos.bias":
+            extra["rel_pos.bias"] = value
+        else:
+            rest[key] = value
+    try:
+        return convert_tl_checkpoint(rest, tl_cfg) | extra
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"cannot convert these TL 3 weights for TransformerLens {TL_VERSION}: {err}") from None
+
+
+def _load_converted(model: TransformerBridge, state: dict[str, Tensor], source: str) -> None:
+    expected = model.state_dict()
+    if MARKER_KEY in expected:
+        state = {MARKER_KEY: expected[MARKER_KEY], **state}
+    else:
+        state = {k: v for k, v in state.items() if k != MARKER_KEY}
+    check_state(expected, state, source)
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
+
+
+def load_weights(model: TransformerBridge, state: Any, source: str = "state dict") -> TransformerBridge:
+    """Load a ``state_dict`` of one of our models into ``model`` (built by :func:`build_model` or
+    :func:`build_natural_model` from the same config), strictly and bitwise. ``state`` may be in
+    TL 3's format (shipped models, TL 3 checkpoints) or the bridge's (TL 4 checkpoints);
+    mismatches are a :class:`CheckpointError` naming ``source``."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} holds no weights")
+    if _is_tl3_state(state):
+        state = _convert_tl3(state, model.cfg)
+    _load_converted(model, state, source)
+    return model
