@@ -299,9 +299,9 @@ class _Loop:
         self.clock_start = time.perf_counter() - elapsed
         tokens_per_step = cfg.batch_size * self.config.task.seq_len
         window_seconds, window_tokens = 0.0, 0
-        bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
         if progress and start < cfg.steps:
-            bar.write(self.compile_note, file=sys.stderr)  # stdout may carry --json output
+            print(self.compile_note, file=sys.stderr)  # stdout may carry --json output
+        bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
         try:
             self.model.train()
             for step in range(start + 1, cfg.steps + 1):
