@@ -45,7 +45,8 @@ test: $(VENV)/.installed browser
 
 # The modules listed here run on TL 4; tests/tl4/known_failures.py skips, each with its reason,
 # the tests of these modules that need what the TL 4 backend does not have yet.
-TL4_TESTS ?= tests/tl4 tests/test_transformerlens_workflow.py tests/training/test_loop.py
+TL4_TESTS ?= tests/tl4 tests/test_transformerlens_workflow.py tests/training/test_loop.py tests/data tests/config \
+	tests/memories tests/incontext tests/lengths tests/test_claims.py tests/test_intervals.py
 
 test-tl4: $(VENV_TL4)/.installed
 	$(VENV_TL4)/bin/python -m pytest -p tests.tl4.known_failures $(TL4_TESTS)

@@ -15,7 +15,7 @@ from induction_bigram.lengths.config import PROTOCOLS, Protocol
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import ProtocolResult, VariantResult, ratio
 from induction_bigram.memories.projections import Projection, memory_margin, memory_report, project_W_K1, recall_at_1
-from induction_bigram.model import Model, model_config, token_embeddings
+from induction_bigram.model import Model, model_config, relative_position_bias, rotate_layer1, token_embeddings
 
 
 def _protocol_result(counts: dict[int, PositionCounts], protocol: Protocol, train_length: int) -> ProtocolResult:
@@ -51,10 +51,10 @@ def rotary_bias_profile(model: Model, n_offsets: int) -> Float[Tensor, " offset"
     attn = model.blocks[0].attn
     if model.cfg.positional_embedding_type != "rotary" or not (attn.b_Q.any() or attn.b_K.any()):
         return None
-    q = attn.apply_rotary(attn.b_Q.detach().expand(1, n_offsets, *attn.b_Q.shape))
-    k = attn.apply_rotary(attn.b_K.detach().expand(1, n_offsets, *attn.b_K.shape))
+    q = rotate_layer1(model, attn.b_Q.detach().expand(1, n_offsets, *attn.b_Q.shape))
+    k = rotate_layer1(model, attn.b_K.detach().expand(1, n_offsets, *attn.b_K.shape))
     last = n_offsets - 1
-    scores = (q[0, last, 0] * k[0, :, 0]).sum(-1) / attn.attn_scale  # key s = last - offset
+    scores = (q[0, last, 0] * k[0, :, 0]).sum(-1) / model.cfg.d_head**0.5  # key s = last - offset
     return scores.flip(0)
 
 
@@ -123,7 +123,7 @@ def evaluate_lengths(
     _, cache = model.run_with_cache(example.tokens, names_filter=lambda n: n.endswith("attn.hook_pattern"))
     patterns = torch.stack([cache[f"blocks.{i}.attn.hook_pattern"][0, 0] for i in range(cfg.n_layers)])
     if cfg.positional == "rpe":
-        offset_bias = model.blocks[0].attn.rel_pos.bias.detach()[:max_length].cpu().tolist()
+        offset_bias = relative_position_bias(model).detach()[:max_length].cpu().tolist()
     else:
         rotary = rotary_bias_profile(model, max_length)
         offset_bias = None if rotary is None else rotary.cpu().tolist()

@@ -19,7 +19,7 @@ from induction_bigram.files import Existing, atomic_write_text, claim_folder, du
 from induction_bigram.lengths.config import LengthsConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
-from induction_bigram.model import Model
+from induction_bigram.model import Model, relative_position_bias
 from induction_bigram.training.loop import train_or_load
 
 RECIPES = {  # how each variant is built and trained, in words (result.json carries it beside the numbers)
@@ -39,7 +39,7 @@ RECIPES = {  # how each variant is built and trained, in words (result.json carr
 def clipped_relative_bias(model: Model, max_offset: int):
     """Within the block, offsets o > ``max_offset`` use b_(max_offset) (T5-style: far offsets
     share the last bucket) instead of their untrained value 0."""
-    bias = model.blocks[0].attn.rel_pos.bias
+    bias = relative_position_bias(model)
     saved = bias.detach().clone()
     with torch.no_grad():
         bias[max_offset + 1 :] = bias[max_offset]

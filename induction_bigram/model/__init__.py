@@ -31,6 +31,8 @@ if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
         describe,
         get_paper_matrix,
         natural_config,
+        relative_position_bias,
+        rotate_layer1,
         set_paper_matrix,
         swap_convention,
     )
@@ -42,6 +44,8 @@ else:
         describe,
         get_paper_matrix,
         load_weights,
+        relative_position_bias,
+        rotate_layer1,
         set_paper_matrix,
         swap_convention,
     )
@@ -61,6 +65,8 @@ __all__ = [
     "model_vocab",
     "natural_config",
     "positional_embeddings",
+    "relative_position_bias",
+    "rotate_layer1",
     "resolve_device",
     "set_paper_matrix",
     "swap_convention",

@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config import ModelConfig
@@ -222,6 +222,22 @@ def set_paper_matrix(model: HookedTransformer, name: str, value: Float[Tensor, "
 
 
 # -- vocabulary, description, weights ---------------------------------------------------------
+
+
+def relative_position_bias(model: HookedTransformer) -> nn.Parameter:
+    """b_(t-s), the relative-position bias on layer 1's scores of an ``rpe`` model, as the
+    parameter itself (edits in place change the model)."""
+    rel_pos = getattr(model.blocks[0].attn, "rel_pos", None)
+    if rel_pos is None:
+        raise ModelShapeError("this model has no relative-position bias (model.positional is not 'rpe')")
+    return rel_pos.bias
+
+
+def rotate_layer1(
+    model: HookedTransformer, x: Float[Tensor, "batch pos head d_head"]
+) -> Float[Tensor, "batch pos head d_head"]:
+    """Layer 1's rotary applied to queries or keys at positions 0..pos-1 (``rope`` models)."""
+    return model.blocks[0].attn.apply_rotary(x)
 
 
 def describe(model: HookedTransformer) -> str:

@@ -201,6 +201,25 @@ def set_paper_matrix(model: TransformerBridge, name: str, value: Float[Tensor, "
 # -- vocabulary, description, weights ---------------------------------------------------------
 
 
+def relative_position_bias(model: TransformerBridge) -> nn.Parameter:
+    """b_(t-s), the relative-position bias on layer 1's scores of an ``rpe`` model, as the
+    parameter itself (on TL 4 it sits at the top of the native model: the bridge drops a
+    parameter nested inside a wrapped component)."""
+    rel_pos = getattr(model.original_model, "rel_pos", None)
+    if rel_pos is None:
+        raise ModelShapeError("this model has no relative-position bias (model.positional is not 'rpe')")
+    return rel_pos.bias
+
+
+def rotate_layer1(
+    model: TransformerBridge, x: Float[Tensor, "batch pos head d_head"]
+) -> Float[Tensor, "batch pos head d_head"]:
+    """Layer 1's rotary applied to queries or keys at positions 0..pos-1 (``rope`` models)."""
+    rotary = model.original_model.rotary
+    by_head = x.transpose(1, 2)  # the native rotary reads [batch, head, pos, d_head]
+    return rotary.apply_rope(by_head, by_head)[0].transpose(1, 2)
+
+
 def describe(model: TransformerBridge) -> str:
     """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model.circuit)``)."""
     cfg = model_config(model)

@@ -35,6 +35,7 @@ from induction_bigram.lengths.figures import (
     plot_layer1_offsets,
     plot_previous_token,
 )
+from induction_bigram.model import relative_position_bias
 from tests.conftest import model_of, randomise_trainables
 
 STUDY = PRESETS["test"]  # d = 16, T_train = 8, k = 1..4
@@ -135,9 +136,9 @@ def test_relative_bias_adds_b_of_the_offset_and_trains(stats):
     randomise_trainables(model)
     stream = torch.randn(1, L, D, generator=torch.Generator().manual_seed(3))
     with_bias = scores_with_stream(model, 0, stream)
-    bias = model.blocks[0].attn.rel_pos.bias.detach().clone()
+    bias = relative_position_bias(model).detach().clone()
     with torch.no_grad():
-        model.blocks[0].attn.rel_pos.bias.zero_()
+        relative_position_bias(model).zero_()
     without = scores_with_stream(model, 0, stream)
     t = torch.arange(L)
     offsets = t[:, None] - t[None, :]
@@ -146,15 +147,15 @@ def test_relative_bias_adds_b_of_the_offset_and_trains(stats):
     assert torch.isinf(with_bias[~causal]).all(), "the causal mask stays -inf"
     assert not model.pos_embed.W_pos.any(), "no absolute positions in the stream"
     trained = train(config, None, progress=False).model
-    assert trained.blocks[0].attn.rel_pos.bias.requires_grad
-    assert trained.blocks[0].attn.rel_pos.bias[:T].abs().sum() > 0, "b_(t-s) trains"
-    assert not trained.blocks[0].attn.rel_pos.bias[T:].any(), "offsets >= T_train never get a gradient"
+    assert relative_position_bias(trained).requires_grad
+    assert relative_position_bias(trained)[:T].abs().sum() > 0, "b_(t-s) trains"
+    assert not relative_position_bias(trained)[T:].any(), "offsets >= T_train never get a gradient"
 
 
 def test_clipped_relative_bias_shares_the_last_trained_offset_and_restores(stats):
     _, model, _ = tiny("rpe", stats)
     randomise_trainables(model)
-    bias = model.blocks[0].attn.rel_pos.bias
+    bias = relative_position_bias(model)
     before = bias.detach().clone()
     with clipped_relative_bias(model, T - 1):
         assert torch.equal(bias[:T], before[:T]) and (bias[T:] == before[T - 1]).all()
@@ -249,7 +250,7 @@ def test_counts_match_a_direct_computation_and_do_not_depend_on_chunks(stats):
 def test_previous_token_accuracy_of_a_sharp_relative_bias(stats):
     _, model, task = tiny("rpe", stats)
     with torch.no_grad():
-        model.blocks[0].attn.rel_pos.bias[1] = 50.0  # attend to t - 1 at every t >= 1
+        relative_position_bias(model)[1] = 50.0  # attend to t - 1 at every t >= 1
     result = evaluate_lengths(model, task, train_length=T, batch_size=6, chunk_size=4, seed=1)
     previous = result.previous_token_by_position[0]
     assert math.isnan(previous[0]) and all(v == 1.0 for v in previous[1:])

@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask
 from induction_bigram.memories.projections import (
@@ -25,6 +24,7 @@ from induction_bigram.model import (
     token_embeddings,
     unembeddings,
 )
+from induction_bigram.model.backend import TL4
 from induction_bigram.training.metrics import evaluate
 from tests.conftest import model_of, vocab
 
@@ -125,6 +125,12 @@ def test_models_of_another_shape_are_refused():
     with pytest.raises(ModelShapeError, match="needs absolute positional embeddings"):
         project_W_K1(rpe)
     assert set(memory_report(rpe).memories) == {"W_O2", "W_K2"}  # W_K1 does not apply
+
+
+@pytest.mark.skipif(TL4, reason="builds a plain TL 3 HookedTransformer (TL 4 has none)")
+def test_a_plain_tl_model_of_another_shape_is_refused():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
     with pytest.warns(DeprecationWarning, match="HookedTransformer is deprecated"):
         two_heads = HookedTransformer(
             HookedTransformerConfig(n_layers=2, d_model=8, d_head=4, n_heads=2, d_vocab=5, n_ctx=6, attn_only=True)
