@@ -153,6 +153,19 @@ def circuit_tl_fields(cfg: ModelConfig) -> dict:
     )
 
 
+def natural_vocab(cfg: NaturalModelConfig, vocab: str | None) -> str:
+    """The natural model's characters: ``cfg.vocab``, or ``vocab`` when that is unset (they
+    must agree when both are given); at least 2, all distinct."""
+    if vocab is not None and cfg.vocab is not None and tuple(vocab) != tuple(cfg.vocab):
+        raise ConfigError(f"model.vocab holds {len(cfg.vocab)} characters that differ from the vocabulary given")
+    chars = cfg.vocab if cfg.vocab is not None else vocab
+    if chars is None:
+        raise ConfigError("model.vocab is None: resolve it from the text first (or pass vocab=)")
+    if len(chars) < 2 or len(set(chars)) != len(chars):
+        raise ConfigError(f"a vocabulary needs at least 2 distinct characters, got {len(chars)}")
+    return chars
+
+
 def natural_tl_fields(cfg: NaturalModelConfig, n_vocab: int) -> dict:
     """The TL config fields of the natural model, the same for both TL versions."""
     return dict(

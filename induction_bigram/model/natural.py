@@ -18,9 +18,9 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config.natural import NaturalModelConfig
-from induction_bigram.errors import ConfigError, ModelShapeError
+from induction_bigram.errors import ModelShapeError
 from induction_bigram.hooks import CheckedPosEmbed, CircuitAttention, TokenEmbed
-from induction_bigram.model.access import natural_tl_fields, resolve_device
+from induction_bigram.model.access import natural_tl_fields, natural_vocab, resolve_device
 from induction_bigram.model.circuit import _attach_tokenizer
 
 _NATURAL_ATTR = "_induction_bigram_natural_config"
@@ -38,13 +38,7 @@ def build_natural_model(
         device: ``"auto"`` picks CUDA when available.
         vocab: the characters when ``cfg.vocab`` is ``None``; must agree with it otherwise.
     """
-    if vocab is not None and cfg.vocab is not None and tuple(vocab) != tuple(cfg.vocab):
-        raise ConfigError(f"model.vocab holds {len(cfg.vocab)} characters that differ from the vocabulary given")
-    chars = cfg.vocab if cfg.vocab is not None else vocab
-    if chars is None:
-        raise ConfigError("model.vocab is None: resolve it from the text first (or pass vocab=)")
-    if len(chars) < 2 or len(set(chars)) != len(chars):
-        raise ConfigError(f"a vocabulary needs at least 2 distinct characters, got {len(chars)}")
+    chars = natural_vocab(cfg, vocab)
     device = resolve_device(device)
     tl_cfg = HookedTransformerConfig(**natural_tl_fields(cfg, len(chars)), seed=None, device=str(device))
     with warnings.catch_warnings():

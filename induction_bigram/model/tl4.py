@@ -52,6 +52,7 @@ from induction_bigram.model.access import (
     circuit_tl_fields,
     model_config,
     natural_tl_fields,
+    natural_vocab,
     resolve_device,
     trainable_names,
 )
@@ -251,13 +252,7 @@ def build_natural_model(
     """A seeded attention-only ``TransformerBridge`` with TL 4's own initialisation (the TL 4
     counterpart of :func:`induction_bigram.model.natural.build_natural_model`; a TL 3 state dict
     loads into it bitwise, but its seeded initial values are TL 4's, not TL 3's)."""
-    if vocab is not None and cfg.vocab is not None and tuple(vocab) != tuple(cfg.vocab):
-        raise ConfigError(f"model.vocab holds {len(cfg.vocab)} characters that differ from the vocabulary given")
-    chars = cfg.vocab if cfg.vocab is not None else vocab
-    if chars is None:
-        raise ConfigError("model.vocab is None: resolve it from the text first (or pass vocab=)")
-    if len(chars) < 2 or len(set(chars)) != len(chars):
-        raise ConfigError(f"a vocabulary needs at least 2 distinct characters, got {len(chars)}")
+    chars = natural_vocab(cfg, vocab)
     variant = f"natural, positional={cfg.positional!r}"
     if cfg.positional == "shortformer":
         raise _unsupported(
