@@ -14,6 +14,7 @@
 from induction_bigram.model.access import (
     check_tokens,
     check_vocabulary,
+    describe,
     model_config,
     model_vocab,
     positional_embeddings,
@@ -28,7 +29,6 @@ if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
     from induction_bigram.model.tl4 import (
         build_model,
         build_natural_model,
-        describe,
         get_paper_matrix,
         natural_config,
         relative_position_bias,
@@ -41,7 +41,6 @@ else:
     from induction_bigram.model.circuit import (
         MARKER_KEY,
         build_model,
-        describe,
         get_paper_matrix,
         load_weights,
         relative_position_bias,

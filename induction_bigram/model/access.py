@@ -9,6 +9,8 @@ these are written once.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -20,9 +22,25 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
 from induction_bigram.hooks import LINEAR_ACT_FN
 from induction_bigram.hooks.checks import check_context_length, check_token_ids
-from induction_bigram.model.backend import Model
+from induction_bigram.model.backend import TL4, TL_VERSION, Model
 
 CONFIG_ATTR = "_induction_bigram_config"
+
+# TL recomputes rotary tables with the real frequencies past this many positions, which would
+# undo the layer-1-only rotary of ``rope`` models
+ROTARY_CACHE = 2048
+PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
+"""A paper matrix's name: ``W_K2`` (kind, 1-based layer) or ``W_F``."""
+
+
+def check_buildable(cfg: ModelConfig, vocab: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` for a model config that cannot be built with ``vocab``."""
+    if cfg.d_vocab is None:
+        raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
+    if len(vocab) != cfg.d_vocab:
+        raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
+    if cfg.positional == "rope" and cfg.n_ctx > ROTARY_CACHE:
+        raise ConfigError(f"model.n_ctx must be <= {ROTARY_CACHE} for rope, got {cfg.n_ctx}")
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -202,3 +220,29 @@ def check_state(expected: dict[str, Tensor], state: dict[str, Tensor], source: s
     )
     if problems:
         raise CheckpointError(f"{source} does not match its config: {'; '.join(problems)}")
+
+
+def describe(model: Model) -> str:
+    """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model)`` on
+    TL 3, ``repr(model.circuit)`` on TL 4)."""
+    cfg = model_config(model)
+    rel_pos = "rel_pos" if TL4 else "blocks.0.attn.rel_pos"  # TL 4: at the top of the native model
+    positional = {
+        "ape": "absolute: random frozen p_t added to the stream (cfg: standard)",
+        "rpe": f"relative: learned scalar bias b_(t-s) on layer 1's scores, {rel_pos} "
+        "(TL cannot express it: cfg says positional_embedding_type='standard' with W_pos = 0)",
+        "rope": "rotary in layer 1 only (cfg says rotary; later layers have "
+        + ("none)" if TL4 else "zero frequencies)"),
+        "nope": "none, three layers (TL cannot express it: cfg says 'standard' with W_pos = 0)",
+    }[cfg.positional]
+    ffn = {
+        "none": "none (attention only)",
+        "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",
+        "relu": "ReLU MLP",
+    }
+    backend = f" (TransformerBridge, TL {TL_VERSION})" if TL4 else ""
+    return (
+        f"induction-bigram model{backend}: d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, N = {cfg.d_vocab}, "
+        f"{cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; feed-forward: {ffn[cfg.ffn]}; "
+        f"trained: {', '.join(trainable_names(cfg))}"
+    )

@@ -52,7 +52,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
-from induction_bigram.errors import CheckpointError, ConfigError, ModelShapeError
+from induction_bigram.errors import CheckpointError, ModelShapeError
 from induction_bigram.hooks import (
     LINEAR_ACT_FN,
     CheckedPosEmbed,
@@ -65,18 +65,17 @@ from induction_bigram.hooks import (
 from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.model.access import (
     CONFIG_ATTR,
+    PAPER_NAME,
+    check_buildable,
     check_state,
     circuit_tl_fields,
-    model_config,
+    describe,
     resolve_device,
     seeded_normal,
     trainable_names,
 )
 
 MARKER_KEY = f"circuit.{LOADER_MARKER}"
-# TL recomputes rotary tables with the real frequencies past this many positions, which would
-# undo make_layer_content_only
-_ROTARY_CACHE = 2048
 
 
 def build_model(
@@ -93,12 +92,7 @@ def build_model(
 
     Only the trained tensors (:func:`trainable_names`) have ``requires_grad``.
     """
-    if cfg.d_vocab is None:
-        raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
-    if len(vocab) != cfg.d_vocab:
-        raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
-    if cfg.positional == "rope" and cfg.n_ctx > _ROTARY_CACHE:
-        raise ConfigError(f"model.n_ctx must be <= {_ROTARY_CACHE} for rope, got {cfg.n_ctx}")
+    check_buildable(cfg, vocab)
     device = resolve_device(device)
     tl_cfg = HookedTransformerConfig(**circuit_tl_fields(cfg), device=str(device))
     with warnings.catch_warnings():
@@ -186,12 +180,9 @@ def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "..
     return matrix.transpose(-1, -2)
 
 
-_PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
-
-
 def _tl_parameter(model: HookedTransformer, name: str) -> Tensor:
     """The TL tensor holding paper matrix ``name`` (``W_K2``, ``W_O1``, ``W_F``, ...)."""
-    match = _PAPER_NAME.fullmatch(name)
+    match = PAPER_NAME.fullmatch(name)
     if not match:
         raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
     if name == "W_F":
@@ -238,28 +229,6 @@ def rotate_layer1(
 ) -> Float[Tensor, "batch pos head d_head"]:
     """Layer 1's rotary applied to queries or keys at positions 0..pos-1 (``rope`` models)."""
     return model.blocks[0].attn.apply_rotary(x)
-
-
-def describe(model: HookedTransformer) -> str:
-    """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model)``)."""
-    cfg = model_config(model)
-    positional = {
-        "ape": "absolute: random frozen p_t added to the stream (cfg: standard)",
-        "rpe": "relative: learned scalar bias b_(t-s) on layer 1's scores, blocks.0.attn.rel_pos "
-        "(TL cannot express it: cfg says positional_embedding_type='standard' with W_pos = 0)",
-        "rope": "rotary in layer 1 only (cfg says rotary; later layers have zero frequencies)",
-        "nope": "none, three layers (TL cannot express it: cfg says 'standard' with W_pos = 0)",
-    }[cfg.positional]
-    ffn = {
-        "none": "none (attention only)",
-        "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",
-        "relu": "ReLU MLP",
-    }
-    return (
-        f"induction-bigram model: d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, N = {cfg.d_vocab}, "
-        f"{cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; feed-forward: {ffn[cfg.ffn]}; "
-        f"trained: {', '.join(trainable_names(cfg))}"
-    )
 
 
 def load_weights(model: HookedTransformer, state: Any, source: str = "state dict") -> HookedTransformer:

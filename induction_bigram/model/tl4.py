@@ -22,7 +22,6 @@ paper's convention; ``rel_pos.bias`` at the top; :func:`load_weights` reads TL 3
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 
 import torch
@@ -49,8 +48,10 @@ from induction_bigram.hooks.tl4 import (
 )
 from induction_bigram.model.access import (
     CONFIG_ATTR,
+    PAPER_NAME,
+    check_buildable,
     circuit_tl_fields,
-    model_config,
+    describe,
     natural_tl_fields,
     natural_vocab,
     resolve_device,
@@ -58,15 +59,14 @@ from induction_bigram.model.access import (
 )
 from induction_bigram.model.backend import TL_VERSION
 from induction_bigram.model.tl4_weights import (
-    _bridge_key,
-    _convert_tl3,
-    _initial_tl3_state,
-    _load_converted,
-    _tl3_name,
+    bridge_key,
+    convert_tl3,
+    initial_tl3_state,
+    load_converted,
+    tl3_name,
 )
 
 _NATURAL_ATTR = "_induction_bigram_natural_config"
-_ROTARY_CACHE = 2048  # as model/circuit.py: rope models are limited to this context
 
 
 def _variant(cfg: ModelConfig) -> str:
@@ -98,12 +98,7 @@ def build_model(
 ) -> TransformerBridge:
     """A seeded ``TransformerBridge`` of the paper's architecture, trainable parts at zero
     (the TL 4 counterpart of :func:`induction_bigram.model.circuit.build_model`; same values)."""
-    if cfg.d_vocab is None:
-        raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
-    if len(vocab) != cfg.d_vocab:
-        raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
-    if cfg.positional == "rope" and cfg.n_ctx > _ROTARY_CACHE:
-        raise ConfigError(f"model.n_ctx must be <= {_ROTARY_CACHE} for rope, got {cfg.n_ctx}")
+    check_buildable(cfg, vocab)
     _check_internals(_variant(cfg))
     device = resolve_device(device)
     tl_cfg = _bridge_config(cfg)
@@ -122,8 +117,8 @@ def build_model(
     bridge = _wrap(native, tl_cfg, vocab)
     wire_hooks(bridge, circuit=True)
     with torch.no_grad():
-        _load_converted(bridge, _convert_tl3(_initial_tl3_state(cfg, tl_cfg), tl_cfg), "the initial weights")
-    trainable = {_bridge_key(name) for name in trainable_names(cfg)}
+        load_converted(bridge, convert_tl3(initial_tl3_state(cfg, tl_cfg), tl_cfg), "the initial weights")
+    trainable = {bridge_key(name) for name in trainable_names(cfg)}
     for name, tensor in bridge.state_dict(keep_vars=True).items():
         if isinstance(tensor, nn.Parameter):
             tensor.requires_grad_(name in trainable)
@@ -148,7 +143,7 @@ def _wrap(native: nn.Module, tl_cfg: TransformerBridgeConfig, vocab: Sequence[st
 def trainable_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]:
     """The parameters with ``requires_grad``, by TL 3 name (``blocks.0.attn.W_K``)."""
     return [
-        (_tl3_name(key), p)
+        (tl3_name(key), p)
         for key, p in model.state_dict(keep_vars=True).items()
         if isinstance(p, nn.Parameter) and p.requires_grad
     ]
@@ -163,13 +158,10 @@ def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "..
     return matrix.transpose(-1, -2)
 
 
-_PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
-
-
 def _paper_tensor(model: TransformerBridge, name: str) -> Tensor:
     """The bridge Parameter holding paper matrix ``name``: ``nn.Linear`` stores [out, in], which
     is the paper's column convention, so no transpose (TL 3's ``W_K[0]`` is its transpose)."""
-    match = _PAPER_NAME.fullmatch(name)
+    match = PAPER_NAME.fullmatch(name)
     if not match:
         raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
     state = model.state_dict(keep_vars=True)
@@ -219,28 +211,6 @@ def rotate_layer1(
     rotary = model.original_model.rotary
     by_head = x.transpose(1, 2)  # the native rotary reads [batch, head, pos, d_head]
     return rotary.apply_rope(by_head, by_head)[0].transpose(1, 2)
-
-
-def describe(model: TransformerBridge) -> str:
-    """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model.circuit)``)."""
-    cfg = model_config(model)
-    positional = {
-        "ape": "absolute: random frozen p_t added to the stream (cfg: standard)",
-        "rpe": "relative: learned scalar bias b_(t-s) on layer 1's scores, rel_pos "
-        "(TL cannot express it: cfg says positional_embedding_type='standard' with W_pos = 0)",
-        "rope": "rotary in layer 1 only (cfg says rotary; later layers have none)",
-        "nope": "none, three layers (TL cannot express it: cfg says 'standard' with W_pos = 0)",
-    }[cfg.positional]
-    ffn = {
-        "none": "none (attention only)",
-        "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",
-        "relu": "ReLU MLP",
-    }
-    return (
-        f"induction-bigram model (TransformerBridge, TL {TL_VERSION}): d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, "
-        f"N = {cfg.d_vocab}, {cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; "
-        f"feed-forward: {ffn[cfg.ffn]}; trained: {', '.join(trainable_names(cfg))}"
-    )
 
 
 # -- the natural model ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from induction_bigram.model.backend import TL_VERSION
 MARKER_KEY = f"circuit.{LOADER_MARKER}"
 
 
-def _initial_tl3_state(cfg: ModelConfig, tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
+def initial_tl3_state(cfg: ModelConfig, tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
     """The TL 3 state dict :func:`induction_bigram.model.circuit.build_model` makes (its
     ``_initialise``: same names, shapes and generators)."""
     d, last = cfg.d_model, cfg.n_layers - 1
@@ -109,7 +109,7 @@ _PAIRS = [  # (TL 3 name, bridge key) patterns; each direction is a regex substi
 ]
 
 
-def _bridge_key(tl3_name: str) -> str:
+def bridge_key(tl3_name: str) -> str:
     """``blocks.0.attn.W_K`` -> ``blocks.0.attn.k.weight`` (the bridge's state-dict key)."""
     for tl3, _, to_bridge, _ in _PAIRS:
         if m := re.fullmatch(tl3, tl3_name):
@@ -117,8 +117,8 @@ def _bridge_key(tl3_name: str) -> str:
     return tl3_name
 
 
-def _tl3_name(bridge_key: str) -> str:
-    """The inverse of :func:`_bridge_key`."""
+def tl3_name(bridge_key: str) -> str:
+    """The inverse of :func:`bridge_key`."""
     for _, bridge, _, to_tl3 in _PAIRS:
         if m := re.fullmatch(bridge, bridge_key):
             part = m[2] if m.re.groups > 1 else ""
@@ -130,7 +130,7 @@ def _is_tl3_state(state: dict[str, Any]) -> bool:
     return any(re.search(r"(^|\.)(W_[A-Za-z]+|b_[A-Za-z]+)$", key) for key in state)
 
 
-def _convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
+def convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
     """A TL 3 state dict of ours -> the bridge's keys and layouts (TL's ``convert_tl_checkpoint``,
     plus what it refuses: our marker, the rotary tables (rebuilt from the config), the relative bias)."""
     rest, extra = {}, {}
@@ -149,7 +149,7 @@ def _convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> d
         raise CheckpointError(f"cannot convert these TL 3 weights for TransformerLens {TL_VERSION}: {err}") from None
 
 
-def _load_converted(model: TransformerBridge, state: dict[str, Tensor], source: str) -> None:
+def load_converted(model: TransformerBridge, state: dict[str, Tensor], source: str) -> None:
     expected = model.state_dict()
     if MARKER_KEY in expected:
         state = {MARKER_KEY: expected[MARKER_KEY], **state}
@@ -168,6 +168,6 @@ def load_weights(model: TransformerBridge, state: Any, source: str = "state dict
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} holds no weights")
     if _is_tl3_state(state):
-        state = _convert_tl3(state, model.cfg)
-    _load_converted(model, state, source)
+        state = convert_tl3(state, model.cfg)
+    load_converted(model, state, source)
     return model
