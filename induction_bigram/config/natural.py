@@ -127,15 +127,16 @@ def _preset_natural() -> NaturalConfig:
 
     The shape that learned tiny Shakespeare fastest of those tried (held-out loss 1.74 nats per
     character at step 3600, 1.69 at 8000; d_model 64 with 4 heads, n_ctx 256 and lr 1e-2 were
-    slower). Its previous-token heads form within 1000 steps (score 0.59 at step 8000), but on
-    tiny Shakespeare no induction head had formed by step 8000 (induction score 0.01, about 20
-    minutes on one shared CPU core, 33M characters), nor by step 16000 (65M characters, held-out
-    loss 1.67): the phase change needs more tokens than a CPU gives in minutes. Nor did one form
-    with the other positional encodings, on one CPU thread: rotary at this shape, 6500 steps (27M
-    characters; held-out 1.70, induction 0.001, previous-token 0.29), shortformer, 2250 steps
-    (held-out 1.83, induction 0.009), rotary with n_ctx 512 (d_model 64, 4 heads, batch 16),
-    1000 steps (8M characters, 8k characters a second; held-out 2.02, induction 0.005). Train
-    longer with ``--set train.steps=N``, on a GPU."""
+    slower). Every run below is one seed on one CPU thread. Its previous-token heads form within
+    1000 steps (score 0.59 at step 8000), but no induction head formed on tiny Shakespeare: not
+    by step 8000 (induction score 0.01, 33M characters, about 20 minutes), 16000 (65M
+    characters, held-out loss 1.67) or 39000 (160M characters, held-out 1.65, induction 0.014,
+    previous-token 0.57). Nor with the other positional encodings: rotary at this shape, 6500
+    steps (27M characters; held-out 1.70, induction 0.001, previous-token 0.29); shortformer,
+    2250 steps (held-out 1.83, induction 0.009); rotary with n_ctx 512 (d_model 64, 4 heads,
+    batch 16), 1000 steps (8M characters at 8k characters a second; held-out 2.02, induction
+    0.005). The phase change needs more tokens than a CPU gives in a session: train longer with
+    ``--set train.steps=N``, on a GPU."""
     return NaturalConfig(
         data=TextConfig(),
         model=NaturalModelConfig(n_layers=2, n_heads=8, d_model=128, d_head=16, n_ctx=128),
