@@ -81,7 +81,7 @@ class PlainModel(nn.Module):
         Raises ``ValueError`` for a model this class cannot express (another positional
         encoding, an FFN, nonzero biases, W_Q other than the identity).
         """
-        from induction_bigram.model import get_paper_matrix, model_config, positional_embeddings
+        from induction_bigram.model import get_paper_matrix, model_config, portable_state_dict, positional_embeddings
 
         cfg = model_config(model)
         if cfg.positional != "ape" or cfg.ffn != "none" or cfg.n_layers != 2 or cfg.rope_qk_bias:
@@ -93,8 +93,8 @@ class PlainModel(nn.Module):
         for layer in (1, 2):
             if not torch.equal(get_paper_matrix(model, f"W_Q{layer}"), eye):
                 raise ValueError(f"W_Q{layer} is not the identity")
-        for name, param in model.named_parameters():
-            if name.split(".")[-1].startswith("b_") and param.detach().any():
+        for name, param in portable_state_dict(model).items():
+            if name.split(".")[-1].startswith("b_") and param.any():
                 raise ValueError(f"{name} is not zero; PlainModel has no biases")
         W = {name: get_paper_matrix(model, name) for name in ("W_K1", "W_V1", "W_O1", "W_K2", "W_V2", "W_O2")}
         return cls(

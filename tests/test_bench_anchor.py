@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.plain_model import TL_TO_PAPER, PlainModel, in_context_loss, make_optimizer
 from induction_bigram import BigramStats, ModelConfig, TaskConfig, TriggerTask, build_model, preset
-from induction_bigram.model import model_config
+from induction_bigram.model import get_paper_matrix, model_config, set_paper_matrix, trainable_parameters
 from induction_bigram.training.loop import learning_rate_multipliers
 from induction_bigram.training.loop import make_optimizer as make_our_optimizer
 from induction_bigram.training.metrics import masked_cross_entropy
@@ -29,8 +29,15 @@ def setup():
     return ours, batch
 
 
-def _tl_paper_grad(ours, tl_name: str) -> torch.Tensor:
-    return dict(ours.named_parameters())[tl_name].grad[0].T  # [1, d, d] row convention -> paper
+def _paper_gradients(ours) -> dict[str, torch.Tensor]:
+    """Our gradients in the paper's convention, whichever backend's layout the parameters have:
+    one SGD step of size 1, read through get_paper_matrix, then undone."""
+    before = {paper: get_paper_matrix(ours, paper).clone() for paper in TL_TO_PAPER.values()}
+    torch.optim.SGD([p for _, p in trainable_parameters(ours)], lr=1.0).step()
+    gradients = {paper: matrix - get_paper_matrix(ours, paper) for paper, matrix in before.items()}
+    for paper, matrix in before.items():
+        set_paper_matrix(ours, paper, matrix)
+    return gradients
 
 
 @pytest.mark.parametrize("attention", ["mask", "sdpa"])
@@ -47,10 +54,11 @@ def test_same_logits_and_gradients(setup, attention):
     masked_cross_entropy(logits, batch.targets, batch.in_context).backward()
     loss = in_context_loss(plain_logits, batch.targets, batch.labels)
     loss.backward()
-    for tl_name, paper in TL_TO_PAPER.items():
+    ours_gradients = _paper_gradients(ours)
+    for paper in TL_TO_PAPER.values():
         grad = getattr(plain, paper).grad
         assert grad.abs().max() > 1e-4, paper  # a gradient that would catch a mismatch
-        torch.testing.assert_close(grad, _tl_paper_grad(ours, tl_name), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(grad, ours_gradients[paper], atol=1e-5, rtol=1e-4)
     ours.zero_grad(set_to_none=True)
 
 
@@ -70,9 +78,9 @@ def test_same_weights_after_a_reference_recipe_step(setup):
         plain_opt.zero_grad(set_to_none=True)
         in_context_loss(plain(batch.tokens), batch.targets, batch.labels).backward()
         plain_opt.step()
-    for tl_name, paper in TL_TO_PAPER.items():
-        tl = dict(ours.named_parameters())[tl_name].detach()[0].T
-        torch.testing.assert_close(getattr(plain, paper).detach(), tl, atol=1e-4, rtol=1e-4)
+    for paper in TL_TO_PAPER.values():
+        ours_matrix = get_paper_matrix(ours, paper)
+        torch.testing.assert_close(getattr(plain, paper).detach(), ours_matrix, atol=1e-4, rtol=1e-4)
 
 
 def test_refuses_what_it_cannot_express():

@@ -7,11 +7,13 @@ from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.model import (
     check_tokens,
     get_paper_matrix,
+    portable_state_dict,
     positional_embeddings,
     set_paper_matrix,
     swap_convention,
     token_embeddings,
     trainable_names,
+    trainable_parameters,
     unembeddings,
 )
 from tests.conftest import model_of, randomise_trainables
@@ -58,7 +60,7 @@ def test_paper_convention_of_keys_and_ov():
     randomise_trainables(model)
     W_K_tl = model.blocks[1].attn.W_K[0]
     assert torch.equal(get_paper_matrix(model, "W_K2"), W_K_tl.T)
-    ov_tl = model.blocks[0].attn.OV[0].AB  # TL's W_V W_O
+    ov_tl = model.OV[0, 0].AB  # TL's W_V W_O
     phi1 = get_paper_matrix(model, "W_O1") @ get_paper_matrix(model, "W_V1")
     torch.testing.assert_close(phi1, swap_convention(ov_tl))
     x = torch.randn(D)
@@ -96,11 +98,12 @@ def test_longer_context_shares_the_first_positions():
 def test_only_the_trained_tensors_require_grad(positional, ffn):
     cfg = small(positional=positional, ffn=ffn)
     model = model_of(cfg)
-    trained = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trained == set(trainable_names(cfg))
-    for name, p in model.named_parameters():
+    trained = dict(trainable_parameters(model))
+    assert set(trained) == set(trainable_names(cfg))
+    assert {id(p) for p in model.parameters() if p.requires_grad} == {id(p) for p in trained.values()}
+    for name, tensor in portable_state_dict(model).items():
         if name.endswith(".W_K") or name == f"blocks.{cfg.n_layers - 1}.attn.W_O":
-            assert not p.any(), f"{name} starts at zero"
+            assert not tensor.any(), f"{name} starts at zero"
 
 
 def test_frozen_matrices_have_variance_one_over_d():
@@ -127,12 +130,14 @@ def test_check_tokens_names_bad_ids():
 
 def test_load_weights_is_strict_but_accepts_state_dicts_from_before_the_marker():
     from induction_bigram import CheckpointError, load_weights
-    from induction_bigram.model import MARKER_KEY
+    from induction_bigram.model import CONFIG_BUFFERS, MARKER_KEY
 
     model = randomise_trainables(model_of(small()), seed=3)
-    state = {k: v for k, v in model.state_dict().items() if k != MARKER_KEY}
+    state = {k: v for k, v in portable_state_dict(model).items() if k != MARKER_KEY}
     twin = load_weights(model_of(small()), state)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in twin.state_dict().items())
+    config_buffers = {k: v for k, v in model.state_dict().items() if CONFIG_BUFFERS.fullmatch(k)}
+    assert load_weights(model_of(small()), state | config_buffers)  # TL 3 state dicts hold them
     del state["blocks.1.attn.W_O"]
     with pytest.raises(CheckpointError, match="missing blocks.1.attn.W_O"):
         load_weights(model_of(small()), state)

@@ -12,6 +12,8 @@
 """
 
 from induction_bigram.model.access import (
+    CONFIG_BUFFERS,
+    MARKER_KEY,
     check_tokens,
     check_vocabulary,
     describe,
@@ -23,7 +25,7 @@ from induction_bigram.model.access import (
     trainable_names,
     unembeddings,
 )
-from induction_bigram.model.backend import TL4, Model, trainable_parameters
+from induction_bigram.model.backend import PARAMETER_LAYOUT, TL4, TL_VERSION, Model, trainable_parameters
 
 if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
     from induction_bigram.model.tl4 import (
@@ -36,13 +38,13 @@ if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
         set_paper_matrix,
         swap_convention,
     )
-    from induction_bigram.model.tl4_weights import MARKER_KEY, load_weights
+    from induction_bigram.model.tl4_weights import load_weights, portable_state_dict
 else:
     from induction_bigram.model.circuit import (
-        MARKER_KEY,
         build_model,
         get_paper_matrix,
         load_weights,
+        portable_state_dict,
         relative_position_bias,
         rotate_layer1,
         set_paper_matrix,
@@ -51,8 +53,11 @@ else:
     from induction_bigram.model.natural import build_natural_model, natural_config
 
 __all__ = [
+    "CONFIG_BUFFERS",
     "MARKER_KEY",
     "Model",
+    "PARAMETER_LAYOUT",
+    "TL_VERSION",
     "build_model",
     "build_natural_model",
     "check_tokens",
@@ -63,6 +68,7 @@ __all__ = [
     "model_config",
     "model_vocab",
     "natural_config",
+    "portable_state_dict",
     "positional_embeddings",
     "relative_position_bias",
     "rotate_layer1",

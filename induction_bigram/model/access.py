@@ -22,6 +22,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
 from induction_bigram.hooks import LINEAR_ACT_FN
 from induction_bigram.hooks.checks import check_context_length, check_token_ids
+from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.model.backend import TL4, TL_VERSION, Model
 
 CONFIG_ATTR = "_induction_bigram_config"
@@ -31,6 +32,11 @@ CONFIG_ATTR = "_induction_bigram_config"
 ROTARY_CACHE = 2048
 PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
 """A paper matrix's name: ``W_K2`` (kind, 1-based layer) or ``W_F``."""
+MARKER_KEY = f"circuit.{LOADER_MARKER}"
+"""The buffer that makes a plain ``HookedTransformer``'s strict load of our weights name our loader."""
+CONFIG_BUFFERS = re.compile(r"blocks\.\d+\.attn\.(mask|IGNORE|rotary_sin|rotary_cos)")
+"""TL 3's buffers that the config alone determines (the causal mask, the rotary tables): our
+files leave them out, and the loaders keep the model's own (TL 4 has none)."""
 
 
 def check_buildable(cfg: ModelConfig, vocab: Sequence[str]) -> None:
@@ -200,6 +206,17 @@ def natural_tl_fields(cfg: NaturalModelConfig, n_vocab: int) -> dict:
         default_prepend_bos=False,
         model_name="induction-bigram-natural",
     )
+
+
+def without_config_buffers(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` without the :data:`CONFIG_BUFFERS`: what a loader reads of a file."""
+    return {key: value for key, value in state.items() if not CONFIG_BUFFERS.fullmatch(key)}
+
+
+def with_marker(expected: dict[str, Tensor], state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with the model's :data:`MARKER_KEY` where the model has one: checkpoints written
+    before the marker existed hold the same model without it."""
+    return {MARKER_KEY: expected[MARKER_KEY], **state} if MARKER_KEY in expected else state
 
 
 def check_state(expected: dict[str, Tensor], state: dict[str, Tensor], source: str) -> None:

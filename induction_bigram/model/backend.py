@@ -30,7 +30,11 @@ if TL4:
 else:
     from transformer_lens import HookedTransformer as Model
 
-__all__ = ["Model", "TL4", "TL_VERSION", "trainable_parameters"]
+PARAMETER_LAYOUT: str = "transformer-lens-4-bridge" if TL4 else "transformer-lens-3"
+"""The layout of the tensors :func:`trainable_parameters` returns, and so of an optimiser's
+state: a checkpoint's weights load on either backend, its optimiser state only under this layout."""
+
+__all__ = ["Model", "PARAMETER_LAYOUT", "TL4", "TL_VERSION", "trainable_parameters"]
 
 
 def trainable_parameters(model: Model) -> list[tuple[str, nn.Parameter]]:

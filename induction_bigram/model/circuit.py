@@ -62,9 +62,9 @@ from induction_bigram.hooks import (
     TokenEmbed,
     make_layer_content_only,
 )
-from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.model.access import (
     CONFIG_ATTR,
+    CONFIG_BUFFERS,
     PAPER_NAME,
     check_buildable,
     check_state,
@@ -73,9 +73,9 @@ from induction_bigram.model.access import (
     resolve_device,
     seeded_normal,
     trainable_names,
+    with_marker,
+    without_config_buffers,
 )
-
-MARKER_KEY = f"circuit.{LOADER_MARKER}"
 
 
 def build_model(
@@ -232,9 +232,11 @@ def rotate_layer1(
 
 
 def load_weights(model: HookedTransformer, state: Any, source: str = "state dict") -> HookedTransformer:
-    """Load a ``state_dict`` saved from one of our models into ``model`` (built by
-    :func:`build_model`, or :func:`~induction_bigram.model.natural.build_natural_model`, from the
-    same config), strictly and bitwise.
+    """Load a state dict saved from one of our models (:func:`portable_state_dict`, or a TL 3
+    ``state_dict()``) into ``model`` (built by :func:`build_model`, or
+    :func:`~induction_bigram.model.natural.build_natural_model`, from the same config), strictly
+    and bitwise. The buffers the config determines (:data:`~.access.CONFIG_BUFFERS`) are the
+    model's own, whether ``state`` holds them or not.
 
     This is the loader for our state dicts: a plain ``HookedTransformer`` lacks the relative
     bias and the circuit hook points, and its strict ``load_state_dict`` names this function.
@@ -244,8 +246,14 @@ def load_weights(model: HookedTransformer, state: Any, source: str = "state dict
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} holds no weights")
     expected = model.state_dict()
-    if MARKER_KEY in expected:  # checkpoints written before the marker existed hold the same model without it
-        state = {MARKER_KEY: expected[MARKER_KEY], **state}
-    check_state(expected, state, source)
-    model.load_state_dict(state)
+    state = with_marker(expected, without_config_buffers(state))
+    check_state(without_config_buffers(expected), state, source)
+    own = {key: value for key, value in expected.items() if CONFIG_BUFFERS.fullmatch(key)}
+    model.load_state_dict(own | state)
     return model
+
+
+def portable_state_dict(model: HookedTransformer) -> dict[str, Tensor]:
+    """The model's weights as our files store them, loadable on either backend: TL 3's names and
+    layouts, on the CPU, without the buffers the config determines."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in without_config_buffers(model.state_dict()).items()}

@@ -1,7 +1,8 @@
 """The weights of the TransformerLens 4 backend (:mod:`.tl4`): TL 3 names and layouts <-> the bridge's.
 
-Our on-disk format is TL 3's (the shipped models, TL 3 checkpoints); a bridge saves its own
-(``blocks.0.attn.k.weight``). :func:`load_weights` reads both. The initial weights are drawn
+Our on-disk format is TL 3's (the shipped models, every checkpoint): :func:`portable_state_dict`
+writes it from a bridge, whose own ``state_dict()`` has other keys and layouts
+(``blocks.0.attn.k.weight``), and :func:`load_weights` reads both. The initial weights are drawn
 exactly as :mod:`.circuit` draws them (same names, shapes, generators), then converted.
 """
 
@@ -11,6 +12,7 @@ import math
 import re
 from typing import Any
 
+import einops
 import torch
 from torch import Tensor
 from transformer_lens.config import TransformerBridgeConfig
@@ -19,11 +21,16 @@ from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_check
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.errors import CheckpointError
-from induction_bigram.hooks.circuit import LOADER_MARKER
-from induction_bigram.model.access import check_state, seeded_normal
+from induction_bigram.hooks.circuit import FORMAT_VERSION
+from induction_bigram.model.access import (
+    CONFIG_ATTR,
+    MARKER_KEY,
+    check_state,
+    seeded_normal,
+    with_marker,
+    without_config_buffers,
+)
 from induction_bigram.model.backend import TL_VERSION
-
-MARKER_KEY = f"circuit.{LOADER_MARKER}"
 
 
 def initial_tl3_state(cfg: ModelConfig, tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
@@ -132,12 +139,10 @@ def _is_tl3_state(state: dict[str, Any]) -> bool:
 
 def convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
     """A TL 3 state dict of ours -> the bridge's keys and layouts (TL's ``convert_tl_checkpoint``,
-    plus what it refuses: our marker, the rotary tables (rebuilt from the config), the relative bias)."""
+    plus the relative bias, which it refuses; our loader marker has no place in a bridge)."""
     rest, extra = {}, {}
-    for key, value in state.items():
-        if key.startswith("circuit.") or key.endswith((".rotary_sin", ".rotary_cos")):
-            if key == MARKER_KEY:
-                extra[key] = value
+    for key, value in without_config_buffers(state).items():
+        if key == MARKER_KEY:
             continue
         if key == "blocks.0.attn.rel_pos.bias":
             extra["rel_pos.bias"] = value
@@ -149,25 +154,49 @@ def convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> di
         raise CheckpointError(f"cannot convert these TL 3 weights for TransformerLens {TL_VERSION}: {err}") from None
 
 
-def load_converted(model: TransformerBridge, state: dict[str, Tensor], source: str) -> None:
-    expected = model.state_dict()
-    if MARKER_KEY in expected:
-        state = {MARKER_KEY: expected[MARKER_KEY], **state}
-    else:
-        state = {k: v for k, v in state.items() if k != MARKER_KEY}
-    check_state(expected, state, source)
-    with torch.no_grad():
-        model.load_state_dict(state, strict=True)
+# the inverse of convert_tl_checkpoint's layout changes, by bridge key
+_TO_TL3_LAYOUT = [
+    (r"blocks\.\d+\.attn\.[qkv]\.weight", "(h d) m -> h m d"),
+    (r"blocks\.\d+\.attn\.o\.weight", "m (h d) -> h d m"),
+    (r"blocks\.\d+\.attn\.[qkv]\.bias", "(h d) -> h d"),
+    (r"blocks\.\d+\.mlp\.(in|out)\.weight|unembed\.weight", "a b -> b a"),
+]
+
+
+def _tl3_layout(key: str, value: Tensor, n_heads: int) -> Tensor:
+    for pattern, rearrangement in _TO_TL3_LAYOUT:
+        if re.fullmatch(pattern, key):
+            return einops.rearrange(value, rearrangement, **({"h": n_heads} if "h" in rearrangement else {}))
+    return value
+
+
+def portable_state_dict(model: TransformerBridge) -> dict[str, Tensor]:
+    """The bridge's weights as our files store them, loadable on either backend: TL 3's names and
+    layouts (what TL 3's ``state_dict()`` holds, less the buffers the config determines), on the CPU.
+    A circuit model's holds TL 3's loader marker, which the bridge does not keep."""
+    state = {
+        tl3_name(key): _tl3_layout(key, value.detach(), model.cfg.n_heads).cpu().contiguous().clone()
+        for key, value in model.state_dict().items()
+    }
+    if hasattr(model, CONFIG_ATTR):
+        state[MARKER_KEY] = torch.tensor(FORMAT_VERSION)
+    return state
 
 
 def load_weights(model: TransformerBridge, state: Any, source: str = "state dict") -> TransformerBridge:
     """Load a ``state_dict`` of one of our models into ``model`` (built by :func:`build_model` or
     :func:`build_natural_model` from the same config), strictly and bitwise. ``state`` may be in
-    TL 3's format (shipped models, TL 3 checkpoints) or the bridge's (TL 4 checkpoints);
-    mismatches are a :class:`CheckpointError` naming ``source``."""
+    TL 3's format (our files: :func:`portable_state_dict`, shipped models, TL 3 state dicts) or
+    the bridge's; mismatches are a :class:`CheckpointError` naming ``source`` and, for TL 3's
+    format, the TL 3 names, as on TL 3."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} holds no weights")
     if _is_tl3_state(state):
+        expected = portable_state_dict(model)
+        state = with_marker(expected, without_config_buffers(state))
+        check_state(expected, state, source)
         state = convert_tl3(state, model.cfg)
-    load_converted(model, state, source)
+    check_state(model.state_dict(), state, source)
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
     return model

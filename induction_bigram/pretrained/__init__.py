@@ -3,8 +3,9 @@
 Each model is a folder here holding:
 
 - ``config.json``: the :class:`RunConfig` it was trained with;
-- ``model.safetensors``: its complete state dict (the frozen random matrices included, so
-  loading never depends on torch reproducing ``torch.randn`` from the seed), float32;
+- ``model.safetensors``: its complete state dict in TL 3's names and layouts, whichever backend
+  wrote it (the frozen random matrices included, so loading never depends on torch reproducing
+  ``torch.randn`` from the seed), float32;
 - ``metrics.jsonl``: its training metrics; ``source.json``: the command that made it.
 
 The models, and which induction head each has (docs/THEORY.md section 3.7):
@@ -51,7 +52,14 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError, InductionBigramError
 from induction_bigram.files import atomic_write_text, atomic_write_with
-from induction_bigram.model import Model, build_model, build_natural_model, load_weights, resolve_device
+from induction_bigram.model import (
+    Model,
+    build_model,
+    build_natural_model,
+    load_weights,
+    portable_state_dict,
+    resolve_device,
+)
 from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint, read_config_file, read_metrics
 from induction_bigram.training.loop import resolve_corpus
 from induction_bigram.training.natural import load_natural_checkpoint
@@ -156,8 +164,9 @@ def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def save_model_file(model: Model, path: str | os.PathLike[str]) -> None:
-    """Write ``model``'s complete state dict as a safetensors file, atomically."""
-    state = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in model.state_dict().items()}
+    """Write ``model``'s complete state dict (:func:`~induction_bigram.model.portable_state_dict`:
+    TL 3's names and layouts, on either backend) as a safetensors file, atomically."""
+    state = portable_state_dict(model)
     data = safetensors_bytes(state, metadata={"format": FORMAT})
     atomic_write_with(path, lambda handle: handle.write(data))
 

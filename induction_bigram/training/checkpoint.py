@@ -24,7 +24,15 @@ from induction_bigram.config import RunConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
-from induction_bigram.model import Model, build_model, load_weights, resolve_device
+from induction_bigram.model import (
+    PARAMETER_LAYOUT,
+    TL_VERSION,
+    Model,
+    build_model,
+    load_weights,
+    portable_state_dict,
+    resolve_device,
+)
 
 FORMAT = "induction-bigram-checkpoint"
 VERSION = 1
@@ -45,6 +53,7 @@ class Checkpoint:
     elapsed_seconds: float
     optimizer_state: dict[str, Any]
     data_rng_state: torch.Tensor
+    parameter_layout: str
 
 
 def save_checkpoint(
@@ -65,8 +74,9 @@ def save_checkpoint(
         "config": config.to_json(),
         "stats": dumps_json(stats.to_dict(), indent=None),
         "tl_config": dumps_json(model.cfg.to_dict(), indent=None, default=str),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_state": portable_state_dict(model),
         "optimizer_state": optimizer.state_dict(),
+        "parameter_layout": PARAMETER_LAYOUT,
         "step": step,
         "elapsed_seconds": elapsed_seconds,
         "data_rng_state": data_generator.get_state(),
@@ -105,9 +115,27 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
             elapsed_seconds=float(payload["elapsed_seconds"]),
             optimizer_state=payload["optimizer_state"],
             data_rng_state=payload["data_rng_state"],
+            # checkpoints from before the TL 4 backend were all written by TL 3
+            parameter_layout=str(payload.get("parameter_layout", "transformer-lens-3")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path} lacks or garbles {err}") from None
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any], layout: str, source: Path) -> None:
+    """Load a checkpoint's optimiser state into ``optimizer``. The trained tensors, and so that
+    state, have another shape under the other TransformerLens backend (:data:`PARAMETER_LAYOUT`):
+    resuming there is a :class:`CheckpointError`, although the weights load under either."""
+    if layout != PARAMETER_LAYOUT:
+        raise CheckpointError(
+            f"{source}: its optimiser state holds the trained tensors in the {layout!r} layout, but "
+            f"TransformerLens {TL_VERSION} has {PARAMETER_LAYOUT!r}; resume the run under the "
+            "TransformerLens that wrote it (its weights load under either)"
+        )
+    try:
+        optimizer.load_state_dict(state)
+    except ValueError as error:  # e.g. a checkpoint from before one parameter group per matrix
+        raise CheckpointError(f"{source}: the saved optimiser state does not fit this run ({error})") from None
 
 
 def read_config_file(path: str | os.PathLike[str]) -> RunConfig:

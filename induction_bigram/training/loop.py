@@ -28,7 +28,7 @@ from tqdm import tqdm
 from induction_bigram.config import ModelConfig, RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
-from induction_bigram.errors import CheckpointError, ConfigError, TrainingDivergedError
+from induction_bigram.errors import ConfigError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, claim_folder
 from induction_bigram.model import (
     Model,
@@ -47,6 +47,7 @@ from induction_bigram.training.checkpoint import (
     load_checkpoint,
     metrics_line,
     read_metrics,
+    restore_optimizer,
     save_checkpoint,
 )
 from induction_bigram.training.compile import compile_decision
@@ -261,10 +262,7 @@ def _resume(
         )
     model = ckpt.model
     optimizer = make_optimizer(model, requested.train)
-    try:
-        optimizer.load_state_dict(ckpt.optimizer_state)
-    except ValueError as error:  # e.g. a checkpoint from before one parameter group per matrix
-        raise CheckpointError(f"{run_dir}: the saved optimiser state does not fit this run ({error})") from None
+    restore_optimizer(optimizer, ckpt.optimizer_state, ckpt.parameter_layout, run_dir)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.set_state(ckpt.data_rng_state)

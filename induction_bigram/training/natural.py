@@ -27,7 +27,14 @@ from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, atomic_write_with, claim_folder
-from induction_bigram.model import Model, build_natural_model, load_weights, resolve_device
+from induction_bigram.model import (
+    PARAMETER_LAYOUT,
+    Model,
+    build_natural_model,
+    load_weights,
+    portable_state_dict,
+    resolve_device,
+)
 from induction_bigram.training.checkpoint import (
     CHECKPOINT,
     CONFIG,
@@ -36,6 +43,7 @@ from induction_bigram.training.checkpoint import (
     config_differences,
     metrics_line,
     read_metrics,
+    restore_optimizer,
 )
 
 FORMAT = "induction-bigram-natural-checkpoint"
@@ -162,7 +170,9 @@ class _Loop:
             )
         model = ckpt["model"]
         optimizer = make_natural_optimizer(model, requested)
-        optimizer.load_state_dict(ckpt["optimizer_state"])
+        restore_optimizer(
+            optimizer, ckpt["optimizer_state"], ckpt.get("parameter_layout", "transformer-lens-3"), run_dir
+        )
         generator = torch.Generator()
         generator.set_state(ckpt["data_rng_state"])
         loop = cls(requested, windows, model, optimizer, generator, run_dir, track)
@@ -236,8 +246,9 @@ class _Loop:
         payload = {
             "format": FORMAT,
             "config": self.config.to_json(),
-            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model_state": portable_state_dict(self.model),
             "optimizer_state": self.optimizer.state_dict(),
+            "parameter_layout": PARAMETER_LAYOUT,
             "step": step,
             "elapsed_seconds": self.elapsed,
             "data_rng_state": self.generator.get_state(),

@@ -1,8 +1,9 @@
 """The TL 3.9 logits of every shipped model, and of a small model of every variant (with seeded
-trained tensors), on a few fixed prompts, stored in
-``tests/tl4/expected_logits.safetensors``, so the TL 4 suite compares the TransformerBridge with
-real HookedTransformer output (``test_expected_logits.py``: on TL 3 it checks the file is current,
-on TL 4 that the bridge matches it within 1e-5).
+trained tensors) and of the natural model, on a few fixed prompts, stored in
+``tests/tl4/expected_logits.safetensors`` with those small models' weights as TL 3 saves them
+(``weights.<model>.<name>``), so the TL 4 suite compares the TransformerBridge with real
+HookedTransformer output (``test_expected_logits.py``: on TL 3 it checks the file is current,
+on TL 4 that the bridge matches it within 1e-5 and writes the same weights).
 
 Regenerate under TransformerLens 3 (after a shipped model changes)::
 
@@ -50,26 +51,38 @@ def variant_model(name: str):
     """``build_model`` of a small variant (d = 16, n_ctx = 12, N = 10), every trained tensor
     set to seeded values drawn in TL 3's layout (so both backends hold the same model)."""
     from induction_bigram.config import ModelConfig
-    from induction_bigram.model import build_model, trainable_parameters
-    from induction_bigram.model.backend import TL4
+    from induction_bigram.model import build_model, load_weights, portable_state_dict, trainable_names
 
-    model = build_model(
-        ModelConfig(d_model=16, n_ctx=12, d_vocab=len(VOCAB), seed=3, **VARIANTS[name]), "cpu", vocab=VOCAB
-    )
+    config = ModelConfig(d_model=16, n_ctx=12, d_vocab=len(VOCAB), seed=3, **VARIANTS[name])
+    model = build_model(config, "cpu", vocab=VOCAB)
+    state = portable_state_dict(model)
     g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for tl3_name, param in sorted(trainable_parameters(model), key=lambda pair: pair[0]):
-            if not TL4:
-                param.copy_(torch.randn(param.shape, generator=g) * 0.5)
-            elif ".attn.W_" in tl3_name:  # TL 3 [1, d_in, d_out] -> nn.Linear [d_out, d_in]
-                param.copy_(torch.randn((1, *param.T.shape), generator=g)[0].T * 0.5)
-            elif ".mlp.W_" in tl3_name:
-                param.copy_(torch.randn(param.T.shape, generator=g).T * 0.5)
-            elif ".attn.b_" in tl3_name:  # TL 3 [1, d_head]
-                param.copy_(torch.randn((1, *param.shape), generator=g)[0] * 0.5)
-            else:
-                param.copy_(torch.randn(param.shape, generator=g) * 0.5)
-    return model.eval()
+    for tl3_name in sorted(trainable_names(config)):
+        state[tl3_name] = torch.randn(state[tl3_name].shape, generator=g) * 0.5
+    return load_weights(model, state).eval()
+
+
+NATURAL = ("standard", "rotary")
+
+
+def natural_model(positional: str):
+    """A small natural model (2 layers of 2 heads, LayerNorm), TL's own initialisation."""
+    from induction_bigram.config.natural import NaturalModelConfig
+    from induction_bigram.model import build_natural_model
+
+    config = NaturalModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=12, positional=positional, seed=5)
+    return build_natural_model(config, "cpu", vocab="".join(VOCAB)).eval()
+
+
+def weights_of(model, name: str) -> dict[str, torch.Tensor]:
+    from induction_bigram.model import portable_state_dict
+
+    return {f"weights.{name}.{key}": value for key, value in portable_state_dict(model).items()}
+
+
+def stored_weights(expected: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    prefix = f"weights.{name}."
+    return {key.removeprefix(prefix): value for key, value in expected.items() if key.startswith(prefix)}
 
 
 @torch.no_grad()
@@ -85,7 +98,11 @@ def compute() -> dict[str, torch.Tensor]:
     for name in available():
         out |= logits_of(load_pretrained(name, "cpu"), name)
     for name in VARIANTS:
-        out |= variant_logits(name, variant_model(name))
+        model = variant_model(name)
+        out |= variant_logits(name, model) | weights_of(model, f"variant-{name}")
+    for positional in NATURAL:
+        model = natural_model(positional)
+        out |= variant_logits(f"natural-{positional}", model) | weights_of(model, f"natural-{positional}")
     return out
 
 

@@ -1,16 +1,28 @@
-"""Shipped models, and a small model of every variant, give TL 3.9's logits on either backend
-(issue 16: within 1e-5)."""
+"""Shipped models, and a small model of every variant and of the natural model, give TL 3.9's
+logits on either backend (issue 16: within 1e-5), and either backend writes TL 3.9's weights."""
 
 from __future__ import annotations
+
+from importlib import resources
 
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from induction_bigram.model import CONFIG_BUFFERS, load_weights, portable_state_dict
 from induction_bigram.model.backend import TL4
-from induction_bigram.pretrained import available, load_pretrained
-from tests.tl4.expected import FILE, VARIANTS, logits_of, variant_logits, variant_model
+from induction_bigram.pretrained import WEIGHTS, available, load_pretrained
+from tests.tl4.expected import (
+    FILE,
+    NATURAL,
+    VARIANTS,
+    logits_of,
+    natural_model,
+    stored_weights,
+    variant_logits,
+    variant_model,
+)
 
 TOLERANCE = 1e-5
 
@@ -23,8 +35,9 @@ def expected() -> dict[str, torch.Tensor]:
 def test_the_file_holds_tl3_logits_of_every_shipped_model(expected):
     with safe_open(str(FILE), "pt") as handle:
         assert handle.metadata()["transformer_lens"].startswith("3.")
-    assert {key.split(".")[0] for key in expected} == set(available()) | {"variant"}
-    assert {key.split(".")[1] for key in expected if key.startswith("variant.")} == set(VARIANTS)
+    assert {key.split(".")[0] for key in expected} == set(available()) | {"variant", "weights"}
+    small = set(VARIANTS) | {f"natural-{positional}" for positional in NATURAL}
+    assert {key.split(".")[1] for key in expected if key.startswith("variant.")} == small
 
 
 @pytest.mark.parametrize("name", available())
@@ -46,6 +59,37 @@ def test_variant_logits(name, expected):
     """Every variant: the same initial frozen matrices and the same function of the trained
     tensors on both backends."""
     compare(variant_logits(name, variant_model(name)), expected)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_variant_weights_are_written_as_tl3_writes_them(name, expected):
+    """``portable_state_dict`` gives TL 3's names, layouts and values on either backend, so a
+    checkpoint written under TL 4 loads under TL 3."""
+    assert_same_weights(portable_state_dict(variant_model(name)), stored_weights(expected, f"variant-{name}"))
+
+
+@pytest.mark.parametrize("positional", NATURAL)
+def test_natural_model_loads_tl3_weights_and_gives_tl3_logits(positional, expected):
+    """TL 4 initialises a natural model its own way; with TL 3's weights loaded it is TL 3's model."""
+    name = f"natural-{positional}"
+    model = natural_model(positional)
+    load_weights(model, stored_weights(expected, name))
+    compare(variant_logits(name, model), expected)
+    assert_same_weights(portable_state_dict(model), stored_weights(expected, name))
+
+
+@pytest.mark.parametrize("name", available())
+def test_shipped_weights_round_trip(name):
+    """A shipped model, loaded and written again, is its file (TL 3 wrote them all)."""
+    with resources.as_file(resources.files("induction_bigram.pretrained") / name / WEIGHTS) as path:
+        shipped = {k: v for k, v in load_file(str(path)).items() if not CONFIG_BUFFERS.fullmatch(k)}
+    assert_same_weights(portable_state_dict(load_pretrained(name, "cpu")), shipped)
+
+
+def assert_same_weights(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key].shape == value.shape and torch.equal(got[key], value), key
 
 
 def compare(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

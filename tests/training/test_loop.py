@@ -11,12 +11,13 @@ from induction_bigram import (
     ConfigError,
     ModelConfig,
     TrainConfig,
+    load,
     load_checkpoint,
     preset,
     train,
 )
 from induction_bigram.memories.projections import track_memories
-from induction_bigram.model import trainable_parameters
+from induction_bigram.model import PARAMETER_LAYOUT, TL_VERSION, trainable_parameters
 from induction_bigram.training import compile as compile_rule
 from induction_bigram.training.checkpoint import CONFIG, read_metrics
 from induction_bigram.training.compile import compile_decision
@@ -96,6 +97,19 @@ def test_resume_with_an_optimiser_state_of_another_layout_is_refused(tmp_path):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="optimiser state does not fit"):
         train(config.with_overrides(["train.steps=16"]), tmp_path, resume=True, progress=False)
+
+
+def test_resume_under_the_other_backend_is_refused_but_the_weights_load(tmp_path):
+    """The other backend's trained tensors have other shapes, so its optimiser state cannot resume."""
+    train(tiny_config(), tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    assert payload["parameter_layout"] == PARAMETER_LAYOUT
+    other = "transformer-lens-3" if PARAMETER_LAYOUT != "transformer-lens-3" else "transformer-lens-4-bridge"
+    torch.save(payload | {"parameter_layout": other}, path)
+    assert load(tmp_path, "cpu") is not None
+    with pytest.raises(CheckpointError, match=f"'{other}' layout, but TransformerLens {TL_VERSION} has"):
+        train(tiny_config(**{"train.steps": 12}), tmp_path, resume=True, progress=False)
 
 
 def test_resume_with_another_model_is_refused(tmp_path):
