@@ -3,10 +3,9 @@
 #               write their figures to runs/quick/figures
 #   make test   run the test suite (what CI runs, through .ci/run)
 # Both create .venv first (TransformerLens 3.9, the HookedTransformer backend).
-#   make test-tl4  the TransformerLens 4 suite (tests/tl4 and the test modules that pass there)
-#               in .venv-tl4 (TransformerLens 4.3, the TransformerBridge backend); .ci/run runs
-#               both. TL / TL4 pick the TransformerLens of each venv (README "TransformerLens
-#               versions"). TORCH picks the torch build; the default is the CPU wheel these
+#   make test-tl4  the whole test suite again in .venv-tl4 (TransformerLens 4.3, the
+#               TransformerBridge backend); .ci/run runs both. TL / TL4 pick the TransformerLens
+#               of each venv (README "TransformerLens versions"). TORCH picks the torch build; the default is the CPU wheel these
 # machines carry (a plain `torch` requirement would pull a multi-GB CUDA build). On a CUDA
 # machine: make demo TORCH=torch
 
@@ -43,13 +42,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
 
-# The modules listed here run on TL 4; tests/tl4/known_failures.py skips, each with its reason,
-# the tests of these modules that need what the TL 4 backend does not have yet.
-TL4_TESTS ?= tests/tl4 tests/test_transformerlens_workflow.py tests/training/test_loop.py tests/data tests/config \
-	tests/memories tests/incontext tests/lengths tests/test_claims.py tests/test_intervals.py
-
-test-tl4: $(VENV_TL4)/.installed
-	$(VENV_TL4)/bin/python -m pytest -p tests.tl4.known_failures $(TL4_TESTS)
+# The whole suite runs on TL 4 too; tests/tl4/known_failures.py skips, each with its reason, the
+# tests that need what TL 4 does not have (a plain HookedTransformer, TL 3's weight folding).
+test-tl4: $(VENV_TL4)/.installed browser
+	$(VENV_TL4)/bin/python -m pytest -p tests.tl4.known_failures
 
 # The circuitsvis views are checked in a real browser (tests/figures/test_views.py). Debian's chromium
 # is installed where apt-get works as root; elsewhere that one test is skipped with its reason.

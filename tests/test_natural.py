@@ -7,14 +7,13 @@ from dataclasses import replace
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer
 
 from induction_bigram.anymodel import track_head_scores
 from induction_bigram.cli import main as cli_main
 from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig, natural_preset
 from induction_bigram.data.text import TextWindows, encode_text, text_vocab
 from induction_bigram.errors import ConfigError, DataError
-from induction_bigram.model import build_natural_model
+from induction_bigram.model import Model, build_natural_model
 from induction_bigram.training.natural import load_natural, load_natural_checkpoint, train_natural
 from tests.conftest import shakespeare_text_path
 
@@ -41,20 +40,26 @@ def test_config_presets_round_trip_and_overrides():
         cfg.with_overrides(["model.n_head=2"])
 
 
-def test_the_model_is_a_standard_hooked_transformer_with_several_heads_and_layer_norm():
+def test_the_model_is_a_standard_tl_model_with_several_heads_and_layer_norm():
     cfg = natural_preset("natural-test").model
     model = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))
-    assert type(model) is not None and isinstance(model, HookedTransformer)
+    assert isinstance(model, Model)  # HookedTransformer on TL 3, TransformerBridge on TL 4
     assert model.cfg.n_heads > 1 and model.cfg.normalization_type == "LN" and model.cfg.attn_only
     assert model.to_str_tokens("the cat") == list("the cat")
     _, cache = model.run_with_cache(model.to_tokens("the cat sat"))
     assert cache["blocks.0.attn.hook_pattern"].shape == (1, cfg.n_heads, 11, 11)
     assert isinstance(model.generate("the", max_new_tokens=3, verbose=False), str)
-    with pytest.warns(DeprecationWarning):  # TL 3 says HookedTransformer is deprecated
-        plain = HookedTransformer(model.cfg)  # the state dict is exactly a plain TL model's
-    plain.load_state_dict(model.state_dict())
     again = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))  # seeded
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_the_state_dict_is_exactly_a_plain_hooked_transformers():
+    from transformer_lens import HookedTransformer
+
+    model = build_natural_model(natural_preset("natural-test").model, "cpu", vocab=text_vocab(TEXT))
+    with pytest.warns(DeprecationWarning):  # TL 3 says HookedTransformer is deprecated
+        plain = HookedTransformer(model.cfg)
+    plain.load_state_dict(model.state_dict())
 
 
 @pytest.mark.parametrize("positional", ["rotary", "shortformer"])
@@ -62,6 +67,8 @@ def test_other_positional_encodings_are_plain_tl_models_too(positional):
     cfg = replace(natural_preset("natural-test").model, positional=positional)
     model = build_natural_model(cfg, "cpu", vocab=text_vocab(TEXT))
     assert model.cfg.positional_embedding_type == positional
+    from transformer_lens import HookedTransformer
+
     with pytest.warns(DeprecationWarning):
         plain = HookedTransformer(model.cfg)
     plain.load_state_dict(model.state_dict())  # the same parameters, by TL's names

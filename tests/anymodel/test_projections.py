@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer
 
 from induction_bigram.anymodel import pair_memory_report, pair_projections
 from induction_bigram.anymodel.projections import project_positions
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.memories.projections import memory_projections, memory_report
+from induction_bigram.model import Model
 from induction_bigram.pretrained import available, load_pretrained, pretrained_task
-from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, _build, config, ideal_circuit_model, random_model
+from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, build, ideal_circuit_model, plain_tl3_model, random_model
 
 OURS = ((0, 0), (1, 0))  # our models: one head per layer
 
@@ -58,17 +58,15 @@ def test_a_random_multi_head_model_gets_every_projection_with_its_shape():
 
 
 def test_without_absolute_positions_W_K1_is_left_out():
-    cfg = config()
-    cfg.positional_embedding_type = "rotary"
-    cfg.rotary_dim = 16
-    model = _build(cfg)
+    model = build(positional="rotary")
     assert set(pair_projections(model, ((0, 0), (1, 0)))) == {"W_O2", "W_K2"}
     with pytest.raises(ModelShapeError, match="absolute positional"):
         project_positions(model, (0, 0))
 
 
-def _folded(model: HookedTransformer, center_unembed: bool) -> HookedTransformer:
-    folded = _build(config(model.cfg.normalization_type))
+def _folded(model: Model, center_unembed: bool) -> Model:
+    """TL 3's folding (``load_and_process_state_dict``, which TL 4 removed) of ``model``."""
+    folded = plain_tl3_model(model.cfg.normalization_type)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     folded.load_and_process_state_dict(
         state, fold_ln=True, center_writing_weights=True, center_unembed=center_unembed, fold_value_biases=True

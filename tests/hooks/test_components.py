@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from induction_bigram import BigramStats, DataError, ModelConfig, check_vocabulary, describe
-from induction_bigram.hooks.attention import CircuitAttention
-from tests.conftest import model_of, randomise_trainables
+pytest.importorskip(
+    "transformer_lens.components",
+    reason="TL 3's components, which TL 4 removed (the TL 4 components are tested in tests/tl4)",
+    exc_type=ImportError,
+)
+
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache  # noqa: E402
+
+from induction_bigram import BigramStats, DataError, ModelConfig, check_vocabulary, describe  # noqa: E402
+from induction_bigram.hooks.attention import CircuitAttention  # noqa: E402
+from tests.conftest import model_of, randomise_trainables  # noqa: E402
 
 
 def random_model(**overrides):
