@@ -80,9 +80,14 @@ def _part_name(label: str, n_layers: int) -> str:
     return "previous_token" if n_layers == 2 else f"layer_{int(layer) + 1}"
 
 
+_CACHED = ("hook_embed", "hook_pos_embed", "hook_attn_out", "hook_mlp_out", "attn.hook_pattern", "attn.hook_v")
+
+
 def _cached(name: str) -> bool:
-    """The hook points :func:`decompose_cache` reads (and the attention patterns)."""
-    return "hook_" in name and "circuit" not in name
+    """The hook points :func:`decompose_cache` reads (TL's ``decompose_resid``: the embeddings and
+    each block's outputs), the attention patterns and values (the weights-only read-out); no
+    more, so that TL 4 does not warn about the hook points it keeps gated off."""
+    return name.endswith(_CACHED)
 
 
 @torch.no_grad()
