@@ -3,6 +3,8 @@ module fits in one sitting, every study has the same parts."""
 
 import ast
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,13 @@ def test_every_study_runs_from_its_test_preset_to_a_result_that_round_trips(name
     assert again.config == study.presets["test"]
     assert study.figures(again).keys() == study.figures(result).keys()
     assert [c.to_dict() for c in study.claims(again)] == [c.to_dict() for c in study.claims(result)]
+
+
+LINTED = ["induction_bigram", "tests", "benchmarks", "scripts", "notebooks"]
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_the_code_and_the_notebooks_pass_ruff(command):
+    """pyproject.toml's ruff settings hold everywhere, the notebooks' cells included."""
+    done = subprocess.run([sys.executable, "-m", "ruff", *command, *LINTED], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
