@@ -16,7 +16,7 @@ Quick start::
 
     import induction_bigram as ib
     result = ib.train(ib.preset("quick"), "runs/quick", track=[ib.track_memories])
-    model = ib.load("runs/quick")            # a transformer_lens.HookedTransformer
+    model = ib.load("runs/quick")            # a HookedTransformer (TransformerBridge on TL 4)
     logits, cache = model.run_with_cache(result.stats.encode("First Citizen:")[None])
 """
 

@@ -3,8 +3,8 @@
 This package (:mod:`induction_bigram.model`) is the one place that knows TransformerLens's
 parameter layout and its row-vector convention; everything else reads and writes weights
 through :func:`get_paper_matrix` / :func:`set_paper_matrix` (the paper's column convention) or
-through TL's own hooks. A port to
-TL 4's ``TransformerBridge`` should only need to touch this package and :mod:`.hooks`.
+through TL's own hooks. Its TL 4 counterpart is :mod:`.tl4` (the same model as a
+``TransformerBridge``).
 
 Conventions. TL multiplies row vectors from the right (q = x W_Q, k = x W_K,
 score = q k^T / sqrt(d_head), out = z W_O); the paper multiplies column vectors from the left

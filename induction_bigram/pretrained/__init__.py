@@ -133,7 +133,8 @@ def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTas
 
 
 def load_pretrained(name: str, device: str | torch.device | None = "auto") -> Model:
-    """A shipped model as a HookedTransformer, ready for ``run_with_cache``."""
+    """A shipped model as a ``HookedTransformer`` (a ``TransformerBridge`` under TL 4), ready for
+    ``run_with_cache``."""
     if _is_natural(name):
         config = natural_pretrained_config(name)
         model = build_natural_model(config.model, device)
