@@ -1,7 +1,8 @@
 """The analyses of docs/THEORY.md sections 3, 4 and 6 on any HookedTransformer of 2 layers or more
 (section 3.8): several heads per layer, LayerNorm, biases, learned embeddings. Under TL 4 they
-read a ``TransformerBridge`` through the same weight accessors (``W_Q``, ``ln1.w``, ``OV``);
-the bridges the package builds are tested.
+read a ``TransformerBridge`` through the same weight accessors (``W_Q``, ``OV``; norms through
+:func:`~induction_bigram.model.norm_parameters`); tested on the bridges the package builds and
+on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
 
 - :mod:`.heads`: score every head as previous-token, induction and duplicate-token head on
   repeated random tokens, and rank (previous-token head, induction head) pairs, with their

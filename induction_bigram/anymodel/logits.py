@@ -42,7 +42,7 @@ from transformer_lens import ActivationCache
 
 from induction_bigram.anymodel.heads import Head, bos_token, head_name, token_pool
 from induction_bigram.errors import DataError, ModelShapeError
-from induction_bigram.model import Model
+from induction_bigram.model import Model, norm_parameters
 
 PROMPT_LENGTH = 32
 
@@ -175,8 +175,7 @@ def direct_logit_split(model: Model, head: Head, tokens: Int[Tensor, "batch pos"
     stack, labels = cache.get_full_resid_decomposition(
         apply_ln=True, pos_slice=-1, expand_neurons=False, return_labels=True
     )
-    ln = getattr(model, "ln_final", None)
-    w, b = getattr(ln, "w", None), getattr(ln, "b", None)
+    w, b = norm_parameters(getattr(model, "ln_final", None))
     # apply_ln centres and divides by the cached scale; the weight is the rest of LN's linear part
     stack = stack if w is None else stack * w
     W_U = model.unembed.W_U

@@ -57,7 +57,7 @@ from induction_bigram.memories.projections import (
     cosine,
     score_projections,
 )
-from induction_bigram.model import Model, positional_embeddings, token_embeddings
+from induction_bigram.model import Model, norm_parameters, positional_embeddings, token_embeddings
 
 _CENTRED = ("LN", "LNPre")  # normalisations that subtract the mean over d_model
 _NORMALISED = ("LN", "LNPre", "RMS", "RMSPre")
@@ -84,7 +84,7 @@ def _read(model: Model, ln: torch.nn.Module | None, W: Float[Tensor, "d_model n"
     """A matrix that reads the stream through ``ln``, with ln's linear part folded in as TL's
     ``fold_ln`` does: rows scaled by ln's weight w, then centred over d_model (a centred input
     cannot see the mean)."""
-    w = getattr(ln, "w", None)
+    w, _ = norm_parameters(ln)
     W = W if w is None else w.detach()[:, None] * W
     return W - W.mean(0, keepdim=True) if _centres(model) else W
 

@@ -120,6 +120,14 @@ def positional_embeddings(model: Model) -> Float[Tensor, "n_ctx d_model"] | None
     return None if not W_pos.any() else W_pos
 
 
+def norm_parameters(norm: torch.nn.Module | None) -> tuple[Tensor | None, Tensor | None]:
+    """A LayerNorm's or RMSNorm's weight and bias (``None`` where it has none, or for no norm).
+    TL 4.3's ``w`` / ``b`` aliases keep the tensors from before ``process_weights`` (which
+    ``enable_compatibility_mode`` runs), so there the live ``weight`` / ``bias`` are read."""
+    names = ("weight", "bias") if TL4 else ("w", "b")
+    return getattr(norm, names[0], None), getattr(norm, names[1], None)
+
+
 def check_tokens(model: Model, tokens: Tensor) -> Int[Tensor, "batch pos"]:
     """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
     (the checks the forward pass makes, for analyses that want to fail before any work)."""

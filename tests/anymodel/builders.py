@@ -11,7 +11,7 @@ import warnings
 import torch
 
 from induction_bigram.config.natural import NaturalModelConfig
-from induction_bigram.model import Model, build_natural_model, load_weights, portable_state_dict
+from induction_bigram.model import TL4, Model, build_natural_model, load_weights, portable_state_dict
 
 PREVIOUS_TOKEN = (0, 2)  # where ideal_circuit_model writes its heads: not head 0, so that the
 INDUCTION = (1, 1)  # finder cannot pass by returning the first head of each layer
@@ -34,19 +34,18 @@ def config(normalization: str = "LN", seed: int = 0, positional: str = "standard
 def build(normalization: str | None = "LN", d_vocab: int = 50, seed: int = 0, positional: str = "standard") -> Model:
     """A standard TL model with TL's own initialisation and ``d_vocab`` characters for tokens:
     ``build_natural_model``'s, so a HookedTransformer or a TransformerBridge as the installed TL
-    builds, except for RMSNorm, which only a plain TL 3 HookedTransformer has here."""
+    builds; RMSNorm, which our natural model does not offer, is TL's own :func:`plain_model`."""
     if normalization == "RMS":
-        return plain_tl3_model(normalization, d_vocab, seed)
+        return plain_model(normalization, d_vocab, seed)
     chars = (string.ascii_letters + string.digits)[:d_vocab]
     return build_natural_model(config(normalization or "none", seed, positional), "cpu", vocab=chars)
 
 
-def plain_tl3_model(normalization: str | None, d_vocab: int = 50, seed: int = 0) -> Model:
-    """The same shape as a plain ``HookedTransformer`` (TransformerLens 3 only)."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
+def plain_model(normalization: str | None, d_vocab: int = 50, seed: int = 0) -> Model:
+    """The same shape as TL itself builds it, without the package: a plain ``HookedTransformer``
+    under TL 3, ``TransformerBridge.boot_native`` under TL 4 (a user's own model)."""
     cfg = config()
-    tl_cfg = HookedTransformerConfig(
+    fields = dict(
         n_layers=cfg.n_layers,
         n_heads=cfg.n_heads,
         d_model=cfg.d_model,
@@ -59,9 +58,16 @@ def plain_tl3_model(normalization: str | None, d_vocab: int = 50, seed: int = 0)
         act_fn=None,
         seed=seed,
     )
+    if TL4:
+        from transformer_lens.config import TransformerBridgeConfig
+        from transformer_lens.model_bridge import TransformerBridge
+
+        return TransformerBridge.boot_native(TransformerBridgeConfig(**fields))
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
     with warnings.catch_warnings():  # TL 3.9 announces TL 4; the project supports both (README)
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
-        return HookedTransformer(tl_cfg)
+        return HookedTransformer(HookedTransformerConfig(**fields))
 
 
 def random_model(normalization: str = "LN", seed: int = 0, perturb: bool = True) -> Model:

@@ -7,9 +7,9 @@ from induction_bigram.anymodel import pair_memory_report, pair_projections
 from induction_bigram.anymodel.projections import project_positions
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.memories.projections import memory_projections, memory_report
-from induction_bigram.model import Model
+from induction_bigram.model import TL4, Model
 from induction_bigram.pretrained import available, load_pretrained, pretrained_task
-from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, build, ideal_circuit_model, plain_tl3_model, random_model
+from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, build, ideal_circuit_model, plain_model, random_model
 
 OURS = ((0, 0), (1, 0))  # our models: one head per layer
 
@@ -65,12 +65,16 @@ def test_without_absolute_positions_W_K1_is_left_out():
 
 
 def _folded(model: Model, center_unembed: bool) -> Model:
-    """TL 3's folding (``load_and_process_state_dict``, which TL 4 removed) of ``model``."""
-    folded = plain_tl3_model(model.cfg.normalization_type)
+    """``model`` with its LayerNorms folded by TL itself: TL 3's ``load_and_process_state_dict``
+    into a plain HookedTransformer, TL 4's ``process_weights`` on a ``boot_native`` bridge."""
+    folded = plain_model(model.cfg.normalization_type)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    folded.load_and_process_state_dict(
-        state, fold_ln=True, center_writing_weights=True, center_unembed=center_unembed, fold_value_biases=True
-    )
+    settings = dict(fold_ln=True, center_writing_weights=True, center_unembed=center_unembed, fold_value_biases=True)
+    if TL4:
+        folded.load_state_dict(state, strict=True)
+        folded.process_weights(**settings)
+    else:
+        folded.load_and_process_state_dict(state, **settings)
     return folded.eval()
 
 
@@ -80,7 +84,10 @@ def test_the_report_is_the_same_with_and_without_folding_layer_norm(normalizatio
     fold_ln / center_writing_weights, and biases are left out, so folding changes nothing."""
     model = random_model(normalization)
     folded = _folded(model, center_unembed=False)
-    assert folded.cfg.normalization_type == normalization + "Pre"
+    if TL4:  # TL 4 keeps cfg's type and leaves each folded norm with weight 1 (and bias 0)
+        assert all(torch.all(v == float(k.endswith("weight"))) for k, v in folded.state_dict().items() if "ln" in k)
+    else:
+        assert folded.cfg.normalization_type == normalization + "Pre"
     tokens = torch.randint(50, (2, 12), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(folded(tokens), model(tokens), rtol=1e-4, atol=1e-4)  # TL's promise
     pair = ((0, 1), (1, 2))

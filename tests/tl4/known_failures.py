@@ -16,15 +16,6 @@ KNOWN: dict[str, str] = {
         "TL 4's native model keeps no KV cache: past_kv_cache is a ConfigError there "
         "(generate(use_past_kv_cache=True) works by recomputing the prompt)"
     ),
-    "tests/anymodel/test_logits.py::test_the_per_head_split_sums_back_to_the_logits[RMS]": (
-        "builds a plain RMSNorm HookedTransformer (TL 4 has none; our natural model has LN, LNPre or none)"
-    ),
-    "tests/anymodel/test_projections.py::test_the_report_is_the_same_with_and_without_folding_layer_norm": (
-        "folds LayerNorm with TL 3's HookedTransformer.load_and_process_state_dict, which TL 4 removed"
-    ),
-    "tests/anymodel/test_projections.py::test_centering_the_unembedding_shifts_W_O2_by_a_constant_per_column": (
-        "centres the unembedding with TL 3's HookedTransformer.load_and_process_state_dict, which TL 4 removed"
-    ),
     "tests/test_natural.py::test_the_state_dict_is_exactly_a_plain_hooked_transformers": (
         "compares with a plain HookedTransformer (TL 4 has none; the bridge loads TL 3's natural "
         "weights and gives TL 3's logits: tests/tl4/test_expected_logits.py)"
