@@ -136,7 +136,12 @@ def _preset_natural() -> NaturalConfig:
     2250 steps (held-out 1.83, induction 0.009); rotary with n_ctx 512 (d_model 64, 4 heads,
     batch 16), 1000 steps (8M characters at 8k characters a second; held-out 2.02, induction
     0.005). The phase change needs more tokens than a CPU gives in a session: train longer with
-    ``--set train.steps=N``, on a GPU."""
+    ``--set train.steps=N``, on a GPU.
+
+    Why a short context is a weak incentive (``python scripts/induction_opportunity.py
+    tinyshakespeare.txt``): at n_ctx 128 only 4.9% of held-out positions have an earlier
+    occurrence of their last 4 characters in the window (the copy guess is right on 56.8% of
+    them, the trigram on 38.0%); at 512, 15.9%; at 1024, 23.1%. So try n_ctx >= 512 first."""
     return NaturalConfig(
         data=TextConfig(),
         model=NaturalModelConfig(n_layers=2, n_heads=8, d_model=128, d_head=16, n_ctx=128),
