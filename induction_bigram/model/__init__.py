@@ -26,7 +26,14 @@ from induction_bigram.model.access import (
     trainable_names,
     unembeddings,
 )
-from induction_bigram.model.backend import PARAMETER_LAYOUT, TL4, TL_VERSION, Model, trainable_parameters
+from induction_bigram.model.backend import (
+    TL4,
+    TL_VERSION,
+    Model,
+    load_optimizer_state,
+    portable_optimizer_state,
+    trainable_parameters,
+)
 
 if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
     from induction_bigram.model.tl4 import (
@@ -57,7 +64,6 @@ __all__ = [
     "CONFIG_BUFFERS",
     "MARKER_KEY",
     "Model",
-    "PARAMETER_LAYOUT",
     "TL_VERSION",
     "build_model",
     "build_natural_model",
@@ -65,11 +71,13 @@ __all__ = [
     "check_vocabulary",
     "describe",
     "get_paper_matrix",
+    "load_optimizer_state",
     "load_weights",
     "model_config",
     "model_vocab",
     "natural_config",
     "norm_parameters",
+    "portable_optimizer_state",
     "portable_state_dict",
     "positional_embeddings",
     "relative_position_bias",

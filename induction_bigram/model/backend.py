@@ -17,8 +17,12 @@ once, at import. The hook names, ``run_with_cache``, ``ActivationCache``, ``Fact
 from __future__ import annotations
 
 from importlib.metadata import version as _version
+from typing import Any
 
+import torch
 from torch import nn
+
+from induction_bigram.errors import CheckpointError
 
 TL_VERSION: str = _version("transformer-lens")
 """The installed TransformerLens version, e.g. ``"3.9.0"``."""
@@ -30,19 +34,104 @@ if TL4:
 else:
     from transformer_lens import HookedTransformer as Model
 
-PARAMETER_LAYOUT: str = "transformer-lens-4-bridge" if TL4 else "transformer-lens-3"
-"""The layout of the tensors :func:`trainable_parameters` returns, and so of an optimiser's
-state: a checkpoint's weights load on either backend, its optimiser state only under this layout."""
+__all__ = [
+    "Model",
+    "TL4",
+    "TL_VERSION",
+    "load_optimizer_state",
+    "named_parameters",
+    "portable_optimizer_state",
+    "trainable_parameters",
+]
 
-__all__ = ["Model", "PARAMETER_LAYOUT", "TL4", "TL_VERSION", "trainable_parameters"]
+
+def named_parameters(model: Model) -> list[tuple[str, nn.Parameter]]:
+    """Every parameter by its TL 3 name (``blocks.0.attn.W_K``), on either backend; on TL 4 a
+    name's tensor is the bridge's (``blocks.0.attn.k.weight``, the paper-convention layout)."""
+    if TL4:
+        from induction_bigram.model.tl4 import named_parameters as bridge_named_parameters
+
+        return bridge_named_parameters(model)
+    return list(model.named_parameters())
 
 
 def trainable_parameters(model: Model) -> list[tuple[str, nn.Parameter]]:
-    """The parameters that train (``requires_grad``), by their TL 3 names (``blocks.0.attn.W_K``)
-    on either backend; on TL 4 a name's tensor is the bridge's (``blocks.0.attn.k.weight``, the
-    paper-convention layout), so shapes differ from TL 3's but the names and the split do not."""
-    if TL4:
-        from induction_bigram.model.tl4 import trainable_parameters as tl4_trainable_parameters
+    """The parameters that train (``requires_grad``), by their TL 3 names, on either backend:
+    the names and the split are the same, the shapes are each backend's."""
+    return [(name, p) for name, p in named_parameters(model) if p.requires_grad]
 
-        return tl4_trainable_parameters(model)
-    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+def portable_optimizer_state(model: Model, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """``optimizer.state_dict()`` as checkpoints store it: parameters named by TL 3 name instead
+    of numbered, every per-parameter tensor (momenta, second moments) in TL 3's layout. The two
+    backends order and shape the parameters differently, so only this form resumes under either."""
+    names = _names_by_index(model, optimizer)
+    state = optimizer.state_dict()
+    return {
+        "state": {
+            names[index]: {key: _layout(model, names[index], value, to_tl3=True) for key, value in entries.items()}
+            for index, entries in state["state"].items()
+        },
+        "param_groups": [{**group, "params": [names[i] for i in group["params"]]} for group in state["param_groups"]],
+    }
+
+
+def load_optimizer_state(model: Model, optimizer: torch.optim.Optimizer, state: Any) -> None:
+    """Load a :func:`portable_optimizer_state` into ``optimizer`` (made over the same parameters,
+    in any order); a state that does not fit is a :class:`CheckpointError`. A state numbered by
+    position (checkpoints written before named states) loads only under TL 3, which wrote it."""
+    if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or "param_groups" not in state:
+        raise CheckpointError("the saved optimiser state is not an optimiser's state")
+    if any(isinstance(key, int) for key in state["state"]) or not state["state"] and _numbered(state):
+        if TL4:
+            raise CheckpointError(
+                "its optimiser state was written by TransformerLens 3 before states were named; resume it there"
+            )
+        optimizer.load_state_dict(state)
+        return
+    names = _names_by_index(model, optimizer)
+    index = {name: i for i, name in enumerate(names)}
+    saved_groups = {frozenset(group["params"]): group for group in state["param_groups"]}
+    groups = []
+    for group in optimizer.state_dict()["param_groups"]:
+        members = frozenset(names[i] for i in group["params"])
+        if members not in saved_groups:
+            raise CheckpointError(
+                f"the saved optimiser state does not fit this run: it has no parameter group of {sorted(members)}"
+            )
+        groups.append({**saved_groups[members], "params": group["params"]})
+    unknown = sorted(set(state["state"]) - set(index))
+    if unknown:
+        raise CheckpointError(f"the saved optimiser state does not fit this run: it holds parameters {unknown}")
+    optimizer.load_state_dict(
+        {
+            "state": {
+                index[name]: {key: _layout(model, name, value, to_tl3=False) for key, value in entries.items()}
+                for name, entries in state["state"].items()
+            },
+            "param_groups": groups,
+        }
+    )
+
+
+def _numbered(state: dict[str, Any]) -> bool:
+    return any(isinstance(p, int) for group in state["param_groups"] for p in group.get("params", []))
+
+
+def _names_by_index(model: Model, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The TL 3 name of each parameter of ``optimizer``, in its ``state_dict`` numbering."""
+    name_of = {id(p): name for name, p in named_parameters(model)}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    foreign = [tuple(p.shape) for p in params if id(p) not in name_of]
+    if foreign:
+        raise CheckpointError(f"the optimiser holds tensors that are not the model's: shapes {foreign}")
+    return [name_of[id(p)] for p in params]
+
+
+def _layout(model: Model, name: str, value: Any, to_tl3: bool) -> Any:
+    """A per-parameter optimiser tensor of ``name`` in TL 3's layout (``to_tl3``) or back."""
+    if not TL4 or not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return value
+    from induction_bigram.model.tl4_weights import tensor_layout
+
+    return tensor_layout(model, name, value, to_tl3)

@@ -133,13 +133,9 @@ def _wrap(native: nn.Module, tl_cfg: TransformerBridgeConfig, vocab: Sequence[st
     return bridge
 
 
-def trainable_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]:
-    """The parameters with ``requires_grad``, by TL 3 name (``blocks.0.attn.W_K``)."""
-    return [
-        (tl3_name(key), p)
-        for key, p in model.state_dict(keep_vars=True).items()
-        if isinstance(p, nn.Parameter) and p.requires_grad
-    ]
+def named_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]:
+    """Every parameter, by TL 3 name (``blocks.0.attn.W_K``)."""
+    return [(tl3_name(key), p) for key, p in model.state_dict(keep_vars=True).items() if isinstance(p, nn.Parameter)]
 
 
 # -- the paper's convention ---------------------------------------------------------------------

@@ -163,9 +163,12 @@ _TO_TL3_LAYOUT = [
 ]
 
 
-def _tl3_layout(key: str, value: Tensor, n_heads: int) -> Tensor:
+def _tl3_layout(key: str, value: Tensor, n_heads: int, inverse: bool = False) -> Tensor:
+    """The bridge tensor ``key`` in TL 3's layout (``inverse``: a TL 3 tensor in the bridge's)."""
     for pattern, rearrangement in _TO_TL3_LAYOUT:
         if re.fullmatch(pattern, key):
+            if inverse:
+                rearrangement = " -> ".join(reversed(rearrangement.split(" -> ")))
             return einops.rearrange(value, rearrangement, **({"h": n_heads} if "h" in rearrangement else {}))
     return value
 
@@ -181,6 +184,12 @@ def portable_state_dict(model: TransformerBridge) -> dict[str, Tensor]:
     if hasattr(model, CONFIG_ATTR):
         state[MARKER_KEY] = torch.tensor(FORMAT_VERSION)
     return state
+
+
+def tensor_layout(model: TransformerBridge, tl3: str, value: Tensor, to_tl3: bool) -> Tensor:
+    """A tensor shaped as the bridge's parameter ``tl3`` (a TL 3 name), in TL 3's layout
+    (``to_tl3``), or one in TL 3's layout back in the bridge's (an optimiser's momenta)."""
+    return _tl3_layout(bridge_key(tl3), value, model.cfg.n_heads, inverse=not to_tl3)
 
 
 def load_weights(model: TransformerBridge, state: Any, source: str = "state dict") -> TransformerBridge:

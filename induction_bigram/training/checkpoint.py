@@ -3,7 +3,8 @@
 A run folder holds ``config.json`` (the resolved :class:`RunConfig`), ``metrics.jsonl`` and
 ``checkpoint.pt``. The checkpoint alone rebuilds the run: it holds the run config, the corpus
 statistics, the TL config (for reference), every weight, the optimiser state, the step and the
-data generator's RNG state. It is written atomically and loads with ``weights_only=True``.
+data generator's RNG state; weights and optimiser state in TL 3's layout, whichever backend wrote
+them, so a run loads and resumes under either. It is written atomically and loads with ``weights_only=True``.
 The checkpoint is the source of truth: ``config.json`` is checked against it on every load
 (:func:`read_config_file` is the one reader of a config file), and :func:`read_metrics` is the
 one reader of ``metrics.jsonl``.
@@ -25,11 +26,11 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
 from induction_bigram.model import (
-    PARAMETER_LAYOUT,
-    TL_VERSION,
     Model,
     build_model,
+    load_optimizer_state,
     load_weights,
+    portable_optimizer_state,
     portable_state_dict,
     resolve_device,
 )
@@ -53,7 +54,6 @@ class Checkpoint:
     elapsed_seconds: float
     optimizer_state: dict[str, Any]
     data_rng_state: torch.Tensor
-    parameter_layout: str
 
 
 def save_checkpoint(
@@ -75,8 +75,7 @@ def save_checkpoint(
         "stats": dumps_json(stats.to_dict(), indent=None),
         "tl_config": dumps_json(model.cfg.to_dict(), indent=None, default=str),
         "model_state": portable_state_dict(model),
-        "optimizer_state": optimizer.state_dict(),
-        "parameter_layout": PARAMETER_LAYOUT,
+        "optimizer_state": portable_optimizer_state(model, optimizer),
         "step": step,
         "elapsed_seconds": elapsed_seconds,
         "data_rng_state": data_generator.get_state(),
@@ -115,27 +114,20 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
             elapsed_seconds=float(payload["elapsed_seconds"]),
             optimizer_state=payload["optimizer_state"],
             data_rng_state=payload["data_rng_state"],
-            # checkpoints from before the TL 4 backend were all written by TL 3
-            parameter_layout=str(payload.get("parameter_layout", "transformer-lens-3")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path} lacks or garbles {err}") from None
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any], layout: str, source: Path) -> None:
-    """Load a checkpoint's optimiser state into ``optimizer``. The trained tensors, and so that
-    state, have another shape under the other TransformerLens backend (:data:`PARAMETER_LAYOUT`):
-    resuming there is a :class:`CheckpointError`, although the weights load under either."""
-    if layout != PARAMETER_LAYOUT:
-        raise CheckpointError(
-            f"{source}: its optimiser state holds the trained tensors in the {layout!r} layout, but "
-            f"TransformerLens {TL_VERSION} has {PARAMETER_LAYOUT!r}; resume the run under the "
-            "TransformerLens that wrote it (its weights load under either)"
-        )
+def restore_optimizer(model: Model, optimizer: torch.optim.Optimizer, state: Any, source: Path) -> None:
+    """Load a checkpoint's optimiser state (TL 3's layout, from either backend) into ``optimizer``;
+    one that does not fit is a :class:`CheckpointError` naming ``source``."""
     try:
-        optimizer.load_state_dict(state)
-    except ValueError as error:  # e.g. a checkpoint from before one parameter group per matrix
+        load_optimizer_state(model, optimizer, state)
+    except (ValueError, KeyError, TypeError) as error:  # e.g. from before one parameter group per matrix
         raise CheckpointError(f"{source}: the saved optimiser state does not fit this run ({error})") from None
+    except CheckpointError as error:
+        raise CheckpointError(f"{source}: {error}") from None
 
 
 def read_config_file(path: str | os.PathLike[str]) -> RunConfig:

@@ -262,7 +262,7 @@ def _resume(
         )
     model = ckpt.model
     optimizer = make_optimizer(model, requested.train)
-    restore_optimizer(optimizer, ckpt.optimizer_state, ckpt.parameter_layout, run_dir)
+    restore_optimizer(model, optimizer, ckpt.optimizer_state, run_dir)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.set_state(ckpt.data_rng_state)

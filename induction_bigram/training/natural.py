@@ -28,10 +28,10 @@ from induction_bigram.data.text import TextWindows, encode_text, read_text, text
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError, TrainingDivergedError
 from induction_bigram.files import atomic_write_text, atomic_write_with, claim_folder
 from induction_bigram.model import (
-    PARAMETER_LAYOUT,
     Model,
     build_natural_model,
     load_weights,
+    portable_optimizer_state,
     portable_state_dict,
     resolve_device,
 )
@@ -170,9 +170,7 @@ class _Loop:
             )
         model = ckpt["model"]
         optimizer = make_natural_optimizer(model, requested)
-        restore_optimizer(
-            optimizer, ckpt["optimizer_state"], ckpt.get("parameter_layout", "transformer-lens-3"), run_dir
-        )
+        restore_optimizer(model, optimizer, ckpt["optimizer_state"], run_dir)
         generator = torch.Generator()
         generator.set_state(ckpt["data_rng_state"])
         loop = cls(requested, windows, model, optimizer, generator, run_dir, track)
@@ -247,8 +245,7 @@ class _Loop:
             "format": FORMAT,
             "config": self.config.to_json(),
             "model_state": portable_state_dict(self.model),
-            "optimizer_state": self.optimizer.state_dict(),
-            "parameter_layout": PARAMETER_LAYOUT,
+            "optimizer_state": portable_optimizer_state(self.model, self.optimizer),
             "step": step,
             "elapsed_seconds": self.elapsed,
             "data_rng_state": self.generator.get_state(),

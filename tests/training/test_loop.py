@@ -17,7 +17,7 @@ from induction_bigram import (
     train,
 )
 from induction_bigram.memories.projections import track_memories
-from induction_bigram.model import PARAMETER_LAYOUT, TL_VERSION, trainable_parameters
+from induction_bigram.model import TL4, trainable_parameters
 from induction_bigram.training import compile as compile_rule
 from induction_bigram.training.checkpoint import CONFIG, read_metrics
 from induction_bigram.training.compile import compile_decision
@@ -99,17 +99,37 @@ def test_resume_with_an_optimiser_state_of_another_layout_is_refused(tmp_path):
         train(config.with_overrides(["train.steps=16"]), tmp_path, resume=True, progress=False)
 
 
-def test_resume_under_the_other_backend_is_refused_but_the_weights_load(tmp_path):
-    """The other backend's trained tensors have other shapes, so its optimiser state cannot resume."""
-    train(tiny_config(), tmp_path, progress=False)
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_the_checkpoint_holds_the_optimiser_state_in_tl3_layout(tmp_path, optimizer):
+    """Momenta have their weight's TL 3 shape on either backend (W_in of the ReLU MLP is not
+    square, so a transposed one would show), and a run resumes under either
+    (tests/tl4/test_across_backends.py resumes one under the other backend)."""
+    train(tiny_config(**{"model.ffn": "relu", "train.optimizer": optimizer}), tmp_path, progress=False)
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    weights = payload["model_state"]
+    momenta = payload["optimizer_state"]["state"]
+    assert set(momenta) == {name for name, _ in trainable_parameters(load(tmp_path, "cpu"))}
+    assert "blocks.1.mlp.W_in" in momenta
+    for name, entries in momenta.items():
+        tensors = [value for value in entries.values() if value.dim() > 0]
+        assert tensors and all(value.shape == weights[name].shape for value in tensors), name
+
+
+def test_an_optimiser_state_numbered_by_position_resumes_under_tl3_only(tmp_path):
+    """Checkpoints written before optimiser states were named hold TL 3's numbering."""
+    config = tiny_config()
+    train(config, tmp_path, progress=False)
+    model = load(tmp_path, "cpu")
+    numbered = make_optimizer(model, config.train).state_dict()
     path = tmp_path / "checkpoint.pt"
     payload = torch.load(path, weights_only=True)
-    assert payload["parameter_layout"] == PARAMETER_LAYOUT
-    other = "transformer-lens-3" if PARAMETER_LAYOUT != "transformer-lens-3" else "transformer-lens-4-bridge"
-    torch.save(payload | {"parameter_layout": other}, path)
-    assert load(tmp_path, "cpu") is not None
-    with pytest.raises(CheckpointError, match=f"'{other}' layout, but TransformerLens {TL_VERSION} has"):
-        train(tiny_config(**{"train.steps": 12}), tmp_path, resume=True, progress=False)
+    torch.save(payload | {"optimizer_state": numbered}, path)
+    resume = config.with_overrides(["train.steps=16"])
+    if TL4:
+        with pytest.raises(CheckpointError, match="written by TransformerLens 3 before states were named"):
+            train(resume, tmp_path, resume=True, progress=False)
+    else:
+        assert train(resume, tmp_path, resume=True, progress=False).final["step"] == 16
 
 
 def test_resume_with_another_model_is_refused(tmp_path):
