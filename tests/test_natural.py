@@ -135,6 +135,26 @@ def test_the_command_trains_on_shakespeare(tmp_path, capsys):
     assert len(load_natural(out, "cpu").tokenizer.get_vocab()) == 65 + 4
 
 
+def test_the_command_resumes_a_run_from_its_own_config(text_file, tmp_path, monkeypatch, capsys):
+    """As ``train --resume``: the run's config.json is the base, --set applies on top, and
+    --text may be left out or given by another path to the same file."""
+    out = tmp_path / "natural"
+    start = ["natural", "--text", str(text_file), "--out", str(out), "--preset", "natural-test", "--no-progress"]
+    assert cli_main([*start, "--set", "model.n_heads=4", "--json"]) == 0
+    capsys.readouterr()
+    resume = ["natural", "--out", str(out), "--resume", "--no-progress", "--json"]
+    assert cli_main([*resume, "--set", "train.steps=8"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 8
+    monkeypatch.chdir(text_file.parent)
+    assert cli_main([*resume, "--text", text_file.name, "--set", "train.steps=10"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 10
+    assert load_natural(out, "cpu").cfg.n_heads == 4
+    assert cli_main([*resume, "--preset", "natural-test"]) == 2  # the run's own config, not a preset
+    assert "drop --preset" in capsys.readouterr().err
+    assert cli_main(["natural", "--out", str(tmp_path / "fresh"), "--no-progress"]) == 2
+    assert "--text is required" in capsys.readouterr().err
+
+
 # -- the shipped natural model --------------------------------------------------------------------
 
 

@@ -29,25 +29,30 @@ def _config(presets, args: argparse.Namespace, base=None):
         raise ConfigError(f"--set: {err}") from None
 
 
+def _resumed_config(args: argparse.Namespace, kind: type):
+    """With ``--resume``, the run's own config (``--set`` applies on top of it); else ``None``."""
+    from induction_bigram.training.checkpoint import CONFIG, read_config_file
+
+    if not args.resume:
+        return None
+    if args.preset:
+        raise InductionBigramError("--resume takes the run's own config; drop --preset")
+    if not (args.out / CONFIG).is_file():
+        raise InductionBigramError(f"nothing to resume: {args.out / CONFIG} does not exist")
+    try:
+        return read_config_file(args.out / CONFIG, kind)
+    except CheckpointError as err:
+        raise CheckpointError(f"--resume: {err}") from None
+
+
 def _train(args: argparse.Namespace) -> int:
-    from induction_bigram.config import PRESETS
+    from induction_bigram.config import PRESETS, RunConfig
     from induction_bigram.files import check_folder
     from induction_bigram.memories.projections import track_memories
-    from induction_bigram.training.checkpoint import CONFIG, read_config_file
     from induction_bigram.training.loop import train
 
     check_folder(args.out, "run", existing=_existing(args), label="--out")
-    base = None
-    if args.resume:
-        if args.preset:
-            raise InductionBigramError("--resume takes the run's own config; drop --preset")
-        if not (args.out / CONFIG).is_file():
-            raise InductionBigramError(f"nothing to resume: {args.out / CONFIG} does not exist")
-        try:
-            base = read_config_file(args.out / CONFIG)
-        except CheckpointError as err:
-            raise CheckpointError(f"--resume: {err}") from None
-    config = _config(PRESETS, args, base)
+    config = _config(PRESETS, args, _resumed_config(args, RunConfig))
     result = train(
         config,
         args.out,
@@ -64,14 +69,19 @@ def _natural(args: argparse.Namespace) -> int:
     import torch
 
     from induction_bigram.anymodel import track_head_scores
-    from induction_bigram.config.natural import NATURAL_PRESETS
+    from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig
     from induction_bigram.files import check_folder
     from induction_bigram.training.natural import train_natural
 
     if args.threads:
         torch.set_num_threads(args.threads)
     check_folder(args.out, "run", existing=_existing(args), label="--out")
-    config = _config(NATURAL_PRESETS, args).with_overrides({"data.text": str(args.text)})
+    base = _resumed_config(args, NaturalConfig)
+    config = _config(NATURAL_PRESETS, args, base)
+    if args.text is None and base is None:
+        raise InductionBigramError("--text is required: the text file to train on (--resume reuses the run's)")
+    if args.text is not None and not (base is not None and Path(base.data.text).resolve() == args.text.resolve()):
+        config = config.with_overrides({"data.text": str(args.text)})
     result = train_natural(
         config,
         args.out,

@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the `natural` model: next-character prediction on TEXT; writes OUT/config.json, "
         "OUT/metrics.jsonl (train and held-out loss, induction and previous-token scores) and OUT/checkpoint.pt.",
     )
-    p.add_argument("--text", required=True, type=Path, help="a UTF-8 text file (its characters are the vocabulary)")
+    p.add_argument(
+        "--text", type=Path, help="a UTF-8 text file (its characters are the vocabulary); --resume reuses the run's"
+    )
     p.add_argument("--out", required=True, type=Path, help="run folder (missing, empty, or a natural run of ours)")
     _config_flags(p, "natural", "model.n_heads=8")
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")

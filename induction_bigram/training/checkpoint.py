@@ -17,11 +17,12 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from induction_bigram.config import RunConfig
+from induction_bigram.config.base import Config
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
@@ -41,6 +42,7 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 MetricsRecord = dict[str, Any]
+ConfigT = TypeVar("ConfigT", bound=Config)
 
 
 @dataclass
@@ -130,12 +132,12 @@ def restore_optimizer(model: Model, optimizer: torch.optim.Optimizer, state: Any
         raise CheckpointError(f"{source}: {error}") from None
 
 
-def read_config_file(path: str | os.PathLike[str]) -> RunConfig:
-    """The :class:`RunConfig` in a ``config.json``; a file that is not one is a
-    :class:`CheckpointError` naming it and what is wrong."""
+def read_config_file(path: str | os.PathLike[str], kind: type[ConfigT] = RunConfig) -> ConfigT:
+    """The config (a :class:`RunConfig`, or ``kind``) in a ``config.json``; a file that is not
+    one is a :class:`CheckpointError` naming it and what is wrong."""
     path = Path(path)
     try:
-        return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return kind.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except OSError as err:
         raise CheckpointError(f"cannot read {path}: {err.strerror or err}") from None
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError and ConfigError are ValueErrors
