@@ -216,6 +216,13 @@ def natural_tl_fields(cfg: NaturalModelConfig, n_vocab: int) -> dict:
     )
 
 
+def bias_of(rel_pos: torch.nn.Module | None) -> torch.nn.Parameter:
+    """b_(t-s) of a model's relative-position module (``None``: the model has none)."""
+    if rel_pos is None:
+        raise ModelShapeError("this model has no relative-position bias (model.positional is not 'rpe')")
+    return rel_pos.bias
+
+
 def without_config_buffers(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """``state`` without the :data:`CONFIG_BUFFERS`: what a loader reads of a file."""
     return {key: value for key, value in state.items() if not CONFIG_BUFFERS.fullmatch(key)}

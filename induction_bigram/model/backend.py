@@ -82,7 +82,7 @@ def load_optimizer_state(model: Model, optimizer: torch.optim.Optimizer, state: 
     position (checkpoints written before named states) loads only under TL 3, which wrote it."""
     if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or "param_groups" not in state:
         raise CheckpointError("the saved optimiser state is not an optimiser's state")
-    if any(isinstance(key, int) for key in state["state"]) or not state["state"] and _numbered(state):
+    if any(isinstance(p, int) for group in state["param_groups"] for p in group.get("params", [])):
         if TL4:
             raise CheckpointError(
                 "its optimiser state was written by TransformerLens 3 before states were named; resume it there"
@@ -112,10 +112,6 @@ def load_optimizer_state(model: Model, optimizer: torch.optim.Optimizer, state: 
             "param_groups": groups,
         }
     )
-
-
-def _numbered(state: dict[str, Any]) -> bool:
-    return any(isinstance(p, int) for group in state["param_groups"] for p in group.get("params", []))
 
 
 def _names_by_index(model: Model, optimizer: torch.optim.Optimizer) -> list[str]:

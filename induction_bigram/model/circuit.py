@@ -66,6 +66,7 @@ from induction_bigram.model.access import (
     CONFIG_ATTR,
     CONFIG_BUFFERS,
     PAPER_NAME,
+    bias_of,
     check_buildable,
     check_state,
     circuit_tl_fields,
@@ -218,10 +219,7 @@ def set_paper_matrix(model: HookedTransformer, name: str, value: Float[Tensor, "
 def relative_position_bias(model: HookedTransformer) -> nn.Parameter:
     """b_(t-s), the relative-position bias on layer 1's scores of an ``rpe`` model, as the
     parameter itself (edits in place change the model)."""
-    rel_pos = getattr(model.blocks[0].attn, "rel_pos", None)
-    if rel_pos is None:
-        raise ModelShapeError("this model has no relative-position bias (model.positional is not 'rpe')")
-    return rel_pos.bias
+    return bias_of(getattr(model.blocks[0].attn, "rel_pos", None))
 
 
 def rotate_layer1(

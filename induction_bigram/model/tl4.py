@@ -49,6 +49,7 @@ from induction_bigram.hooks.tl4 import (
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     PAPER_NAME,
+    bias_of,
     check_buildable,
     circuit_tl_fields,
     describe,
@@ -187,10 +188,7 @@ def relative_position_bias(model: TransformerBridge) -> nn.Parameter:
     """b_(t-s), the relative-position bias on layer 1's scores of an ``rpe`` model, as the
     parameter itself (on TL 4 it sits at the top of the native model: the bridge drops a
     parameter nested inside a wrapped component)."""
-    rel_pos = getattr(model.original_model, "rel_pos", None)
-    if rel_pos is None:
-        raise ModelShapeError("this model has no relative-position bias (model.positional is not 'rpe')")
-    return rel_pos.bias
+    return bias_of(getattr(model.original_model, "rel_pos", None))
 
 
 def rotate_layer1(
