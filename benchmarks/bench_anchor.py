@@ -1,5 +1,10 @@
 """Speed anchor: our HookedTransformer's training step against the same model in plain PyTorch.
 
+Ours runs two ways: ``fused`` (the loss training runs, :mod:`induction_bigram.training.fused`:
+the last layer and the unembedding at the readout positions only) and ``forward`` (through the
+TransformerLens model's forward, also under ``--compile``). The plain model computes every
+position, as the reference code does.
+
 Both models compute the same function (benchmarks/plain_model.py copies the weights of ours;
 tests/test_bench_anchor.py checks logits and gradients agree) and train the same three
 matrices with the same optimiser (the ``reference`` recipe's, built by
@@ -37,6 +42,7 @@ from plain_model import PlainModel, train_step  # noqa: E402
 from plain_model import make_optimizer as make_plain_optimizer  # noqa: E402
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset  # noqa: E402
+from induction_bigram.training.fused import FusedLoss, logits_loss  # noqa: E402
 from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer, optimizer_step  # noqa: E402
 
 
@@ -142,10 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     variants: list[Variant] = []
     for compiled in [False, True] if args.compile else [False]:
         mode = "compiled" if compiled else "eager"
-        ours = build_model(config.model, "cpu", vocab=stats.vocab)
-        ours_opt = make_optimizer(ours, train_cfg)
-        ours_fwd = torch.compile(ours) if compiled else ours
-        variants.append(Variant(f"ours {mode}", lambda f=ours_fwd, o=ours_opt: optimizer_step(f, o, batch, train_cfg)))
+        losses = {"forward": lambda m: logits_loss(torch.compile(m) if compiled else m)}
+        if not compiled:
+            losses = {"fused": FusedLoss} | losses  # what training runs, where it applies
+        for kind, make_loss in losses.items():
+            ours = build_model(config.model, "cpu", vocab=stats.vocab)
+            ours_opt = make_optimizer(ours, train_cfg)
+            step = lambda f=make_loss(ours), o=ours_opt: optimizer_step(f, o, batch, train_cfg)  # noqa: E731
+            variants.append(Variant(f"ours {mode} {kind}", step))
         multipliers = learning_rate_multipliers(ours, train_cfg)
         for attention in attentions:
             plain = PlainModel.from_hooked(build_model(config.model, "cpu", vocab=stats.vocab), attention=attention)
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         for plain in (v for v in variants if v.name.startswith(f"plain {mode}")):
             gap = max(abs(a - b) for a, b in zip(ours.losses, plain.losses))
             print(
-                f"{mode} ({plain.name.split('(')[1][:-1]}): ours is {plain.median / ours.median:.2f}x the plain "
+                f"{ours.name} vs {plain.name}: ours is {plain.median / ours.median:.2f}x the plain "
                 f"model's speed ({ours.median:.3f} s vs {plain.median:.3f} s per step; "
                 f"losses step by step differ by at most {gap:.1e})"
             )

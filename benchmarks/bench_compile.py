@@ -21,6 +21,7 @@ from common import cpu_model, machine, median_seconds
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset
 from induction_bigram.training.compile import training_work
+from induction_bigram.training.fused import logits_loss
 from induction_bigram.training.loop import make_optimizer, optimizer_step
 
 
@@ -49,7 +50,7 @@ def bench(name: str, width: int, repeats: int) -> dict:
         forward = torch.compile(model) if mode == "compiled" else model
 
         def step() -> None:
-            optimizer_step(forward, optimizer, task.sample(128, generator), config.train)
+            optimizer_step(logits_loss(forward), optimizer, task.sample(128, generator), config.train)
 
         began = time.perf_counter()
         step()

@@ -4,7 +4,7 @@ most that training several seeds as one batched computation could give on this m
 Stacking S seeds (``torch.func.vmap`` over stacked parameters, or one stacked model) runs the
 same FLOPs as one model on S times the batch, in the same kernels; it can only win where a step
 is dominated by per-step overhead rather than arithmetic. So the script times, at d = T = 64,
-batch 128 (the ``quick`` recipe, in-context loss, AdamW):
+batch 128 (the ``quick`` recipe, in-context loss, AdamW, the fused loss training runs):
 
 - **sequential**: one step of one seed, the time S seeds take one after another, S times it;
 - **batched bound**: one step of one model at batch 128 x S, divided by S: what a stacked
@@ -26,6 +26,7 @@ from common import cpu_model, machine, median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset
+from induction_bigram.training.fused import training_loss
 from induction_bigram.training.loop import make_optimizer, optimizer_step
 
 
@@ -39,9 +40,10 @@ def step_seconds(batch: int, repeats: int) -> tuple[float, float]:
     generator = torch.Generator().manual_seed(0)
     batches = [task.sample(batch, generator) for _ in range(repeats + 1)]
     it = iter(batches * 2)
+    loss_of, _ = training_loss(model, config, torch.device("cpu"))  # the fused loss, as training runs
     with FlopCounterMode(display=False) as counter:
-        optimizer_step(model, optimizer, batches[0], config.train)
-    seconds = median_seconds(lambda: optimizer_step(model, optimizer, next(it), config.train), repeats)
+        optimizer_step(loss_of, optimizer, batches[0], config.train)
+    seconds = median_seconds(lambda: optimizer_step(loss_of, optimizer, next(it), config.train), repeats)
     return seconds, counter.get_total_flops()
 
 

@@ -1,4 +1,5 @@
-"""Training-step speed and achieved FLOP/s, eager and under torch.compile.
+"""Training-step speed and achieved FLOP/s: the fused loss training runs, the model's forward
+eager, and under torch.compile.
 
 For each shape: seconds per step (median, data generation included), tokens per second, the
 FLOPs of one step as counted by torch.utils.flop_counter (forward + backward; this includes
@@ -21,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from induction_bigram import BigramStats, TriggerTask, build_model, preset
 from induction_bigram.model.backend import TL_VERSION
+from induction_bigram.training.fused import FusedLoss, logits_loss
 from induction_bigram.training.loop import make_optimizer, optimizer_step
 
 # (preset, batch, micro-batch); the reference preset runs batch 512 as 4 micro-batches of 128
@@ -38,21 +40,22 @@ def matmul_flops_per_second(batch: int, seq: int, d: int, repeats: int) -> float
     return max(rates)
 
 
-def bench(name: str, batch: int, micro: int | None, compiled: bool, repeats: int) -> dict:
+def bench(name: str, batch: int, micro: int | None, mode: str, repeats: int) -> dict:
     overrides = {"train.batch_size": batch, "train.micro_batch_size": micro}
     config = preset(name).with_vocab(65).with_overrides(overrides)
     model = build_model(config.model, "cpu", vocab=BigramStats.default().vocab)
     optimizer = make_optimizer(model, config.train)
     task = TriggerTask(BigramStats.default(), config.task)
     generator = torch.Generator().manual_seed(0)
-    forward = torch.compile(model) if compiled else model
+    eager = FusedLoss(model) if mode == "fused" else logits_loss(model)
+    loss_of = logits_loss(torch.compile(model)) if mode == "compiled" else eager
 
     def step() -> None:
-        optimizer_step(forward, optimizer, task.sample(batch, generator), config.train)
+        optimizer_step(loss_of, optimizer, task.sample(batch, generator), config.train)
 
     step()  # compiles, if compiling
     with FlopCounterMode(display=False) as counter:  # it cannot see inside compiled graphs
-        optimizer_step(model, optimizer, task.sample(batch, generator), config.train)
+        optimizer_step(eager, optimizer, task.sample(batch, generator), config.train)
     seconds = median_seconds(step, repeats)
     data_seconds = median_seconds(lambda: task.sample(batch, generator), repeats)
     flops = counter.get_total_flops()
@@ -60,7 +63,7 @@ def bench(name: str, batch: int, micro: int | None, compiled: bool, repeats: int
     return {
         "shape": f"{name} d={config.model.d_model} T={config.task.seq_len} batch={batch}"
         + (f"/{micro}" if micro else ""),
-        "mode": "compiled" if compiled else "eager",
+        "mode": mode,
         "s_per_step": seconds,
         "data_s": data_seconds,
         "tokens_per_s": batch * config.task.seq_len / seconds,
@@ -82,10 +85,10 @@ def main() -> None:
         f"{'shape':38s} {'mode':9s} {'s/step':>7s} {'data s':>7s} {'tokens/s':>10s} "
         f"{'GFLOP':>7s} {'GFLOP/s':>8s} {'matmul':>8s} {'ratio':>6s}"
     )
-    modes = [False] if args.no_compile else [False, True]
+    modes = ["fused", "eager"] + ([] if args.no_compile else ["compiled"])
     for name, batch, micro in shapes:
-        for compiled in modes:
-            r = bench(name, batch, micro, compiled, args.repeats)
+        for mode in modes:
+            r = bench(name, batch, micro, mode, args.repeats)
             print(
                 f"{r['shape']:38s} {r['mode']:9s} {r['s_per_step']:7.3f} {r['data_s']:7.3f} "
                 f"{r['tokens_per_s']:10,.0f} {r['gflop']:7.1f} {r['achieved']:8.1f} "

@@ -122,6 +122,12 @@ class TrainConfig:
             (:func:`induction_bigram.training.compile.compile_decision`; the progress output says
             which and why). Compiling does not change what is learned beyond float rounding;
             evaluation, analyses and hooks stay eager.
+        fused_loss: compute the training loss from the weights, the last layer and the
+            unembedding at the readout positions only (:mod:`induction_bigram.training.fused`):
+            ``"auto"`` wherever that is the model's maths and the run is not compiled,
+            ``True`` (an error where it cannot), ``False`` (through the model's forward). The
+            same loss and gradients within float rounding; evaluation, analyses and hooks run
+            the model.
     """
 
     steps: int = at_least(0, 1000)
@@ -140,6 +146,7 @@ class TrainConfig:
     seed: int = seed_field()
     device: str = "auto"
     compile: Union[bool, Literal["auto"]] = "auto"
+    fused_loss: Union[bool, Literal["auto"]] = "auto"
 
     def check(self) -> None:
         if self.momentum >= 1:
@@ -182,10 +189,11 @@ class RunConfig(Config):
         return dataclasses.replace(self, model=dataclasses.replace(self.model, d_vocab=d_vocab))
 
     def recipe(self) -> "RunConfig":
-        """This config with ``train.compile`` at its default: what a run learns, without how it
-        executes. Resuming and the shipped-model checks compare recipes, so a run trained
-        eager resumes compiled (and back), as the same run up to float rounding."""
-        return dataclasses.replace(self, train=dataclasses.replace(self.train, compile="auto"))
+        """This config with ``train.compile`` and ``train.fused_loss`` at their defaults: what a
+        run learns, without how it executes. Resuming and the shipped-model checks compare
+        recipes, so a run trained eager resumes compiled (and back), as the same run up to float
+        rounding."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, compile="auto", fused_loss="auto"))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from induction_bigram.model.backend import (
     Model,
     load_optimizer_state,
     portable_optimizer_state,
+    tl3_parameters,
     trainable_parameters,
 )
 
@@ -87,6 +88,7 @@ __all__ = [
     "swap_convention",
     "token_embeddings",
     "trainable_names",
+    "tl3_parameters",
     "trainable_parameters",
     "unembeddings",
 ]

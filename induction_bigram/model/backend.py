@@ -41,6 +41,7 @@ __all__ = [
     "load_optimizer_state",
     "named_parameters",
     "portable_optimizer_state",
+    "tl3_parameters",
     "trainable_parameters",
 ]
 
@@ -59,6 +60,13 @@ def trainable_parameters(model: Model) -> list[tuple[str, nn.Parameter]]:
     """The parameters that train (``requires_grad``), by their TL 3 names, on either backend:
     the names and the split are the same, the shapes are each backend's."""
     return [(name, p) for name, p in named_parameters(model) if p.requires_grad]
+
+
+def tl3_parameters(model: Model) -> dict[str, torch.Tensor]:
+    """Every parameter by TL 3 name in TL 3's layout (``blocks.0.attn.W_K``: [head, d_model,
+    d_head]), still attached to autograd, on either backend (on TL 4 a rearranged view of the
+    bridge's tensor): maths on the weights written once serves both."""
+    return {name: _layout(model, name, p, to_tl3=True) for name, p in named_parameters(model)}
 
 
 def portable_optimizer_state(model: Model, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -125,7 +133,8 @@ def _names_by_index(model: Model, optimizer: torch.optim.Optimizer) -> list[str]
 
 
 def _layout(model: Model, name: str, value: Any, to_tl3: bool) -> Any:
-    """A per-parameter optimiser tensor of ``name`` in TL 3's layout (``to_tl3``) or back."""
+    """A tensor shaped as parameter ``name`` (a parameter, or its optimiser state) in TL 3's
+    layout (``to_tl3``) or back."""
     if not TL4 or not isinstance(value, torch.Tensor) or value.dim() == 0:
         return value
     from induction_bigram.model.tl4_weights import tensor_layout

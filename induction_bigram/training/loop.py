@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
 from induction_bigram.config import ModelConfig, RunConfig, TrainConfig
@@ -50,8 +49,8 @@ from induction_bigram.training.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
-from induction_bigram.training.compile import compile_decision
-from induction_bigram.training.metrics import batch_logits, loss_mask, masked_cross_entropy, score_logits
+from induction_bigram.training.fused import BatchLoss, training_loss
+from induction_bigram.training.metrics import batch_logits, loss_mask, score_logits
 
 Tracker = Callable[[Model, TriggerTask], dict[str, Any]]
 """A measurement taken at every evaluation, whose keys join the metrics record (e.g.
@@ -125,16 +124,17 @@ def learning_rate_multipliers(model: Model, cfg: TrainConfig) -> dict[str, float
 
 
 def optimizer_step(
-    forward: Callable[[Tensor], Tensor],
+    loss_of: BatchLoss,
     optimizer: torch.optim.Optimizer,
     batch: TaskBatch,
     cfg: TrainConfig,
 ) -> float:
     """One optimiser step on ``batch``; returns the training loss.
 
-    The batch goes through ``forward`` (the model, or its compiled version) in micro-batches
-    of ``cfg.micro_batch_size`` whose gradients add up to the whole batch's: each micro-batch's
-    summed loss is divided by the whole batch's target count.
+    The batch goes through ``loss_of`` (:func:`~induction_bigram.training.fused.logits_loss` of
+    the model or its compiled version, or a :class:`~induction_bigram.training.fused.FusedLoss`)
+    in micro-batches of ``cfg.micro_batch_size`` whose gradients add up to the whole batch's:
+    each micro-batch's summed loss is divided by the whole batch's target count.
     """
     mask = loss_mask(batch, cfg.loss)
     total = mask.sum().clamp_min(1)
@@ -142,7 +142,7 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
     for tokens, targets, selected in zip(batch.tokens.split(size), batch.targets.split(size), mask.split(size)):
-        loss = masked_cross_entropy(forward(tokens), targets, selected, normalizer=total)
+        loss = loss_of(tokens, targets, selected, total)
         loss.backward()
         loss_sum += loss.item()
     optimizer.step()
@@ -286,8 +286,7 @@ class _Loop:
         cfg = config.train
         eval_generator = torch.Generator(device=device).manual_seed(cfg.eval_seed)
         self.eval_batch: TaskBatch = self.task.sample(cfg.eval_batch_size, eval_generator)
-        compiled, self.compile_note = compile_decision(config, device)
-        self.forward = torch.compile(model) if compiled else model
+        self.loss_of, self.loss_note = training_loss(model, config, device)
         self.metrics: list[MetricsRecord] = []
         self.saved_step: int | None = None  # the step of the last checkpoint in run_dir
         self.clock_start = time.perf_counter()  # wall clock, evaluation included
@@ -298,7 +297,7 @@ class _Loop:
         tokens_per_step = cfg.batch_size * self.config.task.seq_len
         window_seconds, window_tokens = 0.0, 0
         if progress and start < cfg.steps:
-            print(self.compile_note, file=sys.stderr)  # stdout may carry --json output
+            print(self.loss_note, file=sys.stderr)  # stdout may carry --json output
         bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
         try:
             self.model.train()
@@ -362,7 +361,7 @@ class _Loop:
 
     def step(self) -> float:
         batch = self.task.sample(self.config.train.batch_size, self.generator)
-        return optimizer_step(self.forward, self.optimizer, batch, self.config.train)
+        return optimizer_step(self.loss_of, self.optimizer, batch, self.config.train)
 
     def record(self, step: int, *, train_loss: float | None, train_seconds: float, tokens: int) -> MetricsRecord:
         """Evaluate on the fixed batch, append to metrics.jsonl, call ``on_eval``.

@@ -316,8 +316,10 @@ def test_compile_setting_is_checked():
         preset("quick").with_overrides({"train.compile": "yes"})
 
 
-def test_the_progress_output_says_whether_training_compiles(capsys):
+def test_the_progress_output_says_how_training_runs(capsys):
     train(tiny_config(**{"train.steps": 1}), None, progress=True)
+    assert "fused loss on:" in capsys.readouterr().err
+    train(tiny_config(**{"train.steps": 1, "model.positional": "rpe"}), None, progress=True)
     assert "torch.compile off (auto:" in capsys.readouterr().err
 
 

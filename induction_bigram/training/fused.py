@@ -1,0 +1,179 @@
+"""The training loss computed from the weights at the positions it reads (``train.fused_loss``).
+
+The in-context loss (docs/THEORY.md section 2) reads the logits at the in-context targets
+only, 15 of 64 positions on average in ``quick``, yet a forward pass through the model computes
+the last layer and the unembedding at every position, through TransformerLens's general
+attention. :class:`FusedLoss` computes the same loss from the same parameters, for training:
+
+- layers 1..L-1 at every position (layer L reads them all), with the frozen W_Q = I skipped,
+  the value and output maps applied as their product Phi^l = W_O^l W_V^l (one matmul where TL
+  does two), 1/sqrt(d) folded into W_K^l and the causal mask added inside the score matmul;
+- layer L only at the readout positions, laid out in rows of at most 16 per sequence
+  (:func:`readout_rows`; a few sequences read out nearly every position), with W_K^L moved to
+  the query side and Phi^L after the mixing: q (x W_K)^T = (q W_K^T) x^T and P (x Phi) =
+  (P x) Phi, so no d x d product runs at every position;
+- every bias zero, so left out.
+
+It does less arithmetic than the model, not the same arithmetic faster: benchmarks/README.md
+has the times. The loss and the gradients equal the model's within float rounding
+(``tests/training/test_fused.py``), so a run learns what it would through the model; hooks,
+evaluation and every analysis still run the TransformerLens model. It covers the models whose
+maths it writes out (APE or NoPE, no FFN, W_Q the frozen identity, zero frozen biases);
+:func:`fused_loss_decision` says which, and :func:`training_loss` is what the loop runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from induction_bigram.config import RunConfig
+from induction_bigram.errors import ConfigError
+from induction_bigram.model import Model, model_config, tl3_parameters
+from induction_bigram.training.compile import compile_decision
+from induction_bigram.training.metrics import masked_cross_entropy
+
+BatchLoss = Callable[
+    [Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"], Tensor], Float[Tensor, ""]
+]
+"""(tokens, targets, selected, normalizer) -> the summed cross-entropy over the ``selected``
+targets divided by ``normalizer``, differentiable in the trained weights."""
+
+
+def logits_loss(forward: Callable[[Tensor], Tensor]) -> BatchLoss:
+    """The loss through a full forward pass (the model, or its compiled version)."""
+
+    def loss(tokens: Tensor, targets: Tensor, selected: Tensor, normalizer: Tensor) -> Tensor:
+        return masked_cross_entropy(forward(tokens), targets, selected, normalizer=normalizer)
+
+    return loss
+
+
+class FusedLoss:
+    """The training loss of a circuit model, computed from its weights (module doc).
+
+    The weights are read afresh on every call, so optimiser steps, loads and edits apply.
+    ``row_width``: readout positions per row of the last layer (:func:`readout_rows`); 16 was
+    the fastest of 8-32 for ``quick`` (about 15 readouts per sequence, a few with 60).
+    """
+
+    def __init__(self, model: Model, row_width: int = 16):
+        self.model, self.row_width = model, row_width
+        cfg = model_config(model)
+        self.n_layers, self.d_model = cfg.n_layers, cfg.d_model
+        self.scale = 1.0 / math.sqrt(cfg.d_model)  # TL's attn_scale, sqrt(d_head) with d_head = d
+        self._causal: Tensor | None = None
+
+    def _causal_mask(self, n: int, like: Tensor) -> Float[Tensor, "pos pos"]:
+        """0 on and below the diagonal, -inf above it: added to the scores inside the matmul."""
+        if self._causal is None or self._causal.shape[0] != n or self._causal.device != like.device:
+            self._causal = torch.full((n, n), float("-inf"), device=like.device, dtype=like.dtype).triu(1)
+        return self._causal
+
+    def __call__(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        targets: Int[Tensor, "batch pos"],
+        selected: Bool[Tensor, "batch pos"],
+        normalizer: Tensor,
+    ) -> Float[Tensor, ""]:
+        # .contiguous(): the same memory layout on both backends, so the same kernels run
+        w = {name: p.contiguous() for name, p in tl3_parameters(self.model).items()}
+        n_pos = tokens.shape[1]
+        x = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][:n_pos]
+        for layer in range(self.n_layers - 1):
+            a = f"blocks.{layer}.attn."
+            keys = x @ (w[a + "W_K"][0] * self.scale)
+            scores = torch.baddbmm(self._causal_mask(n_pos, x), x, keys.transpose(1, 2))
+            ov = w[a + "W_V"][0] @ w[a + "W_O"][0]  # Phi^l in TL's row convention
+            x = torch.baddbmm(x, F.softmax(scores, dim=-1), x @ ov)
+        a = f"blocks.{self.n_layers - 1}.attn."
+        seq, read, valid = readout_rows(selected, self.row_width)
+        # W_K^L and Phi^L act on the query side and after the mixing (q (x W_K)^T = (q W_K^T) x^T,
+        # P (x W_V W_O) = (P x) Phi): the readout rows only, never every position
+        context = x.index_select(0, seq)
+        queries = x.reshape(-1, self.d_model)[(seq * n_pos)[:, None] + read]
+        scores = torch.bmm(queries @ (w[a + "W_K"][0].T * self.scale), context.transpose(1, 2))
+        future = torch.arange(n_pos, device=tokens.device) > read[..., None]
+        pattern = F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        ov = w[a + "W_V"][0] @ w[a + "W_O"][0]
+        # valid slots in row order are the selected positions in row-major order
+        resid = x[selected] + torch.bmm(pattern, context)[valid] @ ov
+        logits = resid @ w["unembed.W_U"]
+        return F.cross_entropy(logits, targets[selected], reduction="sum") / normalizer
+
+
+def readout_rows(
+    selected: Bool[Tensor, "batch pos"], width: int
+) -> tuple[Int[Tensor, " row"], Int[Tensor, "row width"], Bool[Tensor, "row width"]]:
+    """The readout positions laid out as rows of ``width``: row r holds up to ``width``
+    positions of sequence ``seq[r]``, in order (``read``), ``valid`` where a slot is used.
+
+    A sequence with more readouts takes several rows, so the padding is set by ``width``, not by
+    the longest readout (a few sequences read out nearly every position).
+    """
+    counts = selected.sum(1)
+    rows = (counts + width - 1) // width
+    seq = torch.repeat_interleave(torch.arange(len(counts), device=selected.device), rows)
+    which, pos = selected.nonzero(as_tuple=True)  # row-major: by sequence, then position
+    rank = torch.arange(len(pos), device=pos.device) - (counts.cumsum(0) - counts)[which]
+    row = (rows.cumsum(0) - rows)[which] + rank // width
+    read = torch.zeros(len(seq), width, dtype=torch.long, device=selected.device)
+    valid = torch.zeros(len(seq), width, dtype=torch.bool, device=selected.device)
+    read[row, rank % width] = pos
+    valid[row, rank % width] = True
+    return seq, read, valid
+
+
+def fused_loss_decision(model: Model, config: RunConfig) -> tuple[FusedLoss | None, str]:
+    """The :class:`FusedLoss` the training loop runs (``None``: the model's forward), and the
+    one-line reason the progress output shows.
+
+    ``train.fused_loss = "auto"`` uses it wherever it computes the model's maths and
+    ``train.compile`` is not ``True`` (where it applies it is faster than the compiled model:
+    benchmarks/README.md); ``True`` demands it (a :class:`ConfigError` says why it cannot),
+    ``False`` turns it off."""
+    setting = config.train.fused_loss
+    if setting is False:
+        return None, "fused loss off (train.fused_loss=false)"
+    why_not = _unsupported(model)
+    if config.train.compile is True:
+        why_not = "train.compile=true compiles the model's forward instead"
+    if why_not is None:
+        return FusedLoss(model), "fused loss on: the last layer and the unembedding at the readout positions only"
+    if setting is True:
+        raise ConfigError(f"train.fused_loss=true, but {why_not}")
+    return None, f"fused loss off (auto: {why_not})"
+
+
+def _unsupported(model: Model) -> str | None:
+    """Why :class:`FusedLoss` would not compute ``model``'s maths (``None`` when it would)."""
+    cfg = model_config(model)
+    if cfg.positional not in ("ape", "nope"):
+        return f"model.positional={cfg.positional} (it covers ape and nope)"
+    if cfg.ffn != "none":
+        return f"model.ffn={cfg.ffn} (it covers models without an FFN)"
+    for name, param in tl3_parameters(model).items():
+        kind = name.rsplit(".", 1)[-1]
+        if kind == "W_Q" and (param.requires_grad or not torch.equal(param[0], torch.eye(cfg.d_model).to(param))):
+            return f"{name} is not the frozen identity"
+        if kind.startswith("b_") and (param.requires_grad or bool(param.any())):
+            return f"{name} is not a frozen zero"
+    return None
+
+
+def training_loss(model: Model, config: RunConfig, device: torch.device) -> tuple[BatchLoss, str]:
+    """The loss a run trains on, and the line the progress output shows: the
+    :class:`~induction_bigram.training.fused.FusedLoss` where it applies
+    (:func:`~induction_bigram.training.fused.fused_loss_decision`), else the model's forward,
+    compiled where :func:`~induction_bigram.training.compile.compile_decision` says so."""
+    fused, fused_note = fused_loss_decision(model, config)
+    if fused is not None:
+        return fused, fused_note
+    compiled, compile_note = compile_decision(config, device)
+    return logits_loss(torch.compile(model) if compiled else model), f"{compile_note}; {fused_note}"

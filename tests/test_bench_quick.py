@@ -1,0 +1,29 @@
+"""benchmarks/bench_quick.py times whole command-line runs, this checkout's and an older
+revision's, and reports their accuracy. No time is asserted: the benchmark prints its numbers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_it_runs_each_variant_and_reports_accuracy_and_ratios():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_quick.py", "--seeds", "1", "--steps", "4", "--baseline", "HEAD"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[3:]}
+    assert set(rows) == {"fused", "forward", "HEAD"}
+    assert rows["fused"][-1] == "1.00x"
+    assert all(0.0 <= float(row[4]) <= 1.0 for row in rows.values())  # the mean accuracy
+    worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "tree-HEAD" not in worktrees  # the baseline's worktree is removed
