@@ -58,12 +58,12 @@ class FusedLoss:
     """The training loss of a circuit model, computed from its weights (module doc).
 
     The weights are read afresh on every call, so optimiser steps, loads and edits apply.
-    ``row_width``: readout positions per row of the last layer (:func:`readout_rows`); 16 was
-    the fastest of 8-32 for ``quick`` (about 15 readouts per sequence, a few with 60).
+    ``row_quantile``: the rows of the last layer (:func:`readout_rows`) are as wide as this
+    quantile of the batch's readouts per sequence.
     """
 
-    def __init__(self, model: Model, row_width: int = 16):
-        self.model, self.row_width = model, row_width
+    def __init__(self, model: Model, row_quantile: float = 0.75):
+        self.model, self.row_quantile = model, row_quantile
         cfg = model_config(model)
         self.n_layers, self.d_model = cfg.n_layers, cfg.d_model
         self.scale = 1.0 / math.sqrt(cfg.d_model)  # TL's attn_scale, sqrt(d_head) with d_head = d
@@ -93,36 +93,59 @@ class FusedLoss:
             ov = w[a + "W_V"][0] @ w[a + "W_O"][0]  # Phi^l in TL's row convention
             x = torch.baddbmm(x, F.softmax(scores, dim=-1), x @ ov)
         a = f"blocks.{self.n_layers - 1}.attn."
-        seq, read, valid = readout_rows(selected, self.row_width)
+        batch = len(tokens)
+        seq, read, valid = readout_rows(selected, self._row_width(selected))
+        slots = (seq * n_pos)[:, None] + read
+        queries = x.reshape(-1, self.d_model)[slots]
         # W_K^L and Phi^L act on the query side and after the mixing (q (x W_K)^T = (q W_K^T) x^T,
-        # P (x W_V W_O) = (P x) Phi): the readout rows only, never every position
-        context = x.index_select(0, seq)
-        queries = x.reshape(-1, self.d_model)[(seq * n_pos)[:, None] + read]
-        scores = torch.bmm(queries @ (w[a + "W_K"][0].T * self.scale), context.transpose(1, 2))
-        future = torch.arange(n_pos, device=tokens.device) > read[..., None]
-        pattern = F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+        # P (x W_V W_O) = (P x) Phi): on the readout rows only, never at every position
+        queries_k = queries @ (w[a + "W_K"][0].T * self.scale)
+        mixed = [self._attend(queries_k[:batch], x, read[:batch])[valid[:batch]]]
+        if len(seq) > batch:  # rows past each sequence's first read a copy of its context
+            more = self._attend(queries_k[batch:], x.index_select(0, seq[batch:]), read[batch:])
+            mixed.append(more[valid[batch:]])
         ov = w[a + "W_V"][0] @ w[a + "W_O"][0]
-        # valid slots in row order are the selected positions in row-major order
-        resid = x[selected] + torch.bmm(pattern, context)[valid] @ ov
+        resid = queries[valid] + torch.cat(mixed) @ ov
         logits = resid @ w["unembed.W_U"]
-        return F.cross_entropy(logits, targets[selected], reduction="sum") / normalizer
+        return F.cross_entropy(logits, targets.reshape(-1)[slots[valid]], reduction="sum") / normalizer
+
+    @staticmethod
+    def _attend(
+        queries_k: Float[Tensor, "row width d_model"],
+        context: Float[Tensor, "row pos d_model"],
+        read: Int[Tensor, "row width"],
+    ) -> Float[Tensor, "row width d_model"]:
+        """Causal attention of the readout queries (W_K^L applied) over their rows' contexts:
+        P x, before Phi^L."""
+        scores = torch.bmm(queries_k, context.transpose(1, 2))
+        future = torch.arange(context.shape[1], device=read.device) > read[..., None]
+        return torch.bmm(F.softmax(scores.masked_fill(future, float("-inf")), dim=-1), context)
+
+    def _row_width(self, selected: Bool[Tensor, "batch pos"]) -> int:
+        counts = selected.sum(1).float()
+        return max(int(counts.quantile(self.row_quantile).ceil()), 1)
 
 
 def readout_rows(
     selected: Bool[Tensor, "batch pos"], width: int
 ) -> tuple[Int[Tensor, " row"], Int[Tensor, "row width"], Bool[Tensor, "row width"]]:
-    """The readout positions laid out as rows of ``width``: row r holds up to ``width``
+    """The readout positions laid out in rows of ``width``: row r holds up to ``width``
     positions of sequence ``seq[r]``, in order (``read``), ``valid`` where a slot is used.
 
-    A sequence with more readouts takes several rows, so the padding is set by ``width``, not by
-    the longest readout (a few sequences read out nearly every position).
+    Row b < batch holds sequence b's first ``width`` readouts (``seq[b] = b``); the rows after
+    them hold the rest of the sequences that have more, ``width`` at a time. So the padding is
+    set by ``width``, not by the longest readout (a few sequences read out nearly every
+    position), and only the extra rows need a copy of their sequence.
     """
     counts = selected.sum(1)
-    rows = (counts + width - 1) // width
-    seq = torch.repeat_interleave(torch.arange(len(counts), device=selected.device), rows)
+    batch = len(counts)
+    extra = (counts - 1).clamp_min(0) // width
+    index = torch.arange(batch, device=selected.device)
+    seq = torch.cat([index, torch.repeat_interleave(index, extra)])
     which, pos = selected.nonzero(as_tuple=True)  # row-major: by sequence, then position
     rank = torch.arange(len(pos), device=pos.device) - (counts.cumsum(0) - counts)[which]
-    row = (rows.cumsum(0) - rows)[which] + rank // width
+    chunk = rank // width
+    row = torch.where(chunk == 0, which, batch + (extra.cumsum(0) - extra)[which] + chunk - 1)
     read = torch.zeros(len(seq), width, dtype=torch.long, device=selected.device)
     valid = torch.zeros(len(seq), width, dtype=torch.bool, device=selected.device)
     read[row, rank % width] = pos
