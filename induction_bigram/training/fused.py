@@ -7,7 +7,10 @@ attention. :class:`FusedLoss` computes the same loss from the same parameters, f
 
 - layers 1..L-1 at every position (layer L reads them all), with the frozen W_Q = I skipped,
   the value and output maps applied as their product Phi^l = W_O^l W_V^l (one matmul where TL
-  does two), 1/sqrt(d) folded into W_K^l and the causal mask added inside the score matmul;
+  does two), 1/sqrt(d) folded into W_K^l and the causal mask added inside the score matmul.
+  Layer 1 reads the frozen embeddings x = w_E(z) + p_t, so its keys and values are looked up
+  from W_K^1 and Phi^1 applied to the N token and T position embeddings, not multiplied at
+  each of the batch x T positions;
 - layer L only at the readout positions, laid out in rows of at most 16 per sequence
   (:func:`readout_rows`; a few sequences read out nearly every position), with W_K^L moved to
   the query side and Phi^L after the mixing: q (x W_K)^T = (q W_K^T) x^T and P (x Phi) =
@@ -85,29 +88,36 @@ class FusedLoss:
         # .contiguous(): the same memory layout on both backends, so the same kernels run
         w = {name: p.contiguous() for name, p in tl3_parameters(self.model).items()}
         n_pos = tokens.shape[1]
-        x = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][:n_pos]
+        w_E, w_pos = w["embed.W_E"], w["pos_embed.W_pos"][:n_pos]
+        x = F.embedding(tokens, w_E) + w_pos
         for layer in range(self.n_layers - 1):
             a = f"blocks.{layer}.attn."
-            keys = x @ (w[a + "W_K"][0] * self.scale)
+            key_map, ov = w[a + "W_K"][0] * self.scale, w[a + "W_V"][0] @ w[a + "W_O"][0]  # Phi^l
+            if layer == 0:  # x = w_E[z] + p_t, frozen: map the N + T embeddings, then look up
+                keys, values = (F.embedding(tokens, w_E @ m) + w_pos @ m for m in (key_map, ov))
+            else:
+                keys, values = x @ key_map, x @ ov
             scores = torch.baddbmm(self._causal_mask(n_pos, x), x, keys.transpose(1, 2))
-            ov = w[a + "W_V"][0] @ w[a + "W_O"][0]  # Phi^l in TL's row convention
-            x = torch.baddbmm(x, F.softmax(scores, dim=-1), x @ ov)
+            x = torch.baddbmm(x, F.softmax(scores, dim=-1), values)
         a = f"blocks.{self.n_layers - 1}.attn."
         batch = len(tokens)
         seq, read, valid = readout_rows(selected, self._row_width(selected))
-        slots = (seq * n_pos)[:, None] + read
-        queries = x.reshape(-1, self.d_model)[slots]
+        slots = ((seq * n_pos)[:, None] + read).flatten()
+        # index_select, not indexing: its backward is an index_add, not a serial index_put
+        flat = x.reshape(-1, self.d_model)
+        queries = flat.index_select(0, slots).view(*read.shape, self.d_model)
         # W_K^L and Phi^L act on the query side and after the mixing (q (x W_K)^T = (q W_K^T) x^T,
         # P (x W_V W_O) = (P x) Phi): on the readout rows only, never at every position
         queries_k = queries @ (w[a + "W_K"][0].T * self.scale)
-        mixed = [self._attend(queries_k[:batch], x, read[:batch])[valid[:batch]]]
+        mixed = self._attend(queries_k[:batch], x, read[:batch])
         if len(seq) > batch:  # rows past each sequence's first read a copy of its context
             more = self._attend(queries_k[batch:], x.index_select(0, seq[batch:]), read[batch:])
-            mixed.append(more[valid[batch:]])
+            mixed = torch.cat([mixed, more])
+        used = valid.flatten().nonzero().squeeze(1)
         ov = w[a + "W_V"][0] @ w[a + "W_O"][0]
-        resid = queries[valid] + torch.cat(mixed) @ ov
+        resid = flat.index_select(0, slots[used]) + mixed.reshape(-1, self.d_model).index_select(0, used) @ ov
         logits = resid @ w["unembed.W_U"]
-        return F.cross_entropy(logits, targets.reshape(-1)[slots[valid]], reduction="sum") / normalizer
+        return F.cross_entropy(logits, targets.reshape(-1)[slots[used]], reduction="sum") / normalizer
 
     @staticmethod
     def _attend(
