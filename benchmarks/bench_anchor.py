@@ -217,8 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{B * T / v.median:10,.0f} {v.losses[-1]:10.5f}"
         )
     for ours in (v for v in variants if v.name.startswith("ours")):
-        mode = ours.name.split()[1]
-        for plain in (v for v in variants if v.name.startswith(f"plain {mode}")):
+        for plain in (v for v in variants if v.name.startswith("plain")):
             gap = max(abs(a - b) for a, b in zip(ours.losses, plain.losses))
             print(
                 f"{ours.name} vs {plain.name}: ours is {plain.median / ours.median:.2f}x the plain "
