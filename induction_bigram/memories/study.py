@@ -83,8 +83,8 @@ def _preset_quick() -> MemoriesConfig:
 
 
 def _preset_reference() -> MemoriesConfig:
-    """The reference run (d = T = 256, SGD, 1,000 steps), compiled: the full report's."""
-    return MemoriesConfig.of_run(preset("reference").with_overrides({"train.compile": True}))
+    """The reference run (d = T = 256, SGD, 1,000 steps): the full report's."""
+    return MemoriesConfig.of_run(preset("reference"))
 
 
 def _preset_test() -> MemoriesConfig:

@@ -28,7 +28,7 @@ def test_presets_are_the_runs_of_today():
     assert list(PRESETS) == ["quick", "reference", "test"]
     quick = PRESETS["quick"]
     assert quick.run_config() == preset("quick").with_overrides({"train.eval_every": 50})
-    assert PRESETS["reference"].run_config() == preset("reference").with_overrides({"train.compile": True})
+    assert PRESETS["reference"].run_config() == preset("reference")
     assert quick.memories == MemoriesSettings() and quick.memories.first_positions == 64
     assert all(PRESETS.doc(name) for name in PRESETS)
 
