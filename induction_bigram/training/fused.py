@@ -15,13 +15,13 @@ attention. :class:`FusedLoss` computes the same loss from the same parameters, f
   (:func:`readout_rows`; a few sequences read out nearly every position), with W_K^L moved to
   the query side and Phi^L after the mixing: q (x W_K)^T = (q W_K^T) x^T and P (x Phi) =
   (P x) Phi, so no d x d product runs at every position;
-- every bias zero, so left out.
+- every bias zero, so left out; under RPE, b_(t-s) is added to layer 1's scores with the mask.
 
 It does less arithmetic than the model, not the same arithmetic faster: benchmarks/README.md
 has the times. The loss and the gradients equal the model's within float rounding
 (``tests/training/test_fused.py``), so a run learns what it would through the model; hooks,
 evaluation and every analysis still run the TransformerLens model. It covers the models whose
-maths it writes out (APE or NoPE, no FFN, W_Q the frozen identity, zero frozen biases);
+maths it writes out (APE, RPE or NoPE, no FFN, W_Q the frozen identity, zero frozen biases);
 :func:`fused_loss_decision` says which, and :func:`training_loss` is what the loop runs.
 """
 
@@ -40,6 +40,8 @@ from induction_bigram.errors import ConfigError
 from induction_bigram.model import Model, model_config, tl3_parameters
 from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.metrics import masked_cross_entropy
+
+RELATIVE_BIAS = "blocks.0.attn.rel_pos.bias"
 
 BatchLoss = Callable[
     [Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"], Tensor], Float[Tensor, ""]
@@ -97,7 +99,11 @@ class FusedLoss:
                 keys, values = (F.embedding(tokens, w_E @ m) + w_pos @ m for m in (key_map, ov))
             else:
                 keys, values = x @ key_map, x @ ov
-            scores = torch.baddbmm(self._causal_mask(n_pos, x), x, keys.transpose(1, 2))
+            mask = self._causal_mask(n_pos, x)
+            if layer == 0 and RELATIVE_BIAS in w:  # rpe: b_(t-s) added to layer 1's scores
+                offsets = torch.arange(n_pos, device=x.device)
+                mask = mask + w[RELATIVE_BIAS][(offsets[:, None] - offsets).clamp_min(0)]
+            scores = torch.baddbmm(mask, x, keys.transpose(1, 2))
             x = torch.baddbmm(x, F.softmax(scores, dim=-1), values)
         a = f"blocks.{self.n_layers - 1}.attn."
         batch = len(tokens)
@@ -187,8 +193,8 @@ def fused_loss_decision(model: Model, config: RunConfig) -> tuple[FusedLoss | No
 def _unsupported(model: Model) -> str | None:
     """Why :class:`FusedLoss` would not compute ``model``'s maths (``None`` when it would)."""
     cfg = model_config(model)
-    if cfg.positional not in ("ape", "nope"):
-        return f"model.positional={cfg.positional} (it covers ape and nope)"
+    if cfg.positional == "rope":
+        return "model.positional=rope (it covers ape, rpe and nope)"
     if cfg.ffn != "none":
         return f"model.ffn={cfg.ffn} (it covers models without an FFN)"
     for name, param in tl3_parameters(model).items():

@@ -24,7 +24,7 @@ def _loss_and_gradients(loss_of, model, batch, kind):
     return loss.detach(), {name: p.grad.clone() for name, p in trainable_parameters(model)}
 
 
-@pytest.mark.parametrize("positional", ["ape", "nope"])
+@pytest.mark.parametrize("positional", ["ape", "rpe", "nope"])
 @pytest.mark.parametrize("kind", ["in_context", "full"])
 def test_the_fused_loss_has_the_models_loss_and_gradients(stats, positional, kind):
     config = _config(**{"model.positional": positional, "task.n_triggers": 5})
@@ -86,7 +86,6 @@ def test_training_with_the_fused_loss_follows_the_models_loss(stats):
 @pytest.mark.parametrize(
     "overrides, reason",
     [
-        ({"model.positional": "rpe"}, "model.positional=rpe"),
         ({"model.positional": "rope"}, "model.positional=rope"),
         ({"model.ffn": "linear"}, "model.ffn=linear"),
         ({"train.compile": True}, "train.compile=true"),
@@ -118,8 +117,8 @@ def test_the_loop_trains_on_the_fused_loss_where_it_applies():
     config = _config()
     loss_of, note = training_loss(model_of(config.model), config, torch.device("cpu"))
     assert isinstance(loss_of, FusedLoss) and note.startswith("fused loss on")
-    rpe = _config(**{"model.positional": "rpe"})
-    loss_of, note = training_loss(model_of(rpe.model), rpe, torch.device("cpu"))
+    rope = _config(**{"model.positional": "rope"})
+    loss_of, note = training_loss(model_of(rope.model), rope, torch.device("cpu"))
     assert not isinstance(loss_of, FusedLoss) and note.startswith("torch.compile off")
 
 
