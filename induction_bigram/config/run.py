@@ -124,7 +124,7 @@ class TrainConfig:
             evaluation, analyses and hooks stay eager.
         fused_loss: compute the training loss from the weights, the last layer and the
             unembedding at the readout positions only (:mod:`induction_bigram.training.fused`):
-            ``"auto"`` wherever that is the model's maths and the run is not compiled,
+            ``"auto"`` wherever that is the model's maths and ``train.compile`` is not ``True``,
             ``True`` (an error where it cannot), ``False`` (through the model's forward). The
             same loss and gradients within float rounding; evaluation, analyses and hooks run
             the model.

@@ -1,7 +1,7 @@
 """The training loss computed from the weights at the positions it reads (``train.fused_loss``).
 
 The in-context loss (docs/THEORY.md section 2) reads the logits at the in-context targets
-only, 15 of 64 positions on average in ``quick``, yet a forward pass through the model computes
+only, about a quarter of the positions in ``quick`` and ``reference``, yet a forward pass through the model computes
 the last layer and the unembedding at every position, through TransformerLens's general
 attention. :class:`FusedLoss` computes the same loss from the same parameters, for training:
 
@@ -11,8 +11,9 @@ attention. :class:`FusedLoss` computes the same loss from the same parameters, f
   Layer 1 reads the frozen embeddings x = w_E(z) + p_t, so its keys and values are looked up
   from W_K^1 and Phi^1 applied to the N token and T position embeddings, not multiplied at
   each of the batch x T positions;
-- layer L only at the readout positions, laid out in rows of at most 16 per sequence
-  (:func:`readout_rows`; a few sequences read out nearly every position), with W_K^L moved to
+- layer L only at the readout positions, laid out in rows (:func:`readout_rows`: each
+  sequence's first row reads it in place; the few sequences that read out nearly every
+  position take extra rows, with a copy of their context), with W_K^L moved to
   the query side and Phi^L after the mixing: q (x W_K)^T = (q W_K^T) x^T and P (x Phi) =
   (P x) Phi, so no d x d product runs at every position;
 - every bias zero, so left out; under RPE, b_(t-s) is added to layer 1's scores with the mask.

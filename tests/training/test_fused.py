@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from induction_bigram import ConfigError, TriggerTask, train
+from induction_bigram import ConfigError, TriggerTask, preset, train
 from induction_bigram.model import set_paper_matrix, tl3_parameters, trainable_parameters
 from induction_bigram.training.fused import FusedLoss, fused_loss_decision, logits_loss, readout_rows, training_loss
 from induction_bigram.training.loop import make_optimizer, optimizer_step
@@ -37,6 +37,13 @@ def test_the_fused_loss_has_the_models_loss_and_gradients(stats, positional, kin
     torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-6)
     for name, gradient in expected.items():
         torch.testing.assert_close(gradients[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("name, low, high", [("quick", 0.2, 0.3), ("reference", 0.25, 0.35)])
+def test_the_in_context_loss_reads_about_a_quarter_of_the_positions(stats, name, low, high):
+    """What the fused loss saves (module doc, benchmarks/README.md): the share of positions read."""
+    batch = TriggerTask(stats, preset(name).task).sample(1024, torch.Generator().manual_seed(0))
+    assert low < batch.in_context.float().mean().item() < high
 
 
 def test_a_batch_without_readouts_gives_zero_loss_and_gradients(stats):
