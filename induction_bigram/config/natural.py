@@ -86,6 +86,10 @@ class NaturalTrainConfig:
         checkpoint_every: steps between checkpoints (the last step is always saved).
         seed: seeds the training windows (the model has its own ``model.seed``).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        fused_loss: compute the training loss with one fused attention kernel per layer
+            (:class:`~induction_bigram.training.natural_loss.NaturalFusedLoss`, the same loss
+            and gradients within float rounding, several times faster at long contexts);
+            ``False`` runs the model's forward. A run resumes under either setting.
     """
 
     steps: int = at_least(0, 3000)
@@ -99,6 +103,7 @@ class NaturalTrainConfig:
     checkpoint_every: int = at_least(1, 500)
     seed: int = seed_field()
     device: str = "auto"
+    fused_loss: bool = True
 
     def check(self) -> None:
         for name in ("beta1", "beta2"):
@@ -113,6 +118,13 @@ class NaturalConfig(Config):
     data: TextConfig
     model: NaturalModelConfig
     train: NaturalTrainConfig
+
+    def recipe(self) -> "NaturalConfig":
+        """This config with ``train.steps`` and ``train.fused_loss`` at their defaults: what a
+        resumed run must match (it may run longer, and through either loss)."""
+        defaults = NaturalTrainConfig()
+        train = dataclasses.replace(self.train, steps=defaults.steps, fused_loss=defaults.fused_loss)
+        return dataclasses.replace(self, train=train)
 
     def with_vocab(self, vocab: str) -> "NaturalConfig":
         """Fill ``model.vocab`` from the text; a different explicit vocabulary is kept (the

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from induction_bigram.training.checkpoint import (
     read_metrics,
     restore_optimizer,
 )
+from induction_bigram.training.natural_loss import NaturalFusedLoss, next_character_loss
 
 FORMAT = "induction-bigram-natural-checkpoint"
 NaturalTracker = Callable[[Model, NaturalConfig], dict[str, Any]]
@@ -161,7 +163,7 @@ class _Loop:
         ckpt = load_natural_checkpoint(run_dir, config.train.device)
         saved: NaturalConfig = ckpt["config"]
         requested, windows = resolve_text(config.with_vocab(saved.model.vocab))
-        if replace(saved, train=replace(saved.train, steps=requested.train.steps)) != requested:
+        if saved.recipe() != requested.recipe():
             diff = config_differences(saved.to_dict(), requested.to_dict())
             raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
         if requested.train.steps < ckpt["step"]:
@@ -183,6 +185,9 @@ class _Loop:
     def run(self, progress: bool) -> NaturalResult:
         cfg = self.config.train
         clock = time.perf_counter() - self.elapsed
+        loss_of = NaturalFusedLoss(self.model) if cfg.fused_loss else self.forward_loss
+        if progress:  # stderr: stdout may carry --json output
+            print("fused loss on" if cfg.fused_loss else "fused loss off (train.fused_loss=false)", file=sys.stderr)
         losses, seconds = [], 0.0
         bar = tqdm(total=cfg.steps, initial=self.start, disable=not progress, desc="natural", unit="step")
         try:
@@ -190,7 +195,7 @@ class _Loop:
             for step in range(self.start + 1, cfg.steps + 1):
                 began = time.perf_counter()
                 batch = self.windows.sample(cfg.batch_size, self.generator).to(self.device)
-                loss = self.model(batch[:, :-1], return_type="loss")
+                loss = loss_of(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -216,11 +221,14 @@ class _Loop:
         self.model.eval()
         return NaturalResult(self.model, self.config, self.metrics, self.run_dir)
 
+    def forward_loss(self, windows: torch.Tensor) -> torch.Tensor:
+        return next_character_loss(self.model(windows[:, :-1]), windows)
+
     @torch.no_grad()
     def record(self, step: int, train_loss: float | None, seconds: float, n_steps: int) -> MetricsRecord:
         was_training = self.model.training
         self.model.eval()
-        held = float(self.model(self.held_out[:, :-1], return_type="loss"))
+        held = float(self.forward_loss(self.held_out))
         tokens = n_steps * self.config.train.batch_size * self.config.model.n_ctx
         record: MetricsRecord = {
             "step": step,
