@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
 from tqdm import tqdm
 
 from induction_bigram.config.natural import NaturalConfig
@@ -133,6 +136,15 @@ def load_natural(path: str | Path, device: str | torch.device | None = "auto") -
     return load_natural_checkpoint(path, device)["model"]
 
 
+def in_context_score(losses: Float[Tensor, " pos"]) -> float:
+    """The held-out loss over the last tenth of the context minus that over its second tenth
+    (Olsson et al.'s late-minus-early loss, at n_ctx 512: positions 461-511 against 51-101):
+    how much the context read so far lowers the loss. An induction head's formation shows as a
+    drop below the values before it (docs/THEORY.md section 3.8)."""
+    tenth = max(len(losses) // 10, 1)
+    return float(losses[-tenth:].mean() - losses[tenth : 2 * tenth].mean())
+
+
 class _Loop:
     def __init__(self, config, windows, model, optimizer, generator, run_dir, track):
         self.config, self.windows, self.model = config, windows, model
@@ -211,7 +223,11 @@ class _Loop:
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     record = self.record(step, sum(losses) / len(losses), seconds, len(losses))
                     bar.set_postfix(
-                        {k: f"{record[k]:.3f}" for k in ("held_out_loss", "induction_score") if k in record}
+                        {
+                            k: f"{record[k]:.3f}"
+                            for k in ("held_out_loss", "in_context_score", "induction_score")
+                            if k in record
+                        }
                     )
                     losses, seconds = [], 0.0
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -228,12 +244,14 @@ class _Loop:
     def record(self, step: int, train_loss: float | None, seconds: float, n_steps: int) -> MetricsRecord:
         was_training = self.model.training
         self.model.eval()
-        held = float(self.forward_loss(self.held_out))
+        held = self.held_out
+        losses = F.cross_entropy(self.model(held[:, :-1]).transpose(1, 2), held[:, 1:], reduction="none").mean(0)
         tokens = n_steps * self.config.train.batch_size * self.config.model.n_ctx
         record: MetricsRecord = {
             "step": step,
             "train_loss": train_loss,
-            "held_out_loss": held,
+            "held_out_loss": float(losses.mean()),
+            "in_context_score": in_context_score(losses),
             "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
             "elapsed_seconds": self.elapsed,
         }

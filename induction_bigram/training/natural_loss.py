@@ -2,7 +2,7 @@
 
 TransformerLens's attention writes out the scores, the causal mask and the softmax as separate
 [batch, head, pos, pos] tensors, forward and backward; at the context lengths an induction head
-needs (n_ctx 512 and more, docs/THEORY.md section 9) that traffic is most of a training step.
+needs (n_ctx 512 and more, docs/THEORY.md section 3.8) that traffic is most of a training step.
 :class:`NaturalFusedLoss` computes the same next-character loss from the same parameters with
 ``torch.nn.functional.scaled_dot_product_attention``, which never holds the pos x pos matrix:
 

@@ -6,7 +6,7 @@ import torch
 
 from induction_bigram.config.natural import NaturalModelConfig, natural_preset
 from induction_bigram.model import TL4, build_natural_model, tl3_parameters
-from induction_bigram.training.natural import train_natural
+from induction_bigram.training.natural import in_context_score, train_natural
 from induction_bigram.training.natural_loss import NaturalFusedLoss, next_character_loss
 from tests.conftest import randomise_trainables
 
@@ -90,3 +90,9 @@ def test_a_run_resumes_under_the_other_setting(text_file, tmp_path):
     _trained(text_file, tmp_path / "run", True, steps=4)
     resumed = _trained(text_file, tmp_path / "run", False, steps=6, resume=True)
     assert resumed.final["step"] == 6 and resumed.config.train.fused_loss is False
+
+
+def test_the_in_context_score_is_late_minus_early_loss():
+    losses = torch.arange(100, 0, -1).float()  # the loss falls by 1 per position
+    assert in_context_score(losses) == pytest.approx(losses[90:].mean() - losses[10:20].mean())
+    assert in_context_score(torch.full((7,), 2.0)) == 0.0
