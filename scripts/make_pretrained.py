@@ -51,7 +51,7 @@ RECIPES = {
     "rpe": (["lengths", "--out", "RUNS/lengths"], "RUNS/lengths/rpe"),
     # a general induction head: random triggers (K = 40 per sequence), d = 128, T = 64, AdamW lr 0.3
     "general": (["train", "--preset", "general", "--out", "RUNS/general"], "RUNS/general"),
-    # a standard TL model (2 layers of 4 heads, LayerNorm) on plain text: TEXT stands for --text
+    # a standard TL model (2 layers of 8 heads, LayerNorm) on plain text: TEXT stands for --text
     "natural": (["natural", "--preset", "natural", "--text", "TEXT", "--out", "RUNS/natural"], "RUNS/natural"),
 }
 NATURAL = {"natural"}  # trained by `induction-bigram natural`, exported by export_natural_run
