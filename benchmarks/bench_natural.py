@@ -24,7 +24,7 @@ from induction_bigram.config.natural import natural_preset
 from induction_bigram.model import build_natural_model
 from induction_bigram.model.backend import TL_VERSION
 from induction_bigram.training.natural import make_natural_optimizer
-from induction_bigram.training.natural_loss import NaturalFusedLoss, next_character_loss
+from induction_bigram.training.natural_loss import NaturalFusedLoss, forward_loss
 
 VOCAB = "".join(chr(i) for i in range(48, 113))
 # (overrides of the natural preset); the first is the preset itself
@@ -44,7 +44,7 @@ def bench(overrides: list[str], repeats: int) -> dict:
     windows = torch.randint(len(VOCAB), (batch, n_ctx + 1), generator=torch.Generator().manual_seed(0))
     losses = {
         "fused": NaturalFusedLoss(model),
-        "forward": lambda w: next_character_loss(model(w[:, :-1]), w),
+        "forward": forward_loss(model),
     }
     times: dict[str, list[float]] = {mode: [] for mode in losses}
     for repeat in range(repeats + 1):  # the first round warms up

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 from tqdm import tqdm
@@ -49,7 +48,7 @@ from induction_bigram.training.checkpoint import (
     read_metrics,
     restore_optimizer,
 )
-from induction_bigram.training.natural_loss import NaturalFusedLoss, next_character_loss
+from induction_bigram.training.natural_loss import NaturalFusedLoss, forward_loss, next_character_loss
 
 FORMAT = "induction-bigram-natural-checkpoint"
 NaturalTracker = Callable[[Model, NaturalConfig], dict[str, Any]]
@@ -197,7 +196,7 @@ class _Loop:
     def run(self, progress: bool) -> NaturalResult:
         cfg = self.config.train
         clock = time.perf_counter() - self.elapsed
-        loss_of = NaturalFusedLoss(self.model) if cfg.fused_loss else self.forward_loss
+        loss_of = NaturalFusedLoss(self.model) if cfg.fused_loss else forward_loss(self.model)
         if progress:  # stderr: stdout may carry --json output
             print("fused loss on" if cfg.fused_loss else "fused loss off (train.fused_loss=false)", file=sys.stderr)
         losses, seconds = [], 0.0
@@ -237,15 +236,12 @@ class _Loop:
         self.model.eval()
         return NaturalResult(self.model, self.config, self.metrics, self.run_dir)
 
-    def forward_loss(self, windows: torch.Tensor) -> torch.Tensor:
-        return next_character_loss(self.model(windows[:, :-1]), windows)
-
     @torch.no_grad()
     def record(self, step: int, train_loss: float | None, seconds: float, n_steps: int) -> MetricsRecord:
         was_training = self.model.training
         self.model.eval()
         held = self.held_out
-        losses = F.cross_entropy(self.model(held[:, :-1]).transpose(1, 2), held[:, 1:], reduction="none").mean(0)
+        losses = next_character_loss(self.model(held[:, :-1]), held, reduction="none").mean(0)
         tokens = n_steps * self.config.train.batch_size * self.config.model.n_ctx
         record: MetricsRecord = {
             "step": step,

@@ -20,6 +20,8 @@ analysis still run the TransformerLens model. ``train.fused_loss`` switches it o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
@@ -32,11 +34,17 @@ ROTARY_BASE = 10_000
 
 
 def next_character_loss(
-    logits: Float[Tensor, "batch pos vocab"], windows: Int[Tensor, "batch window"]
-) -> Float[Tensor, ""]:
-    """Mean cross-entropy of predicting ``windows[:, t + 1]`` from the logits at every position
-    t of ``windows[:, :-1]`` (a window holds n_ctx + 1 characters, so every position is read)."""
-    return F.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())
+    logits: Float[Tensor, "batch pos vocab"], windows: Int[Tensor, "batch window"], reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of predicting ``windows[:, t + 1]`` from the logits at every position t of
+    ``windows[:, :-1]`` (a window holds n_ctx + 1 characters, so every position is read): the
+    mean, or with ``reduction="none"`` each position's, shaped [batch, pos]."""
+    return F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction=reduction)
+
+
+def forward_loss(model: Model) -> Callable[[Int[Tensor, "batch window"]], Float[Tensor, ""]]:
+    """:func:`next_character_loss` through the model's own forward (``train.fused_loss=false``)."""
+    return lambda windows: next_character_loss(model(windows[:, :-1]), windows)
 
 
 def rotary_sin_cos(n_pos: int, d_rotary: int) -> tuple[Float[Tensor, "pos d_rotary"], Float[Tensor, "pos d_rotary"]]:
@@ -49,6 +57,11 @@ def rotary_sin_cos(n_pos: int, d_rotary: int) -> tuple[Float[Tensor, "pos d_rota
 def _rotate(x: Float[Tensor, "batch head pos d_head"], sin: Tensor, cos: Tensor) -> Tensor:
     first, second = x.chunk(2, dim=-1)
     return x * cos + torch.cat([-second, first], dim=-1) * sin
+
+
+def _project(x: Float[Tensor, "batch pos d_model"], w: dict[str, Tensor], attn: str, kind: str) -> Tensor:
+    """x W_kind + b_kind of every head, as [batch, head, pos, d_head]."""
+    return torch.einsum("bpd,hde->bhpe", x, w[f"{attn}.W_{kind}"]) + w[f"{attn}.b_{kind}"].unsqueeze(1)
 
 
 class NaturalFusedLoss(nn.Module):
@@ -81,13 +94,8 @@ class NaturalFusedLoss(nn.Module):
             prefix = f"blocks.{layer}"
             normed = self._norm(stream, w, f"{prefix}.ln1")
             key_input = normed + position if positional == "shortformer" else normed
-
-            def project(x: Tensor, kind: str) -> Tensor:
-                return torch.einsum("bpd,hde->bhpe", x, w[f"{prefix}.attn.W_{kind}"]) + w[
-                    f"{prefix}.attn.b_{kind}"
-                ].unsqueeze(1)
-
-            q, k, v = project(key_input, "Q"), project(key_input, "K"), project(normed, "V")
+            q, k = (_project(key_input, w, f"{prefix}.attn", kind) for kind in "QK")
+            v = _project(normed, w, f"{prefix}.attn", "V")
             if positional == "rotary":
                 q, k = _rotate(q, sin, cos), _rotate(k, sin, cos)
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
