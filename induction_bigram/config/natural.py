@@ -151,12 +151,12 @@ def _preset_natural() -> NaturalConfig:
     0.17). Through the fused loss (5x faster at n_ctx 512, ``benchmarks/bench_natural.py``), this
     shape at n_ctx 512, batch 16, for seeds 0 and 1 (``--set model.n_ctx=512 --set
     train.batch_size=16``, plus ``model.seed=1 train.seed=1``; one thread each, side by side,
-    about 25,000 characters a second): previous-token heads at 0.80 and 0.27 (seed 0 had 0.51 by
-    step 1000, seed 1 0.10), held-out loss 1.78 and 1.77, but no induction head by step 17000
-    (139M characters, 93 minutes) and 15000 (123M characters): induction scores 0.011 and 0.008,
-    never above their step-0 values (0.029), in-context scores within +-0.04 of 0 from step 4000
-    on, and the second copy of a repeated held-out chunk no easier than the first (1.671 against
-    1.668). The phase change needs more characters than a CPU gives in a session: train longer
+    about 25,000 characters a second; seed 0 resumed on 2 threads at 46,000): previous-token
+    heads at 0.81 and 0.27 (seed 0 had 0.51 by step 1000, seed 1 0.10), held-out loss 1.78 and
+    1.77, but no induction head by step 23000 (188M characters) and 15000 (123M characters):
+    induction scores 0.011 and 0.008, never above their step-0 values (0.029), in-context scores
+    within +-0.04 of 0 from step 4000 on, and the second copy of a repeated held-out chunk no
+    easier than the first (seed 0: 1.671 against 1.657). The phase change needs more characters than a CPU gives in a session: train longer
     with ``--set train.steps=N``, on a GPU.
 
     Why a short context is a weak incentive (``python scripts/induction_opportunity.py
