@@ -156,8 +156,8 @@ def _preset_natural() -> NaturalConfig:
     1.77, but no induction head by step 23000 (188M characters) and 15000 (123M characters):
     induction scores 0.011 and 0.008, never above their step-0 values (0.029), in-context scores
     within +-0.04 of 0 from step 4000 on, and the second copy of a repeated held-out chunk no
-    easier than the first (seed 0: 1.671 against 1.657). The phase change needs more characters than a CPU gives in a session: train longer
-    with ``--set train.steps=N``, on a GPU.
+    easier than the first (seed 0: 1.671 against 1.657). The phase change needs more characters
+    than a CPU gives in a session: train longer with ``--set train.steps=N``, on a GPU.
 
     Why a short context is a weak incentive (``python scripts/induction_opportunity.py
     tinyshakespeare.txt``): at n_ctx 128 only 4.9% of held-out positions have an earlier
