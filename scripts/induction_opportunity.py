@@ -6,9 +6,11 @@ character that followed the last earlier occurrence, inside the window, of the `
 characters before t (what an induction head matching that many characters predicts). Printed
 per window length: the share of positions that have such an occurrence, how often the copy
 guess is right there, and how often a trigram model of the rest of the text is right there.
-A copy guess that beats the trigram on a larger share of positions is a larger incentive::
+A copy guess that beats the trigram on a larger share of positions is a larger incentive;
+``--match`` takes several lengths, to see how many characters a copy must match to pay::
 
     python scripts/induction_opportunity.py path/to/tinyshakespeare.txt --lengths 128,256,512,1024
+    python scripts/induction_opportunity.py path/to/tinyshakespeare.txt --lengths 512 --match 1,2,3,4,6
 """
 
 from __future__ import annotations
@@ -64,14 +66,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("text", help="a UTF-8 text file")
     parser.add_argument("--lengths", default="128,256,512,1024", help="window lengths (comma-separated)")
-    parser.add_argument("--match", type=int, default=4, help="characters the copy guess matches")
+    parser.add_argument("--match", default="4", help="characters the copy guess matches (comma-separated)")
     args = parser.parse_args()
     with open(args.text, encoding="utf-8") as handle:
         text = handle.read()
-    print("n_ctx | positions with an earlier match | copy guess right there | trigram right there")
-    for length in map(int, args.lengths.split(",")):
-        o = opportunity(text, length, match=args.match)
-        print(f"{o.length} | {o.applies:.1%} | {o.copy_right:.1%} | {o.trigram_right:.1%}")
+    print("matched | n_ctx | positions with an earlier match | copy guess right there | trigram right there")
+    for match in map(int, args.match.split(",")):
+        for length in map(int, args.lengths.split(",")):
+            o = opportunity(text, length, match=match)
+            print(f"{match} | {o.length} | {o.applies:.1%} | {o.copy_right:.1%} | {o.trigram_right:.1%}")
 
 
 if __name__ == "__main__":

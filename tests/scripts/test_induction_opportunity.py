@@ -41,6 +41,26 @@ def test_longer_windows_hold_more_matches_in_shakespeare():
     assert short.copy_right > short.trigram_right  # where copying applies, it beats the trigram
 
 
+def test_one_matched_character_copies_worse_than_the_trigram_in_shakespeare():
+    """docs/THEORY.md 3.8: the textbook circuit's copy (one character matched) loses to the
+    trigram where it applies; matching four characters wins."""
+    path = shakespeare_text_path()
+    if path is None:
+        pytest.skip("tinyshakespeare.txt is not on this machine (set INDUCTION_BIGRAM_SHAKESPEARE)")
+    text = path.read_text(encoding="utf-8")
+    one, four = (script.opportunity(text, 512, windows=20, match=m) for m in (1, 4))
+    assert one.copy_right < one.trigram_right < four.copy_right
+
+
+def test_the_command_prints_a_row_per_match_and_length(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "text.txt"
+    path.write_text("abcab" * 400, encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["induction_opportunity.py", str(path), "--lengths", "50,60", "--match", "1,2"])
+    script.main()
+    rows = [line.split(" | ")[:2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [["1", "50"], ["1", "60"], ["2", "50"], ["2", "60"]]
+
+
 def test_a_window_longer_than_the_held_out_tail_is_named():
     with pytest.raises(ValueError, match="fewer than a window of 500"):
         script.opportunity("ab" * 1000, length=500)
