@@ -6,7 +6,7 @@ on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
 
 - :mod:`.heads`: score every head as previous-token, induction and duplicate-token head on
   repeated random tokens, and rank (previous-token head, induction head) pairs, with their
-  K-composition;
+  K-composition; how far back each head looks on any text (:func:`.attention_by_offset`);
 - :mod:`.projections`: the memories W_O2, W_K2, W_K1 of a chosen pair, with each head's own
   weights and LayerNorm folded in, as the same :class:`MemoryReport` our models get;
 - :mod:`.logits`: prompts with a repeated "q o" from the model's vocabulary, the chosen head's
@@ -17,6 +17,7 @@ from induction_bigram.anymodel.heads import (
     Head,
     HeadPair,
     HeadScores,
+    attention_by_offset,
     find_head_pairs,
     head_pairs,
     repeated_random_tokens,
@@ -50,6 +51,7 @@ __all__ = [
     "HeadPatching",
     "HeadScores",
     "InductionPrompts",
+    "attention_by_offset",
     "direct_logit_split",
     "effective_positional_embeddings",
     "effective_token_embeddings",

@@ -244,6 +244,35 @@ def score_heads(
     )
 
 
+@torch.no_grad()
+def attention_by_offset(
+    model: Model, tokens: Int[Tensor, "batch pos"], max_offset: int = 8
+) -> Float[Tensor, "n_layers n_heads offset"]:
+    """How far back every head looks: entry [l, h, o] is the attention head h of layer l pays,
+    from a query at t to the key at t - o, averaged over prompts and over the queries
+    t > ``max_offset`` (those with every offset available), for o = 0..``max_offset``; the last
+    entry is the attention beyond ``max_offset``. Each row sums to 1.
+
+    On text this tells the heads apart that the repeated-token scores do not: a previous-token
+    head peaks at offset 1, an "averaging" head spreads over the last few offsets, and an
+    induction head puts its mass beyond them. Attention to a BOS at position 0 counts as far.
+    """
+    if tokens.ndim != 2 or not max_offset + 2 <= tokens.shape[1] <= model.cfg.n_ctx:
+        raise DataError(
+            f"tokens must have shape [batch, pos] with {max_offset + 2} <= pos <= {model.cfg.n_ctx} "
+            f"(max_offset={max_offset} needs queries past it), got {tuple(tokens.shape)}"
+        )
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
+    queries = torch.arange(max_offset + 1, tokens.shape[1], device=tokens.device)
+    near = queries[:, None] - torch.arange(max_offset + 1, device=tokens.device)  # key of each (t, o)
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        pattern = cache["pattern", layer].float()[:, :, queries]  # batch head query key
+        by_offset = pattern.gather(-1, near.expand(*pattern.shape[:2], -1, -1)).mean((0, 2))
+        rows.append(torch.cat([by_offset, (1 - by_offset.sum(-1, keepdim=True)).clamp_min(0)], -1))
+    return torch.stack(rows).cpu()
+
+
 # -- pairs --------------------------------------------------------------------------------------
 
 

@@ -4,9 +4,18 @@ import pytest
 import torch
 from transformer_lens.head_detector import detect_head
 
-from induction_bigram.anymodel import HeadPair, HeadScores, find_head_pairs, heads, repeated_random_tokens, score_heads
+from induction_bigram.anymodel import (
+    HeadPair,
+    HeadScores,
+    attention_by_offset,
+    find_head_pairs,
+    heads,
+    repeated_random_tokens,
+    score_heads,
+)
 from induction_bigram.anymodel.heads import head_pairs
-from induction_bigram.model import model_vocab
+from induction_bigram.errors import DataError
+from induction_bigram.model import load_weights, model_vocab, portable_state_dict
 from induction_bigram.pretrained import available, load_pretrained, pretrained_task
 from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model, random_model
 
@@ -100,3 +109,35 @@ def test_a_bos_is_prepended_and_left_out_of_the_scores(monkeypatch):
     scores = score_heads(model, tokens)
     assert scores.half_length == 15
     assert all(((scores[k] >= 0) & (scores[k] <= 1)).all() for k in ("previous_token", "induction"))
+
+
+def test_attention_by_offset_is_uniform_causal_attention_for_a_model_without_queries():
+    """W_Q = 0, b_Q = 0: every score is 0, so the query at t spreads 1 / (t + 1) over s <= t."""
+    model = random_model()
+    state = portable_state_dict(model)
+    for name in state:
+        if ".attn.W_Q" in name or ".attn.b_Q" in name:
+            state[name] = torch.zeros_like(state[name])
+    load_weights(model, state)
+    tokens = torch.randint(0, 50, (3, 20), generator=torch.Generator().manual_seed(0))
+    offsets = attention_by_offset(model, tokens, max_offset=4)
+    t = torch.arange(5, 20, dtype=torch.float32)  # the queries with every offset 0..4
+    expected = torch.cat([(1 / (t + 1)).mean().repeat(5), ((t - 4) / (t + 1)).mean()[None]])
+    assert offsets.shape == (2, 4, 6)
+    torch.testing.assert_close(offsets, expected.expand(2, 4, 6), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_by_offset_puts_the_hand_written_heads_where_they_look():
+    model = ideal_circuit_model()
+    tokens = repeated_random_tokens(model, n_prompts=4)  # 16 distinct tokens, twice
+    # queries 15..31: 16 of the 17 have an earlier occurrence, whose successor is 15 back
+    offsets = attention_by_offset(model, tokens, max_offset=14)
+    torch.testing.assert_close(offsets.sum(-1), torch.ones(2, 4))
+    assert offsets[PREVIOUS_TOKEN][1] > 0.95  # t - 1
+    assert offsets[INDUCTION][-1] > 0.9  # beyond offset 14
+
+
+def test_attention_by_offset_names_a_prompt_too_short_for_the_offsets():
+    model = random_model()
+    with pytest.raises(DataError, match=r"max_offset=8 needs queries past it\), got \(1, 9\)"):
+        attention_by_offset(model, torch.zeros(1, 9, dtype=torch.long))
