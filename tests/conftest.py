@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,16 @@ def shakespeare_text_path() -> Path | None:
         Path("/work/shared/data/tinyshakespeare.txt"),
     ]
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    """Run ``benchmarks/<script>`` with ``args`` in a fresh interpreter; its stdout, after
+    asserting it exited 0 (with the end of its stderr in the message)."""
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def vocab(n: int) -> tuple[str, ...]:

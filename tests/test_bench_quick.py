@@ -4,24 +4,16 @@ revision's, and reports their accuracy. No time is asserted: the benchmark print
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_benchmark
 
 
 @pytest.mark.slow
 def test_it_runs_each_variant_and_reports_accuracy_and_ratios():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_quick.py", "--seeds", "1", "--steps", "4", "--baseline", "HEAD"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[3:]}
+    out = run_benchmark("bench_quick.py", "--seeds", "1", "--steps", "4", "--baseline", "HEAD")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:]}
     assert set(rows) == {"fused", "forward", "HEAD"}
     assert rows["fused"][-1] == "1.00x"
     assert all(0.0 <= float(row[4]) <= 1.0 for row in rows.values())  # the mean accuracy

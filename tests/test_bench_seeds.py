@@ -4,22 +4,12 @@ vmapped seed's gradient is that seed's own backward, and the table it prints."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.conftest import REPO
+from tests.conftest import run_benchmark
 
 
 def test_it_checks_the_vmap_gradients_and_prints_a_row_per_seed_count():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_seeds.py", "--seeds", "1,3", "--repeats", "1", "--threads", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line.split() for line in done.stdout.splitlines() if line.split() and line.split()[0] in ("1", "3")]
+    out = run_benchmark("bench_seeds.py", "--seeds", "1,3", "--repeats", "1", "--threads", "1")
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0] in ("1", "3")]
     assert [row[0] for row in rows] == ["1", "3"]
     assert rows[0][3] == "1.00x"  # S = 1: the bound is the sequential step itself
     assert all(row[-1].endswith("x") and float(row[-1][:-1]) > 0 for row in rows)

@@ -3,13 +3,10 @@ runs end to end. No time is asserted: the benchmark prints its numbers."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from benchmarks.bench_sweep import _jobs, sweep_spec
-from tests.conftest import REPO
+from tests.conftest import run_benchmark
 
 
 def test_the_sweep_is_eight_shortened_quick_runs_and_every_mode_gets_the_same_list(tmp_path):
@@ -28,11 +25,7 @@ def test_the_sweep_is_eight_shortened_quick_runs_and_every_mode_gets_the_same_li
 
 @pytest.mark.slow
 def test_the_quick_smoke_version_runs_all_three_modes():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_sweep.py", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    out = run_benchmark("bench_sweep.py", "--quick")
     for label in ("sequential, 1 process", "ray, ", "naive pool"):
         assert label in out
     assert "sequential vs pool (same threads): largest difference 0: agree exactly" in out
