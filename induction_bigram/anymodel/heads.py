@@ -186,6 +186,13 @@ class HeadScores:
         return "\n".join(lines)
 
 
+def attention_patterns(model: Model, tokens: Int[Tensor, "batch pos"]) -> list[Float[Tensor, "batch n_heads pos pos"]]:
+    """Every layer's attention pattern on ``tokens`` (TL's ``hook_pattern``, one cached
+    forward pass), in float32."""
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
+    return [cache["pattern", layer].float() for layer in range(model.cfg.n_layers)]
+
+
 def _on_targets(
     pattern: Float[Tensor, "batch n_heads pos pos"], targets: Bool[Tensor, "batch pos pos"], exclude_bos: bool
 ) -> Float[Tensor, " n_heads"]:
@@ -229,10 +236,8 @@ def score_heads(
         targets[kind] = torch.stack(rows).to(tokens.device)
         if exclude_bos:  # the step from the first token back to BOS is no previous-token evidence
             targets[kind][..., 0] = False
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
     scores = {kind: torch.zeros(model.cfg.n_layers, model.cfg.n_heads) for kind in KINDS}
-    for layer in range(model.cfg.n_layers):
-        pattern = cache["pattern", layer].float()
+    for layer, pattern in enumerate(attention_patterns(model, tokens)):
         for kind in KINDS:
             scores[kind][layer] = _on_targets(pattern, targets[kind], exclude_bos).cpu()
     return HeadScores(
@@ -262,12 +267,11 @@ def attention_by_offset(
             f"tokens must have shape [batch, pos] with {max_offset + 2} <= pos <= {model.cfg.n_ctx} "
             f"(max_offset={max_offset} needs queries past it), got {tuple(tokens.shape)}"
         )
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
     queries = torch.arange(max_offset + 1, tokens.shape[1], device=tokens.device)
     near = queries[:, None] - torch.arange(max_offset + 1, device=tokens.device)  # key of each (t, o)
     rows = []
-    for layer in range(model.cfg.n_layers):
-        pattern = cache["pattern", layer].float()[:, :, queries]  # batch head query key
+    for pattern in attention_patterns(model, tokens):
+        pattern = pattern[:, :, queries]  # batch head query key
         by_offset = pattern.gather(-1, near.expand(*pattern.shape[:2], -1, -1)).mean((0, 2))
         rows.append(torch.cat([by_offset, (1 - by_offset.sum(-1, keepdim=True)).clamp_min(0)], -1))
     return torch.stack(rows).cpu()
