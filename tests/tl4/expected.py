@@ -3,7 +3,8 @@ trained tensors) and of the natural model, on a few fixed prompts, stored in
 ``tests/tl4/expected_logits.safetensors`` with those small models' weights as TL 3 saves them
 (``weights.<model>.<name>``), so the TL 4 suite compares the TransformerBridge with real
 HookedTransformer output (``test_expected_logits.py``: on TL 3 it checks the file is current,
-on TL 4 that the bridge matches it within 1e-5 and writes the same weights).
+on TL 4 that the bridge matches it within float32 rounding, ``tests/numerics.py``, and
+writes the same weights).
 
 Regenerate under TransformerLens 3 (after a shipped model changes)::
 

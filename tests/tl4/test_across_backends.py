@@ -15,6 +15,7 @@ import torch
 import induction_bigram as ib
 from induction_bigram.model import TL4, portable_state_dict
 from tests.conftest import REPO, tiny_config
+from tests.numerics import assert_float32_close
 
 OTHER = REPO / (".venv" if TL4 else ".venv-tl4") / "bin" / "python"
 LOAD = """
@@ -60,4 +61,4 @@ def test_a_checkpoint_written_here_gives_the_same_logits_under_the_other_backend
     run_there(LOAD, tmp_path / "run", tmp_path / "tokens.pt", tmp_path / "out.pt")
     there = torch.load(tmp_path / "out.pt")
     assert there["class"] == ("HookedTransformer" if TL4 else "TransformerBridge")
-    torch.testing.assert_close(there["logits"], model(tokens).detach(), atol=1e-5, rtol=0)
+    assert_float32_close(there["logits"], model(tokens).detach(), "logits under the other backend")
