@@ -10,7 +10,9 @@ on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
 - :mod:`.projections`: the memories W_O2, W_K2, W_K1 of a chosen pair, with each head's own
   weights and LayerNorm folded in, as the same :class:`MemoryReport` our models get;
 - :mod:`.logits`: prompts with a repeated "q o" from the model's vocabulary, the chosen head's
-  direct logit attribution against everything else, and patching of its output.
+  direct logit attribution against everything else, and patching of its output;
+- :mod:`.paths`: the logits as a sum over paths (each source, direct or through the MLPs), with
+  the in-context and global totals (section 4.1).
 """
 
 from induction_bigram.anymodel.heads import (
@@ -34,6 +36,7 @@ from induction_bigram.anymodel.logits import (
     patch_head,
     patch_head_metric,
 )
+from induction_bigram.anymodel.paths import PathDecomposition, path_decomposition
 from induction_bigram.anymodel.projections import (
     effective_positional_embeddings,
     effective_token_embeddings,
@@ -51,6 +54,7 @@ __all__ = [
     "HeadPatching",
     "HeadScores",
     "InductionPrompts",
+    "PathDecomposition",
     "attention_by_offset",
     "direct_logit_split",
     "effective_positional_embeddings",
@@ -63,6 +67,7 @@ __all__ = [
     "pair_projections",
     "patch_head",
     "patch_head_metric",
+    "path_decomposition",
     "project_induction",
     "project_positions",
     "project_readout",

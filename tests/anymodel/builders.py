@@ -41,9 +41,10 @@ def build(normalization: str | None = "LN", d_vocab: int = 50, seed: int = 0, po
     return build_natural_model(config(normalization or "none", seed, positional), "cpu", vocab=chars)
 
 
-def plain_model(normalization: str | None, d_vocab: int = 50, seed: int = 0) -> Model:
+def plain_model(normalization: str | None, d_vocab: int = 50, seed: int = 0, act_fn: str | None = None) -> Model:
     """The same shape as TL itself builds it, without the package: a plain ``HookedTransformer``
-    under TL 3, ``TransformerBridge.boot_native`` under TL 4 (a user's own model)."""
+    under TL 3, ``TransformerBridge.boot_native`` under TL 4 (a user's own model); attention
+    only, or with an MLP of width 4 d_model and activation ``act_fn`` in every layer."""
     cfg = config()
     fields = dict(
         n_layers=cfg.n_layers,
@@ -52,10 +53,11 @@ def plain_model(normalization: str | None, d_vocab: int = 50, seed: int = 0) -> 
         d_head=cfg.d_head,
         n_ctx=cfg.n_ctx,
         d_vocab=d_vocab,
-        attn_only=True,
+        attn_only=act_fn is None,
+        d_mlp=None if act_fn is None else 4 * cfg.d_model,
         normalization_type=normalization,
         positional_embedding_type="standard",
-        act_fn=None,
+        act_fn=act_fn,
         seed=seed,
     )
     if TL4:

@@ -26,6 +26,7 @@ from tests.tl4.expected import (
     variant_model,
 )
 
+
 @pytest.fixture(scope="module")
 def expected() -> dict[str, torch.Tensor]:
     return load_file(str(FILE))
