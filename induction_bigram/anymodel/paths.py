@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens import ActivationCache
 
 from induction_bigram.anymodel.heads import Head, head_name
 from induction_bigram.errors import DataError, ModelShapeError
@@ -128,6 +129,15 @@ def _normalise(model: Model, norm: torch.nn.Module | None, x: Tensor, scale: Ten
     return x if fixed or b is None else x + b
 
 
+def path_sources(model: Model) -> tuple[str, ...]:
+    """The sources of ``model``'s path decomposition, in order: the token, the position where
+    the stream holds p_t (not under rotary or shortformer positions), each head, the biases,
+    and the interaction where MLP parts are estimated."""
+    position = (POSITION,) if model.cfg.positional_embedding_type == "standard" else ()
+    heads = tuple(head_name((layer, h)) for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads))
+    return (TOKEN, *position, *heads, BIASES, *(() if _affine(model) else (INTERACTION,)))
+
+
 def _pick(activation: Tensor, positions: Tensor) -> Tensor:
     return activation[torch.arange(len(positions), device=positions.device), positions]
 
@@ -135,6 +145,10 @@ def _pick(activation: Tensor, positions: Tensor) -> Tensor:
 def _affine(model: Model) -> bool:
     """Whether every MLP's output is an affine function of the stream it reads."""
     return model.cfg.attn_only or (model.cfg.act_fn in AFFINE_ACTIVATIONS and model.cfg.normalization_type is None)
+
+
+PATH_HOOKS = ("hook_embed", "hook_pos_embed", "attn.hook_z", "hook_mlp_out", "ln_final.hook_scale")
+"""The hook points :func:`paths_from_cache` reads (a ``names_filter`` keeps a cache to them)."""
 
 
 @torch.no_grad()
@@ -146,20 +160,33 @@ def path_decomposition(
 ) -> PathDecomposition:
     """Split the logits of ``tokens`` at ``positions`` (default: the last) into paths (module doc).
 
-    One forward pass with a cache; each MLP is then called once per source on the cached
-    stream, batched over the prompts.
+    One forward pass with a cache (:func:`paths_from_cache` on it); each MLP is then called once
+    per source on the cached stream, batched over the prompts.
     """
     check_tokens(model, tokens)
-    batch = tokens.shape[0]
-    device = tokens.device
-    positions = torch.full((batch,), tokens.shape[1] - 1, device=device) if positions is None else positions.to(device)
-    if positions.shape != (batch,) or ((positions < 0) | (positions >= tokens.shape[1])).any():
-        raise DataError(f"positions must be one index in [0, {tokens.shape[1]}) per prompt, got {positions.tolist()}")
+    model.eval()
+    logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith(PATH_HOOKS))
+    return paths_from_cache(model, logits, cache, positions, induction_head)
+
+
+@torch.no_grad()
+def paths_from_cache(
+    model: Model,
+    logits: Float[Tensor, "batch pos vocab"],
+    cache: ActivationCache,
+    positions: Int[Tensor, " batch"] | None = None,
+    induction_head: Head | None = None,
+) -> PathDecomposition:
+    """:func:`path_decomposition` of a run already made: its ``logits`` and a ``cache`` that
+    holds at least the :data:`PATH_HOOKS`."""
+    batch, length = logits.shape[:2]
+    device = logits.device
+    positions = torch.full((batch,), length - 1, device=device) if positions is None else positions.to(device)
+    if positions.shape != (batch,) or ((positions < 0) | (positions >= length)).any():
+        raise DataError(f"positions must be one index in [0, {length}) per prompt, got {positions.tolist()}")
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if induction_head is not None and not (0 <= induction_head[0] < n_layers and 0 <= induction_head[1] < n_heads):
         raise ModelShapeError(f"no head {induction_head}: the model has {n_layers} layers of {n_heads} heads")
-    model.eval()
-    logits, cache = model.run_with_cache(tokens)
 
     def at(name: str) -> Tensor:
         return _pick(cache[name], positions)
@@ -187,7 +214,7 @@ def path_decomposition(
         for s, v in written.items():
             through[s] = through.get(s, zeros) + v
     direct[BIASES] = biases
-    sources = list(direct) + ([INTERACTION] if INTERACTION in through else [])
+    sources = path_sources(model)
     routes = torch.stack([torch.stack([direct.get(s, zeros), through.get(s, zeros)]) for s in sources])
     ln_final = getattr(model, "ln_final", None)
     if model.cfg.normalization_type is not None:
@@ -198,7 +225,7 @@ def path_decomposition(
     if model.cfg.normalization_type is not None and b is not None:
         constant = constant + b @ model.unembed.W_U
     parts[sources.index(BIASES), 0] += constant
-    return PathDecomposition(tuple(sources), parts, _pick(logits, positions), exact, induction_head)
+    return PathDecomposition(sources, parts, _pick(logits, positions), exact, induction_head)
 
 
 def _mlp_shares(model: Model, layer: int, stream: dict[str, Tensor], mlp_out: Tensor, exact: bool) -> dict[str, Tensor]:

@@ -24,6 +24,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import ActivationCache
 
+from induction_bigram.anymodel.paths import PATH_HOOKS
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.model import Model, check_tokens, check_vocabulary, token_embeddings
 
@@ -80,13 +81,14 @@ def _part_name(label: str, n_layers: int) -> str:
     return "previous_token" if n_layers == 2 else f"layer_{int(layer) + 1}"
 
 
-_CACHED = ("hook_embed", "hook_pos_embed", "hook_attn_out", "hook_mlp_out", "attn.hook_pattern", "attn.hook_v")
+_CACHED = ("hook_attn_out", "attn.hook_pattern", "attn.hook_v", *PATH_HOOKS)
 
 
 def _cached(name: str) -> bool:
     """The hook points :func:`decompose_cache` reads (TL's ``decompose_resid``: the embeddings and
-    each block's outputs), the attention patterns and values (the weights-only read-out); no
-    more, so that TL 4 does not warn about the hook points it keeps gated off."""
+    each block's outputs), the path decomposition's (:data:`~induction_bigram.anymodel.paths.PATH_HOOKS`),
+    the attention patterns and values (the weights-only read-out); no more, so that TL 4 does
+    not warn about the hook points it keeps gated off."""
     return name.endswith(_CACHED)
 
 
@@ -94,7 +96,8 @@ def _cached(name: str) -> bool:
 def run_for_decomposition(
     model: Model, tokens: Int[Tensor, "batch pos"]
 ) -> tuple[Float[Tensor, "batch pos vocab"], ActivationCache]:
-    """One forward pass that caches what :func:`decompose_cache` needs, attention patterns included."""
+    """One forward pass that caches what :func:`decompose_cache` and the path decomposition
+    need, attention patterns included."""
     check_tokens(model, tokens)
     return model.run_with_cache(tokens, names_filter=_cached)
 

@@ -75,7 +75,7 @@ def plot_theory_fit(
             )
         low, high = np.nanmin([measured.min(), predicted.min()]), np.nanmax([measured.max(), predicted.max()])
         ax.plot([low, high], [low, high], color="grey", linewidth=0.8, label="y = x")
-        ax.set(xlabel="predicted xi_o^IC", ylabel="measured xi_o^IC (layer-2 head)")
+        ax.set(xlabel="predicted xi_o^IC", ylabel="measured xi_o^IC (every path from layer 2's head)")
         ax.set_title(panel_title, fontsize=10)
         ax.legend(fontsize=7)
     return fig
@@ -115,14 +115,38 @@ def plot_logit_parts(
     ax.bar(x + 0.2, favourite_parts, width=0.4, label=f"g = {favourite_label}")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xticks(x, parts_names)
-    ax.set(ylabel="logit contribution", title="logit decomposition at the last position")
+    ax.set(ylabel="logit contribution", title="component view at the last position (one prompt)")
+    ax.legend()
+    return fig
+
+
+def plot_paths(rows: Sequence[dict[str, Any]], n_prompts: int) -> Figure:
+    """Each path's mean contribution to xi_o - xi_g (bars: direct, and through the FFN) with
+    its 95% interval over the prompts: which mechanism carries the in-context signal
+    (docs/THEORY.md section 4.1)."""
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    sources = list(dict.fromkeys(row["source"] for row in rows))
+    x = np.arange(len(sources))
+    for offset, route, label in ((-0.2, "direct", "direct"), (0.2, "mlp", "through the FFN")):
+        picked = [next(r for r in rows if r["source"] == s and r["route"] == route) for s in sources]
+        means = np.array([r["mean"] for r in picked])
+        errors = np.array([[r["mean"] - r["low"] for r in picked], [r["high"] - r["mean"] for r in picked]])
+        ax.bar(x + offset, means, width=0.4, yerr=errors, capsize=3, label=label)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(x, sources)
+    ax.set(
+        ylabel="mean contribution to xi_o - xi_g",
+        title=f"paths to the logits ({n_prompts} prompts with n >= 1; 95% intervals over prompts)",
+    )
     ax.legend()
     return fig
 
 
 def figures(result: InContextResult) -> dict[str, Figure]:
     """The figures of the in-context against bigram study, by file name."""
-    meas, best, example = result.measurements, result.best, result.example
+    meas, best, example = result.measurements.path_view(), result.best, result.example
+    paths = result.paths()
     long = result.check.splits["long_prompts"]
     weights = long.rung("weights_only")
     last = example.parts[:, 0, -1]
@@ -144,6 +168,7 @@ def figures(result: InContextResult) -> dict[str, Figure]:
             ),
         ),
         "patching.png": plot_patching(result.patching),
+        "paths.png": plot_paths(paths["rows"], paths["n_prompts"]),
         "logit_parts.png": plot_logit_parts(
             example.names, last[:, o].tolist(), last[:, g].tolist(), repr(result.vocab[o]), repr(result.vocab[g])
         ),

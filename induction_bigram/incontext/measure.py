@@ -18,8 +18,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from induction_bigram.anymodel.heads import head_name
+from induction_bigram.anymodel.paths import TOKEN, paths_from_cache
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
-from induction_bigram.incontext.decompose import decompose_cache, run_for_decomposition
+from induction_bigram.incontext.decompose import run_for_decomposition
 from induction_bigram.incontext.weights_only import weight_memories, weights_only_columns
 from induction_bigram.model import Model
 
@@ -34,13 +36,22 @@ class Measurements:
     last position on S and on the positions holding o, ``attention_on_S_output`` on the positions
     of S holding o.
 
+    The columns are read from the path decomposition (:mod:`induction_bigram.anymodel.paths`,
+    docs/THEORY.md section 4.1) with layer 2's head as the induction head: ``ic_*`` is that
+    head's *direct* path (the component view), ``ffn_ic_*`` its path through W_F (zero without
+    an FFN); the in-context term at path level is their sum (:meth:`path_view`). ``token_*`` are
+    the current token's paths (direct and through W_F: xi^G at path level), ``global_*`` every
+    path but the head's direct one (logits minus ``ic_*``), and ``path_difference`` each
+    (source, route) path's contribution to xi_o - xi_g, the sources in the order
+    :func:`~induction_bigram.anymodel.paths.path_sources` gives.
+
     ``weights_*`` are predicted from the weights alone (:mod:`.weights_only`; NaN without
-    absolute positions): xi^IC of o, b, g, xi^G of o, g, layer 2's output read through W_F
-    (``weights_ffn_ic_*``, part of xi^G; measured: ``ffn_ic_*``), the attention on S and on the
+    absolute positions): xi^IC of o, b, g, xi^G of o, g, the attention on S and on the
     positions of S holding o, and xi_o^IC with the layer-2 scores times each of ``SCORE_SCALES``.
     ``measured_layer1_*``, ``measured_layer2_*`` and ``measured_values_*`` put back the measured
     layer-1 attention, then also layer 2's, then also the whole value read-out (equal to
-    ``ic_output``): docs/THEORY.md section 5.7's cause decomposition.
+    ``ic_output``): docs/THEORY.md section 5.7's cause decomposition. Each read-out column has
+    an ``ffn_*`` twin, the same read through W_F.
     """
 
     length: Int[Tensor, " n"]
@@ -72,10 +83,12 @@ class Measurements:
     weights_ic_output_by_score_scale: Float[Tensor, "n scales"]
     weights_global_output: Float[Tensor, " n"]
     weights_global_favourite: Float[Tensor, " n"]
-    weights_ffn_ic_output: Float[Tensor, " n"]
-    weights_ffn_ic_favourite: Float[Tensor, " n"]
     ffn_ic_output: Float[Tensor, " n"]
+    ffn_ic_rival: Float[Tensor, " n"]
     ffn_ic_favourite: Float[Tensor, " n"]
+    token_output: Float[Tensor, " n"]
+    token_favourite: Float[Tensor, " n"]
+    path_difference: Float[Tensor, "n source route"]
     weights_attention_on_S: Float[Tensor, " n"]
     weights_attention_on_S_output: Float[Tensor, " n"]
     measured_layer1_ic_output: Float[Tensor, " n"]
@@ -83,6 +96,14 @@ class Measurements:
     measured_layer2_ic_output: Float[Tensor, " n"]
     measured_layer2_ic_rival: Float[Tensor, " n"]
     measured_values_ic_output: Float[Tensor, " n"]
+    ffn_weights_ic_output: Float[Tensor, " n"]
+    ffn_weights_ic_rival: Float[Tensor, " n"]
+    ffn_weights_ic_favourite: Float[Tensor, " n"]
+    ffn_weights_ic_output_by_score_scale: Float[Tensor, "n scales"]
+    ffn_measured_layer1_ic_output: Float[Tensor, " n"]
+    ffn_measured_layer1_ic_rival: Float[Tensor, " n"]
+    ffn_measured_layer2_ic_output: Float[Tensor, " n"]
+    ffn_measured_layer2_ic_rival: Float[Tensor, " n"]
 
     @property
     def logit_difference(self) -> Float[Tensor, " n"]:
@@ -92,8 +113,22 @@ class Measurements:
     @property
     def weights_logit_difference(self) -> Float[Tensor, " n"]:
         """xi_o - xi_g predicted from the weights alone, layer 2's path through W_F included."""
-        parts = ("ic", "ffn_ic", "global")
-        return sum(getattr(self, f"weights_{p}_output") - getattr(self, f"weights_{p}_favourite") for p in parts)
+        prefixes = ("weights_ic", "ffn_weights_ic", "weights_global")
+        return sum(getattr(self, f"{p}_output") - getattr(self, f"{p}_favourite") for p in prefixes)
+
+    def path_view(self) -> "Measurements":
+        """The same prompts with xi^IC at path level: every column of layer 2's contribution
+        (measured or predicted) plus its ``ffn_*`` twin, the path through W_F; ``global_*`` is
+        then every other path. The theory check read on this view judges the in-context term
+        that the model really uses (docs/THEORY.md section 4.1)."""
+        columns = asdict(self)
+        for name in [n for n in columns if n.startswith("ffn_")]:
+            base = name.removeprefix("ffn_")
+            columns[base] = columns[base] + columns[name]
+        columns["measured_values_ic_output"] = self.measured_values_ic_output + self.ffn_ic_output
+        for which in ("output", "favourite"):
+            columns[f"global_{which}"] = getattr(self, f"global_{which}") - getattr(self, f"ffn_ic_{which}")
+        return Measurements(**columns)
 
     def select(self, mask: Tensor) -> "Measurements":
         return Measurements(**{k: v[mask] for k, v in asdict(self).items()})
@@ -123,6 +158,10 @@ def nan_if_null(value: float | int | bool | None) -> float | int | bool:
     return math.nan if value is None else value
 
 
+INDUCTION_HEAD = (1, 0)
+"""Layer 2's one head: the induction head of our two-layer models (docs/THEORY.md section 2)."""
+
+
 @torch.no_grad()
 def measure(model: Model, batches: Sequence[DesignedPrompts], chunk_size: int = 64) -> Measurements:
     """Run every designed prompt and collect :class:`Measurements`: one forward pass per chunk
@@ -136,7 +175,9 @@ def measure(model: Model, batches: Sequence[DesignedPrompts], chunk_size: int = 
         for start in range(0, len(prompts), chunk_size):
             part = prompts.rows(slice(start, start + chunk_size))
             logits, cache = run_for_decomposition(model, part.tokens)
-            ic = decompose_cache(model, logits, cache).in_context[:, -1]
+            paths = paths_from_cache(model, logits, cache, induction_head=INDUCTION_HEAD)
+            head = head_name(INDUCTION_HEAD)
+            ic, through_ffn = paths.route(head, "direct"), paths.route(head, "mlp")
             rest = logits[:, -1] - ic
             probs = logits[:, -1].softmax(-1)
             pattern = cache[pattern_name][:, 0, -1]  # [batch, key]
@@ -155,6 +196,12 @@ def measure(model: Model, batches: Sequence[DesignedPrompts], chunk_size: int = 
                 "ic_output": pick(ic, part.output),
                 "ic_rival": torch.where(part.rival >= 0, pick(ic, part.rival), torch.nan),
                 "ic_favourite": pick(ic, part.favourite),
+                "ffn_ic_output": pick(through_ffn, part.output),
+                "ffn_ic_rival": torch.where(part.rival >= 0, pick(through_ffn, part.rival), torch.nan),
+                "ffn_ic_favourite": pick(through_ffn, part.favourite),
+                "token_output": pick(paths.total(TOKEN), part.output),
+                "token_favourite": pick(paths.total(TOKEN), part.favourite),
+                "path_difference": paths.difference(part.output, part.favourite).permute(2, 0, 1),
                 "global_output": pick(rest, part.output),
                 "global_favourite": pick(rest, part.favourite),
                 "prob_output": pick(probs, part.output),

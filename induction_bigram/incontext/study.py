@@ -5,8 +5,11 @@ and :func:`analyse` runs what docs/THEORY.md sections 5 and 6 ask of a trained m
 associative memory transformer, whose FFN holds the global bigrams):
 
 1. a grid of designed prompts (n = 0..n_max uses of "q o" at several lengths T, plus prompts
-   with two competing outputs) is measured (:mod:`.measure`) and checked against the predicted
-   in-context logits (:mod:`.theory`);
+   with two competing outputs) is measured (:mod:`.measure`), its logits split by path
+   (docs/THEORY.md section 4.1), and checked against the predicted in-context logits
+   (:mod:`.theory`) twice: on xi^IC at path level (every path from layer 2's head, directly and
+   through W_F: what the model uses) and on the component view (the head's direct path only,
+   which the claims of sections 5-5.7 were first registered on);
 2. aligned clean/corrupted prompts are patched (:mod:`.patching`), with both corruptions;
 3. hijack curves: P(o), P(g) and xi_o - xi_g against n for each T, measured and predicted;
 4. for a model with a feed-forward layer, the KL probe of its global memory.
@@ -18,6 +21,7 @@ show (on stderr) with ``progress=True``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from induction_bigram.anymodel.heads import head_name
+from induction_bigram.anymodel.paths import ROUTES, TOKEN, path_sources
 from induction_bigram.claims import Claim
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
@@ -35,10 +41,11 @@ from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.files import Existing, json_safe, run_in_study_folder
 from induction_bigram.incontext.config import InContextConfig
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
-from induction_bigram.incontext.measure import Measurements, measure
+from induction_bigram.incontext.measure import INDUCTION_HEAD, Measurements, measure
 from induction_bigram.incontext.patching import PatchingResult, corrupt, patch_in_context_against_bigram
 from induction_bigram.incontext.theory import Rung, TheoryCheck, check_theory, rung_prediction
 from induction_bigram.incontext.weights_only import read_projection_diagonals
+from induction_bigram.intervals import mean_interval
 from induction_bigram.model import Model, check_vocabulary
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
@@ -51,8 +58,11 @@ class InContextResult:
         config: the study's config.
         vocab: the characters of the model's vocabulary (token id i is ``vocab[i]``).
         measurements: counts and measured logits of every designed prompt.
-        prediction: the best formula rung's xi_o^IC for every prompt.
-        check: the ladder and the consequences of docs/THEORY.md section 5.
+        prediction: the best formula rung's xi_o^IC (path level) for every prompt.
+        check: the ladder and the consequences of docs/THEORY.md section 5, on xi^IC at path
+            level (:meth:`~.measure.Measurements.path_view`).
+        component_check: the same on the component view (layer 2's direct path only).
+        path_sources: the sources of ``measurements.path_difference``.
         patching: ``replace_outputs`` and ``remove_triggers`` patching (section 6).
         example: the logit decomposition at the last position of the first patching prompt,
             whose tokens, output o and global favourite g are ``example_*``.
@@ -66,6 +76,8 @@ class InContextResult:
     measurements: Measurements
     prediction: Float[Tensor, " n"]
     check: TheoryCheck
+    component_check: TheoryCheck
+    path_sources: tuple[str, ...]
     patching: dict[str, PatchingResult]
     example: LogitDecomposition
     example_tokens: Int[Tensor, " pos"]
@@ -81,15 +93,44 @@ class InContextResult:
         return next(r for r in self.check.rungs if r.name == self.check.best)
 
     @property
-    def in_context_through_ffn(self) -> float:
-        """How much more layer 2's output moves xi_o - xi_g through W_F (a part of xi^G in the
-        decomposition) than directly (xi^IC): the ratio of their means over the prompts with
-        n >= 1 (0 without an FFN, NaN with a ReLU one). Section 5.4's threshold is set by their sum."""
+    def component_best(self) -> Rung:
+        """The same on the component view."""
+        return next(r for r in self.component_check.rungs if r.name == self.component_check.best)
+
+    def paths(self) -> dict[str, Any]:
+        """Which paths carry xi_o - xi_g on the prompts with n >= 1 and one in-context output:
+        each (source, route) path's mean contribution with its 95% t-interval over prompts, and
+        the share of the in-context effect (every path from layer 2's head) that goes directly
+        and through W_F. A share is NaN when the in-context effect is within float rounding of
+        zero (nothing to divide by)."""
         meas = self.measurements.select((self.measurements.n >= 1) & (self.measurements.rival < 0))
-        # float64 before subtracting, so that a result reloaded from JSON gives the same number
-        direct = (meas.ic_output.double() - meas.ic_favourite.double()).mean()
-        through_ffn = (meas.ffn_ic_output.double() - meas.ffn_ic_favourite.double()).mean()
-        return float(through_ffn / direct)
+        paths = meas.path_difference.double()  # [prompt, source, route]
+        rows = []
+        for i, source in enumerate(self.path_sources):
+            for j, route in enumerate(ROUTES):
+                mean, low, high = mean_interval(paths[:, i, j].tolist())
+                rows.append({"source": source, "route": route, "mean": mean, "low": low, "high": high})
+        head = paths[:, self.path_sources.index(head_name(INDUCTION_HEAD))].mean(0)  # [route]
+        total = float(head.sum())
+        small = abs(total) <= 1e-6 * max(1.0, float(paths.abs().mean(0).sum()))
+        share = lambda x: math.nan if small else float(x) / total  # noqa: E731
+        return {
+            "n_prompts": len(paths),
+            "rows": rows,
+            "in_context_share_direct": share(head[0]),
+            "in_context_share_through_ffn": share(head[1]),
+            "in_context_difference": total,
+            "global_difference": float(paths[:, self.path_sources.index(TOKEN)].mean(0).sum()),
+        }
+
+    def path_summary(self) -> dict[str, Any]:
+        """:meth:`paths` with each path's mean as ``by_path[source][route]`` (numbers only, so
+        that a sweep aggregates them over seeds)."""
+        paths = self.paths()
+        by_path: dict[str, dict[str, float]] = {}
+        for row in paths.pop("rows"):
+            by_path.setdefault(row["source"], {})[row["route"]] = row["mean"]
+        return {**paths, "by_path": by_path}
 
     def summary(self) -> dict[str, Any]:
         """The JSON of ``induction-bigram logits --json``."""
@@ -118,7 +159,12 @@ class InContextResult:
             "hijack_threshold_predicted": self.check.hijack[longest]["predicted"],
             "hijack_threshold_weights_only": self.check.hijack[longest]["weights_only"],
             "hijack_thresholds": self.check.hijack,
-            "in_context_through_ffn": self.in_context_through_ffn,
+            "paths": self.path_summary(),
+            "component_view": {
+                "theory_r2": self.component_best.r2,
+                "theory_best_rung": self.component_best.name,
+                "theory_r2_weights_only": self.component_check.weights_only_r2,
+            },
             "global_memory_kl": self.global_kl,
             "theory": self.check.to_dict(),
             "patching": {name: result.summary() for name, result in self.patching.items()},
@@ -135,6 +181,9 @@ class InContextResult:
                 "vocab": list(self.vocab),
                 "measurements": self.measurements.to_dict(),
                 "prediction": self.prediction.tolist(),
+                "component_theory": self.component_check.to_dict(),
+                "path_sources": list(self.path_sources),
+                "path_rows": self.paths()["rows"],
                 "patching": {name: result.to_dict() for name, result in self.patching.items()},
                 "example": self.example.to_dict(),
                 "example_tokens": self.example_tokens.tolist(),
@@ -153,6 +202,8 @@ class InContextResult:
             measurements=Measurements.from_dict(data["measurements"]),
             prediction=torch.tensor(data["prediction"], dtype=torch.float64),
             check=TheoryCheck.from_dict(data["theory"]),
+            component_check=TheoryCheck.from_dict(data["component_theory"]),
+            path_sources=tuple(data["path_sources"]),
             patching={name: PatchingResult.from_dict(p) for name, p in data["patching"].items()},
             example=LogitDecomposition.from_dict(data["example"]),
             example_tokens=torch.tensor(data["example_tokens"], dtype=torch.long),
@@ -228,9 +279,16 @@ def analyse(
         for a, b in settings.competing
         if 2 * (a + b) < middle
     ]
-    meas = measure(model, batches)
-    diagonals = read_projection_diagonals(model)
+    component = measure(model, batches)
+    meas, diagonals = component.path_view(), read_projection_diagonals(model, through_ffn=True)
     check = check_theory(meas, diagonals, settings.seed, train_length=train_length, max_count=settings.max_count)
+    component_check = check_theory(
+        component,
+        read_projection_diagonals(model),
+        settings.seed,
+        train_length=train_length,
+        max_count=settings.max_count,
+    )
     best = next(r for r in check.rungs if r.name == check.best)
     prediction = rung_prediction(meas, diagonals, best)
 
@@ -253,9 +311,11 @@ def analyse(
     return InContextResult(
         config=config,
         vocab=tuple(stats.vocab),
-        measurements=meas,
+        measurements=component,
         prediction=prediction,
         check=check,
+        component_check=component_check,
+        path_sources=path_sources(model),
         patching=patching,
         example=LogitDecomposition(example.names, example.parts.cpu(), example.logits.cpu()),
         example_tokens=aligned.tokens[0].cpu(),
@@ -288,11 +348,30 @@ def hijack_curves(meas: Measurements, predicted_ic_difference: Tensor) -> dict[s
 
 
 def claims(result: InContextResult) -> list[Claim]:
-    """The claims of docs/THEORY.md sections 5 and 6, each with the statistic it is judged on and
-    its threshold (section 8); the hijack threshold and the FFN patch are only reported."""
-    best, check, summary = result.best, result.check, result.summary()
+    """The claims of docs/THEORY.md sections 4.1, 5 and 6, each with the statistic it is judged on
+    and its threshold (section 8); the hijack threshold and the FFN patch are only reported.
+
+    Sections 5-5.7 were registered on the component view (layer 2's direct path,
+    ``component_check``) and are still judged there, unchanged; their path-level counterparts
+    (``5 (paths)`` ...; registered 2026-12-07 before their first run, same thresholds) are judged
+    on xi^IC at path level (``check``)."""
+    return _theory_claims(result.component_check, result.component_best, "") + [
+        *_theory_claims(result.check, result.best, "paths"),
+        *_other_claims(result),
+    ]
+
+
+def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
+    """Sections 5-5.7 on one view of xi^IC: ``""`` the component view the claims were first
+    registered on, ``"paths"`` every path from layer 2's head."""
     split, long = check.split, check.splits["long_prompts"]
     growth, dilution = check.growth, check.dilution
+    section = (lambda s: s) if not view else (lambda s: f"{s} ({view})")  # noqa: E731
+    term = (
+        "the in-context term"
+        if not view
+        else "the in-context term at path level (layer 2's head, direct and through W_F)"
+    )
 
     def trend(t: dict, variable: str) -> str:
         return (
@@ -302,8 +381,8 @@ def claims(result: InContextResult) -> list[Claim]:
 
     return [
         Claim(
-            "5",
-            "the in-context term follows the predicted logits",
+            section("5"),
+            f"{term} follows the predicted logits" if view else "the in-context term follows the predicted logits",
             f"{best.name}: R^2 {best.r2:.3f} per prompt, {best.r2_cells:.3f} per (T, n) cell",
             value=best.r2,
             threshold=0.9,
@@ -311,7 +390,7 @@ def claims(result: InContextResult) -> list[Claim]:
             statistic="held-out R^2 per prompt (best formula rung)",
         ),
         Claim(
-            "5.1",
+            section("5.1"),
             "xi_o^IC grows with the count n",
             trend(growth, "n") + " (groups: lengths T)",
             value=growth["rank_with_variable"],
@@ -320,7 +399,7 @@ def claims(result: InContextResult) -> list[Claim]:
             statistic="rank correlation of the measured mean xi_o^IC with n (mean over T)",
         ),
         Claim(
-            "5.2",
+            section("5.2"),
             "for fixed counts xi^IC shrinks as the prompt grows",
             trend(dilution, "-T") + " (groups: counts n >= 1)",
             value=dilution["rank_with_variable"],
@@ -329,7 +408,7 @@ def claims(result: InContextResult) -> list[Claim]:
             statistic="rank correlation of the measured mean xi_o^IC with -T (mean over n >= 1)",
         ),
         Claim(
-            "5.3",
+            section("5.3"),
             "two outputs share the in-context term as their attention-weighted read-outs from the weights",
             f"R^2 of xi_a^IC - xi_b^IC {split['difference_r2_weights_only']:.2f} from the weights, "
             f"{split['difference_r2_measured_layer2']:.2f} with both attentions measured; R^2 of the share "
@@ -341,11 +420,29 @@ def claims(result: InContextResult) -> list[Claim]:
             statistic="R^2 per prompt of xi_a^IC - xi_b^IC against the weights-only prediction",
         ),
         Claim(
-            "5.4",
+            section("5.4"),
             "the in-context output overtakes the global favourite at a threshold n*",
             f"measured/predicted n* by T: {check.hijack}",
             reported=True,
         ),
+        Claim(
+            section("5.7"),
+            "the in-context term follows the prediction from the weights alone on longer prompts than it was fitted on",
+            f"R^2 {long.rung('weights_only').r2:.3f} per prompt, {long.rung('weights_only').r2_cells:.3f} per cell "
+            f"({long.held_out}); causes: " + ", ".join(f"{r.name} {r.r2:.3f}" for r in long.causes),
+            value=check.weights_only_r2,
+            threshold=0.9,
+            direction=">=",
+            statistic="held-out-cell R^2 per prompt (T > T_train/2), weights only",
+        ),
+    ]
+
+
+def _other_claims(result: InContextResult) -> list[Claim]:
+    """The claims that do not depend on how xi^IC is split: the n = 0 fallback, the patches,
+    and which paths carry the in-context effect (reported)."""
+    check, summary, paths = result.check, result.summary(), result.paths()
+    return [
         Claim(
             "5.5",
             "with n = 0 the top prediction falls back to the global favourite g",
@@ -356,14 +453,12 @@ def claims(result: InContextResult) -> list[Claim]:
             statistic="share of n = 0 prompts whose top-1 is g",
         ),
         Claim(
-            "5.7",
-            "the in-context term follows the prediction from the weights alone on longer prompts than it was fitted on",
-            f"R^2 {long.rung('weights_only').r2:.3f} per prompt, {long.rung('weights_only').r2_cells:.3f} per cell "
-            f"({long.held_out}); causes: " + ", ".join(f"{r.name} {r.r2:.3f}" for r in long.causes),
-            value=check.weights_only_r2,
-            threshold=0.9,
-            direction=">=",
-            statistic="held-out-cell R^2 per prompt (T > T_train/2), weights only",
+            "4.1",
+            "the share of the in-context effect that reaches the logits through W_F (the rest goes directly)",
+            f"share of layer 2's effect on xi_o - xi_g through W_F {paths['in_context_share_through_ffn']:.3f}, "
+            f"directly {paths['in_context_share_direct']:.3f} ({paths['n_prompts']} prompts with n >= 1)",
+            value=paths["in_context_share_through_ffn"],
+            reported=True,
         ),
         Claim(
             "6",

@@ -10,8 +10,9 @@ used, never an activation of the model:
 - read-out: xi_j^IC = sum_s beta_2(s) C_O2[j, z_s] (whole columns of C_O2, crosstalk included);
 - global: xi_j^G = w_U(j)^T (I + W_F) w_E(q) (:func:`~.decompose.global_logits`);
 - with a linear FFN, layer 2's output also reaches the logits through W_F:
-  sum_s beta_2(s) w_U(j)^T W_F W_O^2 W_V^2 w_E(z_s), which the decomposition of section 4 counts
-  in xi^G; the weights-only hijack threshold adds it (``weights_ffn_ic_*``, measured: ``ffn_ic_*``).
+  sum_s beta_2(s) w_U(j)^T W_F W_O^2 W_V^2 w_E(z_s), part of xi^IC at path level (section 4.1;
+  the component split counted it in the FFN's part); every read-out column has that twin
+  (``ffn_weights_ic_*``, ``ffn_measured_*``; measured: ``ffn_ic_*``).
 
 The cause decomposition puts the model's real pieces back one at a time: layer 1's measured
 attention (``measured_layer1``), then also layer 2's (``measured_layer2``), then also the
@@ -89,9 +90,13 @@ class ProjectionDiagonals:
 
 
 @torch.no_grad()
-def read_projection_diagonals(model: Model) -> ProjectionDiagonals:
-    """lambda_j and alpha_q of every token, read off ``model``'s W_O^2 and W_K^2."""
+def read_projection_diagonals(model: Model, through_ffn: bool = False) -> ProjectionDiagonals:
+    """lambda_j and alpha_q of every token, read off ``model``'s W_O^2 and W_K^2; with
+    ``through_ffn``, lambda_j also counts layer 2's path through W_F,
+    w_U(j)^T (I + W_F) W_O^2 W_V^2 w_E(j) (the in-context term at path level, section 4.1)."""
     read_out = project_W_O2(model).coefficients.diagonal()
+    if through_ffn:
+        read_out = read_out + weight_memories(model).ffn_read_out.diagonal().nan_to_num()
     keys = project_W_K2(model, None).coefficients.diagonal()  # every token as a query
     return ProjectionDiagonals(read_out.double().cpu(), (keys / math.sqrt(model.cfg.d_model)).double().cpu())
 
@@ -159,8 +164,10 @@ def weights_only_columns(
 ) -> dict[str, Tensor]:
     """The weights-only prediction and the cause decomposition for one chunk of prompts (the
     ``weights_*`` and ``measured_*`` columns of :class:`~.measure.Measurements`); the cache
-    supplies the measured pieces only. Without absolute positions the weights-only columns are
-    NaN, the measured steps are still computed."""
+    supplies the measured pieces only. Every column read through C_O2 has a twin ``ffn_*`` read
+    through layer 2's path via W_F (``memories.ffn_read_out``), so that the in-context term at
+    path level is their sum (:meth:`~.measure.Measurements.path_view`). Without absolute
+    positions the weights-only columns are NaN, the measured steps are still computed."""
     tokens, q, batch = prompts.tokens, prompts.trigger, len(prompts)
     if memories.positions is None:
         layer1 = torch.full((batch, prompts.length, prompts.length), torch.nan, device=tokens.device)
@@ -172,24 +179,29 @@ def weights_only_columns(
     with_layer1 = layer2_scores(memories, cache["blocks.0.attn.hook_pattern"][:, 0], tokens, q).softmax(-1)
     measured = cache["blocks.1.attn.hook_pattern"][:, 0, -1]
     holds_output = prompts.after_trigger & (tokens == prompts.output[:, None])
-    output_readout = memories.read_out[prompts.output[:, None], tokens]
-    through_ffn = cache["blocks.1.hook_attn_out"][:, -1] @ ffn_matrix(model).T @ model.unembed.W_U
+
+    def read_through(coefficients: Tensor) -> dict[str, Tensor]:
+        output_readout = coefficients[prompts.output[:, None], tokens]
+        return {
+            **{f"weights_ic_{w}": read_out(coefficients, weights, tokens, getattr(prompts, w)) for w in _TOKENS},
+            "weights_ic_output_by_score_scale": einsum(
+                scaled, output_readout, "batch scale key, batch key -> batch scale"
+            ),
+            **{
+                f"measured_layer1_ic_{w}": read_out(coefficients, with_layer1, tokens, getattr(prompts, w))
+                for w in _PAIR
+            },
+            **{f"measured_layer2_ic_{w}": read_out(coefficients, measured, tokens, getattr(prompts, w)) for w in _PAIR},
+        }
+
+    through_ffn = {f"ffn_{name}": value for name, value in read_through(memories.ffn_read_out).items()}
     return {
-        **{f"weights_ic_{w}": read_out(memories.read_out, weights, tokens, getattr(prompts, w)) for w in _TOKENS},
-        "weights_ic_output_by_score_scale": einsum(scaled, output_readout, "batch scale key, batch key -> batch scale"),
+        **read_through(memories.read_out),
+        **through_ffn,
         "weights_global_output": memories.global_logits[q, prompts.output],
         "weights_global_favourite": memories.global_logits[q, prompts.favourite],
-        **{f"weights_ffn_ic_{w}": read_out(memories.ffn_read_out, weights, tokens, getattr(prompts, w)) for w in _ENDS},
-        **{f"ffn_ic_{w}": through_ffn.gather(1, getattr(prompts, w)[:, None]).squeeze(1) for w in _ENDS},
         "weights_attention_on_S": (weights * prompts.after_trigger).sum(-1),
         "weights_attention_on_S_output": (weights * holds_output).sum(-1),
         "attention_on_S_output": (measured * holds_output).sum(-1),
-        **{
-            f"measured_layer1_ic_{w}": read_out(memories.read_out, with_layer1, tokens, getattr(prompts, w))
-            for w in _PAIR
-        },
-        **{
-            f"measured_layer2_ic_{w}": read_out(memories.read_out, measured, tokens, getattr(prompts, w)) for w in _PAIR
-        },
         "measured_values_ic_output": (measured * value_read_out(model, cache, prompts.output)).sum(-1),
     }

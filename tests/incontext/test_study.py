@@ -98,7 +98,7 @@ def test_figures_come_from_the_result_alone(finished):
     _, result = finished
     back = InContextResult.from_dict(json.loads(dumps_json(result.to_dict())))
     figs = figures(back)
-    assert list(figs) == ["hijack_curves.png", "theory_fit.png", "patching.png", "logit_parts.png"]
+    assert list(figs) == ["hijack_curves.png", "theory_fit.png", "patching.png", "paths.png", "logit_parts.png"]
     assert all(isinstance(f, Figure) for f in figs.values())
     bars = figs["logit_parts.png"].axes[0].get_legend().get_texts()
     best, weights = (ax.get_title() for ax in figs["theory_fit.png"].axes)
@@ -110,39 +110,61 @@ def test_figures_come_from_the_result_alone(finished):
 
 
 def test_claims_judge_their_thresholds(finished):
+    """Sections 5-5.7 are judged on the component view they were registered on, their path-level
+    counterparts on the path view; editing one view's numbers moves only that view's claims."""
     _, result = finished
     data = json.loads(dumps_json(result.to_dict()))
-    best = next(r for r in data["theory"]["rungs"] if r["name"] == data["theory"]["best"])
-    weights = next(r for r in data["theory"]["splits"]["long_prompts"]["rungs"] if r["name"] == "weights_only")
 
-    def judged(r2: float, layer2: float, difference: float) -> list:
+    def judged(view: str, r2: float, layer2: float, difference: float) -> list:
+        theory = data[view]
+        best = next(r for r in theory["rungs"] if r["name"] == theory["best"])
+        weights = next(r for r in theory["splits"]["long_prompts"]["rungs"] if r["name"] == "weights_only")
         best["r2"] = weights["r2"] = r2
-        data["theory"]["split"]["difference_r2_weights_only"] = difference
+        theory["split"]["difference_r2_weights_only"] = difference
         data["patching"]["replace_outputs"]["layer2_head_last"] = layer2
         return [c.held for c in claims(InContextResult.from_dict(data))]
 
-    high, low = judged(0.95, 0.95, 0.6), judged(0.85, 0.85, 0.4)
     found = claims(result)
-    assert len(high) == 10 and [c.section for c in found][:7] == ["5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.7"]
-    judged_by_us = (0, 3, 6, 7)  # 5, 5.3, 5.7 and the layer-2 patch
-    assert [(high[i], low[i]) for i in judged_by_us] == [(True, False)] * 4
-    assert high[4] is None and high[9] is None  # reported only
-    assert [c.kind for c in found] == ["threshold"] * 4 + ["reported"] + ["threshold"] * 4 + ["reported"]
-    assert [(c.direction, c.threshold) for c in found if c.kind == "threshold"] == [
+    theory = ["5", "5.1", "5.2", "5.3", "5.4", "5.7"]
+    assert [c.section for c in found] == theory + [f"{s} (paths)" for s in theory] + ["5.5", "4.1", "6", "6", "6"]
+    for view, judged_here in (("component_theory", (0, 3, 5)), ("theory", (6, 9, 11))):
+        high, low = judged(view, 0.95, 0.95, 0.6), judged(view, 0.85, 0.85, 0.4)
+        moved = [i for i in range(len(found)) if high[i] != low[i]]
+        assert moved == [*judged_here, 14], view  # 5, 5.3, 5.7 of that view and the layer-2 patch
+        assert all((high[i], low[i]) == (True, False) for i in moved)
+    assert [c.kind for c in found] == (
+        (["threshold"] * 4 + ["reported", "threshold"]) * 2
+        + ["threshold", "reported", "threshold", "threshold", "reported"]
+    )
+    assert [(c.direction, c.threshold) for c in found[:6] if c.kind == "threshold"] == [
         (">=", 0.9),
         (">=", 0.8),
         (">=", 0.8),
         (">=", 0.5),
         (">=", 0.9),
-        (">=", 0.9),
-        (">=", 0.9),
-        (">=", 0.5),
     ]
-    assert found[0].value == result.best.r2 and found[7].value == result.summary()["patch_restore_layer2_head"]
-    assert found[6].value == result.check.weights_only_r2 == result.summary()["theory_r2_weights_only"]
-    assert found[3].value == result.check.split["difference_r2_weights_only"]
-    others = [i for i in range(10) if i not in judged_by_us]
-    assert [high[i] for i in others] == [low[i] for i in others]
+    assert [(c.direction, c.threshold) for c in found[6:12]] == [(c.direction, c.threshold) for c in found[:6]]
+    assert found[0].value == result.component_best.r2 and found[6].value == result.best.r2
+    assert found[5].value == result.component_check.weights_only_r2
+    assert found[11].value == result.check.weights_only_r2 == result.summary()["theory_r2_weights_only"]
+    assert found[14].value == result.summary()["patch_restore_layer2_head"]
+    assert found[13].value == result.paths()["in_context_share_through_ffn"]
+
+
+def test_the_paths_say_which_mechanism_carries_the_in_context_effect(finished):
+    """Each path's mean contribution to xi_o - xi_g over the prompts; the in-context shares add
+    to 1 and the path contributions add to the measured logit difference."""
+    _, result = finished
+    paths = result.paths()
+    assert paths["in_context_share_direct"] + paths["in_context_share_through_ffn"] == pytest.approx(1.0)
+    meas = result.measurements.select((result.measurements.n >= 1) & (result.measurements.rival < 0))
+    total = sum(row["mean"] for row in paths["rows"])
+    assert total == pytest.approx(meas.logit_difference.double().mean().item(), abs=1e-4)
+    assert {row["source"] for row in paths["rows"]} == set(result.path_sources)
+    assert all(row["low"] <= row["mean"] <= row["high"] for row in paths["rows"])
+    summary = result.summary()["paths"]
+    assert set(summary) == set(paths) - {"rows"} | {"by_path"}
+    assert [summary["by_path"][r["source"]][r["route"]] for r in paths["rows"]] == [r["mean"] for r in paths["rows"]]
 
 
 def test_the_example_is_the_decomposition_at_the_last_position(finished):

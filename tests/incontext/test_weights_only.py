@@ -48,7 +48,7 @@ def _by_hand(model, prompts, row: int) -> dict[str, float]:
     return {
         "weights_ic_output": read(o, identity),
         "weights_ic_favourite": read(g, identity),
-        "weights_ffn_ic_output": read(o, W["W_F"]),
+        "ffn_weights_ic_output": read(o, W["W_F"]),
         "weights_global_favourite": float(U[g] @ (identity + W["W_F"]) @ E[q]),
         "weights_attention_on_S": float((beta2 * prompts.after_trigger[row]).sum()),
     }
@@ -81,6 +81,18 @@ def test_layer_2_through_the_ffn_is_what_removing_its_output_takes_from_the_logi
     ablated = model.run_with_hooks(prompts.tokens, fwd_hooks=[hook])[:, -1]
     removed = (clean - ablated)[rows, prompts.output]
     torch.testing.assert_close(removed, meas.ic_output[:3] + meas.ffn_ic_output[:3], atol=1e-5, rtol=1e-4)
+
+
+def test_the_path_view_adds_the_route_through_W_F_to_every_in_context_column(tiny):
+    """xi^IC at path level (docs/THEORY.md section 4.1): measured, predicted and the cause
+    steps each gain layer 2's path through W_F; the rest of the logits loses it."""
+    _, _, meas = tiny
+    view = meas.path_view()
+    torch.testing.assert_close(view.ic_output, meas.ic_output + meas.ffn_ic_output)
+    torch.testing.assert_close(view.weights_ic_rival, meas.weights_ic_rival + meas.ffn_weights_ic_rival, equal_nan=True)
+    torch.testing.assert_close(view.measured_values_ic_output, view.ic_output)
+    torch.testing.assert_close(view.ic_output + view.global_output, meas.ic_output + meas.global_output)
+    assert (meas.ffn_ic_output != 0).any()  # the tiny model has a linear FFN
 
 
 def test_the_weights_only_attention_on_S_of_a_theory_built_model_is_the_measured_one(stats):
