@@ -34,3 +34,8 @@ class RunFolderError(CheckpointError):
 class TrainingDivergedError(InductionBigramError):
     """The training loss or a trained weight became NaN or infinite; the run stopped and its
     last good checkpoint was kept."""
+
+
+class NoCircuitError(InductionBigramError):
+    """An analysis that needs an induction circuit found none above its floors (its message
+    gives the best candidate and the floors it missed)."""

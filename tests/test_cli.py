@@ -109,7 +109,13 @@ def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
     summary = json.loads(out)
     assert code == 0
     assert isinstance(summary["theory_r2"], float) or summary["theory_r2"] is None
-    assert isinstance(summary["patch_restore_layer2_head"], float)
+    # a model trained a few steps may leave a clean/corrupted gap within noise: then no fraction (null)
+    measurable = summary["patching"]["replace_outputs"]["gap_measurable"]
+    assert (
+        isinstance(summary["patch_restore_layer2_head"], float)
+        if measurable
+        else summary["patch_restore_layer2_head"] is None
+    )
     assert summary["hijack_threshold"] is None or isinstance(summary["hijack_threshold"], int)
     assert {r["name"] for r in summary["theory"]["rungs"]} == {
         "counts",
@@ -117,7 +123,10 @@ def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
         "projections_fitted",
         "measured_attention",
     }
-    assert len(summary["figures"]) == 4 and all(open(f, "rb").read(4) == b"\x89PNG" for f in summary["figures"])
+    assert len(summary["figures"]) == 5 and all(open(f, "rb").read(4) == b"\x89PNG" for f in summary["figures"])
+    paths = summary["paths"]
+    assert paths["in_context_share_direct"] + paths["in_context_share_through_ffn"] == pytest.approx(1.0)
+    assert set(paths["by_path"]["L1H0"]) == {"direct", "mlp"}
 
 
 def test_logits_needs_a_two_layer_model(tmp_path, capsys):

@@ -24,7 +24,9 @@ def test_the_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "quick" / "checkpoint.pt").is_file()
 
 
-@pytest.mark.parametrize("name", ["report-claims", "shipped-models", "capacity-law-table", "capacity-law-fixed-table"])
+@pytest.mark.parametrize(
+    "name", ["report-claims", "incontext-paths", "shipped-models", "capacity-law-table", "capacity-law-fixed-table"]
+)
 def test_the_readme_generated_blocks_are_what_their_files_say(name):
     """README numbers come from generated files: the block between the markers is what
     scripts/readme_numbers.py writes (the claims from docs/report-quick/numbers.json, the

@@ -27,10 +27,11 @@ from induction_bigram import (
     model_vocab,
     repeated_sequence_report,
 )
+from induction_bigram.anymodel import repeated_random_tokens
+from induction_bigram.anymodel.logits import logit_difference, patching_gap, restoration_metric
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.figures.views import attention_view, save_view
-from induction_bigram.incontext.patching import corrupt, restoration_metric
-from induction_bigram.incontext.repeated import repeated_random_tokens
+from induction_bigram.incontext.patching import corrupt
 from induction_bigram.model import model_config
 from induction_bigram.pretrained import (
     available,
@@ -116,7 +117,10 @@ def test_activation_patching_with_a_logit_difference(shipped):
     prompts = designed(task, 8, 32)
     corrupted = corrupt(prompts, task.stats.bigram, torch.Generator().manual_seed(1))
     clean_logits, clean_cache = model.run_with_cache(prompts.tokens)
-    metric = restoration_metric(clean_logits, model(corrupted), prompts)
+    o, g = prompts.output, prompts.favourite
+    metric = restoration_metric(
+        patching_gap(logit_difference(clean_logits, o, g), logit_difference(model(corrupted), o, g)), o, g
+    )
     site = int(prompts.after_trigger[0].nonzero()[0])  # where the earlier output sits
     with contextlib.redirect_stderr(io.StringIO()):
         resid = patching.get_act_patch_resid_pre(model, corrupted, clean_cache, metric)
@@ -238,7 +242,7 @@ def test_each_model_has_the_induction_head_its_docs_say(shipped):
     assert report.passed == general, str(report)
     # TL's detector averages over every query, the first half's too, where nothing repeats:
     # a perfect head scores about 0.5 on a sequence repeated twice
-    repeated = [model.to_string(seq) for seq in repeated_random_tokens(model.cfg.d_vocab, 8, 30, seed=1)]
+    repeated = [model.to_string(seq) for seq in repeated_random_tokens(model, 8, 30, seed=1)]
     induction = detect_head(model, repeated, "induction_head")[-1, 0]
     assert induction > 0.4 if general else induction < 0.1
 

@@ -7,6 +7,8 @@ on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
 - :mod:`.heads`: score every head as previous-token, induction and duplicate-token head on
   repeated random tokens, and rank (previous-token head, induction head) pairs, with their
   K-composition; how far back each head looks on any text (:func:`.attention_by_offset`);
+- :mod:`.circuit`: whether the best pair is an induction circuit at all (:func:`.find_head_pairs`,
+  with a floor above what a uniform head scores);
 - :mod:`.projections`: the memories W_O2, W_K2, W_K1 of a chosen pair, with each head's own
   weights and LayerNorm folded in, as the same :class:`MemoryReport` our models get;
 - :mod:`.logits`: prompts with a repeated "q o" from the model's vocabulary, the chosen head's
@@ -15,12 +17,12 @@ on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
   the in-context and global totals (section 4.1).
 """
 
+from induction_bigram.anymodel.circuit import HeadPairSearch, circuit_floor, find_head_pairs
 from induction_bigram.anymodel.heads import (
     Head,
     HeadPair,
     HeadScores,
     attention_by_offset,
-    find_head_pairs,
     head_pairs,
     repeated_random_tokens,
     score_heads,
@@ -30,11 +32,14 @@ from induction_bigram.anymodel.logits import (
     HeadLogitSplit,
     HeadPatching,
     InductionPrompts,
+    PatchingGap,
     direct_logit_split,
     induction_prompts,
     logit_difference,
     patch_head,
     patch_head_metric,
+    patching_gap,
+    restoration_metric,
 )
 from induction_bigram.anymodel.paths import PathDecomposition, path_decomposition
 from induction_bigram.anymodel.projections import (
@@ -51,11 +56,14 @@ __all__ = [
     "Head",
     "HeadLogitSplit",
     "HeadPair",
+    "HeadPairSearch",
     "HeadPatching",
     "HeadScores",
     "InductionPrompts",
+    "PatchingGap",
     "PathDecomposition",
     "attention_by_offset",
+    "circuit_floor",
     "direct_logit_split",
     "effective_positional_embeddings",
     "effective_token_embeddings",
@@ -68,6 +76,8 @@ __all__ = [
     "patch_head",
     "patch_head_metric",
     "path_decomposition",
+    "patching_gap",
+    "restoration_metric",
     "project_induction",
     "project_positions",
     "project_readout",

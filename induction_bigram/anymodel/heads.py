@@ -26,9 +26,10 @@ merges decoded tokens), and runs one prompt per forward pass; here one batched
 ``run_with_cache`` gives every head's pattern on every prompt.
 
 A pair is a previous-token head in an earlier layer than an induction head, ranked by the
-product of the two scores; each pair carries TL's K-composition score
-(``model.all_composition_scores("K")``, computed from the raw weights: LayerNorm weights are
-inside it only for a model loaded with ``fold_ln``), which is reported and breaks ties but does
+product of the two scores (whether the best pair is a circuit at all is :mod:`.circuit`'s
+verdict); each pair carries TL's K-composition score (``model.all_composition_scores("K")``,
+computed from the raw weights: LayerNorm weights are inside it only for a model loaded with
+``fold_ln``), which is reported and breaks ties but does
 not rank: its scale depends on the heads' ranks and norms, while the attention scores say what
 the heads do.
 """
@@ -47,7 +48,7 @@ from transformer_lens.head_detector import (
     get_previous_token_head_detection_pattern,
 )
 
-from induction_bigram.errors import DataError, ModelShapeError
+from induction_bigram.errors import DataError
 from induction_bigram.model import Model
 
 Head = tuple[int, int]  # (layer, head index), TL's block numbering
@@ -134,6 +135,8 @@ class HeadScores:
             [layer_1, head_1, layer_2, head_2] (0 unless layer_1 < layer_2).
         n_prompts / half_length / seed: the probe: n_prompts sequences of half_length distinct
             tokens, each repeated once.
+        chance: each kind's score of a head that attends uniformly over the keys it may see,
+            on the same prompts (what a head without the behaviour scores).
     """
 
     previous_token: Float[Tensor, "n_layers n_heads"]
@@ -143,6 +146,7 @@ class HeadScores:
     n_prompts: int
     half_length: int
     seed: int
+    chance: dict[str, float]
 
     def __getitem__(self, kind: str) -> Float[Tensor, "n_layers n_heads"]:
         if kind not in KINDS:
@@ -166,6 +170,7 @@ class HeadScores:
             "n_prompts": self.n_prompts,
             "half_length": self.half_length,
             "seed": self.seed,
+            "chance": dict(self.chance),
         }
 
     def __str__(self) -> str:
@@ -240,12 +245,16 @@ def score_heads(
     for layer, pattern in enumerate(attention_patterns(model, tokens)):
         for kind in KINDS:
             scores[kind][layer] = _on_targets(pattern, targets[kind], exclude_bos).cpu()
+    n = tokens.shape[1]
+    causal = torch.ones(n, n, device=tokens.device).tril()
+    uniform = (causal / causal.sum(-1, keepdim=True)).expand(tokens.shape[0], 1, n, n)
     return HeadScores(
         **scores,
         k_composition=model.all_composition_scores("K").detach().float().cpu(),
         n_prompts=tokens.shape[0],
         half_length=(tokens.shape[1] - exclude_bos) // 2,
         seed=seed,
+        chance={kind: float(_on_targets(uniform, targets[kind], exclude_bos)[0]) for kind in KINDS},
     )
 
 
@@ -336,14 +345,6 @@ def head_pairs(scores: HeadScores, top: int | None = 3) -> list[HeadPair]:
     ]
     pairs.sort(key=lambda p: (-p.score, -p.k_composition, p.previous_token, p.induction))
     return pairs if top is None else pairs[:top]
-
-
-def find_head_pairs(model: Model, top: int | None = 3, **probe: Any) -> list[HeadPair]:
-    """Score every head (:func:`score_heads`, keyword arguments ``probe``) and return the best
-    (previous-token head, induction head) pairs. Needs two layers or more."""
-    if model.cfg.n_layers < 2:
-        raise ModelShapeError(f"an induction circuit needs 2 layers or more; the model has {model.cfg.n_layers}")
-    return head_pairs(score_heads(model, **probe), top)
 
 
 def track_head_scores(model: Model, config: Any) -> dict[str, Any]:

@@ -22,13 +22,16 @@ metric is the logit difference xi_o - xi_o' at the last position.
 - :func:`patch_head`: the head's output (``hook_z``) from the clean run patched into the
   corrupted one, at the last position and at every position, with
   ``transformer_lens.patching`` restricted to that head; reported as the fraction of the logit
-  difference restored, 0 = corrupted, 1 = clean (section 6's normalisation).
+  difference restored, 0 = corrupted, 1 = clean (section 6's normalisation), with the gap it
+  divides by; NaN when that gap is within noise (:class:`PatchingGap`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,11 +118,89 @@ def induction_prompts(
     )
 
 
-def logit_difference(logits: Float[Tensor, "batch pos vocab"], prompts: InductionPrompts) -> Float[Tensor, " batch"]:
-    """xi_o - xi_o' at the last position of each prompt."""
+def logit_difference(
+    logits: Float[Tensor, "batch pos vocab"], first: Int[Tensor, " batch"], second: Int[Tensor, " batch"]
+) -> Float[Tensor, " batch"]:
+    """xi_first - xi_second at the last position of each prompt (o against o' here, o against
+    the global favourite g in the in-context study)."""
     last = logits[:, -1]
     rows = torch.arange(len(last), device=last.device)
-    return last[rows, prompts.output] - last[rows, prompts.replacement]
+    return last[rows, first] - last[rows, second]
+
+
+GAP_STANDARD_ERRORS = 3.0
+"""A clean/corrupted gap is measured when it exceeds this many standard errors over prompts ..."""
+MIN_RELATIVE_GAP = 0.1
+"""... and this fraction of the mean |logit difference| of the two runs (a significant but tiny
+gap, such as an untrained model's real but slight response to the context, gives fractions that
+say nothing)."""
+
+
+@dataclass(frozen=True)
+class PatchingGap:
+    """The gap a patch is normalised by: restored = (patched - corrupted) / (clean - corrupted),
+    each a mean logit difference over the prompts (docs/THEORY.md section 6).
+
+    A fraction of a gap within noise means nothing (an untrained model's gap of 0.013 gave
+    "restored" fractions of -1.57 and 3.48), so the gap is *measurable* only when it exceeds
+    :data:`GAP_STANDARD_ERRORS` standard errors of the per-prompt gaps and
+    :data:`MIN_RELATIVE_GAP` of the mean absolute logit difference (``scale``); otherwise every
+    fraction is NaN.
+
+    Attributes:
+        clean / corrupted: the mean logit differences of the two runs.
+        standard_error: the standard error of the mean per-prompt gap (NaN for one prompt).
+        scale: the mean absolute logit difference of the two runs (for the rounding floor).
+    """
+
+    clean: float
+    corrupted: float
+    standard_error: float
+    scale: float
+
+    @property
+    def gap(self) -> float:
+        return self.clean - self.corrupted
+
+    @property
+    def measurable(self) -> bool:
+        sizeable = abs(self.gap) > MIN_RELATIVE_GAP * self.scale and self.gap != 0
+        above_noise = math.isnan(self.standard_error) or abs(self.gap) > GAP_STANDARD_ERRORS * self.standard_error
+        return sizeable and above_noise
+
+    def restored(self, patched: Tensor) -> Tensor:
+        """The fraction of the gap a patched run's mean logit difference restores (NaN when the
+        gap is not measurable)."""
+        if not self.measurable:
+            return torch.full_like(patched, torch.nan)
+        return (patched - self.corrupted) / self.gap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "gap": self.gap, "measurable": self.measurable}
+
+
+def patching_gap(clean: Float[Tensor, " batch"], corrupted: Float[Tensor, " batch"]) -> PatchingGap:
+    """The :class:`PatchingGap` of per-prompt logit differences of the clean and corrupted runs."""
+    gaps = (clean - corrupted).double()
+    error = float(gaps.std() / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan
+    scale = float(torch.cat([clean, corrupted]).double().abs().mean())
+    return PatchingGap(float(clean.double().mean()), float(corrupted.double().mean()), error, scale)
+
+
+def restoration_metric(
+    gap: PatchingGap, first: Int[Tensor, " batch"], second: Int[Tensor, " batch"]
+) -> Callable[[Tensor], Tensor]:
+    """The normalised metric ``transformer_lens.patching`` calls on patched logits: 0 for the
+    corrupted run, 1 for the clean one, NaN when the gap is not measurable."""
+    if not gap.measurable:
+        warnings.warn(
+            f"the clean/corrupted logit difference gap {gap.gap:.4g} is within {GAP_STANDARD_ERRORS:g} standard "
+            f"errors ({gap.standard_error:.3g}) or under {MIN_RELATIVE_GAP:g} of the mean |logit difference| "
+            f"({gap.scale:.3g}): the restored fractions are NaN",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return lambda logits: gap.restored(logit_difference(logits, first, second).mean())
 
 
 # -- direct logit attribution -------------------------------------------------------------------
@@ -192,19 +273,19 @@ class HeadPatching:
     """Fractions of the clean logit difference restored by the head's clean output.
 
     Attributes:
-        clean_difference / corrupted_difference: mean xi_o - xi_o' of the two runs.
+        gap: the clean and corrupted mean xi_o - xi_o' and whether their gap is measurable
+            (:class:`PatchingGap`); when it is not, both fractions are NaN.
         restored_last: the head's output patched at the last position only.
         restored_all: patched at every position.
     """
 
     head: Head
-    clean_difference: float
-    corrupted_difference: float
+    gap: PatchingGap
     restored_last: float
     restored_all: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "head": list(self.head)}
+        return {**self.__dict__, "head": list(self.head), "gap": self.gap.to_dict()}
 
 
 def patch_head_metric(
@@ -234,21 +315,18 @@ def patch_head_metric(
 
 @torch.no_grad()
 def patch_head(model: Model, head: Head, prompts: InductionPrompts, progress: bool = False) -> HeadPatching:
-    """Patch the head's clean output into the corrupted prompts (module doc)."""
+    """Patch the head's clean output into the corrupted prompts (module doc); the fractions are
+    NaN, with a warning, when the clean/corrupted gap is not measurable (:class:`PatchingGap`)."""
+    o, o_prime = prompts.output, prompts.replacement
     clean_logits, clean_cache = model.run_with_cache(prompts.clean)
-    clean = logit_difference(clean_logits, prompts).mean()
-    corrupted = logit_difference(model(prompts.corrupted), prompts).mean()
-    if torch.isclose(clean, corrupted, atol=1e-6):
-        raise DataError(f"clean and corrupted prompts give the same logit difference ({clean.item():.6f})")
-
-    def restored(logits: Tensor) -> Tensor:
-        return (logit_difference(logits, prompts).mean() - corrupted) / (clean - corrupted)
-
+    gap = patching_gap(
+        logit_difference(clean_logits, o, o_prime), logit_difference(model(prompts.corrupted), o, o_prime)
+    )
+    restored = restoration_metric(gap, o, o_prime)
     head = (int(head[0]), int(head[1]))
     return HeadPatching(
         head=head,
-        clean_difference=clean.item(),
-        corrupted_difference=corrupted.item(),
+        gap=gap,
         restored_last=patch_head_metric(model, head, prompts.corrupted, clean_cache, restored, False, progress),
         restored_all=patch_head_metric(model, head, prompts.corrupted, clean_cache, restored, True, progress),
     )

@@ -14,7 +14,7 @@ W_K1      query p_t W_Q^P         key p_s W_K^P                              W_K
 ========  ======================  =========================================  ======
 
 (in TL's row vectors, a score is query . key). They are scored by
-:func:`induction_bigram.memories.projections.score_projections`, so the report is a
+:func:`induction_bigram.anymodel.memory_scores.score_projections`, so the report is a
 :class:`MemoryReport` of :class:`Projection` s, as for our own models. W_K1 exists only when
 the model adds absolute positions p_t to the stream; otherwise it is left out.
 
@@ -49,14 +49,14 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix
 
 from induction_bigram.anymodel.heads import Head, HeadPair
-from induction_bigram.errors import ModelShapeError
-from induction_bigram.memories.projections import (
+from induction_bigram.anymodel.memory_scores import (
     FIRST_POSITIONS,
     MemoryReport,
     Projection,
     cosine,
     score_projections,
 )
+from induction_bigram.errors import ModelShapeError
 from induction_bigram.model import Model, norm_parameters, positional_embeddings, token_embeddings
 
 _CENTRED = ("LN", "LNPre")  # normalisations that subtract the mean over d_model

@@ -6,12 +6,13 @@
   the cause decomposition of what that prediction misses;
 - :mod:`.theory`: the predicted in-context logits and the ladder that tests them;
 - :mod:`.patching`: clean into corrupted activation patching;
-- :mod:`.config`, :mod:`.study`, :mod:`.figures`: the study's config and presets, ``run`` /
-  ``analyse`` / ``claims`` and its result, and its figures;
+- :mod:`.config`, :mod:`.study`, :mod:`.claims`, :mod:`.figures`: the study's config and
+  presets, ``run`` / ``analyse`` and its result, its claims, and its figures;
 - :mod:`.repeated`: the repeated-random-sequence test of a general induction head.
 """
 
+from induction_bigram.incontext.claims import claims
 from induction_bigram.incontext.config import PRESETS, InContextConfig, InContextSettings
-from induction_bigram.incontext.study import InContextResult, analyse, claims, run
+from induction_bigram.incontext.study import InContextResult, analyse, run
 
 __all__ = ["PRESETS", "InContextConfig", "InContextResult", "InContextSettings", "analyse", "claims", "run"]

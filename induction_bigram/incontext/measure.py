@@ -145,12 +145,12 @@ class Measurements:
 def _column(values: list, integer: bool) -> Tensor:
     if integer:
         return torch.tensor(values, dtype=torch.long)
-    return torch.tensor(_nan_for_null(values), dtype=torch.float64)
+    return torch.tensor(nan_for_null(values), dtype=torch.float64)
 
 
-def _nan_for_null(values: list | float | None) -> list | float:
-    """A column from JSON with every null back to NaN, at any depth (2-D columns are lists of rows)."""
-    return [_nan_for_null(v) for v in values] if isinstance(values, list) else nan_if_null(values)
+def nan_for_null(values: list | float | None) -> list | float:
+    """A column (or grid) from JSON with every null back to NaN, at any depth (2-D columns are lists of rows)."""
+    return [nan_for_null(v) for v in values] if isinstance(values, list) else nan_if_null(values)
 
 
 def nan_if_null(value: float | int | bool | None) -> float | int | bool:

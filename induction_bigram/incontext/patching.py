@@ -7,6 +7,9 @@ corrupted run scores 0 and the clean run 1:
 
     restored = (mean diff(patched) - mean diff(corrupted)) / (mean diff(clean) - mean diff(corrupted))
 
+(:func:`~induction_bigram.anymodel.logits.restoration_metric`, shared with ``patch_head``: NaN
+when the gap is within noise, :class:`~induction_bigram.anymodel.logits.PatchingGap`).
+
 Patches (clean activations into the corrupted run):
 
 - the residual stream by layer and position, and every head's output by layer and position,
@@ -31,9 +34,11 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import ActivationCache
 
+from induction_bigram.anymodel.logits import PatchingGap, logit_difference, patching_gap, restoration_metric
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.data.task import cdf, sample_from_cdf
 from induction_bigram.errors import DataError, ModelShapeError
+from induction_bigram.incontext.measure import nan_for_null, nan_if_null
 from induction_bigram.model import Model, check_tokens
 
 
@@ -71,19 +76,14 @@ def corrupt(
     return tokens
 
 
-def logit_difference(logits: Float[Tensor, "batch pos vocab"], prompts: DesignedPrompts) -> Float[Tensor, " batch"]:
-    """xi_o - xi_g at the last position of each prompt."""
-    last = logits[:, -1]
-    rows = torch.arange(len(last), device=last.device)
-    return last[rows, prompts.output] - last[rows, prompts.favourite]
-
-
 @dataclass(frozen=True)
 class PatchingResult:
     """Fractions of the clean logit difference restored (0 = corrupted, 1 = clean).
 
     Attributes:
-        clean_difference / corrupted_difference: mean xi_o - xi_g of the two runs.
+        gap: the clean and corrupted mean xi_o - xi_g and whether their gap is measurable
+            (:class:`~induction_bigram.anymodel.logits.PatchingGap`); when it is not, every
+            fraction is NaN.
         resid_pre: restoration by patching ``blocks.{l}.hook_resid_pre`` at each position.
         head_out: restoration by patching each head's output (layer, position).
         layer2_head_last: the last attention layer's head output at the last position.
@@ -92,8 +92,7 @@ class PatchingResult:
         positions_after_trigger: S, when the prompts are aligned (else ``None``).
     """
 
-    clean_difference: float
-    corrupted_difference: float
+    gap: PatchingGap
     resid_pre: Float[Tensor, "layer pos"]
     head_out: Float[Tensor, "layer pos"]
     layer2_head_last: float
@@ -101,10 +100,19 @@ class PatchingResult:
     ffn_last: float | None
     positions_after_trigger: list[int] | None = field(default=None)
 
+    @property
+    def clean_difference(self) -> float:
+        return self.gap.clean
+
+    @property
+    def corrupted_difference(self) -> float:
+        return self.gap.corrupted
+
     def summary(self) -> dict[str, float | None]:
         return {
             "clean_difference": self.clean_difference,
             "corrupted_difference": self.corrupted_difference,
+            "gap_measurable": self.gap.measurable,
             "restore_layer2_head_last": self.layer2_head_last,
             "restore_layer1_after_trigger": self.layer1_after_trigger,
             "restore_ffn_last": self.ffn_last,
@@ -113,30 +121,16 @@ class PatchingResult:
     def to_dict(self) -> dict[str, Any]:
         """Every field, the grids as nested lists."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**data, "resid_pre": self.resid_pre.tolist(), "head_out": self.head_out.tolist()}
+        grids = {"resid_pre": self.resid_pre.tolist(), "head_out": self.head_out.tolist()}
+        return {**data, **grids, "gap": self.gap.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PatchingResult":
         """Rebuild from :meth:`to_dict` (float64 grids on the CPU)."""
-        grids = {k: torch.tensor(data[k], dtype=torch.float64) for k in ("resid_pre", "head_out")}
-        return cls(**{**data, **grids})
-
-
-def restoration_metric(
-    clean_logits: Tensor, corrupted_logits: Tensor, prompts: DesignedPrompts
-) -> Callable[[Tensor], Tensor]:
-    """The normalised metric for ``transformer_lens.patching``: 0 corrupted, 1 clean."""
-    clean = logit_difference(clean_logits, prompts).mean()
-    corrupted = logit_difference(corrupted_logits, prompts).mean()
-    if torch.isclose(clean, corrupted, atol=1e-4):
-        raise DataError(
-            f"clean and corrupted prompts give the same logit difference ({clean.item():.4f}); nothing to restore"
-        )
-
-    def restored(logits: Tensor) -> Tensor:
-        return (logit_difference(logits, prompts).mean() - corrupted) / (clean - corrupted)
-
-    return restored
+        grids = {k: torch.tensor(nan_for_null(data[k]), dtype=torch.float64) for k in ("resid_pre", "head_out")}
+        gap = PatchingGap(**{k: nan_if_null(data["gap"][k]) for k in ("clean", "corrupted", "standard_error", "scale")})
+        fractions = {k: nan_if_null(data[k]) for k in ("layer2_head_last", "layer1_after_trigger")}
+        return cls(**{**data, **grids, **fractions, "gap": gap})
 
 
 def patch_positions(
@@ -197,8 +191,9 @@ def patch_in_context_against_bigram(
         )
     model.eval()
     clean_logits, clean_cache = model.run_with_cache(prompts.tokens)
-    corrupted_logits = model(corrupted_tokens)
-    metric = restoration_metric(clean_logits, corrupted_logits, prompts)
+    o, g = prompts.output, prompts.favourite
+    gap = patching_gap(logit_difference(clean_logits, o, g), logit_difference(model(corrupted_tokens), o, g))
+    metric = restoration_metric(gap, o, g)
     last_layer = model.cfg.n_layers - 1
     last = torch.zeros_like(prompts.after_trigger)
     last[:, -1] = True
@@ -207,8 +202,7 @@ def patch_in_context_against_bigram(
         resid_pre = tl_patching.get_act_patch_resid_pre(model, corrupted_tokens, clean_cache, metric)
     aligned = bool((prompts.after_trigger == prompts.after_trigger[:1]).all())
     return PatchingResult(
-        clean_difference=logit_difference(clean_logits, prompts).mean().item(),
-        corrupted_difference=logit_difference(corrupted_logits, prompts).mean().item(),
+        gap=gap,
         resid_pre=resid_pre,
         head_out=head_out[..., 0],
         layer2_head_last=patch_positions(

@@ -14,9 +14,13 @@ token of the second half occurs exactly once before, and its induction position 
 bigram statistics help on such text, and nothing in it is a trigger of the training task. The
 report measures the two heads of the circuit and what they buy:
 
-- previous-token attention (layer 1, TL block ``previous_token_layer``): mean attention from
+The two heads read are the caller's (``heads``) or, by default, the best candidate pair of
+:func:`~induction_bigram.anymodel.heads.find_head_pairs` (for our one-head models, layer 1's and
+layer 2's heads); the report says which it read and whether the finder called them a circuit.
+
+- previous-token attention (the pair's earlier head): mean attention from
   query t to key t - 1, over t >= 1 of the whole sequence;
-- induction attention (layer 2, the last TL block by default): with L = ``half_length``, query
+- induction attention (the pair's later head): with L = ``half_length``, query
   t in [L, 2L - 1] holds s_(t-L), whose earlier occurrence is at t - L, so the induction head
   should attend to t - L + 1. The attention there is averaged over the sequences per query
   position; the report gives the minimum over the query positions (the acceptance number: every
@@ -37,11 +41,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 
+from induction_bigram.anymodel.circuit import find_head_pairs
+from induction_bigram.anymodel.heads import Head, bos_token, head_name, repeated_random_tokens, score_heads
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.model import Model, check_tokens
+from induction_bigram.hooks.checks import check_context_length
+from induction_bigram.model import Model
 
 PREVIOUS_TOKEN_THRESHOLD = 0.9
 """Minimum mean layer-1 attention from query t to key t - 1."""
@@ -68,8 +75,11 @@ class RepeatedSequenceReport:
         repeated_half_accuracy: top-1 accuracy of the predictions from positions L..2L-2.
         chance_induction_attention: the mean induction attention of a head that attends
             uniformly (1 / (t + 1) at query t): the floor a head without induction sits near.
-        n_sequences, half_length, seed, previous_token_layer, induction_layer, head: what was
-            measured.
+        n_sequences, half_length, seed: the probe.
+        previous_token_head, induction_head: the heads read, ``(layer, head)``.
+        chosen_by: ``"caller"`` (named in ``heads``), ``"only heads"`` (one head per layer),
+            or the head finder's verdict, ``"find_head_pairs: circuit"`` / ``"find_head_pairs:
+            no circuit"`` (then the best candidate was read).
     """
 
     previous_token_attention: float
@@ -84,9 +94,9 @@ class RepeatedSequenceReport:
     n_sequences: int
     half_length: int
     seed: int
-    previous_token_layer: int
-    induction_layer: int
-    head: int
+    previous_token_head: Head
+    induction_head: Head
+    chosen_by: str
 
     @property
     def previous_token_ok(self) -> bool:
@@ -109,6 +119,7 @@ class RepeatedSequenceReport:
         """The numbers, the per-position curve as a list, the thresholds and the verdicts."""
         data = asdict(self)
         data["induction_attention_by_position"] = list(self.induction_attention_by_position)
+        data["previous_token_head"], data["induction_head"] = list(self.previous_token_head), list(self.induction_head)
         data["thresholds"] = {
             "previous_token_attention": PREVIOUS_TOKEN_THRESHOLD,
             "induction_attention_min": INDUCTION_THRESHOLD,
@@ -128,6 +139,8 @@ class RepeatedSequenceReport:
 
         return "\n".join(
             [
+                f"heads read: previous-token {head_name(self.previous_token_head)}, induction "
+                f"{head_name(self.induction_head)} ({self.chosen_by})",
                 f"previous-token attention  {self.previous_token_attention:.3f}"
                 f"  (>= {PREVIOUS_TOKEN_THRESHOLD}: {mark(self.previous_token_ok)})",
                 f"induction attention min   {self.induction_attention_min:.3f}"
@@ -140,27 +153,23 @@ class RepeatedSequenceReport:
         )
 
 
-def repeated_random_tokens(d_vocab: int, n_sequences: int, half_length: int, seed: int) -> Int[Tensor, "batch pos"]:
-    """``n_sequences`` rows of ``half_length`` distinct tokens (uniform, without replacement
-    from ``range(d_vocab)``) followed by the same tokens again: shape [n, 2 * half_length].
-
-    Seeded with its own :class:`torch.Generator`: the same arguments give the same tokens.
-    """
-    if not 1 <= half_length <= d_vocab:
-        raise ConfigError(f"half_length must be in [1, d_vocab = {d_vocab}] (distinct tokens), got {half_length}")
-    if n_sequences < 1:
-        raise ConfigError(f"n_sequences must be >= 1, got {n_sequences}")
-    generator = torch.Generator().manual_seed(seed)
-    # a random permutation per row: argsort of i.i.d. uniforms
-    first = torch.rand(n_sequences, d_vocab, generator=generator).argsort(-1)[:, :half_length]
-    return torch.cat([first, first], dim=1)
-
-
-def _layer(model: Model, layer: int, what: str) -> int:
-    n = model.cfg.n_layers
-    if not -n <= layer < n:
-        raise ModelShapeError(f"{what} {layer} is out of range for a model with {n} layers")
-    return layer % n
+def _heads(model: Model, heads: tuple[Head, Head] | None, seed: int) -> tuple[Head, Head, str]:
+    """The (previous-token, induction) heads to read and who chose them."""
+    if heads is not None:
+        for layer, head in heads:
+            if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+                raise ModelShapeError(
+                    f"no head {(layer, head)}: the model has {model.cfg.n_layers} layers of {model.cfg.n_heads} heads"
+                )
+        if heads[0][0] >= heads[1][0]:
+            raise ModelShapeError(f"the previous-token head {heads[0]} must sit in an earlier layer than {heads[1]}")
+        return heads[0], heads[1], "caller"
+    if model.cfg.n_heads == 1:
+        return (0, 0), (model.cfg.n_layers - 1, 0), "only heads"
+    search = find_head_pairs(model, seed=seed)
+    best = search.candidates[0]
+    verdict = "circuit" if search.found else "no circuit"
+    return best.previous_token, best.induction, f"find_head_pairs: {verdict}"
 
 
 @torch.no_grad()
@@ -170,36 +179,34 @@ def repeated_sequence_report(
     n_sequences: int = 64,
     half_length: int = 30,
     seed: int = 0,
-    previous_token_layer: int = 0,
-    induction_layer: int | None = None,
-    head: int = 0,
+    heads: tuple[Head, Head] | None = None,
 ) -> RepeatedSequenceReport:
     """Score ``model`` on :func:`repeated_random_tokens` (see the module docstring).
 
     Args:
-        previous_token_layer: TL block of the previous-token head (the paper's layer 1).
-        induction_layer: TL block of the induction head; ``None`` is the last block.
-        head: the attention head read in both blocks.
+        heads: ``((layer, head), (layer, head))``, the previous-token head and the induction
+            head to read; ``None``: the best pair :func:`find_head_pairs` gives (the only heads
+            of a one-head-per-layer model).
     """
-    prev_layer = _layer(model, previous_token_layer, "previous_token_layer")
-    ind_layer = _layer(model, model.cfg.n_layers - 1 if induction_layer is None else induction_layer, "induction_layer")
-    if not 0 <= head < model.cfg.n_heads:
-        raise ModelShapeError(f"head {head} is out of range for {model.cfg.n_heads} heads")
-    if half_length < 2:
-        raise ConfigError(f"half_length must be >= 2 (a first-half prediction is needed), got {half_length}")
+    previous_head, induction_head, chosen_by = _heads(model, heads, seed)
+    if not 2 <= half_length <= model.cfg.d_vocab:
+        raise ConfigError(
+            f"half_length must be in [2, d_vocab = {model.cfg.d_vocab}] (distinct tokens), got {half_length}"
+        )
+    if n_sequences < 1:
+        raise ConfigError(f"n_sequences must be >= 1, got {n_sequences}")
+    check_context_length(2 * half_length + (bos_token(model) is not None), model.cfg.n_ctx)
     L = half_length
-    tokens = repeated_random_tokens(model.cfg.d_vocab, n_sequences, L, seed).to(model.cfg.device)
-    check_tokens(model, tokens)
-    names = {f"blocks.{prev_layer}.attn.hook_pattern", f"blocks.{ind_layer}.attn.hook_pattern"}
+    tokens = repeated_random_tokens(model, n_sequences, L, seed)
+    start = int(bos_token(model) is not None)  # the first token of r
+    scores = score_heads(model, tokens, seed=seed)  # previous-token and induction: the means
+    names = {f"blocks.{induction_head[0]}.attn.hook_pattern"}
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-
-    previous_pattern: Float[Tensor, "batch query key"] = cache[f"blocks.{prev_layer}.attn.hook_pattern"][:, head]
-    induction_pattern: Float[Tensor, "batch query key"] = cache[f"blocks.{ind_layer}.attn.hook_pattern"][:, head]
-    query = torch.arange(1, 2 * L, device=tokens.device)
-    previous_token = previous_pattern[:, query, query - 1].float().mean().item()
-    query = torch.arange(L, 2 * L, device=tokens.device)
+    induction_pattern: Float[Tensor, "batch query key"] = cache[f"blocks.{induction_head[0]}.attn.hook_pattern"][
+        :, induction_head[1]
+    ]
+    query = torch.arange(start + L, start + 2 * L, device=tokens.device)
     on_induction = induction_pattern[:, query, query - L + 1].float().mean(0)  # [L] per query position
-    chance = (1.0 / (query + 1).float()).mean().item()
 
     logits = logits.float()
     targets = tokens[:, 1:]
@@ -207,23 +214,23 @@ def repeated_sequence_report(
     def loss(positions: slice) -> float:
         return F.cross_entropy(logits[:, positions].flatten(0, 1), targets[:, positions].flatten()).item()
 
-    first, repeated = slice(0, L - 1), slice(L, 2 * L - 1)
+    first, repeated = slice(start, start + L - 1), slice(start + L, start + 2 * L - 1)
     first_loss, repeated_loss = loss(first), loss(repeated)
     accuracy = (logits[:, repeated].argmax(-1) == targets[:, repeated]).float().mean().item()
     return RepeatedSequenceReport(
-        previous_token_attention=previous_token,
+        previous_token_attention=float(scores.previous_token[previous_head]),
         induction_attention_min=on_induction.min().item(),
-        induction_attention_mean=on_induction.mean().item(),
+        induction_attention_mean=float(scores.induction[induction_head]),
         induction_attention_by_position=tuple(on_induction.tolist()),
         first_half_loss=first_loss,
         repeated_half_loss=repeated_loss,
         loss_ratio=repeated_loss / first_loss if first_loss > 0 else float("inf"),
         repeated_half_accuracy=accuracy,
-        chance_induction_attention=chance,
+        chance_induction_attention=scores.chance["induction"],
         n_sequences=n_sequences,
         half_length=L,
         seed=seed,
-        previous_token_layer=prev_layer,
-        induction_layer=ind_layer,
-        head=head,
+        previous_token_head=previous_head,
+        induction_head=induction_head,
+        chosen_by=chosen_by,
     )

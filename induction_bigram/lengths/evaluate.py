@@ -10,11 +10,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from induction_bigram.anymodel.memory_scores import Projection, memory_margin, recall_at_1
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.lengths.config import PROTOCOLS, Protocol
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import ProtocolResult, VariantResult, ratio
-from induction_bigram.memories.projections import Projection, memory_margin, memory_report, project_W_K1, recall_at_1
+from induction_bigram.memories.projections import memory_report, project_W_K1
 from induction_bigram.model import Model, model_config, relative_position_bias, rotate_layer1, token_embeddings
 
 

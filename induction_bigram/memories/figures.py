@@ -16,8 +16,8 @@ import numpy as np
 from circuitsvis.utils.render import RenderedHTML
 from matplotlib.figure import Figure
 
+from induction_bigram.anymodel.memory_scores import FIRST_POSITIONS, Projection
 from induction_bigram.figures.views import patterns_view
-from induction_bigram.memories.projections import FIRST_POSITIONS, Projection
 
 if TYPE_CHECKING:
     from induction_bigram.memories.capacity import CapacityResult, CapacityRow

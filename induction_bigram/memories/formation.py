@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from induction_bigram.anymodel.memory_scores import Projection, memory_margin, recall_at_1
 from induction_bigram.claims import Claim
 from induction_bigram.config import Presets, RunConfig, StudyConfig, preset, section, tiny
 from induction_bigram.config.checks import at_least
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, run_in_study_folder
-from induction_bigram.memories.projections import Projection, memory_margin, memory_projections, recall_at_1
+from induction_bigram.memories.projections import memory_projections
 from induction_bigram.model import Model
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 

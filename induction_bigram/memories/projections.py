@@ -34,14 +34,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens import FactoredMatrix
 
+from induction_bigram.anymodel.memory_scores import (
+    FIRST_POSITIONS,
+    MemoryReport,
+    Projection,
+    cosine,
+    score_projections,
+)
+from induction_bigram.anymodel.projections import project_induction, project_positions, project_readout
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ModelShapeError
@@ -55,91 +61,10 @@ from induction_bigram.model import (
     unembeddings,
 )
 
-FIRST_POSITIONS = 64
+# -- the projections: the general ones (anymodel) with the circuit's fixed heads -----------------
 
-
-@dataclass(frozen=True)
-class MemoryScore:
-    """How faithfully one matrix is an associative memory.
-
-    Attributes:
-        name: ``"W_O2"``, ``"W_K2"`` or ``"W_K1"``.
-        recall: recall@1 in the memory's main convention (see the module doc).
-        margin: mean (intended - best other) / off-target std, main convention.
-        cosine: cosine between the matrix and its ideal outer-product form.
-        recalls: every convention's recall@1, keyed ``recall_<convention>``.
-        convention: the main convention, in words.
-    """
-
-    name: str
-    recall: float
-    margin: float
-    cosine: float
-    recalls: dict[str, float] = field(default_factory=dict)
-    convention: str = ""
-
-    def to_dict(self, with_convention: bool = True) -> dict[str, float | str]:
-        numbers = {"recall": self.recall, **self.recalls, "margin": self.margin, "cosine": self.cosine}
-        return {**numbers, "convention": self.convention} if with_convention else numbers
-
-
-@dataclass(frozen=True)
-class MemoryReport:
-    """The three memories of one model; prints as a table, converts to a dict / JSON."""
-
-    memories: dict[str, MemoryScore]
-
-    def to_dict(self, with_convention: bool = True) -> dict[str, dict[str, float | str]]:
-        return {name: score.to_dict(with_convention) for name, score in self.memories.items()}
-
-    def __getitem__(self, name: str) -> MemoryScore:
-        return self.memories[name]
-
-    def __str__(self) -> str:
-        lines = [f"{'memory':7s} {'recall':>7s} {'margin':>7s} {'cosine':>7s}  other conventions"]
-        for score in self.memories.values():
-            others = ", ".join(f"{k[len('recall_') :]} {v:.3f}" for k, v in score.recalls.items())
-            lines.append(f"{score.name:7s} {score.recall:7.3f} {score.margin:7.2f} {score.cosine:7.3f}  {others}")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Projection:
-    """A coefficient matrix with the intended entry of each item.
-
-    ``coefficients[i, j]`` is C[i, j] = u_i^T W v_j. Items are rows (``by_row``) or columns;
-    ``targets[item]`` is the intended candidate and ``candidates[item]`` masks the allowed ones.
-    """
-
-    coefficients: Float[Tensor, "n_out n_in"]
-    targets: Int[Tensor, " n_items"]
-    candidates: Bool[Tensor, "n_items n_candidates"]
-    by_row: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Lists for JSON (:meth:`from_dict` rebuilds the tensors on the CPU)."""
-        return {
-            "coefficients": self.coefficients.float().cpu().tolist(),
-            "targets": self.targets.cpu().tolist(),
-            "candidates": self.candidates.cpu().tolist(),
-            "by_row": self.by_row,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Projection":
-        return cls(
-            torch.tensor(data["coefficients"], dtype=torch.float32),
-            torch.tensor(data["targets"], dtype=torch.long),
-            torch.tensor(data["candidates"], dtype=torch.bool),
-            bool(data["by_row"]),
-        )
-
-    @property
-    def item_scores(self) -> Float[Tensor, "n_items n_candidates"]:
-        return self.coefficients if self.by_row else self.coefficients.T
-
-
-# -- the projections ----------------------------------------------------------------------------
+PREVIOUS_TOKEN_HEAD, INDUCTION_HEAD = (0, 0), (1, 0)
+"""Layer 1's and layer 2's one head (docs/THEORY.md section 2)."""
 
 
 def _check_shape(model: Model) -> None:
@@ -155,94 +80,37 @@ def _check_shape(model: Model) -> None:
         raise ModelShapeError("the memory projections need " + ", ".join(problems))
 
 
-@torch.no_grad()
 def project_W_O2(model: Model) -> Projection:
-    """C[i, k] = w_U(i)^T W_O^2 W_V^2 w_E(k): does the value of token k read out as k?"""
+    """C[i, k] = w_U(i)^T W_O^2 W_V^2 w_E(k): does the value of token k read out as k?
+    (:func:`~induction_bigram.anymodel.projections.project_readout` of layer 2's head)."""
     _check_shape(model)
-    full_ov = token_embeddings(model) @ model.OV[1, 0] @ model.unembed.W_U.detach()
-    n = model.cfg.d_vocab
-    return Projection(
-        coefficients=full_ov.AB.T,  # TL gives [input k, output i]
-        targets=torch.arange(n, device=full_ov.A.device),
-        candidates=torch.ones(n, n, dtype=torch.bool, device=full_ov.A.device),
-        by_row=False,
-    )
+    return project_readout(model, INDUCTION_HEAD)
 
 
-@torch.no_grad()
 def project_W_K2(model: Model, triggers: Int[Tensor, " k"] | None = None) -> Projection:
     """C[i, j] = w_E(i)^T W_K^2 Phi_1 w_E(j): does a query on trigger i find a key after i?
 
-    Rows are the triggers (every token when ``triggers`` is None); columns every token.
-    The candidates of a row are the triggers (pass ``all_tokens_as_candidates`` via
-    :func:`memory_report` for the whole-vocabulary convention).
+    Rows are the triggers (every token when ``triggers`` is None); columns every token. The
+    candidates of a row are the triggers (:func:`memory_report` adds the whole-vocabulary
+    convention). :func:`~induction_bigram.anymodel.projections.project_induction` of the pair.
     """
     _check_shape(model)
-    E = token_embeddings(model)
-    keys = E @ model.OV[0, 0]  # rows (Phi_1 w_E(j))^T
-    qk: FactoredMatrix = E @ model.QK[1, 0] @ keys.T
-    C = qk.AB
-    rows = torch.arange(model.cfg.d_vocab, device=C.device) if triggers is None else triggers.to(C.device)
-    candidates = torch.zeros(len(rows), model.cfg.d_vocab, dtype=torch.bool, device=C.device)
-    candidates[:, rows] = True
-    return Projection(C[rows], rows, candidates, by_row=True)
+    return project_induction(model, PREVIOUS_TOKEN_HEAD, INDUCTION_HEAD, triggers)
 
 
-@torch.no_grad()
 def project_W_K1(model: Model, n_positions: int | None = None) -> Projection:
     """C[t, s] = p_t^T W_K^1 p_s: does a query at position t find the key at t - 1?
 
     Rows t = 1..n-1; the candidates of row t are the keys s < t (causal).
+    :func:`~induction_bigram.anymodel.projections.project_positions` of layer 1's head.
     """
     _check_shape(model)
-    P = positional_embeddings(model)
-    if P is None:
+    if positional_embeddings(model) is None:
         raise ModelShapeError(
             "the W_K1 projection needs absolute positional embeddings p_t in the residual "
             "stream (an 'ape' model); this model has none"
         )
-    n = model.cfg.n_ctx if n_positions is None else n_positions
-    if not 2 <= n <= model.cfg.n_ctx:
-        raise ModelShapeError(f"n_positions must be in [2, {model.cfg.n_ctx}], got {n}")
-    P = P[:n]
-    C = (P @ model.QK[0, 0] @ P.T).AB
-    t = torch.arange(1, n, device=C.device)
-    causal = torch.arange(n, device=C.device)[None, :] < t[:, None]
-    return Projection(C[1:], t - 1, causal, by_row=True)
-
-
-# -- scores -------------------------------------------------------------------------------------
-
-
-def recall_at_1(projection: Projection, items: Bool[Tensor, " n_items"] | None = None) -> float:
-    """Fraction of items whose best allowed candidate is the intended one."""
-    scores = projection.item_scores.masked_fill(~projection.candidates, -math.inf)
-    hits = scores.argmax(-1) == projection.targets
-    return (hits if items is None else hits[items]).float().mean().item()
-
-
-def memory_margin(projection: Projection) -> float:
-    """Mean over items of (intended - best other) / std of the other allowed candidates.
-
-    Items with fewer than two other candidates (W_K1 at t = 1, 2) have no spread and are left out.
-    """
-    scores = projection.item_scores
-    rows = torch.arange(len(projection.targets), device=scores.device)
-    intended = scores[rows, projection.targets]
-    others = projection.candidates.clone()
-    others[rows, projection.targets] = False
-    counts = others.sum(-1)
-    best_other = scores.masked_fill(~others, -math.inf).max(-1).values
-    mean = (scores * others).sum(-1) / counts.clamp_min(1)
-    var = (((scores - mean[:, None]) * others) ** 2).sum(-1) / (counts - 1).clamp_min(1)
-    margins = (intended - best_other) / var.sqrt().clamp_min(1e-12)
-    return margins[counts >= 2].mean().item()
-
-
-def cosine(a: Float[Tensor, "rows cols"], b: Float[Tensor, "rows cols"]) -> float:
-    """Frobenius cosine <A, B> / (|A| |B|) (0 when either is zero)."""
-    norm = a.norm() * b.norm()
-    return (a.flatten() @ b.flatten() / norm).item() if norm > 0 else 0.0
+    return project_positions(model, PREVIOUS_TOKEN_HEAD, n_positions)
 
 
 # -- ideal forms and the theory-built model -----------------------------------------------------
@@ -354,39 +222,6 @@ def memory_report(
     if "W_K1" in projections:
         cosines["W_K1"] = cosine(model.QK[0, 0].AB, ideal_W_K1(model, n_positions))
     return score_projections(projections, cosines, first_positions)
-
-
-def score_projections(
-    projections: dict[str, Projection], cosines: dict[str, float], first_positions: int
-) -> MemoryReport:
-    """:func:`memory_report` from the coefficient matrices and their cosines to the ideal forms (every
-    convention of the module doc in one place, for our models and :mod:`induction_bigram.anymodel`'s)."""
-    o2, k2 = projections["W_O2"], projections["W_K2"]
-    scores = {
-        "W_O2": MemoryScore(
-            "W_O2", recall_at_1(o2), memory_margin(o2), cosines["W_O2"], convention="argmax over the vocabulary"
-        )
-    }
-    k2_vocab = Projection(k2.coefficients, k2.targets, torch.ones_like(k2.candidates), by_row=True)
-    recalls = {"recall_triggers": recall_at_1(k2), "recall_vocab": recall_at_1(k2_vocab)}
-    scores["W_K2"] = MemoryScore(
-        "W_K2", recall_at_1(k2), memory_margin(k2), cosines["W_K2"], recalls, "keys among the triggers"
-    )
-    if "W_K1" in projections:
-        k1 = projections["W_K1"]
-        n = len(k1.targets) + 1
-        everything = torch.ones_like(k1.candidates)
-        everything[:, -1] = False  # the reference probes keys s = 0..n-2
-        first = torch.arange(1, n, device=k1.targets.device) < first_positions
-        recalls = {
-            "recall_causal": recall_at_1(k1),
-            "recall_reference": recall_at_1(Projection(k1.coefficients, k1.targets, everything, True)),
-            f"recall_first{first_positions}": recall_at_1(k1, first),
-        }
-        scores["W_K1"] = MemoryScore(
-            "W_K1", recall_at_1(k1), memory_margin(k1), cosines["W_K1"], recalls, "keys s < t (causal)"
-        )
-    return MemoryReport(scores)
 
 
 def track_memories(model: Model, task: TriggerTask, first_positions: int = FIRST_POSITIONS) -> dict[str, dict]:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from induction_bigram.anymodel.memory_scores import FIRST_POSITIONS, Projection
 from induction_bigram.claims import Claim
 from induction_bigram.config import Presets, StudyConfig, preset, section, tiny
 from induction_bigram.config.checks import at_least
@@ -33,13 +34,7 @@ from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.figures.views import attention_patterns, token_labels
 from induction_bigram.files import Existing, run_in_study_folder
-from induction_bigram.memories.projections import (
-    FIRST_POSITIONS,
-    Projection,
-    memory_projections,
-    memory_report,
-    track_memories,
-)
+from induction_bigram.memories.projections import memory_projections, memory_report, track_memories
 from induction_bigram.model import Model
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 

@@ -76,7 +76,7 @@ def render_report(sections: list[StudySection], preset: str | None, wall_seconds
     ]
     for s in sections:
         lines += ["", f"## {s.study.title}", ""]
-        lines += DETAILS.get(s.study.name, lambda r: [])(s.result)
+        lines += DETAILS.get(s.study.name, lambda section: [])(s)
         lines += [""]
         for figure in s.figures:
             name = figure.rsplit("/", 1)[-1]
@@ -134,6 +134,34 @@ def render_claims(claims: list[ClaimOverSeeds]) -> list[str]:
     return [intro, "", *_table(header, rows)]
 
 
+PATHS_CLAIM = "4.1"
+"""The in-context study's reported claim whose value is the share of layer 2's effect through W_F."""
+
+
+def paths_in_words(claims: list[ClaimOverSeeds]) -> str:
+    """Which mechanism carries the in-context signal, in words, from the in-context study's
+    claim 4.1 over seeds (docs/THEORY.md section 4.1); ``""`` without it."""
+    found = [c for c in claims if c.section == PATHS_CLAIM]
+    if not found or found[0].mean is None:
+        return ""
+    c = found[0]
+    where = "mostly through the FFN W_F" if c.mean > 0.5 else "mostly directly, not through the FFN"
+    interval = "" if c.n_values < 2 else f" [{c.low:.0%}, {c.high:.0%}]"
+    return (
+        f"**Which mechanism carries the in-context signal** (docs/THEORY.md section 4.1): layer 2's induction head "
+        f"moves xi_o - xi_g {where}: {c.mean:.0%}{interval} of its effect reaches the logits through W_F, the rest "
+        f"directly (mean and 95% interval over {c.n_values} seeds). The component split, which books W_F's output "
+        "as global, would call most of the in-context evidence global; the claims marked (paths) judge the whole "
+        "in-context term, the others the head's direct part only."
+    )
+
+
+def readme_paths(numbers: dict[str, Any]) -> str:
+    """:func:`paths_in_words` of a report's ``numbers.json``, as the README quotes it."""
+    claims = [ClaimOverSeeds.from_dict(c) for c in numbers.get("incontext", {}).get("claims", [])]
+    return paths_in_words(claims)
+
+
 def readme_claims(numbers: dict[str, Any]) -> str:
     """The claims table of a report's ``numbers.json``, as the README quotes it (the README's
     block is this text, and a test checks it still is)."""
@@ -175,7 +203,8 @@ def _recipe(config: Any) -> str:
     )
 
 
-def _memories(result: Any) -> list[str]:
+def _memories(section: StudySection) -> list[str]:
+    result = section.result
     rows = [
         [name, f"{scores['recall']:.3f}", f"{scores['margin']:.2f}", f"{scores['cosine']:.3f}", scores["convention"]]
         for name, scores in result.memories.items()
@@ -190,7 +219,8 @@ def _memories(result: Any) -> list[str]:
     ]
 
 
-def _capacity(result: Any) -> list[str]:
+def _capacity(section: StudySection) -> list[str]:
+    result = section.result
     rows = [
         [
             str(r.d_model),
@@ -204,7 +234,8 @@ def _capacity(result: Any) -> list[str]:
     return [f"Trained with {_recipe(result.config)} at each d.", "", *_table(header, rows)]
 
 
-def _formation(result: Any) -> list[str]:
+def _formation(section: StudySection) -> list[str]:
+    result = section.result
     summary, config = result.summary(), result.config
     memories = list(next(iter(summary.values()))["formation"])
     rows = [
@@ -222,7 +253,8 @@ def _formation(result: Any) -> list[str]:
     ]
 
 
-def _incontext(result: Any) -> list[str]:
+def _incontext(section: StudySection) -> list[str]:
+    result = section.result
     final = result.final or {}
     trained = (
         f"in-context accuracy {final['in_context_accuracy']:.3f}, bigram loss {final['bigram_loss']:.3f} nats, "
@@ -242,7 +274,10 @@ def _incontext(result: Any) -> list[str]:
     return [
         f"{_recipe(result.config)}, FFN {result.config.model.ffn}: {trained}{kl}.",
         "",
-        "xi_o^IC predicted by each rung of docs/THEORY.md section 5.7, fitted on the other prompts and scored on "
+        paths_in_words(section.claims_over_seeds),
+        "",
+        "xi_o^IC (at path level: every path from layer 2's head, docs/THEORY.md section 4.1) predicted by "
+        "each rung of docs/THEORY.md section 5.7, fitted on the other prompts and scored on "
         "the held-out ones: R^2 per prompt (R^2 of the per-cell means). The cause steps put the model's real "
         "layer-1 attention, then layer-2 attention, then value read-out back into the weights-only prediction.",
         "",
@@ -250,7 +285,9 @@ def _incontext(result: Any) -> list[str]:
     ]
 
 
-def _lengths(result: Any) -> list[str]:
+def _lengths(section: StudySection) -> list[str]:
+    result = section.result
+
     def accuracies(by_length: dict[str, float]) -> str:
         return " / ".join(f"{v:.2f}" for v in by_length.values())
 
@@ -269,7 +306,7 @@ def _lengths(result: Any) -> list[str]:
     ]
 
 
-DETAILS: dict[str, Callable[[Any], list[str]]] = {
+DETAILS: dict[str, Callable[[StudySection], list[str]]] = {
     "memories": _memories,
     "capacity": _capacity,
     "formation": _formation,

@@ -14,7 +14,7 @@ from induction_bigram.anymodel import (
     score_heads,
 )
 from induction_bigram.anymodel.heads import head_pairs
-from induction_bigram.errors import DataError
+from induction_bigram.errors import DataError, NoCircuitError
 from induction_bigram.model import load_weights, model_vocab, portable_state_dict
 from induction_bigram.pretrained import available, load_pretrained, pretrained_task
 from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model, random_model
@@ -27,7 +27,9 @@ def general():
 
 def test_the_general_shipped_model_has_its_circuit_in_layer_0_head_0_and_layer_1_head_0(general):
     scores = score_heads(general)
-    best = find_head_pairs(general)[0]
+    search = find_head_pairs(general)
+    best = search.best
+    assert search.found and "induction circuit: previous-token L0H0" in str(search)
     assert (best.previous_token, best.induction) == ((0, 0), (1, 0))
     assert best.previous_token_score > 0.9 and best.induction_score > 0.9
     assert scores.best("previous_token") == (0, 0) and scores.best("induction") == (1, 0)
@@ -80,7 +82,7 @@ def test_a_random_multi_head_model_gives_typed_scores_and_pairs_across_layers():
         assert ((scores[kind] >= 0) & (scores[kind] <= 1)).all()
     assert scores.k_composition.shape == (2, 4, 2, 4)
     assert "L1H3" in str(scores)
-    pairs = find_head_pairs(model, n_prompts=4)
+    pairs = find_head_pairs(model, n_prompts=4).candidates
     assert len(pairs) == 3 and all(isinstance(p, HeadPair) for p in pairs)
     assert all(p.previous_token[0] < p.induction[0] for p in pairs)
     assert [p.score for p in pairs] == sorted((p.score for p in pairs), reverse=True)
@@ -88,10 +90,49 @@ def test_a_random_multi_head_model_gives_typed_scores_and_pairs_across_layers():
     assert "previous-token L0H" in str(pairs[0]) and "K-composition" in str(pairs[0])
 
 
+@pytest.mark.parametrize("perturb", [False, True])
+def test_an_untrained_model_has_no_circuit_and_says_so(perturb):
+    """No answer without its evidence: the best candidate of an untrained model stays below the
+    floors (a quarter of the way from a uniform head's score to 1), and asking for the best
+    circuit raises with the candidate and the floors in the message."""
+    search = find_head_pairs(random_model(perturb=perturb))
+    assert not search.found and search.circuits == ()
+    assert search.candidates and not any(search.clears(p) for p in search.candidates)
+    chance = search.scores.chance
+    assert 0 < chance["induction"] < 0.1 and 0 < chance["previous_token"] < 0.15
+    assert search.floors["induction"] == pytest.approx(chance["induction"] + 0.25 * (1 - chance["induction"]))
+    with pytest.raises(NoCircuitError, match="no induction circuit.*best candidate previous-token L0H.*floors"):
+        search.best
+    data = search.to_dict()
+    assert data["found"] is False and all(c["circuit"] is False for c in data["candidates"])
+
+
+def test_a_fixed_trigger_circuit_is_found_on_its_triggers_only():
+    """The fixed-trigger models' heads are a circuit on sequences of their triggers (where a
+    uniform head scores higher, and so does the floor), not on the whole vocabulary."""
+    model = load_pretrained("amt", "cpu")
+    assert not find_head_pairs(model).found
+    on_triggers = find_head_pairs(model, vocabulary=pretrained_task("amt").shared_triggers)
+    assert on_triggers.found and (on_triggers.best.previous_token, on_triggers.best.induction) == ((0, 0), (1, 0))
+    assert on_triggers.floors["induction"] > find_head_pairs(model).floors["induction"]
+
+
+def test_the_uniform_chance_level_is_the_score_of_a_uniform_head():
+    """Oracle: on [r r] with r of length L (no BOS), a uniform head attends 1/(t+1) to t's
+    previous token; averaged over the queries t = 1..2L-1 with a target."""
+    model = random_model()
+    tokens = repeated_random_tokens(model, n_prompts=2, half_length=10)
+    chance = score_heads(model, tokens).chance
+    t = torch.arange(1, 20, dtype=torch.float64)
+    assert chance["previous_token"] == pytest.approx((1 / (t + 1)).mean().item(), rel=1e-5)
+    t = torch.arange(10, 20, dtype=torch.float64)
+    assert chance["induction"] == pytest.approx((1 / (t + 1)).mean().item(), rel=1e-5)
+
+
 def test_the_finder_picks_exactly_the_hand_written_heads():
     model = ideal_circuit_model()
     scores = score_heads(model)
-    best = find_head_pairs(model)[0]
+    best = find_head_pairs(model).best
     assert (best.previous_token, best.induction) == (PREVIOUS_TOKEN, INDUCTION)
     assert best.previous_token_score > 0.95 and best.induction_score > 0.95
     others = scores.previous_token.clone()

@@ -1,6 +1,8 @@
 """Direct logit attribution and patching of one head of any HookedTransformer
 (induction_bigram/anymodel/logits.py)."""
 
+import math
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from induction_bigram.anymodel import (
     logit_difference,
     patch_head,
     patch_head_metric,
+    patching_gap,
 )
 from induction_bigram.errors import DataError
 from induction_bigram.pretrained import load_pretrained, pretrained_task
@@ -61,21 +64,46 @@ def test_patching_clean_into_clean_changes_nothing():
     model = random_model()
     prompts = induction_prompts(model, n_prompts=4, length=16)
     logits, cache = model.run_with_cache(prompts.clean)
-    clean = logit_difference(logits, prompts).mean().item()
+    clean = logit_difference(logits, prompts.output, prompts.replacement).mean().item()
 
     def metric(x: torch.Tensor) -> torch.Tensor:
-        return logit_difference(x, prompts).mean()
+        return logit_difference(x, prompts.output, prompts.replacement).mean()
 
     for all_positions in (False, True):
         patched = patch_head_metric(model, (1, 3), prompts.clean, cache, metric, all_positions)
         assert patched == pytest.approx(clean, abs=1e-6)
 
 
-def test_every_function_runs_on_a_random_multi_head_model():
+def test_an_untrained_model_has_no_gap_to_divide_by_and_its_fractions_are_nan():
+    """No answer without its evidence: on an untrained model the clean and corrupted prompts
+    differ by noise, so patch_head flags the gap and gives NaN, not fractions like 3.48."""
     model = random_model()
-    result = patch_head(model, (1, 0), induction_prompts(model, n_prompts=4, length=16))
-    assert result.head == (1, 0) and set(result.to_dict()) >= {"restored_last", "restored_all"}
-    assert all(isinstance(v, float) for v in (result.restored_last, result.restored_all))
+    with pytest.warns(RuntimeWarning, match="restored fractions are NaN"):
+        result = patch_head(model, (1, 0), induction_prompts(model, n_prompts=32, length=16))
+    assert result.head == (1, 0) and set(result.to_dict()) >= {"restored_last", "restored_all", "gap"}
+    assert not result.gap.measurable
+    assert abs(result.gap.gap) <= max(3 * result.gap.standard_error, 0.1 * result.gap.scale)
+    assert math.isnan(result.restored_last) and math.isnan(result.restored_all)
+    assert result.to_dict()["gap"]["measurable"] is False
+
+
+@pytest.mark.parametrize(
+    "clean, corrupted, measurable",
+    [
+        ([1.0, 1.2, 0.8, 1.1], [0.0, 0.1, -0.1, 0.05], True),  # a gap of ~1, standard error ~0.1
+        ([1.0, -1.0, 1.1, -0.9], [0.0, 0.1, -0.1, 0.05], False),  # mean gap ~0, within noise
+        ([5.01, 5.02, 5.01, 5.02], [5.0, 5.01, 5.0, 5.01], False),  # significant but 0.2% of the scale
+        ([3.0], [3.0], False),  # one prompt: nothing to divide
+        ([3.0], [1.0], True),
+    ],
+)
+def test_the_gap_is_measurable_only_above_noise_and_rounding(clean, corrupted, measurable):
+    gap = patching_gap(torch.tensor(clean), torch.tensor(corrupted))
+    assert gap.measurable is measurable
+    restored = gap.restored(torch.tensor(gap.clean))
+    assert restored.isnan().item() is not measurable
+    if measurable:
+        assert restored.item() == pytest.approx(1.0) and gap.restored(torch.tensor(gap.corrupted)).item() == 0.0
 
 
 def test_the_hand_written_induction_head_carries_the_prediction_and_restores_it():
@@ -84,7 +112,7 @@ def test_the_hand_written_induction_head_carries_the_prediction_and_restores_it(
     differences = direct_logit_split(model, INDUCTION, prompts.clean).differences(prompts)
     assert differences["logits"] > 5 and differences["head"] > 0.9 * differences["logits"]
     result = patch_head(model, INDUCTION, prompts)
-    assert result.clean_difference > 5 > -5 > result.corrupted_difference
+    assert result.gap.clean > 5 > -5 > result.gap.corrupted and result.gap.measurable
     assert result.restored_last == pytest.approx(1.0, abs=0.05)
     assert patch_head(model, (1, 0), prompts).restored_last == pytest.approx(0.0, abs=0.05)
 

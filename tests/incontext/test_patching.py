@@ -5,16 +5,15 @@ import pytest
 import torch
 
 from induction_bigram import DataError, ModelConfig, ModelShapeError
+from induction_bigram.anymodel.logits import logit_difference, patching_gap, restoration_metric
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.files import dumps_json
 from induction_bigram.incontext.patching import (
     PatchingResult,
     _tl_progress_bars,
     corrupt,
-    logit_difference,
     patch_in_context_against_bigram,
     patch_positions,
-    restoration_metric,
 )
 from induction_bigram.memories.projections import build_theory_model
 from tests.conftest import vocab
@@ -48,7 +47,9 @@ def test_patching_clean_into_clean_is_one_and_corrupted_into_corrupted_is_zero(s
     corrupted = corrupt(prompts, stats.bigram, g)
     clean_logits, clean_cache = model.run_with_cache(prompts.tokens)
     corrupted_logits, corrupted_cache = model.run_with_cache(corrupted)
-    metric = restoration_metric(clean_logits, corrupted_logits, prompts)
+    o, g_ = prompts.output, prompts.favourite
+    gap = patching_gap(logit_difference(clean_logits, o, g_), logit_difference(corrupted_logits, o, g_))
+    metric = restoration_metric(gap, o, g_)
     everywhere = torch.ones_like(prompts.after_trigger)
     hook = "blocks.0.hook_resid_pre"
     assert patch_positions(model, prompts.tokens, clean_cache, hook, everywhere, metric) == pytest.approx(1.0, abs=1e-5)
@@ -59,7 +60,7 @@ def test_patching_clean_into_clean_is_one_and_corrupted_into_corrupted_is_zero(s
 def test_layer2_head_carries_the_in_context_difference_of_the_theory_model(stats, theory_setup):
     model, prompts, g = theory_setup
     result = patch_in_context_against_bigram(model, prompts, corrupt(prompts, stats.bigram, g))
-    assert result.clean_difference > result.corrupted_difference
+    assert result.clean_difference > result.corrupted_difference and result.gap.measurable
     assert result.layer2_head_last == pytest.approx(1.0, abs=0.05)
     assert result.resid_pre.shape == (2, 32) and result.head_out.shape == (2, 32)
     assert result.resid_pre[0, -1] == pytest.approx(0.0, abs=0.05)  # the last token is q in both
@@ -78,8 +79,10 @@ def test_bad_inputs_are_named(stats, theory_setup):
     with pytest.raises(DataError, match="corrupted prompts have shape"):
         patch_in_context_against_bigram(model, prompts, prompts.tokens[:, 1:])
     clean_logits, cache = model.run_with_cache(prompts.tokens)
-    with pytest.raises(DataError, match="nothing to restore"):
-        restoration_metric(clean_logits, clean_logits, prompts)
+    same = logit_difference(clean_logits, prompts.output, prompts.favourite)
+    with pytest.warns(RuntimeWarning, match="restored fractions are NaN"):
+        metric = restoration_metric(patching_gap(same, same), prompts.output, prompts.favourite)
+    assert metric(clean_logits).isnan()
     # TL 3 registers hook_mlp_out on an attention-only model with no layer behind it; TL 4 has no such point
     with pytest.raises(ModelShapeError, match=r"no (layer behind )?hook point 'blocks\.1\.hook_mlp_out'"):
         patch_positions(
@@ -90,7 +93,7 @@ def test_bad_inputs_are_named(stats, theory_setup):
             torch.ones_like(prompts.after_trigger),
             lambda logits: logits.sum(),
         )
-    assert logit_difference(clean_logits, prompts).shape == (8,)
+    assert logit_difference(clean_logits, prompts.output, prompts.favourite).shape == (8,)
 
 
 def test_transformer_lens_progress_bars_show_only_when_asked(stats, theory_setup, capfd):

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from induction_bigram import BigramStats, ModelConfig, preset, train
+from induction_bigram.anymodel import repeated_random_tokens, score_heads
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.incontext.repeated import (
     INDUCTION_THRESHOLD,
     LOSS_RATIO_THRESHOLD,
     PREVIOUS_TOKEN_THRESHOLD,
     RepeatedSequenceReport,
-    repeated_random_tokens,
     repeated_sequence_report,
 )
 from induction_bigram.memories.projections import build_theory_model
@@ -27,24 +27,24 @@ def _config(d_model: int) -> ModelConfig:
     return ModelConfig(d_model=d_model, n_ctx=64, d_vocab=N_VOCAB)
 
 
-def test_tokens_are_distinct_halves_repeated_and_seeded():
-    tokens = repeated_random_tokens(N_VOCAB, n_sequences=16, half_length=30, seed=3)
-    assert tokens.shape == (16, 60) and tokens.dtype == torch.long
-    first, second = tokens[:, :30], tokens[:, 30:]
-    assert torch.equal(first, second)
-    assert all(len(set(row.tolist())) == 30 for row in first)  # the induction position is unique
-    assert int(tokens.min()) >= 0 and int(tokens.max()) < N_VOCAB
-    assert torch.equal(tokens, repeated_random_tokens(N_VOCAB, 16, 30, seed=3))
-    assert not torch.equal(tokens, repeated_random_tokens(N_VOCAB, 16, 30, seed=4))
-    # uniform over the vocabulary, rare characters included: every token shows up
-    assert len(set(repeated_random_tokens(N_VOCAB, 64, 30, seed=0).flatten().tolist())) == N_VOCAB
+def test_the_report_reads_the_head_scores_on_the_finders_prompts():
+    """One scorer: the report's mean attentions are score_heads' previous-token and induction
+    scores of the heads it reads, on anymodel's repeated random tokens with the same seed."""
+    model = build_theory_model(_config(128), None, device="cpu", vocab=VOCAB)
+    report = repeated_sequence_report(model, n_sequences=8, half_length=20, seed=5)
+    scores = score_heads(model, repeated_random_tokens(model, 8, 20, seed=5))
+    assert report.previous_token_attention == float(scores.previous_token[0, 0])
+    assert report.induction_attention_mean == float(scores.induction[1, 0])
+    assert report.chance_induction_attention == scores.chance["induction"]
+    assert report.induction_attention_mean == pytest.approx(sum(report.induction_attention_by_position) / 20, abs=1e-6)
 
 
-def test_tokens_reject_impossible_shapes():
-    with pytest.raises(ConfigError):
-        repeated_random_tokens(N_VOCAB, 4, N_VOCAB + 1, seed=0)
-    with pytest.raises(ConfigError):
-        repeated_random_tokens(N_VOCAB, 0, 10, seed=0)
+def test_the_report_rejects_impossible_probes():
+    model = model_of(_config(16))
+    with pytest.raises(ConfigError, match="half_length"):
+        repeated_sequence_report(model, half_length=N_VOCAB + 1)
+    with pytest.raises(ConfigError, match="n_sequences"):
+        repeated_sequence_report(model, n_sequences=0)
 
 
 def test_general_theory_model_passes():
@@ -97,7 +97,8 @@ def test_report_is_deterministic_and_serialisable():
     assert len(data["induction_attention_by_position"]) == 30
     assert data["induction_attention_min"] == min(data["induction_attention_by_position"])
     assert data["passed"] is a.passed
-    assert data["induction_layer"] == 1 and data["previous_token_layer"] == 0
+    assert data["induction_head"] == [1, 0] and data["previous_token_head"] == [0, 0]
+    assert data["chosen_by"] == "only heads" and "heads read: previous-token L0H0, induction L1H0" in str(a)
     assert "previous-token attention" in str(a)
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.loss_ratio = 0.0
@@ -105,12 +106,26 @@ def test_report_is_deterministic_and_serialisable():
 
 def test_report_rejects_bad_layers_and_lengths():
     model = model_of(_config(16))
-    with pytest.raises(ModelShapeError):
-        repeated_sequence_report(model, induction_layer=2)
-    with pytest.raises(ModelShapeError):
-        repeated_sequence_report(model, head=1)
+    with pytest.raises(ModelShapeError, match="no head"):
+        repeated_sequence_report(model, heads=((0, 0), (2, 0)))
+    with pytest.raises(ModelShapeError, match="no head"):
+        repeated_sequence_report(model, heads=((0, 1), (1, 0)))
+    with pytest.raises(ModelShapeError, match="earlier layer"):
+        repeated_sequence_report(model, heads=((1, 0), (0, 0)))
     with pytest.raises(Exception, match="exceeds the context"):
         repeated_sequence_report(model, half_length=33)  # 66 > n_ctx = 64
+
+
+def test_on_a_multi_head_model_the_report_reads_the_heads_the_finder_picks():
+    """Not head 0 of each layer: the hand-written circuit sits at L0H2 -> L1H1."""
+    from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model
+
+    report = repeated_sequence_report(ideal_circuit_model(), half_length=12, n_sequences=8)
+    assert (report.previous_token_head, report.induction_head) == (PREVIOUS_TOKEN, INDUCTION)
+    assert report.chosen_by == "find_head_pairs: circuit" and report.previous_token_ok
+    assert report.induction_attention_mean > 5 * report.chance_induction_attention
+    named = repeated_sequence_report(ideal_circuit_model(), half_length=12, n_sequences=8, heads=((0, 0), (1, 0)))
+    assert named.chosen_by == "caller" and named.induction_attention_mean < report.induction_attention_mean / 2
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The in-context study's config, run/analyse, result JSON, figures and claims (induction_bigram.incontext)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -147,7 +148,8 @@ def test_claims_judge_their_thresholds(finished):
     assert found[0].value == result.component_best.r2 and found[6].value == result.best.r2
     assert found[5].value == result.component_check.weights_only_r2
     assert found[11].value == result.check.weights_only_r2 == result.summary()["theory_r2_weights_only"]
-    assert found[14].value == result.summary()["patch_restore_layer2_head"]
+    restored = result.summary()["patch_restore_layer2_head"]  # NaN when the gap is within noise: no value
+    assert found[14].value == restored or (found[14].value is None and math.isnan(restored))
     assert found[13].value == result.paths()["in_context_share_through_ffn"]
 
 

@@ -6,6 +6,7 @@ import torch
 from matplotlib.figure import Figure
 
 from induction_bigram import ConfigError, ModelConfig, TaskConfig, preset
+from induction_bigram.anymodel.memory_scores import Projection, recall_at_1
 from induction_bigram.claims import aggregate_claims
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.files import dumps_json
@@ -22,7 +23,7 @@ from induction_bigram.memories.formation import (
     run,
     track_formation,
 )
-from induction_bigram.memories.projections import Projection, build_theory_model, memory_projections, recall_at_1
+from induction_bigram.memories.projections import build_theory_model, memory_projections
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask
+from induction_bigram.anymodel.memory_scores import Projection, cosine, recall_at_1
 from induction_bigram.memories.projections import (
-    Projection,
     build_theory_model,
-    cosine,
     ideal_W_K1,
     ideal_W_K2,
     ideal_W_O2,
@@ -15,7 +14,6 @@ from induction_bigram.memories.projections import (
     project_W_K1,
     project_W_K2,
     project_W_O2,
-    recall_at_1,
 )
 from induction_bigram.model import (
     get_paper_matrix,

@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from induction_bigram.claims import Claim, aggregate_claims
-from induction_bigram.report.render import StudySection, render_claims, render_report
+from induction_bigram.report.render import StudySection, paths_in_words, render_claims, render_report
 from induction_bigram.studies import STUDIES
 
 
@@ -67,3 +67,17 @@ def test_an_interval_straddling_the_threshold_is_undecided_and_one_below_fails()
     table = render_claims([straddle[0], below[0]])
     assert table[0].startswith("Each claim over 3 seeds")
     assert [row.rsplit(" | ", 1)[1] for row in table[-2:]] == ["undecided |", "**no** |"]
+
+
+def _share_claims(shares: list[float]) -> list:
+    return aggregate_claims([[Claim("4.1", "share through W_F", f"{s:.3f}", value=s, reported=True)] for s in shares])
+
+
+def test_the_paths_are_said_in_words_from_claim_4_1_over_seeds():
+    """Which mechanism carries the in-context signal, with the interval over seeds; nothing
+    when the study did not report it."""
+    through_ffn = paths_in_words(_share_claims([0.93, 0.95, 0.94]))
+    assert "mostly through the FFN W_F: 94% [" in through_ffn and "over 3 seeds" in through_ffn
+    assert "mostly directly" in paths_in_words(_share_claims([0.1, 0.2, 0.15]))
+    assert paths_in_words(_share_claims([0.3])).count("[") == 0  # one seed: no interval
+    assert paths_in_words([]) == ""
