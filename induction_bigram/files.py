@@ -11,6 +11,11 @@ with its kind in ``FOLDER/.induction-bigram``, and refuses a folder that is not 
 ours, a folder of another kind (a study folder is never a training run), and a folder that
 already holds its kind unless the caller resumes or overwrites it. Overwriting deletes only the
 files the package writes; nothing else in the folder is touched.
+
+Figure folders (kind ``"figures"``: a study's ``figures/``, a run's ``RUN/figures``, the ``--out``
+of ``memories`` / ``logits``) follow the same rule; their files have no fixed names, so the
+marker lists the names written there (:func:`claim_names`), and a file of such a name that the
+package did not write is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -85,7 +90,9 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
-FolderKind = Literal["run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep"]
+FolderKind = Literal[
+    "run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep", "figures"
+]
 Existing = Literal["refuse", "resume", "overwrite"]
 R = TypeVar("R")
 
@@ -98,27 +105,16 @@ OWN_FILES: dict[str, frozenset[str]] = {
     "incontext": frozenset({"result.json"}),
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
-    "sweep": frozenset(
-        {
-            "sweep.json",
-            "runs.jsonl",
-            "runs.csv",
-            "aggregate.json",
-            "aggregate.csv",
-            "capacity_law.png",
-            "capacity_law.json",
-        }
-    ),
+    "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"})
+    | {"capacity_law.png", "capacity_law.json"},
+    "figures": frozenset(),  # the names written are listed in the folder's marker (claim_names)
 }
-_DESCRIBE = {
+_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths")} | {
     "run": "training run",
-    "memories": "memories study",
-    "capacity": "capacity study",
-    "formation": "formation study",
     "incontext": "in-context study",
-    "lengths": "lengths study",
     "reproduce": "reproduce report",
     "sweep": "sweep",
+    "figures": "figure",
 }
 # folders a legacy (unmarked) folder of each kind may hold besides its files
 _LEGACY_DIRS = {
@@ -126,17 +122,60 @@ _LEGACY_DIRS = {
     "lengths": frozenset({"figures"}),
     "reproduce": frozenset({"training", "memories", "hijack", "lengths"}),
 }
+_FIGURE_SUFFIXES = (".png", ".html")
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 _OWN_NAMES = frozenset().union(*OWN_FILES.values(), {MARKER})
 
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """The kind written in ``path``'s marker (``"run"``, ``"lengths"``, ``"reproduce"``), or None."""
+    kind = _marker(Path(path)).get("kind")
+    return kind if kind in OWN_FILES else None
+
+
+def _marker(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads((Path(path) / MARKER).read_text())
+        data = json.loads((path / MARKER).read_text())
     except (OSError, ValueError):
-        return None
-    return data.get("kind") if isinstance(data, dict) and data.get("kind") in OWN_FILES else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_marker(path: Path, kind: str, files: set[str] | frozenset[str] = frozenset()) -> None:
+    data: dict[str, Any] = {"format": "induction-bigram-folder", "kind": kind}
+    if files:
+        data["files"] = sorted(files)
+    atomic_write_text(path / MARKER, dumps_json(data, indent=None) + "\n")
+
+
+def own_files(path: str | os.PathLike[str], kind: str) -> frozenset[str]:
+    """The names of the files the package wrote in the ``kind`` folder ``path``: its kind's
+    fixed names and those its marker lists (:func:`claim_names`)."""
+    path = Path(path)
+    recorded = _marker(path).get("files", [])
+    names = OWN_FILES[kind] | {name for name in recorded if isinstance(name, str)}
+    if kind == "figures" and folder_kind(path) is None and path.is_dir():  # written before folders were marked
+        names |= {entry for entry in os.listdir(path) if entry.endswith(_FIGURE_SUFFIXES)}
+    return frozenset(names)
+
+
+def claim_names(folder: str | os.PathLike[str], kind: FolderKind, names: list[str]) -> None:
+    """Before the package writes ``names`` into ``folder`` (held as a ``kind`` folder by
+    :func:`claim_folder`): refuse if one of them exists there but was not written by the
+    package, else list them in the folder's marker as ours.
+
+    Raises:
+        RunFolderError: naming the first such file; nothing is written.
+    """
+    folder = Path(folder)
+    own = own_files(folder, kind)
+    for name in names:
+        if (folder / name).exists() and name not in own:
+            raise RunFolderError(
+                f"{folder / name} exists and was not written by induction-bigram; it is not replaced: "
+                "move it away or choose another folder"
+            )
+    _write_marker(folder, kind, (own - OWN_FILES[kind]) | set(names))
 
 
 @contextmanager
@@ -186,9 +225,7 @@ def claim_folder(
         if existing == "overwrite":
             _remove_own_files(path, kind)
         if folder_kind(path) is None:
-            atomic_write_text(
-                path / MARKER, dumps_json({"format": "induction-bigram-folder", "kind": kind}, indent=None) + "\n"
-            )
+            _write_marker(path, kind, own_files(path, kind) - OWN_FILES[kind])
         _HELD[path.resolve()] = kind
         try:
             yield path
@@ -296,6 +333,9 @@ def _check_contents(path: Path, kind: str, existing: str, name: str, label: str)
 def _looks_like(kind: str, path: Path, entries: list[str]) -> bool:
     """Whether an unmarked folder is one the package wrote before folders were marked."""
     own = OWN_FILES[kind]
+    if kind == "figures":  # figures only, inside a run or study folder of ours
+        inside_ours = folder_kind(path.parent) is not None or _legacy_kind(path.parent) is not None
+        return inside_ours and all(e.endswith(_FIGURE_SUFFIXES) and (path / e).is_file() for e in entries)
     if kind not in _LEGACY_DIRS:  # kinds that only ever existed with a marker
         return False
     if kind == "run" and not {"config.json", "checkpoint.pt"} <= set(entries):
@@ -321,12 +361,14 @@ def _legacy_kind(path: Path) -> str | None:
         entries = [e for e in os.listdir(path) if e not in (MARKER, LOCK) and not _is_own_temporary(e)]
     except OSError:
         return None
+    if entries and path.name == "figures" and _looks_like("figures", path, entries):
+        return "figures"
     return "run" if entries and _looks_like("run", path, entries) else None
 
 
 def _is_own_temporary(entry: str) -> bool:
     match = _TEMP.match(entry)
-    return bool(match) and match.group("name") in _OWN_NAMES
+    return bool(match) and (match.group("name") in _OWN_NAMES or match.group("name").endswith(_FIGURE_SUFFIXES))
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -339,12 +381,16 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _remove_own_files(path: Path, top: str) -> None:
     """Delete the files the package wrote in the ``top`` folder ``path`` and in the run and
-    study folders below it."""
-    for folder, dirs, files in os.walk(path):
+    study folders below it (bottom up: whether an unmarked folder below is ours is judged by
+    the files of the folder above, still there)."""
+    for folder, dirs, files in os.walk(path, topdown=False):
         folder = Path(folder)
         kind = top if folder == path else _legacy_kind(folder)
         if kind is None:
             continue
+        own = own_files(folder, kind)
         for entry in files:
-            if entry in OWN_FILES[kind] or _is_own_temporary(entry):
+            if entry in own or _is_own_temporary(entry):
                 (folder / entry).unlink(missing_ok=True)
+        if own - OWN_FILES[kind]:  # the listed names are gone with their files
+            _write_marker(folder, kind)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +104,10 @@ def _run_folder(path: Path, command: str) -> Path:
 
 def _figure_folder(path: Path | None, run: Path) -> Path:
     """``--out`` of memories / logits (default ``RUN/figures``), checked before any work."""
+    from induction_bigram.files import check_folder
+
     folder = path if path is not None else run / "figures"
-    flag = "--out" if path is not None else "the figure folder"
-    if folder.exists() and not folder.is_dir():
-        raise InductionBigramError(f"{flag} {folder} is a file, not a folder")
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InductionBigramError(f"{flag} {folder}: cannot write into {existing}")
+    check_folder(folder, "figures", existing="resume", label="--out" if path is not None else "the figure folder")
     return folder
 
 
@@ -271,13 +267,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_plot(args: argparse.Namespace) -> int:
-    from induction_bigram.figures import save_figure
+    from induction_bigram.figures import save_figure, save_figures
     from induction_bigram.sweeps.figures import plot_sweep, read_aggregate
 
     keys, points = read_aggregate(args.sweep)
     figure = plot_sweep(keys, points, args.x, args.y)
-    path = args.out or args.sweep / "figures" / f"{args.y}_vs_{args.x}.png"
-    save_figure(figure, path)
+    if args.out is None:  # the sweep's figure folder, under the one folder rule
+        (path,) = save_figures({f"{args.y}_vs_{args.x}.png": figure}, args.sweep / "figures")
+    else:  # a file the user named
+        path = args.out
+        save_figure(figure, path)
     if args.json:
         _print_json({"figure": str(path)})
     else:

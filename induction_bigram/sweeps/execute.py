@@ -235,7 +235,8 @@ def _check_same_sweep(folder: Path, spec: SweepSpec, runs: list[SweepRun]) -> di
     records = _read_records(folder)
     for run in runs:
         old = records.get(run.name)
-        if old is not None and old.get("config") != run.config.to_dict():
+        # compared as JSON, as the record was read: a tuple of the config is a list there
+        if old is not None and old.get("config") != json.loads(dumps_json(run.config.to_dict())):
             raise ConfigError(
                 f"{folder} holds a run {run.name} made with another config; sweep into another --out, "
                 "or --overwrite to start again"
