@@ -21,7 +21,7 @@ from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
 from induction_bigram.hooks import LINEAR_ACT_FN
-from induction_bigram.hooks.checks import check_context_length, check_token_ids
+from induction_bigram.hooks.checks import check_token_tensor
 from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.model.backend import TL4, TL_VERSION, Model
 
@@ -131,10 +131,7 @@ def norm_parameters(norm: torch.nn.Module | None) -> tuple[Tensor | None, Tensor
 def check_tokens(model: Model, tokens: Tensor) -> Int[Tensor, "batch pos"]:
     """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
     (the checks the forward pass makes, for analyses that want to fail before any work)."""
-    if tokens.ndim != 2:
-        raise DataError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-    check_context_length(tokens.shape[1], model.cfg.n_ctx)
-    check_token_ids(tokens, model.cfg.d_vocab)
+    check_token_tensor(tokens, model.cfg.d_vocab, model.cfg.n_ctx, ranks=(2,))
     return tokens
 
 

@@ -62,6 +62,7 @@ from induction_bigram.hooks import (
     TokenEmbed,
     make_layer_content_only,
 )
+from induction_bigram.hooks.checks import install_input_check
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     CONFIG_BUFFERS,
@@ -109,6 +110,7 @@ def build_model(
     for name, param in model.named_parameters():
         param.requires_grad_(name in trainable)
     _attach_tokenizer(model, vocab)
+    install_input_check(model)
     setattr(model, CONFIG_ATTR, cfg)
     model.circuit.description = describe(model)  # repr(model) shows it
     return model

@@ -36,6 +36,7 @@ from induction_bigram.config import ModelConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
 from induction_bigram.errors import ConfigError, ModelShapeError
+from induction_bigram.hooks.checks import install_input_check
 from induction_bigram.hooks.tl4 import (
     LINEAR_ACT_FN,
     CheckedNativeModel,
@@ -131,6 +132,7 @@ def _wrap(native: nn.Module, tl_cfg: TransformerBridgeConfig, vocab: Sequence[st
     )
     bridge.tokenizer.padding_side = "right"
     bridge.tokenizer.bos_token = BOS  # as TL 3's set_tokenizer path: a BOS the model has no embedding for
+    install_input_check(bridge)
     return bridge
 
 
