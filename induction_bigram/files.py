@@ -12,19 +12,19 @@ ours, a folder of another kind (a study folder is never a training run), and a f
 already holds its kind unless the caller resumes or overwrites it. Overwriting deletes only the
 files the package writes; nothing else in the folder is touched.
 
-Figure folders (kind ``"figures"``: a study's ``figures/``, a run's ``RUN/figures``, the ``--out``
-of ``memories`` / ``logits``) follow the same rule; their files have no fixed names, so the
-marker lists the names written there (:func:`claim_names`), and a file of such a name that the
-package did not write is refused, never replaced.
+Figure folders (``figures/`` of a run or study, ``--out`` of ``memories`` / ``logits``) too: their
+marker lists the names written (:func:`claim_names`); a user's file of such a name is refused.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,9 +54,22 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = _disk_full(err, path)
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise RunFolderError(f"no space left on the device: cannot write {path}") from None
         raise
+
+
+def _disk_full(err: BaseException, path: Path) -> bool:
+    """Whether a failed write ran out of space: ENOSPC / EDQUOT, or torch's own file writer
+    failing ("inline_container.cc ... unexpected pos") while the device is (all but) full."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(err, RuntimeError) and ("inline_container" in str(err) or "PytorchStreamWriter" in str(err)):
+        return shutil.disk_usage(path.parent).free < 2**20
+    return False
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -109,13 +122,9 @@ OWN_FILES: dict[str, frozenset[str]] = {
     | {"capacity_law.png", "capacity_law.json"},
     "figures": frozenset(),  # the names written are listed in the folder's marker (claim_names)
 }
-_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths")} | {
-    "run": "training run",
-    "incontext": "in-context study",
-    "reproduce": "reproduce report",
-    "sweep": "sweep",
-    "figures": "figure",
-}
+_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths")}
+_DESCRIBE |= {"run": "training run", "incontext": "in-context study", "reproduce": "reproduce report"}
+_DESCRIBE |= {"sweep": "sweep", "figures": "figure"}
 # folders a legacy (unmarked) folder of each kind may hold besides its files
 _LEGACY_DIRS = {
     "run": frozenset({"figures"}),
@@ -160,13 +169,8 @@ def own_files(path: str | os.PathLike[str], kind: str) -> frozenset[str]:
 
 
 def claim_names(folder: str | os.PathLike[str], kind: FolderKind, names: list[str]) -> None:
-    """Before the package writes ``names`` into ``folder`` (held as a ``kind`` folder by
-    :func:`claim_folder`): refuse if one of them exists there but was not written by the
-    package, else list them in the folder's marker as ours.
-
-    Raises:
-        RunFolderError: naming the first such file; nothing is written.
-    """
+    """Before the package writes ``names`` into ``folder`` (held by :func:`claim_folder`): a
+    :class:`RunFolderError` naming one that exists there but is not ours, else list them as ours."""
     folder = Path(folder)
     own = own_files(folder, kind)
     for name in names:

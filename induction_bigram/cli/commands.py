@@ -48,10 +48,12 @@ def _train(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS, RunConfig
     from induction_bigram.files import check_folder
     from induction_bigram.memories.projections import track_memories
+    from induction_bigram.model.access import check_training_memory
     from induction_bigram.training.loop import train
 
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     config = _config(PRESETS, args, _resumed_config(args, RunConfig))
+    check_training_memory(config)
     result = train(
         config,
         args.out,
@@ -162,7 +164,13 @@ def _analyse_run(args: argparse.Namespace) -> int:
         raise InductionBigramError(f"{args.command} needs a 2-layer model; {run} has {ckpt.config.model.n_layers}")
     settings = _config(study.presets, args)
     config = settings.with_run(ckpt.config)
-    result = study.analyse(ckpt.model, ckpt.stats, config, metrics=read_metrics(run), progress=not args.no_progress)
+    metrics = read_metrics(run)
+    if not metrics:
+        raise CheckpointError(
+            f"{run / 'metrics.jsonl'} is missing or holds no record: {args.command} reads the run's evaluations "
+            f"from it; train the run again (train --out {run} --overwrite)"
+        )
+    result = study.analyse(ckpt.model, ckpt.stats, config, metrics=metrics, progress=not args.no_progress)
     with _writing_figures(run, figures):
         written = save_figures(study.figures(result), figures)
     summary = {**result.summary(), "figures": written}
@@ -361,6 +369,28 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
         print(f"  {key:32s} {shown}")
 
 
+def _resource_errors(command):
+    """``command`` with running out of memory reported as the user's error (exit 2): the sizes
+    asked for do not fit this machine (the sizes a config fixes are refused before they are tried:
+    :func:`~induction_bigram.model.access.check_fits_in_memory`)."""
+    import functools
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (MemoryError, RuntimeError) as err:
+            text = " ".join(str(err).split())
+            if not (isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text):
+                raise
+            raise InductionBigramError(
+                f"out of memory ({text[:160] or type(err).__name__}): ask for a smaller model, batch or context "
+                "(--set model.d_model=..., train.batch_size=..., train.micro_batch_size=...)"
+            ) from None
+
+    return run
+
+
 def _print_json(data: Any) -> None:
     from induction_bigram.files import dumps_json
 
@@ -382,3 +412,4 @@ COMMANDS = {
     "capacity-law": _capacity_law,
     "presets": _presets,
 }
+COMMANDS = {name: _resource_errors(command) for name, command in COMMANDS.items()}

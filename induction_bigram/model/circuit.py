@@ -69,9 +69,11 @@ from induction_bigram.model.access import (
     PAPER_NAME,
     bias_of,
     check_buildable,
+    check_fits_in_memory,
     check_state,
     circuit_tl_fields,
     describe,
+    model_bytes,
     resolve_device,
     seeded_normal,
     trainable_names,
@@ -96,6 +98,7 @@ def build_model(
     """
     check_buildable(cfg, vocab)
     device = resolve_device(device)
+    check_fits_in_memory(model_bytes(cfg), f"a model of d_model = {cfg.d_model}, n_ctx = {cfg.n_ctx}", device)
     tl_cfg = HookedTransformerConfig(**circuit_tl_fields(cfg), device=str(device))
     with warnings.catch_warnings():
         # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"

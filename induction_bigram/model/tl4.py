@@ -52,8 +52,10 @@ from induction_bigram.model.access import (
     PAPER_NAME,
     bias_of,
     check_buildable,
+    check_fits_in_memory,
     circuit_tl_fields,
     describe,
+    model_bytes,
     natural_tl_fields,
     natural_vocab,
     resolve_device,
@@ -97,6 +99,7 @@ def build_model(
     check_buildable(cfg, vocab)
     _check_internals(_variant(cfg))
     device = resolve_device(device)
+    check_fits_in_memory(model_bytes(cfg), f"a model of d_model = {cfg.d_model}, n_ctx = {cfg.n_ctx}", device)
     tl_cfg = _bridge_config(cfg)
     with torch.random.fork_rng(devices=[]):  # every tensor is overwritten below
         native = CheckedNativeModel(tl_cfg)
