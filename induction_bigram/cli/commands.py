@@ -30,7 +30,9 @@ def _config(presets, args: argparse.Namespace, base=None):
 
 def _resumed_config(args: argparse.Namespace, kind: type):
     """With ``--resume``, the run's own config (``--set`` applies on top of it); else ``None``."""
-    from induction_bigram.training.checkpoint import CONFIG, read_config_file
+    from induction_bigram.config import RunConfig
+    from induction_bigram.config.natural import NaturalConfig
+    from induction_bigram.training.checkpoint import CHECKPOINT, CONFIG, read_config_file
 
     if not args.resume:
         return None
@@ -39,9 +41,23 @@ def _resumed_config(args: argparse.Namespace, kind: type):
     if not (args.out / CONFIG).is_file():
         raise InductionBigramError(f"nothing to resume: {args.out / CONFIG} does not exist")
     try:
-        return read_config_file(args.out / CONFIG, kind)
+        config = read_config_file(args.out / CONFIG, kind)
     except CheckpointError as err:
-        raise CheckpointError(f"--resume: {err}") from None
+        other = NaturalConfig if kind is RunConfig else RunConfig
+        try:  # a run of the other command: say so, not which of its keys this config lacks
+            read_config_file(args.out / CONFIG, other)
+        except CheckpointError:
+            raise CheckpointError(f"--resume: {err}") from None
+        made_by = "natural" if other is NaturalConfig else "train"
+        raise CheckpointError(
+            f"--resume: {args.out} is a run of `{made_by}`, the wrong kind of folder for `{args.command}`"
+        ) from None
+    if not (args.out / CHECKPOINT).is_file():
+        raise CheckpointError(
+            f"nothing to resume: {args.out} holds no {CHECKPOINT} (the run stopped before its first checkpoint); "
+            "start it again with --overwrite"
+        )
+    return config
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -12,10 +12,13 @@ behave as for ``train``); its checkpoint has its own format, which :func:`load_n
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +73,12 @@ class NaturalResult:
 
 
 def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
-    """Read and encode the text; ``config`` with ``model.vocab`` taken from it if unset."""
+    """Read and encode the text; ``config`` with ``model.vocab`` taken from it if unset, and the
+    text's absolute path and content hash (``data.sha256``)."""
     text = read_text(config.data.text)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    data = dataclasses.replace(config.data, text=str(Path(config.data.text).expanduser().resolve()), sha256=digest)
+    config = dataclasses.replace(config, data=data)
     config = config.with_vocab(text_vocab(text) if config.model.vocab is None else config.model.vocab)
     ids = encode_text(text, config.model.vocab)
     return config, TextWindows(ids, config.model.n_ctx, config.data.held_out_fraction)
@@ -174,8 +181,17 @@ class _Loop:
         ckpt = load_natural_checkpoint(run_dir, config.train.device)
         saved: NaturalConfig = ckpt["config"]
         requested, windows = resolve_text(config.with_vocab(saved.model.vocab))
+        if saved.data.sha256 and saved.data.sha256 != requested.data.sha256:
+            raise ConfigError(
+                f"cannot resume {run_dir}: the text {requested.data.text} is not the one it was trained on "
+                f"(sha256 {saved.data.sha256[:12]}... then, {requested.data.sha256[:12]}... now); train a new run "
+                "on it, or pass --overwrite to start this one again"
+            )
+        if not saved.data.sha256:  # a run from before texts were hashed: nothing to compare
+            warnings.warn(f"{run_dir} holds no hash of its text; cannot check that {requested.data.text} is unchanged")
+            saved = dataclasses.replace(saved, data=dataclasses.replace(saved.data, sha256=requested.data.sha256))
         if saved.recipe() != requested.recipe():
-            diff = config_differences(saved.to_dict(), requested.to_dict())
+            diff = config_differences(saved.recipe().to_dict(), requested.recipe().to_dict())
             raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
         if requested.train.steps < ckpt["step"]:
             raise ConfigError(
