@@ -41,6 +41,7 @@ BAD_INPUTS = {
     "float tokens": (torch.zeros(2, 5), "dtype torch.float32"),
     "bool tokens": (torch.zeros(2, 5, dtype=torch.bool), "dtype torch.bool"),
     "uint8 tokens (a mask to torch)": (torch.zeros(2, 5, dtype=torch.uint8), "dtype torch.uint8"),
+    "int16 tokens (torch cannot index with them)": (torch.zeros(2, 5, dtype=torch.int16), "dtype torch.int16"),
     "meta device": (torch.zeros(2, 5, dtype=torch.long, device="meta"), "meta device"),
     "3-D tokens": (torch.zeros(2, 3, 5, dtype=torch.long), "shape [pos] or [batch, pos], got (2, 3, 5)"),
     "0-D tokens": (torch.tensor(3), "got ()"),

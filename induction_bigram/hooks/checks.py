@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from induction_bigram.data.tokenizer import special_token_note
 from induction_bigram.errors import DataError
 
-# unsigned ids: torch indexes with a uint8 tensor as a boolean mask, not as ids
-_UNSIGNED = {torch.uint8, *(getattr(torch, f"uint{bits}", None) for bits in (16, 32, 64))} - {None}
+# what torch indexes W_E with as ids (a uint8 or bool tensor is a mask; int8/int16 an IndexError)
+_ID_DTYPES = (torch.int64, torch.int32)
 
 
 def check_token_ids(tokens: Tensor, d_vocab: int) -> None:
@@ -44,8 +44,8 @@ def check_token_tensor(tokens: Any, d_vocab: int, n_ctx: int, ranks: tuple[int, 
         raise DataError(f"tokens must be a tensor of token ids, got {type(tokens).__name__}")
     if tokens.is_meta:
         raise DataError("tokens are on the meta device (a tensor without values); make them on cpu or cuda")
-    if tokens.dtype == torch.bool or tokens.is_floating_point() or tokens.is_complex() or tokens.dtype in _UNSIGNED:
-        raise DataError(f"token ids must be a signed integer tensor (torch.long), got dtype {tokens.dtype}")
+    if tokens.dtype not in _ID_DTYPES:
+        raise DataError(f"token ids must be a torch.long (or torch.int32) tensor, got dtype {tokens.dtype}")
     shape = tuple(tokens.shape)
     if tokens.ndim not in ranks:
         wanted = " or ".join({1: "[pos]", 2: "[batch, pos]"}[r] for r in ranks)
