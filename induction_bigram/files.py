@@ -1,16 +1,14 @@
 """Atomic file writes, strict JSON, and the folders the package writes runs and studies into.
 
-Atomic writes: write a temporary file beside the target, fsync, then rename. A reader therefore
-sees either the old file or the complete new one, never a prefix; a killed writer can leave a
-``.NAME.*.tmp`` behind, which the next :func:`claim_folder` of that folder removes.
+Atomic writes: a temporary file beside the target, fsync, rename: a reader sees the old file or the
+new one, never a prefix; a killed writer's ``.NAME.*.tmp`` is removed by the next :func:`claim_folder`.
 
 Folders: :func:`claim_folder` is how every writer of a run or study folder starts. It holds an
 exclusive ``fcntl.flock`` on ``FOLDER/.induction-bigram.lock`` while it writes (released when
 the writer exits or is killed, so a dead writer never leaves a stale lock), marks the folder
 with its kind in ``FOLDER/.induction-bigram``, and refuses a folder that is not empty and not
-ours, a folder of another kind (a study folder is never a training run), and a folder that
-already holds its kind unless the caller resumes or overwrites it. Overwriting deletes only the
-files the package writes; nothing else in the folder is touched.
+ours, a folder of another kind (a study folder is never a training run), and a folder that already
+holds its kind unless the caller resumes or overwrites it (deleting only the files the package wrote).
 
 Figure folders (``figures/`` of a run or study, ``--out`` of ``memories`` / ``logits``) too: their
 marker lists the names written (:func:`claim_names`); a user's file of such a name is refused.
@@ -63,13 +61,23 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
 
 
 def _disk_full(err: BaseException, path: Path) -> bool:
-    """Whether a failed write ran out of space: ENOSPC / EDQUOT, or torch's own file writer
-    failing ("inline_container.cc ... unexpected pos") while the device is (all but) full."""
+    """Whether a write failed for want of space (ENOSPC, or torch's "inline_container.cc" on a full device)."""
     if isinstance(err, OSError):
         return err.errno in (errno.ENOSPC, errno.EDQUOT)
     if isinstance(err, RuntimeError) and ("inline_container" in str(err) or "PytorchStreamWriter" in str(err)):
         return shutil.disk_usage(path.parent).free < 2**20
     return False
+
+
+def append_text(path: str | os.PathLike[str], text: str) -> None:
+    """Append ``text`` (a line of ``metrics.jsonl``); a full disk is an error naming the file."""
+    try:
+        with open(path, "a") as handle:
+            handle.write(text)
+    except OSError as err:
+        if _disk_full(err, Path(path)):
+            raise RunFolderError(f"no space left on the device: cannot write {path}") from None
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -126,11 +134,8 @@ _DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formati
 _DESCRIBE |= {"run": "training run", "incontext": "in-context study", "reproduce": "reproduce report"}
 _DESCRIBE |= {"sweep": "sweep", "figures": "figure"}
 # folders a legacy (unmarked) folder of each kind may hold besides its files
-_LEGACY_DIRS = {
-    "run": frozenset({"figures"}),
-    "lengths": frozenset({"figures"}),
-    "reproduce": frozenset({"training", "memories", "hijack", "lengths"}),
-}
+_LEGACY_DIRS = {"run": frozenset({"figures"}), "lengths": frozenset({"figures"})}
+_LEGACY_DIRS["reproduce"] = frozenset({"training", "memories", "hijack", "lengths"})
 _FIGURE_SUFFIXES = (".png", ".html")
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 _OWN_NAMES = frozenset().union(*OWN_FILES.values(), {MARKER})
@@ -151,9 +156,7 @@ def _marker(path: Path) -> dict[str, Any]:
 
 
 def _write_marker(path: Path, kind: str, files: set[str] | frozenset[str] = frozenset()) -> None:
-    data: dict[str, Any] = {"format": "induction-bigram-folder", "kind": kind}
-    if files:
-        data["files"] = sorted(files)
+    data = {"format": "induction-bigram-folder", "kind": kind} | ({"files": sorted(files)} if files else {})
     atomic_write_text(path / MARKER, dumps_json(data, indent=None) + "\n")
 
 
@@ -189,17 +192,15 @@ def claim_folder(
     """Hold ``path`` as the one writer of a ``kind`` folder for the duration of the block.
 
     Args:
-        path: the folder; created if missing.
-        kind: what the folder holds.
+        path / kind: the folder (created if missing) and what it holds.
         existing: what to do when it already holds a ``kind``: ``"refuse"`` (an error),
             ``"resume"`` (go on writing into it) or ``"overwrite"`` (first delete the files the
             package wrote there, in it and in the run and study folders inside it).
         label: how messages name the folder (e.g. ``"--out"``); default the path alone.
 
     Raises:
-        RunFolderError: ``path`` is a file, cannot be written, is locked by another process
-            (the message names its PID), is not empty and not ours, is another kind of folder,
-            or already holds a ``kind`` under ``existing="refuse"``.
+        RunFolderError: ``path`` is a file, unwritable, locked by another process (named by its
+            PID), not empty and not ours, of another kind, or holds a ``kind`` and may not.
     """
     path = Path(path)
     name = f"{label} {path}" if label else str(path)
@@ -218,10 +219,7 @@ def claim_folder(
     try:
         if not _try_lock(fd):
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise RunFolderError(
-                f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
-                "wait for it to finish or choose another folder"
-            ) from None
+            raise _busy(name, holder, path) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _check_contents(path, kind, existing, name, label)  # again, now that we hold the lock
@@ -275,11 +273,15 @@ def check_folder(
     if path.resolve() not in _HELD:
         holder = _lock_holder(path)
         if holder is not None:
-            raise RunFolderError(
-                f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
-                "wait for it to finish or choose another folder"
-            )
+            raise _busy(name, holder, path)
     _check_contents(path, kind, existing, name, label)
+
+
+def _busy(name: str, holder: str, path: Path) -> RunFolderError:
+    return RunFolderError(
+        f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
+        "wait for it to finish or choose another folder"
+    )
 
 
 def _try_lock(fd: int, tries: int = 10) -> bool:
@@ -376,17 +378,15 @@ def _is_own_temporary(entry: str) -> bool:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files of an atomic write into ``path`` that a killed writer left behind (the
-    caller holds the folder's lock, so no live writer owns them)."""
+    """A killed writer's temporary files in ``path`` (we hold its lock: no live writer owns them)."""
     for entry in os.listdir(path):
         if _is_own_temporary(entry):
             (path / entry).unlink(missing_ok=True)
 
 
 def _remove_own_files(path: Path, top: str) -> None:
-    """Delete the files the package wrote in the ``top`` folder ``path`` and in the run and
-    study folders below it (bottom up: whether an unmarked folder below is ours is judged by
-    the files of the folder above, still there)."""
+    """Delete the files the package wrote in the ``top`` folder ``path`` and the folders of ours
+    below it (bottom up: an unmarked folder below is judged ours by the files above, still there)."""
     for folder, dirs, files in os.walk(path, topdown=False):
         folder = Path(folder)
         kind = top if folder == path else _legacy_kind(folder)

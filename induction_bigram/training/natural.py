@@ -32,7 +32,7 @@ from tqdm import tqdm
 from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError, TrainingDivergedError
-from induction_bigram.files import atomic_write_text, atomic_write_with, claim_folder
+from induction_bigram.files import append_text, atomic_write_text, atomic_write_with, claim_folder
 from induction_bigram.model import (
     Model,
     build_natural_model,
@@ -272,8 +272,7 @@ class _Loop:
         self.model.train(was_training)
         self.metrics.append(record)
         if self.run_dir is not None:
-            with open(self.run_dir / METRICS, "a") as handle:
-                handle.write(metrics_line(record))
+            append_text(self.run_dir / METRICS, metrics_line(record))
         return record
 
     def save(self, step: int) -> None:
