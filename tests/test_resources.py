@@ -35,7 +35,7 @@ def test_memories_on_a_run_without_metrics_records_is_a_clear_error(metrics, tmp
     else:
         (tmp_path / "metrics.jsonl").write_text(metrics)
     code, _, err = run(capsys, "memories", str(tmp_path), "--no-progress")
-    assert code == 2 and "metrics.jsonl is missing or holds no record" in err and "IndexError" not in err
+    assert code == 2 and "metrics.jsonl is missing or holds no record" in err and "--overwrite" in err, err
 
 
 @pytest.fixture

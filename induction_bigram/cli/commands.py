@@ -30,34 +30,13 @@ def _config(presets, args: argparse.Namespace, base=None):
 
 def _resumed_config(args: argparse.Namespace, kind: type):
     """With ``--resume``, the run's own config (``--set`` applies on top of it); else ``None``."""
-    from induction_bigram.config import RunConfig
-    from induction_bigram.config.natural import NaturalConfig
-    from induction_bigram.training.checkpoint import CHECKPOINT, CONFIG, read_config_file
+    from induction_bigram.training.checkpoint import resumable_config
 
     if not args.resume:
         return None
     if args.preset:
         raise InductionBigramError("--resume takes the run's own config; drop --preset")
-    if not (args.out / CONFIG).is_file():
-        raise InductionBigramError(f"nothing to resume: {args.out / CONFIG} does not exist")
-    try:
-        config = read_config_file(args.out / CONFIG, kind)
-    except CheckpointError as err:
-        other = NaturalConfig if kind is RunConfig else RunConfig
-        try:  # a run of the other command: say so, not which of its keys this config lacks
-            read_config_file(args.out / CONFIG, other)
-        except CheckpointError:
-            raise CheckpointError(f"--resume: {err}") from None
-        made_by = "natural" if other is NaturalConfig else "train"
-        raise CheckpointError(
-            f"--resume: {args.out} is a run of `{made_by}`, the wrong kind of folder for `{args.command}`"
-        ) from None
-    if not (args.out / CHECKPOINT).is_file():
-        raise CheckpointError(
-            f"nothing to resume: {args.out} holds no {CHECKPOINT} (the run stopped before its first checkpoint); "
-            "start it again with --overwrite"
-        )
-    return config
+    return resumable_config(args.out, kind, args.command)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -182,10 +161,8 @@ def _analyse_run(args: argparse.Namespace) -> int:
     config = settings.with_run(ckpt.config)
     metrics = read_metrics(run)
     if not metrics:
-        raise CheckpointError(
-            f"{run / 'metrics.jsonl'} is missing or holds no record: {args.command} reads the run's evaluations "
-            f"from it; train the run again (train --out {run} --overwrite)"
-        )
+        message = f"{run / 'metrics.jsonl'} is missing or holds no record; train the run again (--overwrite)"
+        raise CheckpointError(message)
     result = study.analyse(ckpt.model, ckpt.stats, config, metrics=metrics, progress=not args.no_progress)
     with _writing_figures(run, figures):
         written = save_figures(study.figures(result), figures)
@@ -296,10 +273,9 @@ def _sweep_plot(args: argparse.Namespace) -> int:
 
     keys, points = read_aggregate(args.sweep)
     figure = plot_sweep(keys, points, args.x, args.y)
-    if args.out is None:  # the sweep's figure folder, under the one folder rule
-        (path,) = save_figures({f"{args.y}_vs_{args.x}.png": figure}, args.sweep / "figures")
-    else:  # a file the user named
-        path = args.out
+    # the sweep's figure folder, under the one folder rule, unless the user named a file
+    path = args.out or save_figures({f"{args.y}_vs_{args.x}.png": figure}, args.sweep / "figures")[0]
+    if args.out is not None:
         save_figure(figure, path)
     if args.json:
         _print_json({"figure": str(path)})
@@ -386,23 +362,15 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
 
 
 def _resource_errors(command):
-    """``command`` with running out of memory reported as the user's error (exit 2): the sizes
-    asked for do not fit this machine (the sizes a config fixes are refused before they are tried:
-    :func:`~induction_bigram.model.access.check_fits_in_memory`)."""
-    import functools
+    """``command`` with running out of memory the user's error (exit 2), not an internal one."""
 
-    @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
         except (MemoryError, RuntimeError) as err:
-            text = " ".join(str(err).split())
-            if not (isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text):
-                raise
-            raise InductionBigramError(
-                f"out of memory ({text[:160] or type(err).__name__}): ask for a smaller model, batch or context "
-                "(--set model.d_model=..., train.batch_size=..., train.micro_batch_size=...)"
-            ) from None
+            from induction_bigram.model.access import memory_error
+
+            raise (memory_error(err) or err) from None
 
     return run
 

@@ -71,6 +71,16 @@ def check_trigger_ids(triggers: Any, d_vocab: int) -> None:
         raise DataError(f"triggers must be distinct token ids in [0, {d_vocab}), at least one; got {shown}")
 
 
+def check_memory_arguments(model: nn.Module, triggers: Any, n_positions: Any) -> Tensor | None:
+    """``triggers`` after :func:`check_trigger_ids`, and ``n_positions`` None or in [1, n_ctx]
+    (:func:`~induction_bigram.memories.projections.memory_report`'s arguments); a :class:`DataError` names
+    the bad one."""
+    check_trigger_ids(triggers, model.cfg.d_vocab)
+    if n_positions is not None and not (isinstance(n_positions, int) and 1 <= n_positions <= model.cfg.n_ctx):
+        raise DataError(f"n_positions must be an integer in [1, n_ctx = {model.cfg.n_ctx}], got {n_positions!r}")
+    return triggers
+
+
 def check_positions(n_new: int, past_kv_pos_offset: int, attention_mask: Tensor | None, n_ctx: int) -> None:
     """The context check where TL knows the KV-cache offset (positional embedding, rotary).
 

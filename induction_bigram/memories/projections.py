@@ -44,8 +44,8 @@ from transformer_lens import FactoredMatrix
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.errors import DataError, ModelShapeError
-from induction_bigram.hooks.checks import check_trigger_ids
+from induction_bigram.errors import ModelShapeError
+from induction_bigram.hooks.checks import check_memory_arguments
 from induction_bigram.model import (
     Model,
     build_model,
@@ -348,16 +348,8 @@ def memory_report(
             the model has more positions than it was trained on).
         first_positions: W_K1's early positions, scored as ``recall_first<first_positions>``
             (docs/THEORY.md section 3.6).
-
-    Raises:
-        DataError: ``triggers`` is not a 1-D integer tensor of distinct ids of the vocabulary
-            (an empty or repeated set would score a made-up recall), or ``n_positions`` is
-            outside [1, n_ctx].
     """
-    check_trigger_ids(triggers, model.cfg.d_vocab)
-    if n_positions is not None and not (isinstance(n_positions, int) and 1 <= n_positions <= model.cfg.n_ctx):
-        raise DataError(f"n_positions must be an integer in [1, n_ctx = {model.cfg.n_ctx}], got {n_positions!r}")
-    projections = memory_projections(model, triggers, n_positions)
+    projections = memory_projections(model, check_memory_arguments(model, triggers, n_positions), n_positions)
     cosines = {"W_O2": cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model))}
     cosines["W_K2"] = cosine(model.QK[1, 0].AB, ideal_W_K2(model, triggers))
     if "W_K1" in projections:

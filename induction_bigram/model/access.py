@@ -20,7 +20,7 @@ from torch import Tensor
 from induction_bigram.config import ModelConfig, RunConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
+from induction_bigram.errors import CheckpointError, ConfigError, DataError, InductionBigramError, ModelShapeError
 from induction_bigram.hooks import LINEAR_ACT_FN
 from induction_bigram.hooks.checks import check_token_tensor
 from induction_bigram.hooks.circuit import LOADER_MARKER
@@ -79,6 +79,18 @@ def check_fits_in_memory(need: int, what: str, device: torch.device) -> None:
         raise ConfigError(
             f"{what} needs at least {need / 2**30:,.1f} GiB of memory; {where} has {have / 2**30:,.1f} GiB"
         )
+
+
+def memory_error(err: BaseException) -> InductionBigramError | None:
+    """The user's error for ``err`` when it is running out of memory (the sizes asked for do not
+    fit, where :func:`check_fits_in_memory` could not tell before), else None."""
+    text = " ".join(str(err).split())
+    if not (isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text):
+        return None
+    return InductionBigramError(
+        f"out of memory ({text[:160] or type(err).__name__}): ask for a smaller model, batch or context "
+        "(--set model.d_model=..., train.batch_size=..., train.micro_batch_size=...)"
+    )
 
 
 def check_training_memory(config: RunConfig) -> None:
