@@ -161,8 +161,10 @@ def resumable_config(run_dir: str | os.PathLike[str], kind: type[ConfigT], comma
         try:  # a run of the other command: say so, not which of its keys this config lacks
             read_config_file(path, other)
         except CheckpointError:
-            raise err from None
-        raise CheckpointError(f"{run_dir} is a run of `{made_by}`, the wrong kind of folder for `{command}`") from None
+            raise CheckpointError(f"--resume: {err}") from None
+        raise CheckpointError(
+            f"--resume: {run_dir} is a run of `{made_by}`, the wrong kind of folder for `{command}`"
+        ) from None
     if not (Path(run_dir) / CHECKPOINT).is_file():
         raise CheckpointError(
             f"nothing to resume: {run_dir} holds no {CHECKPOINT} (the run stopped before its first checkpoint); "
