@@ -1,25 +1,28 @@
 """Atomic file writes, strict JSON, and the folders the package writes runs and studies into.
 
-Atomic writes: write a temporary file beside the target, fsync, then rename. A reader therefore
-sees either the old file or the complete new one, never a prefix; a killed writer can leave a
-``.NAME.*.tmp`` behind, which the next :func:`claim_folder` of that folder removes.
+Atomic writes: a temporary file beside the target, fsync, rename: a reader sees the old file or the
+new one, never a prefix; a killed writer's ``.NAME.*.tmp`` is removed by the next :func:`claim_folder`.
 
 Folders: :func:`claim_folder` is how every writer of a run or study folder starts. It holds an
 exclusive ``fcntl.flock`` on ``FOLDER/.induction-bigram.lock`` while it writes (released when
 the writer exits or is killed, so a dead writer never leaves a stale lock), marks the folder
 with its kind in ``FOLDER/.induction-bigram``, and refuses a folder that is not empty and not
-ours, a folder of another kind (a study folder is never a training run), and a folder that
-already holds its kind unless the caller resumes or overwrites it. Overwriting deletes only the
-files the package writes; nothing else in the folder is touched.
+ours, a folder of another kind (a study folder is never a training run), and a folder that already
+holds its kind unless the caller resumes or overwrites it (deleting only the files the package wrote).
+
+Figure folders (``figures/`` of a run or study, ``--out`` of ``memories`` / ``logits``) too: their
+marker lists the names written (:func:`claim_names`); a user's file of such a name is refused.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -49,8 +52,31 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = _disk_full(err, path)
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise RunFolderError(f"no space left on the device: cannot write {path}") from None
+        raise
+
+
+def _disk_full(err: BaseException, path: Path) -> bool:
+    """Whether a write failed for want of space (ENOSPC, or torch's "inline_container.cc" on a full device)."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(err, RuntimeError) and ("inline_container" in str(err) or "PytorchStreamWriter" in str(err)):
+        return shutil.disk_usage(path.parent).free < 2**20
+    return False
+
+
+def append_text(path: str | os.PathLike[str], text: str) -> None:
+    """Append ``text`` (a line of ``metrics.jsonl``); a full disk is an error naming the file."""
+    try:
+        with open(path, "a") as handle:
+            handle.write(text)
+    except OSError as err:
+        if _disk_full(err, Path(path)):
+            raise RunFolderError(f"no space left on the device: cannot write {path}") from None
         raise
 
 
@@ -85,7 +111,9 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
-FolderKind = Literal["run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep"]
+FolderKind = Literal[
+    "run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep", "figures"
+]
 Existing = Literal["refuse", "resume", "overwrite"]
 R = TypeVar("R")
 
@@ -98,45 +126,63 @@ OWN_FILES: dict[str, frozenset[str]] = {
     "incontext": frozenset({"result.json"}),
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
-    "sweep": frozenset(
-        {
-            "sweep.json",
-            "runs.jsonl",
-            "runs.csv",
-            "aggregate.json",
-            "aggregate.csv",
-            "capacity_law.png",
-            "capacity_law.json",
-        }
-    ),
+    "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"})
+    | {"capacity_law.png", "capacity_law.json"},
+    "figures": frozenset(),  # the names written are listed in the folder's marker (claim_names)
 }
-_DESCRIBE = {
-    "run": "training run",
-    "memories": "memories study",
-    "capacity": "capacity study",
-    "formation": "formation study",
-    "incontext": "in-context study",
-    "lengths": "lengths study",
-    "reproduce": "reproduce report",
-    "sweep": "sweep",
-}
+_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths")}
+_DESCRIBE |= {"run": "training run", "incontext": "in-context study", "reproduce": "reproduce report"}
+_DESCRIBE |= {"sweep": "sweep", "figures": "figure"}
 # folders a legacy (unmarked) folder of each kind may hold besides its files
-_LEGACY_DIRS = {
-    "run": frozenset({"figures"}),
-    "lengths": frozenset({"figures"}),
-    "reproduce": frozenset({"training", "memories", "hijack", "lengths"}),
-}
+_LEGACY_DIRS = {"run": frozenset({"figures"}), "lengths": frozenset({"figures"})}
+_LEGACY_DIRS["reproduce"] = frozenset({"training", "memories", "hijack", "lengths"})
+_FIGURE_SUFFIXES = (".png", ".html")
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 _OWN_NAMES = frozenset().union(*OWN_FILES.values(), {MARKER})
 
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """The kind written in ``path``'s marker (``"run"``, ``"lengths"``, ``"reproduce"``), or None."""
+    kind = _marker(Path(path)).get("kind")
+    return kind if kind in OWN_FILES else None
+
+
+def _marker(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads((Path(path) / MARKER).read_text())
+        data = json.loads((path / MARKER).read_text())
     except (OSError, ValueError):
-        return None
-    return data.get("kind") if isinstance(data, dict) and data.get("kind") in OWN_FILES else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_marker(path: Path, kind: str, files: set[str] | frozenset[str] = frozenset()) -> None:
+    data = {"format": "induction-bigram-folder", "kind": kind} | ({"files": sorted(files)} if files else {})
+    atomic_write_text(path / MARKER, dumps_json(data, indent=None) + "\n")
+
+
+def own_files(path: str | os.PathLike[str], kind: str) -> frozenset[str]:
+    """The names of the files the package wrote in the ``kind`` folder ``path``: its kind's
+    fixed names and those its marker lists (:func:`claim_names`)."""
+    path = Path(path)
+    recorded = _marker(path).get("files", [])
+    names = OWN_FILES[kind] | {name for name in recorded if isinstance(name, str)}
+    if kind == "figures" and folder_kind(path) is None and path.is_dir():  # written before folders were marked
+        names |= {entry for entry in os.listdir(path) if entry.endswith(_FIGURE_SUFFIXES)}
+    return frozenset(names)
+
+
+def claim_names(folder: str | os.PathLike[str], kind: FolderKind, names: list[str]) -> None:
+    """Before the package writes ``names`` into ``folder`` (held by :func:`claim_folder`): a
+    :class:`RunFolderError` naming one that exists there but is not ours, else list them as ours."""
+    folder = Path(folder)
+    own = own_files(folder, kind)
+    for name in names:
+        if (folder / name).exists() and name not in own:
+            raise RunFolderError(
+                f"{folder / name} exists and was not written by induction-bigram; it is not replaced: "
+                "move it away or choose another folder"
+            )
+    _write_marker(folder, kind, (own - OWN_FILES[kind]) | set(names))
 
 
 @contextmanager
@@ -146,17 +192,15 @@ def claim_folder(
     """Hold ``path`` as the one writer of a ``kind`` folder for the duration of the block.
 
     Args:
-        path: the folder; created if missing.
-        kind: what the folder holds.
+        path / kind: the folder (created if missing) and what it holds.
         existing: what to do when it already holds a ``kind``: ``"refuse"`` (an error),
             ``"resume"`` (go on writing into it) or ``"overwrite"`` (first delete the files the
             package wrote there, in it and in the run and study folders inside it).
         label: how messages name the folder (e.g. ``"--out"``); default the path alone.
 
     Raises:
-        RunFolderError: ``path`` is a file, cannot be written, is locked by another process
-            (the message names its PID), is not empty and not ours, is another kind of folder,
-            or already holds a ``kind`` under ``existing="refuse"``.
+        RunFolderError: ``path`` is a file, unwritable, locked by another process (named by its
+            PID), not empty and not ours, of another kind, or holds a ``kind`` and may not.
     """
     path = Path(path)
     name = f"{label} {path}" if label else str(path)
@@ -175,10 +219,7 @@ def claim_folder(
     try:
         if not _try_lock(fd):
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise RunFolderError(
-                f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
-                "wait for it to finish or choose another folder"
-            ) from None
+            raise _busy(name, holder, path) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _check_contents(path, kind, existing, name, label)  # again, now that we hold the lock
@@ -186,9 +227,7 @@ def claim_folder(
         if existing == "overwrite":
             _remove_own_files(path, kind)
         if folder_kind(path) is None:
-            atomic_write_text(
-                path / MARKER, dumps_json({"format": "induction-bigram-folder", "kind": kind}, indent=None) + "\n"
-            )
+            _write_marker(path, kind, own_files(path, kind) - OWN_FILES[kind])
         _HELD[path.resolve()] = kind
         try:
             yield path
@@ -234,11 +273,15 @@ def check_folder(
     if path.resolve() not in _HELD:
         holder = _lock_holder(path)
         if holder is not None:
-            raise RunFolderError(
-                f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
-                "wait for it to finish or choose another folder"
-            )
+            raise _busy(name, holder, path)
     _check_contents(path, kind, existing, name, label)
+
+
+def _busy(name: str, holder: str, path: Path) -> RunFolderError:
+    return RunFolderError(
+        f"{name} is being written by another process (PID {holder}, lock {path / LOCK}); "
+        "wait for it to finish or choose another folder"
+    )
 
 
 def _try_lock(fd: int, tries: int = 10) -> bool:
@@ -296,6 +339,9 @@ def _check_contents(path: Path, kind: str, existing: str, name: str, label: str)
 def _looks_like(kind: str, path: Path, entries: list[str]) -> bool:
     """Whether an unmarked folder is one the package wrote before folders were marked."""
     own = OWN_FILES[kind]
+    if kind == "figures":  # figures only, inside a run or study folder of ours
+        inside_ours = folder_kind(path.parent) is not None or _legacy_kind(path.parent) is not None
+        return inside_ours and all(e.endswith(_FIGURE_SUFFIXES) and (path / e).is_file() for e in entries)
     if kind not in _LEGACY_DIRS:  # kinds that only ever existed with a marker
         return False
     if kind == "run" and not {"config.json", "checkpoint.pt"} <= set(entries):
@@ -321,30 +367,34 @@ def _legacy_kind(path: Path) -> str | None:
         entries = [e for e in os.listdir(path) if e not in (MARKER, LOCK) and not _is_own_temporary(e)]
     except OSError:
         return None
+    if entries and path.name == "figures" and _looks_like("figures", path, entries):
+        return "figures"
     return "run" if entries and _looks_like("run", path, entries) else None
 
 
 def _is_own_temporary(entry: str) -> bool:
     match = _TEMP.match(entry)
-    return bool(match) and match.group("name") in _OWN_NAMES
+    return bool(match) and (match.group("name") in _OWN_NAMES or match.group("name").endswith(_FIGURE_SUFFIXES))
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files of an atomic write into ``path`` that a killed writer left behind (the
-    caller holds the folder's lock, so no live writer owns them)."""
+    """A killed writer's temporary files in ``path`` (we hold its lock: no live writer owns them)."""
     for entry in os.listdir(path):
         if _is_own_temporary(entry):
             (path / entry).unlink(missing_ok=True)
 
 
 def _remove_own_files(path: Path, top: str) -> None:
-    """Delete the files the package wrote in the ``top`` folder ``path`` and in the run and
-    study folders below it."""
-    for folder, dirs, files in os.walk(path):
+    """Delete the files the package wrote in the ``top`` folder ``path`` and the folders of ours
+    below it (bottom up: an unmarked folder below is judged ours by the files above, still there)."""
+    for folder, dirs, files in os.walk(path, topdown=False):
         folder = Path(folder)
         kind = top if folder == path else _legacy_kind(folder)
         if kind is None:
             continue
+        own = own_files(folder, kind)
         for entry in files:
-            if entry in OWN_FILES[kind] or _is_own_temporary(entry):
+            if entry in own or _is_own_temporary(entry):
                 (folder / entry).unlink(missing_ok=True)
+        if own - OWN_FILES[kind]:  # the listed names are gone with their files
+            _write_marker(folder, kind)

@@ -185,7 +185,7 @@ def test_generate_with_and_without_the_kv_cache(shipped):
 @pytest.mark.parametrize("positional", ["ape", "rpe", "rope"])
 def test_kv_cached_logits_equal_the_uncached_forward_pass(positional):
     model = randomise_trainables(model_of(ModelConfig(d_model=32, n_ctx=40, d_vocab=65, positional=positional)), 0)
-    tokens = model.to_tokens(TEXT)[:, :40]
+    tokens = model.to_tokens(TEXT, truncate=False)[:, :40]
     full = model(tokens)
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache  # TL 3 only
 

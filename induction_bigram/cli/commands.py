@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +30,25 @@ def _config(presets, args: argparse.Namespace, base=None):
 
 def _resumed_config(args: argparse.Namespace, kind: type):
     """With ``--resume``, the run's own config (``--set`` applies on top of it); else ``None``."""
-    from induction_bigram.training.checkpoint import CONFIG, read_config_file
+    from induction_bigram.training.checkpoint import resumable_config
 
     if not args.resume:
         return None
     if args.preset:
         raise InductionBigramError("--resume takes the run's own config; drop --preset")
-    if not (args.out / CONFIG).is_file():
-        raise InductionBigramError(f"nothing to resume: {args.out / CONFIG} does not exist")
-    try:
-        return read_config_file(args.out / CONFIG, kind)
-    except CheckpointError as err:
-        raise CheckpointError(f"--resume: {err}") from None
+    return resumable_config(args.out, kind, args.command)
 
 
 def _train(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS, RunConfig
     from induction_bigram.files import check_folder
     from induction_bigram.memories.projections import track_memories
+    from induction_bigram.model.access import check_training_memory
     from induction_bigram.training.loop import train
 
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     config = _config(PRESETS, args, _resumed_config(args, RunConfig))
+    check_training_memory(config)
     result = train(
         config,
         args.out,
@@ -105,13 +101,10 @@ def _run_folder(path: Path, command: str) -> Path:
 
 def _figure_folder(path: Path | None, run: Path) -> Path:
     """``--out`` of memories / logits (default ``RUN/figures``), checked before any work."""
+    from induction_bigram.files import check_folder
+
     folder = path if path is not None else run / "figures"
-    flag = "--out" if path is not None else "the figure folder"
-    if folder.exists() and not folder.is_dir():
-        raise InductionBigramError(f"{flag} {folder} is a file, not a folder")
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InductionBigramError(f"{flag} {folder}: cannot write into {existing}")
+    check_folder(folder, "figures", existing="resume", label="--out" if path is not None else "the figure folder")
     return folder
 
 
@@ -166,7 +159,11 @@ def _analyse_run(args: argparse.Namespace) -> int:
         raise InductionBigramError(f"{args.command} needs a 2-layer model; {run} has {ckpt.config.model.n_layers}")
     settings = _config(study.presets, args)
     config = settings.with_run(ckpt.config)
-    result = study.analyse(ckpt.model, ckpt.stats, config, metrics=read_metrics(run), progress=not args.no_progress)
+    metrics = read_metrics(run)
+    if not metrics:
+        message = f"{run / 'metrics.jsonl'} is missing or holds no record; train the run again (--overwrite)"
+        raise CheckpointError(message)
+    result = study.analyse(ckpt.model, ckpt.stats, config, metrics=metrics, progress=not args.no_progress)
     with _writing_figures(run, figures):
         written = save_figures(study.figures(result), figures)
     summary = {**result.summary(), "figures": written}
@@ -271,13 +268,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_plot(args: argparse.Namespace) -> int:
-    from induction_bigram.figures import save_figure
+    from induction_bigram.figures import save_figure, save_figures
     from induction_bigram.sweeps.figures import plot_sweep, read_aggregate
 
     keys, points = read_aggregate(args.sweep)
     figure = plot_sweep(keys, points, args.x, args.y)
-    path = args.out or args.sweep / "figures" / f"{args.y}_vs_{args.x}.png"
-    save_figure(figure, path)
+    # the sweep's figure folder, under the one folder rule, unless the user named a file
+    path = args.out or save_figures({f"{args.y}_vs_{args.x}.png": figure}, args.sweep / "figures")[0]
+    if args.out is not None:
+        save_figure(figure, path)
     if args.json:
         _print_json({"figure": str(path)})
     else:
@@ -362,6 +361,20 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
         print(f"  {key:32s} {shown}")
 
 
+def _resource_errors(command):
+    """``command`` with running out of memory the user's error (exit 2), not an internal one."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (MemoryError, RuntimeError) as err:
+            from induction_bigram.model.access import memory_error
+
+            raise (memory_error(err) or err) from None
+
+    return run
+
+
 def _print_json(data: Any) -> None:
     from induction_bigram.files import dumps_json
 
@@ -383,3 +396,4 @@ COMMANDS = {
     "capacity-law": _capacity_law,
     "presets": _presets,
 }
+COMMANDS = {name: _resource_errors(command) for name, command in COMMANDS.items()}

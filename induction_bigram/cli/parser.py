@@ -22,6 +22,13 @@ class _Parser(argparse.ArgumentParser):
         raise InductionBigramError(f"{message} (see `{self.prog} --help`)")
 
 
+def _path(text: str) -> Path:
+    """A file or folder argument; an empty one, which ``Path`` reads as the current folder, is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or folder")
+    return Path(text)
+
+
 def _seed(text: str) -> int:
     """``--seed``: an int in [0, 2**64), what ``torch.Generator.manual_seed`` accepts."""
     from induction_bigram.config import SEED_MAX
@@ -120,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _config_flags(p, "", "model.d_model=128 or --set task.corpus=path/to/text.txt")
-    p.add_argument("--out", required=True, type=Path, help="run folder (missing, empty, or a run of ours)")
+    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a run of ours)")
     _existing_flags(p, "run (--resume takes the run's own config; --set train.steps=N trains longer)")
     _output_flags(p)
 
@@ -131,16 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/metrics.jsonl (train and held-out loss, induction and previous-token scores) and OUT/checkpoint.pt.",
     )
     p.add_argument(
-        "--text", type=Path, help="a UTF-8 text file (its characters are the vocabulary); --resume reuses the run's"
+        "--text", type=_path, help="a UTF-8 text file (its characters are the vocabulary); --resume reuses the run's"
     )
-    p.add_argument("--out", required=True, type=Path, help="run folder (missing, empty, or a natural run of ours)")
+    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a natural run of ours)")
     _config_flags(p, "natural", "model.n_heads=8")
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
     _existing_flags(p, "run (--set train.steps=N trains longer)")
     _output_flags(p)
 
     p = commands.add_parser("evaluate", help="score a trained run on a fresh seeded batch")
-    p.add_argument("run", type=Path, help="run folder or checkpoint file")
+    p.add_argument("run", type=_path, help="run folder or checkpoint file")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation batch (default 0)")
     p.add_argument("--batch-size", type=_positive, default=512, help="sequences in the batch (default 512)")
     p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
@@ -160,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     }.items():
         p = commands.add_parser(command, help=what, description=what[0].upper() + what[1:] + ".")
         p.add_argument(
-            "run", type=Path, help=f"run folder (its task/model/train are the run's own; --set takes {study}.* keys)"
+            "run", type=_path, help=f"run folder (its task/model/train are the run's own; --set takes {study}.* keys)"
         )
         _config_flags(p, study, example)
-        p.add_argument("--out", type=Path, help="figure folder (default: RUN/figures)")
+        p.add_argument("--out", type=_path, help="figure folder (default: RUN/figures)")
         p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
         _output_flags(p)
 
@@ -173,13 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         "formation": ("the order in which the memories form, every step, under SGD and AdamW", "formation.level=0.9"),
     }.items():
         p = commands.add_parser(command, help=what, description=what + "; trains its own models.")
-        p.add_argument("--out", required=True, type=Path, help="study folder (runs, result.json, figures/)")
+        p.add_argument("--out", required=True, type=_path, help="study folder (runs, result.json, figures/)")
         _config_flags(p, command, example)
         _existing_flags(p, "study")
         _output_flags(p)
 
     p = commands.add_parser("reproduce", help="run every study and write REPORT.md")
-    p.add_argument("--out", required=True, type=Path, help="report folder (missing, empty, or a report of ours)")
+    p.add_argument("--out", required=True, type=_path, help="report folder (missing, empty, or a report of ours)")
     _config_flags(p, "reproduce", "incontext.incontext.per_cell=8")
     p.add_argument(
         "--only",
@@ -201,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "target", nargs="?", help="train (a run preset) or a study: memories, capacity, formation, incontext, lengths"
     )
-    p.add_argument("--out", required=True, type=Path, help="sweep folder (missing, empty, or a sweep of ours)")
+    p.add_argument("--out", required=True, type=_path, help="sweep folder (missing, empty, or a sweep of ours)")
     _config_flags(p, "", "train.steps=500 (applied to every run)")
     p.add_argument(
         "--grid",
@@ -213,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", type=_positive, help="seeds per grid point, setting train.seed and model.seed (default 1)"
     )
-    p.add_argument("--file", type=Path, help="a TOML or JSON sweep (target, preset, set, grid, seeds); flags add to it")
+    p.add_argument(
+        "--file", type=_path, help="a TOML or JSON sweep (target, preset, set, grid, seeds); flags add to it"
+    )
     p.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and torch threads) per run (default 1)")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run (default 0)")
@@ -221,17 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(p)
 
     p = commands.add_parser("sweep-plot", help="plot a swept number against a swept key, with 95% intervals")
-    p.add_argument("sweep", type=Path, help="sweep folder")
+    p.add_argument("sweep", type=_path, help="sweep folder")
     p.add_argument("--x", required=True, help="a swept key, e.g. model.d_model")
     p.add_argument("--y", required=True, help="a number of the runs, e.g. in_context_accuracy")
-    p.add_argument("--out", type=Path, help="PNG to write (default: SWEEP/figures/Y_vs_X.png)")
+    p.add_argument("--out", type=_path, help="PNG to write (default: SWEEP/figures/Y_vs_X.png)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     p = commands.add_parser(
         "capacity-law",
         help="recall@1 of each memory against d^2 / (n log n) from a capacity sweep, and its transition",
     )
-    p.add_argument("sweep", type=Path, help="a sweep folder of the capacity study (`sweep capacity --grid ...`)")
+    p.add_argument("sweep", type=_path, help="a sweep folder of the capacity study (`sweep capacity --grid ...`)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     p = commands.add_parser("presets", help="list the presets, or print one as JSON")

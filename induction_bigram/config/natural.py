@@ -25,13 +25,17 @@ class TextConfig:
 
     Attributes:
         text: path to a UTF-8 text file (``--text`` on the command line); empty in the presets.
+            A run stores it absolute.
         held_out_fraction: the last fraction of the text, never trained on, for the held-out loss.
         held_out_windows: how many fixed windows of that slice the held-out loss averages over.
+        sha256: the text's content hash, filled in when a run reads it (``""``: not read yet); a
+            resumed run must read the same text, by whatever path.
     """
 
     text: str = ""
     held_out_fraction: float = at_least(0.0, 0.1)
     held_out_windows: int = at_least(1, 64)
+    sha256: str = ""
 
     def check(self) -> None:
         if not 0 < self.held_out_fraction < 1:
@@ -120,11 +124,12 @@ class NaturalConfig(Config):
     train: NaturalTrainConfig
 
     def recipe(self) -> "NaturalConfig":
-        """This config with ``train.steps`` and ``train.fused_loss`` at their defaults: what a
-        resumed run must match (it may run longer, and through either loss)."""
+        """This config with ``train.steps`` and ``train.fused_loss`` at their defaults and no text
+        path: what a resumed run must match (it may run longer, through either loss, on the same
+        text, by its hash, at another path)."""
         defaults = NaturalTrainConfig()
         train = dataclasses.replace(self.train, steps=defaults.steps, fused_loss=defaults.fused_loss)
-        return dataclasses.replace(self, train=train)
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, text=""), train=train)
 
     def with_vocab(self, vocab: str) -> "NaturalConfig":
         """Fill ``model.vocab`` from the text; a different explicit vocabulary is kept (the

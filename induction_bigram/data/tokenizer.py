@@ -12,6 +12,10 @@ none of them shifts a character's id. The model has no embedding for them: feedi
 model is an error (:func:`induction_bigram.hooks.embed.check_token_ids`), which is what makes
 an unknown character, or a BOS asked for with ``prepend_bos=True``, fail loudly instead of
 being read as some other token. The tokenizer does not prepend BOS.
+
+TransformerLens's ``to_tokens`` (and so ``to_str_tokens`` and ``model("...")``) asks the
+tokenizer to cut a prompt to ``n_ctx`` tokens; this one refuses a prompt that such a cut would
+change, with a :class:`~induction_bigram.errors.DataError`, as a token tensor of that length is.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def character_tokenizer(vocab: Sequence[str]) -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.BPE(vocab=ids, merges=[], unk_token=UNK))
     backend.decoder = decoders.Fuse()  # characters join with nothing between them
     backend.add_special_tokens(list(SPECIAL_TOKENS))
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = _CharacterTokenizer(
         tokenizer_object=backend,
         eos_token=EOS,
         pad_token=PAD,
@@ -47,6 +51,21 @@ def character_tokenizer(vocab: Sequence[str]) -> PreTrainedTokenizerFast:
     # BOS is set after construction: a tokenizer with a BOS but no add_bos_token makes
     # TransformerLens's set_tokenizer reload it from the hub by name.
     return tokenizer
+
+
+class _CharacterTokenizer(PreTrainedTokenizerFast):
+    def __call__(self, text=None, *args, **kwargs):
+        max_length = kwargs.get("max_length")
+        if kwargs.get("truncation") and max_length is not None:
+            for prompt in [text] if isinstance(text, str) else text if isinstance(text, (list, tuple)) else []:
+                if isinstance(prompt, str) and len(prompt) > max_length:  # characters bound the tokens from above
+                    n = len(self.tokenize(prompt))  # not the backend's encode, which keeps the last call's cut
+                    if n > max_length:
+                        raise DataError(
+                            f"a prompt of length {n} exceeds the context n_ctx = {max_length} "
+                            "(TransformerLens would cut it to n_ctx); pass a shorter prompt"
+                        )
+        return super().__call__(text, *args, **kwargs)
 
 
 def special_token_note(d_vocab: int) -> str:

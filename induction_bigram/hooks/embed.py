@@ -12,13 +12,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.components import Embed, PosEmbed
 
-from induction_bigram.hooks.checks import check_context_length, check_positions, check_token_ids
+from induction_bigram.hooks.checks import check_positions, check_token_tensor
 
 
 class TokenEmbed(Embed):
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
-        check_token_ids(tokens, self.cfg.d_vocab)
-        check_context_length(tokens.shape[-1], self.cfg.n_ctx)
+        check_token_tensor(tokens, self.cfg.d_vocab, self.cfg.n_ctx, ranks=(2,))
         return super().forward(tokens)
 
 

@@ -35,7 +35,7 @@ from transformer_lens.model_bridge.sources.native import NativeAttention, Native
 from transformer_lens.model_bridge.sources.native import model as _native
 
 from induction_bigram.errors import ConfigError
-from induction_bigram.hooks.checks import check_context_length, check_token_ids
+from induction_bigram.hooks.checks import check_context_length, check_token_tensor
 from induction_bigram.hooks.circuit import CircuitHooks
 
 LINEAR_ACT_FN = "linear"
@@ -220,7 +220,7 @@ class CheckedNativeModel(NativeModel):
         if input_ids is None and inputs_embeds is None:
             return super().forward(input_ids, attention_mask, position_ids, inputs_embeds, **kwargs)
         if input_ids is not None:
-            check_token_ids(input_ids, self.cfg.d_vocab)
+            check_token_tensor(input_ids, self.cfg.d_vocab, self.cfg.n_ctx, ranks=(2,))
         n = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         if position_ids is not None and position_ids.numel():
             n = max(n, int(position_ids.max()) + 1)

@@ -51,6 +51,7 @@ from induction_bigram.anymodel.projections import project_induction, project_pos
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ModelShapeError
+from induction_bigram.hooks.checks import check_memory_arguments
 from induction_bigram.model import (
     Model,
     build_model,
@@ -216,7 +217,7 @@ def memory_report(
         first_positions: W_K1's early positions, scored as ``recall_first<first_positions>``
             (docs/THEORY.md section 3.6).
     """
-    projections = memory_projections(model, triggers, n_positions)
+    projections = memory_projections(model, check_memory_arguments(model, triggers, n_positions), n_positions)
     cosines = {"W_O2": cosine(get_paper_matrix(model, "W_O2"), ideal_W_O2(model))}
     cosines["W_K2"] = cosine(model.QK[1, 0].AB, ideal_W_K2(model, triggers))
     if "W_K1" in projections:

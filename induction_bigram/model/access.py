@@ -9,6 +9,7 @@ these are written once.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 
@@ -16,12 +17,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from induction_bigram.config import ModelConfig
+from induction_bigram.config import ModelConfig, RunConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.errors import CheckpointError, ConfigError, DataError, ModelShapeError
+from induction_bigram.errors import CheckpointError, ConfigError, DataError, InductionBigramError, ModelShapeError
 from induction_bigram.hooks import LINEAR_ACT_FN
-from induction_bigram.hooks.checks import check_context_length, check_token_ids
+from induction_bigram.hooks.checks import check_token_tensor
 from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.model.backend import TL4, TL_VERSION, Model
 
@@ -47,6 +48,61 @@ def check_buildable(cfg: ModelConfig, vocab: Sequence[str]) -> None:
         raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
     if cfg.positional == "rope" and cfg.n_ctx > ROTARY_CACHE:
         raise ConfigError(f"model.n_ctx must be <= {ROTARY_CACHE} for rope, got {cfg.n_ctx}")
+
+
+def model_bytes(cfg: ModelConfig) -> int:
+    """A lower bound on the bytes a model of ``cfg`` holds: float32 W_E, W_U, positions and each
+    layer's W_Q, W_K, W_V, W_O and feed-forward, and TL's causal mask (one byte per entry)."""
+    d, n = cfg.d_model, cfg.n_ctx
+    per_layer = 4 * (4 * d * d + 2 * d * (hidden_width(cfg) or 0)) + n * n
+    return 4 * (2 * (cfg.d_vocab or 0) * d + n * d) + cfg.n_layers * per_layer
+
+
+def training_bytes(cfg: ModelConfig, seq_len: int, batch_size: int, micro_batch_size: int | None) -> int:
+    """A lower bound on the bytes one training step needs: the model with its gradients and two
+    Adam moments, the batch's int64 tokens, targets and labels, and the forward pass's float32
+    logits and attention patterns of a micro-batch (kept for the backward pass)."""
+    micro = min(micro_batch_size or batch_size, batch_size)
+    activations = 4 * micro * seq_len * ((cfg.d_vocab or 0) + cfg.n_layers * (4 * cfg.d_model + seq_len))
+    return 4 * model_bytes(cfg) + 3 * 8 * batch_size * seq_len + activations
+
+
+def check_fits_in_memory(need: int, what: str, device: torch.device) -> None:
+    """Raise :class:`ConfigError` when ``need`` bytes exceed all the memory of ``device`` (the
+    GPU's, or this machine's RAM): an allocation that cannot succeed is refused before it is
+    tried, with both numbers."""
+    if device.type == "cuda":
+        have, where = torch.cuda.get_device_properties(device).total_memory, f"the GPU {device}"
+    else:
+        have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine"
+    if need > have:
+        raise ConfigError(
+            f"{what} needs at least {need / 2**30:,.1f} GiB of memory; {where} has {have / 2**30:,.1f} GiB"
+        )
+
+
+def memory_error(err: BaseException) -> InductionBigramError | None:
+    """The user's error for ``err`` when it is running out of memory (the sizes asked for do not
+    fit, where :func:`check_fits_in_memory` could not tell before), else None."""
+    text = " ".join(str(err).split())
+    if not (isinstance(err, MemoryError) or "can't allocate memory" in text or "out of memory" in text):
+        return None
+    return InductionBigramError(
+        f"out of memory ({text[:160] or type(err).__name__}): ask for a smaller model, batch or context "
+        "(--set model.d_model=..., train.batch_size=..., train.micro_batch_size=...)"
+    )
+
+
+def check_training_memory(config: RunConfig) -> None:
+    """:func:`check_fits_in_memory` for training ``config`` on its device: the larger of its
+    training and evaluation batches."""
+    batch = max(config.train.batch_size, config.train.eval_batch_size)
+    need = training_bytes(config.model, config.task.seq_len, batch, config.train.micro_batch_size)
+    what = (
+        f"training a model of d_model = {config.model.d_model}, n_ctx = {config.model.n_ctx} on batches of {batch} "
+        f"sequences of length {config.task.seq_len}"
+    )
+    check_fits_in_memory(need, what, resolve_device(config.train.device))
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -131,10 +187,7 @@ def norm_parameters(norm: torch.nn.Module | None) -> tuple[Tensor | None, Tensor
 def check_tokens(model: Model, tokens: Tensor) -> Int[Tensor, "batch pos"]:
     """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
     (the checks the forward pass makes, for analyses that want to fail before any work)."""
-    if tokens.ndim != 2:
-        raise DataError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-    check_context_length(tokens.shape[1], model.cfg.n_ctx)
-    check_token_ids(tokens, model.cfg.d_vocab)
+    check_token_tensor(tokens, model.cfg.d_vocab, model.cfg.n_ctx, ranks=(2,))
     return tokens
 
 

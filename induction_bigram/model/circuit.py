@@ -62,15 +62,18 @@ from induction_bigram.hooks import (
     TokenEmbed,
     make_layer_content_only,
 )
+from induction_bigram.hooks.checks import install_input_check
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     CONFIG_BUFFERS,
     PAPER_NAME,
     bias_of,
     check_buildable,
+    check_fits_in_memory,
     check_state,
     circuit_tl_fields,
     describe,
+    model_bytes,
     resolve_device,
     seeded_normal,
     trainable_names,
@@ -95,6 +98,7 @@ def build_model(
     """
     check_buildable(cfg, vocab)
     device = resolve_device(device)
+    check_fits_in_memory(model_bytes(cfg), f"a model of d_model = {cfg.d_model}, n_ctx = {cfg.n_ctx}", device)
     tl_cfg = HookedTransformerConfig(**circuit_tl_fields(cfg), device=str(device))
     with warnings.catch_warnings():
         # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
@@ -109,6 +113,7 @@ def build_model(
     for name, param in model.named_parameters():
         param.requires_grad_(name in trainable)
     _attach_tokenizer(model, vocab)
+    install_input_check(model)
     setattr(model, CONFIG_ATTR, cfg)
     model.circuit.description = describe(model)  # repr(model) shows it
     return model

@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.hooks import CheckedPosEmbed, CircuitAttention, TokenEmbed
+from induction_bigram.hooks.checks import install_input_check
 from induction_bigram.model.access import natural_tl_fields, natural_vocab, resolve_device
 from induction_bigram.model.circuit import _attach_tokenizer
 
@@ -51,6 +52,7 @@ def build_natural_model(
             _install_checks(model)
     model.to(device, print_details=False)
     _attach_tokenizer(model, tuple(chars))
+    install_input_check(model)
     setattr(model, _NATURAL_ATTR, cfg if cfg.vocab is not None else _with_vocab(cfg, chars))
     return model
 

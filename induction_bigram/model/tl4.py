@@ -36,6 +36,7 @@ from induction_bigram.config import ModelConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
 from induction_bigram.errors import ConfigError, ModelShapeError
+from induction_bigram.hooks.checks import install_input_check
 from induction_bigram.hooks.tl4 import (
     LINEAR_ACT_FN,
     CheckedNativeModel,
@@ -51,8 +52,10 @@ from induction_bigram.model.access import (
     PAPER_NAME,
     bias_of,
     check_buildable,
+    check_fits_in_memory,
     circuit_tl_fields,
     describe,
+    model_bytes,
     natural_tl_fields,
     natural_vocab,
     resolve_device,
@@ -96,6 +99,7 @@ def build_model(
     check_buildable(cfg, vocab)
     _check_internals(_variant(cfg))
     device = resolve_device(device)
+    check_fits_in_memory(model_bytes(cfg), f"a model of d_model = {cfg.d_model}, n_ctx = {cfg.n_ctx}", device)
     tl_cfg = _bridge_config(cfg)
     with torch.random.fork_rng(devices=[]):  # every tensor is overwritten below
         native = CheckedNativeModel(tl_cfg)
@@ -131,6 +135,7 @@ def _wrap(native: nn.Module, tl_cfg: TransformerBridgeConfig, vocab: Sequence[st
     )
     bridge.tokenizer.padding_side = "right"
     bridge.tokenizer.bos_token = BOS  # as TL 3's set_tokenizer path: a BOS the model has no embedding for
+    install_input_check(bridge)
     return bridge
 
 

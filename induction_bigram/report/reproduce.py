@@ -30,7 +30,7 @@ from induction_bigram.memories.study import MemoriesConfig
 from induction_bigram.report.render import StudySection, render_report
 from induction_bigram.studies import STUDIES
 from induction_bigram.sweeps import SweepSpec, SweepTable, run_sweeps
-from induction_bigram.sweeps.execute import RUNS
+from induction_bigram.sweeps.execute import RUNS, SPEC
 
 REPORT = "REPORT.md"
 NUMBERS = "numbers.json"
@@ -100,19 +100,22 @@ def reproduce(
     """Run the studies of ``config`` (all, or the names in ``studies``) over its seeds into
     ``out_dir`` and write ``out_dir/REPORT.md`` and ``numbers.json``; returns the report's path.
 
-    Runs already finished in ``out_dir`` are loaded, not retrained (``existing="resume"``);
+    Runs already finished in ``out_dir`` are loaded, not retrained (``existing="resume"``), and
+    a study the report there already holds stays in it when ``studies`` leaves it out;
     ``"overwrite"`` retrains them, ``"refuse"`` refuses a folder that holds a report. ``address``
     joins a Ray cluster (default: ``RAY_ADDRESS``, else a local Ray). ``preset`` names the
     preset ``config`` came from, for the report's header.
     """
-    names = studies or list(STUDIES)
     settings = config.reproduce
     with claim_folder(out_dir, "reproduce", existing=existing) as out_dir:
+        kept = _reported(out_dir, studies or list(STUDIES)) if existing == "resume" else {}
+        names = [name for name in STUDIES if name in (studies or STUDIES) or name in kept]
+        specs = {n: kept.get(n) or SweepSpec(target=n, config=getattr(config, n), seeds=settings.seeds) for n in names}
         began = time.perf_counter()
         # the later studies train more models per run (lengths: one per variant), so their runs
         # are submitted first and the short runs of the others fill the cores around them
         order = names[::-1]
-        sweeps = [(SweepSpec(target=n, config=getattr(config, n), seeds=settings.seeds), out_dir / n) for n in order]
+        sweeps = [(specs[n], out_dir / n) for n in order]
         tables = dict(
             zip(order, run_sweeps(sweeps, address=address, cpus_per_run=settings.cpus_per_run, progress=progress))
         )
@@ -123,9 +126,33 @@ def reproduce(
             numbers[s.study.name] |= {"seeds": tables[s.study.name].aggregate(), "first_seed": s.result.summary()}
         numbers["seconds"] = {"wall": wall, **{s.study.name: s.seconds for s in sections}}
         numbers["config"] = {"preset": preset, **config.to_dict()}
+        numbers["config"] |= {name: spec.config.to_dict() for name, spec in kept.items() if spec.config is not None}
         atomic_write_text(out_dir / NUMBERS, dumps_json(numbers) + "\n")
         atomic_write_text(out_dir / REPORT, render_report(sections, preset, wall))
         return out_dir / REPORT
+
+
+def _reported(out_dir: Path, names: list[str]) -> dict[str, SweepSpec]:
+    """The studies that the report already in ``out_dir`` holds and ``names`` lacks, each with
+    the sweep it ran: a resumed report that runs fewer studies keeps them (their finished runs
+    are loaded, not retrained), so that it is merged, never truncated."""
+    try:
+        earlier = json.loads((out_dir / NUMBERS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no earlier report (or an unreadable one, which is rewritten whole)
+        return {}
+    kept = {}
+    for name in STUDIES:
+        if name in names or not isinstance(earlier, dict) or name not in earlier:
+            continue
+        path = out_dir / name / SPEC
+        try:
+            kept[name] = SweepSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as err:  # ConfigError is a ValueError
+            raise InductionBigramError(
+                f"{out_dir / NUMBERS} reports the {name} study but its sweep {path} cannot be read ({err}); "
+                f"add --only {name} to run it again, or --overwrite to start the report again"
+            ) from None
+    return kept
 
 
 def _section(out_dir: Path, name: str, table: SweepTable) -> StudySection:

@@ -46,7 +46,7 @@ from matplotlib.figure import Figure
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import ConfigError
 from induction_bigram.figures import save_figure
-from induction_bigram.files import atomic_write_text, dumps_json
+from induction_bigram.files import atomic_write_text, claim_folder, dumps_json
 from induction_bigram.intervals import mean_interval
 from induction_bigram.memories.capacity import CapacityResult
 
@@ -369,6 +369,7 @@ def write_capacity_law(sweep_dir: str | Path) -> tuple[CapacityLaw, Path, Path]:
     points, runs = read_sweep(folder)
     law = capacity_law(points, runs)
     figure, data = folder / "capacity_law.png", folder / "capacity_law.json"
-    save_figure(plot_capacity_law(law), figure, dpi=130)
-    atomic_write_text(data, dumps_json(law.to_dict()) + "\n")
+    with claim_folder(folder, "sweep", existing="resume"):  # a sweep still writing its tables is refused
+        save_figure(plot_capacity_law(law), figure, dpi=130)
+        atomic_write_text(data, dumps_json(law.to_dict()) + "\n")
     return law, figure, data

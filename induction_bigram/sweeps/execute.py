@@ -17,7 +17,10 @@ finished one intact.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -46,8 +49,10 @@ def run_one(target: str, config: Config, run_dir: str | Path) -> dict[str, float
     return its numbers, flattened to dotted keys."""
     if target == TRAIN:
         from induction_bigram.memories.projections import track_memories
+        from induction_bigram.model.access import check_training_memory
         from induction_bigram.training.loop import train_or_load
 
+        check_training_memory(config)
         return flatten(train_or_load(config, run_dir, progress=False, track=[track_memories]).final)
     result = STUDIES[target].run(config, run_dir, progress=False, existing="resume")
     return flatten(result.summary())
@@ -80,11 +85,33 @@ def ray_session(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if _ray_noise not in auth.filters:
+        auth.addFilter(_ray_noise)
     ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _ray_noise(record: logging.LogRecord) -> bool:
+    """Ray's note that its (default) token authentication is on: said on every start, it doubled
+    every sweep error line; nothing for the user to act on."""
+    return "Token authentication is enabled" not in record.getMessage()
+
+
+def _check_resources(cpus: float, gpus: float) -> None:
+    """Refuse at once a run that no node of the Ray cluster can hold (Ray would wait forever)."""
+    import ray
+
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    for flag, need, name in (("--cpus-per-run", cpus, "CPU"), ("--gpus-per-run", gpus, "GPU")):
+        most = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if need > most:
+            raise ConfigError(
+                f"{flag} {need:g}: no node of the Ray cluster has that many {name}s (the largest has {most:g})"
+            )
 
 
 def run_sweep(
@@ -125,6 +152,9 @@ def run_sweeps(
         spec.runs()  # every config is checked before anything starts
     if cpus_per_run <= 0 or gpus_per_run < 0:
         raise ConfigError(f"each run needs CPUs > 0 and GPUs >= 0, got {cpus_per_run} and {gpus_per_run}")
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    if local and cpus_per_run > (os.cpu_count() or 1):  # refused before a local Ray starts
+        raise ConfigError(f"--cpus-per-run {cpus_per_run:g} is more than this machine's {os.cpu_count()} CPUs")
     with ExitStack() as held:
         prepared = []
         for spec, out_dir in sweeps:
@@ -139,6 +169,7 @@ def run_sweeps(
         try:
             if todo:
                 with ray_session(address):
+                    _check_resources(cpus_per_run, gpus_per_run)
                     _submit_and_collect(todo, cpus_per_run, gpus_per_run, bar)
         finally:
             bar.close()
@@ -183,8 +214,8 @@ def _submit_and_collect(todo: list[tuple[_Sweep, SweepRun]], cpus: float, gpus: 
                     record = sweep.records[run.name] = _record(run, ray.get(ref))
                     _write_records(sweep.folder, sweep.records)
                     bar.update(1)
-                    if record["status"] == "failed":
-                        bar.write(f"sweep: {run.name} failed: {record['error']}")
+                    if record["status"] == "failed":  # stderr: stdout is the --json output's alone
+                        bar.write(f"sweep: {run.name} failed: {record['error']}", file=sys.stderr)
         finally:
             for ref in pending:  # Ctrl-C or an error of ours: stop what is still running
                 ray.cancel(ref, force=True)
@@ -235,7 +266,8 @@ def _check_same_sweep(folder: Path, spec: SweepSpec, runs: list[SweepRun]) -> di
     records = _read_records(folder)
     for run in runs:
         old = records.get(run.name)
-        if old is not None and old.get("config") != run.config.to_dict():
+        # compared as JSON, as the record was read: a tuple of the config is a list there
+        if old is not None and old.get("config") != json.loads(dumps_json(run.config.to_dict())):
             raise ConfigError(
                 f"{folder} holds a run {run.name} made with another config; sweep into another --out, "
                 "or --overwrite to start again"

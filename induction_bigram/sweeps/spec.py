@@ -95,6 +95,10 @@ class SweepSpec:
                 raise ConfigError(
                     f"grid key {key!r}: seeds are swept with --seeds, which sets {' and '.join(SEED_KEYS)}"
                 )
+            texts = [_as_text(value) for value in values]
+            twice = next((text for i, text in enumerate(texts) if text in texts[:i]), None)
+            if twice is not None:  # one run folder for two runs: they would clash, and count twice
+                raise ConfigError(f"grid key {key!r} lists the value {twice!r} twice; give each value once")
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -144,9 +148,13 @@ class SweepSpec:
         base = self.base()
         keys = list(self.grid)
         runs = []
+        points: dict[str, dict[str, Any]] = {}
         for combination in itertools.product(*(self.grid[key] for key in keys)):
             values = dict(zip(keys, combination))
             point = base.with_overrides({k: _as_text(v) for k, v in values.items()})
+            same = points.setdefault(point.to_json(), values)
+            if same is not values:  # e.g. 0.1 and 1e-1: the same runs under two names, counted twice
+                raise ConfigError(f"the grid points {same} and {values} are the same config; give each once")
             for seed in range(self.seeds):
                 config = point.with_overrides({key: seed for key in SEED_KEYS})
                 runs.append(SweepRun(run_name(values, seed), values, seed, config))

@@ -23,6 +23,7 @@ import torch
 
 from induction_bigram.config import RunConfig
 from induction_bigram.config.base import Config
+from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
@@ -143,6 +144,33 @@ def read_config_file(path: str | os.PathLike[str], kind: type[ConfigT] = RunConf
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError and ConfigError are ValueErrors
         reason = str(err) if isinstance(err, ConfigError) else f"not valid JSON ({err})"
         raise CheckpointError(f"{path}: {reason}") from None
+
+
+def resumable_config(run_dir: str | os.PathLike[str], kind: type[ConfigT], command: str) -> ConfigT:
+    """The config (a ``kind``) of the run in ``run_dir`` that ``command`` (``train`` or ``natural``)
+    resumes; a :class:`CheckpointError` says when there is nothing to resume, names a run of the
+    other command as the wrong kind of folder, and suggests ``--overwrite`` for a run that stopped
+    before its first checkpoint."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"nothing to resume: {path} does not exist")
+    try:
+        config = read_config_file(path, kind)
+    except CheckpointError as err:
+        other, made_by = (NaturalConfig, "natural") if kind is RunConfig else (RunConfig, "train")
+        try:  # a run of the other command: say so, not which of its keys this config lacks
+            read_config_file(path, other)
+        except CheckpointError:
+            raise CheckpointError(f"--resume: {err}") from None
+        raise CheckpointError(
+            f"--resume: {run_dir} is a run of `{made_by}`, the wrong kind of folder for `{command}`"
+        ) from None
+    if not (Path(run_dir) / CHECKPOINT).is_file():
+        raise CheckpointError(
+            f"nothing to resume: {run_dir} holds no {CHECKPOINT} (the run stopped before its first checkpoint); "
+            "start it again with --overwrite"
+        )
+    return config
 
 
 def _check_config_file(path: Path, config: RunConfig, checkpoint: Path) -> None:

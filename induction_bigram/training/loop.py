@@ -28,7 +28,7 @@ from induction_bigram.config import ModelConfig, RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import ConfigError, TrainingDivergedError
-from induction_bigram.files import atomic_write_text, claim_folder
+from induction_bigram.files import append_text, atomic_write_text, claim_folder
 from induction_bigram.model import (
     Model,
     build_model,
@@ -385,8 +385,7 @@ class _Loop:
             record.update(tracker(self.model, self.task))
         self.metrics.append(record)
         if self.run_dir is not None:
-            with open(self.run_dir / METRICS, "a") as handle:
-                handle.write(metrics_line(record))
+            append_text(self.run_dir / METRICS, metrics_line(record))
         if self.on_eval is not None:
             self.on_eval(record)
         return record

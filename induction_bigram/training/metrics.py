@@ -57,13 +57,33 @@ def masked_cross_entropy(
 
 def in_context_loss(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> Float[Tensor, ""]:
     """Mean cross-entropy on the in-context targets (label >= 2); differentiable."""
+    _check_logits(logits, batch, finite=False)  # a NaN loss says so itself
     return masked_cross_entropy(logits, batch.targets, batch.in_context)
 
 
 def in_context_accuracy(logits: Float[Tensor, "batch pos vocab"], batch: TaskBatch) -> Float[Tensor, ""]:
     """Top-1 accuracy on the in-context targets (label >= 2)."""
+    _check_logits(logits, batch, finite=True)  # argmax over NaNs is some index: a made-up accuracy
     correct = logits.argmax(-1) == batch.targets
     return correct[batch.in_context].float().mean()
+
+
+def _check_logits(logits: Tensor, batch: TaskBatch, finite: bool) -> None:
+    """Raise :class:`DataError` unless ``logits`` are floats of shape [batch, pos, vocab] over
+    ``batch``'s targets, with an in-context target to score (and all finite when ``finite``)."""
+    if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.ndim != 3:
+        shown = f"{tuple(logits.shape)} {logits.dtype}" if isinstance(logits, Tensor) else type(logits).__name__
+        raise DataError(f"logits must be a float tensor [batch, pos, vocab], got {shown}")
+    top = int(batch.targets.max()) if batch.targets.numel() else -1
+    if logits.shape[:2] != batch.targets.shape or logits.shape[2] <= top:
+        raise DataError(
+            f"logits of shape {tuple(logits.shape)} do not fit the batch's targets {tuple(batch.targets.shape)} "
+            f"(ids up to {top})"
+        )
+    if not batch.in_context.any():
+        raise DataError("this batch has no in-context target (label >= 2) to score")
+    if finite and not torch.isfinite(logits).all():
+        raise DataError("the logits hold NaN or infinite values; an accuracy over them would mean nothing")
 
 
 def in_context_patching_metric(

@@ -12,10 +12,13 @@ behave as for ``train``); its checkpoint has its own format, which :func:`load_n
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from tqdm import tqdm
 from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError, TrainingDivergedError
-from induction_bigram.files import atomic_write_text, atomic_write_with, claim_folder
+from induction_bigram.files import append_text, atomic_write_text, atomic_write_with, claim_folder
 from induction_bigram.model import (
     Model,
     build_natural_model,
@@ -70,8 +73,12 @@ class NaturalResult:
 
 
 def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
-    """Read and encode the text; ``config`` with ``model.vocab`` taken from it if unset."""
+    """Read and encode the text; ``config`` with ``model.vocab`` taken from it if unset, and the
+    text's absolute path and content hash (``data.sha256``)."""
     text = read_text(config.data.text)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    data = dataclasses.replace(config.data, text=str(Path(config.data.text).expanduser().resolve()), sha256=digest)
+    config = dataclasses.replace(config, data=data)
     config = config.with_vocab(text_vocab(text) if config.model.vocab is None else config.model.vocab)
     ids = encode_text(text, config.model.vocab)
     return config, TextWindows(ids, config.model.n_ctx, config.data.held_out_fraction)
@@ -174,8 +181,17 @@ class _Loop:
         ckpt = load_natural_checkpoint(run_dir, config.train.device)
         saved: NaturalConfig = ckpt["config"]
         requested, windows = resolve_text(config.with_vocab(saved.model.vocab))
+        if saved.data.sha256 and saved.data.sha256 != requested.data.sha256:
+            raise ConfigError(
+                f"cannot resume {run_dir}: the text {requested.data.text} is not the one it was trained on "
+                f"(sha256 {saved.data.sha256[:12]}... then, {requested.data.sha256[:12]}... now); train a new run "
+                "on it, or pass --overwrite to start this one again"
+            )
+        if not saved.data.sha256:  # a run from before texts were hashed: nothing to compare
+            warnings.warn(f"{run_dir} holds no hash of its text; cannot check that {requested.data.text} is unchanged")
+            saved = dataclasses.replace(saved, data=dataclasses.replace(saved.data, sha256=requested.data.sha256))
         if saved.recipe() != requested.recipe():
-            diff = config_differences(saved.to_dict(), requested.to_dict())
+            diff = config_differences(saved.recipe().to_dict(), requested.recipe().to_dict())
             raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
         if requested.train.steps < ckpt["step"]:
             raise ConfigError(
@@ -256,8 +272,7 @@ class _Loop:
         self.model.train(was_training)
         self.metrics.append(record)
         if self.run_dir is not None:
-            with open(self.run_dir / METRICS, "a") as handle:
-                handle.write(metrics_line(record))
+            append_text(self.run_dir / METRICS, metrics_line(record))
         return record
 
     def save(self, step: int) -> None:

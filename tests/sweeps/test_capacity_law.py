@@ -7,7 +7,7 @@ import math
 import pytest
 
 from induction_bigram.errors import ConfigError
-from induction_bigram.files import dumps_json
+from induction_bigram.files import claim_folder, dumps_json
 from induction_bigram.memories.capacity import PRESETS, CapacityResult, CapacityRow
 from induction_bigram.sweeps.capacity_law import (
     CapacityLaw,
@@ -37,6 +37,8 @@ def make_sweep(folder, ns=(16, 64), trained=lambda d, n, s, *_: ramp(law_x(d, n)
     """A sweep folder of capacity results, one per N and seed, whose recalls are given
     functions of (d, n, seed, N); the same function serves every memory (each with its own n)."""
     theory = theory or (lambda d, n, s, *_: ramp(law_x(d, n), 6.0 * SHIFT[s]))
+    with claim_folder(folder, "sweep"):  # marked as a sweep of ours, as a real one is
+        pass
     base = PRESETS["test"]
     records = []
     for n_tokens in ns:
