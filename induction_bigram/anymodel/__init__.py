@@ -5,8 +5,8 @@ read a ``TransformerBridge`` through the same weight accessors (``W_Q``, ``OV``;
 on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
 
 - :mod:`.heads`: score every head as previous-token, induction and duplicate-token head on
-  repeated random tokens, and rank (previous-token head, induction head) pairs, with their
-  K-composition; how far back each head looks on any text (:func:`.attention_by_offset`);
+  repeated random tokens, and rank (previous-token head, induction head) pairs; how far back
+  each head looks on any text (:func:`.attention_by_offset`);
 - :mod:`.projections`: the memories W_O2, W_K2, W_K1 of a chosen pair, with each head's own
   weights and LayerNorm folded in, as the same :class:`MemoryReport` our models get;
 - :mod:`.logits`: prompts with a repeated "q o" from the model's vocabulary, the chosen head's
