@@ -1,4 +1,5 @@
-"""Finding the induction circuit of any ``HookedTransformer`` (docs/THEORY.md sections 3.7, 3.8).
+"""Finding the induction circuit of any TL model, a ``TransformerBridge`` (``HookedTransformer`` on
+TL 3) (docs/THEORY.md sections 3.7, 3.8).
 
 Our own models have one head per layer, so the circuit is known: layer 1 is the previous-token
 head, layer 2 the induction head (section 2). A researcher's model has many heads per layer and
