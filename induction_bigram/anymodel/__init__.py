@@ -1,12 +1,15 @@
-"""The analyses of docs/THEORY.md sections 3, 4 and 6 on any HookedTransformer of 2 layers or more
-(section 3.8): several heads per layer, LayerNorm, biases, learned embeddings. Under TL 4 they
-read a ``TransformerBridge`` through the same weight accessors (``W_Q``, ``OV``; norms through
-:func:`~induction_bigram.model.norm_parameters`); tested on the bridges the package builds and
-on ``TransformerBridge.boot_native`` ones, before and after ``process_weights``.
+"""The analyses of docs/THEORY.md sections 3, 4 and 6 on any TransformerLens model of 2 layers or
+more (section 3.8): several heads per layer, LayerNorm, biases, learned embeddings. On TL 4 (the
+default install) that is a ``TransformerBridge``: one you configure
+(``TransformerBridge.boot_native(TransformerBridgeConfig(...))``) or a Hugging Face model
+(``TransformerBridge.boot_transformers(name)``), read through TL's weight accessors (``W_Q``,
+``OV``; norms through :func:`~induction_bigram.model.norm_parameters`); on TL 3.9 a
+``HookedTransformer``. Tested on the models the package builds and on ``boot_native`` bridges
+(``HookedTransformer`` s on TL 3), before and after ``process_weights`` (``fold_ln``).
 
 - :mod:`.heads`: score every head as previous-token, induction and duplicate-token head on
-  repeated random tokens, and rank (previous-token head, induction head) pairs, with their
-  K-composition; how far back each head looks on any text (:func:`.attention_by_offset`);
+  repeated random tokens, and rank (previous-token head, induction head) pairs; how far back
+  each head looks on any text (:func:`.attention_by_offset`);
 - :mod:`.circuit`: whether the best pair is an induction circuit at all (:func:`.find_head_pairs`,
   with a floor above what a uniform head scores);
 - :mod:`.projections`: the memories W_O2, W_K2, W_K1 of a chosen pair, with each head's own

@@ -1,4 +1,5 @@
-"""Finding the induction circuit of any ``HookedTransformer`` (docs/THEORY.md sections 3.7, 3.8).
+"""Finding the induction circuit of any TL model, a ``TransformerBridge`` (``HookedTransformer`` on
+TL 3) (docs/THEORY.md sections 3.7, 3.8).
 
 Our own models have one head per layer, so the circuit is known: layer 1 is the previous-token
 head, layer 2 the induction head (section 2). A researcher's model has many heads per layer and
@@ -29,9 +30,11 @@ A pair is a previous-token head in an earlier layer than an induction head, rank
 product of the two scores (whether the best pair is a circuit at all is :mod:`.circuit`'s
 verdict); each pair carries TL's K-composition score (``model.all_composition_scores("K")``,
 computed from the raw weights: LayerNorm weights are inside it only for a model loaded with
-``fold_ln``), which is reported and breaks ties but does
-not rank: its scale depends on the heads' ranks and norms, while the attention scores say what
-the heads do.
+``fold_ln``), which breaks ties but does not rank and is not printed: its scale depends on the
+heads' ranks and norms (for random d x d matrices it is about 1/sqrt(d)), and on the shipped
+models a real circuit's pair scores only a little above the same weights shuffled, so the number
+alone does not tell a circuit from an untrained model.
+:func:`~induction_bigram.anymodel.pair_memory_report` reads what the pair's W_K^2 stores.
 """
 
 from __future__ import annotations
@@ -296,7 +299,8 @@ class HeadPair:
     Attributes:
         previous_token / induction: (layer, head); the previous-token head's layer is earlier.
         previous_token_score / induction_score: their :class:`HeadScores`.
-        k_composition: TL's K-composition score of the two heads.
+        k_composition: TL's K-composition score of the two heads (in ``to_dict``, not in ``str``:
+            module doc).
     """
 
     previous_token: Head
@@ -322,8 +326,7 @@ class HeadPair:
     def __str__(self) -> str:
         return (
             f"previous-token {head_name(self.previous_token)} ({self.previous_token_score:.3f}) -> "
-            f"induction {head_name(self.induction)} ({self.induction_score:.3f}), "
-            f"K-composition {self.k_composition:.3f}"
+            f"induction {head_name(self.induction)} ({self.induction_score:.3f})"
         )
 
 

@@ -1,4 +1,4 @@
-"""What a chosen induction head does to the logits of any ``HookedTransformer``.
+"""What a chosen induction head does to the logits of any TL model (``TransformerBridge``; TL 3: ``HookedTransformer``).
 
 The logit split of docs/THEORY.md section 4 and the patching of section 6, at head resolution
 (section 3.8).

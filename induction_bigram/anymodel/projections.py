@@ -1,4 +1,4 @@
-"""The three memories of a chosen head pair of any ``HookedTransformer``.
+"""The three memories of a chosen head pair of any TL model (``TransformerBridge``; ``HookedTransformer`` on TL 3).
 
 The memories and scores of docs/THEORY.md sections 3.1-3.3, for the models of section 3.8.
 

@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start the sweep in --out again (default: go on with it)")
     _output_flags(p)
 
-    p = commands.add_parser("sweep-plot", help="plot a swept number against a swept key, with 95% intervals")
+    p = commands.add_parser("sweep-plot", help="plot a swept number against a swept key, with 95%% intervals")
     p.add_argument("sweep", type=_path, help="sweep folder")
     p.add_argument("--x", required=True, help="a swept key, e.g. model.d_model")
     p.add_argument("--y", required=True, help="a number of the runs, e.g. in_context_accuracy")

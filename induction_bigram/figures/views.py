@@ -1,8 +1,11 @@
 """circuitsvis attention views of the heads, with the tokens shown as characters.
 
-A view is a ``circuitsvis`` ``RenderedHTML``: Jupyter displays it inline, and
-:func:`save_view` writes its self-contained form (the JavaScript bundle inlined, about 1.3 MB)
-so the HTML file renders offline in a browser.
+A view is an :class:`OfflineView`, a ``circuitsvis`` ``RenderedHTML`` that always gives its
+self-contained form (the JavaScript bundle inlined, about 1.3 MB): circuitsvis's own
+``RenderedHTML`` hands Jupyter a page that loads the bundle from a CDN whenever the kernel can
+reach the internet (and ``str(view)`` always does), so a saved notebook or HTML file drew
+nothing offline. :func:`save_view` writes the same form as an HTML page; :func:`offline` turns
+any circuitsvis view into one. Every view this package hands back or writes passes through here.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def head_names(n_layers: int) -> list[str]:
 
 
 @torch.no_grad()
-def attention_view(model: Model, tokens: Int[Tensor, " pos"], stats: BigramStats) -> RenderedHTML:
+def attention_view(model: Model, tokens: Int[Tensor, " pos"], stats: BigramStats) -> OfflineView:
     """Every layer's attention pattern on one prompt (``circuitsvis.attention.attention_heads``)."""
     check_vocabulary(model, stats)
     return patterns_view(attention_patterns(model, tokens), token_labels(stats, tokens.cpu()))
@@ -50,10 +53,38 @@ def attention_patterns(model: Model, tokens: Int[Tensor, " pos"]) -> Float[Tenso
     return torch.cat([cache[name][0] for name in names]).cpu()
 
 
-def patterns_view(patterns: Float[Tensor, "head query key"], labels: Sequence[str]) -> RenderedHTML:
+class OfflineView(RenderedHTML):
+    """A circuitsvis view whose every HTML form (Jupyter's, ``__html__``, ``str``) has the
+    JavaScript inlined, so it renders without a network."""
+
+    def _repr_html_(self) -> str:
+        return self.local_src
+
+    def __html__(self) -> str:
+        return self.local_src
+
+    def show_code(self) -> str:
+        return self.local_src
+
+    def __str__(self) -> str:
+        return self.local_src
+
+
+def offline(view: RenderedHTML) -> OfflineView:
+    """``view`` (e.g. ``circuitsvis.attention.attention_heads(...)``) as an :class:`OfflineView`."""
+    return OfflineView(view.local_src, view.cdn_src)
+
+
+def heads_view(patterns: Float[Tensor, "head query key"], labels: Sequence[str], names: Sequence[str]) -> OfflineView:
+    """``circuitsvis.attention.attention_heads`` of ``patterns`` over the token ``labels``, one
+    name per head, as an :class:`OfflineView`."""
+    return offline(attention_heads(attention=patterns, tokens=list(labels), attention_head_names=list(names)))
+
+
+def patterns_view(patterns: Float[Tensor, "head query key"], labels: Sequence[str]) -> OfflineView:
     """The view of stored patterns (:func:`attention_patterns`, one head per layer) over the
     token ``labels`` (:func:`token_labels`): a study's result draws it without its model."""
-    return attention_heads(attention=patterns, tokens=list(labels), attention_head_names=head_names(len(patterns)))
+    return heads_view(patterns, labels, head_names(len(patterns)))
 
 
 def save_view(view: RenderedHTML, path: str | os.PathLike[str], title: str = "attention") -> None:

@@ -26,6 +26,11 @@ def check_token_ids(tokens: Tensor, d_vocab: int) -> None:
     if bad.any():
         first = int(tokens[bad][0])
         note = f"; {special_token_note(d_vocab)}" if first >= d_vocab else ""
+        if first == d_vocab:  # the BOS that prepend_bos=True (ARENA's repeated-token recipe) adds
+            note += (
+                "; this model was trained without a BOS: tokenize with prepend_bos=False (its default), "
+                "or use a model trained with one"
+            )
         raise DataError(f"token id {first} is outside the model's vocabulary [0, {d_vocab}){note}")
 
 

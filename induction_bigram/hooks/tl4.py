@@ -46,6 +46,9 @@ TL_INTERNALS = {
         hasattr(NativeAttention, name) for name in ("forward", "_combine_attention_mask")
     ),
     "TransformerBridge._scan_existing_hooks (rpe)": lambda: hasattr(_bridge_class(), "_scan_existing_hooks"),
+    "AttentionBridge.supports_attn_result (set_use_attn_result)": lambda: hasattr(
+        _attention_bridge_class(), "supports_attn_result"
+    ),
 }
 
 
@@ -53,6 +56,12 @@ def _bridge_class():
     from transformer_lens.model_bridge import TransformerBridge
 
     return TransformerBridge
+
+
+def _attention_bridge_class():
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    return AttentionBridge
 
 
 def missing_internals() -> list[str]:
@@ -139,6 +148,7 @@ class CircuitAttention(NativeAttention):
         self._rel_pos: tuple[RelativePositionBias, ...] = (rel_pos,) if rel_pos is not None else ()
         self._scores_point: tuple[HookPoint, ...] = ()
         self._circuit_point: tuple[HookPoint, ...] = ()
+        self._bridge: tuple[nn.Module, ...] = ()  # the AttentionBridge around us: hook_result, its config
 
     def forward(
         self,
@@ -174,10 +184,25 @@ class CircuitAttention(NativeAttention):
         if pattern_fn is not None:
             pattern = pattern_fn(pattern)
         z = torch.matmul(pattern, v).transpose(1, 2).contiguous().view(batch, seq, -1)
-        out = self.o(z)
+        out = self._per_head_output(z) if self._use_attn_result() else self.o(z)
         if self._circuit_point:
             out = self._circuit_point[0](out)
         return out, None
+
+    def _use_attn_result(self) -> bool:
+        return bool(self._bridge) and bool(getattr(self._bridge[0].config, "use_attn_result", False))
+
+    def _per_head_output(self, z: Tensor) -> Tensor:
+        """TL 3's ``use_attn_result`` path: ``hook_result`` [batch, pos, head, d_model] is each head's
+        z_h W_O^h before the sum over heads (b_O added after it); ``o`` is the bridge's linear, whose
+        ``hook_in`` is ``hook_z`` and ``hook_out`` the attention output."""
+        z = self.o.hook_in(z)
+        batch, seq, _ = z.shape
+        linear = self.o.original_component
+        w_o = linear.weight.view(-1, self.n_heads, self.d_head)  # [d_model, head, d_head]
+        result = self._bridge[0].hook_result(torch.einsum("bphd,mhd->bphm", z.view(batch, seq, self.n_heads, -1), w_o))
+        out = result.sum(-2)
+        return self.o.hook_out(out if linear.bias is None else out + linear.bias)
 
 
 class CircuitMLP(NativeMLP):
@@ -240,7 +265,10 @@ def wire_hooks(bridge, circuit: bool) -> None:
     ``blocks.0.attn.rel_pos.hook_bias`` to the bridge's hook points."""
     n_layers = len(bridge.blocks)
     for layer in range(n_layers):
-        _native_attn(bridge, layer)._scores_point = (bridge.blocks[layer].attn.hook_attn_scores,)
+        attn = bridge.blocks[layer].attn
+        attn.original_component._scores_point = (attn.hook_attn_scores,)
+        attn.original_component._bridge = (attn,)
+        attn.supports_attn_result = True  # set_use_attn_result: we fire hook_result (_per_head_output)
     if circuit:
         bridge.circuit = BridgeCircuitHooks()  # TransformerBridge.__setattr__ registers circuit.hook_*
         if n_layers == 2:

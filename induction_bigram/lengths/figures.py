@@ -9,12 +9,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from circuitsvis.attention import attention_heads
 from circuitsvis.utils.render import RenderedHTML
 from matplotlib.figure import Figure
 
 from induction_bigram.errors import ConfigError
-from induction_bigram.figures.views import VISIBLE
+from induction_bigram.figures.views import VISIBLE, heads_view
 from induction_bigram.lengths.config import PROTOCOLS
 from induction_bigram.lengths.results import LengthsResult, ProtocolResult
 
@@ -155,7 +154,7 @@ def lengths_attention_view(result: LengthsResult, layers: Sequence[int] | None =
                 patterns.append(r.example_patterns[layer])
                 names.append(f"{name} L{layer + 1}")
     attention = torch.stack(patterns).double().round(decimals=3)  # 3 digits (in float64): a third of the page
-    return attention_heads(attention=attention, tokens=tokens, attention_head_names=names)
+    return heads_view(attention, tokens, names)
 
 
 def figures(result: LengthsResult) -> dict[str, Figure | RenderedHTML]:

@@ -309,7 +309,7 @@ def check_state(expected: dict[str, Tensor], state: dict[str, Tensor], source: s
 
 def describe(model: Model) -> str:
     """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model)`` on
-    TL 3, ``repr(model.circuit)`` on TL 4)."""
+    TL 3, ``repr(model.circuit)`` on TL 4), and what TL's ``return_type="loss"`` means on it."""
     cfg = model_config(model)
     rel_pos = "rel_pos" if TL4 else "blocks.0.attn.rel_pos"  # TL 4: at the top of the native model
     positional = {
@@ -329,5 +329,14 @@ def describe(model: Model) -> str:
     return (
         f"induction-bigram model{backend}: d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, N = {cfg.d_vocab}, "
         f"{cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; feed-forward: {ffn[cfg.ffn]}; "
-        f"trained: {', '.join(trainable_names(cfg))}"
+        f"trained: {', '.join(trainable_names(cfg))}. {_TL_LOSS}"
     )
+
+
+# the model does not know which loss trained it, so both cases are said (scripts/tl_loss.py measures them)
+_TL_LOSS = (
+    "TL's return_type='loss' is the mean over every position: trained with train.loss='in_context' "
+    "(the default; shipped general, reference, rpe) only the in-context targets' logits were trained and "
+    "the others are unconstrained, so it can be large and an ablation can lower it; with train.loss='full' "
+    "(shipped amt) it is the training loss. ib.in_context_loss(logits, batch) scores the circuit's targets."
+)

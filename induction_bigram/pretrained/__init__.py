@@ -133,7 +133,7 @@ def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTas
 
 
 def load_pretrained(name: str, device: str | torch.device | None = "auto") -> Model:
-    """A shipped model as a ``HookedTransformer`` (a ``TransformerBridge`` under TL 4), ready for
+    """A shipped model as a ``TransformerBridge`` (a ``HookedTransformer`` under TL 3), ready for
     ``run_with_cache``."""
     if _is_natural(name):
         config = natural_pretrained_config(name)

@@ -187,7 +187,7 @@ def _check_config_file(path: Path, config: RunConfig, checkpoint: Path) -> None:
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> Model:
-    """The trained model (``HookedTransformer``; ``TransformerBridge`` under TL 4) of a run folder
+    """The trained model (``TransformerBridge``; ``HookedTransformer`` under TL 3) of a run folder
     or checkpoint file, in one call."""
     return load_checkpoint(path, device).model
 

@@ -6,8 +6,10 @@
   (``"full"``), see :func:`loss_mask`.
 
 TransformerLens's own loss, ``model(tokens, return_type="loss")``, averages the cross-entropy
-over every position. On this task most positions are bigram draws that no circuit can predict
-well, so that number barely moves when the induction head is ablated. :func:`in_context_loss`
+over every position. A model trained with ``train.loss = "in_context"`` (the default) was never
+trained on the other positions, whose logits are unconstrained: there TL's loss is large, and
+ablating the induction head can lower it (scripts/tl_loss.py measures it on the shipped models).
+:func:`in_context_loss`
 and :func:`in_context_accuracy` take ``(logits, batch)`` like a TL metric and score only the
 targets the circuit is for; :func:`in_context_patching_metric` packages them for
 ``transformer_lens.patching`` and ablation studies.

@@ -7,11 +7,13 @@ from urllib.parse import urlsplit
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from circuitsvis.attention import attention_heads
+from circuitsvis.utils.render import RenderedHTML
 
 from induction_bigram import ModelConfig
-from induction_bigram.figures.views import attention_view, save_view, token_labels
+from induction_bigram.figures.views import attention_view, offline, save_view, token_labels
 from induction_bigram.pretrained import load_pretrained, pretrained_task
-from tests.conftest import model_of
+from tests.conftest import REPO, model_of
 
 
 def test_attention_view_shows_both_heads_with_characters(stats, tmp_path):
@@ -19,13 +21,37 @@ def test_attention_view_shows_both_heads_with_characters(stats, tmp_path):
     tokens = stats.encode("First Citizen:\nSpeak")
     assert token_labels(stats, tokens)[5] == "\u2423" and token_labels(stats, tokens)[14] == "\u23ce"
     view = attention_view(model, tokens, stats)
-    assert type(view).__name__ == "RenderedHTML"
+    assert isinstance(view, RenderedHTML)
     assert "previous-token head" in view.local_src and "induction head" in view.local_src
     assert "Citizen" not in view.local_src  # tokens are single characters, not words
     assert '"F"' in view.local_src
     save_view(view, tmp_path / "view.html")
     page = (tmp_path / "view.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script" in page and "unpkg.com" not in page
+
+
+def test_every_form_of_a_view_we_hand_back_is_the_offline_one(stats, monkeypatch):
+    """circuitsvis's own view gives Jupyter (and ``str``) a page that loads its script from a CDN
+    whenever the kernel is online; ours never asks and always inlines it."""
+    import circuitsvis.utils.render as render
+
+    model = model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65))
+    monkeypatch.setattr(render, "internet_on", lambda: True)  # as on a machine with a network
+    theirs = attention_heads(attention=torch.ones(1, 3, 3), tokens=["a", "b", "c"])
+    assert "unpkg.com" in theirs._repr_html_() and "unpkg.com" in str(theirs)
+    for view in (attention_view(model, stats.encode("First"), stats), offline(theirs)):
+        for form in (view._repr_html_(), view.__html__(), str(view), view.show_code()):
+            assert form == view.local_src and "unpkg.com" not in form and "CircuitsVis.render" in form
+
+
+def test_only_the_views_module_calls_circuitsvis():
+    """So that every view the package hands back or writes is an offline one."""
+    callers = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "induction_bigram").rglob("*.py")
+        if "circuitsvis.attention" in p.read_text()
+    ]
+    assert callers == ["induction_bigram/figures/views.py"]
 
 
 def test_view_rejects_out_of_vocabulary_tokens(stats):
