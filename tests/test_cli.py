@@ -131,7 +131,7 @@ def test_lengths_prints_the_accuracy_by_length_of_every_variant(tmp_path, capsys
     variants = json.loads(out)["variants"]
     assert code == 0 and set(variants) == {"ape", "rpe", "rope", "nope", "rpe-clipped"}
     for variant in variants.values():
-        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
+        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x", "6x", "8x"}
     assert (tmp_path / "result.json").is_file() and (tmp_path / "figures" / "lengths_attention.html").is_file()
     assert len(list((tmp_path / "figures").glob("lengths_*.png"))) == 3
 

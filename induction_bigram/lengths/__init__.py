@@ -21,7 +21,7 @@ from :func:`variant_config`; every one has ``n_ctx = k_max T_train``; choose the
               for every o >= T_train (T5's shared last bucket)
 ============  ==============================================================================
 
-The oversight protocol. A prompt of length k T_train (k = 1..4) whose first (k - 1) T_train
+The oversight protocol. A prompt of length k T_train (k = 1, 2, 3, 4, 6, 8) whose first (k - 1) T_train
 inputs hold no trigger (global bigram text with the triggers excluded), followed by the trigger
 process: every in-context target (label c >= 2) lies in the last window
 [(k - 1) T_train, k T_train). "kx" is the in-context accuracy on that window; "1x" is the

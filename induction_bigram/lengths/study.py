@@ -133,6 +133,13 @@ RPE_BEYOND_MIN = 0.9  # RPE's oversight accuracy at 2 T_train
 APE_DROP_MIN = 0.3  # how far APE's oversight accuracy falls from 1x to 2x
 APE_ORDINARY_MIN = 0.9  # APE's ordinary-protocol accuracy at 2 T_train
 REPORTED = ("rope", "nope")  # measured and reported, no threshold
+# Wang & Sato's "RPE works at any length", judged where it can fail (issue 28 item 3). Registered
+# on 2026-12-07 in the commit that added these lines, before their first run: claim id -> k. The
+# statistic is the one of the 2x claim (rpe in-context accuracy on the last window of oversight
+# prompts of length k T_train), the threshold its 0.9; over seeds the whole 95% t-interval of the
+# per-seed values must clear it (induction_bigram.claims.aggregate_claims).
+RPE_ANY_LENGTH = {"lengths.rpe-any-length.4x": 4, "lengths.rpe-any-length.8x": 8}
+RPE_ANY_LENGTH_MIN = 0.9
 
 
 def claims(result: LengthsResult) -> list[Claim]:
@@ -155,6 +162,21 @@ def claims(result: LengthsResult) -> list[Claim]:
                 statistic="rpe in-context accuracy at 2x, oversight prompts",
             )
         )
+    for claim_id, k in RPE_ANY_LENGTH.items():
+        if f"{k}x" in oversight.get("rpe", {}):
+            value = oversight["rpe"][f"{k}x"]
+            out.append(
+                Claim(
+                    "5.6",
+                    f"[{claim_id}] with RPE in-context evidence is used at {k}x T_train "
+                    "(Wang & Sato: RPE works at any length)",
+                    f"rpe {k}x {value:.3f}",
+                    value=value,
+                    threshold=RPE_ANY_LENGTH_MIN,
+                    direction=">=",
+                    statistic=f"rpe in-context accuracy at {k}x, oversight prompts",
+                )
+            )
     if "2x" in oversight.get("ape", {}):
         ape = oversight["ape"]
         out += [
