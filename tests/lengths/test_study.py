@@ -22,6 +22,7 @@ from induction_bigram.lengths import (
     clipped_relative_bias,
     count_positions,
     evaluate_lengths,
+    length_scaled_layer1,
     protocol_batch,
     rotary_bias_profile,
     run,
@@ -160,6 +161,29 @@ def test_clipped_relative_bias_shares_the_last_trained_offset_and_restores(stats
     with clipped_relative_bias(model, T - 1):
         assert torch.equal(bias[:T], before[:T]) and (bias[T:] == before[T - 1]).all()
     assert torch.equal(bias, before)
+
+
+def test_length_scaled_layer1_sets_far_offsets_and_scales_scores_beyond_T_train_only(stats):
+    _, model, _ = tiny("rpe", stats)
+    randomise_trainables(model)
+    stream = torch.randn(1, L, D, generator=torch.Generator().manual_seed(3))
+    bias = relative_position_bias(model)
+    before = bias.detach().clone()
+    far_mean = before[2:T].mean()
+    with length_scaled_layer1(model, T):
+        assert torch.equal(bias[:T], before[:T]) and (bias[T:] == far_mean).all()
+        scaled = scores_with_stream(model, 0, stream)
+    assert torch.equal(bias, before), "the trained bias comes back"
+    with length_scaled_layer1(model, T, log_scaling=False):
+        far = scores_with_stream(model, 0, stream)
+    with length_scaled_layer1(model, T, far_bias=False):
+        assert torch.equal(bias, before)
+    t = torch.arange(L)
+    causal = t[:, None] >= t[None, :]
+    factor = (torch.log(t + 1.0) / math.log(T)).clamp_min(1.0)
+    assert factor[T - 1] == 1.0 and factor[L - 1] == pytest.approx(math.log(L) / math.log(T))
+    torch.testing.assert_close(scaled[causal], (far * factor[:, None])[causal])
+    torch.testing.assert_close(scaled[:T], far[:T]), "nothing changes at t < T_train"
 
 
 @pytest.mark.parametrize("variant", ["rpe", "rope"])
@@ -307,7 +331,7 @@ def test_study_writes_json_figures_and_view_then_loads_its_checkpoints(tmp_path,
     assert "rpe-clipped: oversight 1x" in err
     data = json.loads((tmp_path / "result.json").read_text())
     assert set(data["variants"]) == {"ape", "rpe"}
-    assert set(data["extra_variants"]) == {"rpe-clipped"}
+    assert set(data["extra_variants"]) == {"rpe-clipped", "rpe-logn"}
     for variant in data["variants"].values():
         assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x", "6x", "8x"}
     assert LengthsResult.from_dict(data).to_dict() == first.to_dict()
@@ -387,6 +411,12 @@ def test_claims_judge_the_accuracies_against_their_thresholds(stats):
         (False, 0.89, 0.9, ">="),
     ]
     assert found["[lengths.rpe-any-length.8x]"].statistic == "rpe in-context accuracy at 8x, oversight prompts"
+    # the variant built from the measurements, under its own ids
+    result = replace(result, variants={**result.variants, "rpe-logn": result.variants["rpe"]})
+    result = _with_accuracy(result, "rpe-logn", {"1x": 1.0, "4x": 0.95, "8x": 0.5}, {"1x": 1.0})
+    found = {c.statement.split("]")[0] + "]": c for c in claims(result) if c.statement.startswith("[lengths.rpe-logn")}
+    assert [(c.held, c.value, c.threshold) for c in found.values()] == [(True, 0.95, 0.9), (False, 0.5, 0.9)]
+    assert list(found) == ["[lengths.rpe-logn.4x]", "[lengths.rpe-logn.8x]"]
     # a variant that was not run makes no claim
     only_rope = replace(result, variants={"rope": result.variants["rope"]})
     assert [c.held for c in claims(only_rope)] == [None]
