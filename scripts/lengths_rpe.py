@@ -1,8 +1,11 @@
 """Why RPE's in-context accuracy falls beyond 2 T_train, measured (docs/THEORY.md section 5.6,
-issue 28): writes docs/lengths_rpe.json from lengths study folders, one per seed.
+issue 28): writes docs/lengths_rpe.json from lengths study folders, one per seed; with
+``--accuracy``, the accuracy table of every variant over those seeds (docs/lengths_accuracy.json).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/lengths_rpe.py --out docs/lengths_rpe.json \\
         runs/lengths/seed=0 runs/lengths/seed=1 runs/lengths/seed=2
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/lengths_rpe.py --accuracy --out docs/lengths_accuracy.json \\
+        runs/lengths/seed=0 runs/lengths/seed=1 runs/lengths/seed=2 runs/lengths/seed=3
 
 Each folder is a finished ``induction-bigram lengths`` study (its ``result.json`` and one run
 folder per variant); its trained ``rpe`` model is measured on the study's own oversight prompts
@@ -43,7 +46,15 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.files import atomic_write_text, dumps_json
 from induction_bigram.intervals import mean_interval
-from induction_bigram.lengths import LengthsResult, clipped_relative_bias, length_scaled_layer1, protocol_batch, window
+from induction_bigram.lengths import (
+    PROTOCOLS,
+    LengthsResult,
+    accuracy_over_seeds,
+    clipped_relative_bias,
+    length_scaled_layer1,
+    protocol_batch,
+    window,
+)
 from induction_bigram.model import Model, relative_position_bias
 from induction_bigram.training.checkpoint import load
 
@@ -158,8 +169,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="lengths study folders, one per seed")
     parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    parser.add_argument("--accuracy", action="store_true", help="write every variant's accuracy table instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.accuracy:
+        studies = [LengthsResult.from_dict(json.loads((f / "result.json").read_text())) for f in args.folders]
+        table = {
+            "interval": "95% Student-t interval of the per-seed accuracies (each over the study's "
+            f"{studies[0].config.lengths.eval_batch_size} prompts per length), "
+            "over training seeds only, clipped to [0, 1]",
+            "folders": [str(f) for f in args.folders],
+            "seeds": [s.config.train.seed for s in studies],
+            "train_length": studies[0].config.task.seq_len,
+            **{
+                p: {v: {k: i._asdict() for k, i in ks.items()} for v, ks in accuracy_over_seeds(studies, p).items()}
+                for p in PROTOCOLS
+            },
+        }
+        atomic_write_text(args.out, dumps_json(table) + "\n")
+        return
     per_seed = [seed_numbers(folder) for folder in args.folders]
     result = {
         "interval": "95% Student-t interval of the per-seed means (each over the study's prompts), "

@@ -75,7 +75,7 @@ from induction_bigram.lengths.config import (
 )
 from induction_bigram.lengths.evaluate import W_K1_recall_by_position, evaluate_lengths, rotary_bias_profile
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
-from induction_bigram.lengths.results import LengthsResult, ProtocolResult, VariantResult
+from induction_bigram.lengths.results import LengthsResult, ProtocolResult, VariantResult, accuracy_over_seeds
 from induction_bigram.lengths.study import RECIPES, claims, clipped_relative_bias, length_scaled_layer1, run
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "ProtocolResult",
     "VariantResult",
     "W_K1_recall_by_position",
+    "accuracy_over_seeds",
     "claims",
     "clipped_relative_bias",
     "count_positions",

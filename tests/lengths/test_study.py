@@ -18,6 +18,7 @@ from induction_bigram.lengths import (
     PRESETS,
     LengthsConfig,
     LengthsResult,
+    accuracy_over_seeds,
     claims,
     clipped_relative_bias,
     count_positions,
@@ -420,6 +421,23 @@ def test_claims_judge_the_accuracies_against_their_thresholds(stats):
     # a variant that was not run makes no claim
     only_rope = replace(result, variants={"rope": result.variants["rope"]})
     assert [c.held for c in claims(only_rope)] == [None]
+
+
+def test_accuracy_over_seeds_is_the_clipped_t_interval_of_the_seeds(stats):
+    result = _evaluated(stats, variants=("ape", "rpe"))
+    seeds = [
+        _with_accuracy(result, "rpe", {"1x": 1.0, "2x": v, "4x": w}, {"1x": 1.0})
+        for v, w in ((0.9, 0.2), (1.0, float("nan")), (1.0, 0.3))
+    ]
+    table = accuracy_over_seeds(seeds)
+    assert set(table) == {"ape", "rpe"} and list(table["rpe"]) == ["1x", "2x"], "a NaN in some seed leaves 4x out"
+    mean, low, high = table["rpe"]["2x"]
+    assert mean == pytest.approx(29 / 30) and high == 1.0
+    assert low == pytest.approx(29 / 30 - 4.302653 * math.sqrt(1 / 300) / math.sqrt(3), abs=1e-5)
+    assert table["rpe"]["1x"] == (1.0, 1.0, 1.0)
+    assert accuracy_over_seeds(seeds, "ordinary")["rpe"]["1x"] == (1.0, 1.0, 1.0)
+    without_rpe = replace(result, variants={"ape": result.variants["ape"]})
+    assert set(accuracy_over_seeds([*seeds, without_rpe])) == {"ape"}
 
 
 # -- a real training --------------------------------------------------------------------------
