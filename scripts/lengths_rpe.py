@@ -6,6 +6,7 @@ issue 28): writes docs/lengths_rpe.json from lengths study folders, one per seed
         runs/lengths/seed=0 runs/lengths/seed=1 runs/lengths/seed=2
     OMP_NUM_THREADS=1 .venv/bin/python scripts/lengths_rpe.py --accuracy --out docs/lengths_accuracy.json \\
         runs/lengths/seed=0 runs/lengths/seed=1 runs/lengths/seed=2 runs/lengths/seed=3
+    .venv/bin/python scripts/lengths_rpe.py --theory  # docs/THEORY.md's tables from the two files
 
 Each folder is a finished ``induction-bigram lengths`` study (its ``result.json`` and one run
 folder per variant); its trained ``rpe`` model is measured on the study's own oversight prompts
@@ -59,6 +60,8 @@ from induction_bigram.model import Model, relative_position_bias
 from induction_bigram.training.checkpoint import load
 
 CONDITIONS = ("trained", "clipped", "far_mean", "log_scaling", "rpe_logn", "ideal_layer1")
+MARKERS = ("<!-- lengths-rpe -->", "<!-- /lengths-rpe -->")
+REPO = Path(__file__).resolve().parent.parent
 BOUNDED = ("accuracy", "layer1_mass_prev", "layer1_mass_prev_at_S", "layer2_mass_on_S")
 
 
@@ -165,13 +168,87 @@ def over_seeds(per_seed: list[dict], bounded: bool) -> dict:
     return {"mean": mean, "low": low, "high": high, "n_seeds": len(per_seed), "per_seed": per_seed}
 
 
+def _cell(x: dict) -> str:
+    return f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
+
+
+def theory_block(causes: dict, accuracy: dict) -> str:
+    """The generated block of docs/THEORY.md section 7.2: the two tables, from the two JSON files."""
+    ks = list(next(iter(accuracy["oversight"].values())))
+    lines = [
+        f"In-context accuracy on oversight prompts (seeds {', '.join(map(str, accuracy['seeds']))}; "
+        f"{accuracy['interval']}; docs/lengths_accuracy.json):",
+        "",
+        "| variant | " + " | ".join(ks) + " |",
+        "|---" * (len(ks) + 1) + "|",
+        *(f"| {v} | " + " | ".join(_cell(cells[k]) for k in ks) + " |" for v, cells in accuracy["oversight"].items()),
+        "",
+        f"The trained rpe model under each condition (seeds {', '.join(f.split('=')[-1] for f in causes['folders'])}; "
+        f"{causes['interval']}; docs/lengths_rpe.json): layer-1 attention on t - 1 over the window's queries and at "
+        "the keys s in S, layer-2 attention mass on S at the scored queries, and the accuracy:",
+        "",
+    ]
+    rpe = causes["rpe"]
+    columns = [
+        ("trained", "layer1_mass_prev", "layer 1 on t-1"),
+        ("trained", "layer1_mass_prev_at_S", "layer 1 on t-1, keys in S"),
+        ("trained", "layer2_mass_on_S", "layer 2 on S"),
+        ("trained", "accuracy", "accuracy"),
+        ("clipped", "accuracy", "clipped (rpe-clipped)"),
+        ("far_mean", "layer1_mass_prev", "far_mean: layer 1 on t-1"),
+        ("far_mean", "accuracy", "far_mean"),
+        ("log_scaling", "accuracy", "log_scaling"),
+        ("rpe_logn", "layer1_mass_prev", "both (rpe-logn): layer 1 on t-1"),
+        ("rpe_logn", "accuracy", "both (rpe-logn)"),
+        ("ideal_layer1", "layer2_mass_on_S", "ideal layer 1: layer 2 on S"),
+        ("ideal_layer1", "accuracy", "ideal layer 1"),
+    ]
+    ks = list(rpe["trained"])
+    lines += [
+        "| k | " + " | ".join(title for *_, title in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        *(f"| {k} | " + " | ".join(_cell(rpe[c][k][q]) for c, q, _ in columns) + " |" for k in ks),
+        "",
+        "The learned bias: "
+        + ", ".join(
+            f"{name} {_cell(rpe['bias'][key])}"
+            for key, name in (
+                ("b0", "b_0"),
+                ("b1", "b_1"),
+                ("mean_b2_to_T_minus_1", "mean(b_2..b_(T_train-1))"),
+                ("min_b2_to_T_minus_1", "min(b_2..b_(T_train-1))"),
+                ("b_T_minus_1", "b_(T_train-1)"),
+                ("max_abs_beyond_T", "max |b_o| for o >= T_train"),
+            )
+        )
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def write_theory(causes: Path, accuracy: Path, theory: Path) -> None:
+    """Replace the block between ``<!-- lengths-rpe -->`` and ``<!-- /lengths-rpe -->``."""
+    start, end = MARKERS
+    text = theory.read_text(encoding="utf-8")
+    before, rest = text.split(start, 1)
+    block = theory_block(json.loads(causes.read_text()), json.loads(accuracy.read_text()))
+    atomic_write_text(theory, f"{before}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="lengths study folders, one per seed")
-    parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
+    parser.add_argument("folders", nargs="*", type=Path, help="lengths study folders, one per seed")
+    parser.add_argument("--out", type=Path, help="the JSON file to write")
     parser.add_argument("--accuracy", action="store_true", help="write every variant's accuracy table instead")
+    parser.add_argument("--theory", action="store_true", help="write docs/THEORY.md's block from docs/lengths_*.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.theory:
+        docs = REPO / "docs"
+        write_theory(docs / "lengths_rpe.json", docs / "lengths_accuracy.json", docs / "THEORY.md")
+        return
+    if not args.folders or args.out is None:
+        parser.error("give --out and the study folders (or --theory)")
     if args.accuracy:
         studies = [LengthsResult.from_dict(json.loads((f / "result.json").read_text())) for f in args.folders]
         table = {

@@ -241,34 +241,31 @@ def claims(result: LengthsResult) -> list[Claim]:
             )
         )
     # the claims registered later come last, so the earlier ones keep their place (and number)
-    for claim_id, k in RPE_ANY_LENGTH.items():
-        if f"{k}x" in oversight.get("rpe", {}):
-            value = oversight["rpe"][f"{k}x"]
-            out.append(
-                Claim(
-                    "5.6",
-                    f"[{claim_id}] with RPE in-context evidence is used at {k}x T_train "
-                    "(Wang & Sato: RPE works at any length)",
-                    f"rpe {k}x {value:.3f}",
-                    value=value,
-                    threshold=RPE_ANY_LENGTH_MIN,
-                    direction=">=",
-                    statistic=f"rpe in-context accuracy at {k}x, oversight prompts",
+    registered_later = (
+        (
+            RPE_ANY_LENGTH,
+            "rpe",
+            "with RPE in-context evidence is used at {k}x T_train (Wang & Sato: RPE works at any length)",
+        ),
+        (
+            RPE_LOGN,
+            "rpe-logn",
+            "RPE with trained far offsets and log-length scaling in layer 1 uses in-context evidence at {k}x T_train",
+        ),
+    )
+    for ids, name, sentence in registered_later:
+        for claim_id, k in ids.items():
+            if f"{k}x" in oversight.get(name, {}):
+                value = oversight[name][f"{k}x"]
+                out.append(
+                    Claim(
+                        "5.6",
+                        f"[{claim_id}] {sentence.format(k=k)}",
+                        f"{name} {k}x {value:.3f}",
+                        value=value,
+                        threshold=RPE_ANY_LENGTH_MIN,
+                        direction=">=",
+                        statistic=f"{name} in-context accuracy at {k}x, oversight prompts",
+                    )
                 )
-            )
-    for claim_id, k in RPE_LOGN.items():
-        if f"{k}x" in oversight.get("rpe-logn", {}):
-            value = oversight["rpe-logn"][f"{k}x"]
-            out.append(
-                Claim(
-                    "5.6",
-                    f"[{claim_id}] RPE with trained far offsets and log-length scaling in layer 1 uses "
-                    f"in-context evidence at {k}x T_train",
-                    f"rpe-logn {k}x {value:.3f}",
-                    value=value,
-                    threshold=RPE_ANY_LENGTH_MIN,
-                    direction=">=",
-                    statistic=f"rpe-logn in-context accuracy at {k}x, oversight prompts",
-                )
-            )
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -68,3 +69,11 @@ def test_intervals_over_seeds_are_clipped_for_masses_and_accuracies_only():
     out = script.over_seeds(per_seed, False)
     assert out["trained"]["2x"]["accuracy"]["high"] == 1.0 and out["bias"]["b1"]["high"] > 1.0
     assert out["trained"]["2x"]["accuracy"]["per_seed"] == [0.9, 1.0, 1.0]
+
+
+def test_theory_shows_the_generated_tables_of_its_files():
+    docs = REPO / "docs"
+    causes, accuracy = (json.loads((docs / f"lengths_{name}.json").read_text()) for name in ("rpe", "accuracy"))
+    start, end = script.MARKERS
+    block = (docs / "THEORY.md").read_text(encoding="utf-8").split(start, 1)[1].split(end, 1)[0]
+    assert block.strip() == script.theory_block(causes, accuracy)
