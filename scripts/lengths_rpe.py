@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from induction_bigram.claims import aggregate_claims
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.files import atomic_write_text, dumps_json
@@ -51,6 +52,7 @@ from induction_bigram.lengths import (
     PROTOCOLS,
     LengthsResult,
     accuracy_over_seeds,
+    claims,
     clipped_relative_bias,
     length_scaled_layer1,
     protocol_batch,
@@ -172,20 +174,46 @@ def _cell(x: dict) -> str:
     return f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
 
 
-def theory_block(causes: dict, accuracy: dict) -> str:
-    """The generated block of docs/THEORY.md section 7.2: the two tables, from the two JSON files."""
+def _clipped(claim: dict) -> dict:
+    """A claim's interval over seeds clipped to [0, 1] (its statistics here are accuracies)."""
+    return {"mean": claim["mean"], "low": max(claim["low"], 0.0), "high": min(claim["high"], 1.0)}
+
+
+def accuracy_table(accuracy: dict) -> list[str]:
+    """One accuracy file (``--accuracy``) as a Markdown table, oversight prompts."""
     ks = list(next(iter(accuracy["oversight"].values())))
-    lines = [
+    return [
         f"In-context accuracy on oversight prompts (seeds {', '.join(map(str, accuracy['seeds']))}; "
-        f"{accuracy['interval']}; docs/lengths_accuracy.json):",
+        f"{accuracy['interval']}):",
         "",
         "| variant | " + " | ".join(ks) + " |",
         "|---" * (len(ks) + 1) + "|",
         *(f"| {v} | " + " | ".join(_cell(cells[k]) for k in ks) + " |" for v, cells in accuracy["oversight"].items()),
         "",
-        f"The trained rpe model under each condition (seeds {', '.join(f.split('=')[-1] for f in causes['folders'])}; "
-        f"{causes['interval']}; docs/lengths_rpe.json): layer-1 attention on t - 1 over the window's queries and at "
-        "the keys s in S, layer-2 attention mass on S at the scored queries, and the accuracy:",
+        "The claims registered for issue 28 over these seeds (yes: the whole interval on the claimed side; "
+        "no: wholly on the other):",
+        "",
+        *(
+            f"- {c['statement']}: {_cell(_clipped(c))} over {c['n_values']} seeds, "
+            f"{c['statistic']} {c['direction']} {c['threshold']:g}: {c['verdict']}"
+            for c in accuracy["claims"]
+            if c["statement"].startswith("[")
+        ),
+        "",
+    ]
+
+
+def theory_block(causes: dict, accuracies: dict[str, dict]) -> str:
+    """The generated block of docs/THEORY.md section 7.2, from the causes file and the accuracy
+    files (file name -> contents)."""
+    lines = []
+    for name, accuracy in accuracies.items():
+        lines += [f"docs/{name}:", "", *accuracy_table(accuracy)]
+    lines += [
+        f"docs/lengths_rpe.json: the trained rpe model under each condition (seeds "
+        f"{', '.join(f.split('=')[-1] for f in causes['folders'])}; {causes['interval']}): layer-1 attention on "
+        "t - 1 over the window's queries and at the keys s in S, layer-2 attention mass on S at the scored "
+        "queries, and the accuracy:",
         "",
     ]
     rpe = causes["rpe"]
@@ -226,12 +254,19 @@ def theory_block(causes: dict, accuracy: dict) -> str:
     return "\n".join(lines)
 
 
-def write_theory(causes: Path, accuracy: Path, theory: Path) -> None:
-    """Replace the block between ``<!-- lengths-rpe -->`` and ``<!-- /lengths-rpe -->``."""
+def theory_inputs(docs: Path) -> tuple[dict, dict[str, dict]]:
+    """The causes file and every accuracy file there (docs/lengths_accuracy*.json)."""
+    accuracies = {p.name: json.loads(p.read_text()) for p in sorted(docs.glob("lengths_accuracy*.json"))}
+    return json.loads((docs / "lengths_rpe.json").read_text()), accuracies
+
+
+def write_theory(docs: Path) -> None:
+    """Replace the block between ``<!-- lengths-rpe -->`` and ``<!-- /lengths-rpe -->`` of THEORY.md."""
     start, end = MARKERS
+    theory = docs / "THEORY.md"
     text = theory.read_text(encoding="utf-8")
     before, rest = text.split(start, 1)
-    block = theory_block(json.loads(causes.read_text()), json.loads(accuracy.read_text()))
+    block = theory_block(*theory_inputs(docs))
     atomic_write_text(theory, f"{before}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
 
 
@@ -240,12 +275,11 @@ def main() -> None:
     parser.add_argument("folders", nargs="*", type=Path, help="lengths study folders, one per seed")
     parser.add_argument("--out", type=Path, help="the JSON file to write")
     parser.add_argument("--accuracy", action="store_true", help="write every variant's accuracy table instead")
-    parser.add_argument("--theory", action="store_true", help="write docs/THEORY.md's block from docs/lengths_*.json")
+    parser.add_argument("--theory", action="store_true", help="write docs/THEORY.md's tables from docs/lengths_*.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.theory:
-        docs = REPO / "docs"
-        write_theory(docs / "lengths_rpe.json", docs / "lengths_accuracy.json", docs / "THEORY.md")
+        write_theory(REPO / "docs")
         return
     if not args.folders or args.out is None:
         parser.error("give --out and the study folders (or --theory)")
@@ -262,6 +296,7 @@ def main() -> None:
                 p: {v: {k: i._asdict() for k, i in ks.items()} for v, ks in accuracy_over_seeds(studies, p).items()}
                 for p in PROTOCOLS
             },
+            "claims": [c.to_dict() for c in aggregate_claims([claims(s) for s in studies])],
         }
         atomic_write_text(args.out, dumps_json(table) + "\n")
         return

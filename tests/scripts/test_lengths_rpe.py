@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 
 import pytest
@@ -72,8 +71,8 @@ def test_intervals_over_seeds_are_clipped_for_masses_and_accuracies_only():
 
 
 def test_theory_shows_the_generated_tables_of_its_files():
-    docs = REPO / "docs"
-    causes, accuracy = (json.loads((docs / f"lengths_{name}.json").read_text()) for name in ("rpe", "accuracy"))
+    causes, accuracies = script.theory_inputs(REPO / "docs")
+    assert "lengths_accuracy.json" in accuracies
     start, end = script.MARKERS
-    block = (docs / "THEORY.md").read_text(encoding="utf-8").split(start, 1)[1].split(end, 1)[0]
-    assert block.strip() == script.theory_block(causes, accuracy)
+    block = (REPO / "docs" / "THEORY.md").read_text(encoding="utf-8").split(start, 1)[1].split(end, 1)[0]
+    assert block.strip() == script.theory_block(causes, accuracies)
