@@ -138,9 +138,9 @@ def test_logits_needs_a_two_layer_model(tmp_path, capsys):
 def test_lengths_prints_the_accuracy_by_length_of_every_variant(tmp_path, capsys):
     code, out, _ = run(capsys, "lengths", "--out", str(tmp_path), "--preset", "test", "--no-progress", "--json")
     variants = json.loads(out)["variants"]
-    assert code == 0 and set(variants) == {"ape", "rpe", "rope", "nope", "rpe-clipped"}
+    assert code == 0 and set(variants) == {"ape", "rpe", "rope", "nope", "rpe-clipped", "rpe-logn"}
     for variant in variants.values():
-        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
+        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x", "6x", "8x"}
     assert (tmp_path / "result.json").is_file() and (tmp_path / "figures" / "lengths_attention.html").is_file()
     assert len(list((tmp_path / "figures").glob("lengths_*.png"))) == 3
 

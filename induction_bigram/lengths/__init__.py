@@ -19,9 +19,11 @@ from :func:`variant_config`; every one has ``n_ctx = k_max T_train``; choose the
 ``nope``      three attention layers, no positions at all, causal mask only
 ``rpe-clipped``  not trained: the trained ``rpe`` model evaluated with b_o := b_(T_train - 1)
               for every o >= T_train (T5's shared last bucket)
+``rpe-logn``  not trained: the trained ``rpe`` model evaluated with b_o := mean(b_2..b_(T_train - 1))
+              for o >= T_train and layer 1's scores times max(1, ln(t + 1) / ln T_train)
 ============  ==============================================================================
 
-The oversight protocol. A prompt of length k T_train (k = 1..4) whose first (k - 1) T_train
+The oversight protocol. A prompt of length k T_train (k = 1, 2, 3, 4, 6, 8) whose first (k - 1) T_train
 inputs hold no trigger (global bigram text with the triggers excluded), followed by the trigger
 process: every in-context target (label c >= 2) lies in the last window
 [(k - 1) T_train, k T_train). "kx" is the in-context accuracy on that window; "1x" is the
@@ -73,8 +75,8 @@ from induction_bigram.lengths.config import (
 )
 from induction_bigram.lengths.evaluate import W_K1_recall_by_position, evaluate_lengths, rotary_bias_profile
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
-from induction_bigram.lengths.results import LengthsResult, ProtocolResult, VariantResult
-from induction_bigram.lengths.study import RECIPES, claims, clipped_relative_bias, run
+from induction_bigram.lengths.results import LengthsResult, ProtocolResult, VariantResult, accuracy_over_seeds
+from induction_bigram.lengths.study import RECIPES, claims, clipped_relative_bias, length_scaled_layer1, run
 
 __all__ = [
     "MAIN_VARIANTS",
@@ -90,11 +92,13 @@ __all__ = [
     "ProtocolResult",
     "VariantResult",
     "W_K1_recall_by_position",
+    "accuracy_over_seeds",
     "claims",
     "clipped_relative_bias",
     "count_positions",
     "evaluate_lengths",
     "in_range_query",
+    "length_scaled_layer1",
     "protocol_batch",
     "rotary_bias_profile",
     "run",

@@ -35,6 +35,9 @@ class LengthsSettings:
         rpe_clipped: also evaluate the trained rpe model with its untrained far offsets set to
             the last trained one (:func:`~induction_bigram.lengths.study.clipped_relative_bias`),
             reported as ``rpe-clipped``.
+        rpe_logn: also evaluate the trained rpe model with its far offsets at the mean trained
+            far bias and log-length scaling of layer 1's scores
+            (:func:`~induction_bigram.lengths.study.length_scaled_layer1`), reported as ``rpe-logn``.
         threads: ``torch.set_num_threads`` for the study's duration (restored after); ``None``
             leaves it alone. At d = 128 one thread is as fast as two on an idle 2-core machine
             and far faster on a busy one (measured: 0.05 s against 0.7 s per training step while
@@ -42,11 +45,12 @@ class LengthsSettings:
     """
 
     variants: tuple[str, ...] = MAIN_VARIANTS
-    multiples: tuple[int, ...] = at_least(1, (1, 2, 3, 4))
+    multiples: tuple[int, ...] = at_least(1, (1, 2, 3, 4, 6, 8))
     eval_batch_size: int = at_least(1, 256)
     chunk_size: int = at_least(1, 32)
     eval_seed: int = seed_field(2024)
     rpe_clipped: bool = True
+    rpe_logn: bool = True
     threads: int | None = at_least(1, None)
 
     def check(self) -> None:
@@ -99,8 +103,8 @@ def variant_config(variant: str, config: LengthsConfig) -> RunConfig:
 
 
 def _preset_cpu() -> LengthsConfig:
-    """docs/THEORY.md section 5.6's prototype: d = 128, T_train = 64, k = 1..4, AdamW 0.03,
-    1,500 steps (about 10 minutes for the four variants on 2 CPU cores)."""
+    """docs/THEORY.md section 5.6's prototype: d = 128, T_train = 64, k = 1, 2, 3, 4, 6, 8, AdamW
+    0.03, 1,500 steps."""
     quick = run_preset("quick")  # T_train = 64, K = 5 fixed triggers, AdamW lr 0.03 without decay
     steps = 1500
     return LengthsConfig(

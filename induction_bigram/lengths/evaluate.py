@@ -90,7 +90,7 @@ def evaluate_lengths(
     task: TriggerTask,
     *,
     train_length: int,
-    multiples: Sequence[int] = (1, 2, 3, 4),
+    multiples: Sequence[int] = (1, 2, 3, 4, 6, 8),
     batch_size: int = 256,
     chunk_size: int = 32,
     seed: int = 2024,

@@ -17,7 +17,15 @@ from induction_bigram.figures.views import VISIBLE, heads_view
 from induction_bigram.lengths.config import PROTOCOLS
 from induction_bigram.lengths.results import LengthsResult, ProtocolResult
 
-_COLOURS = {"ape": "C0", "rpe": "C1", "rope": "C2", "nope": "C3", "rope-nobias": "C4", "rpe-clipped": "C5"}
+_COLOURS = {
+    "ape": "C0",
+    "rpe": "C1",
+    "rope": "C2",
+    "nope": "C3",
+    "rope-nobias": "C4",
+    "rpe-clipped": "C5",
+    "rpe-logn": "C6",
+}
 
 
 def _binned(values: Sequence[float], counts: Sequence[int] | None, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from induction_bigram.files import json_safe
-from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsConfig
+from induction_bigram.intervals import Interval, mean_interval
+from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsConfig, Protocol
 
 
 def ratio(numerator: Tensor, denominator: Tensor) -> list[float]:
@@ -269,3 +270,27 @@ class LengthsResult:
             wall_seconds=_nan(data["wall_seconds"]),
             vocab=tuple(data["vocab"]),
         )
+
+
+def accuracy_over_seeds(
+    results: Sequence[LengthsResult], protocol: Protocol = "oversight", level: float = 0.95
+) -> dict[str, dict[str, Interval]]:
+    """Variant -> ``"kx"`` -> the mean over seeds of each seed's in-context accuracy on the last
+    window (``results[i]`` is seed i's study) and its Student-t interval at ``level``
+    (:func:`~induction_bigram.intervals.mean_interval`: over training seeds only, the evaluation
+    prompts being the same in every seed), clipped to [0, 1]. Variants and lengths that some
+    seed lacks, or where some seed has no in-context target (NaN), are left out."""
+    if not results:
+        raise ValueError("accuracy_over_seeds needs the result of at least one seed")
+    out: dict[str, dict[str, Interval]] = {}
+    for name, first in results[0].variants.items():
+        if not all(name in r.variants for r in results):
+            continue
+        cells = {}
+        for k in getattr(first, protocol).accuracy_by_length:
+            values = [getattr(r.variants[name], protocol).accuracy_by_length.get(k, math.nan) for r in results]
+            if all(math.isfinite(v) for v in values):
+                mean, low, high = mean_interval(values, level)
+                cells[k] = Interval(mean, max(low, 0.0), min(high, 1.0))
+        out[name] = cells
+    return out

@@ -18,10 +18,12 @@ from induction_bigram.lengths import (
     PRESETS,
     LengthsConfig,
     LengthsResult,
+    accuracy_over_seeds,
     claims,
     clipped_relative_bias,
     count_positions,
     evaluate_lengths,
+    length_scaled_layer1,
     protocol_batch,
     rotary_bias_profile,
     run,
@@ -38,7 +40,7 @@ from induction_bigram.lengths.figures import (
 from induction_bigram.model import relative_position_bias
 from tests.conftest import model_of, randomise_trainables
 
-STUDY = PRESETS["test"]  # d = 16, T_train = 8, k = 1..4
+STUDY = PRESETS["test"]  # d = 16, T_train = 8, k = 1, 2, 3, 4, 6, 8
 T, L = STUDY.task.seq_len, STUDY.max_length
 D = STUDY.model.d_model
 
@@ -63,7 +65,7 @@ def scores_with_stream(model, layer: int, stream: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("variant", ["ape", "rpe", "rope", "rope-nobias", "nope"])
 def test_variant_configs_train_short_and_hold_long_contexts(variant):
     config = variant_config(variant, STUDY)
-    assert config.task.seq_len == T and config.model.n_ctx == L == 4 * T
+    assert config.task.seq_len == T and config.model.n_ctx == L == 8 * T
     assert config.model.positional == variant.split("-")[0]
     assert config.model.rope_qk_bias == (variant == "rope")
     assert config.model.n_layers == (3 if variant == "nope" else 2)
@@ -100,7 +102,7 @@ def test_overrides_reach_every_variant():
 
 def test_cpu_preset_keeps_the_prototype_recipe():
     cpu = PRESETS["cpu"]
-    assert (cpu.model.d_model, cpu.task.seq_len, cpu.task.n_triggers, cpu.max_length) == (128, 64, 5, 256)
+    assert (cpu.model.d_model, cpu.task.seq_len, cpu.task.n_triggers, cpu.max_length) == (128, 64, 5, 512)
     train = cpu.train
     assert (train.optimizer, train.lr, train.weight_decay, train.lr_scaling) == ("adamw", 0.03, 0.0, "none")
     assert (train.steps, train.batch_size, train.eval_every, train.checkpoint_every) == (1500, 64, 150, 1500)
@@ -162,6 +164,29 @@ def test_clipped_relative_bias_shares_the_last_trained_offset_and_restores(stats
     assert torch.equal(bias, before)
 
 
+def test_length_scaled_layer1_sets_far_offsets_and_scales_scores_beyond_T_train_only(stats):
+    _, model, _ = tiny("rpe", stats)
+    randomise_trainables(model)
+    stream = torch.randn(1, L, D, generator=torch.Generator().manual_seed(3))
+    bias = relative_position_bias(model)
+    before = bias.detach().clone()
+    far_mean = before[2:T].mean()
+    with length_scaled_layer1(model, T):
+        assert torch.equal(bias[:T], before[:T]) and (bias[T:] == far_mean).all()
+        scaled = scores_with_stream(model, 0, stream)
+    assert torch.equal(bias, before), "the trained bias comes back"
+    with length_scaled_layer1(model, T, log_scaling=False):
+        far = scores_with_stream(model, 0, stream)
+    with length_scaled_layer1(model, T, far_bias=False):
+        assert torch.equal(bias, before)
+    t = torch.arange(L)
+    causal = t[:, None] >= t[None, :]
+    factor = (torch.log(t + 1.0) / math.log(T)).clamp_min(1.0)
+    assert factor[T - 1] == 1.0 and factor[L - 1] == pytest.approx(math.log(L) / math.log(T))
+    torch.testing.assert_close(scaled[causal], (far * factor[:, None])[causal])
+    torch.testing.assert_close(scaled[:T], far[:T]), "nothing changes at t < T_train"
+
+
 @pytest.mark.parametrize("variant", ["rpe", "rope"])
 def test_layer_two_scores_depend_on_content_only(stats, variant):
     _, model, _ = tiny(variant, stats)
@@ -220,8 +245,11 @@ def test_oversight_prompts_hold_no_trigger_before_the_last_window(stats, k):
 
 
 def test_windows_cover_the_context_once():
-    covered = [p for k in STUDY.lengths.multiples for p in window(k, T)]
+    covered = [p for k in range(1, 9) for p in window(k, T)]
     assert covered == list(range(L))
+    # the multiples 1, 2, 3, 4, 6, 8 leave the windows of 5x and 7x out
+    scored = [p for k in STUDY.lengths.multiples for p in window(k, T)]
+    assert sorted(set(range(L)) - set(scored)) == [*range(4 * T, 5 * T), *range(6 * T, 7 * T)]
 
 
 # -- bookkeeping --------------------------------------------------------------------------------
@@ -266,7 +294,7 @@ def test_evaluation_bookkeeping_of_windows_and_counts(stats):
     randomise_trainables(model, scale=2.0)
     result = evaluate_lengths(model, task, train_length=T, batch_size=9, chunk_size=4, seed=5)
     for protocol in (result.oversight, result.ordinary):
-        assert list(protocol.accuracy_by_length) == ["1x", "2x", "3x", "4x"]
+        assert list(protocol.accuracy_by_length) == ["1x", "2x", "3x", "4x", "6x", "8x"]
         assert len(protocol.correct_by_position) == len(protocol.count_by_position) == L
     # oversight: position p is counted on the prompts whose last window holds p
     for k in STUDY.lengths.multiples:
@@ -304,9 +332,9 @@ def test_study_writes_json_figures_and_view_then_loads_its_checkpoints(tmp_path,
     assert "rpe-clipped: oversight 1x" in err
     data = json.loads((tmp_path / "result.json").read_text())
     assert set(data["variants"]) == {"ape", "rpe"}
-    assert set(data["extra_variants"]) == {"rpe-clipped"}
+    assert set(data["extra_variants"]) == {"rpe-clipped", "rpe-logn"}
     for variant in data["variants"].values():
-        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x"}
+        assert set(variant["accuracy_by_length"]) == {"1x", "2x", "3x", "4x", "6x", "8x"}
     assert LengthsResult.from_dict(data).to_dict() == first.to_dict()
     paths = save_figures(figures(first), tmp_path / "figures")
     names = "lengths_accuracy.png lengths_attention.html lengths_layer1_offsets.png lengths_previous_token.png"
@@ -375,9 +403,41 @@ def test_claims_judge_the_accuracies_against_their_thresholds(stats):
     result = _with_accuracy(result, "rpe", {"1x": 1.0, "2x": 0.89}, {"1x": 1.0, "2x": 1.0})
     result = _with_accuracy(result, "ape", {"1x": 1.0, "2x": 0.71}, {"1x": 1.0, "2x": 0.89})
     assert [c.held for c in claims(result)] == [False, False, False, None]
+    # Wang & Sato's "RPE works at any length", judged at 4x and 8x under their own ids
+    result = _with_accuracy(result, "rpe", {"1x": 1.0, "2x": 1.0, "4x": 0.9, "8x": 0.89}, {"1x": 1.0, "2x": 1.0})
+    found = {c.statement.split("]")[0] + "]": c for c in claims(result) if c.statement.startswith("[")}
+    assert list(found) == ["[lengths.rpe-any-length.4x]", "[lengths.rpe-any-length.8x]"]
+    assert [(c.held, c.value, c.threshold, c.direction) for c in found.values()] == [
+        (True, 0.9, 0.9, ">="),
+        (False, 0.89, 0.9, ">="),
+    ]
+    assert found["[lengths.rpe-any-length.8x]"].statistic == "rpe in-context accuracy at 8x, oversight prompts"
+    # the variant built from the measurements, under its own ids
+    result = replace(result, variants={**result.variants, "rpe-logn": result.variants["rpe"]})
+    result = _with_accuracy(result, "rpe-logn", {"1x": 1.0, "4x": 0.95, "8x": 0.5}, {"1x": 1.0})
+    found = {c.statement.split("]")[0] + "]": c for c in claims(result) if c.statement.startswith("[lengths.rpe-logn")}
+    assert [(c.held, c.value, c.threshold) for c in found.values()] == [(True, 0.95, 0.9), (False, 0.5, 0.9)]
+    assert list(found) == ["[lengths.rpe-logn.4x]", "[lengths.rpe-logn.8x]"]
     # a variant that was not run makes no claim
     only_rope = replace(result, variants={"rope": result.variants["rope"]})
     assert [c.held for c in claims(only_rope)] == [None]
+
+
+def test_accuracy_over_seeds_is_the_clipped_t_interval_of_the_seeds(stats):
+    result = _evaluated(stats, variants=("ape", "rpe"))
+    seeds = [
+        _with_accuracy(result, "rpe", {"1x": 1.0, "2x": v, "4x": w}, {"1x": 1.0})
+        for v, w in ((0.9, 0.2), (1.0, float("nan")), (1.0, 0.3))
+    ]
+    table = accuracy_over_seeds(seeds)
+    assert set(table) == {"ape", "rpe"} and list(table["rpe"]) == ["1x", "2x"], "a NaN in some seed leaves 4x out"
+    mean, low, high = table["rpe"]["2x"]
+    assert mean == pytest.approx(29 / 30) and high == 1.0
+    assert low == pytest.approx(29 / 30 - 4.302653 * math.sqrt(1 / 300) / math.sqrt(3), abs=1e-5)
+    assert table["rpe"]["1x"] == (1.0, 1.0, 1.0)
+    assert accuracy_over_seeds(seeds, "ordinary")["rpe"]["1x"] == (1.0, 1.0, 1.0)
+    without_rpe = replace(result, variants={"ape": result.variants["ape"]})
+    assert set(accuracy_over_seeds([*seeds, without_rpe])) == {"ape"}
 
 
 # -- a real training --------------------------------------------------------------------------
