@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 import induction_bigram as ib
-from induction_bigram.files import dumps_json
 from induction_bigram.anymodel import repeated_random_tokens
+from induction_bigram.files import dumps_json
 from induction_bigram.intervals import mean_interval
 from induction_bigram.pretrained import available, pretrained_config
 from induction_bigram.training.metrics import masked_cross_entropy
