@@ -13,29 +13,26 @@ from induction_bigram.incontext.theory import Rung, TheoryCheck
 
 def claims(result: InContextResult) -> list[Claim]:
     """The claims of docs/THEORY.md sections 4.1, 5 and 6, each with the statistic it is judged on
-    and its threshold (section 8); the hijack threshold and the FFN patch are only reported.
+    and its threshold (section 8); the hijack threshold, the FFN patch and the share of the
+    in-context effect through W_F are only reported.
 
     Sections 5-5.7 were registered on the component view (layer 2's direct path,
-    ``component_check``) and are still judged there, unchanged; their path-level counterparts
-    (``5 (paths)`` ...; registered 2026-12-07 before their first run, same thresholds) are judged
-    on xi^IC at path level (``check``)."""
-    return _theory_claims(result.component_check, result.component_best, "") + [
-        *_theory_claims(result.check, result.best, "paths"),
-        *_other_claims(result),
-    ]
+    ``component_check``) and are still judged there, unchanged and in their order. Their
+    path-level counterparts (sections ``4.1, 5`` ...; registered 2026-12-07 before their first
+    run, with the same statistics and thresholds) come after, judged on xi^IC at path level
+    (``check``), with the share claim."""
+    component = _theory_claims(result.component_check, result.component_best, path_level=False)
+    registered_first = component[:5] + [_fallback(result)] + component[5:] + _patching(result)
+    return registered_first + _theory_claims(result.check, result.best, path_level=True) + [_paths_share(result)]
 
 
-def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
-    """Sections 5-5.7 on one view of xi^IC: ``""`` the component view the claims were first
-    registered on, ``"paths"`` every path from layer 2's head."""
+def _theory_claims(check: TheoryCheck, best: Rung, path_level: bool) -> list[Claim]:
+    """Sections 5-5.7 on one view of xi^IC: the component view the claims were first registered
+    on, or (``path_level``) every path from layer 2's head."""
     split, long = check.split, check.splits["long_prompts"]
     growth, dilution = check.growth, check.dilution
-    section = (lambda s: s) if not view else (lambda s: f"{s} ({view})")  # noqa: E731
-    term = (
-        "the in-context term"
-        if not view
-        else "the in-context term at path level (layer 2's head, direct and through W_F)"
-    )
+    section = (lambda s: f"4.1, {s}") if path_level else (lambda s: s)  # noqa: E731
+    said = (lambda text: f"at path level, {text}") if path_level else (lambda text: text)  # noqa: E731
 
     def trend(t: dict, variable: str) -> str:
         return (
@@ -46,7 +43,7 @@ def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
     return [
         Claim(
             section("5"),
-            f"{term} follows the predicted logits" if view else "the in-context term follows the predicted logits",
+            said("the in-context term follows the predicted logits"),
             f"{best.name}: R^2 {best.r2:.3f} per prompt, {best.r2_cells:.3f} per (T, n) cell",
             value=best.r2,
             threshold=0.9,
@@ -55,7 +52,7 @@ def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
         ),
         Claim(
             section("5.1"),
-            "xi_o^IC grows with the count n",
+            said("xi_o^IC grows with the count n"),
             trend(growth, "n") + " (groups: lengths T)",
             value=growth["rank_with_variable"],
             threshold=0.8,
@@ -64,7 +61,7 @@ def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
         ),
         Claim(
             section("5.2"),
-            "for fixed counts xi^IC shrinks as the prompt grows",
+            said("for fixed counts xi^IC shrinks as the prompt grows"),
             trend(dilution, "-T") + " (groups: counts n >= 1)",
             value=dilution["rank_with_variable"],
             threshold=0.8,
@@ -73,7 +70,7 @@ def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
         ),
         Claim(
             section("5.3"),
-            "two outputs share the in-context term as their attention-weighted read-outs from the weights",
+            said("two outputs share the in-context term as their attention-weighted read-outs from the weights"),
             f"R^2 of xi_a^IC - xi_b^IC {split['difference_r2_weights_only']:.2f} from the weights, "
             f"{split['difference_r2_measured_layer2']:.2f} with both attentions measured; R^2 of the share "
             f"against n_a / (n_a + n_b) {split['share_r2_counts']:.2f} (outside [0, 1] in "
@@ -85,13 +82,16 @@ def _theory_claims(check: TheoryCheck, best: Rung, view: str) -> list[Claim]:
         ),
         Claim(
             section("5.4"),
-            "the in-context output overtakes the global favourite at a threshold n*",
+            said("the in-context output overtakes the global favourite at a threshold n*"),
             f"measured/predicted n* by T: {check.hijack}",
             reported=True,
         ),
         Claim(
             section("5.7"),
-            "the in-context term follows the prediction from the weights alone on longer prompts than it was fitted on",
+            said(
+                "the in-context term follows the prediction from the weights alone on longer prompts than it was "
+                "fitted on"
+            ),
             f"R^2 {long.rung('weights_only').r2:.3f} per prompt, {long.rung('weights_only').r2_cells:.3f} per cell "
             f"({long.held_out}); causes: " + ", ".join(f"{r.name} {r.r2:.3f}" for r in long.causes),
             value=check.weights_only_r2,
@@ -108,28 +108,37 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _other_claims(result: InContextResult) -> list[Claim]:
-    """The claims that do not depend on how xi^IC is split: the n = 0 fallback, the patches,
-    and which paths carry the in-context effect (reported)."""
-    check, summary, paths = result.check, result.summary(), result.paths()
+def _fallback(result: InContextResult) -> Claim:
+    """Section 5.5, which does not depend on how xi^IC is split."""
+    check = result.check
+    return Claim(
+        "5.5",
+        "with n = 0 the top prediction falls back to the global favourite g",
+        f"top-1 = g in {check.fallback['top1_is_favourite']:.2f} of {check.fallback['n_prompts']} prompts",
+        value=check.fallback["top1_is_favourite"],
+        threshold=0.9,
+        direction=">=",
+        statistic="share of n = 0 prompts whose top-1 is g",
+    )
+
+
+def _paths_share(result: InContextResult) -> Claim:
+    """Section 4.1: which path carries layer 2's effect (reported)."""
+    paths = result.paths()
+    return Claim(
+        "4.1",
+        "the share of the in-context effect that reaches the logits through W_F (the rest goes directly)",
+        f"share of layer 2's effect on xi_o - xi_g through W_F {paths['in_context_share_through_ffn']:.3f}, "
+        f"directly {paths['in_context_share_direct']:.3f} ({paths['n_prompts']} prompts with n >= 1)",
+        value=paths["in_context_share_through_ffn"],
+        reported=True,
+    )
+
+
+def _patching(result: InContextResult) -> list[Claim]:
+    """Section 6's patches (the hijack threshold's FFN patch only reported)."""
+    summary = result.summary()
     return [
-        Claim(
-            "5.5",
-            "with n = 0 the top prediction falls back to the global favourite g",
-            f"top-1 = g in {check.fallback['top1_is_favourite']:.2f} of {check.fallback['n_prompts']} prompts",
-            value=check.fallback["top1_is_favourite"],
-            threshold=0.9,
-            direction=">=",
-            statistic="share of n = 0 prompts whose top-1 is g",
-        ),
-        Claim(
-            "4.1",
-            "the share of the in-context effect that reaches the logits through W_F (the rest goes directly)",
-            f"share of layer 2's effect on xi_o - xi_g through W_F {paths['in_context_share_through_ffn']:.3f}, "
-            f"directly {paths['in_context_share_direct']:.3f} ({paths['n_prompts']} prompts with n >= 1)",
-            value=paths["in_context_share_through_ffn"],
-            reported=True,
-        ),
         Claim(
             "6",
             "patching the layer-2 head output at the last position restores nearly all the logit difference",

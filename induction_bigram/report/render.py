@@ -5,16 +5,14 @@ the study's own ``claims``, judged over seeds by :func:`~induction_bigram.claims
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import torch
-
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
+from induction_bigram.report.provenance import device, provenance_line
 from induction_bigram.studies import STUDIES, Study
 
 
@@ -52,24 +50,25 @@ class StudySection:
         return aggregate_claims(self.seed_claims)
 
 
-def _device() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def render_report(sections: list[StudySection], preset: str | None, wall_seconds: float | None = None) -> str:
+def render_report(
+    sections: list[StudySection],
+    preset: str | None,
+    wall_seconds: float | None = None,
+    record: dict[str, Any] | None = None,
+) -> str:
     """The Markdown of the report; ``wall_seconds`` is the whole run's wall time (the studies'
-    seeds run side by side, so each section's ``seconds`` is its runs' time summed)."""
+    seeds run side by side, so each section's ``seconds`` is its runs' time summed); ``record``
+    is its :func:`~induction_bigram.report.provenance.provenance`."""
     total = sum(s.seconds for s in sections) if wall_seconds is None else wall_seconds
     seeds = sorted({len(s.seed_claims) for s in sections})
     lines = [
         "# induction-bigram: reproduction report",
         "",
-        f"Preset: {preset or 'custom (see numbers.json)'}; {'/'.join(map(str, seeds))} seeds; device: {_device()}; "
+        f"Preset: {preset or 'custom (see numbers.json)'}; {'/'.join(map(str, seeds))} seeds; device: {device()}; "
         f"wall time {total / 60:.1f} min (run time summed over seeds: "
         f"{', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
         "",
+        *([provenance_line(record), ""] if record else []),
         "## Claims of docs/THEORY.md",
         "",
         *render_claims([c for s in sections for c in s.claims_over_seeds]),

@@ -27,6 +27,7 @@ from induction_bigram.memories.formation import PRESETS as FORMATION
 from induction_bigram.memories.formation import FormationConfig
 from induction_bigram.memories.study import PRESETS as MEMORIES
 from induction_bigram.memories.study import MemoriesConfig
+from induction_bigram.report.provenance import provenance
 from induction_bigram.report.render import StudySection, render_report
 from induction_bigram.studies import STUDIES
 from induction_bigram.sweeps import SweepSpec, SweepTable, run_sweeps
@@ -125,10 +126,11 @@ def reproduce(
         for s in sections:
             numbers[s.study.name] |= {"seeds": tables[s.study.name].aggregate(), "first_seed": s.result.summary()}
         numbers["seconds"] = {"wall": wall, **{s.study.name: s.seconds for s in sections}}
+        numbers["provenance"] = provenance(out_dir, settings.seeds, wall)
         numbers["config"] = {"preset": preset, **config.to_dict()}
         numbers["config"] |= {name: spec.config.to_dict() for name, spec in kept.items() if spec.config is not None}
         atomic_write_text(out_dir / NUMBERS, dumps_json(numbers) + "\n")
-        atomic_write_text(out_dir / REPORT, render_report(sections, preset, wall))
+        atomic_write_text(out_dir / REPORT, render_report(sections, preset, wall, numbers["provenance"]))
         return out_dir / REPORT
 
 

@@ -126,31 +126,38 @@ def test_claims_judge_their_thresholds(finished):
         return [c.held for c in claims(InContextResult.from_dict(data))]
 
     found = claims(result)
-    theory = ["5", "5.1", "5.2", "5.3", "5.4", "5.7"]
-    assert [c.section for c in found] == theory + [f"{s} (paths)" for s in theory] + ["5.5", "4.1", "6", "6", "6"]
-    for view, judged_here in (("component_theory", (0, 3, 5)), ("theory", (6, 9, 11))):
+    first = ["5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.7", "6", "6", "6"]  # registered first, in their order
+    later = [f"4.1, {n}" for n in ("5", "5.1", "5.2", "5.3", "5.4", "5.7")] + ["4.1"]
+    assert [c.section for c in found] == first + later
+    assert all(c.statement.startswith("at path level, ") for c in found[10:16])
+    assert [c.statement.removeprefix("at path level, ") for c in found[10:16]] == [
+        c.statement for c in found[:7] if c.section != "5.5"
+    ]
+    # (view, the claims it moves: 5, 5.3, 5.7 of that view, and the layer-2 patch)
+    for view, judged_here in (("component_theory", (0, 3, 6, 7)), ("theory", (7, 10, 13, 15))):
         high, low = judged(view, 0.95, 0.95, 0.6), judged(view, 0.85, 0.85, 0.4)
         moved = [i for i in range(len(found)) if high[i] != low[i]]
-        assert moved == [*judged_here, 14], view  # 5, 5.3, 5.7 of that view and the layer-2 patch
+        assert moved == sorted(judged_here), view
         assert all((high[i], low[i]) == (True, False) for i in moved)
-    assert [c.kind for c in found] == (
-        (["threshold"] * 4 + ["reported", "threshold"]) * 2
-        + ["threshold", "reported", "threshold", "threshold", "reported"]
-    )
-    assert [(c.direction, c.threshold) for c in found[:6] if c.kind == "threshold"] == [
+    kinds = ["threshold"] * 4 + ["reported"] + ["threshold"] * 4 + ["reported"]
+    assert [c.kind for c in found] == kinds + ["threshold"] * 4 + ["reported", "threshold", "reported"]
+    thresholds = [(c.direction, c.threshold) for c in found]
+    assert thresholds[:7] == [
         (">=", 0.9),
         (">=", 0.8),
         (">=", 0.8),
         (">=", 0.5),
+        (None, None),
+        (">=", 0.9),
         (">=", 0.9),
     ]
-    assert [(c.direction, c.threshold) for c in found[6:12]] == [(c.direction, c.threshold) for c in found[:6]]
-    assert found[0].value == result.component_best.r2 and found[6].value == result.best.r2
-    assert found[5].value == result.component_check.weights_only_r2
-    assert found[11].value == result.check.weights_only_r2 == result.summary()["theory_r2_weights_only"]
+    assert thresholds[10:16] == thresholds[:5] + thresholds[6:7]  # the same statistics and thresholds
+    assert found[0].value == result.component_best.r2 and found[10].value == result.best.r2
+    assert found[6].value == result.component_check.weights_only_r2
+    assert found[15].value == result.check.weights_only_r2 == result.summary()["theory_r2_weights_only"]
     restored = result.summary()["patch_restore_layer2_head"]  # NaN when the gap is within noise: no value
-    assert found[14].value == restored or (found[14].value is None and math.isnan(restored))
-    assert found[13].value == result.paths()["in_context_share_through_ffn"]
+    assert found[7].value == restored or (found[7].value is None and math.isnan(restored))
+    assert found[16].value == result.paths()["in_context_share_through_ffn"]
 
 
 def test_the_paths_say_which_mechanism_carries_the_in_context_effect(finished):

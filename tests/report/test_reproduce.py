@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from induction_bigram.report.reproduce import PRESETS, ReproduceConfig, reproduce
 from induction_bigram.studies import STUDIES
@@ -25,6 +26,11 @@ def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(tm
     assert {v.split("/")[0] for v in views} == {"memories", "lengths"}
     numbers = json.loads((tmp_path / "numbers.json").read_text())
     assert numbers["config"]["preset"] == "test" and numbers["seconds"]["wall"] > 0
+    record = numbers["provenance"]  # issue 28 item 2: where the numbers came from
+    assert record["seeds"] == 2 and record["wall_seconds"] == numbers["seconds"]["wall"]
+    assert record["torch"] == torch.__version__ and record["transformer_lens"] and record["python"]
+    assert record["commit"] is None or (len(record["commit"]) == 40 and isinstance(record["dirty"], bool))
+    assert "induction-bigram " in (tmp_path / "REPORT.md").read_text()
     claims = [c for name in STUDIES for c in numbers[name]["claims"]]
     assert len(claims) >= 12 and all(c["n_seeds"] == 2 for c in claims)
     rows = sum(text.count(f"| {held} |") for held in ("yes", "**no**", "undecided", "reported"))
