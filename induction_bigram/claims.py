@@ -16,19 +16,32 @@ renders them. A claim is one of three kinds:
 95% t-interval of its value over seeds clears the threshold, fails when the whole interval lies
 on the wrong side, and is undecided otherwise; a yes/no claim holds when it held in every seed,
 fails when it failed in every seed, and is undecided otherwise.
+
+**The registry** (``claims_registry.json``, :func:`registry`): every claim a study makes is
+registered with an id, its statement, statistic, threshold and direction, its role (a *finding*,
+which could go either way, or a *sanity* check, true by construction and shown apart) and the
+date and commit that registered it, before its first run. An entry is never edited: a changed
+statement, statistic, threshold or direction is a new claim with a new id, and the old entry
+stays, marked ``superseded_by`` with its last verdict (a test compares every entry with its
+first version in git). :func:`registered` finds a claim's entry and refuses one edited in place.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import operator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 from induction_bigram.intervals import mean_interval
 
 Direction = Literal[">=", "<=", ">", "<"]
 Kind = Literal["threshold", "yes/no", "reported"]
+Role = Literal["finding", "sanity"]
+REGISTRY = Path(__file__).with_name("claims_registry.json")
 _COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _OPPOSITE = {">=": "<", "<=": ">", ">": "<=", "<": ">="}
 
@@ -123,6 +136,7 @@ class ClaimOverSeeds:
         held_per_seed: each seed's verdict.
         measured: each seed's ``measured`` text.
         held: the verdict over seeds; ``None`` is undecided (or only reported).
+        id, role: the claim's registry id (``None``: not registered) and role (:data:`REGISTRY`).
     """
 
     section: str
@@ -140,6 +154,8 @@ class ClaimOverSeeds:
     held: bool | None
     level: float = 0.95
     statistic: str | None = None
+    id: int | None = None
+    role: Role = "finding"
 
     @property
     def verdict(self) -> str:
@@ -177,8 +193,8 @@ class ClaimOverSeeds:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ClaimOverSeeds":
         """Rebuild from :meth:`to_dict` output (``numbers.json``; the derived keys are dropped)."""
-        fields = {k: v for k, v in data.items() if k not in ("verdict", "text")}
-        return cls(**fields | {k: tuple(fields[k]) for k in ("held_per_seed", "measured")})
+        kept = {k: v for k, v in data.items() if k not in ("verdict", "text")}
+        return cls(**kept | {k: tuple(kept[k]) for k in ("held_per_seed", "measured")})
 
 
 def _judge(mean_low_high: tuple[float, float, float], direction: Direction, threshold: float) -> bool | None:
@@ -247,3 +263,71 @@ def aggregate_claims(per_seed: list[list[Claim]], level: float = 0.95) -> list[C
         if missing:
             raise ValueError(f"claim ({key[0]}) {key[1]!r} is missing from seed(s) {missing}")
     return [_over_seeds([by_key[key] for by_key in keyed], level) for key in keyed[0]]
+
+
+# -- the registry -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredClaim:
+    """A claim as registered before its first run (module doc).
+
+    Attributes:
+        id: its number (docs/THEORY.md section 8 lists the claims by it).
+        study: the study that makes it.
+        section, statement, statistic, threshold, direction, kind: as its :class:`Claim` has them.
+        role: ``finding`` (could go either way) or ``sanity`` (true by construction).
+        registered: the date it was registered, or ``before <date>`` for a claim older than the
+            registry, whose registration the history does not record.
+        commit: the commit that registered it (``None`` for those older claims).
+        superseded_by: the id of the claim that replaced it, if any.
+        last_verdict: a superseded claim's last verdict (``yes`` / ``no`` / ``undecided`` / ``reported``).
+        note: what a reader should know of how it was registered (what was seen before).
+    """
+
+    id: int
+    study: str
+    section: str
+    statement: str
+    statistic: str | None
+    threshold: float | None
+    direction: Direction | None
+    kind: Kind
+    role: Role
+    registered: str
+    commit: str | None
+    superseded_by: int | None = None
+    last_verdict: str | None = None
+    note: str = ""
+
+
+@functools.cache
+def registry() -> dict[int, RegisteredClaim]:
+    """Every registered claim by id, from :data:`REGISTRY`."""
+    entries = json.loads(REGISTRY.read_text(encoding="utf-8"))["claims"]
+    known = {f.name for f in fields(RegisteredClaim)}
+    return {e["id"]: RegisteredClaim(**{k: v for k, v in e.items() if k in known}) for e in entries}
+
+
+def registered(study: str, claim: Claim | ClaimOverSeeds) -> RegisteredClaim:
+    """The registry entry of a claim that ``study`` makes, matched by section and statement;
+    ``ValueError`` when there is none (a new or reworded claim: register it first) or when its
+    statistic, threshold, direction or kind differ from the registration (edited in place)."""
+    matches = [
+        r
+        for r in registry().values()
+        if (r.study, r.section, r.statement) == (study, claim.section, claim.statement) and r.superseded_by is None
+    ]
+    if not matches:
+        raise ValueError(
+            f"claim ({claim.section}) {claim.statement!r} of the {study} study is not registered: add it to "
+            f"{REGISTRY.name} with a new id before its first run"
+        )
+    entry = matches[0]
+    for name in ("statistic", "threshold", "direction", "kind"):
+        if getattr(entry, name) != getattr(claim, name):
+            raise ValueError(
+                f"claim {entry.id} ({claim.section}) {claim.statement!r}: its {name} {getattr(claim, name)!r} differs "
+                f"from its registration {getattr(entry, name)!r}; register a new claim instead of editing it"
+            )
+    return entry

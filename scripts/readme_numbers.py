@@ -3,6 +3,7 @@
 
 - ``report-claims``: the claims table of docs/report-quick/numbers.json;
 - ``incontext-paths``: which mechanism carries the in-context signal, from the same file;
+- ``what-holds``: the findings that hold, fail and are undecided, from the same file;
 - ``shipped-models``: the shipped models as their own config, metrics and source files record them;
 - ``capacity-law-table`` / ``capacity-law-fixed-table``: the transitions of the capacity-law
   sweeps, docs/capacity_law.json and docs/capacity_law_fixed.json.
@@ -17,7 +18,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from induction_bigram.report.render import readme_claims, readme_paths, readme_shipped_models
+from induction_bigram.report.render import readme_claims, readme_paths, readme_shipped_models, readme_what_holds
 from induction_bigram.sweeps.capacity_law import CapacityLaw
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,6 +26,7 @@ NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
 BLOCKS: dict[str, Callable[[], str]] = {
     "report-claims": lambda: readme_claims(json.loads(NUMBERS.read_text())),
     "incontext-paths": lambda: readme_paths(json.loads(NUMBERS.read_text())),
+    "what-holds": lambda: readme_what_holds(json.loads(NUMBERS.read_text())),
     "shipped-models": readme_shipped_models,
     "capacity-law-table": lambda: law_table(REPO / "docs" / "capacity_law.json"),
     "capacity-law-fixed-table": lambda: law_table(REPO / "docs" / "capacity_law_fixed.json"),

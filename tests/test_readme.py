@@ -25,7 +25,15 @@ def test_the_readme_python_examples_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name", ["report-claims", "incontext-paths", "shipped-models", "capacity-law-table", "capacity-law-fixed-table"]
+    "name",
+    [
+        "report-claims",
+        "incontext-paths",
+        "what-holds",
+        "shipped-models",
+        "capacity-law-table",
+        "capacity-law-fixed-table",
+    ],
 )
 def test_the_readme_generated_blocks_are_what_their_files_say(name):
     """README numbers come from generated files: the block between the markers is what

@@ -6,11 +6,11 @@ the study's own ``claims``, judged over seeds by :func:`~induction_bigram.claims
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims
+from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, registered, registry
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
 from induction_bigram.report.provenance import device, provenance_line
 from induction_bigram.studies import STUDIES, Study
@@ -46,8 +46,17 @@ class StudySection:
 
     @cached_property
     def claims_over_seeds(self) -> list[ClaimOverSeeds]:
-        """Each claim judged over the seeds (docs/THEORY.md section 8)."""
-        return aggregate_claims(self.seed_claims)
+        """Each claim judged over the seeds (docs/THEORY.md section 8), with its registry id and
+        role (an unregistered or edited claim keeps ``id=None``, and the report says so)."""
+        judged = []
+        for claim in aggregate_claims(self.seed_claims):
+            try:
+                entry = registered(self.study.name, claim)
+            except ValueError:
+                judged.append(claim)
+                continue
+            judged.append(replace(claim, id=entry.id, role=entry.role))
+        return judged
 
 
 def render_report(
@@ -69,9 +78,11 @@ def render_report(
         f"{', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
         "",
         *([provenance_line(record), ""] if record else []),
+        what_holds([c for s in sections for c in s.claims_over_seeds]),
+        "",
         "## Claims of docs/THEORY.md",
         "",
-        *render_claims([c for s in sections for c in s.claims_over_seeds]),
+        *render_claims([c for s in sections for c in s.claims_over_seeds], [s.study.name for s in sections]),
     ]
     for s in sections:
         lines += ["", f"## {s.study.title}", ""]
@@ -111,10 +122,12 @@ def _measured(c: ClaimOverSeeds) -> str:
     return "; ".join(parts)
 
 
-def render_claims(claims: list[ClaimOverSeeds]) -> list[str]:
-    """The claims table (docs/THEORY.md section 8): section, claim, mean [95% interval] over the
-    seeds, threshold, and held: yes / **no** / undecided (the interval straddles the threshold,
-    or the seeds disagree) / reported (not judged)."""
+def render_claims(claims: list[ClaimOverSeeds], studies: list[str] | None = None) -> list[str]:
+    """The claims tables (docs/THEORY.md section 8): the findings, then the sanity checks (true by
+    construction, shown apart), each with its registry id, section, claim, mean [95% interval]
+    over the seeds, threshold, and held: yes / **no** / undecided (the interval straddles the
+    threshold, or the seeds disagree) / reported (not judged); then the superseded claims of
+    ``studies`` with their last verdict."""
     seeds = sorted({c.n_seeds for c in claims})
     if seeds == [1]:
         intro = (
@@ -126,11 +139,81 @@ def render_claims(claims: list[ClaimOverSeeds]) -> list[str]:
             f"Each claim over {' or '.join(map(str, seeds))} seeds: it holds when the whole 95% t-interval of its "
             "statistic over seeds clears the threshold (a yes/no statistic: when it holds in every seed), fails "
             "when the whole interval lies on the other side (fails in every seed), and is undecided otherwise "
-            "(docs/THEORY.md section 8)."
+            "(docs/THEORY.md section 8). Every claim was registered before its first run (`claims_registry.json`)."
         )
-    rows = [[c.section, _cell(c.statement), _cell(_measured(c)), c.threshold_text, HELD[c.verdict]] for c in claims]
-    header = ["section", "claim", "mean [95% interval] over seeds", "threshold", "held"]
-    return [intro, "", *_table(header, rows)]
+    header = ["id", "section", "claim", "mean [95% interval] over seeds", "threshold", "held"]
+
+    def rows(role: str) -> list[list[str]]:
+        return [
+            [
+                "unregistered" if c.id is None else str(c.id),
+                c.section,
+                _cell(c.statement),
+                _cell(_measured(c)),
+                c.threshold_text,
+                HELD[c.verdict],
+            ]
+            for c in claims
+            if c.role == role
+        ]
+
+    lines = [intro, "", "Findings:", "", *_table(header, rows("finding"))]
+    if rows("sanity"):
+        lines += ["", "Sanity checks (true by construction, so no evidence for the theory):", ""]
+        lines += _table(header, rows("sanity"))
+    superseded = [r for r in registry().values() if r.superseded_by is not None and r.study in (studies or [])]
+    if superseded:
+        lines += [
+            "",
+            "Superseded claims (a changed statement or threshold is a new claim; the old one keeps its last verdict):",
+            "",
+        ]
+        lines += _table(
+            ["id", "section", "claim", "replaced by", "last verdict"],
+            [
+                [str(r.id), r.section, _cell(r.statement), str(r.superseded_by), r.last_verdict or ""]
+                for r in superseded
+            ],
+        )
+    return lines
+
+
+UNTESTED = (
+    "the reference recipe at batch 512 (preset `full`: hours of CPU per seed)",
+    "Wang & Sato's theorems themselves (the report tests consequences of them on trained models)",
+)
+"""What the report does not test, said beside what it does."""
+
+
+def what_holds(claims: list[ClaimOverSeeds]) -> str:
+    """The findings that hold, fail and are undecided, by id and section, and what is untested;
+    the sanity checks counted apart (they hold by construction)."""
+    findings = [c for c in claims if c.role == "finding" and c.verdict != "reported"]
+
+    def listed(verdict: str) -> str:
+        picked = [c for c in findings if c.verdict == verdict]
+        return ", ".join(f"{c.id or '?'} ({c.section})" for c in picked) if picked else "none"
+
+    sanity = [c for c in claims if c.role == "sanity"]
+    held = sum(c.verdict == "yes" for c in sanity)
+    return "\n".join(
+        [
+            f"**What holds** (findings by claim id and section; {len(findings)} judged):",
+            "",
+            f"- hold: {listed('yes')}",
+            f"- fail: {listed('no')}",
+            f"- undecided: {listed('undecided')}",
+            f"- sanity checks (true by construction, not evidence): {held} of {len(sanity)} hold",
+            f"- untested: {'; '.join(UNTESTED)}",
+        ]
+    )
+
+
+def readme_what_holds(numbers: dict[str, Any]) -> str:
+    """:func:`what_holds` of a report's ``numbers.json``, as the README quotes it."""
+    return what_holds(
+        [ClaimOverSeeds.from_dict(c) for name in STUDIES if name in numbers for c in numbers[name]["claims"]]
+    )
 
 
 PATHS_CLAIM = "4.1"
@@ -165,7 +248,7 @@ def readme_claims(numbers: dict[str, Any]) -> str:
     """The claims table of a report's ``numbers.json``, as the README quotes it (the README's
     block is this text, and a test checks it still is)."""
     claims = [ClaimOverSeeds.from_dict(c) for name in STUDIES if name in numbers for c in numbers[name]["claims"]]
-    return "\n".join(render_claims(claims))
+    return "\n".join(render_claims(claims, [name for name in STUDIES if name in numbers]))
 
 
 def readme_shipped_models() -> str:

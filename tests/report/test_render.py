@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from induction_bigram.claims import Claim, aggregate_claims
-from induction_bigram.report.render import StudySection, paths_in_words, render_claims, render_report
+from induction_bigram.report.render import StudySection, paths_in_words, render_claims, render_report, what_holds
 from induction_bigram.studies import STUDIES
 
 
@@ -33,15 +33,18 @@ def _result(acc: float, steps=(1, 2, 3), n: int = 2) -> dict:
 
 
 def _rows(text: str) -> list[list[str]]:
-    lines = text.split("| section | claim |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
-    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    """The findings table's rows, without the id column (the toy study's claims are unregistered)."""
+    lines = text.split("| id | section | claim |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    assert all(row[0] == "unregistered" for row in rows)
+    return [row[1:] for row in rows]
 
 
 def test_one_seed_keeps_the_single_run_report():
     section = StudySection(TOY, _result(0.95), seconds=60.0)
     text = render_report([section], "quick")
     assert "## Claims of docs/THEORY.md" in text and "## Toy study" in text and "from 1 seed" in text
-    assert "| section | claim | mean [95% interval] over seeds | threshold | held |" in text
+    assert "| id | section | claim | mean [95% interval] over seeds | threshold | held |" in text
     assert _rows(text) == [
         ["2", "learns the task", "0.950 over 1 seed (no interval); accuracy 0.950", "accuracy >= 0.9", "yes"],
         ["3", "forms in order", "steps [1, 2, 3]", "in every seed", "yes"],
@@ -81,3 +84,23 @@ def test_the_paths_are_said_in_words_from_claim_4_1_over_seeds():
     assert "mostly directly" in paths_in_words(_share_claims([0.1, 0.2, 0.15]))
     assert paths_in_words(_share_claims([0.3])).count("[") == 0  # one seed: no interval
     assert paths_in_words([]) == ""
+
+
+def test_sanity_checks_are_shown_apart_from_the_findings():
+    """A registered claim carries its id; one registered as a sanity check goes to its own table."""
+    from dataclasses import replace
+
+    claims = aggregate_claims([_claims(_result(a)) for a in (0.95, 0.96, 0.97)])
+    table = "\n".join(render_claims([replace(claims[0], id=4, role="sanity"), replace(claims[1], id=6)]))
+    findings, sanity = table.split("Sanity checks (true by construction")
+    assert "| 6 | 3 | forms in order |" in findings and "learns the task" not in findings
+    assert "| 4 | 2 | learns the task |" in sanity
+
+
+def test_what_holds_lists_the_findings_by_verdict_and_the_sanity_checks_apart():
+    from dataclasses import replace
+
+    claims = aggregate_claims([_claims(_result(a, steps=(2, 1, 3))) for a in (0.95, 0.96, 0.97)])
+    text = what_holds([replace(claims[0], id=1), replace(claims[1], id=2), replace(claims[2], id=3, role="sanity")])
+    assert "- hold: 1 (2)" in text and "- fail: 2 (3)" in text and "- undecided: none" in text
+    assert "0 of 1 hold" in text and "untested: the reference recipe" in text
