@@ -74,7 +74,7 @@ def render_report(
         "# induction-bigram: reproduction report",
         "",
         f"Preset: {preset or 'custom (see numbers.json)'}; {'/'.join(map(str, seeds))} seeds; device: {device()}; "
-        f"wall time {total / 60:.1f} min (run time summed over seeds: "
+        f"wall time {total / 60:.1f} min for this invocation, which reuses finished runs (run time summed over seeds: "
         f"{', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
         "",
         *([provenance_line(record), ""] if record else []),
@@ -233,8 +233,8 @@ def paths_in_words(claims: list[ClaimOverSeeds]) -> str:
         f"**Which mechanism carries the in-context signal** (docs/THEORY.md section 4.1): layer 2's induction head "
         f"moves xi_o - xi_g {where}: {c.mean:.0%}{interval} of its effect reaches the logits through W_F, the rest "
         f"directly (mean and 95% interval over {c.n_values} seeds). The component split, which books W_F's output "
-        "as global, would call most of the in-context evidence global; the claims marked (paths) judge the whole "
-        "in-context term, the others the head's direct part only."
+        "as global, would call most of the in-context evidence global; the claims 'at path level' judge the whole "
+        "in-context term, the others of sections 5-5.7 the head's direct part only."
     )
 
 
