@@ -122,12 +122,15 @@ class Measurements:
         then every other path. The theory check read on this view judges the in-context term
         that the model really uses (docs/THEORY.md section 4.1)."""
         columns = asdict(self)
-        for name in [n for n in columns if n.startswith("ffn_")]:
-            base = name.removeprefix("ffn_")
-            columns[base] = columns[base] + columns[name]
         columns["measured_values_ic_output"] = self.measured_values_ic_output + self.ffn_ic_output
         for which in ("output", "favourite"):
             columns[f"global_{which}"] = getattr(self, f"global_{which}") - getattr(self, f"ffn_ic_{which}")
+        for name in [n for n in columns if n.startswith("ffn_")]:
+            base = name.removeprefix("ffn_")
+            # folded into its base column, the twin is zero: the view's sums (the logit
+            # difference, the weights-only one) count the path through W_F once
+            columns[base] = columns[base] + columns[name]
+            columns[name] = torch.zeros_like(columns[name])
         return Measurements(**columns)
 
     def select(self, mask: Tensor) -> "Measurements":

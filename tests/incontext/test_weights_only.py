@@ -92,7 +92,10 @@ def test_the_path_view_adds_the_route_through_W_F_to_every_in_context_column(tin
     torch.testing.assert_close(view.weights_ic_rival, meas.weights_ic_rival + meas.ffn_weights_ic_rival, equal_nan=True)
     torch.testing.assert_close(view.measured_values_ic_output, view.ic_output)
     torch.testing.assert_close(view.ic_output + view.global_output, meas.ic_output + meas.global_output)
-    assert (meas.ffn_ic_output != 0).any()  # the tiny model has a linear FFN
+    # the whole logit difference, measured or predicted from the weights, does not depend on the view
+    torch.testing.assert_close(view.logit_difference, meas.logit_difference)
+    torch.testing.assert_close(view.weights_logit_difference, meas.weights_logit_difference)
+    assert (meas.ffn_ic_output != 0).any() and (view.ffn_ic_output == 0).all()  # the tiny model has a linear FFN
 
 
 def test_the_weights_only_attention_on_S_of_a_theory_built_model_is_the_measured_one(stats):
