@@ -48,7 +48,7 @@ RECIPES = {
     "amt": (["train", "--preset", "amt", "--out", "RUNS/amt"], "RUNS/amt"),
     # learned relative position bias in layer 1, trained at T = 64 with 256 positions: the `rpe`
     # variant of the positional-encoding study (which trains all four variants)
-    "rpe": (["lengths", "--out", "RUNS/lengths"], "RUNS/lengths/rpe"),
+    "rpe": (["lengths", "--out", "RUNS/lengths", "--set", "lengths.multiples=1,2,3,4"], "RUNS/lengths/rpe"),
     # a general induction head: random triggers (K = 40 per sequence), d = 128, T = 64, AdamW lr 0.3
     "general": (["train", "--preset", "general", "--out", "RUNS/general"], "RUNS/general"),
     # a standard TL model (2 layers of 8 heads, LayerNorm) on plain text: TEXT stands for --text

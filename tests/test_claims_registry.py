@@ -8,11 +8,11 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 
 import pytest
 
-from induction_bigram.claims import REGISTRY, Claim, registered, registry
+from induction_bigram.claims import REGISTRY, Claim, RegisteredClaim, registered, registry
 from tests.conftest import REPO
 
 NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
@@ -70,10 +70,11 @@ def test_no_registered_claim_is_edited_in_place():
     for commit in _git("log", "--reverse", "--format=%H", "--", PATH).split():
         for entry in json.loads(_git("show", f"{commit}:{PATH}"))["claims"]:
             first.setdefault(entry["id"], entry)
+    known = {f.name for f in fields(RegisteredClaim)}
     for claim_id, entry in registry().items():
-        if claim_id in first:
-            now = {k: v for k, v in asdict(entry).items() if k not in CHANGEABLE}
-            then = {k: first[claim_id].get(k) for k in now}
+        if claim_id in first:  # read as the registry reads it (fields left out take their defaults)
+            then = RegisteredClaim(**{k: v for k, v in first[claim_id].items() if k in known})
+            now, then = ({k: v for k, v in asdict(e).items() if k not in CHANGEABLE} for e in (entry, then))
             assert now == then, f"claim {claim_id} was edited in place: register a new claim instead"
 
 
