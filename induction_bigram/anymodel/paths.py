@@ -19,6 +19,10 @@ Two named totals answer the question the package exists for (section 4):
 
 The rest keep their names (the previous-token head, the positions, the biases, other heads).
 
+An MLP that reads only the current token's embedding (the idealised model of section 4.2,
+:func:`~induction_bigram.model.ffn_reads_token`) is given the token's vector alone: every other
+source's route through it is zero.
+
 **Exact or estimated.** Where every MLP is affine and reads the stream without a LayerNorm (our
 linear W_F: FFN(sum of parts) = sum of W_F parts), each source's share of an MLP's output is
 exact and the parts sum to the logits. Where an MLP is not affine (ReLU, GELU) or reads through a
@@ -42,7 +46,7 @@ from transformer_lens import ActivationCache
 
 from induction_bigram.anymodel.heads import Head, head_name
 from induction_bigram.errors import DataError, ModelShapeError
-from induction_bigram.model import Model, check_tokens, norm_parameters
+from induction_bigram.model import Model, check_tokens, ffn_reads_token, norm_parameters
 
 ROUTES = ("direct", "mlp")
 TOKEN, POSITION, BIASES, INTERACTION = "token", "position", "biases", "interaction"
@@ -210,6 +214,8 @@ def paths_from_cache(
         if model.cfg.attn_only:
             continue
         stream = {s: direct[s] + through.get(s, zeros) for s in direct} | {BIASES: biases + through.get(BIASES, zeros)}
+        if ffn_reads_token(model) and layer == n_layers - 1:
+            stream = {s: direct[TOKEN] if s == TOKEN else zeros for s in stream}
         written = _mlp_shares(model, layer, stream, at(f"blocks.{layer}.hook_mlp_out"), exact)
         for s, v in written.items():
             through[s] = through.get(s, zeros) + v

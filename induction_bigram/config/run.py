@@ -21,6 +21,7 @@ from induction_bigram.errors import ConfigError
 
 Positional = Literal["ape", "rpe", "rope", "nope"]
 FeedForward = Literal["none", "linear", "relu"]
+FeedForwardInput = Literal["stream", "token"]
 S = TypeVar("S", bound="StudyConfig")
 
 
@@ -64,6 +65,11 @@ class ModelConfig:
         ffn: feed-forward layer after the last attention layer (the associative memory
             transformer): ``"none"``, ``"linear"`` (W_F, d x d) or ``"relu"`` (an MLP).
         d_mlp: hidden width of the ReLU MLP (default 4 d); must be ``None`` otherwise.
+        ffn_reads: what the FFN reads: ``"stream"``, the residual stream after the last attention
+            layer (a transformer's FFN, which also sees the heads' outputs), or ``"token"``, the
+            current token's embedding w_E(z_t) alone (Bietti et al.'s and Wang & Sato's idealised
+            model: W_F holds the global bigram and never sees the in-context signal;
+            docs/THEORY.md section 4.2).
         rope_qk_bias: under ``rope``, train query and key biases in layer 1, so that the score
             gains b_Q^T R_(s-t) b_K, a function of the offset alone.
         seed: seeds every random (frozen) matrix.
@@ -75,12 +81,15 @@ class ModelConfig:
     positional: Positional = "ape"
     ffn: FeedForward = "none"
     d_mlp: Optional[int] = at_least(1, None)
+    ffn_reads: FeedForwardInput = "stream"
     rope_qk_bias: bool = False
     seed: int = seed_field()
 
     def check(self) -> None:
         if self.d_mlp is not None and self.ffn != "relu":
             raise ConfigError(f"model.d_mlp is only used with model.ffn='relu', got ffn={self.ffn!r}")
+        if self.ffn_reads != "stream" and self.ffn == "none":
+            raise ConfigError(f"model.ffn_reads={self.ffn_reads!r} needs a feed-forward layer (model.ffn), got 'none'")
         if self.rope_qk_bias and self.positional != "rope":
             raise ConfigError(f"model.rope_qk_bias needs model.positional='rope', got {self.positional!r}")
         if self.positional == "rope" and self.d_model % 2:
@@ -294,6 +303,14 @@ def _preset_quick() -> RunConfig:
     )
 
 
+def _preset_amt_idealised() -> RunConfig:
+    """``amt`` with the idealised FFN, which reads only w_E(z_t) (``model.ffn_reads="token"``):
+    the shipped ``amt-idealised`` model, the in-context study's comparison (docs/THEORY.md
+    section 4.2)."""
+    amt = _preset_amt()
+    return dataclasses.replace(amt, model=dataclasses.replace(amt.model, ffn_reads="token"))
+
+
 def _preset_amt_reference() -> RunConfig:
     """The associative memory transformer at the reference shape (d = T = 256): a linear W_F
     after layer 2, trained on every target.
@@ -373,6 +390,7 @@ PRESETS: Presets[RunConfig] = Presets(
         "reference-adamw": _preset_reference_adamw,
         "quick": _preset_quick,
         "amt": _preset_amt,
+        "amt-idealised": _preset_amt_idealised,
         "amt-reference": _preset_amt_reference,
         "general": _preset_general,
         "general-quick": _preset_general_quick,

@@ -13,12 +13,21 @@ from torch import Tensor
 from transformer_lens.components import Embed, PosEmbed
 
 from induction_bigram.hooks.checks import check_positions, check_token_tensor
+from induction_bigram.hooks.token_input import EmbeddingRecord
 
 
 class TokenEmbed(Embed):
+    """TL's ``Embed`` with the token check; with a ``record`` (``model.ffn_reads="token"``) it
+    also hands its rows to the FFN (:mod:`.token_input`)."""
+
+    record: EmbeddingRecord | None = None
+
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         check_token_tensor(tokens, self.cfg.d_vocab, self.cfg.n_ctx, ranks=(2,))
-        return super().forward(tokens)
+        rows = super().forward(tokens)
+        if self.record is not None:
+            self.record.record(rows)
+        return rows
 
 
 class CheckedPosEmbed(PosEmbed):

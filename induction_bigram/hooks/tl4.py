@@ -15,7 +15,9 @@ TL 4 builds its own small models as a ``NativeModel`` wrapped by ``TransformerBr
   rotates adjacent pairs, which is another model for the same weights;
 - :class:`CheckedNativeModel`: the token-id and context checks (TL 3: ``TokenEmbed``,
   ``CheckedPosEmbed``), raising :class:`~induction_bigram.errors.DataError`;
-- :class:`BridgeCircuitHooks`: ``model.circuit`` (``circuit.hook_*``), registered by the bridge.
+- :class:`BridgeCircuitHooks`: ``model.circuit`` (``circuit.hook_*``), registered by the bridge;
+- :class:`RecordingEmbedding`: the token embedding that hands w_E(z_t) to an FFN that reads
+  only it (``model.ffn_reads="token"``, :mod:`.token_input`).
 
 Everything here that reaches past TL 4's public API is listed in :data:`TL_INTERNALS` and
 checked by :func:`missing_internals`, so a TL 4.x that moved one gives a :class:`ConfigError`
@@ -37,6 +39,7 @@ from transformer_lens.model_bridge.sources.native import model as _native
 from induction_bigram.errors import ConfigError
 from induction_bigram.hooks.checks import check_context_length, check_token_tensor
 from induction_bigram.hooks.circuit import CircuitHooks
+from induction_bigram.hooks.token_input import EmbeddingRecord
 
 LINEAR_ACT_FN = "linear"
 
@@ -215,6 +218,20 @@ class CircuitMLP(NativeMLP):
     def forward(self, hidden_states: Tensor, **kwargs) -> Tensor:
         out = super().forward(hidden_states, **kwargs)
         return self._circuit_point[0](out) if self._circuit_point else out
+
+
+class RecordingEmbedding(nn.Embedding):
+    """The native token embedding that also hands its rows to the FFN of a model whose FFN
+    reads only w_E(z_t) (:mod:`~induction_bigram.hooks.token_input`; TL 3: ``TokenEmbed``)."""
+
+    def __init__(self, embedding: nn.Embedding, record: EmbeddingRecord) -> None:
+        super().__init__(embedding.num_embeddings, embedding.embedding_dim)
+        self.record = record
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        rows = super().forward(input_ids)
+        self.record.record(rows)
+        return rows
 
 
 class BridgeCircuitHooks(CircuitHooks):

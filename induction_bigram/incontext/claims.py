@@ -20,10 +20,12 @@ def claims(result: InContextResult) -> list[Claim]:
     ``component_check``) and are still judged there, unchanged and in their order. Their
     path-level counterparts (sections ``4.1, 5`` ...; registered 2026-12-07 before their first
     run, with the same statistics and thresholds) come after, judged on xi^IC at path level
-    (``check``), with the share claim."""
+    (``check``), with the share claim, then the weights-only n* against the measured one and,
+    where the idealised twin was trained, section 4.2's comparison."""
     component = _theory_claims(result.component_check, result.component_best, path_level=False)
     registered_first = component[:5] + [_fallback(result)] + component[5:] + _patching(result)
-    return registered_first + _theory_claims(result.check, result.best, path_level=True) + [_paths_share(result)]
+    path_level = _theory_claims(result.check, result.best, path_level=True) + [_paths_share(result)]
+    return registered_first + path_level + [_weights_only_threshold(result), *_idealised(result)]
 
 
 def _theory_claims(check: TheoryCheck, best: Rung, path_level: bool) -> list[Claim]:
@@ -133,6 +135,69 @@ def _paths_share(result: InContextResult) -> Claim:
         value=paths["in_context_share_through_ffn"],
         reported=True,
     )
+
+
+def threshold_gap(hijack: dict[str, dict[str, int | None]], max_count: int) -> int:
+    """The largest |n*_weights_only - n*_measured| over the prompt lengths; where only one of the
+    two has an n*, the other counts as ``max_count + 1`` (no n* up to the largest count)."""
+    never = max_count + 1
+    gaps = [
+        abs(
+            (never if t["weights_only"] is None else t["weights_only"])
+            - (never if t["measured"] is None else t["measured"])
+        )
+        for t in hijack.values()
+    ]
+    return max(gaps, default=0)
+
+
+def _weights_only_threshold(result: InContextResult) -> Claim:
+    """Sections 4.1 and 5.4: n* from the weights alone (W_F applied to the predicted head output
+    included) against the measured n*, length by length."""
+    hijack = result.check.hijack
+    by_length = "; ".join(f"T = {T}: {t['measured']} / {t['weights_only']}" for T, t in hijack.items())
+    return Claim(
+        "4.1, 5.4",
+        "at path level, the hijack threshold n* predicted from the weights alone is within one count of the "
+        "measured n* at every prompt length",
+        f"measured / weights-only n* by T ({by_length})",
+        value=float(threshold_gap(hijack, result.config.incontext.max_count)),
+        threshold=1.0,
+        direction="<=",
+        statistic="largest |n*_weights_only - n*_measured| over the prompt lengths T (where only one of them has an "
+        "n*, the other counts as max_count + 1)",
+    )
+
+
+def _idealised(result: InContextResult) -> list[Claim]:
+    """Section 4.2: the idealised twin, whose W_F reads only w_E(z_t) (none without one)."""
+    twin = result.idealised
+    if twin is None:
+        return []
+    share = twin.paths()["in_context_share_through_ffn"]
+    by_length = "; ".join(
+        f"T = {T}: {t['measured']} / {t['weights_only']} (trained {result.check.hijack[T]['measured']})"
+        for T, t in twin.check.hijack.items()
+    )
+    return [
+        Claim(
+            "4.2",
+            "in the idealised model, whose W_F reads only w_E(z_t), under 5% of the in-context effect reaches the "
+            "logits through W_F",
+            f"share through W_F {_number(share)} (the trained model: "
+            f"{_number(result.paths()['in_context_share_through_ffn'])})",
+            value=abs(share),
+            threshold=0.05,
+            direction="<=",
+            statistic="|share of layer 2's effect on xi_o - xi_g through W_F| in the idealised model",
+        ),
+        Claim(
+            "4.2",
+            "the idealised model's hijack threshold n* at each prompt length, beside the trained model's",
+            f"idealised measured / weights-only n* by T ({by_length})",
+            reported=True,
+        ),
+    ]
 
 
 def _patching(result: InContextResult) -> list[Claim]:

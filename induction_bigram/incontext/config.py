@@ -28,6 +28,9 @@ class InContextSettings:
         patch_count / patch_prompts / patch_length: n, batch size and length (capped at
             T_train) of the aligned patching prompts.
         seed: seeds every prompt and the held-out split.
+        idealised: also train the run's idealised twin, whose FFN reads only w_E(z_t)
+            (``model.ffn_reads="token"``, docs/THEORY.md section 4.2), and run the same analysis
+            on it; only where the run's FFN reads the stream (otherwise there is no twin).
     """
 
     length_fractions: tuple[float, ...] = dataclasses.field(
@@ -40,6 +43,7 @@ class InContextSettings:
     patch_prompts: int = at_least(1, 32)
     patch_length: int = at_least(2, 64)
     seed: int = seed_field()
+    idealised: bool = True
 
     def check(self) -> None:
         if not self.length_fractions or 0.0 in self.length_fractions:
@@ -67,6 +71,18 @@ class InContextConfig(StudyConfig):
                 f"incontext.patch_count = {n} pairs 'q o' spaced apart need prompts of at least {2 * n + 5} "
                 f"tokens; incontext.patch_length and task.seq_len give {length}"
             )
+
+
+def idealised_twin(config: InContextConfig) -> InContextConfig | None:
+    """The same study on the run with the idealised FFN (``incontext.idealised``), or ``None``
+    where it is off or the run has no FFN reading the stream."""
+    if not config.incontext.idealised or config.model.ffn == "none" or config.model.ffn_reads != "stream":
+        return None
+    return dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, ffn_reads="token"),
+        incontext=dataclasses.replace(config.incontext, idealised=False),
+    )
 
 
 def _full() -> InContextConfig:

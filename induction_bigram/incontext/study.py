@@ -12,7 +12,10 @@ associative memory transformer, whose FFN holds the global bigrams):
    which the claims of sections 5-5.7 were first registered on);
 2. aligned clean/corrupted prompts are patched (:mod:`.patching`), with both corruptions;
 3. hijack curves: P(o), P(g) and xi_o - xi_g against n for each T, measured and predicted;
-4. for a model with a feed-forward layer, the KL probe of its global memory.
+4. for a model with a feed-forward layer, the KL probe of its global memory;
+5. for a run whose FFN reads the stream, the same on its idealised twin, whose FFN reads only
+   w_E(z_t) (docs/THEORY.md section 4.2; ``incontext.idealised``): trained with the same recipe
+   and seed, measured on the same prompts.
 
 :func:`claims` judges the section 5 and 6 claims on an :class:`InContextResult`. The
 position-by-position patches run through ``transformer_lens.patching``; its progress bars
@@ -21,6 +24,7 @@ show (on stderr) with ``progress=True``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +42,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.files import Existing, json_safe, run_in_study_folder
-from induction_bigram.incontext.config import InContextConfig
+from induction_bigram.incontext.config import InContextConfig, idealised_twin
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
 from induction_bigram.incontext.measure import INDUCTION_HEAD, Measurements, measure
 from induction_bigram.incontext.patching import PatchingResult, corrupt, patch_in_context_against_bigram
@@ -68,6 +72,7 @@ class InContextResult:
         global_kl: mean KL of the feed-forward memory from pi_b (``None`` without an FFN).
         curves: :func:`hijack_curves`.
         final: the training's last evaluation record, when the run's metrics were given.
+        idealised: the same study on the idealised twin (``None``: none was trained).
     """
 
     config: InContextConfig
@@ -85,6 +90,7 @@ class InContextResult:
     global_kl: float | None
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     final: MetricsRecord | None = None
+    idealised: InContextResult | None = None
 
     @property
     def best(self) -> Rung:
@@ -112,7 +118,7 @@ class InContextResult:
         head = paths[:, self.path_sources.index(head_name(INDUCTION_HEAD))].mean(0)  # [route]
         total = float(head.sum())
         small = abs(total) <= 1e-6 * max(1.0, float(paths.abs().mean(0).sum()))
-        share = lambda x: math.nan if small else float(x) / total  # noqa: E731
+        share = lambda x: math.nan if small else float(x) / total + 0.0  # noqa: E731 (+ 0.0: no -0.0)
         return {
             "n_prompts": len(paths),
             "rows": rows,
@@ -165,9 +171,21 @@ class InContextResult:
                 "theory_r2_weights_only": self.component_check.weights_only_r2,
             },
             "global_memory_kl": self.global_kl,
+            "idealised": None if self.idealised is None else self.idealised.comparison(),
             "theory": self.check.to_dict(),
             "patching": {name: result.summary() for name, result in self.patching.items()},
             "curves": self.curves,
+        }
+
+    def comparison(self) -> dict[str, Any]:
+        """What the report sets beside another model's numbers: the path shares, n* by T and the
+        theory's R^2 (the idealised twin's part of :meth:`summary`)."""
+        return {
+            "paths": self.path_summary(),
+            "hijack_thresholds": self.check.hijack,
+            "theory_r2": self.best.r2,
+            "theory_r2_weights_only": self.check.weights_only_r2,
+            "global_memory_kl": self.global_kl,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +207,7 @@ class InContextResult:
                 "example_output": self.example_output,
                 "example_favourite": self.example_favourite,
                 "final": self.final,
+                "idealised_result": None if self.idealised is None else self.idealised.to_dict(),
             }
         )
 
@@ -211,6 +230,7 @@ class InContextResult:
             global_kl=data["global_memory_kl"],
             curves=data["curves"],
             final=data["final"],
+            idealised=None if data.get("idealised_result") is None else cls.from_dict(data["idealised_result"]),
         )
 
 
@@ -221,7 +241,8 @@ def run(
     progress: bool = True,
     existing: Existing = "resume",
 ) -> InContextResult:
-    """Train (or load) the config's run in ``out_dir/run`` and :func:`analyse` it, writing
+    """Train (or load) the config's run in ``out_dir/run`` (and its idealised twin in
+    ``out_dir/run-idealised``) and :func:`analyse` it, writing
     ``out_dir/result.json``; with ``out_dir=None`` nothing is written. An unfinished run there is
     resumed; ``existing`` says what to do with a folder that already holds this study."""
     return run_in_study_folder(
@@ -234,7 +255,14 @@ def run(
 
 def _train_and_analyse(config: InContextConfig, run_dir: Path | None, progress: bool) -> InContextResult:
     trained = train_or_load(config.run_config(), run_dir, progress=progress)
-    return analyse(trained.model, trained.stats, config, metrics=trained.metrics, progress=progress)
+    result = analyse(trained.model, trained.stats, config, metrics=trained.metrics, progress=progress)
+    twin = idealised_twin(config)
+    if twin is None:
+        return result
+    twin_dir = None if run_dir is None else run_dir.with_name(f"{run_dir.name}-idealised")
+    trained = train_or_load(twin.run_config(), twin_dir, progress=progress)
+    idealised = analyse(trained.model, trained.stats, twin, metrics=trained.metrics, progress=progress)
+    return dataclasses.replace(result, idealised=idealised)
 
 
 def analyse(

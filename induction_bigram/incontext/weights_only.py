@@ -37,7 +37,13 @@ from induction_bigram.errors import ModelShapeError
 from induction_bigram.hooks import LINEAR_ACT_FN
 from induction_bigram.incontext.decompose import global_logits
 from induction_bigram.memories.projections import project_W_K1, project_W_K2, project_W_O2
-from induction_bigram.model import Model, get_paper_matrix, positional_embeddings, token_embeddings
+from induction_bigram.model import (
+    Model,
+    ffn_reads_token,
+    get_paper_matrix,
+    positional_embeddings,
+    token_embeddings,
+)
 
 SCORE_SCALES = 2.0 ** torch.linspace(-2.0, 2.0, 17)
 """Scales on the layer-2 scores at which the prediction for o is kept, so that a fitted rung can
@@ -70,12 +76,15 @@ class WeightMemories:
 
 
 def ffn_matrix(model: Model) -> Float[Tensor, "d_model d_model"]:
-    """W_F (paper convention) of a linear FFN; zero without an FFN; NaN for a ReLU FFN, through
-    which layer 2's output does not pass linearly."""
+    """The map by which layer 2's output reaches the logits through the FFN: W_F (paper
+    convention) of a linear FFN; zero without an FFN or when the FFN reads only w_E(z_t) (the
+    idealised model, section 4.2); NaN for a ReLU FFN, through which it does not pass linearly."""
+    d = model.cfg.d_model
+    if model.cfg.attn_only or ffn_reads_token(model):
+        return torch.zeros((d, d), device=model.unembed.W_U.device)
     if model.cfg.act_fn == LINEAR_ACT_FN:
         return get_paper_matrix(model, "W_F")
-    d = model.cfg.d_model
-    return torch.full((d, d), 0.0 if model.cfg.attn_only else torch.nan, device=model.unembed.W_U.device)
+    return torch.full((d, d), torch.nan, device=model.unembed.W_U.device)
 
 
 @dataclass(frozen=True)

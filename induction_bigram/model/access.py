@@ -152,6 +152,14 @@ def model_config(model: Model) -> ModelConfig:
     return cfg
 
 
+def ffn_reads_token(model: Model) -> bool:
+    """Whether the model's FFN reads only the current token's embedding w_E(z_t) (the idealised
+    model, ``model.ffn_reads="token"``; docs/THEORY.md section 4.2) instead of the stream; false
+    for any model not built by this package."""
+    cfg = getattr(model, CONFIG_ATTR, None)
+    return getattr(cfg, "ffn_reads", "stream") == "token"
+
+
 def seeded_normal(seed: int, name: str, shape: tuple[int, ...], std: float) -> Tensor:
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
@@ -324,11 +332,13 @@ def describe(model: Model) -> str:
         "none": "none (attention only)",
         "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",
         "relu": "ReLU MLP",
-    }
+    }[cfg.ffn]
+    if cfg.ffn_reads == "token":
+        ffn += " reading only w_E(z_t) (ffn_reads='token': blocks.{L-1}.ln2 hands it over; hook_mlp_in is ignored)"
     backend = f" (TransformerBridge, TL {TL_VERSION})" if TL4 else ""
     return (
         f"induction-bigram model{backend}: d = {cfg.d_model}, n_ctx = {cfg.n_ctx}, N = {cfg.d_vocab}, "
-        f"{cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; feed-forward: {ffn[cfg.ffn]}; "
+        f"{cfg.n_layers} layers of one head, W_Q = I, positions: {positional}; feed-forward: {ffn}; "
         f"trained: {', '.join(trainable_names(cfg))}. {_TL_LOSS}"
     )
 

@@ -63,6 +63,7 @@ from induction_bigram.hooks import (
     make_layer_content_only,
 )
 from induction_bigram.hooks.checks import install_input_check
+from induction_bigram.hooks.token_input import EmbeddingRecord, TokenEmbeddingInput
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     CONFIG_BUFFERS,
@@ -139,6 +140,9 @@ def _install_components(model: HookedTransformer, cfg: ModelConfig) -> None:
     last.attn.route_output_through(model.circuit.hook_induction)
     if not model.cfg.attn_only:
         last.mlp.route_output_through(model.circuit.hook_global)
+    if cfg.ffn_reads == "token":
+        model.embed.record = EmbeddingRecord()
+        last.ln2 = TokenEmbeddingInput(model.embed.record)
     model.setup()  # registers the new hook points under their full names
 
 

@@ -43,10 +43,12 @@ from induction_bigram.hooks.tl4 import (
     CircuitAttention,
     CircuitMLP,
     HalfSplitRotary,
+    RecordingEmbedding,
     RelativePositionBias,
     missing_internals,
     wire_hooks,
 )
+from induction_bigram.hooks.token_input import EmbeddingRecord, TokenEmbeddingInput
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     PAPER_NAME,
@@ -113,6 +115,9 @@ def build_model(
         block.attn = CircuitAttention(tl_cfg, rotary=rotary if layer == 0 else None, rel_pos=rel_pos)
         if not tl_cfg.attn_only:
             block.mlp = CircuitMLP(tl_cfg)
+    if cfg.ffn_reads == "token":
+        native.tok_embed = RecordingEmbedding(native.tok_embed, EmbeddingRecord())
+        native.layers[-1].ln2 = TokenEmbeddingInput(native.tok_embed.record)
     bridge = _wrap(native, tl_cfg, vocab)
     wire_hooks(bridge, circuit=True)
     load_weights(bridge, initial_tl3_state(cfg, tl_cfg), "the initial weights")

@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from induction_bigram import ConfigError, ModelShapeError, preset
 from induction_bigram.files import dumps_json, json_safe
 from induction_bigram.incontext import PRESETS, InContextConfig, InContextResult, analyse, claims, run
+from induction_bigram.incontext.claims import threshold_gap
+from induction_bigram.incontext.config import idealised_twin
 from induction_bigram.incontext.figures import figures
 from induction_bigram.training.checkpoint import load_checkpoint
 
@@ -81,7 +83,8 @@ def test_analyse_measures_what_run_measured_on_the_same_model(finished):
     out, result = finished
     ckpt = load_checkpoint(out / "run", "cpu")
     config = PRESETS["test"].with_run(ckpt.config)
-    assert json_safe(analyse(ckpt.model, ckpt.stats, config).summary()) == json_safe(result.summary())
+    alone = {**result.summary(), "idealised": None}  # analyse measures one model; run adds the twin
+    assert json_safe(analyse(ckpt.model, ckpt.stats, config).summary()) == json_safe(alone)
     with pytest.raises(ConfigError, match="config.model.d_model = 32 but the model has d_model = 16"):
         analyse(ckpt.model, ckpt.stats, config.with_overrides({"model.d_model": 32}))
 
@@ -127,7 +130,7 @@ def test_claims_judge_their_thresholds(finished):
 
     found = claims(result)
     first = ["5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.7", "6", "6", "6"]  # registered first, in their order
-    later = [f"4.1, {n}" for n in ("5", "5.1", "5.2", "5.3", "5.4", "5.7")] + ["4.1"]
+    later = [f"4.1, {n}" for n in ("5", "5.1", "5.2", "5.3", "5.4", "5.7")] + ["4.1", "4.1, 5.4", "4.2", "4.2"]
     assert [c.section for c in found] == first + later
     assert all(c.statement.startswith("at path level, ") for c in found[10:16])
     assert [c.statement.removeprefix("at path level, ") for c in found[10:16]] == [
@@ -140,7 +143,8 @@ def test_claims_judge_their_thresholds(finished):
         assert moved == sorted(judged_here), view
         assert all((high[i], low[i]) == (True, False) for i in moved)
     kinds = ["threshold"] * 4 + ["reported"] + ["threshold"] * 4 + ["reported"]
-    assert [c.kind for c in found] == kinds + ["threshold"] * 4 + ["reported", "threshold", "reported"]
+    later_kinds = ["threshold"] * 4 + ["reported", "threshold", "reported", "threshold", "threshold", "reported"]
+    assert [c.kind for c in found] == kinds + later_kinds
     thresholds = [(c.direction, c.threshold) for c in found]
     assert thresholds[:7] == [
         (">=", 0.9),
@@ -158,6 +162,37 @@ def test_claims_judge_their_thresholds(finished):
     restored = result.summary()["patch_restore_layer2_head"]  # NaN when the gap is within noise: no value
     assert found[7].value == restored or (found[7].value is None and math.isnan(restored))
     assert found[16].value == result.paths()["in_context_share_through_ffn"]
+    assert found[17].value == threshold_gap(result.check.hijack, PRESETS["test"].incontext.max_count)
+    assert found[18].value == abs(result.idealised.paths()["in_context_share_through_ffn"]) == 0.0
+    assert (found[17].direction, found[17].threshold, found[18].direction, found[18].threshold) == ("<=", 1, "<=", 0.05)
+
+
+def test_the_idealised_twin_is_the_same_recipe_with_an_ffn_that_reads_only_the_token(finished):
+    out, result = finished
+    twin = result.idealised
+    assert twin.config == idealised_twin(PRESETS["test"]) and twin.idealised is None
+    assert twin.config.run_config() == PRESETS["test"].run_config().with_overrides({"model.ffn_reads": "token"})
+    trained = load_checkpoint(out / "run-idealised", "cpu").config
+    assert trained.model.ffn_reads == "token" and trained.train == twin.config.run_config().train
+    for column in ("length", "trigger", "output", "favourite", "n_output"):  # the same prompts
+        assert getattr(twin.measurements, column).equal(getattr(result.measurements, column)), column
+    summary = result.summary()["idealised"]
+    assert summary["paths"]["in_context_share_through_ffn"] == 0.0 and summary["hijack_thresholds"] == twin.check.hijack
+    assert idealised_twin(PRESETS["test"].with_overrides({"incontext.idealised": "false"})) is None
+    assert idealised_twin(twin.config) is None
+
+
+@pytest.mark.parametrize(
+    ("hijack", "gap"),
+    [
+        ({"8": {"measured": 2, "weights_only": 2}, "16": {"measured": 3, "weights_only": 1}}, 2),
+        ({"8": {"measured": None, "weights_only": None}}, 0),
+        ({"8": {"measured": 1, "weights_only": None}}, 3),  # max_count 3: never = 4
+        ({}, 0),
+    ],
+)
+def test_threshold_gap_counts_a_missing_threshold_as_beyond_the_largest_count(hijack, gap):
+    assert threshold_gap(hijack, max_count=3) == gap
 
 
 def test_the_paths_say_which_mechanism_carries_the_in_context_effect(finished):
