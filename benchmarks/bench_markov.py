@@ -1,6 +1,7 @@
 """Milliseconds per batch of MarkovTask.sample (batch 32, T = 128, Shakespeare prior, alpha 1), of the
 six reference strategies on it, and, for scale, of one forward and backward pass of the standard
-model it is meant to feed (2 layers, 4 heads, d_model 64, LayerNorm, attention only)."""
+model it is meant to feed (2 layers, 4 heads, d_model 64, LayerNorm, attention only) and of one
+evaluation of that model by measure_dynamics."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.markov import MarkovTask, MarkovTaskConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies
+from induction_bigram.dynamics import measure_dynamics
 from induction_bigram.model import build_natural_model
 
 BATCH, T = 32, 128
@@ -36,6 +38,10 @@ def main() -> None:
     model = build_natural_model(cfg, "cpu")
     seconds = median_seconds(lambda: model(tokens).sum().backward(), repeats=10)
     print(f"  for scale, the model's forward + backward: {seconds * 1e3:6.1f} ms/batch")
+    strategies = markov_strategies(stats, 1.0)
+    batch = task.sample(BATCH, generator)
+    seconds = median_seconds(lambda: measure_dynamics(model, batch.tokens, batch.targets, strategies), repeats=5)
+    print(f"  one evaluation, measure_dynamics on the batch: {seconds * 1e3:6.1f} ms")
 
 
 if __name__ == "__main__":

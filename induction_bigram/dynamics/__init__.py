@@ -3,7 +3,7 @@ reference strategies at each evaluation, the phases it passes through, and their
 
 - :mod:`.measure`: :func:`measure_dynamics`, one :class:`DynamicsPoint` (loss, KL from each
   strategy, excess loss over Bayes, in-context score, best previous-token, induction and
-  statistical induction heads);
+  statistical induction heads); :func:`kl_curves` of a run's points;
 - :mod:`.phases`: :func:`detect_phases`, the steps where the nearest strategy changes (the
   criterion is in the module doc);
 - :mod:`.figures`: :func:`plot_dynamics`.
@@ -12,7 +12,7 @@ The strategies themselves are data: :mod:`induction_bigram.data.strategies`.
 """
 
 from induction_bigram.dynamics.figures import plot_dynamics
-from induction_bigram.dynamics.measure import DynamicsPoint, HeadSummary, measure_dynamics
+from induction_bigram.dynamics.measure import DynamicsPoint, HeadSummary, kl_curves, measure_dynamics
 from induction_bigram.dynamics.phases import Phase, Phases, Transition, detect_phases
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Phases",
     "Transition",
     "detect_phases",
+    "kl_curves",
     "measure_dynamics",
     "plot_dynamics",
 ]

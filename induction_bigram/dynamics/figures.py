@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from induction_bigram.dynamics.measure import DynamicsPoint
+from induction_bigram.dynamics.measure import HEAD_KINDS, DynamicsPoint
 from induction_bigram.dynamics.phases import Phases
 from induction_bigram.errors import DataError
 
@@ -18,8 +18,8 @@ def plot_dynamics(steps: Sequence[int], points: Sequence[DynamicsPoint], phases:
     - the model's loss, each strategy's loss on the same batch as a dotted level (infinite
       ones left out);
     - KL(strategy || model) per strategy, log scale;
-    - the best previous-token, induction and statistical induction scores, and their chance
-      level (a head attending uniformly).
+    - the best previous-token, induction and statistical induction scores (black), and their
+      chance levels (grey: a head attending uniformly).
     """
     if len(steps) != len(points) or not points:
         raise DataError(f"need one point per step and at least one, got {len(points)} points for {len(steps)} steps")
@@ -37,9 +37,10 @@ def plot_dynamics(steps: Sequence[int], points: Sequence[DynamicsPoint], phases:
         kl_ax.plot(steps, [max(p.kl[name], 1e-6) for p in points], color=colours[name], label=name)
     kl_ax.set_yscale("log")
     kl_ax.set_ylabel("KL(strategy || model)")
-    for kind, colour in (("previous_token", "C0"), ("induction", "C1"), ("statistical_induction", "C2")):
-        head_ax.plot(steps, [getattr(p, kind).score for p in points], color=colour, label=kind.replace("_", " "))
-        head_ax.axhline(getattr(points[-1], kind).chance, color=colour, linestyle=":", linewidth=0.8)
+    # black, told apart by line style: the colours are the strategies' (the shaded phases)
+    for kind, style in zip(HEAD_KINDS, ("-", "--", "-.")):
+        head_ax.plot(steps, [getattr(p, kind).score for p in points], "k" + style, label=kind.replace("_", " "))
+        head_ax.axhline(getattr(points[-1], kind).chance, color="grey", linestyle=style, linewidth=0.6)
     head_ax.set_ylabel("best head score")
     head_ax.set_xlabel("step")
     for ax in (loss_ax, kl_ax, head_ax):

@@ -10,7 +10,8 @@ evaluation; :func:`~induction_bigram.dynamics.phases.detect_phases` reads the KL
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from induction_bigram.errors import DataError
 from induction_bigram.model import Model
 from induction_bigram.training.natural import in_context_score
 
+HEAD_KINDS = ("previous_token", "induction", "statistical_induction")
+
 
 @dataclass(frozen=True)
 class HeadSummary:
@@ -35,6 +38,11 @@ class HeadSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"head": list(self.head), "score": self.score, "chance": self.chance}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadSummary:
+        layer, head = data["head"]
+        return cls((layer, head), data["score"], data["chance"])
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,11 @@ class DynamicsPoint:
         reference: the strategy the excess loss is measured against (``None`` when absent).
         excess_loss: loss - strategy_loss[reference]: on data drawn from the reference's own
             model (Bayes on :class:`~induction_bigram.data.markov.MarkovTask`) its expectation is
-            kl[reference].
+            kl[reference]; ``None`` when the reference's loss is infinite.
         excess_ratio: excess_loss over the same excess of the ``baseline`` strategy (the global
-            bigram): 0 is Bayes, 1 is no better than the prior's mean; ``None`` without both.
+            bigram): 0 is Bayes, 1 is no better than the prior's mean; ``None`` without both or
+            when that excess is not a positive finite number (the bigram's loss is infinite on
+            trigger outputs it never saw).
         in_context_score: the loss over the last tenth of the positions minus that over the
             second tenth (:func:`~induction_bigram.training.natural.in_context_score`).
         previous_token: the best previous-token head below the last layer, scored on the batch.
@@ -84,6 +94,24 @@ class DynamicsPoint:
             "induction": self.induction.to_dict(),
             "statistical_induction": self.statistical_induction.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DynamicsPoint:
+        """The point of :meth:`to_dict`, also as strict JSON wrote it (``metrics.jsonl``): there an
+        infinite strategy loss is ``null`` and reads back as infinite."""
+        try:
+            return cls(
+                loss=data["loss"],
+                strategy_loss={name: math.inf if v is None else v for name, v in data["strategy_loss"].items()},
+                kl=dict(data["kl"]),
+                reference=data["reference"],
+                excess_loss=data["excess_loss"],
+                excess_ratio=data["excess_ratio"],
+                in_context_score=data["in_context_score"],
+                **{kind: HeadSummary.from_dict(data[kind]) for kind in HEAD_KINDS},
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"not a dynamics record: {err!r}") from None
 
 
 @torch.no_grad()
@@ -124,7 +152,8 @@ def measure_dynamics(
         model.train(was_training)
     last = model.cfg.n_layers - 1
     loss = float(losses.mean())
-    excess = loss - strategy_loss[reference] if reference in strategy_loss else None
+    finite_reference = reference in strategy_loss and math.isfinite(strategy_loss[reference])
+    excess = loss - strategy_loss[reference] if finite_reference else None
     gap = strategy_loss[baseline] - strategy_loss[reference] if {reference, baseline} <= set(strategy_loss) else None
     return DynamicsPoint(
         loss=loss,
@@ -132,12 +161,18 @@ def measure_dynamics(
         kl=kl,
         reference=reference if reference in strategy_loss else None,
         excess_loss=excess,
-        excess_ratio=excess / gap if excess is not None and gap else None,
+        excess_ratio=excess / gap if excess is not None and gap is not None and 0 < gap < math.inf else None,
         in_context_score=in_context_score(losses.mean(0)),
         previous_token=_best(text_scores, "previous_token", range(max(last, 1))),
         induction=_best(random_scores, "induction", range(last, last + 1)),
         statistical_induction=_best(text_scores, "induction", range(last, last + 1)),
     )
+
+
+def kl_curves(points: Sequence[DynamicsPoint]) -> dict[str, list[float]]:
+    """Each strategy's KL over a run's points, the input of
+    :func:`~induction_bigram.dynamics.phases.detect_phases`."""
+    return {name: [point.kl[name] for point in points] for name in (points[0].kl if points else {})}
 
 
 def _best(scores, kind: str, layers: range) -> HeadSummary:

@@ -8,12 +8,15 @@ import pytest
 import torch
 
 from induction_bigram.anymodel.heads import attention_patterns
+from induction_bigram.config import TaskConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.markov import MarkovTask, MarkovTaskConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies, token_losses
-from induction_bigram.dynamics import measure_dynamics
+from induction_bigram.data.task import TriggerTask
+from induction_bigram.dynamics import DynamicsPoint, measure_dynamics
 from induction_bigram.errors import DataError
+from induction_bigram.files import dumps_json
 from induction_bigram.model import build_natural_model
 from induction_bigram.training.natural import in_context_score
 from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model
@@ -46,13 +49,27 @@ def test_an_untrained_model_is_measured_against_every_strategy(untrained, stats,
     gap = point.strategy_loss["bigram"] - point.strategy_loss["bayes"]
     assert point.excess_ratio == pytest.approx(point.excess_loss / gap) and point.excess_ratio > 1
     assert point.previous_token.head[0] == 0 and point.statistical_induction.head[0] == 1
-    assert json.loads(json.dumps(point.to_dict())) == point.to_dict()
+    assert point.strategy_loss["in_context_bigram"] == math.inf
+    assert DynamicsPoint.from_dict(json.loads(dumps_json(point.to_dict()))) == point, "strict JSON: inf as null"
 
 
 def test_without_the_reference_there_is_no_excess_loss(untrained, stats, batch):
     strategies = {k: v for k, v in markov_strategies(stats, 1.0).items() if k in ("uniform", "bigram")}
     point = measure_dynamics(untrained, batch.tokens, batch.targets, strategies)
     assert point.reference is None and point.excess_loss is None and point.excess_ratio is None
+
+
+def test_it_measures_on_the_trigger_task_too(untrained, stats):
+    """Nothing in the toolkit is Markov-specific: trigger-task sequences, the strategies that apply there."""
+    batch = TriggerTask(stats, TaskConfig(seq_len=64, n_triggers=3)).sample(8, torch.Generator().manual_seed(0))
+    strategies = {k: v for k, v in markov_strategies(stats, 1.0).items() if k in ("uniform", "unigram", "bigram")}
+    point = measure_dynamics(untrained, batch.tokens, batch.targets, strategies, reference="unigram")
+    assert point.excess_loss == pytest.approx(point.loss - point.strategy_loss["unigram"])
+    assert point.strategy_loss["bigram"] == math.inf, "uniform outputs the corpus never shows after their trigger"
+    assert point.excess_ratio is None, "no ratio to an infinite excess"
+    assert point.kl["uniform"] < point.kl["bigram"] < math.inf
+    against_bigram = measure_dynamics(untrained, batch.tokens, batch.targets, strategies, reference="bigram")
+    assert against_bigram.excess_loss is None, "no excess over an infinite loss"
 
 
 def test_the_ideal_circuit_is_found_as_previous_token_and_statistical_induction_heads():

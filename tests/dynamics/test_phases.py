@@ -5,7 +5,15 @@ import math
 
 import pytest
 
-from induction_bigram.dynamics import DynamicsPoint, HeadSummary, Phase, Transition, detect_phases, plot_dynamics
+from induction_bigram.dynamics import (
+    DynamicsPoint,
+    HeadSummary,
+    Phase,
+    Transition,
+    detect_phases,
+    kl_curves,
+    plot_dynamics,
+)
 from induction_bigram.errors import DataError
 
 STEPS = list(range(0, 2000, 50))  # 40 records
@@ -114,7 +122,8 @@ def _point(kl: dict[str, float], step: int) -> DynamicsPoint:
 def test_the_figure_draws_loss_kls_heads_and_each_transition():
     kl = _three_phases()
     points = [_point({name: curve[i] for name, curve in kl.items()}, s) for i, s in enumerate(STEPS)]
-    phases = detect_phases(STEPS, kl)
+    assert kl_curves(points) == kl
+    phases = detect_phases(STEPS, kl_curves(points))
     fig = plot_dynamics(STEPS, points, phases)
     loss_ax, kl_ax, head_ax = fig.axes
     assert len(kl_ax.get_lines()) == 3 + len(phases.transitions)
