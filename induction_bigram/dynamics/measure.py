@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from induction_bigram.anymodel.heads import Head, score_heads
+from induction_bigram.anymodel.heads import Head, HeadScores, score_heads
 from induction_bigram.data.strategies import Strategy, kl_divergence, token_losses
 from induction_bigram.errors import DataError
 from induction_bigram.model import Model
@@ -175,6 +175,6 @@ def kl_curves(points: Sequence[DynamicsPoint]) -> dict[str, list[float]]:
     return {name: [point.kl[name] for point in points] for name in (points[0].kl if points else {})}
 
 
-def _best(scores, kind: str, layers: range) -> HeadSummary:
+def _best(scores: HeadScores, kind: str, layers: range) -> HeadSummary:
     head = scores.best(kind, layers)
     return HeadSummary(head, float(scores[kind][head]), scores.chance[kind])
