@@ -30,6 +30,7 @@ STAGES = {
     "anymodel": 7,  # the general analyses; the toy studies call them with their fixed heads
     "memories": 8,
     "incontext": 8,
+    "dynamics": 8,  # measures any model against the data's strategies, with anymodel's head scores
     "lengths": 9,
     "studies": 10,
     "sweeps": 11,

@@ -11,6 +11,10 @@ sequence of distinct tokens repeated twice (section 3.7's test):
 - **duplicate-token**: attention from a token to its earlier occurrence;
 - **induction**: attention from a token to the position *after* its earlier occurrence.
 
+On other text (``score_heads(model, tokens)``) a token may recur many times and the induction
+targets are the positions after *every* earlier occurrence: the score is then the *statistical*
+induction score of Edelman et al. 2024 (docs/THEORY.md section 9.3; tests/dynamics checks it).
+
 The targets of each kind are TransformerLens's own detection patterns
 (``transformer_lens.head_detector.get_*_detection_pattern``) and the score is TL's ``"mul"``
 measure (attention on the targets over attention in total), with one change: it is taken over

@@ -65,11 +65,9 @@ class ModelConfig:
         ffn: feed-forward layer after the last attention layer (the associative memory
             transformer): ``"none"``, ``"linear"`` (W_F, d x d) or ``"relu"`` (an MLP).
         d_mlp: hidden width of the ReLU MLP (default 4 d); must be ``None`` otherwise.
-        ffn_reads: what the FFN reads: ``"stream"``, the residual stream after the last attention
-            layer (a transformer's FFN, which also sees the heads' outputs), or ``"token"``, the
-            current token's embedding w_E(z_t) alone (Bietti et al.'s and Wang & Sato's idealised
-            model: W_F holds the global bigram and never sees the in-context signal;
-            docs/THEORY.md section 4.2).
+        ffn_reads: ``"stream"`` (the stream after the last attention layer, heads' outputs
+            included) or ``"token"``: w_E(z_t) alone, Bietti et al.'s and Wang & Sato's idealised
+            model, whose W_F never sees the in-context signal (docs/THEORY.md section 4.2).
         rope_qk_bias: under ``rope``, train query and key biases in layer 1, so that the score
             gains b_Q^T R_(s-t) b_K, a function of the offset alone.
         seed: seeds every random (frozen) matrix.
@@ -304,11 +302,8 @@ def _preset_quick() -> RunConfig:
 
 
 def _preset_amt_idealised() -> RunConfig:
-    """``amt`` with the idealised FFN, which reads only w_E(z_t) (``model.ffn_reads="token"``):
-    the shipped ``amt-idealised`` model, the in-context study's comparison (docs/THEORY.md
-    section 4.2)."""
-    amt = _preset_amt()
-    return dataclasses.replace(amt, model=dataclasses.replace(amt.model, ffn_reads="token"))
+    """``amt`` whose FFN reads only w_E(z_t) (docs/THEORY.md section 4.2): shipped as ``amt-idealised``."""
+    return _preset_amt().with_overrides({"model.ffn_reads": "token"})
 
 
 def _preset_amt_reference() -> RunConfig:

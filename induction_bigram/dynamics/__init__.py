@@ -1,0 +1,28 @@
+"""Training dynamics, general across tasks (docs/THEORY.md section 9.3): a model measured against
+reference strategies at each evaluation, the phases it passes through, and their figure.
+
+- :mod:`.measure`: :func:`measure_dynamics`, one :class:`DynamicsPoint` (loss, KL from each
+  strategy, excess loss over Bayes, in-context score, best previous-token, induction and
+  statistical induction heads); :func:`kl_curves` of a run's points;
+- :mod:`.phases`: :func:`detect_phases`, the steps where the nearest strategy changes (the
+  criterion is in the module doc);
+- :mod:`.figures`: :func:`plot_dynamics`.
+
+The strategies themselves are data: :mod:`induction_bigram.data.strategies`.
+"""
+
+from induction_bigram.dynamics.figures import plot_dynamics
+from induction_bigram.dynamics.measure import DynamicsPoint, HeadSummary, kl_curves, measure_dynamics
+from induction_bigram.dynamics.phases import Phase, Phases, Transition, detect_phases
+
+__all__ = [
+    "DynamicsPoint",
+    "HeadSummary",
+    "Phase",
+    "Phases",
+    "Transition",
+    "detect_phases",
+    "kl_curves",
+    "measure_dynamics",
+    "plot_dynamics",
+]
