@@ -46,6 +46,8 @@ RECIPES = {
     ),
     # the associative memory transformer: linear W_F, full loss, d = T = 128
     "amt": (["train", "--preset", "amt", "--out", "RUNS/amt"], "RUNS/amt"),
+    # the same recipe with the idealised FFN, which reads only w_E(z_t) (docs/THEORY.md section 4.2)
+    "amt-idealised": (["train", "--preset", "amt-idealised", "--out", "RUNS/amt-idealised"], "RUNS/amt-idealised"),
     # learned relative position bias in layer 1, trained at T = 64 with 256 positions: the `rpe`
     # variant of the positional-encoding study (which trains all four variants)
     "rpe": (["lengths", "--out", "RUNS/lengths", "--set", "lengths.multiples=1,2,3,4"], "RUNS/lengths/rpe"),

@@ -141,7 +141,7 @@ def _install_components(model: HookedTransformer, cfg: ModelConfig) -> None:
     if not model.cfg.attn_only:
         last.mlp.route_output_through(model.circuit.hook_global)
     if cfg.ffn_reads == "token":
-        model.embed.record = EmbeddingRecord()
+        model.embed.record = EmbeddingRecord(cfg.n_ctx)
         last.ln2 = TokenEmbeddingInput(model.embed.record)
     model.setup()  # registers the new hook points under their full names
 

@@ -116,7 +116,7 @@ def build_model(
         if not tl_cfg.attn_only:
             block.mlp = CircuitMLP(tl_cfg)
     if cfg.ffn_reads == "token":
-        native.tok_embed = RecordingEmbedding(native.tok_embed, EmbeddingRecord())
+        native.tok_embed = RecordingEmbedding(native.tok_embed, EmbeddingRecord(cfg.n_ctx))
         native.layers[-1].ln2 = TokenEmbeddingInput(native.tok_embed.record)
     bridge = _wrap(native, tl_cfg, vocab)
     wire_hooks(bridge, circuit=True)

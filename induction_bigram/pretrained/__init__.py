@@ -10,14 +10,15 @@ Each model is a folder here holding:
 
 The models, and which induction head each has (docs/THEORY.md section 3.7):
 
-=============  ============================================  =================================
-name           what                                          induction head
-=============  ============================================  =================================
-``reference``  the reference recipe, d = T = 256, APE        fixed-trigger (K = 5 fixed)
-``amt``        associative memory transformer, linear W_F    fixed-trigger (K = 5 fixed)
-``rpe``        relative bias in layer 1, trained at T = 64   fixed-trigger (K = 5 fixed)
-``general``    random triggers, K per sequence from pi_u     general (any repeated token)
-=============  ============================================  =================================
+=================  ===========================================  ============================
+name               what                                         induction head
+=================  ===========================================  ============================
+``reference``      the reference recipe, d = T = 256, APE       fixed-trigger (K = 5 fixed)
+``amt``            associative memory transformer, linear W_F   fixed-trigger (K = 5 fixed)
+``amt-idealised``  ``amt`` whose W_F reads only w_E(z_t)        fixed-trigger (K = 5 fixed)
+``rpe``            relative bias in layer 1, trained at T = 64  fixed-trigger (K = 5 fixed)
+``general``        random triggers, K per sequence from pi_u    general (any repeated token)
+=================  ===========================================  ============================
 
 A standard TL model trained on plain text (``induction-bigram natural``; none ships yet: no
 induction head formed in the CPU runs tried) would be of another kind: its ``config.json`` holds a

@@ -58,6 +58,19 @@ def test_a_forward_that_skips_the_embedding_says_what_to_do():
     model(tokens())  # a later ordinary forward is unaffected
 
 
+def test_generate_reads_the_whole_sequence_with_and_without_the_kv_cache():
+    model = idealised()
+    kwargs = dict(max_new_tokens=4, do_sample=False, verbose=False)
+    x = tokens(1, 8)
+    uncached = model.generate(x, use_past_kv_cache=False, **kwargs)
+    by_hand = x
+    for _ in range(4):  # greedy decoding, one whole forward pass per token
+        by_hand = torch.cat([by_hand, model(by_hand)[:, -1:].argmax(-1)], 1)
+    assert torch.equal(uncached, by_hand)
+    if hasattr(model, "W_E") and type(model).__name__ == "HookedTransformer":  # TL 4's native model keeps no cache
+        assert torch.equal(model.generate(x, use_past_kv_cache=True, **kwargs), by_hand)
+
+
 def test_a_copy_reads_its_own_embedding():
     model = idealised()
     twin = copy.deepcopy(model)

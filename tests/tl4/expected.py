@@ -44,6 +44,7 @@ VARIANTS = {
 } | {
     "ape-relu": dict(positional="ape", ffn="relu", d_mlp=24),
     "rope-qkbias": dict(positional="rope", rope_qk_bias=True),
+    "ape-linear-token": dict(positional="ape", ffn="linear", ffn_reads="token"),
 }
 VOCAB = tuple("abcdefghij")
 
