@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from induction_bigram.anymodel.heads import head_name
+from induction_bigram.incontext.measure import INDUCTION_HEAD
 from induction_bigram.incontext.study import InContextResult
 
 
@@ -143,6 +145,39 @@ def plot_paths(rows: Sequence[dict[str, Any]], n_prompts: int) -> Figure:
     return fig
 
 
+_CARRIERS = (("head", "direct"), ("head", "mlp"), ("token", "direct"), ("token", "mlp"))
+
+
+def plot_idealised(
+    models: dict[str, tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]], head: str
+) -> Figure:
+    """The trained model beside its idealised twin (docs/THEORY.md section 4.2): left, what
+    carries xi_o - xi_g (the induction head's and the current token's paths, directly and
+    through W_F; mean over the prompts with n >= 1); right, the measured xi_o - xi_g against n
+    at the longest prompt length, where it crosses 0 is n*. ``models`` maps a label to its
+    ``(by_path, curves)``."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    bars, lines = fig.subplots(1, 2)
+    x = np.arange(len(_CARRIERS))
+    width = 0.8 / len(models)
+    for i, (label, (by_path, curves)) in enumerate(models.items()):
+        means = [by_path[head if source == "head" else source][route] for source, route in _CARRIERS]
+        bars.bar(x + (i - (len(models) - 1) / 2) * width, means, width=width, label=label)
+        longest = max(curves, key=int)
+        lines.plot(curves[longest]["n"], curves[longest]["difference"], "o-", label=f"{label} (T = {longest})")
+    names = {"direct": "direct", "mlp": "via W_F"}
+    bars.set_xticks(x, [f"{head if s == 'head' else s}\n{names[r]}" for s, r in _CARRIERS])
+    bars.axhline(0, color="grey", linewidth=0.8)
+    bars.set(ylabel="mean contribution to xi_o - xi_g", title="what carries the logit difference")
+    lines.axhline(0, color="grey", linewidth=0.8)
+    lines.set(
+        xlabel="count n of 'q o' in the prompt", ylabel="measured xi_o - xi_g", title="hijack: n* where it crosses 0"
+    )
+    for ax in (bars, lines):
+        ax.legend()
+    return fig
+
+
 def figures(result: InContextResult) -> dict[str, Figure]:
     """The figures of the in-context against bigram study, by file name."""
     meas, best, example = result.measurements.path_view(), result.best, result.example
@@ -172,4 +207,10 @@ def figures(result: InContextResult) -> dict[str, Figure]:
         "logit_parts.png": plot_logit_parts(
             example.names, last[:, o].tolist(), last[:, g].tolist(), repr(result.vocab[o]), repr(result.vocab[g])
         ),
-    }
+    } | ({} if result.idealised is None else {"idealised.png": _idealised_figure(result)})
+
+
+def _idealised_figure(result: InContextResult) -> Figure:
+    models = {"trained (FFN reads the stream)": result, "idealised (FFN reads w_E(z_t))": result.idealised}
+    shown = {label: (r.path_summary()["by_path"], r.curves) for label, r in models.items()}
+    return plot_idealised(shown, head_name(INDUCTION_HEAD))

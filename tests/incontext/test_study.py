@@ -102,7 +102,10 @@ def test_figures_come_from_the_result_alone(finished):
     _, result = finished
     back = InContextResult.from_dict(json.loads(dumps_json(result.to_dict())))
     figs = figures(back)
-    assert list(figs) == ["hijack_curves.png", "theory_fit.png", "patching.png", "paths.png", "logit_parts.png"]
+    names = ["hijack_curves.png", "theory_fit.png", "patching.png", "paths.png", "logit_parts.png", "idealised.png"]
+    assert list(figs) == names and list(figures(back.idealised)) == names[:-1]
+    left, right = figs["idealised.png"].axes
+    assert len(left.patches) == 8 and len(right.lines) == 3  # 4 paths x 2 models; 2 curves and the 0 line
     assert all(isinstance(f, Figure) for f in figs.values())
     bars = figs["logit_parts.png"].axes[0].get_legend().get_texts()
     best, weights = (ax.get_title() for ax in figs["theory_fit.png"].axes)
