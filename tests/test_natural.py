@@ -176,3 +176,15 @@ def test_a_natural_run_exports_to_the_shipped_form_and_loads_back(text_file, tmp
     )
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor.cpu()), name
+
+
+def test_a_diverged_run_names_its_settings_and_keeps_its_last_good_checkpoint(text_file, tmp_path):
+    from induction_bigram.errors import TrainingDivergedError
+    from induction_bigram.training.checkpoint import load_checkpoint
+
+    cfg = natural_preset("natural-test").with_overrides(
+        {"data.text": str(text_file), "train.lr": 1e30, "train.checkpoint_every": 1}
+    )
+    with pytest.raises(TrainingDivergedError, match=r"at step 2: .*train\.lr=1e\+30.*last good checkpoint \(step 1\)"):
+        train_natural(cfg, tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run", "cpu").step == 1
