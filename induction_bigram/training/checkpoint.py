@@ -142,12 +142,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device | None = "auto", kind: type[Config] | None = None
+    path: str | os.PathLike[str], device: str | torch.device | None = "auto", family: str | None = None
 ) -> Checkpoint:
-    """Read a checkpoint file or run folder of any family (of the family configured by ``kind``
-    when given); every failure of the file is a :class:`CheckpointError` (a bad ``device`` is a
-    :class:`ConfigError`)."""
+    """Read a checkpoint file or run folder of any family (of ``family``, a name in
+    :data:`FAMILIES`, when given); every failure of the file is a :class:`CheckpointError` (a bad
+    ``device`` or ``family`` is a :class:`ConfigError`)."""
     device = resolve_device(device)  # a bad device is the caller's, not the checkpoint's
+    if family is not None and family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; choose from {', '.join(FAMILIES)}")
     path = _checkpoint_path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -160,14 +162,14 @@ def load_checkpoint(
             f"{path} has format version {payload.get('version')}, expected {VERSION} "
             "(scripts/upgrade_checkpoints.py converts it)"
         )
-    family = FAMILIES.get(payload.get("family"))
-    if family is None:
+    kind = FAMILIES.get(payload.get("family"))
+    if kind is None:
         raise CheckpointError(f"{path} is of an unknown model family {payload.get('family')!r}")
-    if kind is not None and kind is not family.config:
-        raise CheckpointError(f"{path} is a run of `{family.command}`, not of `{family_of(kind).command}`")
+    if family is not None and family != kind.name:
+        raise CheckpointError(f"{path} is a run of `{kind.command}`, not of `{FAMILIES[family].command}`")
     try:
         stats = BigramStats.from_dict(json.loads(payload["stats"])) if "stats" in payload else None
-        config, model = family.build(family.config.from_dict(json.loads(payload["config"])), stats, device)
+        config, model = kind.build(kind.config.from_dict(json.loads(payload["config"])), stats, device)
     except (KeyError, json.JSONDecodeError, InductionBigramError) as err:
         raise CheckpointError(f"{path} holds an invalid config: {err}") from None
     _check_config_file(path.parent / CONFIG, config, path)

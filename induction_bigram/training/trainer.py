@@ -139,7 +139,7 @@ def train_run(
     with claim_folder(run_dir, "run", existing="resume" if existing == "reuse" else existing) as run_dir:
         if existing in ("refuse", "overwrite") or (existing == "reuse" and not (run_dir / CHECKPOINT).exists()):
             return _fresh(setup, config, run_dir, on_eval).run(progress)
-        ckpt = load_checkpoint(run_dir, config.train.device, kind=type(config))
+        ckpt = load_checkpoint(run_dir, config.train.device, family_of(type(config)).name)
         plan = setup(config, ckpt)
         finished = ckpt.step == plan.config.train.steps == ckpt.config.train.steps
         if existing == "reuse" and finished and not resume_differences(ckpt.config, plan.config):

@@ -81,4 +81,4 @@ def test_a_third_family_trains_resumes_bitwise_and_loads(copy_family, tmp_path):
     reused = train_run(_setup, _config(6), tmp_path / "cut", existing="reuse", progress=False)
     assert reused.metrics == resumed.metrics  # finished: returned, not trained again
     with pytest.raises(CheckpointError, match="is a run of `copy`, not of `natural`"):
-        load_checkpoint(tmp_path / "cut", "cpu", kind=NaturalConfig)
+        load_checkpoint(tmp_path / "cut", "cpu", family="natural")
