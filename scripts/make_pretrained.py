@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 from induction_bigram.errors import CheckpointError
-from induction_bigram.pretrained import export_natural_run, export_run
+from induction_bigram.pretrained import export_run
 from induction_bigram.training.checkpoint import load_checkpoint
-from induction_bigram.training.natural import load_natural_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "induction_bigram" / "pretrained"
 
@@ -56,16 +55,9 @@ RECIPES = {
     # a standard TL model (2 layers of 8 heads, LayerNorm) on plain text: TEXT stands for --text
     "natural": (["natural", "--preset", "natural", "--text", "TEXT", "--out", "RUNS/natural"], "RUNS/natural"),
 }
-NATURAL = {"natural"}  # trained by `induction-bigram natural`, exported by export_natural_run
 
 
-def finished(run: Path, natural: bool = False) -> bool:
-    if natural:
-        try:
-            ckpt = load_natural_checkpoint(run, "cpu")
-        except CheckpointError:
-            return False
-        return ckpt["step"] == ckpt["config"].train.steps
+def finished(run: Path) -> bool:
     try:
         ckpt = load_checkpoint(run, "cpu")
     except CheckpointError:
@@ -91,7 +83,7 @@ def main() -> None:
         arguments, folder = RECIPES[name]
         run = Path(folder.replace("RUNS", str(args.runs)))
         command = [a.replace("RUNS", str(args.runs)).replace("TEXT", str(args.text)) for a in arguments]
-        if not finished(run, natural=name in NATURAL):
+        if not finished(run):
             if command[0] == "natural" and (run / "checkpoint.pt").exists():
                 command = [*command, "--resume"]
             elif command[0] == "train" and run.exists():
@@ -101,7 +93,7 @@ def main() -> None:
             print("+ induction-bigram", shlex.join(command), flush=True)
             subprocess.run([sys.executable, "-m", "induction_bigram", *command], check=True)
         shown = "induction-bigram " + shlex.join(arguments).replace("RUNS", "runs").replace("TEXT", str(args.text))
-        (export_natural_run if name in NATURAL else export_run)(run, PACKAGE / name, command=shown)
+        export_run(run, PACKAGE / name, command=shown)
         print(f"exported {run} -> {PACKAGE / name}")
 
 

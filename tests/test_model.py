@@ -11,11 +11,14 @@ from induction_bigram.model import (
     positional_embeddings,
     set_paper_matrix,
     swap_convention,
+    tl3_parameters,
     token_embeddings,
     trainable_names,
     trainable_parameters,
     unembeddings,
 )
+from induction_bigram.model.access import MARKER_KEY
+from induction_bigram.model.initial import initial_weights
 from tests.conftest import model_of, randomise_trainables
 
 D, N, T = 16, 11, 12
@@ -104,6 +107,19 @@ def test_only_the_trained_tensors_require_grad(positional, ffn):
     for name, tensor in portable_state_dict(model).items():
         if name.endswith(".W_K") or name == f"blocks.{cfg.n_layers - 1}.attn.W_O":
             assert not tensor.any(), f"{name} starts at zero"
+
+
+@pytest.mark.parametrize("positional", ["ape", "rpe", "rope", "nope"])
+@pytest.mark.parametrize("ffn", ["none", "linear", "relu"])
+def test_every_parameter_starts_at_the_one_initialisers_value(positional, ffn):
+    """Either backend's model holds exactly initial_weights(cfg), by TL 3 name and layout: every
+    parameter (TL 4 keeps b_U as a buffer) and nothing else but the loader marker."""
+    cfg = small(positional=positional, ffn=ffn, rope_qk_bias=positional == "rope")
+    weights, model = initial_weights(cfg), model_of(cfg)
+    state = portable_state_dict(model)
+    assert set(tl3_parameters(model)) <= set(weights) and set(state) - set(weights) == {MARKER_KEY}
+    for name, value in weights.items():
+        assert torch.equal(state[name], value), name
 
 
 def test_frozen_matrices_have_variance_one_over_d():

@@ -14,7 +14,8 @@ from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig, natu
 from induction_bigram.data.text import TextWindows, encode_text, text_vocab
 from induction_bigram.errors import ConfigError, DataError
 from induction_bigram.model import Model, build_natural_model
-from induction_bigram.training.natural import load_natural, load_natural_checkpoint, train_natural
+from induction_bigram.training.checkpoint import load, load_checkpoint
+from induction_bigram.training.natural import train_natural
 from tests.conftest import shakespeare_text_path
 
 TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 40
@@ -114,11 +115,11 @@ def test_the_test_preset_trains_end_to_end_writes_and_loads_its_folder(text_file
     assert [r["step"] for r in records] == [0, 3, 6]
     assert all(0 <= r["induction_score"] <= 1 and r["held_out_loss"] > 0 for r in records)
     assert NaturalConfig.from_dict(json.loads((out / "config.json").read_text())).model.vocab == text_vocab(TEXT)
-    loaded = load_natural(out, "cpu")
+    loaded = load(out, "cpu")
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor.cpu()), name
     longer = train_natural(cfg.with_overrides({"train.steps": 9}), out, resume=True, progress=False)
-    assert longer.final["step"] == 9 and load_natural_checkpoint(out, "cpu")["step"] == 9
+    assert longer.final["step"] == 9 and load_checkpoint(out, "cpu").step == 9
 
 
 def test_the_command_trains_on_shakespeare(tmp_path, capsys):
@@ -132,7 +133,7 @@ def test_the_command_trains_on_shakespeare(tmp_path, capsys):
     assert code == 0
     final = json.loads(capsys.readouterr().out)
     assert final["step"] == 6 and "induction_score" in final and "held_out_loss" in final
-    assert len(load_natural(out, "cpu").tokenizer.get_vocab()) == 65 + 4
+    assert len(load(out, "cpu").tokenizer.get_vocab()) == 65 + 4
 
 
 def test_the_command_resumes_a_run_from_its_own_config(text_file, tmp_path, monkeypatch, capsys):
@@ -148,7 +149,7 @@ def test_the_command_resumes_a_run_from_its_own_config(text_file, tmp_path, monk
     monkeypatch.chdir(text_file.parent)
     assert cli_main([*resume, "--text", text_file.name, "--set", "train.steps=10"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == 10
-    assert load_natural(out, "cpu").cfg.n_heads == 4
+    assert load(out, "cpu").cfg.n_heads == 4
     assert cli_main([*resume, "--preset", "natural-test"]) == 2  # the run's own config, not a preset
     assert "drop --preset" in capsys.readouterr().err
     assert cli_main(["natural", "--out", str(tmp_path / "fresh"), "--no-progress"]) == 2
@@ -162,11 +163,11 @@ def test_a_natural_run_exports_to_the_shipped_form_and_loads_back(text_file, tmp
     from safetensors.torch import load_file
 
     from induction_bigram.model import load_weights
-    from induction_bigram.pretrained import export_natural_run
+    from induction_bigram.pretrained import export_run
 
     cfg = natural_preset("natural-test").with_overrides({"data.text": str(text_file)})
     result = train_natural(cfg, tmp_path / "run", progress=False)
-    export_natural_run(tmp_path / "run", tmp_path / "shipped", command="induction-bigram natural ...")
+    export_run(tmp_path / "run", tmp_path / "shipped", command="induction-bigram natural ...")
     files = {p.name for p in (tmp_path / "shipped").iterdir()}
     assert files == {"config.json", "metrics.jsonl", "source.json", "model.safetensors"}
     config = NaturalConfig.from_dict(json.loads((tmp_path / "shipped" / "config.json").read_text()))
@@ -175,3 +176,15 @@ def test_a_natural_run_exports_to_the_shipped_form_and_loads_back(text_file, tmp
     )
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor.cpu()), name
+
+
+def test_a_diverged_run_names_its_settings_and_keeps_its_last_good_checkpoint(text_file, tmp_path):
+    from induction_bigram.errors import TrainingDivergedError
+    from induction_bigram.training.checkpoint import load_checkpoint
+
+    cfg = natural_preset("natural-test").with_overrides(
+        {"data.text": str(text_file), "train.lr": 1e30, "train.checkpoint_every": 1}
+    )
+    with pytest.raises(TrainingDivergedError, match=r"at step 2: .*train\.lr=1e\+30.*last good checkpoint \(step 1\)"):
+        train_natural(cfg, tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run", "cpu").step == 1

@@ -82,6 +82,15 @@ def test_train_resume_on_a_natural_run_says_wrong_kind_of_folder(natural_run, ca
     assert code == 2 and "is a run of `natural`, the wrong kind of folder for `train`" in err, err
 
 
+@pytest.mark.parametrize("command", ["evaluate", "memories"])
+def test_a_circuit_analysis_of_a_natural_run_names_the_family(natural_run, command, capsys):
+    _, out = natural_run
+    code, _, err = (
+        run(capsys, command, str(out), "--no-progress") if command == "memories" else run(capsys, command, str(out))
+    )
+    assert code == 2 and "is a run of `natural`, not of `train`" in err, err
+
+
 def test_resume_of_a_run_without_its_first_checkpoint_suggests_overwrite(tmp_path, capsys):
     assert run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY)[0] == 0
     (tmp_path / "checkpoint.pt").unlink()  # as a first checkpoint that failed (disk full, killed) leaves it

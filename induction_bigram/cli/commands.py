@@ -123,7 +123,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from induction_bigram.training.checkpoint import load_checkpoint
     from induction_bigram.training.metrics import evaluate
 
-    ckpt = load_checkpoint(args.run, args.device)
+    ckpt = load_checkpoint(args.run, args.device, family="circuit")
     task = TriggerTask(ckpt.stats, ckpt.config.task, next(ckpt.model.parameters()).device)
     scores = evaluate(ckpt.model, task, batch_size=args.batch_size, seed=args.seed)
     summary = {"step": ckpt.step, "seed": args.seed, "batch_size": args.batch_size, **scores.to_dict()}
@@ -154,7 +154,7 @@ def _analyse_run(args: argparse.Namespace) -> int:
             f"--set {foreign[0]}: {args.command} analyses the run in {run} with that run's own task, model "
             f"and train; it takes {study.name}.* keys (train a new run to change the others)"
         )
-    ckpt = load_checkpoint(run, args.device)
+    ckpt = load_checkpoint(run, args.device, family="circuit")
     if ckpt.config.model.n_layers != 2:
         raise InductionBigramError(f"{args.command} needs a 2-layer model; {run} has {ckpt.config.model.n_layers}")
     settings = _config(study.presets, args)

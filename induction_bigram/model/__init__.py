@@ -5,6 +5,7 @@
 - :mod:`.access`: what both backends share (device, config, embeddings, vocabulary, checks);
 - :mod:`.circuit`: the two-layer attention model of docs/THEORY.md section 2
   (:func:`build_model`), the paper's matrix convention and our state-dict loader;
+- :mod:`.initial`: that model's initial weights, by TL 3 name, which both backends load;
 - :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
   embeddings, TL's own initialisation) for next-character prediction on plain text
   (:func:`build_natural_model`);

@@ -34,13 +34,12 @@ b_(t-s) (rpe)  blocks[0].attn.rel_pos.bias 0                                yes
 
 All biases are zero and frozen (except ``rope_qk_bias``). Every random matrix comes from its
 own generator seeded by (seed, name), so the same config gives bitwise the same model and a
-model with a longer ``n_ctx`` shares its first positions with a shorter one.
+model with a longer ``n_ctx`` shares its first positions with a shorter one; both backends load
+these values from :func:`~.initial.initial_weights`.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -76,11 +75,11 @@ from induction_bigram.model.access import (
     describe,
     model_bytes,
     resolve_device,
-    seeded_normal,
     trainable_names,
     with_marker,
     without_config_buffers,
 )
+from induction_bigram.model.initial import initial_weights
 
 
 def build_model(
@@ -109,7 +108,7 @@ def build_model(
         model.cfg.d_mlp = None  # TL fills in 4 d even without an MLP
     _install_components(model, cfg)
     model.to(device, print_details=False)
-    _initialise(model, cfg)
+    load_weights(model, initial_weights(cfg), "the initial weights")
     trainable = set(trainable_names(cfg))
     for name, param in model.named_parameters():
         param.requires_grad_(name in trainable)
@@ -149,31 +148,6 @@ def _install_components(model: HookedTransformer, cfg: ModelConfig) -> None:
 def _attach_tokenizer(model: HookedTransformer, vocab: Sequence[str]) -> None:
     model.set_tokenizer(character_tokenizer(vocab), default_padding_side="right")
     model.tokenizer.bos_token = BOS  # after set_tokenizer, which would reload a tokenizer with a BOS
-
-
-def _initialise(model: HookedTransformer, cfg: ModelConfig) -> None:
-    """Fill every parameter: random frozen matrices, identities, zeros (module doc table)."""
-    std = 1.0 / math.sqrt(cfg.d_model)
-    last = cfg.n_layers - 1
-    random_names = {"embed.W_E", "unembed.W_U"}
-    if cfg.positional == "ape":
-        random_names.add("pos_embed.W_pos")
-    for layer in range(cfg.n_layers):
-        random_names.add(f"blocks.{layer}.attn.W_V")
-        if layer < last:
-            random_names.add(f"blocks.{layer}.attn.W_O")
-    if cfg.ffn == "relu":
-        random_names.add(f"blocks.{last}.mlp.W_in")
-    if cfg.rope_qk_bias:  # b_Q^T R b_K is bilinear: both at zero would never move
-        random_names |= {"blocks.0.attn.b_Q", "blocks.0.attn.b_K"}
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in random_names:
-                param.copy_(seeded_normal(cfg.seed, name, tuple(param.shape), std))
-            elif re.fullmatch(r"blocks\.\d+\.attn\.W_Q", name) or name == f"blocks.{last}.mlp.W_in":
-                param.copy_(torch.eye(cfg.d_model).expand_as(param))
-            else:
-                param.zero_()
 
 
 # -- the paper's convention ---------------------------------------------------------------------

@@ -64,7 +64,8 @@ from induction_bigram.model.access import (
     trainable_names,
 )
 from induction_bigram.model.backend import TL_VERSION
-from induction_bigram.model.tl4_weights import bridge_key, initial_tl3_state, load_weights, tl3_name
+from induction_bigram.model.initial import initial_weights
+from induction_bigram.model.tl4_weights import bridge_key, load_weights, tl3_name
 
 _NATURAL_ATTR = "_induction_bigram_natural_config"
 
@@ -120,7 +121,7 @@ def build_model(
         native.layers[-1].ln2 = TokenEmbeddingInput(native.tok_embed.record)
     bridge = _wrap(native, tl_cfg, vocab)
     wire_hooks(bridge, circuit=True)
-    load_weights(bridge, initial_tl3_state(cfg, tl_cfg), "the initial weights")
+    load_weights(bridge, initial_weights(cfg), "the initial weights")
     trainable = {bridge_key(name) for name in trainable_names(cfg)}
     for name, tensor in bridge.state_dict(keep_vars=True).items():
         if isinstance(tensor, nn.Parameter):

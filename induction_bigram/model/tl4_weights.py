@@ -2,13 +2,12 @@
 
 Our on-disk format is TL 3's (the shipped models, every checkpoint): :func:`portable_state_dict`
 writes it from a bridge, whose own ``state_dict()`` has other keys and layouts
-(``blocks.0.attn.k.weight``), and :func:`load_weights` reads both. The initial weights are drawn
-exactly as :mod:`.circuit` draws them (same names, shapes, generators), then converted.
+(``blocks.0.attn.k.weight``), and :func:`load_weights` reads both (the initial weights too:
+:func:`~.initial.initial_weights`, by TL 3 name).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -19,64 +18,16 @@ from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
 
-from induction_bigram.config import ModelConfig
 from induction_bigram.errors import CheckpointError
 from induction_bigram.hooks.circuit import FORMAT_VERSION
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     MARKER_KEY,
     check_state,
-    seeded_normal,
     with_marker,
     without_config_buffers,
 )
 from induction_bigram.model.backend import TL_VERSION
-
-
-def initial_tl3_state(cfg: ModelConfig, tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
-    """The TL 3 state dict :func:`induction_bigram.model.circuit.build_model` makes (its
-    ``_initialise``: same names, shapes and generators)."""
-    d, last = cfg.d_model, cfg.n_layers - 1
-    std = 1.0 / math.sqrt(d)
-
-    def normal(name: str, shape: tuple[int, ...]) -> Tensor:
-        return seeded_normal(cfg.seed, name, shape, std)
-
-    state = {
-        "embed.W_E": normal("embed.W_E", (cfg.d_vocab, d)),
-        "unembed.W_U": normal("unembed.W_U", (d, cfg.d_vocab)),
-        "unembed.b_U": torch.zeros(cfg.d_vocab),
-    }
-    if cfg.positional != "rope":
-        state["pos_embed.W_pos"] = (
-            normal("pos_embed.W_pos", (cfg.n_ctx, d)) if cfg.positional == "ape" else (torch.zeros(cfg.n_ctx, d))
-        )
-    for layer in range(cfg.n_layers):
-        p = f"blocks.{layer}.attn."
-        state[p + "W_Q"] = torch.eye(d)[None]
-        state[p + "W_K"] = torch.zeros(1, d, d)
-        state[p + "W_V"] = normal(p + "W_V", (1, d, d))
-        state[p + "W_O"] = normal(p + "W_O", (1, d, d)) if layer < last else torch.zeros(1, d, d)
-        for b in "QKV":
-            state[p + f"b_{b}"] = torch.zeros(1, d)
-        state[p + "b_O"] = torch.zeros(d)
-        if cfg.ffn != "none":
-            m, h = f"blocks.{layer}.mlp.", tl_cfg.d_mlp
-            if layer == last and cfg.ffn == "linear":
-                w_in = torch.eye(d)
-            elif layer == last and cfg.ffn == "relu":
-                w_in = normal(m + "W_in", (d, h))
-            else:
-                w_in = torch.zeros(d, h)
-            state |= {m + "W_in": w_in, m + "b_in": torch.zeros(h), m + "W_out": torch.zeros(h, d)}
-            state[m + "b_out"] = torch.zeros(d)
-    if cfg.rope_qk_bias:
-        state["blocks.0.attn.b_Q"] = normal("blocks.0.attn.b_Q", (1, d))
-        state["blocks.0.attn.b_K"] = normal("blocks.0.attn.b_K", (1, d))
-    if cfg.positional == "rpe":
-        state["blocks.0.attn.rel_pos.bias"] = torch.zeros(cfg.n_ctx)
-    return state
-
 
 # -- TL 3 names <-> bridge keys --------------------------------------------------------------
 

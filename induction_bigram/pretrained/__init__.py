@@ -63,7 +63,6 @@ from induction_bigram.model import (
 )
 from induction_bigram.training.checkpoint import CONFIG, METRICS, load_checkpoint, read_config_file, read_metrics
 from induction_bigram.training.loop import resolve_corpus
-from induction_bigram.training.natural import load_natural_checkpoint
 
 WEIGHTS = "model.safetensors"
 SOURCE = "source.json"
@@ -174,26 +173,16 @@ def save_model_file(model: Model, path: str | os.PathLike[str]) -> None:
 
 
 def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], command: str) -> None:
-    """Write the shipped form of a training run (config, complete state dict, metrics, source)."""
+    """Write the shipped form of a training run of any family (config, complete state dict,
+    metrics, source)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = load_checkpoint(run_dir, "cpu")
-    if ckpt.stats.to_dict() != BigramStats.from_corpus(ckpt.config.task.corpus).to_dict():
+    if ckpt.stats is not None and ckpt.stats.to_dict() != BigramStats.from_corpus(ckpt.config.task.corpus).to_dict():
         raise CheckpointError(f"{run_dir} was trained on statistics its config cannot rebuild")
     save_model_file(ckpt.model, out_dir / WEIGHTS)
     atomic_write_text(out_dir / CONFIG, ckpt.config.to_json() + "\n")
     atomic_write_text(out_dir / METRICS, (run_dir / METRICS).read_text())
     source = {"command": command, "step": ckpt.step}
-    atomic_write_text(out_dir / SOURCE, json.dumps(source, indent=2, allow_nan=False) + "\n")
-
-
-def export_natural_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], command: str) -> None:
-    """Write the shipped form of a natural run (config, complete state dict, metrics, source)."""
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    ckpt = load_natural_checkpoint(run_dir, "cpu")
-    save_model_file(ckpt["model"], out_dir / WEIGHTS)
-    atomic_write_text(out_dir / CONFIG, ckpt["config"].to_json() + "\n")
-    atomic_write_text(out_dir / METRICS, (run_dir / METRICS).read_text())
-    source = {"command": command, "step": ckpt["step"]}
     atomic_write_text(out_dir / SOURCE, json.dumps(source, indent=2, allow_nan=False) + "\n")
 
 

@@ -1,10 +1,14 @@
 """Run folders: every file of one is written and read here.
 
-A run folder holds ``config.json`` (the resolved :class:`RunConfig`), ``metrics.jsonl`` and
-``checkpoint.pt``. The checkpoint alone rebuilds the run: it holds the run config, the corpus
-statistics, the TL config (for reference), every weight, the optimiser state, the step and the
+A run folder of any model family (:data:`FAMILIES`: the circuit model's ``train`` runs, the
+standard model's ``natural`` runs) holds ``config.json`` (the resolved config), ``metrics.jsonl``
+and ``checkpoint.pt``, all written by the one training loop
+(:mod:`~induction_bigram.training.trainer`). The checkpoint, one versioned format for every
+family, alone rebuilds the run: it holds the family's name, the run config, the corpus statistics
+(circuit runs), the TL config (for reference), every weight, the optimiser state, the step and the
 data generator's RNG state; weights and optimiser state in TL 3's layout, whichever backend wrote
-them, so a run loads and resumes under either. It is written atomically and loads with ``weights_only=True``.
+them, so a run loads and resumes under either. It is written atomically and loads with
+``weights_only=True``. ``scripts/upgrade_checkpoints.py`` converts the files of earlier versions.
 The checkpoint is the source of truth: ``config.json`` is checked against it on every load
 (:func:`read_config_file` is the one reader of a config file), and :func:`read_metrics` is the
 one reader of ``metrics.jsonl``.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +35,7 @@ from induction_bigram.files import atomic_write_with, dumps_json
 from induction_bigram.model import (
     Model,
     build_model,
+    build_natural_model,
     load_optimizer_state,
     load_weights,
     portable_optimizer_state,
@@ -38,7 +44,7 @@ from induction_bigram.model import (
 )
 
 FORMAT = "induction-bigram-checkpoint"
-VERSION = 1
+VERSION = 2
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -46,13 +52,60 @@ MetricsRecord = dict[str, Any]
 ConfigT = TypeVar("ConfigT", bound=Config)
 
 
+@dataclass(frozen=True)
+class Family:
+    """A kind of model the one training loop trains and the one checkpoint format stores."""
+
+    name: str
+    """What its checkpoints record as their ``family``."""
+    command: str
+    """The command that trains it (errors name it)."""
+    config: type[Config]
+    build: Callable[[Any, BigramStats | None, torch.device], tuple[Any, Model]]
+    """A checkpoint's config and corpus statistics -> the config completed by them, and the
+    untrained model that the checkpoint's weights are loaded into."""
+
+
+def _build_circuit(config: RunConfig, stats: BigramStats | None, device: torch.device) -> tuple[RunConfig, Model]:
+    if stats is None:
+        raise KeyError("stats")
+    config = config.with_vocab(stats.n_tokens)
+    return config, build_model(config.model, device, vocab=stats.vocab)
+
+
+def _build_natural(
+    config: NaturalConfig, stats: BigramStats | None, device: torch.device
+) -> tuple[NaturalConfig, Model]:
+    return config, build_natural_model(config.model, device)
+
+
+FAMILIES = {
+    family.name: family
+    for family in (
+        Family("circuit", "train", RunConfig, _build_circuit),
+        Family("natural", "natural", NaturalConfig, _build_natural),
+    )
+}
+"""Every model family, by the name its checkpoints record."""
+
+
+def family_of(kind: type[Config]) -> Family:
+    """The family whose runs a config of class ``kind`` configures."""
+    for family in FAMILIES.values():
+        if kind is family.config:
+            return family
+    raise TypeError(f"{kind.__name__} is the config of no model family")
+
+
 @dataclass
 class Checkpoint:
     """A loaded checkpoint: the rebuilt model plus everything needed to resume."""
 
     model: Model
-    config: RunConfig
-    stats: BigramStats
+    config: Any
+    """The run's config: a :class:`RunConfig`, or its family's config class."""
+    stats: BigramStats | None
+    """The corpus statistics of a circuit run (``None`` for the other families)."""
     step: int
     elapsed_seconds: float
     optimizer_state: dict[str, Any]
@@ -63,8 +116,8 @@ def save_checkpoint(
     path: str | os.PathLike[str],
     *,
     model: Model,
-    config: RunConfig,
-    stats: BigramStats,
+    config: Config,
+    stats: BigramStats | None,
     step: int,
     elapsed_seconds: float,
     optimizer: torch.optim.Optimizer,
@@ -74,8 +127,8 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "version": VERSION,
+        "family": family_of(type(config)).name,
         "config": config.to_json(),
-        "stats": dumps_json(stats.to_dict(), indent=None),
         "tl_config": dumps_json(model.cfg.to_dict(), indent=None, default=str),
         "model_state": portable_state_dict(model),
         "optimizer_state": portable_optimizer_state(model, optimizer),
@@ -83,13 +136,20 @@ def save_checkpoint(
         "elapsed_seconds": elapsed_seconds,
         "data_rng_state": data_generator.get_state(),
     }
+    if stats is not None:
+        payload["stats"] = dumps_json(stats.to_dict(), indent=None)
     atomic_write_with(path, lambda handle: torch.save(payload, handle))
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> Checkpoint:
-    """Read a checkpoint file or run folder; every failure of the file is a
-    :class:`CheckpointError` (a bad ``device`` is a :class:`ConfigError`)."""
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device | None = "auto", family: str | None = None
+) -> Checkpoint:
+    """Read a checkpoint file or run folder of any family (of ``family``, a name in
+    :data:`FAMILIES`, when given); every failure of the file is a :class:`CheckpointError` (a bad
+    ``device`` or ``family`` is a :class:`ConfigError`)."""
     device = resolve_device(device)  # a bad device is the caller's, not the checkpoint's
+    if family is not None and family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; choose from {', '.join(FAMILIES)}")
     path = _checkpoint_path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -98,12 +158,18 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an induction-bigram checkpoint")
     if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path} has format version {payload.get('version')}, expected {VERSION}")
+        raise CheckpointError(
+            f"{path} has format version {payload.get('version')}, expected {VERSION} "
+            "(scripts/upgrade_checkpoints.py converts it)"
+        )
+    kind = FAMILIES.get(payload.get("family"))
+    if kind is None:
+        raise CheckpointError(f"{path} is of an unknown model family {payload.get('family')!r}")
+    if family is not None and family != kind.name:
+        raise CheckpointError(f"{path} is a run of `{kind.command}`, not of `{FAMILIES[family].command}`")
     try:
-        config = RunConfig.from_dict(json.loads(payload["config"]))
-        stats = BigramStats.from_dict(json.loads(payload["stats"]))
-        config = config.with_vocab(stats.n_tokens)
-        model = build_model(config.model, device, vocab=stats.vocab)
+        stats = BigramStats.from_dict(json.loads(payload["stats"])) if "stats" in payload else None
+        config, model = kind.build(kind.config.from_dict(json.loads(payload["config"])), stats, device)
     except (KeyError, json.JSONDecodeError, InductionBigramError) as err:
         raise CheckpointError(f"{path} holds an invalid config: {err}") from None
     _check_config_file(path.parent / CONFIG, config, path)
@@ -148,23 +214,24 @@ def read_config_file(path: str | os.PathLike[str], kind: type[ConfigT] = RunConf
 
 def resumable_config(run_dir: str | os.PathLike[str], kind: type[ConfigT], command: str) -> ConfigT:
     """The config (a ``kind``) of the run in ``run_dir`` that ``command`` (``train`` or ``natural``)
-    resumes; a :class:`CheckpointError` says when there is nothing to resume, names a run of the
-    other command as the wrong kind of folder, and suggests ``--overwrite`` for a run that stopped
-    before its first checkpoint."""
+    resumes; a :class:`CheckpointError` says when there is nothing to resume, names a run of
+    another family's command as the wrong kind of folder, and suggests ``--overwrite`` for a run
+    that stopped before its first checkpoint."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise CheckpointError(f"nothing to resume: {path} does not exist")
     try:
         config = read_config_file(path, kind)
     except CheckpointError as err:
-        other, made_by = (NaturalConfig, "natural") if kind is RunConfig else (RunConfig, "train")
-        try:  # a run of the other command: say so, not which of its keys this config lacks
-            read_config_file(path, other)
-        except CheckpointError:
-            raise CheckpointError(f"--resume: {err}") from None
-        raise CheckpointError(
-            f"--resume: {run_dir} is a run of `{made_by}`, the wrong kind of folder for `{command}`"
-        ) from None
+        for other in FAMILIES.values():  # a run of another command: say so, not which of its keys this config lacks
+            try:
+                read_config_file(path, other.config)
+            except CheckpointError:
+                continue
+            raise CheckpointError(
+                f"--resume: {run_dir} is a run of `{other.command}`, the wrong kind of folder for `{command}`"
+            ) from None
+        raise CheckpointError(f"--resume: {err}") from None
     if not (Path(run_dir) / CHECKPOINT).is_file():
         raise CheckpointError(
             f"nothing to resume: {run_dir} holds no {CHECKPOINT} (the run stopped before its first checkpoint); "
@@ -173,22 +240,29 @@ def resumable_config(run_dir: str | os.PathLike[str], kind: type[ConfigT], comma
     return config
 
 
-def _check_config_file(path: Path, config: RunConfig, checkpoint: Path) -> None:
+def resume_differences(saved: Config, requested: Config) -> str:
+    """What differs between two configs of one run besides ``train.steps`` and what their
+    ``recipe()`` leaves out (how it executes, where its data lies): "" when ``requested`` may
+    resume ``saved``."""
+    saved = replace(saved, train=replace(saved.train, steps=requested.train.steps))
+    return config_differences(saved.recipe().to_dict(), requested.recipe().to_dict())
+
+
+def _check_config_file(path: Path, config: Config, checkpoint: Path) -> None:
     """A run folder's ``config.json``, when there is one, must be the checkpoint's config: the
-    checkpoint is the source of truth, and a disagreement is an error naming both. Only
-    ``train.steps`` may differ (a resumed run that asks for more steps writes its new target
-    before its next checkpoint)."""
+    checkpoint is the source of truth, and a disagreement is an error naming both. Only what a
+    resumed run may change (:func:`resume_differences`) may differ: it writes its new config
+    before its next checkpoint."""
     if not path.is_file():
         return
-    written = read_config_file(path)
-    if replace(written, train=replace(written.train, steps=config.train.steps)) != config:
-        diff = config_differences(config.to_dict(), written.to_dict())
+    diff = resume_differences(config, read_config_file(path, type(config)))
+    if diff:
         raise CheckpointError(f"{path} does not match {checkpoint} ({diff}); one of them was edited or replaced")
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device | None = "auto") -> Model:
     """The trained model (``TransformerBridge``; ``HookedTransformer`` under TL 3) of a run folder
-    or checkpoint file, in one call."""
+    or checkpoint file of any family, in one call."""
     return load_checkpoint(path, device).model
 
 

@@ -1,34 +1,28 @@
-"""The training loop: fresh batches every step, a fixed evaluation batch, metrics, checkpoints.
+"""Training the circuit model (docs/THEORY.md section 2) on the trigger task: the circuit family
+of the one training loop (:mod:`~induction_bigram.training.trainer`).
 
 ``train(config, run_dir)`` writes ``run_dir/config.json``, appends one JSON object per
 evaluation to ``run_dir/metrics.jsonl`` and saves ``run_dir/checkpoint.pt`` every
 ``checkpoint_every`` steps and at the end. ``train(..., resume=True)`` continues from the
 checkpoint; on CPU the result is bitwise the same as a run that was never interrupted.
 
-The run folder is held with :func:`~induction_bigram.files.claim_folder` while training: a
-second writer is refused, and a folder that is not empty and not a run of ours is never
-written. A loss or weight that turns NaN or infinite stops the run with
-:class:`TrainingDivergedError`; the last checkpoint saved before it stays.
+The family's part: fresh trigger-task batches from the data generator, the in-context loss
+(fused where it applies, :mod:`~induction_bigram.training.fused`) in micro-batches, and the
+scores of a fixed evaluation batch; its optimiser has one parameter group per trained matrix.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from induction_bigram.config import ModelConfig, RunConfig, TrainConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TaskBatch, TriggerTask
-from induction_bigram.errors import ConfigError, TrainingDivergedError
-from induction_bigram.files import append_text, atomic_write_text, claim_folder
 from induction_bigram.model import (
     Model,
     build_model,
@@ -37,41 +31,15 @@ from induction_bigram.model import (
     trainable_names,
     trainable_parameters,
 )
-from induction_bigram.training.checkpoint import (
-    CHECKPOINT,
-    CONFIG,
-    METRICS,
-    MetricsRecord,
-    config_differences,
-    load_checkpoint,
-    metrics_line,
-    read_metrics,
-    restore_optimizer,
-    save_checkpoint,
-)
+from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.fused import BatchLoss, training_loss
 from induction_bigram.training.metrics import batch_logits, loss_mask, score_logits
+from induction_bigram.training.trainer import Plan, TrainResult, folder_mode, take_step, train_run
 
 Tracker = Callable[[Model, TriggerTask], dict[str, Any]]
 """A measurement taken at every evaluation, whose keys join the metrics record (e.g.
 :func:`induction_bigram.memories.track_memories`): later stages plug into training this way,
 so training imports none of them."""
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns: the trained model and its history."""
-
-    model: Model
-    config: RunConfig
-    stats: BigramStats
-    metrics: list[MetricsRecord] = field(default_factory=list)
-    run_dir: Path | None = None
-
-    @property
-    def final(self) -> MetricsRecord:
-        """The last evaluation record."""
-        return self.metrics[-1]
 
 
 def reference_code_scales(cfg: ModelConfig) -> dict[str, float]:
@@ -129,7 +97,13 @@ def optimizer_step(
     batch: TaskBatch,
     cfg: TrainConfig,
 ) -> float:
-    """One optimiser step on ``batch``; returns the training loss.
+    """One optimiser step on ``batch`` (the loop's :func:`~induction_bigram.training.trainer.take_step`
+    with :func:`batch_backward`); returns the training loss."""
+    return take_step(optimizer, lambda b: batch_backward(loss_of, b, cfg), batch)
+
+
+def batch_backward(loss_of: BatchLoss, batch: TaskBatch, cfg: TrainConfig) -> float:
+    """The family's loss: ``batch``'s training loss, its gradients accumulated; returns its value.
 
     The batch goes through ``loss_of`` (:func:`~induction_bigram.training.fused.logits_loss` of
     the model or its compiled version, or a :class:`~induction_bigram.training.fused.FusedLoss`)
@@ -139,13 +113,11 @@ def optimizer_step(
     mask = loss_mask(batch, cfg.loss)
     total = mask.sum().clamp_min(1)
     size = cfg.micro_batch_size or cfg.batch_size
-    optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
     for tokens, targets, selected in zip(batch.tokens.split(size), batch.targets.split(size), mask.split(size)):
         loss = loss_of(tokens, targets, selected, total)
         loss.backward()
         loss_sum += loss.item()
-    optimizer.step()
     return loss_sum
 
 
@@ -182,17 +154,8 @@ def train(
         TrainingDivergedError: the loss or a trained weight became NaN or infinite (the last
             good checkpoint is kept).
     """
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite exclude each other")
-    if run_dir is None:
-        if resume:
-            raise ConfigError("resume needs a run folder")
-        return _train_fresh(config, None, progress=progress, on_eval=on_eval, track=track)
-    existing = "resume" if resume else "overwrite" if overwrite else "refuse"
-    with claim_folder(run_dir, "run", existing=existing) as run_dir:
-        if resume:
-            return _resume(config, run_dir, progress=progress, on_eval=on_eval, track=track)
-        return _train_fresh(config, run_dir, progress=progress, on_eval=on_eval, track=track)
+    existing = folder_mode(resume, overwrite)
+    return train_run(_setup(track), config, run_dir, existing=existing, progress=progress, on_eval=on_eval)
 
 
 def resolve_corpus(config: RunConfig) -> tuple[RunConfig, BigramStats]:
@@ -201,191 +164,52 @@ def resolve_corpus(config: RunConfig) -> tuple[RunConfig, BigramStats]:
     return config.with_vocab(stats.n_tokens), stats
 
 
-def _train_fresh(
-    config: RunConfig,
-    run_dir: Path | None,
-    *,
-    progress: bool,
-    on_eval: Callable[[MetricsRecord], None] | None,
-    track: Sequence[Tracker],
-) -> TrainResult:
-    config, stats = resolve_corpus(config)
-    device = resolve_device(config.train.device)
-    model = build_model(config.model, device, vocab=stats.vocab)
-    optimizer = make_optimizer(model, config.train)
-    generator = torch.Generator(device=device).manual_seed(config.train.seed)
-    if run_dir is not None:
-        (run_dir / CHECKPOINT).unlink(missing_ok=True)  # ours (claim_folder checked); a new run starts
-        atomic_write_text(run_dir / CONFIG, config.to_json() + "\n")
-        atomic_write_text(run_dir / METRICS, "")
-    loop = _Loop(config, stats, model, optimizer, generator, run_dir, on_eval, track)
-    loop.record(0, train_loss=None, train_seconds=0.0, tokens=0)
-    if config.train.steps == 0:  # the untrained model is the result: save it, so it loads
-        loop.save(0)
-    return loop.run(start=0, elapsed=0.0, progress=progress)
-
-
 def train_or_load(
     config: RunConfig, run_dir: str | Path | None, *, progress: bool = True, track: Sequence[Tracker] = ()
 ) -> TrainResult:
     """The finished run of ``config`` in ``run_dir`` if there is one; else it resumes an
     unfinished run there (refusing a different config) or trains afresh."""
-    if run_dir is None:
-        return train(config, None, progress=progress, track=track)
-    with claim_folder(run_dir, "run", existing="resume") as run_dir:
-        if not (run_dir / CHECKPOINT).exists():  # new, or killed before its first checkpoint
-            return _train_fresh(config, run_dir, progress=progress, on_eval=None, track=track)
-        ckpt = load_checkpoint(run_dir, config.train.device)
-        if ckpt.step < config.train.steps or ckpt.config.recipe() != config.with_vocab(ckpt.stats.n_tokens).recipe():
-            return _resume(config, run_dir, progress=progress, on_eval=None, track=track)
-        ckpt.model.eval()
-        return TrainResult(ckpt.model, ckpt.config, ckpt.stats, read_metrics(run_dir), run_dir)
+    return train_run(_setup(track), config, run_dir, existing="reuse", progress=progress)
 
 
-def _resume(
-    config: RunConfig,
-    run_dir: Path,
-    *,
-    progress: bool,
-    on_eval: Callable[[MetricsRecord], None] | None,
-    track: Sequence[Tracker],
-) -> TrainResult:
-    ckpt = load_checkpoint(run_dir, config.train.device)
-    requested = config.with_vocab(ckpt.stats.n_tokens)
-    saved = replace(ckpt.config, train=replace(ckpt.config.train, steps=requested.train.steps)).recipe()
-    if saved != requested.recipe():
-        diff = config_differences(saved.to_dict(), requested.recipe().to_dict())
-        raise ConfigError(f"cannot resume {run_dir} with a different config ({diff})")
-    if requested.train.steps < ckpt.step:
-        raise ConfigError(
-            f"cannot resume {run_dir} with train.steps={requested.train.steps}: it has already run {ckpt.step} steps"
-        )
-    model = ckpt.model
-    optimizer = make_optimizer(model, requested.train)
-    restore_optimizer(model, optimizer, ckpt.optimizer_state, run_dir)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device)
-    generator.set_state(ckpt.data_rng_state)
-    kept = [line for line in read_metrics(run_dir) if line["step"] <= ckpt.step]
-    atomic_write_text(run_dir / CONFIG, requested.to_json() + "\n")
-    atomic_write_text(run_dir / METRICS, "".join(metrics_line(r) for r in kept))
-    loop = _Loop(requested, ckpt.stats, model, optimizer, generator, run_dir, on_eval, track)
-    loop.metrics, loop.saved_step = kept, ckpt.step
-    return loop.run(start=ckpt.step, elapsed=ckpt.elapsed_seconds, progress=progress)
-
-
-class _Loop:
-    """State shared by the steps of one training run."""
-
-    def __init__(self, config, stats, model, optimizer, generator, run_dir, on_eval, track):
-        self.config, self.stats, self.model = config, stats, model
-        self.optimizer, self.generator, self.run_dir, self.on_eval = optimizer, generator, run_dir, on_eval
-        self.track = tuple(track)
-        device = generator.device
-        self.task = TriggerTask(stats, config.task, device)
+def _setup(track: Sequence[Tracker]) -> Callable[[RunConfig, Checkpoint | None], Plan]:
+    def setup(config: RunConfig, ckpt: Checkpoint | None) -> Plan:
+        if ckpt is None:
+            config, stats = resolve_corpus(config)
+            device = resolve_device(config.train.device)
+            model = build_model(config.model, device, vocab=stats.vocab)
+            generator = torch.Generator(device=device).manual_seed(config.train.seed)
+        else:  # the loop restores the optimiser's and the generator's states
+            config, stats, model = config.with_vocab(ckpt.stats.n_tokens), ckpt.stats, ckpt.model
+            device = next(model.parameters()).device
+            generator = torch.Generator(device=device)
         cfg = config.train
-        eval_generator = torch.Generator(device=device).manual_seed(cfg.eval_seed)
-        self.eval_batch: TaskBatch = self.task.sample(cfg.eval_batch_size, eval_generator)
-        self.loss_of, self.loss_note = training_loss(model, config, device)
-        self.metrics: list[MetricsRecord] = []
-        self.saved_step: int | None = None  # the step of the last checkpoint in run_dir
-        self.clock_start = time.perf_counter()  # wall clock, evaluation included
-
-    def run(self, start: int, elapsed: float, progress: bool) -> TrainResult:
-        cfg = self.config.train
-        self.clock_start = time.perf_counter() - elapsed
-        tokens_per_step = cfg.batch_size * self.config.task.seq_len
-        window_seconds, window_tokens = 0.0, 0
-        if progress and start < cfg.steps:
-            print(self.loss_note, file=sys.stderr)  # stdout may carry --json output
-        bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
-        try:
-            self.model.train()
-            for step in range(start + 1, cfg.steps + 1):
-                began = time.perf_counter()
-                loss = self.step()
-                window_seconds += time.perf_counter() - began
-                self.check_finite(step, loss)
-                window_tokens += tokens_per_step
-                bar.update(1)
-                if step % cfg.eval_every == 0 or step == cfg.steps:
-                    record = self.record(step, train_loss=loss, train_seconds=window_seconds, tokens=window_tokens)
-                    bar.set_postfix(loss=f"{loss:.3f}", icl_acc=f"{record['in_context_accuracy']:.3f}")
-                    window_seconds, window_tokens = 0.0, 0
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    self.save(step)
-        finally:
-            bar.close()
-        self.model.eval()
-        return TrainResult(self.model, self.config, self.stats, self.metrics, self.run_dir)
-
-    def save(self, step: int) -> None:
-        """Write the checkpoint of ``step`` (nothing without a run folder)."""
-        if self.run_dir is None:
-            return
-        save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            model=self.model,
-            config=self.config,
-            stats=self.stats,
-            step=step,
-            elapsed_seconds=self.elapsed_seconds(),
-            optimizer=self.optimizer,
-            data_generator=self.generator,
-        )
-        self.saved_step = step
-
-    def check_finite(self, step: int, loss: float) -> None:
-        """Stop the run if the loss of ``step`` or a trained weight after it is NaN or infinite."""
-        bad = None if math.isfinite(loss) else f"the training loss is {loss}"
-        if bad is None:
-            for name, param in trainable_parameters(self.model):
-                if not bool(torch.isfinite(param).all()):
-                    bad = f"{name} holds non-finite values"
-                    break
-        if bad is None:
-            return
-        cfg = self.config.train
-        kept = (
-            f"the last good checkpoint (step {self.saved_step}) is kept in {self.run_dir}"
-            if self.run_dir is not None and self.saved_step is not None
-            else "no checkpoint was written"
-        )
-        raise TrainingDivergedError(
-            f"training diverged at step {step}: {bad} (train.optimizer={cfg.optimizer}, train.lr={cfg.lr}, "
-            f"train.momentum={cfg.momentum}, train.weight_decay={cfg.weight_decay}); {kept}"
+        optimizer = make_optimizer(model, cfg)
+        task = TriggerTask(stats, config.task, device)
+        eval_batch = task.sample(cfg.eval_batch_size, torch.Generator(device=device).manual_seed(cfg.eval_seed))
+        loss_of, note = training_loss(model, config, device)
+        return Plan(
+            config,
+            model,
+            optimizer,
+            generator,
+            sample=lambda generator: task.sample(cfg.batch_size, generator),
+            loss=lambda batch: batch_backward(loss_of, batch, cfg),
+            evaluate=lambda model: _scores(model, eval_batch),
+            tokens_per_step=cfg.batch_size * config.task.seq_len,
+            stats=stats,
+            track=[lambda model, tracker=tracker: tracker(model, task) for tracker in track],
+            note=note,
+            shown={"loss": "train_loss", "icl_acc": "in_context_accuracy"},
         )
 
-    def elapsed_seconds(self) -> float:
-        return time.perf_counter() - self.clock_start
+    return setup
 
-    def step(self) -> float:
-        batch = self.task.sample(self.config.train.batch_size, self.generator)
-        return optimizer_step(self.loss_of, self.optimizer, batch, self.config.train)
 
-    def record(self, step: int, *, train_loss: float | None, train_seconds: float, tokens: int) -> MetricsRecord:
-        """Evaluate on the fixed batch, append to metrics.jsonl, call ``on_eval``.
-
-        ``train_loss`` is the loss of the last training batch (``None`` before the first).
-        """
-        was_training = self.model.training
-        self.model.eval()
-        scores = score_logits(batch_logits(self.model, self.eval_batch.tokens), self.eval_batch)
-        self.model.train(was_training)
-        record: MetricsRecord = {
-            "step": step,
-            "train_loss": train_loss,
-            "in_context_accuracy": scores.in_context_accuracy,
-            "in_context_loss": scores.in_context_loss,
-            "bigram_loss": scores.bigram_loss,
-            "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
-            "elapsed_seconds": self.elapsed_seconds(),
-        }
-        for tracker in self.track:
-            record.update(tracker(self.model, self.task))
-        self.metrics.append(record)
-        if self.run_dir is not None:
-            append_text(self.run_dir / METRICS, metrics_line(record))
-        if self.on_eval is not None:
-            self.on_eval(record)
-        return record
+def _scores(model: Model, batch: TaskBatch) -> MetricsRecord:
+    scores = score_logits(batch_logits(model, batch.tokens), batch)
+    return {
+        "in_context_accuracy": scores.in_context_accuracy,
+        "in_context_loss": scores.in_context_loss,
+        "bigram_loss": scores.bigram_loss,
+    }
