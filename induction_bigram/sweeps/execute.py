@@ -260,14 +260,22 @@ def _write_records(folder: Path, records: dict[str, dict[str, Any]]) -> None:
     atomic_write_text(folder / RECORDS, "".join(dumps_json(r, indent=None) + "\n" for r in records.values()))
 
 
+def _same_config(recorded: Any, config: Config) -> bool:
+    """Whether a record's config is ``config``: read back as a config, so that a setting added
+    since (recorded without it, hence at its default) is no difference."""
+    try:
+        return type(config).from_dict(recorded) == config
+    except (ConfigError, TypeError, AttributeError):
+        return False
+
+
 def _check_same_sweep(folder: Path, spec: SweepSpec, runs: list[SweepRun]) -> dict[str, dict[str, Any]]:
     """The records already in ``folder``; a run of the same name made with another config
     (another sweep into the same folder) is an error naming it."""
     records = _read_records(folder)
     for run in runs:
         old = records.get(run.name)
-        # compared as JSON, as the record was read: a tuple of the config is a list there
-        if old is not None and old.get("config") != json.loads(dumps_json(run.config.to_dict())):
+        if old is not None and not _same_config(old.get("config"), run.config):
             raise ConfigError(
                 f"{folder} holds a run {run.name} made with another config; sweep into another --out, "
                 "or --overwrite to start again"

@@ -91,6 +91,22 @@ def test_another_sweep_into_the_same_folder_is_refused(uninterrupted):
         run_sweep(other, folder, progress=False)
 
 
+def test_a_record_without_a_setting_added_since_is_the_same_config(uninterrupted):
+    """A record written before a setting existed reads back with its default: the same sweep."""
+    folder, table = uninterrupted
+    path = folder / "runs.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    older = [
+        {**r, "config": {**r["config"], "model": {k: v for k, v in r["config"]["model"].items() if k != "ffn_reads"}}}
+        for r in records
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in older))
+    try:
+        assert _numbers(run_sweep(SPEC, folder, progress=False)) == _numbers(table)
+    finally:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
 def test_a_two_node_cluster_runs_the_same_sweep_to_the_same_table(uninterrupted, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
