@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from induction_bigram import RunFolderError, train
+from induction_bigram import train
 from induction_bigram.cli import main
+from induction_bigram.errors import RunFolderError
 from tests.conftest import tiny_config
 
 TINY = [

@@ -15,24 +15,15 @@ from transformer_lens import FactoredMatrix, patching
 from transformer_lens.head_detector import detect_head
 from transformer_lens.utilities import test_prompt as tl_test_prompt
 
-from induction_bigram import (
-    DataError,
-    ModelConfig,
-    build_model,
-    describe,
-    get_paper_matrix,
-    in_context_loss,
-    in_context_patching_metric,
-    load_weights,
-    model_vocab,
-    repeated_sequence_report,
-)
+from induction_bigram import build_model, describe, get_paper_matrix, in_context_loss, repeated_sequence_report
 from induction_bigram.anymodel import repeated_random_tokens
 from induction_bigram.anymodel.logits import logit_difference, patching_gap, restoration_metric
+from induction_bigram.config import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.errors import DataError
 from induction_bigram.figures.views import attention_view, save_view
 from induction_bigram.incontext.patching import corrupt
-from induction_bigram.model import model_config
+from induction_bigram.model import load_weights, model_config, model_vocab
 from induction_bigram.pretrained import (
     available,
     induction_head_kind,
@@ -40,6 +31,7 @@ from induction_bigram.pretrained import (
     pretrained_config,
     pretrained_task,
 )
+from induction_bigram.training.metrics import in_context_patching_metric
 from tests.conftest import REPO, model_of, randomise_trainables
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak."
