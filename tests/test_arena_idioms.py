@@ -71,7 +71,7 @@ def test_a_kv_cache_is_refused_with_the_reason_and_the_alternative_on_tl4(genera
 
 
 def test_hook_names_and_incl_mid_are_as_the_readme_says(general):
-    """README "TransformerLens versions": inside a hook, ``hook.name`` is TL 4's internal name;
+    """docs/transformerlens-versions.md: inside a hook, ``hook.name`` is TL 4's internal name;
     ``accumulated_resid(incl_mid=True)`` needs ``hook_resid_mid``, which attention-only models lack."""
     names = []
     general.run_with_hooks(

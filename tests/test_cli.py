@@ -406,15 +406,15 @@ def test_every_flag_has_help():
     assert "induction-bigram presets NAME" in train_help and "task.corpus=path/to/text.txt" in train_help
 
 
-def test_every_command_and_flag_the_readme_shows_exists():
-    """The README's command table and the parser agree, both ways for the commands."""
+def test_every_command_and_flag_the_guide_shows_exists():
+    """The user guide's command table and the parser agree, both ways for the commands."""
     import re
 
     from induction_bigram.cli import build_parser
     from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("## Command line")[1].split("\n\n")[2]
+    guide = (REPO / "docs" / "guide.md").read_text()
+    table = guide.split("## Command line")[1].split("\n\n")[2]
     rows = re.findall(r"^\| `([a-z-]+)([^`]*)` \|", table, flags=re.M)
     subparsers = next(a for a in build_parser()._actions if a.choices and isinstance(a.choices, dict))
     assert {command for command, _ in rows} == set(subparsers.choices)

@@ -239,9 +239,9 @@ def test_each_model_has_the_induction_head_its_docs_say(shipped):
     assert induction > 0.4 if general else induction < 0.1
 
 
-def test_readme_quotes_the_general_models_report():
-    readme = (REPO / "README.md").read_text()
-    quoted = readme.split("<!-- general-report -->")[1].split("<!-- /general-report -->")[0]
+def test_the_guide_quotes_the_general_models_report():
+    guide = (REPO / "docs" / "guide.md").read_text()
+    quoted = guide.split("<!-- general-report -->")[1].split("<!-- /general-report -->")[0]
     numbers = [float(x) for x in re.findall(r"\d+\.\d+", quoted)]
     report = repeated_sequence_report(load_pretrained("general", "cpu"))
     measured = [report.previous_token_attention, report.induction_attention_min, report.induction_attention_mean]
