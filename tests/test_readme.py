@@ -41,6 +41,13 @@ def test_the_readme_is_short_and_has_its_examples():
         assert python_blocks(REPO / page), page
 
 
+def test_the_readme_names_every_top_level_name():
+    import induction_bigram
+
+    text = README.read_text()
+    assert [name for name in induction_bigram.__all__ if f"`{name}`" not in text and f"ib.{name}" not in text] == []
+
+
 def test_the_readme_links_to_pages_that_exist():
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text()):
         if not target.startswith("http"):
