@@ -16,6 +16,8 @@ from induction_bigram.training.loop import make_optimizer as make_our_optimizer
 from induction_bigram.training.metrics import masked_cross_entropy
 from tests.conftest import REPO, randomise_trainables
 
+pytestmark = pytest.mark.benchmark  # make test-fast leaves the benchmarks out
+
 D, T = 16, 24
 
 

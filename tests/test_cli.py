@@ -482,6 +482,7 @@ def test_formation_scores_every_step_and_prints_only_json(tmp_path, capsys):
     assert code == 2 and "train.eval_every must be 1" in err and err.count("\n") == 1
 
 
+@pytest.mark.ray
 def test_reproduce_json_prints_only_json(tmp_path, capsys):
     code, out, _ = run(capsys, "reproduce", "--out", str(tmp_path), "--preset", "test", "--only", "capacity", "--json")
     assert code == 0 and Path(json.loads(out)["report"]).read_text().startswith("# induction-bigram")

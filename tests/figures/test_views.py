@@ -76,6 +76,7 @@ def _page_requests(net_log: Path) -> list[str]:
     return [u for u in remote if not any(urlsplit(u).hostname.endswith(h) for h in BROWSER_SERVICE_HOSTS)]
 
 
+@pytest.mark.browser
 def test_saved_view_renders_offline_in_headless_chromium(tmp_path):
     """The saved page, opened in a real browser with name resolution cut off, draws the head
     selector and a pattern, and asks the network for nothing."""
