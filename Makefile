@@ -2,7 +2,7 @@
 #   make demo   train the `quick` model on the shipped statistics, print its analyses and
 #               write their figures to runs/quick/figures
 #   make test   run the test suite (what CI runs, through .ci/run)
-#   make test-fast  the suite without notebooks, benchmarks, Ray and the browser (development)
+#   make test-fast  the suite without slow trainings, notebooks, benchmarks, Ray, browser (development)
 # Both create .venv first (TransformerLens 3.9, the HookedTransformer backend).
 #   make test-tl4  the whole test suite again in .venv-tl4 (TransformerLens 4.3, the
 #               TransformerBridge backend); .ci/run runs both. TL / TL4 pick the TransformerLens
@@ -43,11 +43,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
 
-# The development tier: the suite without the notebooks, the benchmarks, Ray and the browser
-# (pytest markers, pyproject.toml); make test is still what CI runs.
-FAST ?= not notebook and not benchmark and not ray and not browser
+# The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
+# Ray and the browser (pytest markers, pyproject.toml); make test is still what CI runs.
+FAST ?= not slow and not notebook and not benchmark and not ray and not browser
+# Two pytest processes, one per core: the top-level test modules and the test folders.
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -m "$(FAST)"
+	$(BIN)/python -m pytest -q -m "$(FAST)" tests/test_*.py & top=$$!; \
+	$(BIN)/python -m pytest -q -m "$(FAST)" $$(ls -d tests/*/ | grep -v __pycache__); folders=$$?; \
+	wait $$top && exit $$folders
 
 # The whole suite runs on TL 4 too; tests/tl4/known_failures.py skips, each with its reason, the
 # tests that need what TL 4 does not have (a plain HookedTransformer, TL 3's weight folding).
