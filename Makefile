@@ -2,10 +2,11 @@
 #   make demo   train the `quick` model on the shipped statistics, print its analyses and
 #               write their figures to runs/quick/figures
 #   make test   run the test suite (what CI runs, through .ci/run)
+#   make test-fast  the suite without slow trainings, notebooks, benchmarks, Ray, browser (development)
 # Both create .venv first (TransformerLens 3.9, the HookedTransformer backend).
 #   make test-tl4  the whole test suite again in .venv-tl4 (TransformerLens 4.3, the
 #               TransformerBridge backend); .ci/run runs both. TL / TL4 pick the TransformerLens
-#               of each venv (README "TransformerLens versions"). TORCH picks the torch build; the default is the CPU wheel these
+#               of each venv (docs/transformerlens-versions.md). TORCH picks the torch build; the default is the CPU wheel these
 # machines carry (a plain `torch` requirement would pull a multi-GB CUDA build). On a CUDA
 # machine: make demo TORCH=torch
 
@@ -18,7 +19,7 @@ TL4 ?= transformer-lens==4.3.0
 RUN ?= runs/quick
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-tl4 browser
+.PHONY: demo test test-fast test-tl4 browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,15 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
+
+# The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
+# Ray and the browser (pytest markers, pyproject.toml); make test is still what CI runs.
+FAST ?= not slow and not notebook and not benchmark and not ray and not browser
+# Two pytest processes, one per core: the top-level test modules and the test folders.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "$(FAST)" tests/test_*.py & top=$$!; \
+	$(BIN)/python -m pytest -q -m "$(FAST)" $$(ls -d tests/*/ | grep -v __pycache__); folders=$$?; \
+	wait $$top && exit $$folders
 
 # The whole suite runs on TL 4 too; tests/tl4/known_failures.py skips, each with its reason, the
 # tests that need what TL 4 does not have (a plain HookedTransformer, TL 3's weight folding).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from common import machine, median_seconds
 
-from induction_bigram import BigramStats, ModelConfig
+from induction_bigram import BigramStats
+from induction_bigram.config import ModelConfig
 from induction_bigram.memories.projections import build_theory_model, memory_report
 
 

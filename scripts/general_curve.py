@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 
-from induction_bigram import load_checkpoint, preset, train
+from induction_bigram import preset, train
 from induction_bigram.incontext.repeated import (
     INDUCTION_THRESHOLD,
     LOSS_RATIO_THRESHOLD,
     PREVIOUS_TOKEN_THRESHOLD,
     repeated_sequence_report,
 )
+from induction_bigram.training.checkpoint import load_checkpoint
 
 STAGES_FILE = "repeated_stages.jsonl"
 

@@ -24,16 +24,17 @@ import torch
 
 import induction_bigram as ib
 from induction_bigram.anymodel import repeated_random_tokens
+from induction_bigram.data.task import TaskBatch
 from induction_bigram.files import dumps_json
 from induction_bigram.intervals import mean_interval
-from induction_bigram.pretrained import available, pretrained_config
+from induction_bigram.pretrained import available, pretrained_config, pretrained_task
 from induction_bigram.training.metrics import masked_cross_entropy
 
 REPO = Path(__file__).resolve().parent.parent
 ABLATED = [("blocks.1.attn.hook_z", lambda z, hook: torch.zeros_like(z))]  # the induction head's output
 
 
-def losses(model, tokens: torch.Tensor, batch: ib.TaskBatch | None) -> dict[str, float]:
+def losses(model, tokens: torch.Tensor, batch: TaskBatch | None) -> dict[str, float]:
     """TL's loss, as a TL user calls it, and (on a task batch) the in-context and bigram-target losses."""
     out = {"tl_loss": model(tokens, return_type="loss").item()}
     if batch is not None:
@@ -46,7 +47,7 @@ def losses(model, tokens: torch.Tensor, batch: ib.TaskBatch | None) -> dict[str,
 @torch.no_grad()
 def measure(name: str, batches: int, batch_size: int) -> dict:
     model = ib.load_pretrained(name, "cpu")
-    task = ib.pretrained_task(name)
+    task = pretrained_task(name)
     rows: dict[str, list[float]] = {}
     for seed in range(batches):
         batch = task.sample(batch_size, torch.Generator().manual_seed(seed))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from induction_bigram import BigramStats, ModelConfig, RunConfig, TaskConfig, TrainConfig, build_model
+from induction_bigram import BigramStats, build_model
+from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ def general():
 
 def test_prepend_bos_is_refused_saying_what_to_do(general):
     tokens = general.to_tokens("abcabc", prepend_bos=True)  # ARENA's repeated-token recipe
-    with pytest.raises(ib.DataError, match="trained without a BOS: tokenize with prepend_bos=False"):
+    with pytest.raises(ib.errors.DataError, match="trained without a BOS: tokenize with prepend_bos=False"):
         general(tokens)
     assert general(general.to_tokens("abcabc", prepend_bos=False)).shape == (1, 6, 65)
 
@@ -64,14 +64,14 @@ def test_a_kv_cache_is_refused_with_the_reason_and_the_alternative_on_tl4(genera
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
     cache = TransformerLensKeyValueCache.init_cache(general.cfg, general.cfg.device, 1)
-    with pytest.raises(ib.ConfigError, match=r"keeps no keys and values.*generate\(use_past_kv_cache=True\)"):
+    with pytest.raises(ib.errors.ConfigError, match=r"keeps no keys and values.*generate\(use_past_kv_cache=True\)"):
         general(general.to_tokens("First"), past_kv_cache=cache)
     out = general.generate("First", max_new_tokens=4, use_past_kv_cache=True, do_sample=False, verbose=False)
     assert len(out) == len("First") + 4
 
 
 def test_hook_names_and_incl_mid_are_as_the_readme_says(general):
-    """README "TransformerLens versions": inside a hook, ``hook.name`` is TL 4's internal name;
+    """docs/transformerlens-versions.md: inside a hook, ``hook.name`` is TL 4's internal name;
     ``accumulated_resid(incl_mid=True)`` needs ``hook_resid_mid``, which attention-only models lack."""
     names = []
     general.run_with_hooks(

@@ -8,12 +8,15 @@ import pytest
 import torch
 
 from benchmarks.plain_model import TL_TO_PAPER, PlainModel, in_context_loss, make_optimizer
-from induction_bigram import BigramStats, ModelConfig, TaskConfig, TriggerTask, build_model, preset
+from induction_bigram import BigramStats, TriggerTask, build_model, preset
+from induction_bigram.config import ModelConfig, TaskConfig
 from induction_bigram.model import get_paper_matrix, model_config, set_paper_matrix, trainable_parameters
 from induction_bigram.training.loop import learning_rate_multipliers
 from induction_bigram.training.loop import make_optimizer as make_our_optimizer
 from induction_bigram.training.metrics import masked_cross_entropy
 from tests.conftest import REPO, randomise_trainables
+
+pytestmark = pytest.mark.benchmark  # make test-fast leaves the benchmarks out
 
 D, T = 16, 24
 

@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import REPO, run_benchmark
 
+pytestmark = pytest.mark.benchmark  # make test-fast leaves the benchmarks out
+
 
 @pytest.mark.slow
 def test_it_runs_each_variant_and_reports_accuracy_and_ratios():

@@ -4,7 +4,11 @@ vmapped seed's gradient is that seed's own backward, and the table it prints."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import run_benchmark
+
+pytestmark = pytest.mark.benchmark  # make test-fast leaves the benchmarks out
 
 
 def test_it_checks_the_vmap_gradients_and_prints_a_row_per_seed_count():

@@ -8,6 +8,8 @@ import pytest
 from benchmarks.bench_sweep import _jobs, sweep_spec
 from tests.conftest import run_benchmark
 
+pytestmark = pytest.mark.benchmark  # make test-fast leaves the benchmarks out
+
 
 def test_the_sweep_is_eight_shortened_quick_runs_and_every_mode_gets_the_same_list(tmp_path):
     spec = sweep_spec(500, ["32", "64"], 4)

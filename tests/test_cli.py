@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from induction_bigram import RunFolderError, train
+from induction_bigram import train
 from induction_bigram.cli import main
+from induction_bigram.errors import RunFolderError
 from tests.conftest import tiny_config
 
 TINY = [
@@ -405,15 +406,15 @@ def test_every_flag_has_help():
     assert "induction-bigram presets NAME" in train_help and "task.corpus=path/to/text.txt" in train_help
 
 
-def test_every_command_and_flag_the_readme_shows_exists():
-    """The README's command table and the parser agree, both ways for the commands."""
+def test_every_command_and_flag_the_guide_shows_exists():
+    """The user guide's command table and the parser agree, both ways for the commands."""
     import re
 
     from induction_bigram.cli import build_parser
     from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("## Command line")[1].split("\n\n")[2]
+    guide = (REPO / "docs" / "guide.md").read_text()
+    table = guide.split("## Command line")[1].split("\n\n")[2]
     rows = re.findall(r"^\| `([a-z-]+)([^`]*)` \|", table, flags=re.M)
     subparsers = next(a for a in build_parser()._actions if a.choices and isinstance(a.choices, dict))
     assert {command for command, _ in rows} == set(subparsers.choices)
@@ -481,6 +482,7 @@ def test_formation_scores_every_step_and_prints_only_json(tmp_path, capsys):
     assert code == 2 and "train.eval_every must be 1" in err and err.count("\n") == 1
 
 
+@pytest.mark.ray
 def test_reproduce_json_prints_only_json(tmp_path, capsys):
     code, out, _ = run(capsys, "reproduce", "--out", str(tmp_path), "--preset", "test", "--only", "capacity", "--json")
     assert code == 0 and Path(json.loads(out)["report"]).read_text().startswith("# induction-bigram")

@@ -79,6 +79,19 @@ def test_the_lazy_names_are_the_public_names():
         induction_bigram.no_such_name
 
 
+def test_the_public_api_is_small_and_the_rest_is_one_attribute_away():
+    """About as many top-level names as TransformerLens's (issue 30); the other public names
+    live in their stage's subpackage, each reachable as ``ib.<subpackage>`` without an import."""
+    assert len(induction_bigram.__all__) <= 20
+    assert {"anymodel", "config", "errors", "incontext", "memories", "model", "pretrained"} <= set(
+        induction_bigram._SUBPACKAGES
+    )
+    assert set(induction_bigram._SUBPACKAGES) <= set(dir(induction_bigram))
+    assert induction_bigram.errors.DataError.__module__ == "induction_bigram.errors"
+    assert induction_bigram.anymodel.score_heads.__module__.startswith("induction_bigram.anymodel")
+
+
+@pytest.mark.benchmark
 def test_the_startup_benchmark_prints_every_row():
     out = run_benchmark("bench_startup.py", "--repeats", "1")
     rows = {line[:40].strip(): line[40:].split() for line in out.splitlines()[2:]}

@@ -18,8 +18,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from induction_bigram import ModelConfig
 from induction_bigram.cli import main
+from induction_bigram.config import ModelConfig
 from induction_bigram.errors import DataError
 from tests.conftest import model_of, vocab
 from tests.test_cli import TINY

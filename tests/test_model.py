@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from induction_bigram import DataError, ModelConfig, ModelShapeError
+from induction_bigram.config import ModelConfig
+from induction_bigram.errors import DataError, ModelShapeError
 from induction_bigram.model import (
     check_tokens,
     get_paper_matrix,
@@ -145,8 +146,8 @@ def test_check_tokens_names_bad_ids():
 
 
 def test_load_weights_is_strict_but_accepts_state_dicts_from_before_the_marker():
-    from induction_bigram import CheckpointError, load_weights
-    from induction_bigram.model import CONFIG_BUFFERS, MARKER_KEY
+    from induction_bigram.errors import CheckpointError
+    from induction_bigram.model import CONFIG_BUFFERS, MARKER_KEY, load_weights
 
     model = randomise_trainables(model_of(small()), seed=3)
     state = {k: v for k, v in portable_state_dict(model).items() if k != MARKER_KEY}

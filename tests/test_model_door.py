@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from induction_bigram import ModelConfig, TaskConfig
+from induction_bigram.config import ModelConfig, TaskConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import DataError

@@ -54,6 +54,7 @@ def test_notebook_is_stored_without_outputs(path):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_shows_plots(path, kernel_path, monkeypatch):
     monkeypatch.setenv("INDUCTION_BIGRAM_NOTEBOOK_SMALL", "1")

@@ -5,9 +5,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from induction_bigram import CheckpointError, build_model, load, memory_report, preset, train
+from induction_bigram import build_model, load, memory_report, preset, train
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
+from induction_bigram.errors import CheckpointError
 from induction_bigram.model import portable_state_dict, trainable_names
 from induction_bigram.pretrained import (
     PACKAGE_FILES,

@@ -15,24 +15,15 @@ from transformer_lens import FactoredMatrix, patching
 from transformer_lens.head_detector import detect_head
 from transformer_lens.utilities import test_prompt as tl_test_prompt
 
-from induction_bigram import (
-    DataError,
-    ModelConfig,
-    build_model,
-    describe,
-    get_paper_matrix,
-    in_context_loss,
-    in_context_patching_metric,
-    load_weights,
-    model_vocab,
-    repeated_sequence_report,
-)
+from induction_bigram import build_model, describe, get_paper_matrix, in_context_loss, repeated_sequence_report
 from induction_bigram.anymodel import repeated_random_tokens
 from induction_bigram.anymodel.logits import logit_difference, patching_gap, restoration_metric
+from induction_bigram.config import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.errors import DataError
 from induction_bigram.figures.views import attention_view, save_view
 from induction_bigram.incontext.patching import corrupt
-from induction_bigram.model import model_config
+from induction_bigram.model import load_weights, model_config, model_vocab
 from induction_bigram.pretrained import (
     available,
     induction_head_kind,
@@ -40,6 +31,7 @@ from induction_bigram.pretrained import (
     pretrained_config,
     pretrained_task,
 )
+from induction_bigram.training.metrics import in_context_patching_metric
 from tests.conftest import REPO, model_of, randomise_trainables
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak."
@@ -247,9 +239,9 @@ def test_each_model_has_the_induction_head_its_docs_say(shipped):
     assert induction > 0.4 if general else induction < 0.1
 
 
-def test_readme_quotes_the_general_models_report():
-    readme = (REPO / "README.md").read_text()
-    quoted = readme.split("<!-- general-report -->")[1].split("<!-- /general-report -->")[0]
+def test_the_guide_quotes_the_general_models_report():
+    guide = (REPO / "docs" / "guide.md").read_text()
+    quoted = guide.split("<!-- general-report -->")[1].split("<!-- /general-report -->")[0]
     numbers = [float(x) for x in re.findall(r"\d+\.\d+", quoted)]
     report = repeated_sequence_report(load_pretrained("general", "cpu"))
     measured = [report.previous_token_attention, report.induction_attention_min, report.induction_attention_mean]

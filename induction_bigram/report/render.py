@@ -239,13 +239,13 @@ def paths_in_words(claims: list[ClaimOverSeeds]) -> str:
 
 
 def readme_paths(numbers: dict[str, Any]) -> str:
-    """:func:`paths_in_words` of a report's ``numbers.json``, as the README quotes it."""
+    """:func:`paths_in_words` of a report's ``numbers.json``, as docs/results.md quotes it."""
     claims = [ClaimOverSeeds.from_dict(c) for c in numbers.get("incontext", {}).get("claims", [])]
     return paths_in_words(claims)
 
 
 def readme_claims(numbers: dict[str, Any]) -> str:
-    """The claims table of a report's ``numbers.json``, as the README quotes it (the README's
+    """The claims table of a report's ``numbers.json``, as docs/results.md quotes it (the page's
     block is this text, and a test checks it still is)."""
     claims = [ClaimOverSeeds.from_dict(c) for name in STUDIES if name in numbers for c in numbers[name]["claims"]]
     return "\n".join(render_claims(claims, [name for name in STUDIES if name in numbers]))
@@ -253,7 +253,7 @@ def readme_claims(numbers: dict[str, Any]) -> str:
 
 def readme_shipped_models() -> str:
     """The shipped models as their own files record them (the command that trained each, and
-    the last evaluation of ``metrics.jsonl``), as the README quotes them."""
+    the last evaluation of ``metrics.jsonl``), as docs/results.md quotes them."""
     rows = []
     for name in available():
         config, final = pretrained_config(name), pretrained_metrics(name)[-1]

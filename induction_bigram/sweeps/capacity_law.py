@@ -54,7 +54,7 @@ MEMORIES = ("W_O2", "W_K2", "W_K1")
 MODELS = ("trained", "theory")
 THRESHOLD = 0.5  # recall@1 at the transition
 COLLAPSE_SPREAD = 0.25  # largest coefficient of variation of the per-n crossings that counts as a collapse
-SIGNIFICANT = 3  # significant figures of every transition number in the JSON (and the README)
+SIGNIFICANT = 3  # significant figures of every transition number in the JSON (and docs/results.md)
 SCALINGS = {"d2_over_n_log_n": lambda d, n: d * d / (n * math.log(n)), "d2_over_n": lambda d, n: d * d / n}
 SCALINGS["d2"] = lambda d, n: float(d * d)
 
@@ -62,6 +62,10 @@ SCALINGS["d2"] = lambda d, n: float(d * d)
 def rounded(value: float | None, digits: int = SIGNIFICANT) -> float | None:
     """``value`` to ``digits`` significant figures (idempotent; None stays None)."""
     return None if value is None or not math.isfinite(value) else float(f"{value:.{digits}g}")
+
+
+def _crossing(x: float | None) -> str:
+    return "none" if x is None else f"{x:g}"
 
 
 def law_x(d: int, n: int) -> float:
@@ -139,6 +143,15 @@ class CapacityLaw:
             rows.append(
                 f"| {t.memory} | {t.model} | {ns} | {where} | {t.seeds} of {t.of_seeds} | {spread} | {collapse} |"
             )
+        return "\n".join(rows)
+
+    def per_n_table(self) -> str:
+        """Each memory's and model's crossing x* for every n on its own (mean over seeds; the
+        collapse test compares these), as a Markdown table."""
+        rows = ["| memory | model | x* for each n (mean over seeds) |", "|---|---|---|"]
+        for t in self.transitions:
+            each = ", ".join(f"n = {n}: {_crossing(v['mean'])}" for n, v in t.per_n.items())
+            rows.append(f"| {t.memory} | {t.model} | {each} |")
         return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:

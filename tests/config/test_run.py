@@ -5,8 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from induction_bigram import ConfigError, ModelConfig, RunConfig, TaskConfig, TrainConfig, preset
-from induction_bigram.config import PRESETS
+from induction_bigram import preset
+from induction_bigram.config import PRESETS, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from induction_bigram.errors import ConfigError
 
 
 def test_presets_round_trip_through_json():

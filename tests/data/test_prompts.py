@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from induction_bigram import DataError
 from induction_bigram.data.prompts import PromptDesigner, after_trigger_mask, check_prompts
+from induction_bigram.errors import DataError
 
 TRIGGERS = torch.tensor([1, 43, 58, 53, 39])  # the five most frequent characters
 

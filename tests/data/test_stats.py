@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from induction_bigram import BigramStats, DataError
+from induction_bigram import BigramStats
+from induction_bigram.errors import DataError
 from tests.conftest import shakespeare_text_path
 
 

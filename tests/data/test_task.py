@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from induction_bigram import ConfigError, TaskConfig, TriggerTask
+from induction_bigram import TriggerTask
+from induction_bigram.config import TaskConfig
+from induction_bigram.errors import ConfigError
 
 
 def chi_square_p_value(observed: torch.Tensor, expected_probs: torch.Tensor) -> float:

@@ -10,7 +10,7 @@ import torch
 from circuitsvis.attention import attention_heads
 from circuitsvis.utils.render import RenderedHTML
 
-from induction_bigram import ModelConfig
+from induction_bigram.config import ModelConfig
 from induction_bigram.figures.views import attention_view, offline, save_view, token_labels
 from induction_bigram.pretrained import load_pretrained, pretrained_task
 from tests.conftest import REPO, model_of
@@ -55,7 +55,7 @@ def test_only_the_views_module_calls_circuitsvis():
 
 
 def test_view_rejects_out_of_vocabulary_tokens(stats):
-    from induction_bigram import DataError
+    from induction_bigram.errors import DataError
 
     model = model_of(ModelConfig(d_model=16, n_ctx=8, d_vocab=65))
     with pytest.raises(DataError, match="token id 70"):
@@ -76,6 +76,7 @@ def _page_requests(net_log: Path) -> list[str]:
     return [u for u in remote if not any(urlsplit(u).hostname.endswith(h) for h in BROWSER_SERVICE_HOSTS)]
 
 
+@pytest.mark.browser
 def test_saved_view_renders_offline_in_headless_chromium(tmp_path):
     """The saved page, opened in a real browser with name resolution cut off, draws the head
     selector and a pattern, and asks the network for nothing."""

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from induction_bigram import ModelConfig
+from induction_bigram.config import ModelConfig
 from induction_bigram.files import dumps_json
 from induction_bigram.incontext.decompose import (
     LogitDecomposition,

@@ -4,9 +4,10 @@ import warnings
 import pytest
 import torch
 
-from induction_bigram import DataError, ModelConfig, ModelShapeError
 from induction_bigram.anymodel.logits import logit_difference, patching_gap, restoration_metric
+from induction_bigram.config import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.errors import DataError, ModelShapeError
 from induction_bigram.files import dumps_json
 from induction_bigram.incontext.patching import (
     PatchingResult,

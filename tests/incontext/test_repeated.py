@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
-from induction_bigram import BigramStats, ModelConfig, preset, train
+from induction_bigram import BigramStats, preset, train
 from induction_bigram.anymodel import repeated_random_tokens, score_heads
+from induction_bigram.config import ModelConfig
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.incontext.repeated import (
     INDUCTION_THRESHOLD,

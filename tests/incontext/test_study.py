@@ -7,7 +7,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from induction_bigram import ConfigError, ModelShapeError, preset
+from induction_bigram import preset
+from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.files import dumps_json, json_safe
 from induction_bigram.incontext import PRESETS, InContextConfig, InContextResult, analyse, claims, run
 from induction_bigram.incontext.claims import threshold_gap

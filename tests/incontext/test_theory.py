@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from induction_bigram import ModelConfig
+from induction_bigram.config import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.files import dumps_json, json_safe
 from induction_bigram.incontext.decompose import decompose_logits

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from induction_bigram import ModelConfig
+from induction_bigram.config import ModelConfig
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.incontext.decompose import decompose_logits

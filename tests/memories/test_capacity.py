@@ -3,7 +3,8 @@ from dataclasses import replace
 
 import pytest
 
-from induction_bigram import ConfigError, preset
+from induction_bigram import preset
+from induction_bigram.errors import ConfigError
 from induction_bigram.files import dumps_json
 from induction_bigram.memories.capacity import PRESETS, CapacityResult, CapacitySettings, claims, run
 

@@ -1,6 +1,6 @@
 import pytest
 
-from induction_bigram import ModelConfig
+from induction_bigram.config import ModelConfig
 from induction_bigram.figures import save_figure, save_figures
 from induction_bigram.memories import capacity, study
 from induction_bigram.memories.figures import (

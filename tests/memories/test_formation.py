@@ -5,10 +5,12 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from induction_bigram import ConfigError, ModelConfig, TaskConfig, preset
+from induction_bigram import preset
 from induction_bigram.anymodel.memory_scores import Projection, recall_at_1
 from induction_bigram.claims import aggregate_claims
+from induction_bigram.config import ModelConfig, TaskConfig
 from induction_bigram.data.task import TriggerTask
+from induction_bigram.errors import ConfigError
 from induction_bigram.files import dumps_json
 from induction_bigram.memories.formation import (
     PRESETS,

@@ -3,8 +3,10 @@ import json
 import pytest
 import torch
 
-from induction_bigram import ModelConfig, ModelShapeError, TaskConfig, TriggerTask
+from induction_bigram import TriggerTask
 from induction_bigram.anymodel.memory_scores import Projection, cosine, recall_at_1
+from induction_bigram.config import ModelConfig, TaskConfig
+from induction_bigram.errors import ModelShapeError
 from induction_bigram.memories.projections import (
     build_theory_model,
     ideal_W_K1,

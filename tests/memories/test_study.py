@@ -4,7 +4,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from induction_bigram import ConfigError, RunFolderError, preset
+from induction_bigram import preset
+from induction_bigram.errors import ConfigError, RunFolderError
 from induction_bigram.files import dumps_json
 from induction_bigram.memories.study import (
     PRESETS,

@@ -9,6 +9,7 @@ from induction_bigram.studies import STUDIES
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(tmp_path):
     report = reproduce(PRESETS["test"], tmp_path, progress=False, preset="test")
     text = report.read_text()

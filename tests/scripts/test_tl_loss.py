@@ -1,4 +1,4 @@
-"""scripts/tl_loss.py: what TL's own loss says on the shipped models (issue 31), the README's and
+"""scripts/tl_loss.py: what TL's own loss says on the shipped models (issue 31), the user guide's and
 ``describe``'s account of it held to the measurement."""
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import torch
 
 import induction_bigram as ib
 from induction_bigram.model import TL4, portable_state_dict
+from induction_bigram.training.checkpoint import load_checkpoint
 from tests.conftest import REPO, tiny_config
 from tests.numerics import assert_float32_close
 
@@ -47,7 +48,7 @@ def test_a_run_resumes_under_the_other_backend_as_it_would_here(tmp_path):
     ib.train(tiny_config(**{"model.ffn": "relu", "train.steps": 12}), tmp_path / "here", resume=True, progress=False)
     run_there(RESUME, tmp_path / "there")
     here, there = (portable_state_dict(ib.load(tmp_path / name, "cpu")) for name in ("here", "there"))
-    assert ib.load_checkpoint(tmp_path / "there", "cpu").step == 12
+    assert load_checkpoint(tmp_path / "there", "cpu").step == 12
     for name, tensor in here.items():
         torch.testing.assert_close(there[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 import induction_bigram.training.checkpoint as checkpoint_module
-from induction_bigram import CheckpointError, ConfigError, load, load_checkpoint, train
+from induction_bigram import load, train
+from induction_bigram.errors import CheckpointError, ConfigError
 from induction_bigram.model import Model, trainable_parameters
-from induction_bigram.training.checkpoint import CHECKPOINT
+from induction_bigram.training.checkpoint import CHECKPOINT, load_checkpoint
 from tests.conftest import tiny_config
 
 
@@ -105,7 +106,8 @@ def test_missing_checkpoint(tmp_path):
 
 
 def test_a_model_trained_on_another_corpus_refuses_shakespeare(tmp_path):
-    from induction_bigram import BigramStats, DataError, TriggerTask, evaluate
+    from induction_bigram import BigramStats, TriggerTask, evaluate
+    from induction_bigram.errors import DataError
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("abcab cabba acbca bbacc " * 40)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from induction_bigram import ConfigError, TriggerTask, preset, train
+from induction_bigram import TriggerTask, preset, train
+from induction_bigram.errors import ConfigError
 from induction_bigram.model import set_paper_matrix, tl3_parameters, trainable_parameters
 from induction_bigram.training.fused import FusedLoss, fused_loss_decision, logits_loss, readout_rows, training_loss
 from induction_bigram.training.loop import make_optimizer, optimizer_step

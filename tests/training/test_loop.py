@@ -6,20 +6,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from induction_bigram import (
-    CheckpointError,
-    ConfigError,
-    ModelConfig,
-    TrainConfig,
-    load,
-    load_checkpoint,
-    preset,
-    train,
-)
+from induction_bigram import load, preset, train
+from induction_bigram.config import ModelConfig, TrainConfig
+from induction_bigram.errors import CheckpointError, ConfigError
 from induction_bigram.memories.projections import track_memories
 from induction_bigram.model import TL4, trainable_parameters
 from induction_bigram.training import compile as compile_rule
-from induction_bigram.training.checkpoint import CONFIG, read_metrics
+from induction_bigram.training.checkpoint import CONFIG, load_checkpoint, read_metrics
 from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.loop import learning_rate_multipliers, make_optimizer, reference_code_scales
 from tests.conftest import model_of, randomise_trainables, tiny_config
