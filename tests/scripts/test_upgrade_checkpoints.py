@@ -10,9 +10,10 @@ import sys
 
 import torch
 
-from induction_bigram import load_checkpoint, train
+from induction_bigram import train
 from induction_bigram.config.natural import natural_preset
 from induction_bigram.model import portable_state_dict
+from induction_bigram.training.checkpoint import load_checkpoint
 from induction_bigram.training.natural import train_natural
 from tests.conftest import REPO, tiny_config
 

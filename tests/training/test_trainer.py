@@ -9,10 +9,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from induction_bigram import CheckpointError, load, load_checkpoint
+from induction_bigram import load
 from induction_bigram.config.natural import NaturalConfig, natural_preset
+from induction_bigram.errors import CheckpointError
 from induction_bigram.model import build_natural_model, portable_state_dict
 from induction_bigram.training import checkpoint
+from induction_bigram.training.checkpoint import load_checkpoint
 from induction_bigram.training.natural_loss import next_character_loss
 from induction_bigram.training.trainer import Plan, train_run
 
