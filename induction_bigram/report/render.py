@@ -12,6 +12,7 @@ from typing import Any
 
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, registered, registry
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
+from induction_bigram.report.in_words import idealised_in_words, paths_in_words
 from induction_bigram.report.provenance import device, provenance_line
 from induction_bigram.studies import STUDIES, Study
 
@@ -216,32 +217,11 @@ def readme_what_holds(numbers: dict[str, Any]) -> str:
     )
 
 
-PATHS_CLAIM = "4.1"
-"""The in-context study's reported claim whose value is the share of layer 2's effect through W_F."""
-
-
-def paths_in_words(claims: list[ClaimOverSeeds]) -> str:
-    """Which mechanism carries the in-context signal, in words, from the in-context study's
-    claim 4.1 over seeds (docs/THEORY.md section 4.1); ``""`` without it."""
-    found = [c for c in claims if c.section == PATHS_CLAIM]
-    if not found or found[0].mean is None:
-        return ""
-    c = found[0]
-    where = "mostly through the FFN W_F" if c.mean > 0.5 else "mostly directly, not through the FFN"
-    interval = "" if c.n_values < 2 else f" [{c.low:.0%}, {c.high:.0%}]"
-    return (
-        f"**Which mechanism carries the in-context signal** (docs/THEORY.md section 4.1): layer 2's induction head "
-        f"moves xi_o - xi_g {where}: {c.mean:.0%}{interval} of its effect reaches the logits through W_F, the rest "
-        f"directly (mean and 95% interval over {c.n_values} seeds). The component split, which books W_F's output "
-        "as global, would call most of the in-context evidence global; the claims 'at path level' judge the whole "
-        "in-context term, the others of sections 5-5.7 the head's direct part only."
-    )
-
-
 def readme_paths(numbers: dict[str, Any]) -> str:
-    """:func:`paths_in_words` of a report's ``numbers.json``, as docs/results.md quotes it."""
+    """:func:`paths_in_words` of a report's ``numbers.json`` and :func:`idealised_in_words`, as
+    docs/results.md quotes them."""
     claims = [ClaimOverSeeds.from_dict(c) for c in numbers.get("incontext", {}).get("claims", [])]
-    return paths_in_words(claims)
+    return "\n\n".join(filter(None, [paths_in_words(claims), idealised_in_words(numbers)]))
 
 
 def readme_claims(numbers: dict[str, Any]) -> str:
@@ -282,6 +262,8 @@ def _recipe(config: Any) -> str:
     return (
         f"d = {model.d_model}, T = {task.seq_len}, K = {task.n_triggers}, {train.optimizer} lr {train.lr}, "
         f"batch {train.batch_size}, {train.steps} steps"
+        + ("" if model.ffn == "none" else f", {model.ffn} FFN")
+        + (" reading only w_E(z_t)" if model.ffn_reads == "token" else "")
     )
 
 

@@ -3,7 +3,8 @@
 from dataclasses import replace
 
 from induction_bigram.claims import Claim, aggregate_claims
-from induction_bigram.report.render import StudySection, paths_in_words, render_claims, render_report, what_holds
+from induction_bigram.report.in_words import idealised_in_words, paths_in_words
+from induction_bigram.report.render import StudySection, render_claims, render_report, what_holds
 from induction_bigram.studies import STUDIES
 
 
@@ -104,3 +105,19 @@ def test_what_holds_lists_the_findings_by_verdict_and_the_sanity_checks_apart():
     text = what_holds([replace(claims[0], id=1), replace(claims[1], id=2), replace(claims[2], id=3, role="sanity")])
     assert "- hold: 1 (2)" in text and "- fail: 2 (3)" in text and "- undecided: none" in text
     assert "0 of 1 hold" in text and "untested: the reference recipe" in text
+
+
+def test_the_idealised_twin_in_words_reads_the_means_over_seeds():
+    row = {"n": 3}
+    for key, (mean, low, high) in {
+        "idealised.paths.in_context_share_through_ffn": (0.0, 0.0, 0.0),
+        "paths.in_context_share_through_ffn": (0.95, 0.93, 0.97),
+        "idealised.hijack_thresholds.64.measured": (1.0, 1.0, 1.0),
+        "idealised.hijack_thresholds.128.measured": (4.0, 3.0, 5.0),
+        "hijack_thresholds.128.measured": (3.67, 2.23, 5.1),
+    }.items():
+        row |= {f"{key}.mean": mean, f"{key}.low": low, f"{key}.high": high}
+    words = idealised_in_words({"incontext": {"seeds": [row]}})
+    assert "0% [0%, 0%] of layer 2's effect through W_F, against 95% [93%, 97%]" in words
+    assert "n* at T = 128 is 4.00 [3.00, 5.00], the trained model's 3.67 [2.23, 5.10]" in words
+    assert idealised_in_words({"incontext": {"seeds": [{"n": 3}]}}) == ""  # no twin trained
