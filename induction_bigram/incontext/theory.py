@@ -13,10 +13,14 @@ lambda_o = C_O2[o, o] and alpha_q = C_K2[q, q] / sqrt(d), nothing fitted; 3. ``p
 up to a lambda scale and an alpha offset; 4. ``measured_attention``, lambda_o times layer 2's
 measured attention on the positions holding o (the read-out alone); 5. ``weights_only``
 (:mod:`.weights_only`), nothing fitted; 6. ``weights_only_fitted``, up to a layer-2 score scale
-and a read-out scale. Every rung is scored on three splits (:class:`Split`): a random half, the
-long prompts (T > T_train / 2) and the large counts (n > n_max / 2), fitted on the other prompts,
-with the cause decomposition of the weights-only rung. A fit is a test, never a knob: the splits
-are fixed before anything is fitted.
+and a read-out scale. Every rung is scored on four splits (:class:`Split`), with the cause
+decomposition of the weights-only rung. The prompts are drawn at random into a fit half, a
+validation quarter and a test quarter: every rung is fitted on the fit half, the best formula
+rung is picked by its R^2 on the validation quarter (``validation``: used in a selection, so not
+held out) and scored on the test quarter (``test``: used in no fit and no selection, held out).
+The long prompts (T > T_train / 2, all within T_train: the study's prompts never exceed it) and
+the large counts (n > n_max / 2) are held-out design cells, fitted on the other prompts and used
+in no selection. A fit is a test, never a knob: the splits are fixed before anything is fitted.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ def _formula(
 
 @dataclass(frozen=True)
 class Rung:
-    """One model of the ladder, scored on the held-out prompts.
+    """One model of the ladder, scored on one split's prompts (:class:`Split`).
 
     ``r2`` is per prompt; ``r2_cells`` compares the means over the prompts of each design
     cell (length, n_o, n_b), which averages out the read-out noise of single prompts.
@@ -108,11 +112,11 @@ def _fit_alpha(make_features, target: Tensor, grid: Tensor = ALPHA_GRID) -> tupl
 Prediction = tuple[str, str, Tensor, dict[str, float]]  # name, description, xi_o^IC, fitted values
 
 
-def _score(meas: Measurements, held_out: Tensor, prediction: Prediction) -> Rung:
-    """R^2 per prompt and per design cell (length, n_o, n_b), and rank agreement, on ``held_out``."""
+def _score(meas: Measurements, scored: Tensor, prediction: Prediction) -> Rung:
+    """R^2 per prompt and per design cell (length, n_o, n_b), and rank agreement, on ``scored``."""
     name, description, predicted, fitted = prediction
-    target, predicted = meas.ic_output[held_out].double(), predicted[held_out].double()
-    keys = (meas.length * 10_000 + meas.n_output * 100 + meas.n_rival)[held_out]
+    target, predicted = meas.ic_output[scored].double(), predicted[scored].double()
+    keys = (meas.length * 10_000 + meas.n_output * 100 + meas.n_rival)[scored]
     means = lambda v: torch.stack([v[keys == c].mean() for c in keys.unique()]) if len(v) else v  # noqa: E731
     scores = r_squared(predicted, target), r_squared(means(predicted), means(target)), spearman(predicted, target)
     return Rung(name, description, *scores, fitted)
@@ -163,17 +167,20 @@ def _causes(meas: Measurements) -> list[Prediction]:
 
 @dataclass(frozen=True)
 class Split:
-    """Every rung fitted on some prompts and scored on the others (docs/THEORY.md section 5.7).
+    """Every rung fitted on some prompts and scored on others (docs/THEORY.md section 5.7).
 
-    ``name`` is ``random_half``, ``long_prompts`` or ``large_counts``, ``held_out`` says in words
-    which prompts are scored (the others are fitted on); ``rungs`` are rungs 1-6, ``causes`` the
-    cause decomposition (:data:`CAUSES`, nothing fitted).
+    ``name`` is ``validation``, ``test``, ``long_prompts`` or ``large_counts`` (module doc);
+    ``scored`` says in words which prompts are scored, ``n_fit`` and ``n_scored`` how many are
+    fitted on and scored; ``held_out`` whether the scored prompts are used in no fit and no
+    selection (``validation``'s pick the formula rung, so they are not); ``rungs`` are rungs 1-6,
+    ``causes`` the cause decomposition (:data:`CAUSES`, nothing fitted).
     """
 
     name: str
-    held_out: str
+    scored: str
     n_fit: int
-    n_held_out: int
+    n_scored: int
+    held_out: bool
     rungs: list[Rung]
     causes: list[Rung]
 
@@ -183,26 +190,39 @@ class Split:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Split":
         rungs = {k: [Rung.from_dict(r) for r in data[k]] for k in ("rungs", "causes")}
-        return cls(data["name"], data["held_out"], data["n_fit"], data["n_held_out"], **rungs)
+        return cls(data["name"], data["scored"], data["n_fit"], data["n_scored"], data["held_out"], **rungs)
 
 
 def splits(
     meas: Measurements, diagonals: ProjectionDiagonals, seed: int, train_length: int, max_count: int
 ) -> dict[str, Split]:
-    """Score every rung and the cause decomposition on the random half and the two held-out-cell splits."""
-    half = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(seed)) < 0.5
-    held = {
-        "random_half": ("a random half of the prompts", half),
-        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", meas.length > train_length / 2),
-        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", meas.n > max_count / 2),
+    """Score every rung and the cause decomposition on the validation and test quarters (both
+    fitted on the fit half) and on the two held-out-cell splits (fitted on the other prompts)."""
+    draw = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(seed))
+    fit_half = draw < 0.5
+    plans = {  # name: (scored prompts in words, fitted on, scored, held out)
+        "validation": (
+            "a random quarter of the prompts (picks the formula rung)",
+            fit_half,
+            (draw >= 0.5) & (draw < 0.75),
+            False,
+        ),
+        "test": ("another random quarter of the prompts", fit_half, draw >= 0.75, True),
+        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", *_cells(meas.length > train_length / 2), True),
+        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", *_cells(meas.n > max_count / 2), True),
     }
     result = {}
-    for name, (text, held_out) in held.items():
-        fit = ~held_out
+    for name, (text, fit, scored, held_out) in plans.items():
         rungs = [*_formula_rungs(meas, diagonals, fit), *_weights_rungs(meas, fit)]
-        score = lambda predictions: [_score(meas, held_out, p) for p in predictions]  # noqa: E731
-        result[name] = Split(name, text, int(fit.sum()), int(held_out.sum()), score(rungs), score(_causes(meas)))
+        score = lambda predictions: [_score(meas, scored, p) for p in predictions]  # noqa: E731
+        counts = int(fit.sum()), int(scored.sum())
+        result[name] = Split(name, text, *counts, held_out, score(rungs), score(_causes(meas)))
     return result
+
+
+def _cells(scored: Tensor) -> tuple[Tensor, Tensor]:
+    """A held-out-cell split: fitted on every other prompt."""
+    return ~scored, scored
 
 
 # -- the consequences ------------------------------------------------------------------------------
@@ -213,8 +233,10 @@ class TheoryCheck:
     """docs/THEORY.md section 5's consequences, measured against the best formula rung.
 
     Attributes:
-        rungs: rungs 1-4 on the random half (held-out R^2 and rank agreement of xi_o^IC).
-        best: the formula rung (1-3) with the highest held-out R^2; its prediction is used below.
+        rungs: rungs 1-4 on the test quarter (R^2 and rank agreement of xi_o^IC), fitted on the
+            fit half.
+        best: the formula rung (1-3) with the highest R^2 on the validation quarter; its
+            prediction is used below, and its test-quarter R^2 is :attr:`test_r2`.
         splits: :func:`splits`, every rung and the cause decomposition on each split.
         growth: at each T, the mean measured xi_o^IC per count n: its rank correlation with n
             (``rank_with_variable``), the predicted means' rank agreement with it
@@ -241,12 +263,14 @@ class TheoryCheck:
     attention_correlation: float
 
     @property
-    def held_out_r2(self) -> float:
+    def test_r2(self) -> float:
+        """The best formula rung's R^2 per prompt on the test quarter (used in no fit and no selection)."""
         return next(r.r2 for r in self.rungs if r.name == self.best)
 
     @property
     def weights_only_r2(self) -> float:
-        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts."""
+        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts (within
+        T_train; nothing fitted)."""
         return self.splits["long_prompts"].rung("weights_only").r2
 
     def to_dict(self) -> dict:
@@ -289,12 +313,14 @@ def check_theory(
     train_length: int | None = None,
     max_count: int | None = None,
 ) -> TheoryCheck:
-    """Run the ladder on every split and test each consequence with the best formula rung
-    (``train_length`` and ``max_count`` place the held-out cells; default: the largest T and n)."""
+    """Run the ladder on every split and test each consequence with the best formula rung, picked
+    on the validation quarter (``train_length`` and ``max_count`` place the held-out cells;
+    default: the largest T and n)."""
     train_length = int(meas.length.max()) if train_length is None else train_length
     scored = splits(meas, diagonals, seed, train_length, int(meas.n.max()) if max_count is None else max_count)
-    rungs = scored["random_half"].rungs[:4]
-    best = max(rungs[:3], key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
+    rungs = scored["test"].rungs[:4]
+    picked = max(scored["validation"].rungs[:3], key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
+    best = next(r for r in rungs if r.name == picked.name)  # the same fit (the fit half), scored on the test quarter
     predicted = rung_prediction(meas, diagonals, best)
     measured_cells = _cell_means(meas, meas.ic_output)
     predicted_cells = _cell_means(meas, predicted)

@@ -352,15 +352,20 @@ def _incontext(section: StudySection) -> list[str]:
         return f"{r.r2:.3f} ({r.r2_cells:.3f})"
 
     rows = [[name, *(cell(split, name) for split in splits)] for name in names]
-    header = ["rung / cause step", *(f"{s.name}: held out {s.held_out} ({s.n_held_out} prompts)" for s in splits)]
+    header = [
+        "rung / cause step",
+        *(f"{s.name}: {s.scored} ({s.n_scored} prompts{'' if s.held_out else ', not held out'})" for s in splits),
+    ]
     return [
         f"{_recipe(result.config)}, FFN {result.config.model.ffn}: {trained}{kl}.",
         "",
         paths_in_words(section.claims_over_seeds),
         "",
         "xi_o^IC (at path level: every path from layer 2's head, docs/THEORY.md section 4.1) predicted by "
-        "each rung of docs/THEORY.md section 5.7, fitted on the other prompts and scored on "
-        "the held-out ones: R^2 per prompt (R^2 of the per-cell means). The cause steps put the model's real "
+        "each rung of docs/THEORY.md section 5.7, fitted on a random half (validation, test) or on the other prompts "
+        "(the long prompts, all within T_train, and the large counts) and scored on the column's prompts: R^2 per "
+        "prompt (R^2 of the per-cell means); the validation quarter picks the formula rung, so it is not held out, "
+        "and the test quarter scores it. The cause steps put the model's real "
         "layer-1 attention, then layer-2 attention, then value read-out back into the weights-only prediction.",
         "",
         *_table(header, rows),

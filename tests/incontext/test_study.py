@@ -103,10 +103,8 @@ def test_figures_come_from_the_result_alone(finished):
     assert all(isinstance(f, Figure) for f in figs.values())
     bars = figs["logit_parts.png"].axes[0].get_legend().get_texts()
     best, weights = (ax.get_title() for ax in figs["theory_fit.png"].axes)
-    assert "fitted on a random half" in best and "R^2 on the other half" in best
-    assert (
-        "weights only, nothing fitted" in weights and f"R^2 on {back.check.splits['long_prompts'].held_out}" in weights
-    )
+    assert "fitted on a random half, picked on a quarter" in best and "R^2 on the other quarter (test)" in best
+    assert "weights only, nothing fitted" in weights and f"R^2 on {back.check.splits['long_prompts'].scored}" in weights
     assert bars[0].get_text() == f"o = {back.vocab[back.example_output]!r}"
 
 
