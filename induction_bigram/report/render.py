@@ -324,12 +324,30 @@ def _formation(section: StudySection) -> list[str]:
         [name, f"{v['lr']:g}", *(str(v["formation"][m]) for m in memories), f"{v['final_in_context_accuracy']:.3f}"]
         for name, v in summary.items()
     ]
+    rows += [
+        [
+            f"{run.optimizer} (grid)",
+            f"{run.lr:g}",
+            *(str(run.formation[m]) for m in memories),
+            f"{run.in_context_accuracy[-1]:.3f}",
+        ]
+        for run in result.grid
+    ]
     header = ["optimizer", "lr", *(f"{m} forms at step" for m in memories), "final in-context accuracy"]
+    grid = config.formation
+    grid_text = (
+        f" The grid rows train each optimizer again at {', '.join(f'{f:g}x' for f in grid.grid_lr_factors)} its "
+        f"preset's rate; claims 35-38 read them at levels {', '.join(f'{v:g}' for v in grid.grid_levels)} with "
+        "W_K2 among the triggers and among every token, and take each seed's smallest difference over the cells."
+        if result.grid
+        else ""
+    )
     return [
         f"Every step scored (d = {config.model.d_model}, T = {config.task.seq_len}, K = {config.task.n_triggers}, "
         f"batch {config.train.batch_size}, {config.train.steps} steps; each optimizer at the rate in the table); "
         "a memory forms at the first step from which its "
-        f"chance-normalised recall stays >= {result.config.formation.level:g} (docs/THEORY.md section 3.6).",
+        f"chance-normalised recall stays >= {result.config.formation.level:g} (docs/THEORY.md section 3.6)."
+        + grid_text,
         "",
         *_table(header, rows),
     ]
