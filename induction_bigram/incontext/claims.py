@@ -66,6 +66,7 @@ def _theory_claims(check: TheoryCheck, best: Rung, path_level: bool) -> list[Cla
             threshold=0.8,
             direction=">=",
             statistic="rank correlation of the measured mean xi_o^IC with n (mean over T)",
+            bounds=(-1.0, 1.0),
         ),
         Claim(
             section("5.2"),
@@ -75,6 +76,7 @@ def _theory_claims(check: TheoryCheck, best: Rung, path_level: bool) -> list[Cla
             threshold=0.8,
             direction=">=",
             statistic="rank correlation of the measured mean xi_o^IC with -T (mean over n >= 1)",
+            bounds=(-1.0, 1.0),
         ),
         Claim(
             section("5.3"),
@@ -128,6 +130,7 @@ def _fallback(result: InContextResult) -> Claim:
         threshold=0.9,
         direction=">=",
         statistic="share of n = 0 prompts whose top-1 is g",
+        bounds=(0.0, 1.0),
     )
 
 
