@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from induction_bigram import ConfigError, ModelShapeError, preset
+from induction_bigram.claims import registered
 from induction_bigram.files import dumps_json, json_safe
 from induction_bigram.incontext import PRESETS, InContextConfig, InContextResult, analyse, claims, run
 from induction_bigram.incontext.figures import figures
@@ -124,6 +125,8 @@ def test_claims_judge_their_thresholds(finished):
         return [c.held for c in claims(InContextResult.from_dict(data))]
 
     found = claims(result)
+    ids = [registered("incontext", c).id for c in found]  # 5 and 5.7 on honest splits: claims 39-42 (issue 28)
+    assert ids == [39, 11, 12, 13, 14, 15, 41, 17, 18, 19, 40, 29, 30, 31, 32, 42, 34]
     first = ["5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.7", "6", "6", "6"]  # registered first, in their order
     later = [f"4.1, {n}" for n in ("5", "5.1", "5.2", "5.3", "5.4", "5.7")] + ["4.1"]
     assert [c.section for c in found] == first + later
