@@ -167,7 +167,8 @@ def _preset_full() -> FormationConfig:
 
 def _preset_grid() -> FormationConfig:
     """``quick`` at 600 steps, plus the grid (module doc): each optimizer also at 1x and 3x its
-    preset's rate, read at levels 0.5 and 0.8 (six runs, about 2.5 minutes a seed on one CPU core)."""
+    preset's rate, read at levels 0.5 and 0.8 (six runs a seed: 8.5 to 20 minutes a seed on CPU
+    cores shared with other jobs, docs/report-formation-grid/formation/runs.csv)."""
     return FormationConfig.of_run(
         _quick_run(600, 128), formation=FormationSettings(grid_lr_factors=(1.0, 3.0), grid_levels=(0.5, 0.8))
     )

@@ -97,8 +97,10 @@ def _test() -> ReproduceConfig:
 
 def _formation_grid() -> ReproduceConfig:
     """The formation study alone at its ``grid`` preset over 10 seeds: the order judged over the
-    grid (claims 35-38, docs/THEORY.md section 3.6). Too slow for ``quick`` (60 runs): 13 minutes
-    on 2 CPU cores (docs/report-formation-grid)."""
+    grid (claims 35-38, docs/THEORY.md section 3.6). Too slow for ``quick`` (60 runs of 600
+    steps): docs/report-formation-grid took 48 minutes of wall time on 2 CPU cores shared with
+    other jobs (load average 12-15): 12 minutes two seeds at a time, then 36 resumed four at a
+    time (``--set reproduce.cpus_per_run=0.5``); on idle cores it was not timed."""
     settings = ReproduceSettings(seeds=10, studies=("formation",))
     return dataclasses.replace(_quick(), formation=FORMATION["grid"], reproduce=settings)
 
