@@ -13,14 +13,11 @@ lambda_o = C_O2[o, o] and alpha_q = C_K2[q, q] / sqrt(d), nothing fitted; 3. ``p
 up to a lambda scale and an alpha offset; 4. ``measured_attention``, lambda_o times layer 2's
 measured attention on the positions holding o (the read-out alone); 5. ``weights_only``
 (:mod:`.weights_only`), nothing fitted; 6. ``weights_only_fitted``, up to a layer-2 score scale
-and a read-out scale. Every rung is scored on four splits (:class:`Split`), with the cause
-decomposition of the weights-only rung. The prompts are drawn at random into a fit half, a
-validation quarter and a test quarter: every rung is fitted on the fit half, the best formula
-rung is picked by its R^2 on the validation quarter (``validation``: used in a selection, so not
-held out) and scored on the test quarter (``test``: used in no fit and no selection, held out).
-The long prompts (T > T_train / 2, all within T_train: the study's prompts never exceed it) and
-the large counts (n > n_max / 2) are held-out design cells, fitted on the other prompts and used
-in no selection. A fit is a test, never a knob: the splits are fixed before anything is fitted.
+and a read-out scale. Every rung, and the cause decomposition of rung 5, is scored on four
+splits (:class:`Split`): fitted on a random half, the best formula rung picked on a quarter
+(``validation``, not held out) and scored on the other (``test``: in no fit, no selection); the
+long prompts (T > T_train / 2, all within T_train) and large counts (n > n_max / 2), held-out
+cells fitted on the other prompts. The splits are fixed before anything is fitted.
 """
 
 from __future__ import annotations
@@ -77,11 +74,8 @@ def _formula(
 
 @dataclass(frozen=True)
 class Rung:
-    """One model of the ladder, scored on one split's prompts (:class:`Split`).
-
-    ``r2`` is per prompt; ``r2_cells`` compares the means over the prompts of each design
-    cell (length, n_o, n_b), which averages out the read-out noise of single prompts.
-    """
+    """One model of the ladder, scored on one split's prompts (:class:`Split`): ``r2`` per prompt,
+    ``r2_cells`` of the means per design cell (length, n_o, n_b), averaging out single prompts."""
 
     name: str
     description: str
@@ -167,14 +161,9 @@ def _causes(meas: Measurements) -> list[Prediction]:
 
 @dataclass(frozen=True)
 class Split:
-    """Every rung fitted on some prompts and scored on others (docs/THEORY.md section 5.7).
-
-    ``name`` is ``validation``, ``test``, ``long_prompts`` or ``large_counts`` (module doc);
-    ``scored`` says in words which prompts are scored, ``n_fit`` and ``n_scored`` how many are
-    fitted on and scored; ``held_out`` whether the scored prompts are used in no fit and no
-    selection (``validation``'s pick the formula rung, so they are not); ``rungs`` are rungs 1-6,
-    ``causes`` the cause decomposition (:data:`CAUSES`, nothing fitted).
-    """
+    """Every rung fitted on some prompts and scored on others (docs/THEORY.md section 5.7): ``name``
+    (module doc), the ``scored`` prompts in words, ``n_fit`` and ``n_scored``, ``held_out`` (used in
+    no fit and no selection; not ``validation``'s), rungs 1-6 and the ``causes`` (:data:`CAUSES`)."""
 
     name: str
     scored: str
@@ -196,33 +185,21 @@ class Split:
 def splits(
     meas: Measurements, diagonals: ProjectionDiagonals, seed: int, train_length: int, max_count: int
 ) -> dict[str, Split]:
-    """Score every rung and the cause decomposition on the validation and test quarters (both
-    fitted on the fit half) and on the two held-out-cell splits (fitted on the other prompts)."""
+    """Score every rung and the cause decomposition on each of the four splits (module doc)."""
     draw = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(seed))
-    fit_half = draw < 0.5
+    half, long, large = draw < 0.5, meas.length > train_length / 2, meas.n > max_count / 2
     plans = {  # name: (scored prompts in words, fitted on, scored, held out)
-        "validation": (
-            "a random quarter of the prompts (picks the formula rung)",
-            fit_half,
-            (draw >= 0.5) & (draw < 0.75),
-            False,
-        ),
-        "test": ("another random quarter of the prompts", fit_half, draw >= 0.75, True),
-        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", *_cells(meas.length > train_length / 2), True),
-        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", *_cells(meas.n > max_count / 2), True),
+        "validation": ("a random quarter (picks the formula rung)", half, (draw >= 0.5) & (draw < 0.75), False),
+        "test": ("another random quarter", half, draw >= 0.75, True),
+        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", ~long, long, True),
+        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", ~large, large, True),
     }
     result = {}
     for name, (text, fit, scored, held_out) in plans.items():
         rungs = [*_formula_rungs(meas, diagonals, fit), *_weights_rungs(meas, fit)]
-        score = lambda predictions: [_score(meas, scored, p) for p in predictions]  # noqa: E731
-        counts = int(fit.sum()), int(scored.sum())
-        result[name] = Split(name, text, *counts, held_out, score(rungs), score(_causes(meas)))
+        rungs, causes = ([_score(meas, scored, p) for p in predictions] for predictions in (rungs, _causes(meas)))
+        result[name] = Split(name, text, int(fit.sum()), int(scored.sum()), held_out, rungs, causes)
     return result
-
-
-def _cells(scored: Tensor) -> tuple[Tensor, Tensor]:
-    """A held-out-cell split: fitted on every other prompt."""
-    return ~scored, scored
 
 
 # -- the consequences ------------------------------------------------------------------------------
@@ -233,10 +210,9 @@ class TheoryCheck:
     """docs/THEORY.md section 5's consequences, measured against the best formula rung.
 
     Attributes:
-        rungs: rungs 1-4 on the test quarter (R^2 and rank agreement of xi_o^IC), fitted on the
-            fit half.
+        rungs: rungs 1-4 on the test quarter (R^2 and rank agreement of xi_o^IC).
         best: the formula rung (1-3) with the highest R^2 on the validation quarter; its
-            prediction is used below, and its test-quarter R^2 is :attr:`test_r2`.
+            prediction is used below (its test R^2: :attr:`test_r2`).
         splits: :func:`splits`, every rung and the cause decomposition on each split.
         growth: at each T, the mean measured xi_o^IC per count n: its rank correlation with n
             (``rank_with_variable``), the predicted means' rank agreement with it
@@ -269,8 +245,7 @@ class TheoryCheck:
 
     @property
     def weights_only_r2(self) -> float:
-        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts (within
-        T_train; nothing fitted)."""
+        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts (<= T_train)."""
         return self.splits["long_prompts"].rung("weights_only").r2
 
     def to_dict(self) -> dict:
@@ -313,9 +288,8 @@ def check_theory(
     train_length: int | None = None,
     max_count: int | None = None,
 ) -> TheoryCheck:
-    """Run the ladder on every split and test each consequence with the best formula rung, picked
-    on the validation quarter (``train_length`` and ``max_count`` place the held-out cells;
-    default: the largest T and n)."""
+    """Run the ladder on every split and test each consequence with the formula rung picked on the
+    validation quarter (``train_length``, ``max_count``: the held-out cells; default the largest)."""
     train_length = int(meas.length.max()) if train_length is None else train_length
     scored = splits(meas, diagonals, seed, train_length, int(meas.n.max()) if max_count is None else max_count)
     rungs = scored["test"].rungs[:4]

@@ -17,28 +17,15 @@ memory first points the right way, not when it is large enough to steer attentio
 :func:`claims` turns the steps into differences, one claim per predicted pair and optimizer,
 each judged over seeds by its 95% t-interval (section 8).
 
-**The grid** (``formation.grid_lr_factors``, the ``grid`` preset; registered claims 35-38). One
-setting can order the memories by how it measures them, so the order is also judged over every
-cell of a grid, and holds only where it holds in all of them: each optimizer trained again at
-``grid_lr_factors`` times its preset's rate (``reference``'s for SGD, ``quick``'s for AdamW: the
-rates above are 3x and 10x those), each run read at every level of ``grid_levels`` and with W_K^2
-in both conventions (among the K triggers, and among every token, where it has W_O^2's N
-candidates). The statistic of a seed is the smallest difference over the cells. The comparison is
-not of like with like, and the grid is how this module deals with it rather than a correction:
-
-- W_K^2 has K items (5 in the presets), W_O^2 N (65): W_K^2's normalised recall moves in steps
-  of 1 / (K - 1) = 0.25 among the triggers, so level 0.5 means 3 of the 5 triggers ranked first
-  and level 0.8 all 5 (among every token too), while W_O^2 needs 33 or 53 of 65 tokens. Requiring
-  the level to be kept to the end makes the few-item memory form later, not earlier: its single
-  batch noise is larger. Both levels are in the grid.
-- Under AdamW W_K^2's recall jumps from 0.2 to 0.6 on its first step (seed 0 at rate 0.03: formed
-  at step 2; under SGD at step 21): Adam's first update is lr * g / |g| in every coordinate, so
-  W_K^2's weak first gradient moves it as far as W_O^2's strong one. The grid's preset rate makes
-  that step 10x smaller than ``adamw_lr``'s, and level 0.8 asks for every trigger.
-- A memory that has not formed by the last step counts as formed one step after it: the
-  difference is then a bound that never turns a failed order into a held one (the first memory
-  unformed makes it negative, the second unformed a lower bound on a positive one); both unformed
-  leaves it undefined.
+**The grid** (``formation.grid_lr_factors``, the ``grid`` preset; claims 35-38; docs/THEORY.md
+section 3.6 says why): each optimizer trained again at ``grid_lr_factors`` times its preset's rate
+(``reference``'s for SGD, ``quick``'s for AdamW; ``sgd_lr`` and ``adamw_lr`` are 3.3x and 10x
+those), each run read at every level of ``grid_levels`` with W_K^2 among the triggers and among
+every token. The comparison is not of like with like (W_K^2 has K = 5 items, W_O^2 N = 65; under
+AdamW W_K^2 reaches level 0.5, 3 of 5 triggers, on its first nonzero step): the grid judges the
+order under each of these choices, and a seed's statistic is its smallest difference over the
+cells. A memory not formed by the last step counts as formed one step after it, a bound that
+never turns a failed order into a held one (neither formed: undefined).
 """
 
 import dataclasses
@@ -46,9 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from induction_bigram.anymodel.memory_scores import Projection, memory_margin, recall_at_1
 from induction_bigram.claims import Claim
@@ -92,9 +77,8 @@ class FormationSettings:
             (module doc); empty: no grid.
         grid_levels: the grid's levels.
 
-    The default rates are above the presets' own (0.03 for both: 3.3x for SGD, 10x for AdamW), at
-    which W_K^1 does not form within a few hundred steps at d = T = 64 (AdamW, seed 0); at these
-    all three do, on a CPU in minutes. The grid judges the order at the presets' rates too.
+    The default rates are 3.3x (SGD) and 10x (AdamW) the presets' 0.03, at which AdamW's W_K^1
+    does not form within 300 steps at d = T = 64; the grid judges the order at the presets' rates.
     """
 
     optimizers: tuple[Optimizer, ...] = ("sgd", "adamw")
@@ -384,10 +368,8 @@ def claims(result: FormationResult) -> list[Claim]:
 
 
 def _grid_claims(result: FormationResult) -> list[Claim]:
-    """Claims 35-38 (module doc): per optimizer and predicted pair, the smallest bounded
-    difference over the grid's cells, > 0 as predicted; none without a grid. Registered for the
-    grid of rates 1x and 3x, levels 0.5 and 0.8: another grid is refused, not judged under
-    their statistic."""
+    """Claims 35-38 (module doc): per optimizer and predicted pair, the smallest bounded difference
+    over the grid's cells, > 0 as predicted; none without a grid, and another grid is refused."""
     settings = result.config.formation
     if not settings.grid_lr_factors:
         return []
@@ -415,37 +397,3 @@ def _grid_claims(result: FormationResult) -> list[Claim]:
                 )
             )
     return out
-
-
-def figures(result: FormationResult) -> dict[str, Figure]:
-    """``formation.png``: per optimizer (columns), the chance-normalised recall (top: the level
-    and each formation step dotted) and the margin (bottom) of every memory against the step,
-    linear to step 10 and logarithmic after, so that the first steps stay visible."""
-    columns = len(result.runs)
-    fig = Figure(figsize=(5.5 * columns, 7), layout="constrained")
-    axes = np.asarray(fig.subplots(2, columns, sharex="col", squeeze=False))
-    level = result.config.formation.level
-    for column, run in enumerate(result.runs):
-        recall_ax, margin_ax = axes[:, column]
-        for name in SERIES:
-            color, style = f"C{SERIES.index(name.split()[0])}", "--" if "vocabulary" in name else "-"
-            formed = run.formation[name]
-            label = f"{name} (formed at {formed})" if formed is not None else f"{name} (not formed)"
-            recall_ax.plot(run.steps, run.normalised[name], style, color=color, label=label)
-            margin_ax.plot(run.steps, run.margin[name], style, color=color)
-            if formed is not None and style == "-":
-                recall_ax.axvline(formed, color=color, linestyle=":", linewidth=1)
-        recall_ax.plot(run.steps, run.in_context_accuracy, color="black", linewidth=0.8, label="in-context accuracy")
-        recall_ax.axhline(level, color="grey", linestyle=":", linewidth=1)
-        recall_ax.set(
-            title=f"{NAMES[run.optimizer]}, lr {run.lr:g}",
-            ylabel="(recall - chance) / (1 - chance)",
-            ylim=(-0.1, 1.05),
-        )
-        margin_ax.axhline(0, color="grey", linewidth=0.8)
-        margin_ax.set(xlabel="training step", ylabel="margin (off-target std)")
-        margin_ax.set_xscale("symlog", linthresh=10)
-        margin_ax.set_xlim(0, run.steps[-1])
-        # the bottom right is empty once the memories have formed; the top has no free corner
-        margin_ax.legend(*recall_ax.get_legend_handles_labels(), fontsize=7, loc="lower right")
-    return {"formation.png": fig}

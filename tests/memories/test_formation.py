@@ -10,6 +10,7 @@ from induction_bigram.anymodel.memory_scores import Projection, recall_at_1
 from induction_bigram.claims import aggregate_claims, registered
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.files import dumps_json
+from induction_bigram.memories.figures import formation_figures as figures
 from induction_bigram.memories.formation import (
     PRESETS,
     SERIES,
@@ -17,7 +18,6 @@ from induction_bigram.memories.formation import (
     OptimizerRun,
     chance_recall,
     claims,
-    figures,
     formation_step,
     normalised_recall,
     run,

@@ -70,6 +70,6 @@ def test_a_preset_can_run_one_study_and_the_formation_grid_reaches_numbers_json(
     assert [name for name in STUDIES if name in numbers] == ["formation"]
     ids = [c["id"] for c in numbers["formation"]["claims"]]
     assert ids == [6, 7, 35, 36] and all(c["n_seeds"] == 2 for c in numbers["formation"]["claims"])
-    assert "sgd (grid)" in report.read_text() and "claims 35-38 read them" in report.read_text()
+    assert "sgd (grid)" in report.read_text() and "Grid rows: each optimizer at 1x, 3x" in report.read_text()
     with pytest.raises(Exception, match="reproduce.studies: unknown study 'nope'"):
         PRESETS["test"].with_overrides(["reproduce.studies=nope"])
