@@ -15,7 +15,10 @@ renders them. A claim is one of three kinds:
 :func:`aggregate_claims` judges each claim over seeds: a threshold claim holds when the whole
 95% t-interval of its value over seeds clears the threshold, fails when the whole interval lies
 on the wrong side, and is undecided otherwise; a yes/no claim holds when it held in every seed,
-fails when it failed in every seed, and is undecided otherwise.
+fails when it failed in every seed, and is undecided otherwise. The interval is the t interval
+of per-seed means (:mod:`induction_bigram.intervals`: over training seeds, each seed's value
+already a mean over its prompts), clipped to the statistic's range where the claim gives one
+(``bounds``).
 
 **The registry** (``claims_registry.json``, :func:`registry`): every claim a study makes is
 registered with an id, its statement, statistic, threshold and direction, its role (a *finding*,
@@ -68,6 +71,8 @@ class Claim:
             with a threshold, so a threshold is never shown without what it bounds; for a
             yes/no claim, the test that gives ``held``.
         reported: measured and shown only, not judged.
+        bounds: the statistic's range, ``(low, high)`` (an accuracy ``(0, 1)``; ``None``:
+            unbounded); the interval over seeds is clipped to it.
     """
 
     section: str
@@ -79,6 +84,7 @@ class Claim:
     direction: Direction | None = None
     reported: bool = False
     statistic: str | None = None
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         value = None if self.value is None or math.isnan(self.value) else float(self.value)
@@ -111,6 +117,8 @@ class Claim:
         data = dict(data)
         if "value" not in data and data.get("held") is None:  # written before claims had values
             data.setdefault("reported", True)
+        if data.get("bounds") is not None:
+            data["bounds"] = tuple(data["bounds"])
         return cls(**data)
 
 
@@ -131,7 +139,8 @@ class ClaimOverSeeds:
         section, statement, kind, threshold, direction, statistic: as in every seed's :class:`Claim`.
         n_seeds: how many seeds made the claim.
         mean, low, high: mean of the value over the seeds that define it and its 95% t-interval
-            (``None`` when no seed has a value; ``low == high`` for one seed).
+            of per-seed means, clipped to ``bounds`` (``None`` when no seed has a value;
+            ``low == high`` for one seed).
         n_values: how many seeds define the value.
         held_per_seed: each seed's verdict.
         measured: each seed's ``measured`` text.
@@ -156,6 +165,7 @@ class ClaimOverSeeds:
     statistic: str | None = None
     id: int | None = None
     role: Role = "finding"
+    bounds: tuple[float, float] | None = None
 
     @property
     def verdict(self) -> str:
@@ -194,6 +204,7 @@ class ClaimOverSeeds:
     def from_dict(cls, data: dict[str, Any]) -> "ClaimOverSeeds":
         """Rebuild from :meth:`to_dict` output (``numbers.json``; the derived keys are dropped)."""
         kept = {k: v for k, v in data.items() if k not in ("verdict", "text")}
+        kept |= {"bounds": tuple(kept["bounds"])} if kept.get("bounds") is not None else {}
         return cls(**kept | {k: tuple(kept[k]) for k in ("held_per_seed", "measured")})
 
 
@@ -211,12 +222,12 @@ def _judge(mean_low_high: tuple[float, float, float], direction: Direction, thre
 def _over_seeds(seeds: list[Claim], level: float) -> ClaimOverSeeds:
     first = seeds[0]
     for c in seeds[1:]:
-        key = lambda claim: (claim.kind, claim.threshold, claim.direction, claim.statistic)  # noqa: E731
+        key = lambda claim: (claim.kind, claim.threshold, claim.direction, claim.statistic, claim.bounds)  # noqa: E731
         if key(c) != key(first):
             raise ValueError(f"claim ({first.section}) {first.statement!r} differs in kind or threshold across seeds")
     helds = [c.held for c in seeds]
     values = [c.value for c in seeds if c.value is not None]
-    interval = mean_interval(values, level) if values else None
+    interval = mean_interval(values, level, first.bounds) if values else None
     if first.kind == "reported":
         held = None
     elif first.kind == "threshold" and interval is not None and len(values) == len(seeds):
@@ -240,6 +251,7 @@ def _over_seeds(seeds: list[Claim], level: float) -> ClaimOverSeeds:
         held,
         level,
         first.statistic,
+        bounds=first.bounds,
     )
 
 

@@ -1,5 +1,14 @@
 """Student-t intervals over seeds, for judging a claim (docs/THEORY.md section 8).
 
+Which interval: the t interval of per-seed means. Each seed contributes one number (its
+statistic, itself a mean or a fit over that seed's evaluation prompts), and the interval is
+mean -+ t s / sqrt(n) over those n numbers: it covers the spread between training seeds, not the
+sampling of prompts within a seed (the prompts are the same in every seed). Where the statistic
+has a range (an accuracy in [0, 1], a rank correlation in [-1, 1], an R^2 at most 1) the interval
+is clipped to it (``bounds``): the t interval is symmetric and can run past a bound that no seed
+can cross. Clipping moves only an end that lies outside the range, where no threshold inside the
+range lies, so it never changes a verdict.
+
 No scipy: the t quantile is computed here. For integer degrees of freedom up to 1000 the
 central probability P(|T| <= t) has a closed form as a finite sum in theta = atan(t / sqrt(df))
 (Abramowitz & Stegun 26.7.3-4), inverted by bisection to float precision; beyond that the
@@ -80,10 +89,13 @@ def t_quantile(p: float, df: int) -> float:
     return math.sqrt(df) * math.tan((low + high) / 2)
 
 
-def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
+def mean_interval(values: Sequence[float], level: float = 0.95, bounds: tuple[float, float] | None = None) -> Interval:
     """Mean of ``values`` (one per seed) and its two-sided Student-t interval at ``level``:
-    mean -+ t_{(1 + level) / 2, n - 1} s / sqrt(n) (docs/THEORY.md section 8). One value gives
-    the zero-width interval (v, v, v): a single seed, no interval."""
+    mean -+ t_{(1 + level) / 2, n - 1} s / sqrt(n) (docs/THEORY.md section 8), clipped to
+    ``bounds`` (the statistic's range, e.g. ``(0, 1)`` for an accuracy; module doc). One value
+    gives the zero-width interval (v, v, v): a single seed, no interval."""
+    if bounds is not None and not bounds[0] < bounds[1]:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds}")
     values = [float(v) for v in values]
     if not values:
         raise ValueError("mean_interval needs at least one value")
@@ -97,4 +109,7 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
         return Interval(mean, mean, mean)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, low, high)

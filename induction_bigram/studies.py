@@ -19,7 +19,7 @@ from induction_bigram.incontext.figures import figures as incontext_figures
 from induction_bigram.lengths.figures import figures as lengths_figures
 from induction_bigram.memories import capacity, formation
 from induction_bigram.memories import study as memories
-from induction_bigram.memories.figures import capacity_figures, memory_figures
+from induction_bigram.memories.figures import capacity_figures, formation_figures, memory_figures
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ STUDIES: dict[str, Study] = {
         formation.PRESETS,
         formation.run,
         formation.FormationResult,
-        formation.figures,
+        formation_figures,
         formation.claims,
     ),
     "incontext": Study(

@@ -17,14 +17,13 @@ from induction_bigram.config import ModelConfig, RunConfig, TaskConfig, TrainCon
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shakespeare_text_path() -> Path | None:
-    """The corpus text, if this machine has it (it is never committed)."""
-    candidates = [
-        os.environ.get("INDUCTION_BIGRAM_SHAKESPEARE", ""),
-        REPO.parent / "shared" / "data" / "tinyshakespeare.txt",
-        Path("/work/shared/data/tinyshakespeare.txt"),
-    ]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+def shakespeare_text_path(root: Path = REPO) -> Path | None:
+    """The corpus text, if this machine has it (it is never committed): ``INDUCTION_BIGRAM_SHAKESPEARE``,
+    else ``shared/data/tinyshakespeare.txt`` beside the repository root (where CI keeps it,
+    ``../shared/data``) or beside any folder above it (a git worktree nested deeper)."""
+    named = os.environ.get("INDUCTION_BIGRAM_SHAKESPEARE", "")
+    above = [folder / "shared" / "data" / "tinyshakespeare.txt" for folder in root.absolute().parents]
+    return next((Path(c) for c in [named, *above] if c and Path(c).is_file()), None)
 
 
 def run_benchmark(script: str, *args: str) -> str:

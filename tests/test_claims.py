@@ -2,10 +2,11 @@
 (induction_bigram.claims, docs/THEORY.md section 8)."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
-from induction_bigram.claims import Claim, aggregate_claims, compare
+from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, compare
 
 
 def threshold(value, direction=">=", at=0.9, section="2", statement="learns the task"):
@@ -167,3 +168,17 @@ def test_a_claim_missing_from_a_seed_is_an_error_that_names_it():
         aggregate_claims([[a], [threshold(0.95, at=0.8, statement="accuracy")]])
     with pytest.raises(ValueError):
         aggregate_claims([])
+
+
+def test_a_claims_interval_is_clipped_to_its_range_and_its_verdict_is_unchanged():
+    """An accuracy's interval over seeds stays within [0, 1]; clipping moves only an end beyond the
+    range, where no threshold lies, so the verdict is the unclipped one."""
+    values = (0.62, 0.99, 0.97)
+    bounded = [[replace(threshold(v), bounds=(0.0, 1.0))] for v in values]
+    (c,) = aggregate_claims(bounded)
+    (unclipped,) = aggregate_claims([[threshold(v)] for v in values])
+    assert unclipped.high > 1.0 and c.high == 1.0 and c.low == unclipped.low and c.mean == unclipped.mean
+    assert c.held is unclipped.held is None and c.bounds == (0.0, 1.0)
+    assert ClaimOverSeeds.from_dict(c.to_dict()) == c and Claim.from_dict(bounded[0][0].to_dict()) == bounded[0][0]
+    with pytest.raises(ValueError, match="differs in kind or threshold"):
+        aggregate_claims([bounded[0], [threshold(0.9)]])  # a range that differs between seeds

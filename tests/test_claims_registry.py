@@ -15,7 +15,7 @@ import pytest
 from induction_bigram.claims import REGISTRY, Claim, RegisteredClaim, registered, registry
 from tests.conftest import REPO
 
-NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
+REPORTS = ("report-quick", "report-formation-grid")  # the generated reports in docs/
 PATH = str(REGISTRY.relative_to(REPO))
 CHANGEABLE = {"superseded_by", "last_verdict"}  # what may be added to an entry once it is superseded
 
@@ -27,8 +27,9 @@ def _git(*args: str) -> str:
     return done.stdout
 
 
-def test_every_claim_the_report_judges_is_registered_with_its_id():
-    numbers = json.loads(NUMBERS.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("report", REPORTS)
+def test_every_claim_the_report_judges_is_registered_with_its_id(report):
+    numbers = json.loads((REPO / "docs" / report / "numbers.json").read_text(encoding="utf-8"))
     for study, data in numbers.items():
         if not isinstance(data, dict) or "claims" not in data:
             continue

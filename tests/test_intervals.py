@@ -68,3 +68,20 @@ def test_one_value_is_a_zero_width_interval():
 def test_mean_interval_needs_finite_values(values):
     with pytest.raises(ValueError):
         mean_interval(values)
+
+
+def test_an_interval_is_clipped_to_the_statistics_range():
+    """The t interval of per-seed means runs past a bound that no seed can cross (issue 28's
+    rpe 4x accuracies gave [-0.10, 1.21]); clipped, each end stays in the range, the mean does
+    not move, and an interval already inside it is unchanged."""
+    values = [0.05, 0.95, 0.5]
+    wide, clipped = mean_interval(values), mean_interval(values, bounds=(0.0, 1.0))
+    assert wide.low < 0.0 and wide.high > 1.0
+    assert clipped == (wide.mean, 0.0, 1.0)
+    one_sided = mean_interval([0.97, 0.99, 1.0], bounds=(0.0, 1.0))
+    assert one_sided.high == 1.0 and one_sided.low == mean_interval([0.97, 0.99, 1.0]).low > 0.0
+    inside = [0.4, 0.5, 0.6]
+    assert mean_interval(inside, bounds=(0.0, 1.0)) == mean_interval(inside)
+    assert mean_interval([-0.9, 1.0], bounds=(-1.0, 1.0)).low == -1.0
+    with pytest.raises(ValueError, match="bounds must be"):
+        mean_interval(values, bounds=(1.0, 0.0))

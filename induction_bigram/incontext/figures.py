@@ -193,10 +193,10 @@ def figures(result: InContextResult) -> dict[str, Figure]:
             result.prediction,
             meas.length,
             meas.n_output,
-            f"{best.name}, fitted on a random half; all prompts shown\n"
-            f"R^2 on the other half: {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
+            f"{best.name}, fitted on a random half, picked on a quarter; all prompts shown\n"
+            f"R^2 on the other quarter (test): {best.r2:.2f} per prompt, {best.r2_cells:.2f} per cell",
             (
-                f"weights only, nothing fitted; all prompts shown\nR^2 on {long.held_out} (solid): "
+                f"weights only, nothing fitted; all prompts shown\nR^2 on {long.scored} (solid): "
                 f"{weights.r2:.2f} per prompt, {weights.r2_cells:.2f} per cell",
                 meas.weights_ic_output,
                 meas.length > result.config.task.seq_len / 2,

@@ -148,6 +148,7 @@ class InContextResult:
             "theory_r2_weights_only": self.check.weights_only_r2,
             "theory_held_out_cells": {
                 name: {
+                    "scored": split.scored,
                     "held_out": split.held_out,
                     **{
                         r.name: {"r2": r.r2, "r2_cells": r.r2_cells, "spearman": r.spearman, "fitted": r.fitted}

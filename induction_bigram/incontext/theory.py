@@ -13,10 +13,11 @@ lambda_o = C_O2[o, o] and alpha_q = C_K2[q, q] / sqrt(d), nothing fitted; 3. ``p
 up to a lambda scale and an alpha offset; 4. ``measured_attention``, lambda_o times layer 2's
 measured attention on the positions holding o (the read-out alone); 5. ``weights_only``
 (:mod:`.weights_only`), nothing fitted; 6. ``weights_only_fitted``, up to a layer-2 score scale
-and a read-out scale. Every rung is scored on three splits (:class:`Split`): a random half, the
-long prompts (T > T_train / 2) and the large counts (n > n_max / 2), fitted on the other prompts,
-with the cause decomposition of the weights-only rung. A fit is a test, never a knob: the splits
-are fixed before anything is fitted.
+and a read-out scale. Every rung, and the cause decomposition of rung 5, is scored on four
+splits (:class:`Split`): fitted on a random half, the best formula rung picked on a quarter
+(``validation``, not held out) and scored on the other (``test``: in no fit, no selection); the
+long prompts (T > T_train / 2, all within T_train) and large counts (n > n_max / 2), held-out
+cells fitted on the other prompts. The splits are fixed before anything is fitted.
 """
 
 from __future__ import annotations
@@ -73,11 +74,8 @@ def _formula(
 
 @dataclass(frozen=True)
 class Rung:
-    """One model of the ladder, scored on the held-out prompts.
-
-    ``r2`` is per prompt; ``r2_cells`` compares the means over the prompts of each design
-    cell (length, n_o, n_b), which averages out the read-out noise of single prompts.
-    """
+    """One model of the ladder, scored on one split's prompts (:class:`Split`): ``r2`` per prompt,
+    ``r2_cells`` of the means per design cell (length, n_o, n_b), averaging out single prompts."""
 
     name: str
     description: str
@@ -108,11 +106,11 @@ def _fit_alpha(make_features, target: Tensor, grid: Tensor = ALPHA_GRID) -> tupl
 Prediction = tuple[str, str, Tensor, dict[str, float]]  # name, description, xi_o^IC, fitted values
 
 
-def _score(meas: Measurements, held_out: Tensor, prediction: Prediction) -> Rung:
-    """R^2 per prompt and per design cell (length, n_o, n_b), and rank agreement, on ``held_out``."""
+def _score(meas: Measurements, scored: Tensor, prediction: Prediction) -> Rung:
+    """R^2 per prompt and per design cell (length, n_o, n_b), and rank agreement, on ``scored``."""
     name, description, predicted, fitted = prediction
-    target, predicted = meas.ic_output[held_out].double(), predicted[held_out].double()
-    keys = (meas.length * 10_000 + meas.n_output * 100 + meas.n_rival)[held_out]
+    target, predicted = meas.ic_output[scored].double(), predicted[scored].double()
+    keys = (meas.length * 10_000 + meas.n_output * 100 + meas.n_rival)[scored]
     means = lambda v: torch.stack([v[keys == c].mean() for c in keys.unique()]) if len(v) else v  # noqa: E731
     scores = r_squared(predicted, target), r_squared(means(predicted), means(target)), spearman(predicted, target)
     return Rung(name, description, *scores, fitted)
@@ -163,17 +161,15 @@ def _causes(meas: Measurements) -> list[Prediction]:
 
 @dataclass(frozen=True)
 class Split:
-    """Every rung fitted on some prompts and scored on the others (docs/THEORY.md section 5.7).
-
-    ``name`` is ``random_half``, ``long_prompts`` or ``large_counts``, ``held_out`` says in words
-    which prompts are scored (the others are fitted on); ``rungs`` are rungs 1-6, ``causes`` the
-    cause decomposition (:data:`CAUSES`, nothing fitted).
-    """
+    """Every rung fitted on some prompts and scored on others (docs/THEORY.md section 5.7): ``name``
+    (module doc), the ``scored`` prompts in words, ``n_fit`` and ``n_scored``, ``held_out`` (used in
+    no fit and no selection; not ``validation``'s), rungs 1-6 and the ``causes`` (:data:`CAUSES`)."""
 
     name: str
-    held_out: str
+    scored: str
     n_fit: int
-    n_held_out: int
+    n_scored: int
+    held_out: bool
     rungs: list[Rung]
     causes: list[Rung]
 
@@ -183,25 +179,26 @@ class Split:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Split":
         rungs = {k: [Rung.from_dict(r) for r in data[k]] for k in ("rungs", "causes")}
-        return cls(data["name"], data["held_out"], data["n_fit"], data["n_held_out"], **rungs)
+        return cls(data["name"], data["scored"], data["n_fit"], data["n_scored"], data["held_out"], **rungs)
 
 
 def splits(
     meas: Measurements, diagonals: ProjectionDiagonals, seed: int, train_length: int, max_count: int
 ) -> dict[str, Split]:
-    """Score every rung and the cause decomposition on the random half and the two held-out-cell splits."""
-    half = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(seed)) < 0.5
-    held = {
-        "random_half": ("a random half of the prompts", half),
-        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", meas.length > train_length / 2),
-        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", meas.n > max_count / 2),
+    """Score every rung and the cause decomposition on each of the four splits (module doc)."""
+    draw = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(seed))
+    half, long, large = draw < 0.5, meas.length > train_length / 2, meas.n > max_count / 2
+    plans = {  # name: (scored prompts in words, fitted on, scored, held out)
+        "validation": ("a random quarter (picks the formula rung)", half, (draw >= 0.5) & (draw < 0.75), False),
+        "test": ("another random quarter", half, draw >= 0.75, True),
+        "long_prompts": (f"T > {train_length / 2:g} = T_train / 2", ~long, long, True),
+        "large_counts": (f"n > {max_count / 2:g} = n_max / 2", ~large, large, True),
     }
     result = {}
-    for name, (text, held_out) in held.items():
-        fit = ~held_out
+    for name, (text, fit, scored, held_out) in plans.items():
         rungs = [*_formula_rungs(meas, diagonals, fit), *_weights_rungs(meas, fit)]
-        score = lambda predictions: [_score(meas, held_out, p) for p in predictions]  # noqa: E731
-        result[name] = Split(name, text, int(fit.sum()), int(held_out.sum()), score(rungs), score(_causes(meas)))
+        rungs, causes = ([_score(meas, scored, p) for p in predictions] for predictions in (rungs, _causes(meas)))
+        result[name] = Split(name, text, int(fit.sum()), int(scored.sum()), held_out, rungs, causes)
     return result
 
 
@@ -213,8 +210,9 @@ class TheoryCheck:
     """docs/THEORY.md section 5's consequences, measured against the best formula rung.
 
     Attributes:
-        rungs: rungs 1-4 on the random half (held-out R^2 and rank agreement of xi_o^IC).
-        best: the formula rung (1-3) with the highest held-out R^2; its prediction is used below.
+        rungs: rungs 1-4 on the test quarter (R^2 and rank agreement of xi_o^IC).
+        best: the formula rung (1-3) with the highest R^2 on the validation quarter; its
+            prediction is used below (its test R^2: :attr:`test_r2`).
         splits: :func:`splits`, every rung and the cause decomposition on each split.
         growth: at each T, the mean measured xi_o^IC per count n: its rank correlation with n
             (``rank_with_variable``), the predicted means' rank agreement with it
@@ -241,12 +239,13 @@ class TheoryCheck:
     attention_correlation: float
 
     @property
-    def held_out_r2(self) -> float:
+    def test_r2(self) -> float:
+        """The best formula rung's R^2 per prompt on the test quarter (used in no fit and no selection)."""
         return next(r.r2 for r in self.rungs if r.name == self.best)
 
     @property
     def weights_only_r2(self) -> float:
-        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts."""
+        """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts (<= T_train)."""
         return self.splits["long_prompts"].rung("weights_only").r2
 
     def to_dict(self) -> dict:
@@ -289,12 +288,13 @@ def check_theory(
     train_length: int | None = None,
     max_count: int | None = None,
 ) -> TheoryCheck:
-    """Run the ladder on every split and test each consequence with the best formula rung
-    (``train_length`` and ``max_count`` place the held-out cells; default: the largest T and n)."""
+    """Run the ladder on every split and test each consequence with the formula rung picked on the
+    validation quarter (``train_length``, ``max_count``: the held-out cells; default the largest)."""
     train_length = int(meas.length.max()) if train_length is None else train_length
     scored = splits(meas, diagonals, seed, train_length, int(meas.n.max()) if max_count is None else max_count)
-    rungs = scored["random_half"].rungs[:4]
-    best = max(rungs[:3], key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
+    rungs = scored["test"].rungs[:4]
+    picked = max(scored["validation"].rungs[:3], key=lambda r: r.r2 if math.isfinite(r.r2) else -math.inf)
+    best = next(r for r in rungs if r.name == picked.name)  # the same fit (the fit half), scored on the test quarter
     predicted = rung_prediction(meas, diagonals, best)
     measured_cells = _cell_means(meas, meas.ic_output)
     predicted_cells = _cell_means(meas, predicted)

@@ -290,7 +290,6 @@ def accuracy_over_seeds(
         for k in getattr(first, protocol).accuracy_by_length:
             values = [getattr(r.variants[name], protocol).accuracy_by_length.get(k, math.nan) for r in results]
             if all(math.isfinite(v) for v in values):
-                mean, low, high = mean_interval(values, level)
-                cells[k] = Interval(mean, max(low, 0.0), min(high, 1.0))
+                cells[k] = mean_interval(values, level, bounds=(0.0, 1.0))
         out[name] = cells
     return out

@@ -1,10 +1,11 @@
-"""Figures of the memory and capacity studies: coefficient heatmaps, recall during training,
-the attention view, capacity across d (docs/THEORY.md section 3).
+"""Figures of the memory, capacity and formation studies: coefficient heatmaps, recall during
+training, the attention view, capacity across d, formation every step (docs/THEORY.md section 3).
 
 Every function takes results (projections, metrics records, capacity rows, a study result),
-never a model. :func:`memory_figures` and :func:`capacity_figures` map file names to the figures of a
-:class:`~induction_bigram.memories.study.MemoriesResult` and a
-:class:`~induction_bigram.memories.capacity.CapacityResult`.
+never a model. :func:`memory_figures`, :func:`capacity_figures` and :func:`formation_figures` map
+file names to the figures of a :class:`~induction_bigram.memories.study.MemoriesResult`, a
+:class:`~induction_bigram.memories.capacity.CapacityResult` and a
+:class:`~induction_bigram.memories.formation.FormationResult`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from matplotlib.figure import Figure
 
 from induction_bigram.anymodel.memory_scores import FIRST_POSITIONS, Projection
 from induction_bigram.figures.views import patterns_view
+from induction_bigram.memories.formation import NAMES, SERIES
 
 if TYPE_CHECKING:
     from induction_bigram.memories.capacity import CapacityResult, CapacityRow
+    from induction_bigram.memories.formation import FormationResult
     from induction_bigram.memories.study import MemoriesResult
 
 MEMORY_TITLES = {
@@ -151,3 +154,37 @@ def memory_figures(result: MemoriesResult) -> dict[str, Figure | RenderedHTML]:
 def capacity_figures(result: CapacityResult) -> dict[str, Figure]:
     """``capacity.png``: trained against theory-built across d."""
     return {"capacity.png": plot_capacity(result.rows)}
+
+
+def formation_figures(result: FormationResult) -> dict[str, Figure]:
+    """``formation.png``: per optimizer (columns), the chance-normalised recall (top: the level
+    and each formation step dotted) and the margin (bottom) of every memory against the step,
+    linear to step 10 and logarithmic after, so that the first steps stay visible."""
+    columns = len(result.runs)
+    fig = Figure(figsize=(5.5 * columns, 7), layout="constrained")
+    axes = np.asarray(fig.subplots(2, columns, sharex="col", squeeze=False))
+    level = result.config.formation.level
+    for column, run in enumerate(result.runs):
+        recall_ax, margin_ax = axes[:, column]
+        for name in SERIES:
+            color, style = f"C{SERIES.index(name.split()[0])}", "--" if "vocabulary" in name else "-"
+            formed = run.formation[name]
+            label = f"{name} (formed at {formed})" if formed is not None else f"{name} (not formed)"
+            recall_ax.plot(run.steps, run.normalised[name], style, color=color, label=label)
+            margin_ax.plot(run.steps, run.margin[name], style, color=color)
+            if formed is not None and style == "-":
+                recall_ax.axvline(formed, color=color, linestyle=":", linewidth=1)
+        recall_ax.plot(run.steps, run.in_context_accuracy, color="black", linewidth=0.8, label="in-context accuracy")
+        recall_ax.axhline(level, color="grey", linestyle=":", linewidth=1)
+        recall_ax.set(
+            title=f"{NAMES[run.optimizer]}, lr {run.lr:g}",
+            ylabel="(recall - chance) / (1 - chance)",
+            ylim=(-0.1, 1.05),
+        )
+        margin_ax.axhline(0, color="grey", linewidth=0.8)
+        margin_ax.set(xlabel="training step", ylabel="margin (off-target std)")
+        margin_ax.set_xscale("symlog", linthresh=10)
+        margin_ax.set_xlim(0, run.steps[-1])
+        # the bottom right is empty once the memories have formed; the top has no free corner
+        margin_ax.legend(*recall_ax.get_legend_handles_labels(), fontsize=7, loc="lower right")
+    return {"formation.png": fig}

@@ -16,6 +16,16 @@ Recall and margin see the direction of a matrix, not its size, so a formation st
 memory first points the right way, not when it is large enough to steer attention.
 :func:`claims` turns the steps into differences, one claim per predicted pair and optimizer,
 each judged over seeds by its 95% t-interval (section 8).
+
+**The grid** (``formation.grid_lr_factors``, the ``grid`` preset; claims 35-38; docs/THEORY.md
+section 3.6 says why): each optimizer trained again at ``grid_lr_factors`` times its preset's rate
+(``reference``'s for SGD, ``quick``'s for AdamW; ``sgd_lr`` and ``adamw_lr`` are 3.3x and 10x
+those), each run read at every level of ``grid_levels`` with W_K^2 among the triggers and among
+every token. The comparison is not of like with like (W_K^2 has K = 5 items, W_O^2 N = 65; under
+AdamW W_K^2 reaches level 0.5, 3 of 5 triggers, on its first nonzero step): the grid judges the
+order under each of these choices, and a seed's statistic is its smallest difference over the
+cells. A memory not formed by the last step counts as formed one step after it, a bound that
+never turns a failed order into a held one (neither formed: undefined).
 """
 
 import dataclasses
@@ -23,9 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from induction_bigram.anymodel.memory_scores import Projection, memory_margin, recall_at_1
 from induction_bigram.claims import Claim
@@ -40,11 +48,18 @@ from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 Optimizer = Literal["sgd", "adamw"]
 NAMES = {"sgd": "SGD", "adamw": "AdamW"}
+RECIPES = {"sgd": "reference", "adamw": "quick"}  # the preset each optimizer's recipe and preset rate come from
 SERIES = ("W_O2", "W_K2", "W_K2 (vocabulary)", "W_K1")
 """The scored memories: W_K^2 among the triggers (its main convention, the one claims use) and
 among every token (the keys layer 2's attention actually competes with)."""
 ORDER = (("W_O2", "W_K2"), ("W_K2", "W_K1"))  # each pair: (predicted first, predicted second)
 TEX = {"W_O2": "W_O^2", "W_K2": "W_K^2", "W_K1": "W_K^1"}
+CONVENTIONS = {"triggers": "W_K2", "every token": "W_K2 (vocabulary)"}  # W_K^2's two recall conventions
+GRID_STATISTIC = (
+    "smallest over the grid's 8 cells (learning rate 1x and 3x the preset's, level 0.5 and 0.8, W_K^2 among "
+    "the triggers and among every token) of the formation step of {second} minus that of {first} (steps, "
+    "every-step evaluation; a memory not formed by the last step counts as formed one step after it)"
+)
 
 
 @section("formation")
@@ -58,21 +73,31 @@ class FormationSettings:
         adamw_lr: AdamW's, as the ``quick`` preset means it (one rate for every matrix, no
             weight decay).
         level: the chance-normalised recall a memory must reach and keep to have formed.
+        grid_lr_factors: the grid's learning rates, as multiples of each optimizer's preset rate
+            (module doc); empty: no grid.
+        grid_levels: the grid's levels.
 
-    The default rates are above the presets' own (0.03 for both), at which W_K^1 does not form
-    within a few hundred steps at d = T = 64; at these all three do, on a CPU in minutes.
+    The default rates are 3.3x (SGD) and 10x (AdamW) the presets' 0.03, at which AdamW's W_K^1
+    does not form within 300 steps at d = T = 64; the grid judges the order at the presets' rates.
     """
 
     optimizers: tuple[Optimizer, ...] = ("sgd", "adamw")
     sgd_lr: float = at_least(0.0, 0.1)
     adamw_lr: float = at_least(0.0, 0.3)
     level: float = at_least(0.0, 0.5)
+    grid_lr_factors: tuple[float, ...] = ()
+    grid_levels: tuple[float, ...] = (0.5, 0.8)
 
     def check(self) -> None:
         if not self.optimizers or len(set(self.optimizers)) != len(self.optimizers):
             raise ConfigError(f"formation.optimizers must name each optimizer once, got {self.optimizers!r}")
-        if not 0 < self.level <= 1:
-            raise ConfigError(f"formation.level is a normalised recall in (0, 1], got {self.level}")
+        for name, level in [("level", self.level), *(("grid_levels", v) for v in self.grid_levels)]:
+            if not 0 < level <= 1:
+                raise ConfigError(f"formation.{name} is a normalised recall in (0, 1], got {level}")
+        if any(f <= 0 for f in self.grid_lr_factors) or len(set(self.grid_lr_factors)) != len(self.grid_lr_factors):
+            raise ConfigError(f"formation.grid_lr_factors must be distinct and > 0, got {self.grid_lr_factors!r}")
+        if self.grid_lr_factors and not self.grid_levels:
+            raise ConfigError("formation.grid_levels must name at least one level when the grid has rates")
 
 
 @dataclass(frozen=True)
@@ -93,14 +118,16 @@ class FormationConfig(StudyConfig):
                 "model.positional='ape', task.seq_len >= 4 and task.n_triggers >= 3"
             )
 
-    def run_config(self, optimizer: Optimizer | None = None) -> RunConfig:
+    def run_config(self, optimizer: Optimizer | None = None, lr: float | None = None) -> RunConfig:
         """The run of ``optimizer`` (default: the sections as they are): SGD takes its settings
-        from the ``reference`` preset, AdamW from ``quick``, each at its ``formation`` rate."""
+        from the ``reference`` preset, AdamW from ``quick``, each at ``lr`` (default: its
+        ``formation`` rate)."""
         run = RunConfig(self.task, self.model, self.train)
         if optimizer is None:
             return run
-        recipe = preset("reference" if optimizer == "sgd" else "quick").train
-        lr = self.formation.sgd_lr if optimizer == "sgd" else self.formation.adamw_lr
+        recipe = preset(RECIPES[optimizer]).train
+        if lr is None:
+            lr = self.formation.sgd_lr if optimizer == "sgd" else self.formation.adamw_lr
         keep = ("optimizer", "lr_scaling", "momentum", "weight_decay")
         train = dataclasses.replace(self.train, lr=lr, **{key: getattr(recipe, key) for key in keep})
         return dataclasses.replace(run, train=train)
@@ -122,13 +149,22 @@ def _preset_full() -> FormationConfig:
     return FormationConfig.of_run(_quick_run(400, 512))
 
 
+def _preset_grid() -> FormationConfig:
+    """``quick`` at 600 steps, plus the grid (module doc): each optimizer also at 1x and 3x its
+    preset's rate, read at levels 0.5 and 0.8 (six runs a seed: 8.5 to 20 minutes a seed on CPU
+    cores shared with other jobs, docs/report-formation-grid/formation/runs.csv)."""
+    return FormationConfig.of_run(
+        _quick_run(600, 128), formation=FormationSettings(grid_lr_factors=(1.0, 3.0), grid_levels=(0.5, 0.8))
+    )
+
+
 def _preset_test() -> FormationConfig:
     """A tiny run per optimizer, a few steps (seconds; for tests)."""
     return FormationConfig.of_run(tiny(preset("quick"), steps=6).with_overrides({"train.eval_every": 1}))
 
 
 PRESETS: Presets[FormationConfig] = Presets(
-    "formation", {"quick": _preset_quick, "full": _preset_full, "test": _preset_test}
+    "formation", {"quick": _preset_quick, "full": _preset_full, "grid": _preset_grid, "test": _preset_test}
 )
 
 
@@ -218,17 +254,30 @@ class OptimizerRun:
         a, b = self.formation[first], self.formation[second]
         return None if a is None or b is None else b - a
 
+    def bounded_difference(self, first: str, second: str, level: float) -> int | None:
+        """Formation step of ``second`` minus that of ``first`` at ``level``, an unformed memory
+        counted as formed one step after the last (module doc; None when neither formed)."""
+        after = self.steps[-1] + 1
+        a, b = (formation_step(self.steps, self.normalised[name], level) for name in (first, second))
+        if a is None and b is None:
+            return None
+        return (after if b is None else b) - (after if a is None else a)
+
 
 @dataclass(frozen=True)
 class FormationResult:
-    """The config and one :class:`OptimizerRun` per optimizer."""
+    """The config, one :class:`OptimizerRun` per optimizer and, with a grid, one per optimizer
+    and grid rate (``grid``, in the order of ``optimizers`` then ``grid_lr_factors``)."""
 
     config: FormationConfig
     runs: tuple[OptimizerRun, ...]
+    grid: tuple[OptimizerRun, ...] = ()
 
     def summary(self) -> dict[str, Any]:
-        """Per optimizer: formation steps, their differences, the final in-context accuracy."""
-        return {
+        """Per optimizer: formation steps, their differences, the final in-context accuracy; with
+        a grid, each cell's bounded differences (``grid``, keyed ``lr <lr>, level <level>, W_K2
+        among <convention>``)."""
+        summary = {
             run.optimizer: {
                 "lr": run.lr,
                 "formation": run.formation,
@@ -237,13 +286,32 @@ class FormationResult:
             }
             for run in self.runs
         }
+        for optimizer, cells in self.grid_cells().items():
+            summary[optimizer]["grid"] = cells
+        return summary
+
+    def grid_cells(self) -> dict[str, dict[str, dict[str, int | None]]]:
+        """Per optimizer, per grid cell, the bounded difference (:meth:`OptimizerRun.bounded_difference`)
+        of each predicted pair, W_K^2 read in the cell's convention."""
+        cells: dict[str, dict[str, dict[str, int | None]]] = {}
+        for run in self.grid:
+            for level in self.config.formation.grid_levels:
+                for convention, w_k2 in CONVENTIONS.items():
+                    rename = {"W_K2": w_k2}
+                    cells.setdefault(run.optimizer, {})[f"lr {run.lr:g}, level {level:g}, W_K2 among {convention}"] = {
+                        f"{b}_minus_{a}": run.bounded_difference(rename.get(a, a), rename.get(b, b), level)
+                        for a, b in ORDER
+                    }
+        return cells
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "runs": [dataclasses.asdict(run) for run in self.runs]}
+        runs = {key: [dataclasses.asdict(run) for run in getattr(self, key)] for key in ("runs", "grid")}
+        return {"config": self.config.to_dict(), **runs}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FormationResult":
-        return cls(FormationConfig.from_dict(data["config"]), tuple(OptimizerRun(**run) for run in data["runs"]))
+        runs = {key: tuple(OptimizerRun(**run) for run in data.get(key, [])) for key in ("runs", "grid")}
+        return cls(FormationConfig.from_dict(data["config"]), **runs)
 
 
 def run(
@@ -255,13 +323,21 @@ def run(
 
 
 def _run(config: FormationConfig, out: Path | None, progress: bool) -> FormationResult:
-    runs = []
-    for optimizer in config.formation.optimizers:
-        run_config = config.run_config(optimizer)
-        folder = None if out is None else out / f"run_{optimizer}"
-        trained = train_or_load(run_config, folder, progress=progress, track=[track_formation])
-        runs.append(OptimizerRun.of_metrics(optimizer, run_config.train.lr, trained.metrics, config.formation.level))
-    return FormationResult(config, tuple(runs))
+    settings = config.formation
+
+    def trained(optimizer: Optimizer, lr: float | None, name: str) -> OptimizerRun:
+        run_config = config.run_config(optimizer, lr)
+        folder = None if out is None else out / name
+        metrics = train_or_load(run_config, folder, progress=progress, track=[track_formation]).metrics
+        return OptimizerRun.of_metrics(optimizer, run_config.train.lr, metrics, settings.level)
+
+    runs = tuple(trained(optimizer, None, f"run_{optimizer}") for optimizer in settings.optimizers)
+    grid = tuple(
+        trained(optimizer, factor * preset(RECIPES[optimizer]).train.lr, f"grid_{optimizer}_x{factor:g}")
+        for optimizer in settings.optimizers
+        for factor in settings.grid_lr_factors
+    )
+    return FormationResult(config, runs, grid)
 
 
 def claims(result: FormationResult) -> list[Claim]:
@@ -288,38 +364,36 @@ def claims(result: FormationResult) -> list[Claim]:
                     "(steps, every-step evaluation)",
                 )
             )
-    return out
+    return out + _grid_claims(result)
 
 
-def figures(result: FormationResult) -> dict[str, Figure]:
-    """``formation.png``: per optimizer (columns), the chance-normalised recall (top: the level
-    and each formation step dotted) and the margin (bottom) of every memory against the step,
-    linear to step 10 and logarithmic after, so that the first steps stay visible."""
-    columns = len(result.runs)
-    fig = Figure(figsize=(5.5 * columns, 7), layout="constrained")
-    axes = np.asarray(fig.subplots(2, columns, sharex="col", squeeze=False))
-    level = result.config.formation.level
-    for column, run in enumerate(result.runs):
-        recall_ax, margin_ax = axes[:, column]
-        for name in SERIES:
-            color, style = f"C{SERIES.index(name.split()[0])}", "--" if "vocabulary" in name else "-"
-            formed = run.formation[name]
-            label = f"{name} (formed at {formed})" if formed is not None else f"{name} (not formed)"
-            recall_ax.plot(run.steps, run.normalised[name], style, color=color, label=label)
-            margin_ax.plot(run.steps, run.margin[name], style, color=color)
-            if formed is not None and style == "-":
-                recall_ax.axvline(formed, color=color, linestyle=":", linewidth=1)
-        recall_ax.plot(run.steps, run.in_context_accuracy, color="black", linewidth=0.8, label="in-context accuracy")
-        recall_ax.axhline(level, color="grey", linestyle=":", linewidth=1)
-        recall_ax.set(
-            title=f"{NAMES[run.optimizer]}, lr {run.lr:g}",
-            ylabel="(recall - chance) / (1 - chance)",
-            ylim=(-0.1, 1.05),
+def _grid_claims(result: FormationResult) -> list[Claim]:
+    """Claims 35-38 (module doc): per optimizer and predicted pair, the smallest bounded difference
+    over the grid's cells, > 0 as predicted; none without a grid, and another grid is refused."""
+    settings = result.config.formation
+    if not settings.grid_lr_factors:
+        return []
+    if tuple(sorted(settings.grid_lr_factors)) != (1.0, 3.0) or tuple(sorted(settings.grid_levels)) != (0.5, 0.8):
+        raise ConfigError(
+            "claims 35-38 are registered for formation.grid_lr_factors=1,3 and formation.grid_levels=0.5,0.8, "
+            f"got {settings.grid_lr_factors} and {settings.grid_levels}"
         )
-        margin_ax.axhline(0, color="grey", linewidth=0.8)
-        margin_ax.set(xlabel="training step", ylabel="margin (off-target std)")
-        margin_ax.set_xscale("symlog", linthresh=10)
-        margin_ax.set_xlim(0, run.steps[-1])
-        # the bottom right is empty once the memories have formed; the top has no free corner
-        margin_ax.legend(*recall_ax.get_legend_handles_labels(), fontsize=7, loc="lower right")
-    return {"formation.png": fig}
+    out = []
+    for optimizer, cells in result.grid_cells().items():
+        for first, second in ORDER:
+            key = f"{second}_minus_{first}"
+            values = {cell: differences[key] for cell, differences in cells.items()}
+            smallest = None if any(v is None for v in values.values()) else min(values.values())
+            out.append(
+                Claim(
+                    "3.6",
+                    f"{TEX[first]} forms before {TEX[second]} over the whole grid ({NAMES[optimizer]})",
+                    f"smallest {second} - {first} = {smallest}; by cell: "
+                    + "; ".join(f"{cell}: {value}" for cell, value in values.items()),
+                    value=None if smallest is None else float(smallest),
+                    threshold=0.0,
+                    direction=">",
+                    statistic=GRID_STATISTIC.format(first=TEX[first], second=TEX[second]),
+                )
+            )
+    return out

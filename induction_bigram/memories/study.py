@@ -247,6 +247,7 @@ def claims(result: MemoriesResult) -> list[Claim]:
             threshold=LEARNS_TASK,
             direction=">=",
             statistic="final in-context accuracy",
+            bounds=(0.0, 1.0),
         ),
         Claim(
             "3",

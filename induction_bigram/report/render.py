@@ -299,19 +299,20 @@ def _capacity(section: StudySection) -> list[str]:
 
 
 def _formation(section: StudySection) -> list[str]:
-    result = section.result
-    summary, config = result.summary(), result.config
-    memories = list(next(iter(summary.values()))["formation"])
+    result, config = section.result, section.result.config
+    memories = list(result.runs[0].formation)
+    runs = [(run.optimizer, run) for run in result.runs] + [(f"{run.optimizer} (grid)", run) for run in result.grid]
     rows = [
-        [name, f"{v['lr']:g}", *(str(v["formation"][m]) for m in memories), f"{v['final_in_context_accuracy']:.3f}"]
-        for name, v in summary.items()
+        [name, f"{run.lr:g}", *(str(run.formation[m]) for m in memories), f"{run.in_context_accuracy[-1]:.3f}"]
+        for name, run in runs
     ]
     header = ["optimizer", "lr", *(f"{m} forms at step" for m in memories), "final in-context accuracy"]
+    grid = " Grid rows: each optimizer at 1x, 3x its preset's rate (claims 35-38, section 3.6)." if result.grid else ""
     return [
         f"Every step scored (d = {config.model.d_model}, T = {config.task.seq_len}, K = {config.task.n_triggers}, "
         f"batch {config.train.batch_size}, {config.train.steps} steps; each optimizer at the rate in the table); "
         "a memory forms at the first step from which its "
-        f"chance-normalised recall stays >= {result.config.formation.level:g} (docs/THEORY.md section 3.6).",
+        f"chance-normalised recall stays >= {config.formation.level:g} (docs/THEORY.md section 3.6).{grid}",
         "",
         *_table(header, rows),
     ]
@@ -334,16 +335,17 @@ def _incontext(section: StudySection) -> list[str]:
         return f"{r.r2:.3f} ({r.r2_cells:.3f})"
 
     rows = [[name, *(cell(split, name) for split in splits)] for name in names]
-    header = ["rung / cause step", *(f"{s.name}: held out {s.held_out} ({s.n_held_out} prompts)" for s in splits)]
+    header = ["rung / cause step", *(f"{s.name}: {s.scored} ({s.n_scored} prompts)" for s in splits)]
     return [
         f"{_recipe(result.config)}, FFN {result.config.model.ffn}: {trained}{kl}.",
         "",
         paths_in_words(section.claims_over_seeds),
         "",
         "xi_o^IC (at path level: every path from layer 2's head, docs/THEORY.md section 4.1) predicted by "
-        "each rung of docs/THEORY.md section 5.7, fitted on the other prompts and scored on "
-        "the held-out ones: R^2 per prompt (R^2 of the per-cell means). The cause steps put the model's real "
-        "layer-1 attention, then layer-2 attention, then value read-out back into the weights-only prediction.",
+        "each rung of docs/THEORY.md section 5.7, fitted on a random half (validation, test) or the other prompts "
+        "and scored on the column's: R^2 per prompt (of the per-cell means); validation picks the formula rung "
+        "(not held out), test scores it. The cause steps put the model's real layer-1 attention, then layer-2 "
+        "attention, then value read-out back into the weights-only prediction.",
         "",
         *_table(header, rows),
     ]

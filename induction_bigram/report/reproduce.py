@@ -8,13 +8,14 @@ beside it. Each claim, its threshold defined by its study, is judged over the se
 seed's result. :mod:`.render` writes the Markdown.
 """
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from induction_bigram.config import Config, Presets, at_least, section
-from induction_bigram.errors import InductionBigramError
+from induction_bigram.errors import ConfigError, InductionBigramError
 from induction_bigram.figures import save_figures
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
 from induction_bigram.incontext import PRESETS as INCONTEXT
@@ -44,10 +45,19 @@ class ReproduceSettings:
     Attributes:
         seeds: seeds per study (each sets ``train.seed`` and ``model.seed``).
         cpus_per_run: CPUs, and torch threads, of each run.
+        studies: the studies it runs when ``--only`` names none (empty: every study).
     """
 
     seeds: int = at_least(1, 3)
     cpus_per_run: float = at_least(0.01, 1.0)
+    studies: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        from induction_bigram.studies import STUDIES  # the studies import the report's parts
+
+        unknown = [name for name in self.studies if name not in STUDIES]
+        if unknown:
+            raise ConfigError(f"reproduce.studies: unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,19 @@ def _test() -> ReproduceConfig:
     )
 
 
-PRESETS: Presets[ReproduceConfig] = Presets("reproduce", {"quick": _quick, "full": _full, "test": _test})
+def _formation_grid() -> ReproduceConfig:
+    """The formation study alone at its ``grid`` preset over 10 seeds: the order judged over the
+    grid (claims 35-38, docs/THEORY.md section 3.6). Too slow for ``quick`` (60 runs of 600
+    steps): docs/report-formation-grid took 48 minutes of wall time on 2 CPU cores shared with
+    other jobs (load average 12-15): 12 minutes two seeds at a time, then 36 resumed four at a
+    time (``--set reproduce.cpus_per_run=0.5``); on idle cores it was not timed."""
+    settings = ReproduceSettings(seeds=10, studies=("formation",))
+    return dataclasses.replace(_quick(), formation=FORMATION["grid"], reproduce=settings)
+
+
+PRESETS: Presets[ReproduceConfig] = Presets(
+    "reproduce", {"quick": _quick, "full": _full, "formation-grid": _formation_grid, "test": _test}
+)
 
 
 def reproduce(
@@ -105,9 +127,11 @@ def reproduce(
     a study the report there already holds stays in it when ``studies`` leaves it out;
     ``"overwrite"`` retrains them, ``"refuse"`` refuses a folder that holds a report. ``address``
     joins a Ray cluster (default: ``RAY_ADDRESS``, else a local Ray). ``preset`` names the
-    preset ``config`` came from, for the report's header.
+    preset ``config`` came from, for the report's header. Without ``studies``, the config's
+    ``reproduce.studies`` (empty: every study).
     """
     settings = config.reproduce
+    studies = studies or list(settings.studies) or None
     with claim_folder(out_dir, "reproduce", existing=existing) as out_dir:
         kept = _reported(out_dir, studies or list(STUDIES)) if existing == "resume" else {}
         names = [name for name in STUDIES if name in (studies or STUDIES) or name in kept]

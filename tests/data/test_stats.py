@@ -8,6 +8,23 @@ from induction_bigram.errors import DataError
 from tests.conftest import shakespeare_text_path
 
 
+@pytest.mark.parametrize("root", ["repo", "worktrees/branch"])
+def test_the_text_is_found_in_shared_data_beside_the_repository(tmp_path, monkeypatch, root):
+    """CI keeps the text at ../shared/data/tinyshakespeare.txt relative to the repository root;
+    a git worktree one folder deeper finds the same file."""
+    monkeypatch.delenv("INDUCTION_BIGRAM_SHAKESPEARE", raising=False)
+    repo = tmp_path / "ci" / root
+    repo.mkdir(parents=True)
+    assert shakespeare_text_path(repo) is None or not shakespeare_text_path(repo).is_relative_to(tmp_path)
+    text = tmp_path / "ci" / "shared" / "data" / "tinyshakespeare.txt"
+    text.parent.mkdir(parents=True)
+    text.write_text("First Citizen:\n", encoding="utf-8")
+    assert shakespeare_text_path(repo) == text
+    monkeypatch.setenv("INDUCTION_BIGRAM_SHAKESPEARE", str(tmp_path / "elsewhere.txt"))  # a named file comes first
+    (tmp_path / "elsewhere.txt").write_text("x", encoding="utf-8")
+    assert shakespeare_text_path(repo) == tmp_path / "elsewhere.txt"
+
+
 def test_shipped_counts_equal_a_recount_of_the_text(stats):
     path = shakespeare_text_path()
     if path is None:

@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from induction_bigram import preset
+from induction_bigram.claims import registered
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.files import dumps_json, json_safe
 from induction_bigram.incontext import PRESETS, InContextConfig, InContextResult, analyse, claims, run
@@ -110,10 +111,8 @@ def test_figures_come_from_the_result_alone(finished):
     assert all(isinstance(f, Figure) for f in figs.values())
     bars = figs["logit_parts.png"].axes[0].get_legend().get_texts()
     best, weights = (ax.get_title() for ax in figs["theory_fit.png"].axes)
-    assert "fitted on a random half" in best and "R^2 on the other half" in best
-    assert (
-        "weights only, nothing fitted" in weights and f"R^2 on {back.check.splits['long_prompts'].held_out}" in weights
-    )
+    assert "fitted on a random half, picked on a quarter" in best and "R^2 on the other quarter (test)" in best
+    assert "weights only, nothing fitted" in weights and f"R^2 on {back.check.splits['long_prompts'].scored}" in weights
     assert bars[0].get_text() == f"o = {back.vocab[back.example_output]!r}"
 
 
@@ -133,6 +132,8 @@ def test_claims_judge_their_thresholds(finished):
         return [c.held for c in claims(InContextResult.from_dict(data))]
 
     found = claims(result)
+    ids = [registered("incontext", c).id for c in found]  # 5 and 5.7 on honest splits: claims 39-42 (issue 28)
+    assert ids == [39, 11, 12, 13, 14, 15, 41, 17, 18, 19, 40, 29, 30, 31, 32, 42, 34, 43, 44, 45]
     first = ["5", "5.1", "5.2", "5.3", "5.4", "5.5", "5.7", "6", "6", "6"]  # registered first, in their order
     later = [f"4.1, {n}" for n in ("5", "5.1", "5.2", "5.3", "5.4", "5.7")] + ["4.1", "4.1, 5.4", "4.2", "4.2"]
     assert [c.section for c in found] == first + later

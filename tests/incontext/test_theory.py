@@ -108,7 +108,8 @@ def test_measurements_and_theory_check_round_trip_through_json(stats):
     check_json = json.loads(dumps_json(check.to_dict()))
     again = TheoryCheck.from_dict(check_json)
     assert math.isnan(again.split["difference_r2_weights_only"]) and again.rungs[0].name == "counts"
-    assert list(again.splits) == ["random_half", "long_prompts", "large_counts"]
+    assert list(again.splits) == ["validation", "test", "long_prompts", "large_counts"]
+    assert [again.splits[name].held_out for name in again.splits] == [False, True, True, True]
     assert [r.name for r in again.splits["long_prompts"].causes] == list(CAUSES)
     assert set(again.hijack["32"]) == {"measured", "predicted", "weights_only"}
     assert json_safe(again.to_dict()) == json_safe(check.to_dict())
@@ -141,7 +142,7 @@ def test_a_held_out_cell_is_never_fitted_on(stats):
     check = check_theory(meas, diagonals, train_length=32, max_count=3)
     for name, held_out in (("long_prompts", meas.length > 16), ("large_counts", meas.n > 1.5)):
         split = check.splits[name]
-        assert (split.n_held_out, split.n_fit) == (int(held_out.sum()), int((~held_out).sum()))
+        assert (split.n_scored, split.n_fit, split.held_out) == (int(held_out.sum()), int((~held_out).sum()), True)
         noise = torch.randn(len(meas.n), generator=g).double()
         target = torch.where(held_out, meas.ic_output.double() + noise, meas.ic_output.double())
         again = check_theory(dataclasses.replace(meas, ic_output=target), diagonals, train_length=32, max_count=3)
@@ -149,6 +150,34 @@ def test_a_held_out_cell_is_never_fitted_on(stats):
         assert again.splits[name].rung("weights_only").r2 != split.rung("weights_only").r2
     fitted = check.splits["long_prompts"].rung("weights_only_fitted").fitted
     assert set(fitted) == {"score_scale", "read_out_scale"} and float(fitted["score_scale"]) in SCORE_SCALES.tolist()
+
+
+def test_the_formula_rung_is_picked_on_validation_prompts_and_scored_on_test_prompts(stats):
+    """The fit half, the validation quarter and the test quarter are disjoint; the rung is the
+    best on validation, its reported R^2 the test quarter's; perturbing only the test prompts
+    moves that R^2 but neither the pick nor a fitted constant."""
+    model = randomise_trainables(model_of(ModelConfig(d_model=16, n_ctx=32, d_vocab=65, ffn="linear")), scale=0.3)
+    designer = PromptDesigner(stats, stats.most_frequent(5))
+    g = torch.Generator().manual_seed(0)
+    batches = [designer.sample(length=T, n_output=n, batch_size=6, generator=g) for T in (8, 16, 32) for n in range(4)]
+    meas = measure(model, batches)
+    diagonals = read_projection_diagonals(model)
+    check = check_theory(meas, diagonals, seed=3)
+    validation, test = check.splits["validation"], check.splits["test"]
+    assert validation.n_fit == test.n_fit and validation.n_fit + validation.n_scored + test.n_scored == len(meas.n)
+    assert min(validation.n_scored, test.n_scored) > 0
+    picked = max(validation.rungs[:3], key=lambda r: r.r2)
+    assert check.best == picked.name and check.test_r2 == test.rung(check.best).r2
+    assert [r.r2 for r in check.rungs] == [r.r2 for r in test.rungs[:4]]
+    draw = torch.rand(len(meas.n), generator=torch.Generator().manual_seed(3))
+    on_test = draw >= 0.75
+    assert int(on_test.sum()) == test.n_scored
+    noise = torch.randn(len(meas.n), generator=g).double()
+    target = torch.where(on_test, meas.ic_output.double() + noise, meas.ic_output.double())
+    again = check_theory(dataclasses.replace(meas, ic_output=target), diagonals, seed=3)
+    assert again.best == check.best and again.test_r2 != check.test_r2
+    assert [r.r2 for r in again.splits["validation"].rungs] == [r.r2 for r in validation.rungs]
+    assert [r.fitted for r in again.splits["test"].rungs] == [r.fitted for r in test.rungs]
 
 
 def test_projection_diagonals_are_the_memory_strengths_a_theory_model_is_built_with(stats):

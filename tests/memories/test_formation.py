@@ -7,11 +7,12 @@ from matplotlib.figure import Figure
 
 from induction_bigram import preset
 from induction_bigram.anymodel.memory_scores import Projection, recall_at_1
-from induction_bigram.claims import aggregate_claims
+from induction_bigram.claims import aggregate_claims, registered
 from induction_bigram.config import ModelConfig, TaskConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import dumps_json
+from induction_bigram.memories.figures import formation_figures as figures
 from induction_bigram.memories.formation import (
     PRESETS,
     SERIES,
@@ -19,7 +20,6 @@ from induction_bigram.memories.formation import (
     OptimizerRun,
     chance_recall,
     claims,
-    figures,
     formation_step,
     normalised_recall,
     run,
@@ -35,7 +35,7 @@ def study(tmp_path_factory):
 
 
 def test_presets_and_each_optimizers_recipe():
-    assert list(PRESETS) == ["quick", "full", "test"] and all(PRESETS.doc(name) for name in PRESETS)
+    assert list(PRESETS) == ["quick", "full", "grid", "test"] and all(PRESETS.doc(name) for name in PRESETS)
     quick = PRESETS["quick"]
     assert quick.train.eval_every == 1 and quick.formation.optimizers == ("sgd", "adamw")
     sgd, adamw = quick.run_config("sgd").train, quick.run_config("adamw").train
@@ -159,3 +159,81 @@ def test_claims_are_the_step_differences():
     assert aggregate_claims(seeds)[0].held is False
     seeds = [claims(_result({"W_O2": 10, "W_K2": 10 + d, "W_K1": 100})) for d in (5, -7, 6)]
     assert aggregate_claims(seeds)[0].held is None
+
+
+def _grid_run(optimizer: str, lr: float, curves: dict[str, list[float]]) -> OptimizerRun:
+    """A hand-built run whose chance-normalised recall per step is ``curves`` (0 = unscored series)."""
+    steps = list(range(len(next(iter(curves.values())))))
+    normalised = {name: [float(v) for v in curves.get(name, [0.0] * len(steps))] for name in SERIES}
+    return OptimizerRun(optimizer, lr, steps, [0.0] * len(steps), dict.fromkeys(SERIES, 0.1), normalised, {}, {})
+
+
+def test_an_unformed_memory_counts_as_formed_one_step_after_the_last():
+    run_ = _grid_run("sgd", 0.03, {"W_O2": [0, 0.6, 0.9, 0.9], "W_K2": [0, 0, 0.6, 0.6], "W_K1": [0, 0, 0, 0.2]})
+    assert run_.bounded_difference("W_O2", "W_K2", 0.5) == 1
+    assert run_.bounded_difference("W_O2", "W_K2", 0.8) == 4 - 2  # W_K2 never reaches 0.8: step 4
+    assert run_.bounded_difference("W_K2", "W_K1", 0.5) == 4 - 2  # a lower bound on a positive difference
+    assert run_.bounded_difference("W_K1", "W_O2", 0.5) == 1 - 4  # the first unformed: negative
+    assert run_.bounded_difference("W_K1", "W_K2", 0.8) is None  # neither formed
+
+
+def _grid_result(curves: dict[str, dict[str, list[float]]], factors=(1.0, 3.0), levels=(0.5, 0.8)):
+    config = PRESETS["test"].with_overrides(
+        [
+            f"formation.grid_lr_factors={','.join(map(str, factors))}",
+            f"formation.grid_levels={','.join(map(str, levels))}",
+        ]
+    )
+    runs = tuple(
+        OptimizerRun(opt, 0.1, [0], [0.0], dict.fromkeys(SERIES, 0.1), {}, {}, dict.fromkeys(SERIES, 1))
+        for opt in config.formation.optimizers
+    )
+    grid = tuple(_grid_run(opt, 0.03 * f, curves[opt]) for opt in config.formation.optimizers for f in factors)
+    return FormationResult(config, runs, grid)
+
+
+def test_the_grid_claims_take_the_smallest_difference_over_every_cell():
+    ordered = {"W_O2": [0, 1, 1, 1, 1, 1], "W_K2": [0, 0, 0.6, 0.9, 0.9, 0.9], "W_K1": [0, 0, 0, 0, 0.9, 0.9]}
+    # among every token W_K^2 forms last: the order holds among the triggers but not over the grid
+    late_vocabulary = {**ordered, "W_K2 (vocabulary)": [0, 0, 0, 0, 0, 0.9]}
+    result = _grid_result({"sgd": {**ordered, "W_K2 (vocabulary)": ordered["W_K2"]}, "adamw": late_vocabulary})
+    grid = claims(result)[4:]
+    assert [c.statement for c in grid] == [
+        "W_O^2 forms before W_K^2 over the whole grid (SGD)",
+        "W_K^2 forms before W_K^1 over the whole grid (SGD)",
+        "W_O^2 forms before W_K^2 over the whole grid (AdamW)",
+        "W_K^2 forms before W_K^1 over the whole grid (AdamW)",
+    ]
+    # SGD: level 0.5 gives W_K2 at 2 and W_K1 at 4, level 0.8 W_K2 at 3 and W_K1 at 4
+    assert [c.value for c in grid] == [1.0, 1.0, 1.0, -1.0] and [c.held for c in grid] == [True, True, True, False]
+    assert len(result.grid_cells()["sgd"]) == 8 and "lr 0.09, level 0.8, W_K2 among every token: 4" in grid[2].measured
+    assert all("smallest over the grid's 8 cells" in c.statistic and c.threshold == 0.0 for c in grid)
+    for claim in grid:  # registered before their first run (claims 35-38), unchanged
+        assert registered("formation", claim).id in (35, 36, 37, 38)
+    # a cell where neither memory formed leaves the seed undefined
+    unformed = _grid_result({opt: {**ordered, "W_K1": [0] * 6, "W_K2": [0] * 6} for opt in ("sgd", "adamw")})
+    assert claims(unformed)[5].value is None
+    with pytest.raises(ConfigError, match="registered for formation.grid_lr_factors=1,3"):
+        claims(_grid_result({opt: ordered for opt in ("sgd", "adamw")}, factors=(1.0, 10.0)))
+    assert len(claims(_result({"W_O2": 10, "W_K2": 25, "W_K1": 60}))) == 4  # no grid, no grid claims
+
+
+def test_the_grid_trains_each_optimizer_at_its_presets_rates(tmp_path):
+    grid = PRESETS["grid"]
+    assert (grid.formation.grid_lr_factors, grid.formation.grid_levels) == ((1.0, 3.0), (0.5, 0.8))
+    config = PRESETS["test"].with_overrides(["formation.grid_lr_factors=1,3", "formation.optimizers=adamw"])
+    result = run(config, tmp_path, progress=False)
+    quick_lr = preset("quick").train.lr
+    assert [(r.optimizer, r.lr) for r in result.grid] == [("adamw", quick_lr), ("adamw", 3 * quick_lr)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["grid_adamw_x1", "grid_adamw_x3", "run_adamw"]
+    assert FormationResult.from_dict(json.loads(dumps_json(result.to_dict()))).to_dict() == result.to_dict()
+    assert set(result.summary()["adamw"]["grid"]) == {
+        f"lr {lr:g}, level {level:g}, W_K2 among {convention}"
+        for lr in (quick_lr, 3 * quick_lr)
+        for level in (0.5, 0.8)
+        for convention in ("triggers", "every token")
+    }
+    with pytest.raises(ConfigError, match="grid_lr_factors must be distinct and > 0"):
+        PRESETS["test"].with_overrides(["formation.grid_lr_factors=1,1"])
+    with pytest.raises(ConfigError, match=r"formation.grid_levels is a normalised recall in \(0, 1\]"):
+        PRESETS["test"].with_overrides(["formation.grid_levels=0.5,1.5"])

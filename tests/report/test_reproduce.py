@@ -55,3 +55,22 @@ def test_a_report_key_names_the_study_and_its_section():
     assert config.incontext.incontext.per_cell == 3 and config.lengths.lengths.multiples == (1, 2)
     with pytest.raises(Exception, match=r"lengths\.lengths\.multiples must"):
         PRESETS["test"].with_overrides(["lengths.lengths.multiples=2,3"])
+
+
+def test_a_preset_can_run_one_study_and_the_formation_grid_reaches_numbers_json(tmp_path):
+    """reproduce.studies picks the studies when --only names none; the formation-grid preset runs
+    the formation study alone, and the grid's claims (35-38) are judged into numbers.json."""
+    grid = PRESETS["formation-grid"]
+    assert grid.reproduce.studies == ("formation",) and grid.reproduce.seeds == 10
+    assert grid.formation.formation.grid_lr_factors == (1.0, 3.0)
+    config = PRESETS["test"].with_overrides(
+        ["reproduce.studies=formation", "formation.formation.grid_lr_factors=1,3", "formation.formation.optimizers=sgd"]
+    )
+    report = reproduce(config, tmp_path, progress=False, preset="test")
+    numbers = json.loads((tmp_path / "numbers.json").read_text())
+    assert [name for name in STUDIES if name in numbers] == ["formation"]
+    ids = [c["id"] for c in numbers["formation"]["claims"]]
+    assert ids == [6, 7, 35, 36] and all(c["n_seeds"] == 2 for c in numbers["formation"]["claims"])
+    assert "sgd (grid)" in report.read_text() and "Grid rows: each optimizer at 1x, 3x" in report.read_text()
+    with pytest.raises(Exception, match="reproduce.studies: unknown study 'nope'"):
+        PRESETS["test"].with_overrides(["reproduce.studies=nope"])
