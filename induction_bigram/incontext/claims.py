@@ -24,8 +24,7 @@ def claims(result: InContextResult) -> list[Claim]:
     twin was trained, section 4.2's comparison. Sections 5 and 5.7 are claims 39-42 (registry):
     the formula rung picked on a validation split and scored on a test split (claims 10 and 28
     picked and scored it on one split), and the weights-only number on the longer prompts under a
-    name that does not call it a
-    test of length (claims 16 and 33: the same number)."""
+    name that does not call it a test of length (claims 16 and 33: the same number)."""
     component = _theory_claims(result.component_check, result.component_best, path_level=False)
     registered_first = component[:5] + [_fallback(result)] + component[5:] + _patching(result)
     path_level = _theory_claims(result.check, result.best, path_level=True) + [_paths_share(result)]
