@@ -174,6 +174,7 @@ def _weights_only_threshold(result: InContextResult) -> Claim:
         "measured n* at every prompt length",
         f"measured / weights-only n* by T ({by_length})",
         value=float(threshold_gap(hijack, result.config.incontext.max_count)),
+        bounds=(0.0, float(result.config.incontext.max_count + 1)),
         threshold=1.0,
         direction="<=",
         statistic="largest |n*_weights_only - n*_measured| over the prompt lengths T (where only one of them has an "
