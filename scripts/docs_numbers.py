@@ -10,7 +10,9 @@ and ``<!-- /NAME -->``, in the page that :data:`PAGES` names for it:
 - ``capacity-law-table`` / ``capacity-law-per-n`` and their ``-fixed-`` twins (docs/results.md):
   the transitions of the capacity-law sweeps, docs/capacity_law.json and docs/capacity_law_fixed.json;
 - ``corpus-counts`` (docs/guide.md): the shipped tiny-Shakespeare counts,
-  induction_bigram/data/tinyshakespeare.json.
+  induction_bigram/data/tinyshakespeare.json;
+- ``induction-opportunity`` (docs/THEORY.md section 3.8): how much tiny Shakespeare rewards
+  copying, docs/induction_opportunity.json (scripts/induction_opportunity.py's output).
 
     .venv/bin/python scripts/docs_numbers.py
 
@@ -30,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
 LAW = REPO / "docs" / "capacity_law.json"
 LAW_FIXED = REPO / "docs" / "capacity_law_fixed.json"
+OPPORTUNITY = REPO / "docs" / "induction_opportunity.json"
 
 
 def _numbers() -> dict:
@@ -48,6 +51,16 @@ def corpus_counts() -> str:
     )
 
 
+def induction_opportunity() -> str:
+    rows = json.loads(OPPORTUNITY.read_text())["rows"]
+    lines = [
+        "| m matched | positions with an earlier match | copy right there | trigram right there |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {r['match']} | {r['applies']:.1%} | {r['copy_right']:.1%} | {r['trigram_right']:.1%} |" for r in rows]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "what-holds": lambda: readme_what_holds(_numbers()),
     "report-claims": lambda: readme_claims(_numbers()),
@@ -58,6 +71,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "capacity-law-fixed-table": lambda: _law(LAW_FIXED).table(),
     "capacity-law-fixed-per-n": lambda: _law(LAW_FIXED).per_n_table(),
     "corpus-counts": corpus_counts,
+    "induction-opportunity": induction_opportunity,
 }
 PAGES: dict[str, str] = {
     "what-holds": "README.md",
@@ -69,6 +83,7 @@ PAGES: dict[str, str] = {
     "capacity-law-fixed-table": "docs/results.md",
     "capacity-law-fixed-per-n": "docs/results.md",
     "corpus-counts": "docs/guide.md",
+    "induction-opportunity": "docs/THEORY.md",
 }
 """Block -> the page (relative to the repository) that holds it, once."""
 

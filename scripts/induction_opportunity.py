@@ -11,14 +11,19 @@ A copy guess that beats the trigram on a larger share of positions is a larger i
 
     python scripts/induction_opportunity.py path/to/tinyshakespeare.txt --lengths 128,256,512,1024
     python scripts/induction_opportunity.py path/to/tinyshakespeare.txt --lengths 512 --match 1,2,3,4,6
+
+With ``--json FILE`` the rows are also written there: docs/induction_opportunity.json, which
+docs/THEORY.md section 3.8 quotes (scripts/docs_numbers.py), is this script's output for
+``../shared/data/tinyshakespeare.txt --lengths 512 --match 1,2,3,4,6 --json docs/induction_opportunity.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -67,14 +72,26 @@ def main() -> None:
     parser.add_argument("text", help="a UTF-8 text file")
     parser.add_argument("--lengths", default="128,256,512,1024", help="window lengths (comma-separated)")
     parser.add_argument("--match", default="4", help="characters the copy guess matches (comma-separated)")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     with open(args.text, encoding="utf-8") as handle:
         text = handle.read()
+    rows = measure(text, [int(n) for n in args.lengths.split(",")], [int(m) for m in args.match.split(",")])
     print("matched | n_ctx | positions with an earlier match | copy guess right there | trigram right there")
-    for match in map(int, args.match.split(",")):
-        for length in map(int, args.lengths.split(",")):
-            o = opportunity(text, length, match=match)
-            print(f"{match} | {o.length} | {o.applies:.1%} | {o.copy_right:.1%} | {o.trigram_right:.1%}")
+    for row in rows:
+        print(
+            f"{row['match']} | {row['length']} | {row['applies']:.1%} | {row['copy_right']:.1%} | "
+            f"{row['trigram_right']:.1%}"
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"rows": rows}, handle, indent=1)
+            handle.write("\n")
+
+
+def measure(text: str, lengths: list[int], matches: list[int]) -> list[dict]:
+    """Every (match, window length) row: :class:`Opportunity`'s fields and ``match``."""
+    return [{"match": m, **asdict(opportunity(text, n, match=m))} for m in matches for n in lengths]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import string
 import sys
@@ -64,3 +65,13 @@ def test_the_command_prints_a_row_per_match_and_length(tmp_path, capsys, monkeyp
 def test_a_window_longer_than_the_held_out_tail_is_named():
     with pytest.raises(ValueError, match="fewer than a window of 500"):
         script.opportunity("ab" * 1000, length=500)
+
+
+def test_the_shipped_rows_are_what_the_script_measures_on_the_text():
+    """docs/induction_opportunity.json (quoted by docs/THEORY.md section 3.8) is the script's
+    output for its documented command, measured again here from the text."""
+    path = shakespeare_text_path()
+    if path is None:
+        pytest.skip("tinyshakespeare.txt is not on this machine (set INDUCTION_BIGRAM_SHAKESPEARE)")
+    shipped = json.loads((REPO / "docs" / "induction_opportunity.json").read_text(encoding="utf-8"))["rows"]
+    assert shipped == script.measure(path.read_text(encoding="utf-8"), [512], [1, 2, 3, 4, 6])
