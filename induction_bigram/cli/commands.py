@@ -90,6 +90,22 @@ def _natural(args: argparse.Namespace) -> int:
     return 0
 
 
+def _markov(args: argparse.Namespace) -> int:
+    import torch
+
+    from induction_bigram.config.markov import MARKOV_PRESETS, MarkovConfig
+    from induction_bigram.files import check_folder
+    from induction_bigram.training.markov import train_markov
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_folder(args.out, "run", existing=_existing(args), label="--out")
+    config = _config(MARKOV_PRESETS, args, _resumed_config(args, MarkovConfig))
+    result = train_markov(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
+    return 0
+
+
 def _run_folder(path: Path, command: str) -> Path:
     """A run folder argument: a checkpoint file there is a mistake worth a clear message."""
     if path.is_file():
@@ -298,12 +314,14 @@ def _capacity_law(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
+    from induction_bigram.config.markov import MARKOV_PRESETS
     from induction_bigram.config.natural import NATURAL_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
     from induction_bigram.studies import STUDIES
 
     tables = {**{name: study.presets for name, study in STUDIES.items()}, "reproduce": REPORT_PRESETS}
     tables["natural"] = NATURAL_PRESETS
+    tables["markov"] = MARKOV_PRESETS
     names = list(args.names)
     if len(names) > 2 or (len(names) == 2 and names[0] not in tables):
         raise InductionBigramError(f"presets takes a run preset, or a study and one of its presets; got {names}")
@@ -384,6 +402,7 @@ def _print_json(data: Any) -> None:
 COMMANDS = {
     "train": _train,
     "natural": _natural,
+    "markov": _markov,
     "evaluate": _evaluate,
     "memories": _analyse_run,
     "logits": _analyse_run,
