@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import at_least, section, seed_field
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.natural import NaturalModelConfig, check_betas
 from induction_bigram.data.markov import MarkovTaskConfig
 from induction_bigram.errors import ConfigError
 
@@ -51,9 +51,7 @@ class MarkovTrainConfig:
     device: str = "auto"
 
     def check(self) -> None:
-        for name in ("beta1", "beta2"):
-            if getattr(self, name) >= 1:
-                raise ConfigError(f"train.{name} must be < 1, got {getattr(self, name)}")
+        check_betas(self)
         if self.eval_seed == self.seed:
             raise ConfigError(f"train.eval_seed must differ from train.seed (the held-out batch), got {self.seed}")
 
