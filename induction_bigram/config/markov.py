@@ -1,13 +1,17 @@
 """The ``markov`` config: a standard TransformerLens model trained on in-context Markov chains
 (docs/THEORY.md section 9; issue "Statistical induction heads").
 
-- :class:`~induction_bigram.data.markov.MarkovTaskConfig` owns the data: the corpus whose bigram
-  is the Dirichlet prior's mean, the sequence length T and the prior's strength alpha.
+- :class:`MarkovTaskConfig` owns the data (:class:`~induction_bigram.data.markov.MarkovTask`
+  samples it): the corpus whose bigram is the Dirichlet prior's mean, the sequence length T and
+  the prior's strength alpha.
 - :class:`~induction_bigram.config.natural.NaturalModelConfig` owns the architecture (the
   ``natural`` model's: several heads, LayerNorm, learned embeddings and positions); its
   ``vocab`` is filled in from the corpus statistics.
 - :class:`MarkovTrainConfig` owns the optimisation (AdamW) and the held-out evaluation.
 - :class:`MarkovConfig` bundles the three; a markov run folder's ``config.json`` holds it.
+
+The module has no ``from __future__ import annotations``: a config section's annotations must be
+objects (:func:`~induction_bigram.config.checks.field_types`).
 """
 
 import dataclasses
@@ -16,8 +20,27 @@ from dataclasses import dataclass
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import at_least, section, seed_field
 from induction_bigram.config.natural import NaturalModelConfig, check_betas
-from induction_bigram.data.markov import MarkovTaskConfig
 from induction_bigram.errors import ConfigError
+
+
+@section("task")
+class MarkovTaskConfig:
+    """The in-context Markov chains of docs/THEORY.md section 9.1.
+
+    Attributes:
+        corpus: the statistics whose bigram is the prior, as ``TaskConfig.corpus``: a shipped
+            name, ``"zipf:N:ALPHA:SEED"``, a text file or a statistics JSON.
+        seq_len: T, the number of input tokens per sequence (T + 1 tokens are drawn).
+        alpha: the prior's strength: row i of P ~ Dirichlet(alpha pi_b(. | i)); > 0.
+    """
+
+    corpus: str = "tinyshakespeare"
+    seq_len: int = at_least(2, 128)
+    alpha: float = at_least(0.0, 1.0)
+
+    def check(self) -> None:
+        if self.alpha <= 0:
+            raise ConfigError(f"task.alpha must be > 0 (a Dirichlet concentration), got {self.alpha}")
 
 
 @section("train")
@@ -89,14 +112,15 @@ class MarkovConfig(Config):
 
 def _preset_markov() -> MarkovConfig:
     """2 layers of 4 heads (d_model 64, d_head 16), LayerNorm, attention only, T = 128, the tiny
-    Shakespeare bigram as prior with alpha = 1, batch 32, AdamW lr 3e-3, 3000 steps (the issue's probe).
+    Shakespeare bigram as prior with alpha = 1, batch 32, AdamW lr 3e-3 (the issue's probe), 3000 steps.
 
     Measured for seeds 0, 1, 2 (``model.seed = train.seed``), one CPU thread each on a shared
     2-core machine (load average 2 to 8; seeds 1 and 2 side by side): the held-out KL curves move
     from the global bigram to Bayes (``detect_phases``) at steps 600, 750 and 850 (85, 395 and
     433 s of wall time), as the best statistical induction head's score passes 0.5 (steps 600,
-    750, 800; chance 0.12) and the best previous-token head's 0.3 (700, 900, 950); the held-out excess loss over Bayes, as a fraction of the global bigram's, is 0.087, 0.104 and
-    0.112 at step 2000 and 0.079, 0.085 and 0.080 at step 3000 (mean 0.082, 95% t-interval
+    750, 800; chance 0.12) and the best previous-token head's 0.3 (700, 900, 950); the held-out
+    excess loss over Bayes, as a fraction of the global bigram's, is 0.087, 0.104 and 0.112 at
+    step 2000 and 0.079, 0.085 and 0.080 at step 3000 (mean 0.082, 95% t-interval
     0.074-0.089), reached 0.10 at steps 1550, 2300 and 2100 (498, 737 and 661 s). 3000 steps
     took 915-1038 s on that busy machine. Seed 0 is the shipped ``markov``."""
     return MarkovConfig(

@@ -10,7 +10,7 @@ import torch
 from induction_bigram.cli import main as cli_main
 from induction_bigram.config.markov import MARKOV_PRESETS, MarkovConfig, markov_preset
 from induction_bigram.data.markov import MarkovTask
-from induction_bigram.dynamics import DynamicsPoint, plot_run_dynamics, run_dynamics
+from induction_bigram.dynamics import DynamicsPoint, plot_run_dynamics, run_dynamics, track_dynamics
 from induction_bigram.errors import ConfigError, DataError
 from induction_bigram.model import build_natural_model, load_weights
 from induction_bigram.training.checkpoint import load, load_checkpoint, read_metrics
@@ -55,9 +55,10 @@ def test_the_held_out_batch_is_fixed_and_no_training_batch():
 def test_the_test_preset_trains_records_the_dynamics_and_resumes_bitwise(tmp_path):
     cfg = markov_preset("markov-test")
     out = tmp_path / "run"
-    result = train_markov(cfg, out, progress=False)
+    result = train_markov(cfg, out, progress=False, track=[track_dynamics])
     records = read_metrics(out)
     assert [r["step"] for r in records] == [0, 3, 6]
+    assert records[-1]["held_out_loss"] == pytest.approx(records[-1]["loss"], rel=1e-5)  # the same batch
     steps, points, phases = run_dynamics(records)
     assert steps == [0, 3, 6] and all(isinstance(p, DynamicsPoint) for p in points)
     point = points[-1]
@@ -70,8 +71,9 @@ def test_the_test_preset_trains_records_the_dynamics_and_resumes_bitwise(tmp_pat
     assert saved.config.model.vocab == "".join(MarkovTask.from_config(cfg.task).stats.vocab)
     assert load(out, "cpu").cfg.n_heads == cfg.model.n_heads
     # resumed from step 6 to 9 equals a run of 9 steps never interrupted
-    longer = train_markov(cfg.with_overrides({"train.steps": 9}), out, resume=True, progress=False)
-    straight = train_markov(cfg.with_overrides({"train.steps": 9}), tmp_path / "straight", progress=False)
+    nine = cfg.with_overrides({"train.steps": 9})
+    longer = train_markov(nine, out, resume=True, progress=False, track=[track_dynamics])
+    straight = train_markov(nine, tmp_path / "straight", progress=False)
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(longer.model.state_dict()[name], tensor), name
     assert result.final["step"] == 6 and longer.final["step"] == 9
