@@ -11,8 +11,9 @@ import sys
 import torch
 from common import machine, median_seconds
 
+from induction_bigram.config.markov import MarkovTaskConfig
 from induction_bigram.config.natural import NaturalModelConfig
-from induction_bigram.data.markov import MarkovTask, MarkovTaskConfig
+from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies
 from induction_bigram.dynamics import measure_dynamics

@@ -38,6 +38,7 @@ def test_there_are_notebooks():
         "in_context_vs_bigram.ipynb",
         "positional_encodings.ipynb",
         "your_own_model.ipynb",
+        "statistical_induction.ipynb",
     }
 
 

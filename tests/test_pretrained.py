@@ -161,3 +161,36 @@ def test_every_shipped_model_is_what_its_command_trains_today(name):
 
 
 RUN_PRESETS_NAMED_AFTER_THEIR_MODEL = ("reference", "amt", "general")
+
+
+def test_the_shipped_markov_model_loads_offline_and_has_its_statistical_induction_head():
+    """``markov`` (issue 29): a standard TL model, listed with the natural models, that beats the
+    global bigram on a held-out batch of in-context Markov chains and whose best last-layer head
+    attends to the positions after earlier occurrences of the current token."""
+    from induction_bigram.config.markov import MarkovConfig, markov_preset
+    from induction_bigram.data.markov import MarkovTask
+    from induction_bigram.data.strategies import markov_strategies
+    from induction_bigram.dynamics import DynamicsPoint, measure_dynamics
+    from induction_bigram.model.backend import TL4
+    from induction_bigram.pretrained import natural_models, natural_pretrained_config
+    from induction_bigram.training.markov import held_out_batch
+
+    assert "markov" in natural_models() and "markov" not in available()
+    config = natural_pretrained_config("markov")
+    assert isinstance(config, MarkovConfig)
+    assert config.recipe() == markov_preset("markov").with_vocab(config.model.vocab).recipe()  # the preset's run
+    with pytest.raises(CheckpointError, match="standard TL model"):
+        pretrained_config("markov")
+    model = load_pretrained("markov", "cpu")
+    if TL4:
+        from transformer_lens.model_bridge import TransformerBridge
+
+        assert isinstance(model, TransformerBridge)
+    task = MarkovTask.from_config(config.task)
+    batch = held_out_batch(config, task)
+    point = measure_dynamics(model, batch.tokens, batch.targets, markov_strategies(task.stats, config.task.alpha))
+    recorded = DynamicsPoint.from_dict(pretrained_metrics("markov")[-1])
+    assert point.loss == pytest.approx(recorded.loss, abs=1e-4)  # the batch its metrics were measured on
+    assert point.excess_ratio < 0.2
+    assert point.statistical_induction.score > 3 * point.statistical_induction.chance
+    assert point.previous_token.score > 3 * point.previous_token.chance

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from induction_bigram.cli.parser import STUDY_COMMANDS
+from induction_bigram.cli.standard import markov_command, natural_command
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 
 
@@ -56,35 +57,6 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         track=[track_memories],
-    )
-    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
-    return 0
-
-
-def _natural(args: argparse.Namespace) -> int:
-    import torch
-
-    from induction_bigram.anymodel import track_head_scores
-    from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig
-    from induction_bigram.files import check_folder
-    from induction_bigram.training.natural import train_natural
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    check_folder(args.out, "run", existing=_existing(args), label="--out")
-    base = _resumed_config(args, NaturalConfig)
-    config = _config(NATURAL_PRESETS, args, base)
-    if args.text is None and base is None:
-        raise InductionBigramError("--text is required: the text file to train on (--resume reuses the run's)")
-    if args.text is not None and not (base is not None and Path(base.data.text).resolve() == args.text.resolve()):
-        config = config.with_overrides({"data.text": str(args.text)})
-    result = train_natural(
-        config,
-        args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        track=[track_head_scores],
     )
     _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
     return 0
@@ -298,12 +270,14 @@ def _capacity_law(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
+    from induction_bigram.config.markov import MARKOV_PRESETS
     from induction_bigram.config.natural import NATURAL_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
     from induction_bigram.studies import STUDIES
 
     tables = {**{name: study.presets for name, study in STUDIES.items()}, "reproduce": REPORT_PRESETS}
     tables["natural"] = NATURAL_PRESETS
+    tables["markov"] = MARKOV_PRESETS
     names = list(args.names)
     if len(names) > 2 or (len(names) == 2 and names[0] not in tables):
         raise InductionBigramError(f"presets takes a run preset, or a study and one of its presets; got {names}")
@@ -383,7 +357,8 @@ def _print_json(data: Any) -> None:
 
 COMMANDS = {
     "train": _train,
-    "natural": _natural,
+    "natural": natural_command,
+    "markov": markov_command,
     "evaluate": _evaluate,
     "memories": _analyse_run,
     "logits": _analyse_run,

@@ -146,6 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     _existing_flags(p, "run (--set train.steps=N trains longer)")
     _output_flags(p)
 
+    p = commands.add_parser(
+        "markov",
+        help="train a standard TL model on in-context Markov chains (the corpus bigram as prior)",
+        description="Train the `markov` model: next-token prediction on chains, each drawn from its own transition "
+        "matrix around the corpus bigram; writes OUT/config.json, OUT/metrics.jsonl (held-out loss, KL to each "
+        "strategy, excess loss over Bayes, in-context score, best head scores) and OUT/checkpoint.pt.",
+    )
+    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a markov run of ours)")
+    _config_flags(p, "markov", "task.alpha=4")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
+    _existing_flags(p, "run (--set train.steps=N trains longer)")
+    _output_flags(p)
+
     p = commands.add_parser("evaluate", help="score a trained run on a fresh seeded batch")
     p.add_argument("run", type=_path, help="run folder or checkpoint file")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation batch (default 0)")

@@ -110,9 +110,15 @@ class NaturalTrainConfig:
     fused_loss: bool = True
 
     def check(self) -> None:
-        for name in ("beta1", "beta2"):
-            if getattr(self, name) >= 1:
-                raise ConfigError(f"train.{name} must be < 1, got {getattr(self, name)}")
+        check_betas(self)
+
+
+def check_betas(train: object) -> None:
+    """AdamW's moment decays ``train.beta1`` and ``train.beta2`` must be < 1 (the standard
+    model's families share the check)."""
+    for name in ("beta1", "beta2"):
+        if getattr(train, name) >= 1:
+            raise ConfigError(f"train.{name} must be < 1, got {getattr(train, name)}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""In-context Markov chains with the corpus bigram as prior (docs/THEORY.md section 9.1).
+"""In-context Markov chains with the corpus bigram as prior (docs/THEORY.md section 9.1); the
+task's settings are :class:`~induction_bigram.config.markov.MarkovTaskConfig`.
 
 Each sequence draws its own transition matrix P, row i ~ Dirichlet(alpha pi_b(. | i)) with pi_b
 the corpus bigram, then z_0 ~ pi_u and z_(t+1) ~ P(. | z_t) (Edelman et al. 2024, "The evolution
@@ -12,9 +13,6 @@ as one concentration goes to 0 puts no mass on that entry. So row i is a Dirichl
 support of pi_b(. | i) and zero off it: a transition the corpus never shows never occurs, and
 the Bayes formula above stays exact (its n_qo and alpha pi_b(o | q) are both 0 off the support).
 
-The module has no ``from __future__ import annotations``: a config section's annotations must be
-objects (:func:`~induction_bigram.config.checks.field_types`).
-
 Gamma draws take the generator (``torch.distributions`` draws do not), so a seeded generator
 gives the same batch anywhere: Marsaglia & Tsang (2000) for shape a + 1, times U^(1/a) for
 shape a, in log space (a concentration of 1e-6 makes U^(1/a) underflow).
@@ -26,30 +24,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from induction_bigram.config.checks import at_least, section
+from induction_bigram.config.markov import MarkovTaskConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import cdf, sample_from_cdf
 from induction_bigram.errors import ConfigError
-
-
-@section("task")
-class MarkovTaskConfig:
-    """The in-context Markov chains of docs/THEORY.md section 9.1.
-
-    Attributes:
-        corpus: the statistics whose bigram is the prior, as ``TaskConfig.corpus``: a shipped
-            name, ``"zipf:N:ALPHA:SEED"``, a text file or a statistics JSON.
-        seq_len: T, the number of input tokens per sequence (T + 1 tokens are drawn).
-        alpha: the prior's strength: row i of P ~ Dirichlet(alpha pi_b(. | i)); > 0.
-    """
-
-    corpus: str = "tinyshakespeare"
-    seq_len: int = at_least(2, 128)
-    alpha: float = at_least(0.0, 1.0)
-
-    def check(self) -> None:
-        if self.alpha <= 0:
-            raise ConfigError(f"task.alpha must be > 0 (a Dirichlet concentration), got {self.alpha}")
 
 
 @dataclass(frozen=True)

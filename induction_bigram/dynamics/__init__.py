@@ -3,16 +3,18 @@ reference strategies at each evaluation, the phases it passes through, and their
 
 - :mod:`.measure`: :func:`measure_dynamics`, one :class:`DynamicsPoint` (loss, KL from each
   strategy, excess loss over Bayes, in-context score, best previous-token, induction and
-  statistical induction heads); :func:`kl_curves` of a run's points;
+  statistical induction heads); :func:`track_dynamics`, one per evaluation of a markov run;
+  :func:`kl_curves` of a run's points;
 - :mod:`.phases`: :func:`detect_phases`, the steps where the nearest strategy changes (the
   criterion is in the module doc);
-- :mod:`.figures`: :func:`plot_dynamics`.
+- :mod:`.figures`: :func:`plot_dynamics`; :func:`run_dynamics` and :func:`plot_run_dynamics` read a
+  run's ``metrics.jsonl``.
 
 The strategies themselves are data: :mod:`induction_bigram.data.strategies`.
 """
 
-from induction_bigram.dynamics.figures import plot_dynamics
-from induction_bigram.dynamics.measure import DynamicsPoint, HeadSummary, kl_curves, measure_dynamics
+from induction_bigram.dynamics.figures import plot_dynamics, plot_run_dynamics, run_dynamics
+from induction_bigram.dynamics.measure import DynamicsPoint, HeadSummary, kl_curves, measure_dynamics, track_dynamics
 from induction_bigram.dynamics.phases import Phase, Phases, Transition, detect_phases
 
 __all__ = [
@@ -25,4 +27,7 @@ __all__ = [
     "kl_curves",
     "measure_dynamics",
     "plot_dynamics",
+    "plot_run_dynamics",
+    "run_dynamics",
+    "track_dynamics",
 ]

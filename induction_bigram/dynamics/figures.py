@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from induction_bigram.dynamics.measure import HEAD_KINDS, DynamicsPoint
-from induction_bigram.dynamics.phases import Phases
+from induction_bigram.dynamics.measure import HEAD_KINDS, DynamicsPoint, kl_curves
+from induction_bigram.dynamics.phases import Phases, detect_phases
 from induction_bigram.errors import DataError
+from induction_bigram.training.checkpoint import MetricsRecord, read_metrics
+
+
+def run_dynamics(records: Sequence[MetricsRecord]) -> tuple[list[int], list[DynamicsPoint], Phases]:
+    """A run's steps, its :class:`DynamicsPoint` per record and their phases
+    (:func:`~induction_bigram.dynamics.phases.detect_phases` at its default criterion), from the
+    metrics records of a trainer that records the points' fields (``markov`` runs)."""
+    if not records:
+        raise DataError("no metrics records: the run has not been evaluated yet")
+    steps = [int(record["step"]) for record in records]
+    points = [DynamicsPoint.from_dict(record) for record in records]
+    return steps, points, detect_phases(steps, kl_curves(points))
+
+
+def plot_run_dynamics(run: str | os.PathLike[str] | Sequence[MetricsRecord]) -> Figure:
+    """:func:`plot_dynamics` of a run folder's ``metrics.jsonl`` (or of its records), with the
+    detected phases."""
+    records = read_metrics(run) if isinstance(run, (str, os.PathLike)) else run
+    return plot_dynamics(*run_dynamics(records))
 
 
 def plot_dynamics(steps: Sequence[int], points: Sequence[DynamicsPoint], phases: Phases | None = None) -> Figure:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -20,7 +21,10 @@ from jaxtyping import Int
 from torch import Tensor
 
 from induction_bigram.anymodel.heads import Head, HeadScores, score_heads
-from induction_bigram.data.strategies import Strategy, kl_divergence, token_losses
+from induction_bigram.config.markov import MarkovConfig
+from induction_bigram.data.markov import MarkovBatch
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.data.strategies import Strategy, kl_divergence, markov_strategies, token_losses
 from induction_bigram.errors import DataError
 from induction_bigram.model import Model
 from induction_bigram.training.natural import in_context_score
@@ -167,6 +171,20 @@ def measure_dynamics(
         induction=_best(random_scores, "induction", range(last, last + 1)),
         statistical_induction=_best(text_scores, "induction", range(last, last + 1)),
     )
+
+
+def track_dynamics(model: Model, config: MarkovConfig, batch: MarkovBatch) -> dict[str, Any]:
+    """The :class:`DynamicsPoint` of ``model`` on a markov run's held-out ``batch``, against the six
+    strategies of its task (:func:`~induction_bigram.data.strategies.markov_strategies`), as a
+    metrics record's fields: the ``track`` of :func:`~induction_bigram.training.markov.train_markov`."""
+    strategies = _strategies(config.task.corpus, config.task.alpha)
+    point = measure_dynamics(model, batch.tokens, batch.targets, strategies, score_prompts=config.train.score_prompts)
+    return point.to_dict()
+
+
+@lru_cache(maxsize=4)
+def _strategies(corpus: str, alpha: float) -> dict[str, Strategy]:
+    return markov_strategies(BigramStats.from_corpus(corpus), alpha)
 
 
 def kl_curves(points: Sequence[DynamicsPoint]) -> dict[str, list[float]]:

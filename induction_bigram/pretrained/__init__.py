@@ -20,12 +20,15 @@ name               what                                         induction head
 ``general``        random triggers, K per sequence from pi_u    general (any repeated token)
 =================  ===========================================  ============================
 
-A standard TL model trained on plain text (``induction-bigram natural``; none ships yet: no
-induction head formed in the CPU runs tried) would be of another kind: its ``config.json`` holds a
-:class:`~induction_bigram.config.natural.NaturalConfig`, so it is listed by
-:func:`natural_models`, not :func:`available` (whose models take every analysis written for
-the paper's architecture), and :func:`load_pretrained` would build it with
-:func:`~induction_bigram.model.build_natural_model`.
+Standard TL models (several heads, LayerNorm, learned embeddings and positions) are of another
+kind: their ``config.json`` holds a :class:`~induction_bigram.config.natural.NaturalConfig`
+(``induction-bigram natural``, plain text; none ships yet: no induction head formed in the CPU
+runs tried) or a :class:`~induction_bigram.config.markov.MarkovConfig` (``induction-bigram
+markov``, in-context Markov chains with the corpus bigram as prior: ``markov``, whose
+statistical induction head attends to the positions after every earlier occurrence of the
+current token). They are listed by :func:`natural_models`, not :func:`available` (whose models
+take every analysis written for the paper's architecture), and :func:`load_pretrained` builds
+them with :func:`~induction_bigram.model.build_natural_model`.
 
 A fixed-trigger head attends from its K triggers only, so TransformerLens's repeated-random-
 tokens test finds no induction head in it; :func:`induction_bigram.incontext.repeated.repeated_sequence_report`
@@ -48,6 +51,7 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 
 from induction_bigram.config import RunConfig
+from induction_bigram.config.markov import MarkovConfig
 from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
@@ -75,12 +79,23 @@ def _shipped() -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / WEIGHTS).is_file())
 
 
-def _is_natural(name: str) -> bool:
+def _standard_config(name: str) -> type[NaturalConfig] | type[MarkovConfig] | None:
+    """The config class of a shipped standard TL model, by its sections (``None``: the paper's
+    architecture, a :class:`RunConfig`)."""
     try:
         data = json.loads(_folder(name).joinpath(CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "data" in data
+        return None
+    if not isinstance(data, dict):
+        return None
+    if "data" in data:
+        return NaturalConfig
+    task = data.get("task")
+    return MarkovConfig if isinstance(task, dict) and "alpha" in task else None
+
+
+def _is_natural(name: str) -> bool:
+    return _standard_config(name) is not None
 
 
 def available() -> list[str]:
@@ -89,14 +104,18 @@ def available() -> list[str]:
 
 
 def natural_models() -> list[str]:
-    """Names of the shipped standard TL models trained on plain text (``natural``)."""
+    """Names of the shipped standard TL models (``natural`` and ``markov`` runs)."""
     return [name for name in _shipped() if _is_natural(name)]
 
 
-def natural_pretrained_config(name: str) -> NaturalConfig:
-    """The training config of a shipped natural model (``model.vocab`` holds its characters)."""
+def natural_pretrained_config(name: str) -> NaturalConfig | MarkovConfig:
+    """The training config of a shipped standard TL model (``model.vocab`` holds its characters):
+    a :class:`NaturalConfig` or, for a model trained on Markov chains, a :class:`MarkovConfig`."""
+    kind = _standard_config(name)
+    if kind is None:
+        raise CheckpointError(f"{name!r} is not a standard TL model; use pretrained_config({name!r})")
     try:
-        return NaturalConfig.from_dict(json.loads(_folder(name).joinpath(CONFIG).read_text(encoding="utf-8")))
+        return kind.from_dict(json.loads(_folder(name).joinpath(CONFIG).read_text(encoding="utf-8")))
     except (ValueError, InductionBigramError) as err:
         raise CheckpointError(f"the shipped model {name!r} has an invalid config.json: {err}") from None
 
@@ -104,7 +123,7 @@ def natural_pretrained_config(name: str) -> NaturalConfig:
 def pretrained_config(name: str) -> RunConfig:
     """The training config of a shipped model (for ``natural``: :func:`natural_pretrained_config`)."""
     if _is_natural(name):
-        raise CheckpointError(f"{name!r} is a natural model; use natural_pretrained_config({name!r})")
+        raise CheckpointError(f"{name!r} is a standard TL model; use natural_pretrained_config({name!r})")
     with resources.as_file(_folder(name).joinpath(CONFIG)) as path:
         return read_config_file(path)
 

@@ -1,7 +1,7 @@
 """Run folders: every file of one is written and read here.
 
 A run folder of any model family (:data:`FAMILIES`: the circuit model's ``train`` runs, the
-standard model's ``natural`` runs) holds ``config.json`` (the resolved config), ``metrics.jsonl``
+standard model's ``natural`` and ``markov`` runs) holds ``config.json`` (the resolved config), ``metrics.jsonl``
 and ``checkpoint.pt``, all written by the one training loop
 (:mod:`~induction_bigram.training.trainer`). The checkpoint, one versioned format for every
 family, alone rebuilds the run: it holds the family's name, the run config, the corpus statistics
@@ -28,6 +28,7 @@ import torch
 
 from induction_bigram.config import RunConfig
 from induction_bigram.config.base import Config
+from induction_bigram.config.markov import MarkovConfig
 from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
@@ -79,11 +80,16 @@ def _build_natural(
     return config, build_natural_model(config.model, device)
 
 
+def _build_markov(config: MarkovConfig, stats: BigramStats | None, device: torch.device) -> tuple[MarkovConfig, Model]:
+    return config, build_natural_model(config.model, device)
+
+
 FAMILIES = {
     family.name: family
     for family in (
         Family("circuit", "train", RunConfig, _build_circuit),
         Family("natural", "natural", NaturalConfig, _build_natural),
+        Family("markov", "markov", MarkovConfig, _build_markov),
     )
 }
 """Every model family, by the name its checkpoints record."""

@@ -27,6 +27,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from induction_bigram.config.markov import MarkovConfig
 from induction_bigram.config.natural import NaturalConfig
 from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
 from induction_bigram.errors import ConfigError
@@ -51,7 +52,8 @@ def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
     return config, TextWindows(ids, config.model.n_ctx, config.data.held_out_fraction)
 
 
-def make_natural_optimizer(model: Model, config: NaturalConfig) -> torch.optim.Optimizer:
+def make_natural_optimizer(model: Model, config: NaturalConfig | MarkovConfig) -> torch.optim.Optimizer:
+    """AdamW with the ``train`` section's settings (the standard model's families share it)."""
     cfg = config.train
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 

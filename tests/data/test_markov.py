@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from induction_bigram.data.markov import MarkovTask, MarkovTaskConfig, log_gamma_sample
+from induction_bigram.config.markov import MarkovTaskConfig
+from induction_bigram.data.markov import MarkovTask, log_gamma_sample
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import ConfigError
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from induction_bigram.data.markov import MarkovTask, MarkovTaskConfig
+from induction_bigram.config.markov import MarkovTaskConfig
+from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import (
     Bayes,

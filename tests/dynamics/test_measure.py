@@ -9,8 +9,9 @@ import torch
 
 from induction_bigram.anymodel.heads import attention_patterns
 from induction_bigram.config import TaskConfig
+from induction_bigram.config.markov import MarkovTaskConfig
 from induction_bigram.config.natural import NaturalModelConfig
-from induction_bigram.data.markov import MarkovTask, MarkovTaskConfig
+from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies, token_losses
 from induction_bigram.data.task import TriggerTask

@@ -1,5 +1,5 @@
-"""The TL 3.9 logits of every shipped model, and of a small model of every variant (with seeded
-trained tensors) and of the natural model, on a few fixed prompts, stored in
+"""The TL 3.9 logits of every shipped model (the standard TL ones included), and of a small model
+of every variant (with seeded trained tensors) and of the natural model, on a few fixed prompts, stored in
 ``tests/tl4/expected_logits.safetensors`` with those small models' weights as TL 3 saves them
 (``weights.<model>.<name>``), so the TL 4 suite compares the TransformerBridge with real
 HookedTransformer output (``test_expected_logits.py``: on TL 3 it checks the file is current,
@@ -94,10 +94,10 @@ def variant_logits(name: str, model) -> dict[str, torch.Tensor]:
 
 
 def compute() -> dict[str, torch.Tensor]:
-    from induction_bigram.pretrained import available, load_pretrained
+    from induction_bigram.pretrained import available, load_pretrained, natural_models
 
     out: dict[str, torch.Tensor] = {}
-    for name in available():
+    for name in available() + natural_models():
         out |= logits_of(load_pretrained(name, "cpu"), name)
     for name in VARIANTS:
         model = variant_model(name)

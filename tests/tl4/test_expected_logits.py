@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from induction_bigram.model import CONFIG_BUFFERS, load_weights, portable_state_dict
 from induction_bigram.model.backend import TL4
-from induction_bigram.pretrained import WEIGHTS, available, load_pretrained
+from induction_bigram.pretrained import WEIGHTS, available, load_pretrained, natural_models
 from tests.numerics import assert_float32_close
 from tests.tl4.expected import (
     FILE,
@@ -35,12 +35,12 @@ def expected() -> dict[str, torch.Tensor]:
 def test_the_file_holds_tl3_logits_of_every_shipped_model(expected):
     with safe_open(str(FILE), "pt") as handle:
         assert handle.metadata()["transformer_lens"].startswith("3.")
-    assert {key.split(".")[0] for key in expected} == set(available()) | {"variant", "weights"}
+    assert {key.split(".")[0] for key in expected} == set(available() + natural_models()) | {"variant", "weights"}
     small = set(VARIANTS) | {f"natural-{positional}" for positional in NATURAL}
     assert {key.split(".")[1] for key in expected if key.startswith("variant.")} == small
 
 
-@pytest.mark.parametrize("name", available())
+@pytest.mark.parametrize("name", available() + natural_models())
 def test_shipped_model_logits(name, expected):
     """TL 3: the stored logits are this model's (regenerate: python -m tests.tl4.expected).
     TL 4: the TransformerBridge gives them too."""
@@ -78,7 +78,7 @@ def test_natural_model_loads_tl3_weights_and_gives_tl3_logits(positional, expect
     assert_same_weights(portable_state_dict(model), stored_weights(expected, name))
 
 
-@pytest.mark.parametrize("name", available())
+@pytest.mark.parametrize("name", available() + natural_models())
 def test_shipped_weights_round_trip(name):
     """A shipped model, loaded and written again, is its file (TL 3 wrote them all)."""
     with resources.as_file(resources.files("induction_bigram.pretrained") / name / WEIGHTS) as path:

@@ -1,0 +1,61 @@
+"""The standard TL model's commands: ``natural`` trains it on a text file (scoring its heads),
+``markov`` on in-context Markov chains, recording its training dynamics
+(:func:`~induction_bigram.dynamics.track_dynamics`) at every evaluation."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from induction_bigram.errors import InductionBigramError
+
+
+def markov_command(args: argparse.Namespace) -> int:
+    """``induction-bigram markov``: as ``natural``, with the Markov task in place of a text."""
+    import torch
+
+    from induction_bigram.cli.commands import _config, _existing, _print, _resumed_config
+    from induction_bigram.config.markov import MARKOV_PRESETS, MarkovConfig
+    from induction_bigram.dynamics import track_dynamics
+    from induction_bigram.files import check_folder
+    from induction_bigram.training.markov import train_markov
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_folder(args.out, "run", existing=_existing(args), label="--out")
+    config = _config(MARKOV_PRESETS, args, _resumed_config(args, MarkovConfig))
+    options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    result = train_markov(config, args.out, **options, track=[track_dynamics])
+    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
+    return 0
+
+
+def natural_command(args: argparse.Namespace) -> int:
+    """``induction-bigram natural``: the standard TL model on a text file."""
+    import torch
+
+    from induction_bigram.anymodel import track_head_scores
+    from induction_bigram.cli.commands import _config, _existing, _print, _resumed_config
+    from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig
+    from induction_bigram.files import check_folder
+    from induction_bigram.training.natural import train_natural
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_folder(args.out, "run", existing=_existing(args), label="--out")
+    base = _resumed_config(args, NaturalConfig)
+    config = _config(NATURAL_PRESETS, args, base)
+    if args.text is None and base is None:
+        raise InductionBigramError("--text is required: the text file to train on (--resume reuses the run's)")
+    if args.text is not None and not (base is not None and Path(base.data.text).resolve() == args.text.resolve()):
+        config = config.with_overrides({"data.text": str(args.text)})
+    result = train_natural(
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        track=[track_head_scores],
+    )
+    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
+    return 0
