@@ -24,6 +24,9 @@ import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from induction_bigram.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,8 @@ def main() -> None:
             f"{row['match']} | {row['length']} | {row['applies']:.1%} | {row['copy_right']:.1%} | "
             f"{row['trigram_right']:.1%}"
         )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"rows": rows}, handle, indent=1)
-            handle.write("\n")
+    if args.json:  # written whole or not at all
+        atomic_write_text(Path(args.json), json.dumps({"rows": rows}, indent=1) + "\n")
 
 
 def measure(text: str, lengths: list[int], matches: list[int]) -> list[dict]:

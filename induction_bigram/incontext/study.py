@@ -52,6 +52,9 @@ from induction_bigram.intervals import mean_interval
 from induction_bigram.model import Model, check_vocabulary
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
+COMPARED = ("paths", "hijack_thresholds", "theory_r2", "theory_r2_weights_only", "global_memory_kl")
+"""The :meth:`InContextResult.summary` keys that :meth:`InContextResult.comparison` keeps."""
+
 
 @dataclass(frozen=True)
 class InContextResult:
@@ -181,13 +184,8 @@ class InContextResult:
     def comparison(self) -> dict[str, Any]:
         """What the report sets beside another model's numbers: the path shares, n* by T and the
         theory's R^2 (the idealised twin's part of :meth:`summary`)."""
-        return {
-            "paths": self.path_summary(),
-            "hijack_thresholds": self.check.hijack,
-            "theory_r2": self.best.r2,
-            "theory_r2_weights_only": self.check.weights_only_r2,
-            "global_memory_kl": self.global_kl,
-        }
+        summary = self.summary()
+        return {key: summary[key] for key in COMPARED}
 
     def to_dict(self) -> dict[str, Any]:
         """Strict JSON: :meth:`summary` with the full patching grids, plus the config, the
