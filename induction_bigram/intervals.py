@@ -2,8 +2,9 @@
 
 Which interval: the t interval of per-seed means. Each seed contributes one number (its
 statistic, itself a mean or a fit over that seed's evaluation prompts), and the interval is
-mean -+ t s / sqrt(n) over those n numbers: it covers the spread between training seeds, not the
-sampling of prompts within a seed (the prompts are the same in every seed). Where the statistic
+mean -+ t s / sqrt(n) over those n numbers. A sweep's seed draws its own evaluation prompts as
+well as its own training (:mod:`induction_bigram.sweeps.spec`), so the spread between seeds
+holds both the training and the sampling of prompts, and the interval covers both. Where the statistic
 has a range (an accuracy in [0, 1], a rank correlation in [-1, 1], an R^2 at most 1) the interval
 is clipped to it (``bounds``): the t interval is symmetric and can run past a bound that no seed
 can cross. Clipping moves only an end that lies outside the range, where no threshold inside the
@@ -18,12 +19,27 @@ well below 1e-9.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Sequence
 from statistics import NormalDist
 from typing import NamedTuple
 
 EXACT_DF_MAX = 1000  # above this the asymptotic expansion is used
+
+RANGES: dict[str, tuple[float, float]] = {
+    "*accuracy*": (0.0, 1.0),
+    "*recall*": (0.0, 1.0),
+    "*mass*": (0.0, 1.0),
+    "*cosine*": (-1.0, 1.0),
+    "*spearman*": (-1.0, 1.0),
+    "*r2*": (-math.inf, 1.0),
+    "*loss": (0.0, math.inf),
+    "*_kl": (0.0, math.inf),
+    "*hijack_threshold*": (0.0, math.inf),
+}
+"""The range of a number a study reports, by the pattern of its dotted name (``fnmatch``): the
+bounds a sweep's table clips its intervals to (:func:`range_of`); claims give theirs."""
 
 
 class Interval(NamedTuple):
@@ -87,6 +103,11 @@ def t_quantile(p: float, df: int) -> float:
         else:
             high = mid
     return math.sqrt(df) * math.tan((low + high) / 2)
+
+
+def range_of(name: str) -> tuple[float, float] | None:
+    """The range of the number called ``name`` (:data:`RANGES`; None: unbounded)."""
+    return next((bounds for pattern, bounds in RANGES.items() if fnmatch.fnmatchcase(name, pattern)), None)
 
 
 def mean_interval(values: Sequence[float], level: float = 0.95, bounds: tuple[float, float] | None = None) -> Interval:

@@ -58,6 +58,11 @@ class Config:
         """Every dotted key this config accepts."""
         return list(_keys(cls, ""))
 
+    def evaluation_seeds(self) -> dict[str, int]:
+        """Each evaluation seed (a ``seed_field(evaluation=True)``: what the run is measured
+        on, not what it trains on) by dotted key, with its value."""
+        return dict(_evaluation_seeds(self, ""))
+
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     where = f"config section {prefix[:-1]!r}" if prefix else "a config"
@@ -101,6 +106,15 @@ def _locate(cls: type, data: dict[str, Any], key: str) -> tuple[dict[str, Any], 
     close = difflib.get_close_matches(key, cls.keys(), n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     raise ConfigError(f"unknown config key {key!r} ({hint}every key: `induction-bigram presets NAME`)")
+
+
+def _evaluation_seeds(part: Any, prefix: str) -> Iterator[tuple[str, int]]:
+    for field in dataclasses.fields(part):
+        value = getattr(part, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from _evaluation_seeds(value, f"{prefix}{field.name}.")
+        elif field.metadata.get("evaluation"):
+            yield f"{prefix}{field.name}", value
 
 
 def _keys(cls: type, prefix: str) -> Iterator[str]:

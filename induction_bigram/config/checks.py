@@ -23,9 +23,14 @@ def at_least(minimum: int | float, default: Any) -> Any:
     return dataclasses.field(default=default, metadata={"min": minimum})
 
 
-def seed_field(default: int = 0) -> Any:
-    """A seed field: an int that ``torch.Generator.manual_seed`` accepts, [0, 2**64)."""
-    return dataclasses.field(default=default, metadata={"min": 0, "max": SEED_MAX})
+def seed_field(default: int = 0, *, evaluation: bool = False) -> Any:
+    """A seed field: an int that ``torch.Generator.manual_seed`` accepts, [0, 2**64).
+
+    ``evaluation=True`` marks the seed of what a run is measured on (evaluation batches,
+    designed prompts): a sweep's seed s adds s to it (:meth:`Config.evaluation_seed_keys`), so
+    that an interval over seeds covers the prompts as well as the training."""
+    metadata = {"min": 0, "max": SEED_MAX} | ({"evaluation": True} if evaluation else {})
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def section(name: str):

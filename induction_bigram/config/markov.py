@@ -67,7 +67,7 @@ class MarkovTrainConfig:
     beta2: float = at_least(0.0, 0.99)
     eval_every: int = at_least(1, 50)
     eval_batch: int = at_least(1, 64)
-    eval_seed: int = seed_field(1_000_003)
+    eval_seed: int = seed_field(1_000_003, evaluation=True)
     score_prompts: int = at_least(1, 16)
     checkpoint_every: int = at_least(1, 500)
     seed: int = seed_field()

@@ -148,7 +148,7 @@ class TrainConfig:
     loss: Literal["in_context", "full"] = "in_context"
     eval_every: int = at_least(1, 50)
     eval_batch_size: int = at_least(1, 512)
-    eval_seed: int = seed_field(12345)
+    eval_seed: int = seed_field(12345, evaluation=True)
     checkpoint_every: int = at_least(1, 100)
     seed: int = seed_field()
     device: str = "auto"

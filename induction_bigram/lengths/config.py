@@ -48,7 +48,7 @@ class LengthsSettings:
     multiples: tuple[int, ...] = at_least(1, (1, 2, 3, 4, 6, 8))
     eval_batch_size: int = at_least(1, 256)
     chunk_size: int = at_least(1, 32)
-    eval_seed: int = seed_field(2024)
+    eval_seed: int = seed_field(2024, evaluation=True)
     rpe_clipped: bool = True
     rpe_logn: bool = True
     threads: int | None = at_least(1, None)

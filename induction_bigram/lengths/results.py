@@ -277,8 +277,8 @@ def accuracy_over_seeds(
 ) -> dict[str, dict[str, Interval]]:
     """Variant -> ``"kx"`` -> the mean over seeds of each seed's in-context accuracy on the last
     window (``results[i]`` is seed i's study) and its Student-t interval at ``level``
-    (:func:`~induction_bigram.intervals.mean_interval`: over training seeds only, the evaluation
-    prompts being the same in every seed), clipped to [0, 1]. Variants and lengths that some
+    (:func:`~induction_bigram.intervals.mean_interval`: over seeds, each trained and evaluated on
+    prompts of its own in a sweep), clipped to [0, 1]. Variants and lengths that some
     seed lacks, or where some seed has no in-context target (NaN), are left out."""
     if not results:
         raise ValueError("accuracy_over_seeds needs the result of at least one seed")

@@ -48,7 +48,7 @@ class ReproduceSettings:
         studies: the studies it runs when ``--only`` names none (empty: every study).
     """
 
-    seeds: int = at_least(1, 3)
+    seeds: int = at_least(1, 5)
     cpus_per_run: float = at_least(0.01, 1.0)
     studies: tuple[str, ...] = ()
 
@@ -74,7 +74,8 @@ class ReproduceConfig(Config):
 
 
 def _quick() -> ReproduceConfig:
-    """Small settings over 3 seeds: under 20 minutes on 2 CPU cores."""
+    """Small settings over 5 seeds (the wall time of the last run is in docs/report-quick's
+    ``numbers.json``, ``provenance.wall_seconds``)."""
     return ReproduceConfig(MEMORIES["quick"], CAPACITY["quick"], FORMATION["quick"], INCONTEXT["quick"], LENGTHS["cpu"])
 
 

@@ -3,8 +3,11 @@ a grid of keys with lists of values, and a number of seeds; and the runs it expa
 
 Each grid point x seed is one run, named by its swept values (``model.d_model=32__seed=1``)
 so that the same sweep asked for again finds the same runs. A seed s sets ``train.seed`` and
-``model.seed`` (the training batches and every frozen random matrix); the evaluation batches
-stay fixed, so that seeds differ only in what training could make different.
+``model.seed`` (the training batches and every frozen random matrix) and adds s to every
+evaluation seed of the config (:meth:`~induction_bigram.config.Config.evaluation_seeds`: the
+evaluation batch, the designed prompts), so that each seed is measured on prompts of its own
+and an interval over seeds covers the prompts as well as the training; seed 0 keeps the
+preset's prompts.
 """
 
 import dataclasses
@@ -156,7 +159,8 @@ class SweepSpec:
             if same is not values:  # e.g. 0.1 and 1e-1: the same runs under two names, counted twice
                 raise ConfigError(f"the grid points {same} and {values} are the same config; give each once")
             for seed in range(self.seeds):
-                config = point.with_overrides({key: seed for key in SEED_KEYS})
+                shifted = {key: value + seed for key, value in point.evaluation_seeds().items()}
+                config = point.with_overrides({key: seed for key in SEED_KEYS} | shifted)
                 runs.append(SweepRun(run_name(values, seed), values, seed, config))
         return runs
 

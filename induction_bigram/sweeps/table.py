@@ -5,7 +5,8 @@ status, every swept key, the seed, the run's numbers (dotted keys, e.g.
 ``in_context_accuracy`` or ``memories.W_K1.recall``), its error when it failed.
 ``aggregate.csv`` / ``aggregate.json`` hold a row per grid point: the swept values, the number
 of finished seeds, and for each number its mean and Student-t 95% interval over those seeds
-(:func:`induction_bigram.intervals.mean_interval`). Failed runs count in no aggregate.
+(:func:`induction_bigram.intervals.mean_interval`), clipped to the number's range where its name
+says it has one (:func:`induction_bigram.intervals.range_of`). Failed runs count in no aggregate.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from induction_bigram.files import atomic_write_text, dumps_json
-from induction_bigram.intervals import mean_interval
+from induction_bigram.intervals import mean_interval, range_of
 
 TIMING = ("seconds", "elapsed_seconds", "tokens_per_second", "wall_seconds", "train_seconds")
 """Numbers that measure the machine, not the model: kept in the rows, never averaged."""
@@ -73,7 +74,7 @@ class SweepTable:
             for name in _numbers(done):
                 values = [row[name] for row in done if isinstance(row.get(name), float) and math.isfinite(row[name])]
                 if values:
-                    mean, low, high = mean_interval(values)
+                    mean, low, high = mean_interval(values, bounds=range_of(name))
                     entry |= {f"{name}.mean": mean, f"{name}.low": low, f"{name}.high": high}
             table.append(entry)
         return table

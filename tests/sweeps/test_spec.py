@@ -22,6 +22,18 @@ def test_a_grid_times_seeds_expands_to_named_runs_with_their_seeds():
         assert run.config.model.d_model == int(run.values["model.d_model"]) and run.config.train.steps == 4
 
 
+def test_each_seed_is_measured_on_prompts_of_its_own_and_seed_0_on_the_presets():
+    spec = SweepSpec(target="incontext", preset="test", seeds=3)
+    base = spec.base()
+    runs = spec.runs()
+    assert base.evaluation_seeds() == {"train.eval_seed": base.train.eval_seed, "incontext.seed": base.incontext.seed}
+    for run in runs:
+        assert run.config.evaluation_seeds() == {k: v + run.seed for k, v in base.evaluation_seeds().items()}
+    assert runs[0].config == base.with_overrides({"train.seed": 0, "model.seed": 0})
+    lengths = SweepSpec(target="lengths", preset="test", seeds=2).runs()[1].config
+    assert lengths.lengths.eval_seed == SweepSpec(target="lengths", preset="test").base().lengths.eval_seed + 1
+
+
 def test_a_study_is_swept_with_its_own_keys():
     spec = SweepSpec(target="lengths", preset="test", grid={"lengths.multiples": ([1, 2], [1, 3])})
     assert [r.config.lengths.multiples for r in spec.runs()] == [(1, 2), (1, 3)]
@@ -91,6 +103,20 @@ def test_the_aggregate_is_the_mean_and_t_interval_over_finished_seeds():
     assert point["acc.low"] == pytest.approx(2 - half) and point["acc.high"] == pytest.approx(2 + half)
     assert "seconds.mean" not in point  # timings are the machine's, never averaged
     assert table.failed[0]["error"] == "TrainingDivergedError: boom"
+
+
+def test_the_aggregate_clips_an_interval_to_the_range_its_name_says():
+    spec = SweepSpec(preset="quick", overrides=SHORT, seeds=3)
+    runs = spec.runs()
+    numbers = [(0.0, 0.98, 5.0), (3.0, 1.0, 9.0), (0.0, 0.90, 1.0)]
+    records = {
+        r.name: {"status": "done", "metrics": {"hijack_threshold": n, "accuracy": a, "margin": m}}
+        for r, (n, a, m) in zip(runs, numbers)
+    }
+    (point,) = SweepTable.of(spec, runs, records).aggregate()
+    assert point["hijack_threshold.low"] == 0.0 < point["hijack_threshold.high"]  # a count: never below 0
+    assert point["accuracy.high"] == 1.0 and point["accuracy.low"] < 0.95
+    assert point["margin.low"] < 0.0  # no range known for a margin: the plain t interval
 
 
 def test_flatten_keeps_numbers_under_dotted_keys():
