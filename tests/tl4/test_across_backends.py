@@ -2,7 +2,7 @@
 and resumes there as it would here (checkpoints hold ``portable_state_dict`` and
 ``portable_optimizer_state``: TL 3's names and layouts). The other backend is the
 other venv of the Makefile (``.venv`` for TL 3.9, ``.venv-tl4`` for TL 4.3); ``.ci/run`` builds
-``.venv`` first, so the TL 4 run checks a TL 4 checkpoint under TL 3."""
+both before either suite runs, so each suite checks its checkpoints under the other backend."""
 
 from __future__ import annotations
 
