@@ -8,6 +8,10 @@ reference strategies at each evaluation, the phases it passes through, and their
   :func:`kl_curves` of a run's points;
 - :mod:`.phases`: :func:`detect_phases`, the steps where the nearest strategy changes (the
   criterion is in the module doc);
+- :mod:`.analyses`: :func:`~.analyses.analyse_markov_model`, the any-model analyses (head
+  pairs, memories, paths, patching) on a model trained on Markov chains, and
+  :func:`~.analyses.occurrence_attention`, how a head spreads its attention over the earlier
+  occurrences of the current token;
 - :mod:`.figures`: :func:`plot_dynamics`; :func:`run_dynamics` and :func:`plot_run_dynamics` read a
   run's ``metrics.jsonl``.
 
