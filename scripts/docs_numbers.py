@@ -12,7 +12,10 @@ and ``<!-- /NAME -->``, in the page that :data:`PAGES` names for it:
 - ``corpus-counts`` (docs/guide.md): the shipped tiny-Shakespeare counts,
   induction_bigram/data/tinyshakespeare.json;
 - ``induction-opportunity`` (docs/THEORY.md section 3.8): how much tiny Shakespeare rewards
-  copying, docs/induction_opportunity.json (scripts/induction_opportunity.py's output).
+  copying, docs/induction_opportunity.json (scripts/induction_opportunity.py's output);
+- ``markov-summary`` (README.md) and ``markov-analyses`` (docs/guide.md): the shipped ``markov``
+  model's phases (its metrics.jsonl) and what the any-model analyses find in it,
+  docs/markov_analyses.json (scripts/markov_analyses.py's output).
 
     .venv/bin/python scripts/docs_numbers.py
 
@@ -33,6 +36,7 @@ NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
 LAW = REPO / "docs" / "capacity_law.json"
 LAW_FIXED = REPO / "docs" / "capacity_law_fixed.json"
 OPPORTUNITY = REPO / "docs" / "induction_opportunity.json"
+MARKOV = REPO / "docs" / "markov_analyses.json"
 
 
 def _numbers() -> dict:
@@ -61,6 +65,88 @@ def induction_opportunity() -> str:
     return "\n".join(lines)
 
 
+def _markov_phase() -> tuple[dict, dict, dict]:
+    """The shipped markov run's first transition record, its last record, and its analyses."""
+    from induction_bigram.dynamics import run_dynamics
+    from induction_bigram.pretrained import pretrained_metrics
+
+    records = pretrained_metrics("markov")
+    steps, _, phases = run_dynamics(records)
+    first = phases.transitions[0]
+    at = records[steps.index(first.step)]
+    return {**at, "before": first.before, "after": first.after}, records[-1], json.loads(MARKOV.read_text())
+
+
+def _heads(trained: dict) -> str:
+    return ", ".join(f"L{layer}H{head}" for layer, head in trained["statistical_induction_heads"])
+
+
+def markov_summary() -> str:
+    at, last, analyses = _markov_phase()
+    trained, untrained = analyses["trained"], analyses["untrained"]
+    pair = trained["pair"]
+    floors = trained["chains"]["floors"]
+    alphas = [a for attention in trained["occurrence_attention"].values() for a in attention["alpha_eff"]]
+    per_head = [p["restored_last"] for p in trained["patching"]["per_head"].values()]
+    return (
+        f"The held-out KL curves of the shipped `markov` model (seed 0) move from `{at['before']}` to "
+        f"`{at['after']}` at step {at['step']}, after {at['elapsed_seconds']:.0f} s of training on one thread of a "
+        f"2-core machine, when its best statistical induction head scores "
+        f"{at['statistical_induction']['score']:.2f} (a uniform head: {at['statistical_induction']['chance']:.2f}); "
+        f"at step {last['step']} its held-out excess loss over Bayes is {last['excess_ratio']:.3f} of the global "
+        f"bigram's. `find_head_pairs` on its chains finds previous-token L{pair['previous_token'][0]}H"
+        f"{pair['previous_token'][1]} ({pair['previous_token_score']:.2f}, floor {floors['previous_token']:.2f}) "
+        f"-> induction L{pair['induction'][0]}H{pair['induction'][1]} ({pair['induction_score']:.2f}, floor "
+        f"{floors['induction']:.2f}), and every layer-1 head ({_heads(trained)}) above the floor: each puts "
+        f"n / (n + alpha_eff) of its attention on the n positions after earlier occurrences of the current token, "
+        f"alpha_eff {min(alphas):.1f} to {max(alphas):.1f} (Bayes: n / (n + alpha), alpha = {trained['alpha']:g}), "
+        f"spread over them instead of on the latest. Patched alone, a head restores {min(per_head):.2f} to "
+        f"{max(per_head):.2f} of the clean logit difference, the whole layer at the last position "
+        f"{trained['patching']['last_layer_at_last_position']:.2f}. The untrained twin: "
+        f"{'nothing found' if not untrained['found'] else 'a pair found'}."
+    )
+
+
+def markov_analyses() -> str:
+    _, _, analyses = _markov_phase()
+    trained = analyses["trained"]
+    lines = ["| head | n_q | queries | attention on the n_q positions | alpha_eff | share on the latest | evenness |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for name, a in trained["occurrence_attention"].items():
+        for i, n in enumerate(a["counts"]):
+            if n in (1, 2, 4, 8, 16):
+                lines.append(
+                    f"| {name} | {n} | {a['queries'][i]} | {a['on_matches'][i]:.2f} | {a['alpha_eff'][i]:.2f} | "
+                    f"{a['latest'][i]:.2f} | {a['evenness'][i]:.2f} |"
+                )
+    memories = "; ".join(
+        f"{name}: W_O2 {m['W_O2']['recall']:.2f}, W_K2 {m['W_K2']['recall']:.2f}, W_K1 {m['W_K1']['recall']:.2f}"
+        for name, m in trained["memories"].items()
+    )
+    paths = trained["paths"]
+    by_source = paths["by_source"]
+    heads = [f"L{layer}H{head}" for layer, head in trained["statistical_induction_heads"]]
+    in_context = sum(by_source[f"{h}/direct"] for h in heads)
+    lines += [
+        "",
+        f"Memory recall@1 of each pair (previous-token head, layer-1 head): {memories}. "
+        f"The W_O2 readouts of the {len(heads)} heads summed: recall {trained['summed_readout']['recall']:.2f}, "
+        f"margin {trained['summed_readout']['margin']:.2f}.",
+        "",
+        f"Path split at {paths['positions']} chain positions where the context's most frequent successor of q "
+        f"differs from the global bigram's favourite: the model prefers the context's at "
+        f"{paths['model_prefers_in_context']:.0%} of them (mean logit difference {paths['model_difference']:.2f}); "
+        f"the layer-1 heads' direct paths give {in_context:+.2f} together, "
+        f"the current token's {by_source['token/direct']:+.2f}, "
+        f"the biases {by_source['biases/direct']:+.2f}.",
+        "",
+        f'Patching on prompts with one earlier "q o" (clean - corrupted gap {trained["patching"]["gap"]["gap"]:.2f}): '
+        + ", ".join(f"{name} {p['restored_last']:.2f}" for name, p in trained["patching"]["per_head"].items())
+        + f"; the whole last layer at the last position {trained['patching']['last_layer_at_last_position']:.2f}.",
+    ]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "what-holds": lambda: readme_what_holds(_numbers()),
     "report-claims": lambda: readme_claims(_numbers()),
@@ -72,6 +158,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "capacity-law-fixed-per-n": lambda: _law(LAW_FIXED).per_n_table(),
     "corpus-counts": corpus_counts,
     "induction-opportunity": induction_opportunity,
+    "markov-summary": markov_summary,
+    "markov-analyses": markov_analyses,
 }
 PAGES: dict[str, str] = {
     "what-holds": "README.md",
@@ -84,6 +172,8 @@ PAGES: dict[str, str] = {
     "capacity-law-fixed-per-n": "docs/results.md",
     "corpus-counts": "docs/guide.md",
     "induction-opportunity": "docs/THEORY.md",
+    "markov-summary": "README.md",
+    "markov-analyses": "docs/guide.md",
 }
 """Block -> the page (relative to the repository) that holds it, once."""
 

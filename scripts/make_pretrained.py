@@ -55,8 +55,9 @@ RECIPES = {
     # a standard TL model (2 layers of 8 heads, LayerNorm) on plain text: TEXT stands for --text
     "natural": (["natural", "--preset", "natural", "--text", "TEXT", "--out", "RUNS/natural"], "RUNS/natural"),
     # the same kind of model (2 layers of 4 heads, d_model 64) on in-context Markov chains with the
-    # Shakespeare bigram as prior (alpha = 1, T = 128): a statistical induction head by step 600,
-    # 3000 steps in about 17 min on one thread of a busy 2-core machine
+    # Shakespeare bigram as prior (alpha = 1, T = 128): a statistical induction head by step 600
+    # (60 s of training, its metrics.jsonl), 3000 steps in about 18 min on one thread of a busy
+    # 2-core machine (load average 8-9); re-running it gives bitwise the same weights
     "markov": (["markov", "--preset", "markov", "--out", "RUNS/markov"], "RUNS/markov"),
 }
 

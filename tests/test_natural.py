@@ -39,6 +39,9 @@ def test_config_presets_round_trip_and_overrides():
         cfg.with_overrides(["model.n_heads=0"])
     with pytest.raises(ConfigError, match="unknown config key"):
         cfg.with_overrides(["model.n_head=2"])
+    with pytest.raises(ConfigError, match="model.d_mlp=64 needs train.fused_loss=false"):
+        cfg.with_overrides(["model.d_mlp=64"])  # the fused loss has no MLPs
+    assert cfg.with_overrides(["model.d_mlp=64", "train.fused_loss=false"]).model.d_mlp == 64
 
 
 def test_the_model_is_a_standard_tl_model_with_several_heads_and_layer_norm():

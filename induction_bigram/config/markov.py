@@ -5,8 +5,9 @@
   samples it): the corpus whose bigram is the Dirichlet prior's mean, the sequence length T and
   the prior's strength alpha.
 - :class:`~induction_bigram.config.natural.NaturalModelConfig` owns the architecture (the
-  ``natural`` model's: several heads, LayerNorm, learned embeddings and positions); its
-  ``vocab`` is filled in from the corpus statistics.
+  ``natural`` model's: several heads, LayerNorm, learned embeddings and positions; attention
+  only unless ``model.d_mlp`` adds TL's MLPs); its ``vocab`` is filled in from the corpus
+  statistics.
 - :class:`MarkovTrainConfig` owns the optimisation (AdamW) and the held-out evaluation.
 - :class:`MarkovConfig` bundles the three; a markov run folder's ``config.json`` holds it.
 

@@ -1,8 +1,8 @@
 """The ``natural`` config: a standard TransformerLens model trained on plain text.
 
 - :class:`TextConfig` owns the data: the text file and its held-out slice.
-- :class:`NaturalModelConfig` owns the architecture: an attention-only TL model with several
-  heads per layer, LayerNorm and learned token and positional embeddings.
+- :class:`NaturalModelConfig` owns the architecture: a TL model with several heads per layer,
+  LayerNorm and learned token and positional embeddings, attention-only unless ``d_mlp`` is set.
 - :class:`NaturalTrainConfig` owns the optimisation (AdamW) and the evaluation.
 - :class:`NaturalConfig` bundles the three; a natural run folder's ``config.json`` holds it,
   with ``model.vocab`` filled in from the text.
@@ -44,7 +44,7 @@ class TextConfig:
 
 @section("model")
 class NaturalModelConfig:
-    """A standard attention-only TL model (TL's own initialisation).
+    """A standard TL model (TL's own initialisation), attention-only by default.
 
     Attributes:
         n_layers / n_heads / d_model / d_head: the shape; an induction circuit needs 2 layers.
@@ -54,6 +54,8 @@ class NaturalModelConfig:
             positions added to the stream), ``"rotary"`` (rotary on the whole head, no positions
             in the stream) or ``"shortformer"`` (learned absolute positions added to the
             queries' and keys' input only).
+        d_mlp: the hidden width of an MLP after each attention layer (TL's standard block,
+            GELU); ``None``: attention only.
         vocab: the characters, token id i = ``vocab[i]``; ``None`` means "every character of
             the text, sorted" (a trained model's config holds them).
         seed: seeds TL's initialisation.
@@ -66,6 +68,7 @@ class NaturalModelConfig:
     n_ctx: int = at_least(2, 128)
     normalization: Literal["LN", "LNPre", "none"] = "LN"
     positional: Literal["standard", "rotary", "shortformer"] = "standard"
+    d_mlp: Optional[int] = at_least(1, None)
     vocab: Optional[str] = None
     seed: int = seed_field()
 
@@ -128,6 +131,13 @@ class NaturalConfig(Config):
     data: TextConfig
     model: NaturalModelConfig
     train: NaturalTrainConfig
+
+    def __post_init__(self) -> None:
+        if self.model.d_mlp is not None and self.train.fused_loss:
+            raise ConfigError(
+                f"model.d_mlp={self.model.d_mlp} needs train.fused_loss=false: the fused loss computes an "
+                "attention-only model's"
+            )
 
     def recipe(self) -> "NaturalConfig":
         """This config with ``train.steps`` and ``train.fused_loss`` at their defaults and no text

@@ -14,6 +14,11 @@ and its KL to each strategy are measured on the same sequences. With q = z_t:
 - ``bayes``: (n_qo + alpha pi_b(o | q)) / (n_q + alpha), the posterior predictive of the chain
   under its Dirichlet prior, the lowest expected loss on :class:`~.markov.MarkovTask` data.
 
+On the trigger task (docs/THEORY.md section 1; :class:`~.task.TriggerTask`) the strategies are
+the global bigram and ``in_context_copy`` (:class:`InContextCopy`, :func:`trigger_strategies`):
+at a trigger seen before, all mass on the token that followed its previous occurrence; elsewhere
+pi_b(. | q).
+
 The counting strategies give probability 0 (log-probability -inf) to what the context has not
 shown; their loss on such a target is infinite, and the KL from them to a model stays finite
 (:func:`kl_divergence`).
@@ -29,7 +34,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.errors import ConfigError
+from induction_bigram.errors import ConfigError, DataError
 
 
 @runtime_checkable
@@ -108,6 +113,41 @@ class Bayes:
         return ((counts + prior) / (counts.sum(-1, keepdim=True) + self.alpha)).log()
 
 
+class InContextCopy:
+    """The trigger task's copy strategy: at a trigger q_k seen before (z_t = q_k = z_s for some
+    s < t), log 1 on z_(s+1) for the latest such s (the output o_k, which always follows q_k)
+    and log 0 elsewhere; at every other position log pi_b(. | z_t).
+
+    It knows the triggers of each sequence (``triggers``: ``[batch, k]`` per sequence, or ``[k]``
+    shared), as the task's own predictor would; a model must find them in the context. Where the
+    first occurrence of a trigger is followed by a draw from pi_b(. | q) (``task.output_mode =
+    "bigram"``) it is the lowest-loss predictor of the task's next tokens; with uniform outputs,
+    an output the corpus never shows after its trigger gets probability 0 under it.
+    """
+
+    def __init__(self, stats: BigramStats, triggers: Int[Tensor, "*batch k"]):
+        if triggers.ndim not in (1, 2) or triggers.shape[-1] < 1:
+            raise DataError(f"triggers must have shape [k] or [batch, k] with k >= 1, got {tuple(triggers.shape)}")
+        self.log_probs = stats.bigram.float().log()
+        self.triggers = triggers
+
+    def __call__(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos vocab"]:
+        triggers = self.triggers.to(tokens.device)
+        if triggers.ndim == 2 and triggers.shape[0] != tokens.shape[0]:
+            raise DataError(f"triggers are given for {triggers.shape[0]} sequences, the batch has {tokens.shape[0]}")
+        T = tokens.shape[1]
+        log_probs = self.log_probs.to(tokens.device)[tokens]
+        causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril(-1)
+        earlier = (tokens[:, :, None] == tokens[:, None, :]) & causal  # [batch, t, s]: z_s = z_t, s < t
+        latest = torch.where(earlier, torch.arange(T, device=tokens.device), -1).amax(-1)  # -1: none
+        per_sequence = triggers if triggers.ndim == 2 else triggers[None]
+        is_trigger = (tokens[:, :, None] == per_sequence[:, None, :]).any(-1)
+        copy = is_trigger & (latest >= 0)
+        copied = tokens.gather(1, (latest + 1).clamp(max=T - 1))  # z_(s+1); s < t, so s + 1 <= t
+        one_hot = torch.nn.functional.one_hot(copied, log_probs.shape[-1]).bool()
+        return torch.where(copy[..., None], torch.where(one_hot, 0.0, -math.inf), log_probs)
+
+
 def transition_counts(tokens: Int[Tensor, "batch pos"], n_tokens: int) -> Float[Tensor, "batch pos vocab"]:
     """n_qo at each position t: how many s < t have z_s = z_t and z_(s+1) = o.
 
@@ -132,6 +172,18 @@ def markov_strategies(stats: BigramStats, alpha: float) -> dict[str, Strategy]:
         "in_context_unigram": InContextUnigram(n),
         "in_context_bigram": InContextBigram(n),
         "bayes": Bayes(stats, alpha),
+    }
+
+
+def trigger_strategies(stats: BigramStats, triggers: Int[Tensor, "*batch k"]) -> dict[str, Strategy]:
+    """The trigger task's strategies, simplest first: ``uniform``, ``unigram``, ``bigram`` and
+    ``in_context_copy`` (:class:`InContextCopy` of a batch's ``triggers``)."""
+    n = stats.n_tokens
+    return {
+        "uniform": Uniform(n),
+        "unigram": Unigram(stats),
+        "bigram": Bigram(stats),
+        "in_context_copy": InContextCopy(stats, triggers),
     }
 
 

@@ -24,7 +24,14 @@ from induction_bigram.anymodel.heads import Head, HeadScores, score_heads
 from induction_bigram.config.markov import MarkovConfig
 from induction_bigram.data.markov import MarkovBatch
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.data.strategies import Strategy, kl_divergence, markov_strategies, token_losses
+from induction_bigram.data.strategies import (
+    Strategy,
+    kl_divergence,
+    markov_strategies,
+    token_losses,
+    trigger_strategies,
+)
+from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import DataError
 from induction_bigram.model import Model
 from induction_bigram.training.natural import in_context_score
@@ -179,6 +186,31 @@ def track_dynamics(model: Model, config: MarkovConfig, batch: MarkovBatch) -> di
     metrics record's fields: the ``track`` of :func:`~induction_bigram.training.markov.train_markov`."""
     strategies = _strategies(config.task.corpus, config.task.alpha)
     point = measure_dynamics(model, batch.tokens, batch.targets, strategies, score_prompts=config.train.score_prompts)
+    return point.to_dict()
+
+
+TRIGGER_BATCH = 64
+"""Sequences in the trigger task's dynamics batch."""
+TRIGGER_SEED = 1_000_003
+"""Seeds the trigger task's dynamics batch: a generator of its own (a run's training batches come
+from ``train.seed``'s), so the batch is held out unless a run sets ``train.seed`` to it."""
+
+
+def track_trigger_dynamics(
+    model: Model, task: TriggerTask, *, batch_size: int = TRIGGER_BATCH, seed: int = TRIGGER_SEED
+) -> dict[str, Any]:
+    """The :class:`DynamicsPoint` of a trigger-task model (docs/THEORY.md sections 1 and 9.3), as a
+    metrics record's fields: the tracker of :func:`~induction_bigram.training.loop.train`
+    (``ib.train(config, out, track=[track_trigger_dynamics])``).
+
+    Measured on ``batch_size`` sequences drawn from ``seed`` (the same batch at every evaluation)
+    against :func:`~induction_bigram.data.strategies.trigger_strategies` of their triggers; the
+    excess loss is over ``in_context_copy`` (finite when first outputs follow the bigram,
+    ``task.output_mode = "bigram"``), its ratio to the global bigram's.
+    """
+    batch = task.sample(batch_size, torch.Generator(device=task.device).manual_seed(seed))
+    strategies = trigger_strategies(task.stats, batch.triggers)
+    point = measure_dynamics(model, batch.tokens, batch.targets, strategies, reference="in_context_copy")
     return point.to_dict()
 
 

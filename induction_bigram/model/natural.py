@@ -1,12 +1,13 @@
 """A standard TransformerLens model for next-character prediction on plain text.
 
 Unlike :mod:`.circuit`, nothing here is ours but the input checks and the tokenizer: the model
-is TL's own attention-only configuration (several heads per layer, LayerNorm, learned token and
-positional embeddings, biases, TL's own initialisation, seeded by ``model.seed``), the kind of
-model the any-model analyses (:mod:`induction_bigram.anymodel`) are for. The embeddings are
-TL's ``Embed``/``PosEmbed`` subclassed only to check their input (an id outside the vocabulary
-or a prompt longer than ``n_ctx`` is a :class:`DataError`), so the parameter names and the
-state dict are exactly a plain ``HookedTransformer``'s.
+is TL's own configuration (several heads per layer, LayerNorm, learned token and positional
+embeddings, biases, attention only unless ``model.d_mlp`` adds TL's MLPs, TL's own
+initialisation, seeded by ``model.seed``), the kind of model the any-model analyses
+(:mod:`induction_bigram.anymodel`) are for. The embeddings are TL's ``Embed``/``PosEmbed``
+subclassed only to check their input (an id outside the vocabulary or a prompt longer than
+``n_ctx`` is a :class:`DataError`), so the parameter names and the state dict are exactly a
+plain ``HookedTransformer``'s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _NATURAL_ATTR = "_induction_bigram_natural_config"
 def build_natural_model(
     cfg: NaturalModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
 ) -> HookedTransformer:
-    """A seeded attention-only ``HookedTransformer`` with TL's own initialisation.
+    """A seeded ``HookedTransformer`` with TL's own initialisation (attention only unless ``cfg.d_mlp``).
 
     Args:
         cfg: the shape; ``cfg.vocab`` (or ``vocab``) gives the characters, token id i =

@@ -217,7 +217,7 @@ def rotate_layer1(
 def build_natural_model(
     cfg: NaturalModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
 ) -> TransformerBridge:
-    """A seeded attention-only ``TransformerBridge`` with TL 4's own initialisation (the TL 4
+    """A seeded ``TransformerBridge`` with TL 4's own initialisation (the TL 4
     counterpart of :func:`induction_bigram.model.natural.build_natural_model`; a TL 3 state dict
     loads into it bitwise, but its seeded initial values are TL 4's, not TL 3's)."""
     chars = natural_vocab(cfg, vocab)

@@ -3,18 +3,22 @@
 import pytest
 import torch
 
+from induction_bigram.config import TaskConfig
 from induction_bigram.config.markov import MarkovTaskConfig
 from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import (
     Bayes,
     InContextBigram,
+    InContextCopy,
     kl_divergence,
     markov_strategies,
     token_losses,
     transition_counts,
+    trigger_strategies,
 )
-from induction_bigram.errors import ConfigError
+from induction_bigram.data.task import TriggerTask
+from induction_bigram.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +106,50 @@ def test_the_kl_divergence_is_zero_on_itself_and_finite_where_the_reference_has_
 def test_bayes_refuses_a_non_positive_alpha(stats):
     with pytest.raises(ConfigError, match="alpha"):
         Bayes(stats, 0.0)
+
+
+# -- the trigger task ---------------------------------------------------------------------------
+
+
+def test_the_copy_strategy_copies_after_a_trigger_seen_before_and_is_the_bigram_elsewhere(stats):
+    """Computed here position by position: the latest earlier occurrence of a trigger, and its successor."""
+    task = TriggerTask(stats, TaskConfig(seq_len=48, n_triggers=3, trigger_mode="random", output_mode="bigram"))
+    batch = task.sample(6, torch.Generator().manual_seed(0))
+    log_probs = InContextCopy(stats, batch.triggers)(batch.tokens)
+    bigram = stats.bigram.float().log()
+    copied = 0
+    for b in range(6):
+        row, triggers = batch.tokens[b].tolist(), set(batch.triggers[b].tolist())
+        for t, token in enumerate(row):
+            earlier = [s for s in range(t) if row[s] == token]
+            if token in triggers and earlier:
+                expected = torch.full((65,), float("-inf"))
+                expected[row[earlier[-1] + 1]] = 0.0
+                copied += 1
+            else:
+                expected = bigram[token]
+            assert torch.equal(log_probs[b, t], expected), (b, t)
+    assert copied == int(batch.in_context.sum()), "a copy exactly where the task's target is in context"
+
+
+def test_on_the_task_with_bigram_outputs_the_copy_strategy_has_the_lowest_loss(stats):
+    """There it is the task's own predictor (the triggers known): the copied output is the target."""
+    task = TriggerTask(stats, TaskConfig(seq_len=64, n_triggers=5, output_mode="bigram"))
+    batch = task.sample(64, torch.Generator().manual_seed(1))
+    strategies = trigger_strategies(stats, task.shared_triggers)
+    assert list(strategies) == ["uniform", "unigram", "bigram", "in_context_copy"]
+    losses = {name: float(token_losses(s(batch.tokens), batch.targets).mean()) for name, s in strategies.items()}
+    assert losses["in_context_copy"] < min(v for k, v in losses.items() if k != "in_context_copy"), losses
+    copy = token_losses(strategies["in_context_copy"](batch.tokens), batch.targets)
+    assert (copy[batch.in_context] == 0).all(), "the copy is always right in context"
+    # with uniform outputs, a first output the corpus never shows after its trigger has probability 0
+    uniform_outputs = TriggerTask(stats, TaskConfig(seq_len=64, n_triggers=5)).sample(64, torch.Generator())
+    assert token_losses(strategies["in_context_copy"](uniform_outputs.tokens), uniform_outputs.targets).isinf().any()
+
+
+def test_the_copy_strategy_refuses_triggers_of_another_batch(stats):
+    tokens = torch.zeros(4, 8, dtype=torch.long)
+    with pytest.raises(DataError, match="triggers are given for 3 sequences, the batch has 4"):
+        InContextCopy(stats, torch.zeros(3, 2, dtype=torch.long))(tokens)
+    with pytest.raises(DataError, match=r"triggers must have shape \[k\] or \[batch, k\]"):
+        InContextCopy(stats, torch.zeros(1, 2, 2, dtype=torch.long))

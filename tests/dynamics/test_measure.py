@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import induction_bigram as ib
 from induction_bigram.anymodel.heads import attention_patterns
 from induction_bigram.config import TaskConfig
 from induction_bigram.config.markov import MarkovTaskConfig
@@ -15,10 +16,17 @@ from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies, token_losses
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.dynamics import DynamicsPoint, measure_dynamics
+from induction_bigram.dynamics import (
+    DynamicsPoint,
+    measure_dynamics,
+    plot_run_dynamics,
+    run_dynamics,
+    track_trigger_dynamics,
+)
 from induction_bigram.errors import DataError
 from induction_bigram.files import dumps_json
 from induction_bigram.model import build_natural_model
+from induction_bigram.training.checkpoint import read_metrics
 from induction_bigram.training.natural import in_context_score
 from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model
 
@@ -104,3 +112,35 @@ def test_strategies_of_another_vocabulary_are_a_clear_error(untrained, batch):
     other = BigramStats.from_corpus("zipf:12:1.0:0")
     with pytest.raises(DataError, match="strategy 'uniform' gives shape"):
         measure_dynamics(untrained, batch.tokens, batch.targets, markov_strategies(other, 1.0))
+
+
+@pytest.mark.slow
+def test_a_trigger_task_training_moves_from_the_global_bigram_to_the_in_context_copy(tmp_path):
+    """The toolkit on the trigger task (issue 29, item 4): a real training of the associative memory
+    transformer (``amt``: W_F learns the bigram, the heads the copy) at d = T = 64, tracked at every
+    evaluation, its curves read back from ``metrics.jsonl`` and their phases detected."""
+    config = ib.preset("amt").with_overrides(
+        {
+            "task.seq_len": 64,
+            "model.d_model": 64,
+            "model.n_ctx": 64,
+            "train.steps": 300,
+            "train.batch_size": 32,
+            "train.eval_every": 20,
+            "train.eval_batch_size": 64,
+            "train.checkpoint_every": 300,
+            "train.device": "cpu",
+        }
+    )
+    ib.train(config, tmp_path / "run", progress=False, track=[track_trigger_dynamics])
+    steps, points, phases = run_dynamics(read_metrics(tmp_path / "run"))
+    assert set(points[0].kl) == {"uniform", "unigram", "bigram", "in_context_copy"}
+    assert points[0].kl["uniform"] < min(v for k, v in points[0].kl.items() if k != "uniform"), "untrained"
+    assert [p.strategy for p in phases.phases][-2:] == ["bigram", "in_context_copy"], phases
+    transition = phases.transitions[-1]
+    assert (transition.before, transition.after) == ("bigram", "in_context_copy")
+    assert 100 < transition.step < 300, phases
+    # the copy's loss is finite (outputs follow the bigram), so the excess over it is measured
+    assert points[-1].reference == "in_context_copy" and points[-1].excess_ratio < points[0].excess_ratio
+    fig = plot_run_dynamics(tmp_path / "run")
+    assert f"in_context_copy ({transition.step})" in fig.axes[0].get_title()

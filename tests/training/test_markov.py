@@ -101,6 +101,26 @@ def test_the_command_trains_and_refuses_bad_input_with_exit_2(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+def test_the_mlp_option_builds_trains_and_loads_back_from_its_checkpoint(tmp_path):
+    """``model.d_mlp``: TL's standard block (an MLP after each attention layer), through the same trainer."""
+    assert markov_preset("markov").model.d_mlp is None  # attention only by default
+    cfg = markov_preset("markov-test").with_overrides({"model.d_mlp": 32})
+    result = train_markov(cfg, tmp_path / "run", progress=False)
+    model = result.model
+    assert (model.cfg.attn_only, model.cfg.d_mlp, model.cfg.act_fn) == (False, 32, "gelu")
+    initial = build_natural_model(result.config.model, "cpu").state_dict()
+    mlp_weights = [name for name in model.state_dict() if ".mlp." in name]
+    assert len(mlp_weights) == 4 * cfg.model.n_layers  # W_in, b_in, W_out, b_out (TL 4: in/out weight/bias)
+    assert all(not torch.equal(model.state_dict()[name], initial[name]) for name in mlp_weights), "trained"
+    loaded = load(tmp_path / "run", "cpu")
+    assert not loaded.cfg.attn_only
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    tokens = held_out_batch(result.config, MarkovTask.from_config(cfg.task)).tokens
+    with torch.no_grad():
+        assert torch.equal(loaded(tokens), model(tokens))
+
+
 def test_a_markov_run_exports_to_the_shipped_form_and_loads_back(tmp_path):
     from safetensors.torch import load_file
 
