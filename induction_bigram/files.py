@@ -112,7 +112,7 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
 FolderKind = Literal[
-    "run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep", "figures"
+    "run", "memories", "capacity", "formation", "incontext", "lengths", "markov", "reproduce", "sweep", "figures"
 ]
 Existing = Literal["refuse", "resume", "overwrite"]
 R = TypeVar("R")
@@ -125,12 +125,13 @@ OWN_FILES: dict[str, frozenset[str]] = {
     "formation": frozenset({"result.json"}),
     "incontext": frozenset({"result.json"}),
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
+    "markov": frozenset({"result.json"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
     "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"})
     | {"capacity_law.png", "capacity_law.json"},
     "figures": frozenset(),  # the names written are listed in the folder's marker (claim_names)
 }
-_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths")}
+_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths", "markov")}
 _DESCRIBE |= {"run": "training run", "incontext": "in-context study", "reproduce": "reproduce report"}
 _DESCRIBE |= {"sweep": "sweep", "figures": "figure"}
 # folders a legacy (unmarked) folder of each kind may hold besides its files
