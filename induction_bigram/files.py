@@ -120,12 +120,8 @@ R = TypeVar("R")
 #: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
 OWN_FILES: dict[str, frozenset[str]] = {
     "run": frozenset({"config.json", "metrics.jsonl", "checkpoint.pt"}),
-    "memories": frozenset({"result.json"}),
-    "capacity": frozenset({"result.json"}),
-    "formation": frozenset({"result.json"}),
-    "incontext": frozenset({"result.json"}),
+    **{kind: frozenset({"result.json"}) for kind in ("memories", "capacity", "formation", "incontext", "markov")},
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
-    "markov": frozenset({"result.json"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
     "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"})
     | {"capacity_law.png", "capacity_law.json"},

@@ -86,12 +86,12 @@ def _full() -> MarkovStudyConfig:
 
 def _quick() -> MarkovStudyConfig:
     """A recipe for ``reproduce --preset quick`` (about a minute of training per alpha on one
-    thread): T = 64, d_model 32 (4 heads of 8), 1500 steps at AdamW 3e-3; prompts of 32 and 64
+    thread): T = 64, d_model 32 (4 heads of 8), 1500 steps at AdamW 1e-2; prompts of 32 and 64
     tokens, n up to 15, 6 pairs per alpha, 8 prompts per cell."""
     run = MarkovConfig(
         MarkovTaskConfig(seq_len=64),
         NaturalModelConfig(d_model=32, d_head=8, n_ctx=64),
-        MarkovTrainConfig(steps=1500, eval_every=500, eval_batch=64, device="cpu"),
+        MarkovTrainConfig(steps=1500, lr=1e-2, eval_every=500, device="cpu"),
     )
     settings = HijackSettings(lengths=(32, 64), max_count=15, pairs_per_alpha=6, prompts_per_cell=8)
     return _of(run, settings)
