@@ -393,8 +393,7 @@ def two_outputs(meas: Measurements, diagonals: ProjectionDiagonals, best: Rung) 
 
 
 def hijack_threshold(counts: Tensor, difference: Tensor) -> int | None:
-    """n*: the smallest count whose mean difference (xi_o - xi_g over its prompts) is positive;
-    None if none is (docs/THEORY.md sections 5.4, 9.4)."""
+    """n* (sections 5.4, 9.4): the smallest count whose mean xi_o - xi_g is positive (None if none is)."""
     for n in sorted(counts.unique().tolist()):
         if difference[counts == n].double().mean() > 0:
             return int(n)
