@@ -292,10 +292,12 @@ def n_star_table(results: list[MarkovResult]) -> list[str]:
         ]
         bayes = [min(first.bayes(a.alpha)[i], cap) for i in own]
         ratios = [r.alphas[key].dynamics.excess_ratio for r in results]
+        gaps = [g for r in headed if (g := r.gap(a.alpha)) is not None]
+        counts = (0.0, float(cap))
         rows.append(
             f"| {key} | {len(headed)} of {len(results)} | {interval([x for x in ratios if _finite(x)])} | "
-            f"{len(own)} | {sum(bayes) / len(bayes) if bayes else float('nan'):.2f} | {interval(model, (0.0, float(cap)))} | "
-            f"{interval([g for r in headed if (g := r.gap(a.alpha)) is not None], (0.0, float(cap)))} |"
+            f"{len(own)} | {sum(bayes) / len(bayes) if bayes else float('nan'):.2f} | {interval(model, counts)} | "
+            f"{interval(gaps, counts)} |"
         )
     lengths = ", ".join(map(str, first.config.markov.lengths))
     return [
