@@ -112,7 +112,7 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
 FolderKind = Literal[
-    "run", "memories", "capacity", "formation", "incontext", "lengths", "reproduce", "sweep", "figures"
+    "run", "memories", "capacity", "formation", "incontext", "lengths", "markov", "reproduce", "sweep", "figures"
 ]
 Existing = Literal["refuse", "resume", "overwrite"]
 R = TypeVar("R")
@@ -120,17 +120,14 @@ R = TypeVar("R")
 #: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
 OWN_FILES: dict[str, frozenset[str]] = {
     "run": frozenset({"config.json", "metrics.jsonl", "checkpoint.pt"}),
-    "memories": frozenset({"result.json"}),
-    "capacity": frozenset({"result.json"}),
-    "formation": frozenset({"result.json"}),
-    "incontext": frozenset({"result.json"}),
+    **{kind: frozenset({"result.json"}) for kind in ("memories", "capacity", "formation", "incontext", "markov")},
     "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
     "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"})
     | {"capacity_law.png", "capacity_law.json"},
     "figures": frozenset(),  # the names written are listed in the folder's marker (claim_names)
 }
-_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths")}
+_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths", "markov")}
 _DESCRIBE |= {"run": "training run", "incontext": "in-context study", "reproduce": "reproduce report"}
 _DESCRIBE |= {"sweep": "sweep", "figures": "figure"}
 # folders a legacy (unmarked) folder of each kind may hold besides its files

@@ -14,9 +14,12 @@ from typing import Any
 
 import induction_bigram.incontext as incontext
 import induction_bigram.lengths as lengths
+import induction_bigram.markov as markov
 from induction_bigram.config import Presets
 from induction_bigram.incontext.figures import figures as incontext_figures
 from induction_bigram.lengths.figures import figures as lengths_figures
+from induction_bigram.markov.figures import figures as markov_figures
+from induction_bigram.markov.figures import seed_figures as markov_seed_figures
 from induction_bigram.memories import capacity, formation
 from induction_bigram.memories import study as memories
 from induction_bigram.memories.figures import capacity_figures, formation_figures, memory_figures
@@ -37,6 +40,8 @@ class Study:
         claims: ``claims(result) -> [Claim]``.
         analyse: ``analyse(model, stats, config, *, metrics, progress) -> result`` on an
             existing run (None: the study trains its own models).
+        seed_figures: ``seed_figures(results) -> {file name: figure}`` over every seed's result
+            (None: the figures show the first seed only).
     """
 
     name: str
@@ -47,6 +52,7 @@ class Study:
     figures: Callable[[Any], dict[str, Any]]
     claims: Callable[[Any], list]
     analyse: Callable[..., Any] | None = None
+    seed_figures: Callable[[list[Any]], dict[str, Any]] | None = None
 
     @property
     def default_preset(self) -> str:
@@ -100,5 +106,15 @@ STUDIES: dict[str, Study] = {
         lengths.LengthsResult,
         lengths_figures,
         lengths.claims,
+    ),
+    "markov": Study(
+        "markov",
+        "The hijack against Bayes over alpha",
+        markov.PRESETS,
+        markov.run,
+        markov.MarkovResult,
+        markov_figures,
+        markov.claims,
+        seed_figures=markov_seed_figures,
     ),
 }

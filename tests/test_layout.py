@@ -32,6 +32,7 @@ STAGES = {
     "incontext": 8,
     "dynamics": 8,  # measures any model against the data's strategies, with anymodel's head scores
     "lengths": 9,
+    "markov": 9,  # the hijack against Bayes: trains through training/, measures with anymodel and dynamics
     "studies": 10,
     "sweeps": 11,
     "report": 12,

@@ -230,9 +230,16 @@ def r_squared(prediction: Tensor, target: Tensor) -> float:
 
 
 def spearman(a: Tensor, b: Tensor) -> float:
-    """Rank correlation (ties broken by order, which is fine for continuous values)."""
-    ranks = lambda x: x.double().argsort().argsort().double()  # noqa: E731
-    return pearson(ranks(a), ranks(b))
+    """Rank correlation, tied values sharing their mean rank (NaN when either side is constant)."""
+    return pearson(_ranks(a), _ranks(b))
+
+
+def _ranks(x: Tensor) -> Tensor:
+    order = x.double().argsort()
+    ranks = torch.empty(len(x), dtype=torch.float64, device=x.device)
+    ranks[order] = torch.arange(len(x), dtype=torch.float64, device=x.device)
+    _, group, size = x.double().unique(return_inverse=True, return_counts=True)
+    return torch.zeros(len(size), dtype=torch.float64, device=x.device).index_add_(0, group, ranks)[group] / size[group]
 
 
 def pearson(a: Tensor, b: Tensor) -> float:

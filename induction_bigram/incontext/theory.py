@@ -336,7 +336,7 @@ def check_theory(
     hijack = {}
     for T in lengths:
         single = (meas.length == T) & (meas.rival < 0)
-        hijack[str(T)] = {k: _threshold(meas.n_output[single], v[single]) for k, v in differences.items()}
+        hijack[str(T)] = {k: hijack_threshold(meas.n_output[single], v[single]) for k, v in differences.items()}
 
     zero = meas.n == 0
     mean = lambda x: float(x[zero].double().mean()) if zero.any() else float("nan")  # noqa: E731
@@ -392,8 +392,8 @@ def two_outputs(meas: Measurements, diagonals: ProjectionDiagonals, best: Rung) 
     }
 
 
-def _threshold(counts: Tensor, difference: Tensor) -> int | None:
-    """Smallest count whose mean difference is positive (None if none is)."""
+def hijack_threshold(counts: Tensor, difference: Tensor) -> int | None:
+    """n* (sections 5.4, 9.4): the smallest count whose mean xi_o - xi_g is positive (None if none is)."""
     for n in sorted(counts.unique().tolist()):
         if difference[counts == n].double().mean() > 0:
             return int(n)

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, registered, registry
+from induction_bigram.markov.study import n_star_table
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
 from induction_bigram.report.in_words import idealised_in_words, paths_in_words
 from induction_bigram.report.provenance import device, provenance_line
@@ -378,5 +379,6 @@ DETAILS: dict[str, Callable[[StudySection], list[str]]] = {
     "formation": _formation,
     "incontext": _incontext,
     "lengths": _lengths,
+    "markov": lambda section: n_star_table(section.results or [section.result]),
 }
 """Per study: the lines of text and tables under its heading."""

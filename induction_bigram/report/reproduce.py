@@ -22,6 +22,8 @@ from induction_bigram.incontext import PRESETS as INCONTEXT
 from induction_bigram.incontext import InContextConfig
 from induction_bigram.lengths import PRESETS as LENGTHS
 from induction_bigram.lengths import LengthsConfig
+from induction_bigram.markov import PRESETS as MARKOV
+from induction_bigram.markov import MarkovStudyConfig
 from induction_bigram.memories.capacity import PRESETS as CAPACITY
 from induction_bigram.memories.capacity import CapacityConfig
 from induction_bigram.memories.formation import PRESETS as FORMATION
@@ -70,13 +72,16 @@ class ReproduceConfig(Config):
     formation: FormationConfig
     incontext: InContextConfig
     lengths: LengthsConfig
+    markov: MarkovStudyConfig
     reproduce: ReproduceSettings = ReproduceSettings()
 
 
 def _quick() -> ReproduceConfig:
     """Small settings over 5 seeds (the wall time of the last run is in docs/report-quick's
     ``numbers.json``, ``provenance.wall_seconds``)."""
-    return ReproduceConfig(MEMORIES["quick"], CAPACITY["quick"], FORMATION["quick"], INCONTEXT["quick"], LENGTHS["cpu"])
+    return ReproduceConfig(
+        MEMORIES["quick"], CAPACITY["quick"], FORMATION["quick"], INCONTEXT["quick"], LENGTHS["cpu"], MARKOV["quick"]
+    )
 
 
 def _full() -> ReproduceConfig:
@@ -84,7 +89,7 @@ def _full() -> ReproduceConfig:
     lengths = LENGTHS["cpu"].with_overrides({"lengths.variants": ("ape", "rpe", "rope", "nope", "rope-nobias")})
     settings = ReproduceSettings(seeds=5, cpus_per_run=2.0)
     return ReproduceConfig(
-        MEMORIES["reference"], CAPACITY["full"], FORMATION["full"], INCONTEXT["full"], lengths, settings
+        MEMORIES["reference"], CAPACITY["full"], FORMATION["full"], INCONTEXT["full"], lengths, MARKOV["full"], settings
     )
 
 
@@ -92,7 +97,13 @@ def _test() -> ReproduceConfig:
     """Tiny models trained a few steps, 2 seeds: checks the bookkeeping, not the claims."""
     settings = ReproduceSettings(seeds=2)
     return ReproduceConfig(
-        MEMORIES["test"], CAPACITY["test"], FORMATION["test"], INCONTEXT["test"], LENGTHS["test"], settings
+        MEMORIES["test"],
+        CAPACITY["test"],
+        FORMATION["test"],
+        INCONTEXT["test"],
+        LENGTHS["test"],
+        MARKOV["test"],
+        settings,
     )
 
 
@@ -196,6 +207,7 @@ def _section(out_dir: Path, name: str, table: SweepTable) -> StudySection:
         study.result.from_dict(json.loads((folder / RUNS / row["run"] / "result.json").read_text()))
         for row in table.rows
     ]
-    figures = save_figures(study.figures(results[0]), folder / "figures")
+    drawn = study.figures(results[0]) | (study.seed_figures(results) if study.seed_figures else {})
+    figures = save_figures(drawn, folder / "figures")
     written = [str(Path(f).relative_to(out_dir)) for f in figures]
     return StudySection(study, results[0], written, sum(row["seconds"] for row in table.rows), results=results)

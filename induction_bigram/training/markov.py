@@ -54,6 +54,14 @@ def train_markov(
     return train_run(_setup(track), config, run_dir, existing=folder_mode(resume, overwrite), progress=progress)
 
 
+def markov_or_load(
+    config: MarkovConfig, run_dir: str | Path | None, *, progress: bool = True, track: Sequence[MarkovTracker] = ()
+) -> TrainResult:
+    """The finished markov run of ``config`` in ``run_dir`` if there is one; else it resumes an
+    unfinished run there (refusing a different config) or trains afresh (a study's runs)."""
+    return train_run(_setup(track), config, run_dir, existing="reuse", progress=progress)
+
+
 def held_out_batch(config: MarkovConfig, task: MarkovTask) -> MarkovBatch:
     """The fixed evaluation batch: ``train.eval_batch`` chains from ``train.eval_seed``."""
     return task.sample(config.train.eval_batch, torch.Generator().manual_seed(config.train.eval_seed))

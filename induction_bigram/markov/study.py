@@ -1,0 +1,313 @@
+"""The hijack against Bayes over alpha (docs/THEORY.md section 9.4): one markov model trained per
+alpha, its statistical induction head found or not, and its n* on designed prompts beside Bayes n*.
+
+For each alpha in ``markov.alphas``: train (or load, ``out_dir/alpha=<a>``) the markov run at that
+alpha (:func:`~induction_bigram.training.markov.markov_or_load`, the dynamics recorded at each
+evaluation), look for a (previous-token, induction) pair on the held-out chains
+(:func:`~induction_bigram.anymodel.find_head_pairs`: the induction score there is the statistical
+one), and, where one clears its floors, measure every pair of every alpha on the designed prompts
+(:func:`~induction_bigram.markov.hijack.measure_hijack`). Without such a head the alpha reports
+"no head" and no n*: a threshold no mechanism makes would mislead.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from induction_bigram.anymodel.circuit import find_head_pairs
+from induction_bigram.data.markov import MarkovTask
+from induction_bigram.data.prompts import PromptDesigner
+from induction_bigram.data.stats import BigramStats
+from induction_bigram.dynamics import DynamicsPoint, track_dynamics
+from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.intervals import mean_interval
+from induction_bigram.markov.config import MarkovStudyConfig
+from induction_bigram.markov.hijack import Pair, candidate_pairs, measure_hijack, model_thresholds, select_pairs
+from induction_bigram.training.markov import held_out_batch, markov_or_load
+
+
+@dataclass(frozen=True)
+class AlphaResult:
+    """One alpha's model.
+
+    Attributes:
+        alpha: the prior's strength it was trained at.
+        train_seconds: its training's wall time.
+        dynamics: its last :class:`~induction_bigram.dynamics.DynamicsPoint` (held-out chains).
+        heads: :meth:`~induction_bigram.anymodel.circuit.HeadPairSearch.to_dict` on the held-out chains.
+        induction_head: the induction head of the best pair that clears the floors (None: no head).
+        cells: ``{str(T): {part: [pair][n]}}`` (:func:`measure_hijack`; empty without a head).
+        thresholds: ``{str(T): [n* per pair]}`` (None: no switch up to max_count; empty without a head).
+    """
+
+    alpha: float
+    train_seconds: float
+    dynamics: DynamicsPoint
+    heads: dict[str, Any]
+    induction_head: tuple[int, int] | None
+    cells: dict[str, dict[str, list[list[float]]]]
+    thresholds: dict[str, list[int | None]]
+
+    @property
+    def has_head(self) -> bool:
+        return self.induction_head is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "train_seconds": self.train_seconds,
+            "dynamics": self.dynamics.to_dict(),
+            "heads": self.heads,
+            "induction_head": None if self.induction_head is None else list(self.induction_head),
+            "cells": self.cells,
+            "thresholds": self.thresholds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlphaResult:
+        head = data["induction_head"]
+        return cls(
+            alpha=data["alpha"],
+            train_seconds=data["train_seconds"],
+            dynamics=DynamicsPoint.from_dict(data["dynamics"]),
+            heads=data["heads"],
+            induction_head=None if head is None else (head[0], head[1]),
+            cells=data["cells"],
+            thresholds=data["thresholds"],
+        )
+
+
+@dataclass(frozen=True)
+class MarkovResult:
+    """The study's result: the designed pairs (``chosen_for``: the alphas that chose each) and each alpha's model."""
+
+    config: MarkovStudyConfig
+    pairs: list[Pair]
+    chosen_for: list[list[float]]
+    alphas: dict[str, AlphaResult]
+    wall_seconds: float
+
+    def bayes(self, alpha: float) -> list[int]:
+        """n*_Bayes of every pair at ``alpha``."""
+        return [p.bayes(alpha) for p in self.pairs]
+
+    def own_pairs(self, alpha: float) -> list[int]:
+        """The indices of the pairs chosen for ``alpha``."""
+        return [i for i, alphas in enumerate(self.chosen_for) if alpha in alphas]
+
+    def capped(self, n_star: int | None) -> int:
+        """A model's n* with "no switch" as max_count + 1 (the claims' convention)."""
+        return self.config.markov.max_count + 1 if n_star is None else n_star
+
+    def gap(self, alpha: float) -> float | None:
+        """Mean |n*_model - n*_Bayes| over ``alpha``'s own pairs and the lengths (None without a head)."""
+        a = self.alphas[_key(alpha)]
+        if not a.has_head:
+            return None
+        bayes = self.bayes(alpha)
+        gaps = [abs(self.capped(t[i]) - bayes[i]) for t in a.thresholds.values() for i in self.own_pairs(alpha)]
+        return sum(gaps) / len(gaps) if gaps else None
+
+    def mean_threshold(self, alpha: float) -> float | None:
+        """The model's mean n* (capped) over every pair and length (None without a head)."""
+        a = self.alphas[_key(alpha)]
+        if not a.has_head:
+            return None
+        values = [self.capped(n) for t in a.thresholds.values() for n in t]
+        return sum(values) / len(values)
+
+    def summary(self) -> dict[str, Any]:
+        """Per alpha: the head verdict, the excess-loss ratio, the mean n* gap and mean n* (model, Bayes)."""
+        out: dict[str, Any] = {}
+        for key, a in self.alphas.items():
+            bayes = self.bayes(a.alpha)
+            out[key] = {
+                "has_head": a.has_head,
+                "excess_ratio": a.dynamics.excess_ratio,
+                "statistical_induction": a.dynamics.statistical_induction.score,
+                "n_star_gap": self.gap(a.alpha),
+                "n_star_model": self.mean_threshold(a.alpha),
+                "n_star_bayes": sum(min(b, self.config.markov.max_count + 1) for b in bayes) / len(bayes),
+                "train_seconds": a.train_seconds,
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "pairs": [p.to_dict() for p in self.pairs],
+            "chosen_for": self.chosen_for,
+            "alphas": {key: a.to_dict() for key, a in self.alphas.items()},
+            "wall_seconds": self.wall_seconds,
+            "summary": self.summary(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MarkovResult:
+        """Rebuild from :meth:`to_dict` output (the summary is recomputed, not read)."""
+        return cls(
+            config=MarkovStudyConfig.from_dict(data["config"]),
+            pairs=[Pair.from_dict(p) for p in data["pairs"]],
+            chosen_for=data["chosen_for"],
+            alphas={key: AlphaResult.from_dict(a) for key, a in data["alphas"].items()},
+            wall_seconds=data["wall_seconds"],
+        )
+
+
+def _key(alpha: float) -> str:
+    return f"{alpha:g}"
+
+
+def design_pairs(stats: BigramStats, config: MarkovStudyConfig) -> tuple[list[Pair], list[list[float]]]:
+    """Every alpha's pairs (:func:`select_pairs`, from the statistics alone), merged: the pairs
+    and, for each, the alphas that chose it."""
+    settings = config.markov
+    candidates = candidate_pairs(stats)
+    pairs: list[Pair] = []
+    chosen_for: list[list[float]] = []
+    for alpha in settings.alphas:
+        for pair in select_pairs(candidates, alpha, settings.pairs_per_alpha, settings.max_count):
+            if pair not in pairs:
+                pairs.append(pair)
+                chosen_for.append([])
+            chosen_for[pairs.index(pair)].append(alpha)
+    return pairs, chosen_for
+
+
+def run(
+    config: MarkovStudyConfig,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    existing: Existing = "resume",
+) -> MarkovResult:
+    """Train (or load from ``out_dir/alpha=<a>``) one model per alpha, measure each (module doc)
+    and, when ``out_dir`` is given, write ``result.json`` there. ``out_dir`` is a markov study
+    folder (:func:`~induction_bigram.files.claim_folder`); ``existing``: ``"resume"`` reuses its
+    finished runs, ``"overwrite"`` retrains, ``"refuse"`` refuses an earlier study there."""
+    if out_dir is None:
+        return _run(config, None, progress)
+    with claim_folder(out_dir, "markov", existing=existing) as folder:
+        return _run(config, folder, progress)
+
+
+def _run(config: MarkovStudyConfig, out_dir: Path | None, progress: bool) -> MarkovResult:
+    began = time.perf_counter()
+    settings = config.markov
+    stats = BigramStats.from_corpus(config.task.corpus)
+    pairs, chosen_for = design_pairs(stats, config)
+    alphas = {}
+    for alpha in settings.alphas:
+        run_dir = out_dir / f"alpha={_key(alpha)}" if out_dir is not None else None
+        trained = markov_or_load(config.run_config(alpha), run_dir, progress=progress, track=[track_dynamics])
+        model, run_config = trained.model, trained.config
+        model.eval()
+        held_out = held_out_batch(run_config, MarkovTask(stats, run_config.task))
+        search = find_head_pairs(model, tokens=held_out.tokens.to(next(model.parameters()).device))
+        head = search.best.induction if search.found else None
+        cells, thresholds = {}, {}
+        if head is not None:
+            designer = PromptDesigner(stats)
+            cells = measure_hijack(
+                model,
+                designer,
+                pairs,
+                settings.lengths,
+                settings.max_count,
+                settings.prompts_per_cell,
+                head,
+                seed=settings.eval_seed,
+                chunk_size=settings.chunk_size,
+            )
+            thresholds = {T: model_thresholds(parts["logit"]) for T, parts in cells.items()}
+        result = AlphaResult(
+            alpha,
+            trained.final["elapsed_seconds"],
+            DynamicsPoint.from_dict(trained.final),
+            search.to_dict(),
+            head,
+            cells,
+            thresholds,
+        )
+        alphas[_key(alpha)] = result
+        if progress:
+            tqdm.write(_line(result, pairs, settings.max_count), file=sys.stderr)
+    out = MarkovResult(config, pairs, chosen_for, alphas, time.perf_counter() - began)
+    if out_dir is not None:
+        atomic_write_text(out_dir / "result.json", dumps_json(out.to_dict()) + "\n")
+    return out
+
+
+def _line(a: AlphaResult, pairs: list[Pair], max_count: int) -> str:
+    excess = "n/a" if a.dynamics.excess_ratio is None else f"{a.dynamics.excess_ratio:.3f}"
+    head = (
+        "no statistical induction head"
+        if a.induction_head is None
+        else f"induction head L{a.induction_head[0]}H{a.induction_head[1]}"
+    )
+    line = f"alpha {a.alpha:g}: excess ratio {excess}, {head}"
+    if a.thresholds:
+        longest = a.thresholds[max(a.thresholds, key=int)]
+        shown = ", ".join(
+            f"{'>' + str(max_count) if m is None else m}/{p.bayes(a.alpha)}" for m, p in zip(longest, pairs)
+        )
+        line += f"; n* model/Bayes at the longest length: {shown}"
+    return line
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def n_star_table(results: list[MarkovResult]) -> list[str]:
+    """The report's lines: per alpha, over the seeds, how many models have a statistical
+    induction head, the excess-loss ratio, and (over the seeds with a head) the mean n* of the
+    model against Bayes on the alpha's own pairs and their mean gap; 95% t-intervals of per-seed
+    means (docs/THEORY.md section 8)."""
+    first = results[0]
+    cap = first.config.markov.max_count + 1
+
+    def interval(values: list[float], bounds: tuple[float, float] | None = None) -> str:
+        if not values:
+            return "-"
+        mean, low, high = mean_interval(values, bounds=bounds)
+        return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+    rows = []
+    for key, a in first.alphas.items():
+        own = first.own_pairs(a.alpha)
+        headed = [r for r in results if r.alphas[key].has_head]
+        model = [
+            sum(r.capped(t[i]) for t in r.alphas[key].thresholds.values() for i in own)
+            / (len(own) * len(r.alphas[key].thresholds))
+            for r in headed
+            if own
+        ]
+        bayes = [min(first.bayes(a.alpha)[i], cap) for i in own]
+        ratios = [r.alphas[key].dynamics.excess_ratio for r in results]
+        gaps = [g for r in headed if (g := r.gap(a.alpha)) is not None]
+        counts = (0.0, float(cap))
+        rows.append(
+            f"| {key} | {len(headed)} of {len(results)} | {interval([x for x in ratios if _finite(x)])} | "
+            f"{len(own)} | {sum(bayes) / len(bayes) if bayes else float('nan'):.2f} | {interval(model, counts)} | "
+            f"{interval(gaps, counts)} |"
+        )
+    lengths = ", ".join(map(str, first.config.markov.lengths))
+    return [
+        f"One model per alpha (T = {first.config.task.seq_len}, d_model {first.config.model.d_model}, "
+        f"{first.config.train.steps} steps); designed prompts of {lengths} tokens, n = 0..{cap - 1}, "
+        f"{first.config.markov.prompts_per_cell} per cell; n* of a model that never switches counts {cap}. "
+        "Means and 95% t-intervals over seeds; the n* columns over the seeds whose model has a statistical "
+        "induction head.",
+        "",
+        "| alpha | head | excess ratio | pairs | n* Bayes | n* model | mean abs(gap) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
