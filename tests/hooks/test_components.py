@@ -16,7 +16,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache 
 from induction_bigram import BigramStats, describe  # noqa: E402
 from induction_bigram.config import ModelConfig  # noqa: E402
 from induction_bigram.errors import DataError  # noqa: E402
-from induction_bigram.hooks.attention import CircuitAttention  # noqa: E402
+from induction_bigram.model.components.attention import CircuitAttention  # noqa: E402
 from induction_bigram.model import check_vocabulary  # noqa: E402
 from tests.conftest import model_of, randomise_trainables  # noqa: E402
 
