@@ -12,19 +12,16 @@ the CLI's ``--set``.
 """
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, TypeVar, Union
 
 from induction_bigram.config.base import Config, Presets
-from induction_bigram.config.checks import at_least, section, seed_field, show
+from induction_bigram.config.checks import at_least, one_of, section, seed_field, show
 from induction_bigram.errors import ConfigError
 
 POSITIONAL_ENCODINGS: dict[str, int] = {"ape": 2, "rpe": 2, "rope": 2, "nope": 3}
-"""The positional encodings (``model.positional``) with their number of attention layers (three under
-NoPE: only the causal mask can supply order). Each name is a module of
-:mod:`induction_bigram.model.encodings`, which holds the rest of the encoding (the config precedes the
-model, so the names live here; docs/extending.md, "A new positional encoding")."""
+"""The positional encodings (``model.positional``) and their attention layers; each name's module in
+:mod:`induction_bigram.model.encodings` holds the rest (docs/extending.md, "A new positional encoding")."""
 FeedForward = Literal["none", "linear", "relu"]
 FeedForwardInput = Literal["stream", "token"]
 S = TypeVar("S", bound="StudyConfig")
@@ -64,9 +61,8 @@ class ModelConfig:
         n_ctx: the longest prompt the model accepts; >= ``task.seq_len``. Under APE, positions
             beyond the training length exist (random p_t) but are never trained on.
         d_vocab: N; ``None`` means "take it from the corpus".
-        positional: the positional encoding, a name of :data:`POSITIONAL_ENCODINGS`: ``"ape"`` random
-            absolute p_t; ``"rpe"`` a learned scalar bias per relative offset in layer 1; ``"rope"``
-            rotary in layer 1 only; ``"nope"`` none, with three attention layers.
+        positional: the positional encoding, a name of :data:`POSITIONAL_ENCODINGS` (each module of
+            :mod:`induction_bigram.model.encodings` says what it is).
         ffn: feed-forward layer after the last attention layer (the associative memory
             transformer): ``"none"``, ``"linear"`` (W_F, d x d) or ``"relu"`` (an MLP).
         d_mlp: hidden width of the ReLU MLP (default 4 d); must be ``None`` otherwise.
@@ -89,12 +85,7 @@ class ModelConfig:
     seed: int = seed_field()
 
     def check(self) -> None:
-        if self.positional not in POSITIONAL_ENCODINGS:
-            close = difflib.get_close_matches(self.positional, POSITIONAL_ENCODINGS, n=1)
-            raise ConfigError(
-                f"model.positional must be one of {', '.join(map(repr, POSITIONAL_ENCODINGS))}, got "
-                f"{show(self.positional)}" + (f"; did you mean {close[0]!r}?" if close else "")
-            )
+        one_of("model.positional", self.positional, POSITIONAL_ENCODINGS)
         if self.d_mlp is not None and self.ffn != "relu":
             raise ConfigError(f"model.d_mlp is only used with model.ffn='relu', got ffn={self.ffn!r}")
         if self.ffn_reads != "stream" and self.ffn == "none":
