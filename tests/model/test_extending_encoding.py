@@ -4,6 +4,7 @@ loaded and run with ``run_with_cache`` on whichever backend this venv has."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 
 import pytest
@@ -17,7 +18,9 @@ from induction_bigram.errors import ConfigError
 from induction_bigram.model import describe, trainable_parameters
 from induction_bigram.model.encodings import ENCODINGS, Encoding, zero_positions
 from induction_bigram.training.fused import FusedLoss, logits_loss
-from tests.conftest import model_of, randomise_trainables
+from tests.conftest import REPO, model_of, randomise_trainables
+
+PACKAGE = REPO / "induction_bigram"
 
 SLOPE = "blocks.0.attn.rel_pos.slope"
 
@@ -92,3 +95,21 @@ def test_the_toy_encoding_trains_saves_and_loads(toy, tmp_path):
     tokens = torch.randint(0, result.model.cfg.d_vocab, (2, 12), generator=torch.Generator().manual_seed(4))
     assert torch.equal(loaded(tokens), result.model(tokens))
     assert dict(trainable_parameters(loaded))[SLOPE].item() == trained.item()
+
+
+BUILDERS = ["hooks", "model", "training"]  # what builds, trains and saves a model of any encoding
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for part in BUILDERS for p in (PACKAGE / part).rglob("*.py") if "encodings" not in p.parts),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_only_the_registry_names_an_encoding_where_models_are_built_and_trained(path):
+    """An encoding is its registry entry: nothing that builds, trains or saves a model branches on its name."""
+    named = {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value in POSITIONAL_ENCODINGS
+    }
+    assert not named, f"{path.relative_to(PACKAGE)} names {sorted(named)}"
