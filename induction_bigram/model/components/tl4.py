@@ -83,9 +83,6 @@ if isinstance(getattr(_native, "_ACTIVATIONS", None), dict):
     _native._ACTIVATIONS.setdefault(LINEAR_ACT_FN, _identity)
 
 
-# -- input checks (same messages as hooks/embed.py, which imports TL 3 components) ---------
-
-
 # -- components ----------------------------------------------------------------------------
 
 
@@ -204,7 +201,7 @@ class CircuitMLP(NativeMLP):
 
 class RecordingEmbedding(nn.Embedding):
     """The native token embedding that also hands its rows to the FFN of a model whose FFN
-    reads only w_E(z_t) (:mod:`~induction_bigram.hooks.token_input`; TL 3: ``TokenEmbed``)."""
+    reads only w_E(z_t) (:mod:`~induction_bigram.model.components.token_input`; TL 3: ``TokenEmbed``)."""
 
     def __init__(self, embedding: nn.Embedding, record: EmbeddingRecord) -> None:
         super().__init__(embedding.num_embeddings, embedding.embedding_dim)
