@@ -42,7 +42,9 @@ class Encoding:
     (:attr:`rotary`; the later layers attend by content alone).
 
     Attributes:
-        summary: what it is, for :func:`~induction_bigram.model.describe` (the words TL's ``cfg`` lacks).
+        summary: what it is, for :func:`~induction_bigram.model.describe` (the words TL's ``cfg`` lacks);
+            ``{scores}`` becomes where its :attr:`scores` module sits on this backend, ``{unrotated}``
+            what a rotary model's later layers have instead of a rotation.
         initial: its tensors at initialisation by TL 3 name, in TL 3's layout: ``pos_embed.W_pos``
             (unless :attr:`rotary`, where TL has no W_pos) and those of its :attr:`scores` module.
         trained: the TL 3 names of its tensors that train.
