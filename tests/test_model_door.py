@@ -13,9 +13,9 @@ from induction_bigram.config import ModelConfig, TaskConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import DataError
-from induction_bigram.hooks.checks import check_trigger_ids
 from induction_bigram.memories.projections import memory_report
 from induction_bigram.model import build_natural_model
+from induction_bigram.model.components.checks import check_trigger_ids
 from induction_bigram.training.metrics import in_context_accuracy, in_context_loss
 from tests.conftest import model_of
 

@@ -50,7 +50,7 @@ from induction_bigram.model import Model, check_tokens, ffn_reads_token, norm_pa
 
 ROUTES = ("direct", "mlp")
 TOKEN, POSITION, BIASES, INTERACTION = "token", "position", "biases", "interaction"
-AFFINE_ACTIVATIONS = ("linear",)  # our W_F (induction_bigram.hooks.LINEAR_ACT_FN)
+AFFINE_ACTIVATIONS = ("linear",)  # our W_F (induction_bigram.model.components.LINEAR_ACT_FN)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ and study starts from.
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import SEED_MAX, at_least, section, seed_field
 from induction_bigram.config.run import (
+    POSITIONAL_ENCODINGS,
     PRESETS,
     ModelConfig,
     RunConfig,
@@ -19,6 +20,7 @@ from induction_bigram.config.run import (
 )
 
 __all__ = [
+    "POSITIONAL_ENCODINGS",
     "PRESETS",
     "SEED_MAX",
     "Config",

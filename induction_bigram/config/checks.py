@@ -7,10 +7,12 @@ strings of ``--set key=value``.
 """
 
 import dataclasses
+import difflib
 import json
 import math
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, Literal, no_type_check
 
 from induction_bigram.errors import ConfigError
@@ -83,6 +85,15 @@ def check_fields(obj: Any, section_name: str) -> None:
                 raise ConfigError(f"{name} must be >= {low}, got {value!r}")
             if high is not None and item is not None and item > high:
                 raise ConfigError(f"{name} must be <= {high}, got {value!r}")
+
+
+def one_of(name: str, value: Any, choices: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``, naming the closest one."""
+    choices = list(choices)
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {show(value)}{hint}")
 
 
 def show(value: Any) -> str:

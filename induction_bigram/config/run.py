@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, TypeVar, Union
 
 from induction_bigram.config.base import Config, Presets
-from induction_bigram.config.checks import at_least, section, seed_field, show
+from induction_bigram.config.checks import at_least, one_of, section, seed_field, show
 from induction_bigram.errors import ConfigError
 
-Positional = Literal["ape", "rpe", "rope", "nope"]
+POSITIONAL_ENCODINGS: dict[str, int] = {"ape": 2, "rpe": 2, "rope": 2, "nope": 3}
+"""The positional encodings (``model.positional``) and their attention layers; each name's module in
+:mod:`induction_bigram.model.encodings` holds the rest (docs/extending.md, "A new positional encoding")."""
 FeedForward = Literal["none", "linear", "relu"]
 FeedForwardInput = Literal["stream", "token"]
 S = TypeVar("S", bound="StudyConfig")
@@ -59,9 +61,8 @@ class ModelConfig:
         n_ctx: the longest prompt the model accepts; >= ``task.seq_len``. Under APE, positions
             beyond the training length exist (random p_t) but are never trained on.
         d_vocab: N; ``None`` means "take it from the corpus".
-        positional: ``"ape"`` random absolute p_t; ``"rpe"`` a learned scalar bias per
-            relative offset in layer 1; ``"rope"`` rotary in layer 1 only; ``"nope"`` none,
-            with three attention layers.
+        positional: the positional encoding, a name of :data:`POSITIONAL_ENCODINGS` (each module of
+            :mod:`induction_bigram.model.encodings` says what it is).
         ffn: feed-forward layer after the last attention layer (the associative memory
             transformer): ``"none"``, ``"linear"`` (W_F, d x d) or ``"relu"`` (an MLP).
         d_mlp: hidden width of the ReLU MLP (default 4 d); must be ``None`` otherwise.
@@ -76,7 +77,7 @@ class ModelConfig:
     d_model: int = at_least(2, 256)
     n_ctx: int = at_least(2, 256)
     d_vocab: Optional[int] = at_least(2, None)
-    positional: Positional = "ape"
+    positional: str = "ape"
     ffn: FeedForward = "none"
     d_mlp: Optional[int] = at_least(1, None)
     ffn_reads: FeedForwardInput = "stream"
@@ -84,6 +85,7 @@ class ModelConfig:
     seed: int = seed_field()
 
     def check(self) -> None:
+        one_of("model.positional", self.positional, POSITIONAL_ENCODINGS)
         if self.d_mlp is not None and self.ffn != "relu":
             raise ConfigError(f"model.d_mlp is only used with model.ffn='relu', got ffn={self.ffn!r}")
         if self.ffn_reads != "stream" and self.ffn == "none":
@@ -96,7 +98,7 @@ class ModelConfig:
     @property
     def n_layers(self) -> int:
         """Attention layers: two, or three under NoPE (the causal mask must supply order)."""
-        return 3 if self.positional == "nope" else 2
+        return POSITIONAL_ENCODINGS[self.positional]
 
 
 @section("train")

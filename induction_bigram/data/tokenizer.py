@@ -9,7 +9,7 @@ character of the vocabulary is one token, and token id i is ``vocab[i]``, exactl
 
 The special tokens (:data:`SPECIAL_TOKENS`) take the ids just past the vocabulary, N .. N+3, so
 none of them shifts a character's id. The model has no embedding for them: feeding one to the
-model is an error (:func:`induction_bigram.hooks.embed.check_token_ids`), which is what makes
+model is an error (:func:`induction_bigram.model.components.checks.check_token_ids`), which is what makes
 an unknown character, or a BOS asked for with ``prepend_bos=True``, fail loudly instead of
 being read as some other token. The tokenizer does not prepend BOS.
 

@@ -1,8 +1,8 @@
 """Named hook points for the circuit's parts, so analyses can say what they mean.
 
 ``model.circuit`` holds three HookPoints. They are called by the modules whose output they
-name (:class:`~induction_bigram.hooks.attention.CircuitAttention`,
-:class:`~induction_bigram.hooks.feedforward.CircuitMLP`), on the path of the forward pass, so
+name (:class:`~induction_bigram.model.components.attention.CircuitAttention`,
+:class:`~induction_bigram.model.components.feedforward.CircuitMLP`), on the path of the forward pass, so
 caching, editing and patching them works like any TL hook point, and no permanent hook is
 involved: ``model.reset_hooks(including_permanent=True)`` cannot remove them.
 

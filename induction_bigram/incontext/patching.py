@@ -38,6 +38,7 @@ from induction_bigram.anymodel.logits import PatchingGap, logit_difference, patc
 from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.data.task import cdf, sample_from_cdf
 from induction_bigram.errors import DataError, ModelShapeError
+from induction_bigram.hooks import patch_where
 from induction_bigram.incontext.measure import nan_for_null, nan_if_null
 from induction_bigram.model import Model, check_tokens
 
@@ -144,15 +145,9 @@ def patch_positions(
     """Run the corrupted prompts with ``hook_name`` taken from the clean cache where ``where``."""
     if hook_name not in model.hook_dict:
         raise ModelShapeError(f"this model has no hook point {hook_name!r} to patch")
-    fired = []
-
-    def patch(activation: Tensor, hook) -> Tensor:
-        fired.append(hook.name)
-        mask = where.view(*where.shape, *([1] * (activation.ndim - 2)))
-        return torch.where(mask, clean_cache[hook.name], activation)
-
+    fired: list[str] = []
     with torch.no_grad():
-        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(hook_name, patch)])
+        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(hook_name, patch_where(clean_cache, where, fired))])
     if not fired:  # TL registers some hook points (hook_mlp_out) even where no layer uses them
         raise ModelShapeError(f"this model has no layer behind hook point {hook_name!r} to patch")
     return metric(logits).item()

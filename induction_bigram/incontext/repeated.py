@@ -47,8 +47,8 @@ from torch import Tensor
 from induction_bigram.anymodel.circuit import find_head_pairs
 from induction_bigram.anymodel.heads import Head, bos_token, head_name, repeated_random_tokens, score_heads
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.hooks.checks import check_context_length
 from induction_bigram.model import Model
+from induction_bigram.model.components.checks import check_context_length
 
 PREVIOUS_TOKEN_THRESHOLD = 0.9
 """Minimum mean layer-1 attention from query t to key t - 1."""

@@ -34,7 +34,6 @@ from transformer_lens import ActivationCache
 
 from induction_bigram.data.prompts import DesignedPrompts
 from induction_bigram.errors import ModelShapeError
-from induction_bigram.hooks import LINEAR_ACT_FN
 from induction_bigram.incontext.decompose import global_logits
 from induction_bigram.memories.projections import project_W_K1, project_W_K2, project_W_O2
 from induction_bigram.model import (
@@ -44,6 +43,7 @@ from induction_bigram.model import (
     positional_embeddings,
     token_embeddings,
 )
+from induction_bigram.model.components import LINEAR_ACT_FN
 
 SCORE_SCALES = 2.0 ** torch.linspace(-2.0, 2.0, 17)
 """Scales on the layer-2 scores at which the prediction for o is kept, so that a fitted rung can

@@ -4,21 +4,27 @@
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from induction_bigram.config import Presets, RunConfig, StudyConfig, at_least, section, seed_field, tiny
+from induction_bigram.config import (
+    POSITIONAL_ENCODINGS,
+    Presets,
+    RunConfig,
+    StudyConfig,
+    at_least,
+    section,
+    seed_field,
+    tiny,
+)
 from induction_bigram.config import preset as run_preset
 from induction_bigram.errors import ConfigError
 
 Protocol = Literal["oversight", "ordinary"]
 PROTOCOLS: tuple[Protocol, ...] = ("oversight", "ordinary")
-MAIN_VARIANTS = ("ape", "rpe", "rope", "nope")
-# the positional fields of the model section that each variant sets
+MAIN_VARIANTS = tuple(POSITIONAL_ENCODINGS)
+# the positional fields of the model section that each variant sets: every encoding as it is, but
+# rotary with trained query and key biases (rope-nobias: without)
 _VARIANT_MODELS: dict[str, dict[str, Any]] = {
-    "ape": {"positional": "ape", "rope_qk_bias": False},
-    "rpe": {"positional": "rpe", "rope_qk_bias": False},
-    "rope": {"positional": "rope", "rope_qk_bias": True},
-    "rope-nobias": {"positional": "rope", "rope_qk_bias": False},
-    "nope": {"positional": "nope", "rope_qk_bias": False},
-}
+    name: {"positional": name, "rope_qk_bias": name == "rope"} for name in POSITIONAL_ENCODINGS
+} | {"rope-nobias": {"positional": "rope", "rope_qk_bias": False}}
 VARIANTS = tuple(_VARIANT_MODELS)
 
 

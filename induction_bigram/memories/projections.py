@@ -51,7 +51,6 @@ from induction_bigram.anymodel.projections import project_induction, project_pos
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ModelShapeError
-from induction_bigram.hooks.checks import check_memory_arguments
 from induction_bigram.model import (
     Model,
     build_model,
@@ -61,6 +60,7 @@ from induction_bigram.model import (
     token_embeddings,
     unembeddings,
 )
+from induction_bigram.model.components.checks import check_memory_arguments
 
 # -- the projections: the general ones (anymodel) with the circuit's fixed heads -----------------
 

@@ -6,6 +6,8 @@
 - :mod:`.circuit`: the two-layer attention model of docs/THEORY.md section 2
   (:func:`build_model`), the paper's matrix convention and our state-dict loader;
 - :mod:`.initial`: that model's initial weights, by TL 3 name, which both backends load;
+- :mod:`.encodings`: the positional encodings, one module each, and their registry;
+- :mod:`.components`: our TL components (attention, feed-forward, input checks; TL 4's native parts);
 - :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
   embeddings, TL's own initialisation) for next-character prediction on plain text
   (:func:`build_natural_model`);
@@ -46,6 +48,7 @@ if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
         natural_config,
         relative_position_bias,
         rotate_layer1,
+        scores_module,
         set_paper_matrix,
         swap_convention,
     )
@@ -58,6 +61,7 @@ else:
         portable_state_dict,
         relative_position_bias,
         rotate_layer1,
+        scores_module,
         set_paper_matrix,
         swap_convention,
     )
@@ -87,6 +91,7 @@ __all__ = [
     "relative_position_bias",
     "rotate_layer1",
     "resolve_device",
+    "scores_module",
     "set_paper_matrix",
     "swap_convention",
     "token_embeddings",

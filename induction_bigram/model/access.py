@@ -21,15 +21,16 @@ from induction_bigram.config import ModelConfig, RunConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, DataError, InductionBigramError, ModelShapeError
-from induction_bigram.hooks import LINEAR_ACT_FN
-from induction_bigram.hooks.checks import check_token_tensor
 from induction_bigram.hooks.circuit import LOADER_MARKER
 from induction_bigram.model.backend import TL4, TL_VERSION, Model
+from induction_bigram.model.components import LINEAR_ACT_FN
+from induction_bigram.model.components.checks import check_token_tensor
+from induction_bigram.model.encodings import encoding
 
 CONFIG_ATTR = "_induction_bigram_config"
 
 # TL recomputes rotary tables with the real frequencies past this many positions, which would
-# undo the layer-1-only rotary of ``rope`` models
+# undo the layer-1-only rotary of a rotary encoding
 ROTARY_CACHE = 2048
 PAPER_NAME = re.compile(r"(W_[QKVO])(\d+)|W_F")
 """A paper matrix's name: ``W_K2`` (kind, 1-based layer) or ``W_F``."""
@@ -46,8 +47,8 @@ def check_buildable(cfg: ModelConfig, vocab: Sequence[str]) -> None:
         raise ConfigError("model.d_vocab is None: resolve it from the corpus first")
     if len(vocab) != cfg.d_vocab:
         raise ConfigError(f"model.d_vocab = {cfg.d_vocab} but the vocabulary has {len(vocab)} characters")
-    if cfg.positional == "rope" and cfg.n_ctx > ROTARY_CACHE:
-        raise ConfigError(f"model.n_ctx must be <= {ROTARY_CACHE} for rope, got {cfg.n_ctx}")
+    if encoding(cfg).rotary and cfg.n_ctx > ROTARY_CACHE:
+        raise ConfigError(f"model.n_ctx must be <= {ROTARY_CACHE} for {cfg.positional}, got {cfg.n_ctx}")
 
 
 def model_bytes(cfg: ModelConfig) -> int:
@@ -135,11 +136,7 @@ def trainable_names(cfg: ModelConfig) -> list[str]:
         names.append(f"blocks.{last}.mlp.W_out")
     if cfg.ffn == "relu":
         names += [f"blocks.{last}.mlp.W_in", f"blocks.{last}.mlp.W_out"]
-    if cfg.positional == "rpe":
-        names.append("blocks.0.attn.rel_pos.bias")
-    if cfg.rope_qk_bias:
-        names += ["blocks.0.attn.b_Q", "blocks.0.attn.b_K"]
-    return names
+    return names + encoding(cfg).trained(cfg)
 
 
 def model_config(model: Model) -> ModelConfig:
@@ -238,8 +235,8 @@ def circuit_tl_fields(cfg: ModelConfig) -> dict:
         d_mlp=hidden_width(cfg),
         act_fn={"none": None, "linear": LINEAR_ACT_FN, "relu": "relu"}[cfg.ffn],
         normalization_type=None,
-        positional_embedding_type="rotary" if cfg.positional == "rope" else "standard",
-        rotary_dim=cfg.d_model if cfg.positional == "rope" else None,
+        positional_embedding_type="rotary" if encoding(cfg).rotary else "standard",
+        rotary_dim=cfg.d_model if encoding(cfg).rotary else None,
         default_prepend_bos=False,
         init_weights=False,
         model_name=f"induction-bigram-{cfg.positional}",
@@ -320,15 +317,10 @@ def describe(model: Model) -> str:
     """What the model is, including what TL's ``cfg`` cannot say (shown by ``repr(model)`` on
     TL 3, ``repr(model.circuit)`` on TL 4), and what TL's ``return_type="loss"`` means on it."""
     cfg = model_config(model)
-    rel_pos = "rel_pos" if TL4 else "blocks.0.attn.rel_pos"  # TL 4: at the top of the native model
-    positional = {
-        "ape": "absolute: random frozen p_t added to the stream (cfg: standard)",
-        "rpe": f"relative: learned scalar bias b_(t-s) on layer 1's scores, {rel_pos} "
-        "(TL cannot express it: cfg says positional_embedding_type='standard' with W_pos = 0)",
-        "rope": "rotary in layer 1 only (cfg says rotary; later layers have "
-        + ("none)" if TL4 else "zero frequencies)"),
-        "nope": "none, three layers (TL cannot express it: cfg says 'standard' with W_pos = 0)",
-    }[cfg.positional]
+    positional = encoding(cfg).summary.format(
+        scores="rel_pos" if TL4 else "blocks.0.attn.rel_pos",  # TL 4: at the top of the native model
+        unrotated="none" if TL4 else "zero frequencies",
+    )
     ffn = {
         "none": "none (attention only)",
         "linear": "linear W_F (act_fn 'linear', W_in frozen at I)",

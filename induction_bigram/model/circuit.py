@@ -52,17 +52,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from induction_bigram.config import ModelConfig
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
 from induction_bigram.errors import CheckpointError, ModelShapeError
-from induction_bigram.hooks import (
-    LINEAR_ACT_FN,
-    CheckedPosEmbed,
-    CircuitAttention,
-    CircuitHooks,
-    CircuitMLP,
-    TokenEmbed,
-    make_layer_content_only,
-)
-from induction_bigram.hooks.checks import install_input_check
-from induction_bigram.hooks.token_input import EmbeddingRecord, TokenEmbeddingInput
+from induction_bigram.hooks import CircuitHooks
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     CONFIG_BUFFERS,
@@ -79,6 +69,13 @@ from induction_bigram.model.access import (
     with_marker,
     without_config_buffers,
 )
+from induction_bigram.model.components import LINEAR_ACT_FN
+from induction_bigram.model.components.attention import CircuitAttention
+from induction_bigram.model.components.checks import install_input_check
+from induction_bigram.model.components.embed import CheckedPosEmbed, TokenEmbed
+from induction_bigram.model.components.feedforward import CircuitMLP
+from induction_bigram.model.components.token_input import EmbeddingRecord, TokenEmbeddingInput
+from induction_bigram.model.encodings import SCORES_MODULE, encoding
 from induction_bigram.model.initial import initial_weights
 
 
@@ -120,18 +117,23 @@ def build_model(
 
 
 def _install_components(model: HookedTransformer, cfg: ModelConfig) -> None:
-    """Swap TL's components for our subclasses (:mod:`induction_bigram.hooks`) and wire the
+    """Swap TL's components for our subclasses (:mod:`induction_bigram.model.components`), put the
+    positional encoding's parts in layer 1 (:mod:`induction_bigram.model.encodings`) and wire the
     circuit hook points; parameter names stay TL's."""
     model.embed = TokenEmbed(model.cfg)
     if model.cfg.positional_embedding_type == "standard":
         model.pos_embed = CheckedPosEmbed(model.cfg)
+    positional = encoding(cfg)
     for layer, block in enumerate(model.blocks):
-        block.attn = CircuitAttention(model.cfg, "global", layer, relative_bias=cfg.positional == "rpe" and layer == 0)
+        scores = positional.scores(cfg) if positional.scores is not None and layer == 0 else None
+        block.attn = CircuitAttention(model.cfg, "global", layer, scores=scores)
         if not model.cfg.attn_only:
             block.mlp = CircuitMLP(model.cfg)
-    if cfg.positional == "rope":
-        for layer in range(1, cfg.n_layers):
-            make_layer_content_only(model, layer)
+    if positional.rotary:  # TL rotates every layer: the later ones rotate by angle 0, attending by content
+        for block in model.blocks[1:]:
+            with torch.no_grad():
+                block.attn.rotary_cos.fill_(1.0)
+                block.attn.rotary_sin.fill_(0.0)
     model.circuit = CircuitHooks()
     last = model.blocks[cfg.n_layers - 1]
     if cfg.n_layers == 2:
@@ -202,7 +204,12 @@ def set_paper_matrix(model: HookedTransformer, name: str, value: Float[Tensor, "
 def relative_position_bias(model: HookedTransformer) -> nn.Parameter:
     """b_(t-s), the relative-position bias on layer 1's scores of an ``rpe`` model, as the
     parameter itself (edits in place change the model)."""
-    return bias_of(getattr(model.blocks[0].attn, "rel_pos", None))
+    return bias_of(scores_module(model))
+
+
+def scores_module(model: HookedTransformer) -> nn.Module | None:
+    """The positional encoding's term on layer 1's scores (``rpe``'s b_(t-s)), or ``None``."""
+    return getattr(model.blocks[0].attn, SCORES_MODULE, None)
 
 
 def rotate_layer1(

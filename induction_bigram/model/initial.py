@@ -6,7 +6,8 @@ Random frozen matrices are N(0, 1/d), each from its own generator seeded by (see
 (:func:`~.access.seeded_normal`), so the same config gives bitwise the same model and a model
 with a longer ``n_ctx`` shares its first positions with a shorter one; W_Q and a linear FFN's
 W_in are the identity; every other tensor, the trained ones included, starts at zero (the table
-in :mod:`.circuit`'s doc).
+in :mod:`.circuit`'s doc). The positional encoding gives its own tensors' values
+(:attr:`~.encodings.Encoding.initial`: W_pos, b_(t-s), rotary's query and key biases).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.model.access import hidden_width, seeded_normal
+from induction_bigram.model.encodings import encoding
 
 
 def initial_weights(cfg: ModelConfig) -> dict[str, Tensor]:
@@ -34,10 +36,6 @@ def initial_weights(cfg: ModelConfig) -> dict[str, Tensor]:
         "unembed.W_U": normal("unembed.W_U", (d, cfg.d_vocab)),
         "unembed.b_U": torch.zeros(cfg.d_vocab),
     }
-    if cfg.positional != "rope":
-        state["pos_embed.W_pos"] = (
-            normal("pos_embed.W_pos", (cfg.n_ctx, d)) if cfg.positional == "ape" else (torch.zeros(cfg.n_ctx, d))
-        )
     for layer in range(cfg.n_layers):
         p = f"blocks.{layer}.attn."
         state[p + "W_Q"] = torch.eye(d)[None]
@@ -57,9 +55,4 @@ def initial_weights(cfg: ModelConfig) -> dict[str, Tensor]:
                 w_in = torch.zeros(d, h)
             state |= {m + "W_in": w_in, m + "b_in": torch.zeros(h), m + "W_out": torch.zeros(h, d)}
             state[m + "b_out"] = torch.zeros(d)
-    if cfg.rope_qk_bias:  # b_Q^T R b_K is bilinear: both at zero would never move
-        state["blocks.0.attn.b_Q"] = normal("blocks.0.attn.b_Q", (1, d))
-        state["blocks.0.attn.b_K"] = normal("blocks.0.attn.b_K", (1, d))
-    if cfg.positional == "rpe":
-        state["blocks.0.attn.rel_pos.bias"] = torch.zeros(cfg.n_ctx)
-    return state
+    return state | encoding(cfg).initial(cfg, normal)

@@ -20,10 +20,11 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.errors import ModelShapeError
-from induction_bigram.hooks import CheckedPosEmbed, CircuitAttention, TokenEmbed
-from induction_bigram.hooks.checks import install_input_check
 from induction_bigram.model.access import natural_tl_fields, natural_vocab, resolve_device
 from induction_bigram.model.circuit import _attach_tokenizer
+from induction_bigram.model.components.attention import CircuitAttention
+from induction_bigram.model.components.checks import install_input_check
+from induction_bigram.model.components.embed import CheckedPosEmbed, TokenEmbed
 
 _NATURAL_ATTR = "_induction_bigram_natural_config"
 

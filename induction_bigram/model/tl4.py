@@ -6,7 +6,7 @@ functions have the same names, arguments and meaning.
 
 How a model is built: TL 4's own small model is ``NativeModel`` wrapped by ``TransformerBridge``
 (what ``TransformerBridge.boot_native`` does). We build the ``NativeModel`` with our components
-(:mod:`induction_bigram.hooks.tl4`) swapped in, wrap it with TL's ``build_bridge_from_module``,
+(:mod:`induction_bigram.model.components.tl4`) swapped in, wrap it with TL's ``build_bridge_from_module``,
 then wire the hook points and fill the weights with :mod:`.circuit`'s values (:mod:`.tl4_weights`),
 so one config gives bitwise the same model on both backends.
 
@@ -36,19 +36,6 @@ from induction_bigram.config import ModelConfig
 from induction_bigram.config.natural import NaturalModelConfig
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.hooks.checks import install_input_check
-from induction_bigram.hooks.tl4 import (
-    LINEAR_ACT_FN,
-    CheckedNativeModel,
-    CircuitAttention,
-    CircuitMLP,
-    HalfSplitRotary,
-    RecordingEmbedding,
-    RelativePositionBias,
-    missing_internals,
-    wire_hooks,
-)
-from induction_bigram.hooks.token_input import EmbeddingRecord, TokenEmbeddingInput
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     PAPER_NAME,
@@ -64,6 +51,19 @@ from induction_bigram.model.access import (
     trainable_names,
 )
 from induction_bigram.model.backend import TL_VERSION
+from induction_bigram.model.components import LINEAR_ACT_FN
+from induction_bigram.model.components.checks import install_input_check
+from induction_bigram.model.components.tl4 import (
+    CheckedNativeModel,
+    CircuitAttention,
+    CircuitMLP,
+    HalfSplitRotary,
+    RecordingEmbedding,
+    missing_internals,
+    wire_hooks,
+)
+from induction_bigram.model.components.token_input import EmbeddingRecord, TokenEmbeddingInput
+from induction_bigram.model.encodings import SCORES_MODULE, encoding
 from induction_bigram.model.initial import initial_weights
 from induction_bigram.model.tl4_weights import bridge_key, load_weights, tl3_name
 
@@ -106,14 +106,16 @@ def build_model(
     tl_cfg = _bridge_config(cfg)
     with torch.random.fork_rng(devices=[]):  # every tensor is overwritten below
         native = CheckedNativeModel(tl_cfg)
-    rotary = HalfSplitRotary(cfg.n_ctx, cfg.d_model) if cfg.positional == "rope" else None
+    positional = encoding(cfg)
+    rotary = HalfSplitRotary(cfg.n_ctx, cfg.d_model) if positional.rotary else None
     native.rotary = rotary
-    if cfg.positional == "rpe":
-        native.rel_pos = RelativePositionBias(cfg.n_ctx)
+    scores = positional.scores(cfg) if positional.scores is not None else None
+    if scores is not None:  # at the top: the bridge keeps no parameter nested in a wrapped component
+        setattr(native, SCORES_MODULE, scores)
     for layer, block in enumerate(native.layers):
-        rel_pos = native.rel_pos if cfg.positional == "rpe" and layer == 0 else None
-        # rotary in layer 1 only: later layers are content-only (TL 3: zero frequencies)
-        block.attn = CircuitAttention(tl_cfg, rotary=rotary if layer == 0 else None, rel_pos=rel_pos)
+        # the encoding acts on layer 1 only: later layers are content-only (TL 3: zero frequencies)
+        first = layer == 0
+        block.attn = CircuitAttention(tl_cfg, rotary=rotary if first else None, rel_pos=scores if first else None)
         if not tl_cfg.attn_only:
             block.mlp = CircuitMLP(tl_cfg)
     if cfg.ffn_reads == "token":
@@ -199,7 +201,12 @@ def relative_position_bias(model: TransformerBridge) -> nn.Parameter:
     """b_(t-s), the relative-position bias on layer 1's scores of an ``rpe`` model, as the
     parameter itself (on TL 4 it sits at the top of the native model: the bridge drops a
     parameter nested inside a wrapped component)."""
-    return bias_of(getattr(model.original_model, "rel_pos", None))
+    return bias_of(scores_module(model))
+
+
+def scores_module(model: TransformerBridge) -> nn.Module | None:
+    """The positional encoding's term on layer 1's scores (``rpe``'s b_(t-s)), or ``None``."""
+    return getattr(model.original_model, SCORES_MODULE, None)
 
 
 def rotate_layer1(

@@ -28,6 +28,7 @@ from induction_bigram.model.access import (
     without_config_buffers,
 )
 from induction_bigram.model.backend import TL_VERSION
+from induction_bigram.model.encodings import SCORES_MODULE
 
 # -- TL 3 names <-> bridge keys --------------------------------------------------------------
 
@@ -59,7 +60,7 @@ _PAIRS = [  # (TL 3 name, bridge key) patterns; each direction is a regex substi
     ),
     (r"(blocks\.\d+\.ln\d|ln_final)\.w", r"(blocks\.\d+\.ln\d|ln_final)\.weight", "{0}.weight", "{0}.w"),
     (r"(blocks\.\d+\.ln\d|ln_final)\.b", r"(blocks\.\d+\.ln\d|ln_final)\.bias", "{0}.bias", "{0}.b"),
-    (r"blocks\.0\.attn\.rel_pos\.bias()", r"rel_pos\.bias()", "rel_pos.bias", "blocks.0.attn.rel_pos.bias"),
+    (r"blocks\.0\.attn\.rel_pos\.(\w+)", r"rel_pos\.(\w+)", "rel_pos.{0}", "blocks.0.attn.rel_pos.{0}"),
     (r"embed\.W_E()", r"embed\.weight()", "embed.weight", "embed.W_E"),
     (r"pos_embed\.W_pos()", r"pos_embed\.weight()", "pos_embed.weight", "pos_embed.W_pos"),
     (r"unembed\.W_U()", r"unembed\.weight()", "unembed.weight", "unembed.W_U"),
@@ -90,13 +91,13 @@ def _is_tl3_state(state: dict[str, Any]) -> bool:
 
 def convert_tl3(state: dict[str, Tensor], tl_cfg: TransformerBridgeConfig) -> dict[str, Tensor]:
     """A TL 3 state dict of ours -> the bridge's keys and layouts (TL's ``convert_tl_checkpoint``,
-    plus the relative bias, which it refuses; our loader marker has no place in a bridge)."""
+    plus an encoding's score module, which it refuses; our loader marker has no place in a bridge)."""
     rest, extra = {}, {}
     for key, value in without_config_buffers(state).items():
         if key == MARKER_KEY:
             continue
-        if key == "blocks.0.attn.rel_pos.bias":
-            extra["rel_pos.bias"] = value
+        if key.startswith(f"blocks.0.attn.{SCORES_MODULE}."):
+            extra[bridge_key(key)] = value
         else:
             rest[key] = value
     try:

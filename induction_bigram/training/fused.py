@@ -16,13 +16,16 @@ attention. :class:`FusedLoss` computes the same loss from the same parameters, f
   position take extra rows, with a copy of their context), with W_K^L moved to
   the query side and Phi^L after the mixing: q (x W_K)^T = (q W_K^T) x^T and P (x Phi) =
   (P x) Phi, so no d x d product runs at every position;
-- every bias zero, so left out; under RPE, b_(t-s) is added to layer 1's scores with the mask.
+- every bias zero, so left out; a positional encoding's term on layer 1's scores (RPE's
+  b_(t-s)) is its own module's output, added with the mask.
 
 It does less arithmetic than the model, not the same arithmetic faster: benchmarks/README.md
 has the times. The loss and the gradients equal the model's within float rounding
 (``tests/training/test_fused.py``), so a run learns what it would through the model; hooks,
 evaluation and every analysis still run the TransformerLens model. It covers the models whose
-maths it writes out (APE, RPE or NoPE, no FFN, W_Q the frozen identity, zero frozen biases);
+maths it writes out (an encoding whose registry entry says so, :attr:`Encoding.fused
+<induction_bigram.model.encodings.Encoding.fused>`: APE, RPE or NoPE; no FFN, W_Q the frozen
+identity, zero frozen biases);
 :func:`fused_loss_decision` says which, and :func:`training_loss` is what the loop runs.
 """
 
@@ -38,11 +41,10 @@ from torch import Tensor
 
 from induction_bigram.config import RunConfig
 from induction_bigram.errors import ConfigError
-from induction_bigram.model import Model, model_config, tl3_parameters
+from induction_bigram.model import Model, model_config, scores_module, tl3_parameters
+from induction_bigram.model.encodings import ENCODINGS, encoding
 from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.metrics import masked_cross_entropy
-
-RELATIVE_BIAS = "blocks.0.attn.rel_pos.bias"
 
 BatchLoss = Callable[
     [Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Bool[Tensor, "batch pos"], Tensor], Float[Tensor, ""]
@@ -74,6 +76,7 @@ class FusedLoss:
         self.n_layers, self.d_model = cfg.n_layers, cfg.d_model
         self.scale = 1.0 / math.sqrt(cfg.d_model)  # TL's attn_scale, sqrt(d_head) with d_head = d
         self._causal: Tensor | None = None
+        self._scores = scores_module(model)  # the encoding's term on layer 1's scores, or None
 
     def _causal_mask(self, n: int, like: Tensor) -> Float[Tensor, "pos pos"]:
         """0 on and below the diagonal, -inf above it: added to the scores inside the matmul."""
@@ -101,9 +104,8 @@ class FusedLoss:
             else:
                 keys, values = x @ key_map, x @ ov
             mask = self._causal_mask(n_pos, x)
-            if layer == 0 and RELATIVE_BIAS in w:  # rpe: b_(t-s) added to layer 1's scores
-                offsets = torch.arange(n_pos, device=x.device)
-                mask = mask + w[RELATIVE_BIAS][(offsets[:, None] - offsets).clamp_min(0)]
+            if layer == 0 and self._scores is not None:  # e.g. rpe's b_(t-s), added to layer 1's scores
+                mask = mask + self._scores(1, 1, n_pos, n_pos)[0, 0]
             scores = torch.baddbmm(mask, x, keys.transpose(1, 2))
             x = torch.baddbmm(x, F.softmax(scores, dim=-1), values)
         a = f"blocks.{self.n_layers - 1}.attn."
@@ -194,8 +196,9 @@ def fused_loss_decision(model: Model, config: RunConfig) -> tuple[FusedLoss | No
 def _unsupported(model: Model) -> str | None:
     """Why :class:`FusedLoss` would not compute ``model``'s maths (``None`` when it would)."""
     cfg = model_config(model)
-    if cfg.positional == "rope":
-        return "model.positional=rope (it covers ape, rpe and nope)"
+    if not encoding(cfg).fused:
+        covered = ", ".join(name for name, entry in ENCODINGS.items() if entry.fused)
+        return f"model.positional={cfg.positional} (it covers {covered})"
     if cfg.ffn != "none":
         return f"model.ffn={cfg.ffn} (it covers models without an FFN)"
     for name, param in tl3_parameters(model).items():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from induction_bigram.config import POSITIONAL_ENCODINGS
+
 FILE = Path(__file__).with_name("expected_logits.safetensors")
 SHORT = 24  # positions of the two short prompts
 TAIL = 4  # positions kept of the full-context prompt (its last ones)
@@ -39,7 +41,7 @@ def logits_of(model, name: str) -> dict[str, torch.Tensor]:
 
 VARIANTS = {
     f"{positional}-{ffn}": dict(positional=positional, ffn=ffn)
-    for positional in ("ape", "rpe", "rope", "nope")
+    for positional in POSITIONAL_ENCODINGS
     for ffn in ("none", "linear")
 } | {
     "ape-relu": dict(positional="ape", ffn="relu", d_mlp=24),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformer_lens.patching as tl_patching
+from transformer_lens.hook_points import HookPoint
 
 from induction_bigram.config import ModelConfig
 from induction_bigram.config.natural import NaturalModelConfig
@@ -19,6 +20,7 @@ from induction_bigram.model import (
     trainable_names,
     trainable_parameters,
 )
+from induction_bigram.model.encodings import SCORES_MODULE, encoding
 from induction_bigram.pretrained import load_pretrained
 from tests.tl4.conftest import tl4_only
 from tests.tl4.expected import VARIANTS, VOCAB, variant_model
@@ -41,15 +43,17 @@ PER_LAYER = [
 
 def tl3_hook_names(name: str) -> set[str]:
     spec = VARIANTS[name]
-    n_layers = 3 if spec["positional"] == "nope" else 2
-    ffn = spec.get("ffn", "none")
+    cfg = ModelConfig(d_model=16, n_ctx=12, d_vocab=len(VOCAB), **spec)
+    positional = encoding(cfg)
+    n_layers, ffn = cfg.n_layers, cfg.ffn
     names = {"hook_embed", "circuit.hook_induction"}
-    if spec["positional"] != "rope":
+    if not positional.rotary:
         names.add("hook_pos_embed")
     if n_layers == 2:
         names.add("circuit.hook_previous_token")
-    if spec["positional"] == "rpe":
-        names.add("blocks.0.attn.rel_pos.hook_bias")
+    if positional.scores is not None:  # rpe: blocks.0.attn.rel_pos.hook_bias
+        points = positional.scores(cfg).named_children()
+        names |= {f"blocks.0.attn.{SCORES_MODULE}.{n}" for n, point in points if isinstance(point, HookPoint)}
     for layer in range(n_layers):
         names |= {f"blocks.{layer}.{hook}" for hook in PER_LAYER}
         if ffn != "none":

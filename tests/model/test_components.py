@@ -1,4 +1,5 @@
-"""Our TL components: the lean attention path, the relative bias, the input checks."""
+"""Our TL 3 components (induction_bigram.model.components): the lean attention path, the relative
+bias, the input checks."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache 
 from induction_bigram import BigramStats, describe  # noqa: E402
 from induction_bigram.config import ModelConfig  # noqa: E402
 from induction_bigram.errors import DataError  # noqa: E402
-from induction_bigram.hooks.attention import CircuitAttention  # noqa: E402
 from induction_bigram.model import check_vocabulary  # noqa: E402
+from induction_bigram.model.components.attention import CircuitAttention, lean_path_serves  # noqa: E402
 from tests.conftest import model_of, randomise_trainables  # noqa: E402
 
 
@@ -42,6 +43,16 @@ def test_lean_path_fires_every_hook_with_the_values_of_tls_path(overrides, monke
     assert set(lean.keys()) == set(general.keys())
     for name in general.keys():
         assert torch.equal(lean[name], general[name]), name
+
+
+@pytest.mark.parametrize(
+    "setting", [("use_attn_result", True), ("attn_scores_soft_cap", 5.0), ("use_split_qkv_input", True)]
+)
+def test_lean_path_serves_only_the_settings_it_supports_and_tls_path_takes_the_rest(setting, monkeypatch):
+    model = random_model(ffn="linear")
+    assert lean_path_serves(model.cfg)
+    monkeypatch.setattr(model.cfg, *setting)
+    assert not lean_path_serves(model.cfg)
 
 
 def test_lean_path_follows_a_query_matrix_that_is_no_longer_the_identity(monkeypatch):

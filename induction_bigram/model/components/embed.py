@@ -12,8 +12,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.components import Embed, PosEmbed
 
-from induction_bigram.hooks.checks import check_positions, check_token_tensor
-from induction_bigram.hooks.token_input import EmbeddingRecord
+from induction_bigram.model.components.checks import check_positions, check_token_tensor
+from induction_bigram.model.components.token_input import EmbeddingRecord
 
 
 class TokenEmbed(Embed):

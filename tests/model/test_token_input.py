@@ -1,4 +1,4 @@
-"""The idealised FFN (hooks/token_input.py, docs/THEORY.md section 4.2): W_F reads only w_E(z_t),
+"""The idealised FFN (model/components/token_input.py, docs/THEORY.md section 4.2): W_F reads only w_E(z_t),
 on either backend, whatever the heads write; a forward that does not start at the tokens fails
 with a message; the path split sends nothing from the heads through W_F."""
 

@@ -5,8 +5,9 @@ TL 4 builds its own small models as a ``NativeModel`` wrapped by ``TransformerBr
 (``TransformerBridge.boot_native``). :func:`induction_bigram.model.tl4.build_model` builds that
 ``NativeModel`` with the parts below swapped in, then wraps it the way ``boot_native`` does:
 
-- :class:`CircuitAttention` (``NativeAttention``): the optional relative bias of layer 1
-  (``rpe``), ``hook_attn_scores`` fired on the forward path with the pre-softmax, causally
+- :class:`CircuitAttention` (``NativeAttention``): an encoding's optional term on layer 1's scores
+  (:attr:`~induction_bigram.model.encodings.Encoding.scores`, ``rpe``'s b_(t-s)),
+  ``hook_attn_scores`` fired on the forward path with the pre-softmax, causally
   masked scores (as TL 3 does; stock TL 4 native attention fills that hook with the *pattern*
   and discards edits), the context check, and the circuit hook point its output passes through;
 - :class:`CircuitMLP` (``NativeMLP``): the output passes through ``circuit.hook_global``; the
@@ -37,18 +38,20 @@ from transformer_lens.model_bridge.sources.native import NativeAttention, Native
 from transformer_lens.model_bridge.sources.native import model as _native
 
 from induction_bigram.errors import ConfigError
-from induction_bigram.hooks.checks import check_context_length, check_token_tensor
 from induction_bigram.hooks.circuit import CircuitHooks
-from induction_bigram.hooks.token_input import EmbeddingRecord
-
-LINEAR_ACT_FN = "linear"
+from induction_bigram.model.components import LINEAR_ACT_FN
+from induction_bigram.model.components.checks import check_context_length, check_token_tensor
+from induction_bigram.model.components.token_input import EmbeddingRecord
+from induction_bigram.model.encodings import SCORES_MODULE
 
 TL_INTERNALS = {
     "native activation table (ffn='linear')": lambda: isinstance(getattr(_native, "_ACTIVATIONS", None), dict),
     "NativeAttention q/k/v/o, scale, causal_mask": lambda: all(
         hasattr(NativeAttention, name) for name in ("forward", "_combine_attention_mask")
     ),
-    "TransformerBridge._scan_existing_hooks (rpe)": lambda: hasattr(_bridge_class(), "_scan_existing_hooks"),
+    "TransformerBridge._scan_existing_hooks (an encoding's score module)": lambda: hasattr(
+        _bridge_class(), "_scan_existing_hooks"
+    ),
     "AttentionBridge.supports_attn_result (set_use_attn_result)": lambda: hasattr(
         _attention_bridge_class(), "supports_attn_result"
     ),
@@ -80,31 +83,7 @@ if isinstance(getattr(_native, "_ACTIVATIONS", None), dict):
     _native._ACTIVATIONS.setdefault(LINEAR_ACT_FN, _identity)
 
 
-# -- input checks (same messages as hooks/embed.py, which imports TL 3 components) ---------
-
-
 # -- components ----------------------------------------------------------------------------
-
-
-class RelativePositionBias(nn.Module):
-    """b_(t-s) for offsets 0..n_ctx-1 (as :class:`induction_bigram.hooks.positional.RelativePositionBias`).
-
-    On TL 4 it lives at the top of the native model (state-dict key ``rel_pos.bias``): the bridge
-    drops a parameter nested inside a wrapped component from its state dict. Its hook point is
-    shown as ``blocks.0.attn.rel_pos.hook_bias``, the TL 3 name.
-    """
-
-    def __init__(self, n_ctx: int):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(n_ctx))
-        self.hook_bias = HookPoint()  # [batch, head, query_pos, key_pos]
-
-    def forward(self, batch: int, n_heads: int, n_query: int, n_key: int) -> Tensor:
-        device = self.bias.device
-        query_positions = torch.arange(n_key - n_query, n_key, device=device)
-        offsets = query_positions[:, None] - torch.arange(n_key, device=device)
-        bias = self.bias[offsets.clamp_min(0)]
-        return self.hook_bias(bias.expand(batch, n_heads, n_query, n_key))
 
 
 class HalfSplitRotary(nn.Module):
@@ -145,10 +124,10 @@ class CircuitAttention(NativeAttention):
     fired here (pre-softmax, -inf above the diagonal, edits take effect), ``hook_pattern`` through
     the ``pattern_fn`` the bridge passes in."""
 
-    def __init__(self, cfg, rotary: nn.Module | None = None, rel_pos: RelativePositionBias | None = None):
+    def __init__(self, cfg, rotary: nn.Module | None = None, rel_pos: nn.Module | None = None):
         super().__init__(cfg, rotary=rotary)
         # tuples, not children: one owner each (rel_pos: the native model; hook points: the bridge)
-        self._rel_pos: tuple[RelativePositionBias, ...] = (rel_pos,) if rel_pos is not None else ()
+        self._rel_pos: tuple[nn.Module, ...] = (rel_pos,) if rel_pos is not None else ()
         self._scores_point: tuple[HookPoint, ...] = ()
         self._circuit_point: tuple[HookPoint, ...] = ()
         self._bridge: tuple[nn.Module, ...] = ()  # the AttentionBridge around us: hook_result, its config
@@ -222,7 +201,7 @@ class CircuitMLP(NativeMLP):
 
 class RecordingEmbedding(nn.Embedding):
     """The native token embedding that also hands its rows to the FFN of a model whose FFN
-    reads only w_E(z_t) (:mod:`~induction_bigram.hooks.token_input`; TL 3: ``TokenEmbed``)."""
+    reads only w_E(z_t) (:mod:`~induction_bigram.model.components.token_input`; TL 3: ``TokenEmbed``)."""
 
     def __init__(self, embedding: nn.Embedding, record: EmbeddingRecord) -> None:
         super().__init__(embedding.num_embeddings, embedding.embedding_dim)
@@ -278,8 +257,8 @@ def _native_attn(bridge, layer: int) -> "CircuitAttention":
 
 
 def wire_hooks(bridge, circuit: bool) -> None:
-    """Fire each bridge's ``hook_attn_scores`` inside our attention; add ``circuit.*`` and
-    ``blocks.0.attn.rel_pos.hook_bias`` to the bridge's hook points."""
+    """Fire each bridge's ``hook_attn_scores`` inside our attention; add ``circuit.*`` and the hook
+    points of an encoding's score module (``blocks.0.attn.rel_pos.hook_bias``) to the bridge's."""
     n_layers = len(bridge.blocks)
     for layer in range(n_layers):
         attn = bridge.blocks[layer].attn
@@ -293,11 +272,13 @@ def wire_hooks(bridge, circuit: bool) -> None:
         _native_attn(bridge, n_layers - 1)._circuit_point = (bridge.circuit.hook_induction,)
         if not bridge.cfg.attn_only:
             bridge.blocks[n_layers - 1].mlp.original_component._circuit_point = (bridge.circuit.hook_global,)
-    rel_pos = getattr(bridge.original_model, "rel_pos", None)
+    rel_pos = getattr(bridge.original_model, SCORES_MODULE, None)
     if rel_pos is not None:
-        # the bridge's hook scan skips the inside of original components: show the point under
-        # its TL 3 name through a holder without parameters, then scan again
+        # the bridge's hook scan skips the inside of original components: show the points under
+        # their TL 3 names through a holder without parameters, then scan again
         holder = nn.Module()
-        holder.hook_bias = rel_pos.hook_bias
-        bridge.blocks[0].attn.rel_pos = holder
+        for name, point in rel_pos.named_children():
+            if isinstance(point, HookPoint):
+                setattr(holder, name, point)
+        setattr(bridge.blocks[0].attn, SCORES_MODULE, holder)
         bridge._scan_existing_hooks(bridge, "")

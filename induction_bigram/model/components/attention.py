@@ -1,44 +1,69 @@
-"""The attention layer of our models: TL's ``Attention`` plus what TL has no switch for.
+"""The attention layer of our TL 3 models: TL's ``Attention`` plus what TL has no switch for.
 
 :class:`CircuitAttention` is a subclass, so every TL hook point (``hook_q`` ... ``hook_pattern``,
 ``hook_z``, ``hook_result`` with ``use_attn_result``) fires as in TL, and TL's settings, KV
 cache and attention masks work unchanged. It adds, as modules on the forward path rather than
 permanent hooks (which ``reset_hooks(including_permanent=True)`` removes):
 
-- an optional relative-position bias ``rel_pos`` (:class:`~.positional.RelativePositionBias`),
-  offset by the number of cached positions under a KV cache;
+- an optional term added to the scores, ``rel_pos``: a positional encoding's
+  :attr:`~induction_bigram.model.encodings.Encoding.scores` module (``rpe``'s b_(t-s)), told the
+  number of cached positions under a KV cache;
 - an optional circuit hook point its output passes through (``circuit.hook_induction`` ...);
 - the context check: more than ``n_ctx`` positions (cached ones included) is a
   :class:`~induction_bigram.errors.DataError`, never a silent read past the trained positions.
 
-It also has a lean path for the common case (no KV cache, padding mask, rotary, split inputs or
-``use_attn_result``; TL's general path handles those), computing the same hook values with
-less of the bookkeeping our model does not need: no product with the frozen identity W_Q
+It also has a lean path, measured to pay on ``train`` where the fused loss does not apply
+(``benchmarks/bench_attention.py``: the ``amt`` step 1.13x), computing the same hook values bitwise
+with less of the bookkeeping our model does not need: no product with the frozen identity W_Q
 (q = x + b_Q, checked again whenever W_Q changes), the causal mask applied once from a cached
 boolean mask, no copy of W_O per call, no NaN guard (a causal row always keeps its diagonal,
-so a NaN there means the weights are NaN, which should show).
+so a NaN there means the weights are NaN, which should show). It serves a layer whose TL config
+sets only what it supports (:func:`lean_path_serves`); any other setting, TL's general path does.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
+from transformer_lens import HookedTransformerConfig
 from transformer_lens.components import Attention
 from transformer_lens.utilities.attention import simple_attn_linear
 
-from induction_bigram.hooks.checks import check_context_length, check_positions
 from induction_bigram.hooks.circuit import RoutesOutput
-from induction_bigram.hooks.positional import RelativePositionBias
+from induction_bigram.model.components.checks import check_context_length, check_positions
+
+# the TL config fields the lean path serves at any value: the shapes it reads and the settings that
+# act outside the attention layer (tokenizer, norms, MLP, initialisation)
+_SERVED = frozenset(
+    {
+        "d_model", "d_head", "n_layers", "n_ctx", "n_heads", "d_mlp", "d_vocab", "d_vocab_out", "n_params",
+        "attn_only", "act_fn", "normalization_type", "eps", "attn_scale", "dtype", "device", "n_devices",
+        "model_name", "tokenizer_name", "default_prepend_bos", "tokenizer_prepends_bos", "use_hook_tokens",
+        "use_hook_mlp_in", "seed", "init_weights", "init_mode", "initializer_range",
+    }
+)  # fmt: skip
+# every other field at TL's default: a rotary, a soft cap, split or per-head inputs and outputs, or an
+# option a later TL adds, which the lean path would not know to apply, sends the layer to TL's path
+_REFERENCE = HookedTransformerConfig(n_layers=1, d_model=2, n_ctx=2, d_head=1)
+_DEFAULTS = {f.name: getattr(_REFERENCE, f.name) for f in dataclasses.fields(_REFERENCE) if f.name not in _SERVED}
+
+
+def lean_path_serves(cfg: HookedTransformerConfig) -> bool:
+    """Whether the lean path computes an attention layer of ``cfg``: it sets nothing beyond
+    :data:`_SERVED` away from TL's default."""
+    return all(getattr(cfg, name) == default for name, default in _DEFAULTS.items())
 
 
 class CircuitAttention(RoutesOutput, Attention):
-    rel_pos: RelativePositionBias | None
+    rel_pos: nn.Module | None
 
-    def __init__(self, cfg, attn_type: str = "global", layer_id: int | None = None, relative_bias: bool = False):
+    def __init__(self, cfg, attn_type: str = "global", layer_id: int | None = None, scores: nn.Module | None = None):
         super().__init__(cfg, attn_type, layer_id)
-        self.rel_pos = RelativePositionBias(self.cfg.n_ctx) if relative_bias else None
+        self.rel_pos = scores  # an encoding's term on the scores (rpe's b_(t-s)), or None
         self._query_identity_key: tuple | None = None
         self._query_identity = False
         self._causal: Tensor | None = None
@@ -82,21 +107,7 @@ class CircuitAttention(RoutesOutput, Attention):
     # -- the lean path -----------------------------------------------------------------------
 
     def _lean_path_applies(self) -> bool:
-        cfg = self.cfg
-        return not (
-            cfg.use_attn_result
-            or cfg.use_split_qkv_input
-            or cfg.use_attn_in
-            or cfg.load_in_4bit
-            or cfg.positional_embedding_type == "rotary"
-            or cfg.use_qk_norm
-            or cfg.use_attention_sinks
-            or cfg.attn_scores_soft_cap > 0
-            or cfg.original_architecture is not None
-            or cfg.clip_qkv is not None
-            or cfg.use_logn_attn
-            or (self._attention_dir_override or cfg.attention_dir) != "causal"
-        )
+        return self._attention_dir_override is None and lean_path_serves(self.cfg)
 
     def _query_is_input(self) -> bool:
         """W_Q is the frozen identity, so q = x + b_Q (re-checked whenever W_Q is written)."""

@@ -15,8 +15,7 @@ from transformer_lens.components.mlps.mlp import MLP
 from transformer_lens.utilities.activation_functions import SUPPORTED_ACTIVATIONS
 
 from induction_bigram.hooks.circuit import RoutesOutput
-
-LINEAR_ACT_FN = "linear"
+from induction_bigram.model.components import LINEAR_ACT_FN
 
 
 def _identity(x: Tensor) -> Tensor:
