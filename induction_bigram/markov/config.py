@@ -25,7 +25,7 @@ class HijackSettings:
         max_count: the counts n = 0..max_count of "q o" in a prompt; 2 max_count + 1 <= min(lengths).
         pairs_per_alpha: (q, o) pairs chosen per alpha, their Bayes n* spread over [1, max_count - 1].
         prompts_per_cell: designed prompts per (pair, length, n); n* reads the cell's mean.
-        eval_seed: seeds the designed prompts (the same for every alpha and seed).
+        eval_seed: seeds the designed prompts (the same for every alpha; a sweep's seed s adds s).
         chunk_size: prompts per forward pass.
     """
 
@@ -33,8 +33,8 @@ class HijackSettings:
     lengths: tuple[int, ...] = at_least(3, (64, 128))
     max_count: int = at_least(2, 30)
     pairs_per_alpha: int = at_least(1, 8)
-    prompts_per_cell: int = at_least(1, 16)
-    eval_seed: int = seed_field(2029)
+    prompts_per_cell: int = at_least(1, 100)
+    eval_seed: int = seed_field(2029, evaluation=True)
     chunk_size: int = at_least(1, 256)
 
     def check(self) -> None:
@@ -79,7 +79,7 @@ def _of(run: MarkovConfig, settings: HijackSettings, **train: object) -> MarkovS
 def _full() -> MarkovStudyConfig:
     """The shipped ``markov`` recipe (T = 128, d_model 64, 3000 steps: config/markov.py's
     measurements) at each alpha; prompts of 64 and 128 tokens, n up to 30, 8 pairs per alpha,
-    16 prompts per cell. Evaluates every 250 steps (the dynamics record is what the excess-loss
+    100 prompts per cell. Evaluates every 250 steps (the dynamics record is what the excess-loss
     claims read). Run it over 3 seeds or more."""
     return _of(markov_preset("markov"), HijackSettings(), eval_every=250)
 
@@ -87,7 +87,7 @@ def _full() -> MarkovStudyConfig:
 def _quick() -> MarkovStudyConfig:
     """A recipe for ``reproduce --preset quick`` (about a minute of training per alpha on one
     thread): T = 64, d_model 32 (4 heads of 8), 1500 steps at AdamW 1e-2; prompts of 32 and 64
-    tokens, n up to 15, 6 pairs per alpha, 8 prompts per cell.
+    tokens, n up to 15, 6 pairs per alpha, 100 prompts per cell (about 18 s for the four models).
 
     Measured (seeds 0-2, one thread each, niced, on a shared 2-core machine at load average 5-30):
     at alpha = 1 a statistical induction head forms in every seed (statistical induction score
@@ -101,7 +101,7 @@ def _quick() -> MarkovStudyConfig:
         NaturalModelConfig(d_model=32, d_head=8, n_ctx=64),
         MarkovTrainConfig(steps=1500, lr=1e-2, eval_every=500, device="cpu"),
     )
-    settings = HijackSettings(lengths=(32, 64), max_count=15, pairs_per_alpha=6, prompts_per_cell=8)
+    settings = HijackSettings(lengths=(32, 64), max_count=15, pairs_per_alpha=6)
     return _of(run, settings)
 
 
