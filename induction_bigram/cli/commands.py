@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from induction_bigram.cli.parser import STUDY_COMMANDS
-from induction_bigram.cli.standard import markov_command, natural_command
+from induction_bigram.cli.standard import markov_command, standard_command
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 
 
@@ -271,12 +271,12 @@ def _capacity_law(args: argparse.Namespace) -> int:
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
     from induction_bigram.config.markov import MARKOV_PRESETS
-    from induction_bigram.config.natural import NATURAL_PRESETS
+    from induction_bigram.config.standard import STANDARD_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
     from induction_bigram.studies import STUDIES
 
     tables = {**{name: study.presets for name, study in STUDIES.items()}, "reproduce": REPORT_PRESETS}
-    tables["natural"] = NATURAL_PRESETS
+    tables["standard"] = STANDARD_PRESETS
     tables["markov"] = MARKOV_PRESETS
     names = list(args.names)
     if len(names) > 2 or (len(names) == 2 and names[0] not in tables):
@@ -357,7 +357,7 @@ def _print_json(data: Any) -> None:
 
 COMMANDS = {
     "train": _train,
-    "natural": natural_command,
+    "standard": standard_command,
     "markov": markov_command,
     "evaluate": _evaluate,
     "memories": _analyse_run,

@@ -132,16 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(p)
 
     p = commands.add_parser(
-        "natural",
+        "standard",
         help="train a standard TL model (several heads, LayerNorm) on a text file, scoring its induction heads",
-        description="Train the `natural` model: next-character prediction on TEXT; writes OUT/config.json, "
+        description="Train the `standard` model: next-character prediction on TEXT; writes OUT/config.json, "
         "OUT/metrics.jsonl (train and held-out loss, induction and previous-token scores) and OUT/checkpoint.pt.",
     )
     p.add_argument(
         "--text", type=_path, help="a UTF-8 text file (its characters are the vocabulary); --resume reuses the run's"
     )
-    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a natural run of ours)")
-    _config_flags(p, "natural", "model.n_heads=8")
+    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a standard run of ours)")
+    _config_flags(p, "standard", "model.n_heads=8")
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
     _existing_flags(p, "run (--set train.steps=N trains longer)")
     _output_flags(p)

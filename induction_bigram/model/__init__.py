@@ -6,9 +6,9 @@
 - :mod:`.circuit`: the two-layer attention model of docs/THEORY.md section 2
   (:func:`build_model`), the paper's matrix convention and our state-dict loader;
 - :mod:`.initial`: that model's initial weights, by TL 3 name, which both backends load;
-- :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
+- :mod:`.standard`: a standard TransformerLens model (several heads, LayerNorm, learned
   embeddings, TL's own initialisation) for next-character prediction on plain text
-  (:func:`build_natural_model`);
+  (:func:`build_standard_model`);
 - :mod:`.tl4`, :mod:`.tl4_weights`: the same models as ``TransformerBridge`` under TL 4.
 """
 
@@ -41,12 +41,12 @@ from induction_bigram.model.backend import (
 if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
     from induction_bigram.model.tl4 import (
         build_model,
-        build_natural_model,
+        build_standard_model,
         get_paper_matrix,
-        natural_config,
         relative_position_bias,
         rotate_layer1,
         set_paper_matrix,
+        standard_config,
         swap_convention,
     )
     from induction_bigram.model.tl4_weights import load_weights, portable_state_dict
@@ -61,7 +61,7 @@ else:
         set_paper_matrix,
         swap_convention,
     )
-    from induction_bigram.model.natural import build_natural_model, natural_config
+    from induction_bigram.model.standard import build_standard_model, standard_config
 
 __all__ = [
     "CONFIG_BUFFERS",
@@ -69,7 +69,7 @@ __all__ = [
     "Model",
     "TL_VERSION",
     "build_model",
-    "build_natural_model",
+    "build_standard_model",
     "check_tokens",
     "check_vocabulary",
     "describe",
@@ -79,7 +79,7 @@ __all__ = [
     "load_weights",
     "model_config",
     "model_vocab",
-    "natural_config",
+    "standard_config",
     "norm_parameters",
     "portable_optimizer_state",
     "portable_state_dict",
