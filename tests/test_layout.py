@@ -135,8 +135,8 @@ def test_every_study_runs_from_its_test_preset_to_a_result_that_round_trips(name
 
 
 def _words(path) -> set[str]:
-    """The words of a module's string constants (its docstrings and comments' neighbours
-    included) and the names it imports or uses."""
+    """The words of a module's string constants (its docstrings included) and the names it
+    imports or uses."""
     words = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
