@@ -38,7 +38,7 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram train --preset quick --out $(RUN)
 	$(BIN)/induction-bigram evaluate $(RUN)
 	$(BIN)/induction-bigram memories $(RUN)
-	$(BIN)/induction-bigram logits $(RUN)
+	$(BIN)/induction-bigram incontext $(RUN)
 
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest

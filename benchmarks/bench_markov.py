@@ -12,12 +12,12 @@ import torch
 from common import machine, median_seconds
 
 from induction_bigram.config.markov import MarkovTaskConfig
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies
 from induction_bigram.dynamics import measure_dynamics
-from induction_bigram.model import build_natural_model
+from induction_bigram.model import build_standard_model
 
 BATCH, T = 32, 128
 
@@ -35,8 +35,8 @@ def main() -> None:
     for name, strategy in markov_strategies(stats, 1.0).items():
         seconds = median_seconds(lambda: strategy(tokens), repeats=30)
         print(f"  strategy {name:18s} {seconds * 1e3:6.1f} ms/batch")
-    cfg = NaturalModelConfig(n_layers=2, n_heads=4, d_model=64, d_head=16, n_ctx=T, vocab="".join(stats.vocab))
-    model = build_natural_model(cfg, "cpu")
+    cfg = StandardModelConfig(n_layers=2, n_heads=4, d_model=64, d_head=16, n_ctx=T, vocab="".join(stats.vocab))
+    model = build_standard_model(cfg, "cpu")
     seconds = median_seconds(lambda: model(tokens).sum().backward(), repeats=10)
     print(f"  for scale, the model's forward + backward: {seconds * 1e3:6.1f} ms/batch")
     strategies = markov_strategies(stats, 1.0)

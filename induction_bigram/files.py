@@ -10,7 +10,7 @@ with its kind in ``FOLDER/.induction-bigram``, and refuses a folder that is not 
 ours, a folder of another kind (a study folder is never a training run), and a folder that already
 holds its kind unless the caller resumes or overwrites it (deleting only the files the package wrote).
 
-Figure folders (``figures/`` of a run or study, ``--out`` of ``memories`` / ``logits``) too: their
+Figure folders (``figures/`` of a run or study, ``--out`` of ``memories`` / ``incontext``) too: their
 marker lists the names written (:func:`claim_names`); a user's file of such a name is refused.
 """
 
@@ -111,37 +111,38 @@ def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:
 
 MARKER = ".induction-bigram"
 LOCK = ".induction-bigram.lock"
-FolderKind = Literal[
-    "run", "memories", "capacity", "formation", "incontext", "lengths", "markov", "reproduce", "sweep", "figures"
-]
+FolderKind = str  # "run", "reproduce", "sweep", "figures", or a study's name (its folder)
 Existing = Literal["refuse", "resume", "overwrite"]
 R = TypeVar("R")
 
-#: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these)
+#: what each kind of folder holds that the package wrote (``--overwrite`` deletes only these);
+#: a study's folder, STUDY_FILES
+STUDY_FILES = frozenset({"result.json"})
 OWN_FILES: dict[str, frozenset[str]] = {
     "run": frozenset({"config.json", "metrics.jsonl", "checkpoint.pt"}),
-    **{kind: frozenset({"result.json"}) for kind in ("memories", "capacity", "formation", "incontext", "markov")},
-    "lengths": frozenset({"result.json", "lengths.json", "lengths_attention.html"}),
+    "lengths": STUDY_FILES | {"lengths.json", "lengths_attention.html"},
     "reproduce": frozenset({"REPORT.md", "numbers.json"}),
     "sweep": frozenset({"sweep.json", "runs.jsonl", "runs.csv", "aggregate.json", "aggregate.csv"})
     | {"capacity_law.png", "capacity_law.json"},
     "figures": frozenset(),  # the names written are listed in the folder's marker (claim_names)
 }
-_DESCRIBE = {kind: f"{kind} study" for kind in ("memories", "capacity", "formation", "lengths", "markov")}
-_DESCRIBE |= {"run": "training run", "incontext": "in-context study", "reproduce": "reproduce report"}
-_DESCRIBE |= {"sweep": "sweep", "figures": "figure"}
+_DESCRIBE = {"run": "training run", "reproduce": "reproduce report", "sweep": "sweep", "figures": "figure"}
 # folders a legacy (unmarked) folder of each kind may hold besides its files
 _LEGACY_DIRS = {"run": frozenset({"figures"}), "lengths": frozenset({"figures"})}
 _LEGACY_DIRS["reproduce"] = frozenset({"training", "memories", "hijack", "lengths"})
 _FIGURE_SUFFIXES = (".png", ".html")
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
-_OWN_NAMES = frozenset().union(*OWN_FILES.values(), {MARKER})
+_OWN_NAMES = frozenset().union(*OWN_FILES.values(), STUDY_FILES, {MARKER})
+
+
+def _describe(kind: str) -> str:
+    return _DESCRIBE.get(kind, f"{kind} study")
 
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """The kind written in ``path``'s marker (``"run"``, ``"lengths"``, ``"reproduce"``), or None."""
-    kind = _marker(Path(path)).get("kind")
-    return kind if kind in OWN_FILES else None
+    kind = (marker := _marker(Path(path))).get("kind")
+    return kind if marker.get("format") == "induction-bigram-folder" and isinstance(kind, str) and kind else None
 
 
 def _marker(path: Path) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def own_files(path: str | os.PathLike[str], kind: str) -> frozenset[str]:
     fixed names and those its marker lists (:func:`claim_names`)."""
     path = Path(path)
     recorded = _marker(path).get("files", [])
-    names = OWN_FILES[kind] | {name for name in recorded if isinstance(name, str)}
+    names = OWN_FILES.get(kind, STUDY_FILES) | {name for name in recorded if isinstance(name, str)}
     if kind == "figures" and folder_kind(path) is None and path.is_dir():  # written before folders were marked
         names |= {entry for entry in os.listdir(path) if entry.endswith(_FIGURE_SUFFIXES)}
     return frozenset(names)
@@ -179,7 +180,7 @@ def claim_names(folder: str | os.PathLike[str], kind: FolderKind, names: list[st
                 f"{folder / name} exists and was not written by induction-bigram; it is not replaced: "
                 "move it away or choose another folder"
             )
-    _write_marker(folder, kind, (own - OWN_FILES[kind]) | set(names))
+    _write_marker(folder, kind, (own - OWN_FILES.get(kind, STUDY_FILES)) | set(names))
 
 
 @contextmanager
@@ -204,7 +205,7 @@ def claim_folder(
     held = _HELD.get(path.resolve())
     if held is not None:  # this process already holds it (a command around an API call)
         if held != kind:
-            raise RunFolderError(f"{name} is a {_DESCRIBE[held]} folder, not a {_DESCRIBE[kind]} folder")
+            raise RunFolderError(f"{name} is a {_describe(held)} folder, not a {_describe(kind)} folder")
         yield path
         return
     check_folder(path, kind, existing=existing, label=label)
@@ -224,7 +225,7 @@ def claim_folder(
         if existing == "overwrite":
             _remove_own_files(path, kind)
         if folder_kind(path) is None:
-            _write_marker(path, kind, own_files(path, kind) - OWN_FILES[kind])
+            _write_marker(path, kind, own_files(path, kind) - OWN_FILES.get(kind, STUDY_FILES))
         _HELD[path.resolve()] = kind
         try:
             yield path
@@ -325,17 +326,17 @@ def _check_contents(path: Path, kind: str, existing: str, name: str, label: str)
         found = kind
     if found != kind:
         raise RunFolderError(
-            f"{name} is a {_DESCRIBE[found]} folder, not a {_DESCRIBE[kind]} folder; choose another folder"
+            f"{name} is a {_describe(found)} folder, not a {_describe(kind)} folder; choose another folder"
         )
     if entries and existing == "refuse":
         flags = "--resume to continue it or --overwrite to replace it" if label else "resume or overwrite"
-        held = "run" if kind == "run" else _DESCRIBE[kind]
+        held = "run" if kind == "run" else _describe(kind)
         raise RunFolderError(f"{name} already holds a {held}; pass {flags}, or choose another folder")
 
 
 def _looks_like(kind: str, path: Path, entries: list[str]) -> bool:
     """Whether an unmarked folder is one the package wrote before folders were marked."""
-    own = OWN_FILES[kind]
+    own = OWN_FILES.get(kind, STUDY_FILES)
     if kind == "figures":  # figures only, inside a run or study folder of ours
         inside_ours = folder_kind(path.parent) is not None or _legacy_kind(path.parent) is not None
         return inside_ours and all(e.endswith(_FIGURE_SUFFIXES) and (path / e).is_file() for e in entries)
@@ -393,5 +394,5 @@ def _remove_own_files(path: Path, top: str) -> None:
         for entry in files:
             if entry in own or _is_own_temporary(entry):
                 (folder / entry).unlink(missing_ok=True)
-        if own - OWN_FILES[kind]:  # the listed names are gone with their files
+        if own - OWN_FILES.get(kind, STUDY_FILES):  # the listed names are gone with their files
             _write_marker(folder, kind)

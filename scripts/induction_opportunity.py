@@ -1,5 +1,5 @@
 """How much a text rewards in-context copying, per context length: the incentive an induction
-head has on it (docs/THEORY.md section 3.8, the natural model).
+head has on it (docs/THEORY.md section 3.8, the standard model).
 
 For random windows of the held-out tail of the text, at each position t the "copy guess" is the
 character that followed the last earlier occurrence, inside the window, of the ``match``

@@ -53,7 +53,7 @@ RECIPES = {
     # a general induction head: random triggers (K = 40 per sequence), d = 128, T = 64, AdamW lr 0.3
     "general": (["train", "--preset", "general", "--out", "RUNS/general"], "RUNS/general"),
     # a standard TL model (2 layers of 8 heads, LayerNorm) on plain text: TEXT stands for --text
-    "natural": (["natural", "--preset", "natural", "--text", "TEXT", "--out", "RUNS/natural"], "RUNS/natural"),
+    "standard": (["standard", "--preset", "standard", "--text", "TEXT", "--out", "RUNS/standard"], "RUNS/standard"),
     # the same kind of model (2 layers of 4 heads, d_model 64) on in-context Markov chains with the
     # Shakespeare bigram as prior (alpha = 1, T = 128): a statistical induction head by step 600
     # (60 s of training, its metrics.jsonl), 3000 steps in about 18 min on one thread of a busy
@@ -78,7 +78,7 @@ def main() -> None:
         "--text",
         type=Path,
         default=Path("../shared/data/tinyshakespeare.txt"),
-        help="the text the natural model trains on (default: ../shared/data/tinyshakespeare.txt)",
+        help="the text the standard model trains on (default: ../shared/data/tinyshakespeare.txt)",
     )
     args = parser.parse_args()
     unknown = set(args.names) - set(RECIPES)
@@ -89,7 +89,7 @@ def main() -> None:
         run = Path(folder.replace("RUNS", str(args.runs)))
         command = [a.replace("RUNS", str(args.runs)).replace("TEXT", str(args.text)) for a in arguments]
         if not finished(run):
-            if command[0] in ("natural", "markov") and (run / "checkpoint.pt").exists():
+            if command[0] in ("standard", "markov") and (run / "checkpoint.pt").exists():
                 command = [command[0], "--out", str(run), "--resume"]  # the run's own config (and text)
             elif command[0] == "train" and run.exists():
                 command = ["train", "--out", str(run), "--resume"]

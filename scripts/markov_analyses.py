@@ -19,21 +19,21 @@ import torch
 
 from induction_bigram.dynamics.analyses import analyse_markov_model
 from induction_bigram.files import atomic_write_text, dumps_json
-from induction_bigram.model import build_natural_model
+from induction_bigram.model import build_standard_model
 from induction_bigram.model.backend import TL_VERSION
-from induction_bigram.pretrained import load_pretrained, natural_pretrained_config
+from induction_bigram.pretrained import load_pretrained, standard_pretrained_config
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "markov_analyses.json"
 
 
 def markov_analyses() -> dict[str, Any]:
     """The shipped ``markov`` model's analyses and its untrained twin's, on the CPU."""
-    config = natural_pretrained_config("markov")
+    config = standard_pretrained_config("markov")
     return {
         "model": "markov",
         "transformer_lens": TL_VERSION,
         "trained": analyse_markov_model(load_pretrained("markov", "cpu"), config),
-        "untrained": analyse_markov_model(build_natural_model(config.model, "cpu"), config),
+        "untrained": analyse_markov_model(build_standard_model(config.model, "cpu"), config),
     }
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import induction_bigram as ib
-from induction_bigram.config.natural import NaturalModelConfig
-from induction_bigram.model import build_natural_model
+from induction_bigram.config.standard import StandardModelConfig
+from induction_bigram.model import build_standard_model
 from induction_bigram.model.backend import TL4
 from tests.numerics import assert_float32_close
 
@@ -28,8 +28,8 @@ def test_prepend_bos_is_refused_saying_what_to_do(general):
 
 
 def _multi_head():
-    cfg = NaturalModelConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=96)
-    return build_natural_model(cfg, "cpu", vocab="".join(sorted(set(TEXT))))
+    cfg = StandardModelConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=96)
+    return build_standard_model(cfg, "cpu", vocab="".join(sorted(set(TEXT))))
 
 
 @pytest.mark.parametrize(

@@ -104,9 +104,9 @@ def test_evaluate_reports_the_memories_and_memories_writes_figures(tmp_path, cap
     assert "<html>" in Path(figures[2]).read_text()
 
 
-def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
+def test_incontext_reports_theory_patching_and_hijack(tmp_path, capsys):
     run(capsys, "train", "--preset", "amt", "--out", str(tmp_path), "--no-progress", *TINY)
-    code, out, _ = run(capsys, "logits", str(tmp_path), "--json", "--set", "incontext.per_cell=3")
+    code, out, _ = run(capsys, "incontext", str(tmp_path), "--json", "--set", "incontext.per_cell=3")
     summary = json.loads(out)
     assert code == 0
     assert isinstance(summary["theory_r2"], float) or summary["theory_r2"] is None
@@ -130,9 +130,9 @@ def test_logits_reports_theory_patching_and_hijack(tmp_path, capsys):
     assert set(paths["by_path"]["L1H0"]) == {"direct", "mlp"}
 
 
-def test_logits_needs_a_two_layer_model(tmp_path, capsys):
+def test_incontext_needs_a_two_layer_model(tmp_path, capsys):
     run(capsys, "train", "--out", str(tmp_path), "--no-progress", *TINY, "--set", "model.positional=nope")
-    code, _, err = run(capsys, "logits", str(tmp_path))
+    code, _, err = run(capsys, "incontext", str(tmp_path))
     assert code == 2 and "needs a 2-layer model" in err
 
 
@@ -234,8 +234,8 @@ def _memories_of_a_file(tmp, run):
     return ["memories", str(run / "checkpoint.pt")], ["memories takes a run folder", "checkpoint.pt", str(run)]
 
 
-def _logits_of_a_file(tmp, run):
-    return ["logits", str(run / "checkpoint.pt")], ["logits takes a run folder", "checkpoint.pt"]
+def _incontext_of_a_file(tmp, run):
+    return ["incontext", str(run / "checkpoint.pt")], ["incontext takes a run folder", "checkpoint.pt"]
 
 
 def _resume_config(text):
@@ -270,7 +270,7 @@ ISSUE_11_CASES = {
     "seed too big": _set("train.seed=99999999999999999999"),
     "loss becomes non-finite": _diverges,
     "memories of a checkpoint file": _memories_of_a_file,
-    "logits of a checkpoint file": _logits_of_a_file,
+    "incontext of a checkpoint file": _incontext_of_a_file,
     "garbage config.json on --resume": _resume_config("{not json"),
     "config section null on --resume": _resume_config('{"train": null}'),
     "torn line inside metrics.jsonl": _torn_in_the_middle,
@@ -426,14 +426,12 @@ def test_every_command_and_flag_the_guide_shows_exists():
 
 
 def _presets_of(command):
-    from induction_bigram.cli.parser import STUDY_COMMANDS
     from induction_bigram.config import PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT
     from induction_bigram.studies import STUDIES
 
-    if command in STUDY_COMMANDS:
-        return STUDIES[STUDY_COMMANDS[command]].presets
-    return {"train": PRESETS, "reproduce": REPORT}[command]
+    studies = {study.command.name: study.presets for study in STUDIES.values()}
+    return {"train": PRESETS, "reproduce": REPORT, **studies}[command]
 
 
 def test_figures_into_a_run_being_written_are_refused_naming_the_holder(trained_run, capsys):
@@ -503,7 +501,7 @@ def test_every_study_command_reports_a_bad_preset_or_key_in_one_line(argv, messa
     assert code == 2 and out == "" and message in err and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("command", ["memories", "logits"])
+@pytest.mark.parametrize("command", ["memories", "incontext"])
 def test_run_analyses_take_only_their_studys_keys(command, trained_run, capsys):
     code, _, err = run(capsys, command, str(trained_run), "--set", "train.lr=0.1")
     assert code == 2 and "--set train.lr=0.1" in err and "run's own task, model and train" in err
@@ -515,7 +513,8 @@ def test_presets_lists_every_study_and_prints_any_preset_as_json(capsys):
 
     code, out, _ = run(capsys, "presets")
     assert code == 0
-    for name, study in STUDIES.items():
+    for study in STUDIES.values():  # under its command's name (the markov study's is hijack)
+        name = study.command.name
         assert f"{name} presets" in out and all(preset in out for preset in study.presets)
         code, out_one, _ = run(capsys, "presets", name, study.default_preset)
         config = type(study.presets[study.default_preset]).from_dict(json.loads(out_one))

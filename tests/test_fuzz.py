@@ -104,23 +104,28 @@ KEYS += ["model.positional", "task.n_triggers", "memories.prompt", "incontext.pe
 def argument_lists(draw):
     command = draw(
         st.sampled_from(
-            ["train", "natural", "evaluate", "memories", "presets", "sweep-plot", "capacity-law", "lengths"]
+            ["train", "standard", "evaluate", "memories", "presets", "sweep-plot", "capacity-law", "lengths"]
         )
     )
     outs = ["out", "a_file", "users_folder", "", "run/figures", "run"]
     argv = [command]
     if command in ("evaluate", "memories", "sweep-plot", "capacity-law"):
         argv.append(draw(st.sampled_from(["run", "a_file", "nowhere", "", "users_folder"])))
-    if command in ("train", "natural", "lengths") or (command == "memories" and draw(st.booleans())):
+    if command in ("train", "standard", "lengths") or (command == "memories" and draw(st.booleans())):
         # a study that ran would take minutes: its --out is always one the folder rule refuses
         argv += [
             "--out",
             draw(st.sampled_from(outs if command != "lengths" else ["a_file", "users_folder", "", "run"])),
         ]
-    if command in ("train", "natural"):
+    if command in ("train", "standard"):
         argv += [*TINY, "--no-progress"]
-        if command == "natural":
-            argv += ["--preset", "natural-test", "--text", draw(st.sampled_from(["text.txt", "a_file", "", "nowhere"]))]
+        if command == "standard":
+            argv += [
+                "--preset",
+                "standard-test",
+                "--text",
+                draw(st.sampled_from(["text.txt", "a_file", "", "nowhere"])),
+            ]
     for _ in range(draw(st.integers(0, 3))):
         kind = draw(st.sampled_from(["set", "set", "set", "flag", "value", "grid"]))  # mostly past the parser
         if kind == "set":
@@ -131,8 +136,8 @@ def argument_lists(draw):
             argv += ["--grid", f"model.d_model={draw(st.sampled_from(VALUES))}"]
         else:
             argv.append(draw(st.sampled_from(VALUES)))
-    if "train.steps" in " ".join(argv) and command == "natural":
-        argv += ["--set", "train.steps=2"]  # the natural preset's own steps stay small
+    if "train.steps" in " ".join(argv) and command == "standard":
+        argv += ["--set", "train.steps=2"]  # the standard preset's own steps stay small
     return argv
 
 

@@ -1,8 +1,10 @@
 """The package's shape (issue 12): the layout is the pipeline, imports run one way, every
-module fits in one sitting, every study has the same parts."""
+module fits in one sitting, every study has the same parts and is listed in one place only
+(the registry, issue 30 item 3)."""
 
 import ast
 import json
+import re
 import subprocess
 import sys
 
@@ -131,6 +133,60 @@ def test_every_study_runs_from_its_test_preset_to_a_result_that_round_trips(name
     assert again.config == study.presets["test"]
     assert study.figures(again).keys() == study.figures(result).keys()
     assert [c.to_dict() for c in study.claims(again)] == [c.to_dict() for c in study.claims(result)]
+
+
+def _words(path) -> set[str]:
+    """The words of a module's string constants (its docstrings included) and the names it
+    imports or uses."""
+    words = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words |= set(re.findall(r"[A-Za-z_][\w-]*", node.value))
+        elif isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, ast.alias):
+            words |= set(node.name.split("."))
+    return words
+
+
+def _study_packages() -> set[str]:
+    """The parts of the package the studies' code lives in (memories, incontext, lengths, ...)."""
+    return {study.run.__module__.split(".")[1] for study in STUDIES.values()}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_registry_is_the_only_place_that_lists_the_studies(path):
+    """A new study is its folder and one entry in studies.STUDIES: no other module names every
+    study (a table, a help text, a preset per study) or imports every study's package."""
+    if path == PACKAGE / "studies.py":
+        return
+    names = {name for study in STUDIES.values() for name in (study.name, study.command.name)}
+    assert not names <= _words(path), f"{path.relative_to(REPO)} names every study; read studies.STUDIES instead"
+    packages = _study_packages()
+    assert len(packages) < 2 or not packages <= _imported_parts(path), f"{path.relative_to(REPO)} imports every study"
+
+
+def test_the_registry_check_finds_a_module_that_lists_the_studies(tmp_path):
+    listing = tmp_path / "listing.py"
+    listing.write_text(f"HELP = 'one of: {', '.join(STUDIES)}'\n")
+    assert set(STUDIES) <= _words(listing)
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_registry_entry_is_whole(name):
+    """Its key is its name; its command reads a run exactly when it has an analysis; every
+    report preset it names exists, as does each of its presets named there, and it names quick."""
+    from induction_bigram.report.reproduce import SETTINGS
+
+    study = STUDIES[name]
+    assert study.name == name and study.command.reads_run == (study.analyse is not None)
+    assert "quick" in study.reproduce and set(study.reproduce) <= set(SETTINGS)
+    for preset in study.reproduce:
+        assert type(study.report_config(preset)) is study.config_type
+    commands = [s.command.name for s in STUDIES.values()]
+    assert len(set(commands)) == len(commands)
 
 
 LINTED = ["induction_bigram", "tests", "benchmarks", "scripts", "notebooks"]

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from induction_bigram.config import ModelConfig, TaskConfig
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import DataError
 from induction_bigram.memories.projections import memory_report
-from induction_bigram.model import build_natural_model
+from induction_bigram.model import build_standard_model
 from induction_bigram.model.components.checks import check_trigger_ids
 from induction_bigram.training.metrics import in_context_accuracy, in_context_loss
 from tests.conftest import model_of
@@ -75,14 +75,14 @@ def test_good_inputs_still_run(model):
     assert model(torch.zeros(2, 5, dtype=torch.int32)).shape == (2, 5, 65)
 
 
-def test_a_natural_model_has_the_same_door():
-    natural = build_natural_model(NaturalModelConfig(d_model=8, d_head=4, n_heads=2, n_ctx=8), "cpu", vocab="abcd")
+def test_a_standard_model_has_the_same_door():
+    standard = build_standard_model(StandardModelConfig(d_model=8, d_head=4, n_heads=2, n_ctx=8), "cpu", vocab="abcd")
     with pytest.raises(DataError, match="empty"):
-        natural(torch.zeros(0, 3, dtype=torch.long))
+        standard(torch.zeros(0, 3, dtype=torch.long))
     with pytest.raises(DataError, match="dtype torch.float32"):
-        natural(torch.zeros(1, 3))
+        standard(torch.zeros(1, 3))
     with pytest.raises(DataError, match="exceeds the context n_ctx = 8"):
-        natural.to_tokens("abcd" * 3)
+        standard.to_tokens("abcd" * 3)
 
 
 @pytest.mark.parametrize(

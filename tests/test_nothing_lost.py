@@ -35,8 +35,8 @@ def trained(tmp_path_factory):
     [
         ("memories", "attention.html"),
         ("memories", "memories_coefficients.png"),
-        ("logits", "hijack_curves.png"),
-        ("logits", "theory_fit.png"),
+        ("incontext", "hijack_curves.png"),
+        ("incontext", "theory_fit.png"),
     ],
 )
 def test_an_analysis_never_overwrites_a_users_file_in_its_out_folder(command, name, trained, tmp_path, capsys):

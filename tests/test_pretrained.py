@@ -164,7 +164,7 @@ RUN_PRESETS_NAMED_AFTER_THEIR_MODEL = ("reference", "amt", "general")
 
 
 def test_the_shipped_markov_model_loads_offline_and_has_its_statistical_induction_head():
-    """``markov`` (issue 29): a standard TL model, listed with the natural models, that beats the
+    """``markov`` (issue 29): a standard TL model, listed with the standard models, that beats the
     global bigram on a held-out batch of in-context Markov chains and whose best last-layer head
     attends to the positions after earlier occurrences of the current token."""
     from induction_bigram.config.markov import MarkovConfig, markov_preset
@@ -172,11 +172,11 @@ def test_the_shipped_markov_model_loads_offline_and_has_its_statistical_inductio
     from induction_bigram.data.strategies import markov_strategies
     from induction_bigram.dynamics import DynamicsPoint, measure_dynamics
     from induction_bigram.model.backend import TL4
-    from induction_bigram.pretrained import natural_models, natural_pretrained_config
+    from induction_bigram.pretrained import standard_models, standard_pretrained_config
     from induction_bigram.training.markov import held_out_batch
 
-    assert "markov" in natural_models() and "markov" not in available()
-    config = natural_pretrained_config("markov")
+    assert "markov" in standard_models() and "markov" not in available()
+    config = standard_pretrained_config("markov")
     assert isinstance(config, MarkovConfig)
     assert config.recipe() == markov_preset("markov").with_vocab(config.model.vocab).recipe()  # the preset's run
     with pytest.raises(CheckpointError, match="standard TL model"):

@@ -27,11 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from induction_bigram.cli.commands import COMMANDS
+    from induction_bigram.cli.commands import run_command
 
     try:
-        args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        return run_command(build_parser().parse_args(argv))
     except KeyboardInterrupt:
         print("induction-bigram: interrupted", file=sys.stderr)
         return 130

@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from induction_bigram.cli.parser import STUDY_COMMANDS
-from induction_bigram.cli.standard import markov_command, natural_command
+from induction_bigram.cli.standard import markov_command, standard_command
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 
 
@@ -72,7 +71,7 @@ def _run_folder(path: Path, command: str) -> Path:
 
 
 def _figure_folder(path: Path | None, run: Path) -> Path:
-    """``--out`` of memories / logits (default ``RUN/figures``), checked before any work."""
+    """``--out`` of a study's analysis of a run (default ``RUN/figures``), checked before any work."""
     from induction_bigram.files import check_folder
 
     folder = path if path is not None else run / "figures"
@@ -110,14 +109,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _analyse_run(args: argparse.Namespace) -> int:
-    """``memories RUN`` / ``logits RUN``: the study's analysis of an existing run, with the
+    """``STUDY RUN`` (e.g. ``incontext RUN``): the study's analysis of an existing run, with the
     study's settings from ``--preset`` / ``--set`` and the run's own task, model and train."""
     from induction_bigram.figures import save_figures
     from induction_bigram.studies import STUDIES
     from induction_bigram.sweeps.table import flatten
     from induction_bigram.training.checkpoint import load_checkpoint, read_metrics
 
-    study = STUDIES[STUDY_COMMANDS[args.command]]
+    study = STUDIES[args.study]
     run = _run_folder(args.run, args.command)
     figures = _figure_folder(args.out, run)
     foreign = [item for item in args.overrides if not item.startswith(f"{study.name}.")]
@@ -148,12 +147,12 @@ def _analyse_run(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    """``lengths`` / ``capacity`` / ``formation``: a study that trains its own models into a study folder."""
+    """``STUDY --out FOLDER`` (e.g. ``lengths``): a study that trains its own models into a study folder."""
     from induction_bigram.figures import save_figures
     from induction_bigram.files import check_folder, claim_folder
     from induction_bigram.studies import STUDIES
 
-    study = STUDIES[STUDY_COMMANDS[args.command]]
+    study = STUDIES[args.study]
     config = _config(study.presets, args)
     existing = _existing(args)
     check_folder(args.out, study.name, existing=existing, label="--out")
@@ -271,12 +270,13 @@ def _capacity_law(args: argparse.Namespace) -> int:
 def _presets(args: argparse.Namespace) -> int:
     from induction_bigram.config import PRESETS as RUN_PRESETS
     from induction_bigram.config.markov import MARKOV_PRESETS
-    from induction_bigram.config.natural import NATURAL_PRESETS
+    from induction_bigram.config.standard import STANDARD_PRESETS
     from induction_bigram.report.reproduce import PRESETS as REPORT_PRESETS
     from induction_bigram.studies import STUDIES
 
-    tables = {**{name: study.presets for name, study in STUDIES.items()}, "reproduce": REPORT_PRESETS}
-    tables["natural"] = NATURAL_PRESETS
+    # a study under its command's name, the one its --help points to (markov: the family; hijack: its study)
+    tables = {**{study.command.name: study.presets for study in STUDIES.values()}, "reproduce": REPORT_PRESETS}
+    tables["standard"] = STANDARD_PRESETS
     tables["markov"] = MARKOV_PRESETS
     names = list(args.names)
     if len(names) > 2 or (len(names) == 2 and names[0] not in tables):
@@ -357,18 +357,26 @@ def _print_json(data: Any) -> None:
 
 COMMANDS = {
     "train": _train,
-    "natural": natural_command,
+    "standard": standard_command,
     "markov": markov_command,
     "evaluate": _evaluate,
-    "memories": _analyse_run,
-    "logits": _analyse_run,
-    "lengths": _study,
-    "capacity": _study,
-    "formation": _study,
     "reproduce": _reproduce,
     "sweep": _sweep,
     "sweep-plot": _sweep_plot,
     "capacity-law": _capacity_law,
     "presets": _presets,
 }
-COMMANDS = {name: _resource_errors(command) for name, command in COMMANDS.items()}
+"""The commands besides the studies' (:func:`run_command` runs those)."""
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the command ``args`` was parsed for: a study's (its parser sets ``args.study``) runs
+    its analysis of a run or its own training, the others their entry in :data:`COMMANDS`."""
+    study = getattr(args, "study", None)
+    if study is None:
+        command = COMMANDS[args.command]
+    else:
+        from induction_bigram.studies import STUDIES
+
+        command = _analyse_run if STUDIES[study].command.reads_run else _study
+    return _resource_errors(command)(args)

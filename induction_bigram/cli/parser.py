@@ -6,15 +6,7 @@ import argparse
 from pathlib import Path
 
 from induction_bigram.errors import InductionBigramError
-
-STUDY_COMMANDS = {
-    "memories": "memories",
-    "logits": "incontext",
-    "lengths": "lengths",
-    "capacity": "capacity",
-    "formation": "formation",
-}
-"""Command -> the study it runs (its presets and ``--set`` keys)."""
+from induction_bigram.studies import STUDIES, Study
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,16 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(p)
 
     p = commands.add_parser(
-        "natural",
+        "standard",
         help="train a standard TL model (several heads, LayerNorm) on a text file, scoring its induction heads",
-        description="Train the `natural` model: next-character prediction on TEXT; writes OUT/config.json, "
+        description="Train the `standard` model: next-character prediction on TEXT; writes OUT/config.json, "
         "OUT/metrics.jsonl (train and held-out loss, induction and previous-token scores) and OUT/checkpoint.pt.",
     )
     p.add_argument(
         "--text", type=_path, help="a UTF-8 text file (its characters are the vocabulary); --resume reuses the run's"
     )
-    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a natural run of ours)")
-    _config_flags(p, "natural", "model.n_heads=8")
+    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a standard run of ours)")
+    _config_flags(p, "standard", "model.n_heads=8")
     p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
     _existing_flags(p, "run (--set train.steps=N trains longer)")
     _output_flags(p)
@@ -166,37 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
     _output_flags(p, progress=False)
 
-    for command, (study, what, example) in {
-        "memories": (
-            "memories",
-            "project W_O2, W_K2, W_K1 of a run and write their figures",
-            "memories.formation_level=0.9",
-        ),
-        "logits": (
-            "incontext",
-            "in-context against bigram on a run: theory check, patching, figures",
-            "incontext.per_cell=32",
-        ),
-    }.items():
-        p = commands.add_parser(command, help=what, description=what[0].upper() + what[1:] + ".")
-        p.add_argument(
-            "run", type=_path, help=f"run folder (its task/model/train are the run's own; --set takes {study}.* keys)"
-        )
-        _config_flags(p, study, example)
-        p.add_argument("--out", type=_path, help="figure folder (default: RUN/figures)")
-        p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
-        _output_flags(p)
-
-    for command, (what, example) in {
-        "lengths": ("APE against RPE, RoPE and NoPE on long prompts", "lengths.multiples=1,2"),
-        "capacity": ("trained against theory-built memories across the width d", "capacity.widths=16,32"),
-        "formation": ("the order in which the memories form, every step, under SGD and AdamW", "formation.level=0.9"),
-    }.items():
-        p = commands.add_parser(command, help=what, description=what + "; trains its own models.")
-        p.add_argument("--out", required=True, type=_path, help="study folder (runs, result.json, figures/)")
-        _config_flags(p, command, example)
-        _existing_flags(p, "study")
-        _output_flags(p)
+    for study in STUDIES.values():
+        _study_command(commands, study)
 
     p = commands.add_parser("reproduce", help="run every study and write REPORT.md")
     p.add_argument("--out", required=True, type=_path, help="report folder (missing, empty, or a report of ours)")
@@ -205,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         metavar="STUDY",
-        help="run only this study (repeatable): memories, capacity, formation, incontext, lengths",
+        help=f"run only this study (repeatable): {', '.join(STUDIES)}",
     )
     p.add_argument("--address", help="join the Ray cluster at this address (default: RAY_ADDRESS, else a local Ray)")
     _existing_flags(p, "report")
@@ -218,9 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--address / RAY_ADDRESS); each run writes an ordinary run or study folder under OUT/runs. The same "
         "command again skips finished runs and reruns failed or unfinished ones.",
     )
-    p.add_argument(
-        "target", nargs="?", help="train (a run preset) or a study: memories, capacity, formation, incontext, lengths"
-    )
+    p.add_argument("target", nargs="?", help=f"train (a run preset) or a study: {', '.join(STUDIES)}")
     p.add_argument("--out", required=True, type=_path, help="sweep folder (missing, empty, or a sweep of ours)")
     _config_flags(p, "", "train.steps=500 (applied to every run)")
     p.add_argument(
@@ -261,3 +222,28 @@ def build_parser() -> argparse.ArgumentParser:
         "names", nargs="*", metavar="NAME", help="a run preset, or a study (then one of its presets) to print as JSON"
     )
     return parser
+
+
+def _study_command(commands: argparse._SubParsersAction, study: Study) -> None:
+    """The command of ``study`` (:attr:`~induction_bigram.studies.Study.command`); the parsed
+    arguments carry ``study``, the study's name."""
+    command = study.command
+    if command.reads_run:
+        p = commands.add_parser(
+            command.name, help=command.help, description=command.help[0].upper() + command.help[1:] + "."
+        )
+        p.add_argument(
+            "run",
+            type=_path,
+            help=f"run folder (its task/model/train are the run's own; --set takes {study.name}.* keys)",
+        )
+        _config_flags(p, command.name, command.example)
+        p.add_argument("--out", type=_path, help="figure folder (default: RUN/figures)")
+        p.add_argument("--device", type=_device, default="auto", help=_DEVICE_HELP)
+    else:
+        p = commands.add_parser(command.name, help=command.help, description=command.help + "; trains its own models.")
+        p.add_argument("--out", required=True, type=_path, help="study folder (runs, result.json, figures/)")
+        _config_flags(p, command.name, command.example)
+        _existing_flags(p, "study")
+    _output_flags(p)
+    p.set_defaults(study=study.name)

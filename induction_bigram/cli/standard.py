@@ -1,4 +1,4 @@
-"""The standard TL model's commands: ``natural`` trains it on a text file (scoring its heads),
+"""The standard TL model's commands: ``standard`` trains it on a text file (scoring its heads),
 ``markov`` on in-context Markov chains, recording its training dynamics
 (:func:`~induction_bigram.dynamics.track_dynamics`) at every evaluation."""
 
@@ -11,7 +11,7 @@ from induction_bigram.errors import InductionBigramError
 
 
 def markov_command(args: argparse.Namespace) -> int:
-    """``induction-bigram markov``: as ``natural``, with the Markov task in place of a text."""
+    """``induction-bigram markov``: as ``standard``, with the Markov task in place of a text."""
     import torch
 
     from induction_bigram.cli.commands import _config, _existing, _print, _resumed_config
@@ -30,26 +30,26 @@ def markov_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def natural_command(args: argparse.Namespace) -> int:
-    """``induction-bigram natural``: the standard TL model on a text file."""
+def standard_command(args: argparse.Namespace) -> int:
+    """``induction-bigram standard``: the standard TL model on a text file."""
     import torch
 
     from induction_bigram.anymodel import track_head_scores
     from induction_bigram.cli.commands import _config, _existing, _print, _resumed_config
-    from induction_bigram.config.natural import NATURAL_PRESETS, NaturalConfig
+    from induction_bigram.config.standard import STANDARD_PRESETS, StandardConfig
     from induction_bigram.files import check_folder
-    from induction_bigram.training.natural import train_natural
+    from induction_bigram.training.standard import train_standard
 
     if args.threads:
         torch.set_num_threads(args.threads)
     check_folder(args.out, "run", existing=_existing(args), label="--out")
-    base = _resumed_config(args, NaturalConfig)
-    config = _config(NATURAL_PRESETS, args, base)
+    base = _resumed_config(args, StandardConfig)
+    config = _config(STANDARD_PRESETS, args, base)
     if args.text is None and base is None:
         raise InductionBigramError("--text is required: the text file to train on (--resume reuses the run's)")
     if args.text is not None and not (base is not None and Path(base.data.text).resolve() == args.text.resolve()):
         config = config.with_overrides({"data.text": str(args.text)})
-    result = train_natural(
+    result = train_standard(
         config,
         args.out,
         resume=args.resume,

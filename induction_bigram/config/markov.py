@@ -4,8 +4,8 @@
 - :class:`MarkovTaskConfig` owns the data (:class:`~induction_bigram.data.markov.MarkovTask`
   samples it): the corpus whose bigram is the Dirichlet prior's mean, the sequence length T and
   the prior's strength alpha.
-- :class:`~induction_bigram.config.natural.NaturalModelConfig` owns the architecture (the
-  ``natural`` model's: several heads, LayerNorm, learned embeddings and positions; attention
+- :class:`~induction_bigram.config.standard.StandardModelConfig` owns the architecture (the
+  ``standard`` model's: several heads, LayerNorm, learned embeddings and positions; attention
   only unless ``model.d_mlp`` adds TL's MLPs); its ``vocab`` is filled in from the corpus
   statistics.
 - :class:`MarkovTrainConfig` owns the optimisation (AdamW) and the held-out evaluation.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import at_least, section, seed_field
-from induction_bigram.config.natural import NaturalModelConfig, check_betas
+from induction_bigram.config.standard import StandardModelConfig, check_betas
 from induction_bigram.errors import ConfigError
 
 
@@ -85,7 +85,7 @@ class MarkovConfig(Config):
     """Everything needed to rebuild a markov run: ``task``, ``model`` and ``train``."""
 
     task: MarkovTaskConfig
-    model: NaturalModelConfig
+    model: StandardModelConfig
     train: MarkovTrainConfig
 
     def __post_init__(self) -> None:
@@ -126,7 +126,7 @@ def _preset_markov() -> MarkovConfig:
     took 915-1038 s on that busy machine. Seed 0 is the shipped ``markov``."""
     return MarkovConfig(
         task=MarkovTaskConfig(corpus="tinyshakespeare", seq_len=128, alpha=1.0),
-        model=NaturalModelConfig(n_layers=2, n_heads=4, d_model=64, d_head=16, n_ctx=128),
+        model=StandardModelConfig(n_layers=2, n_heads=4, d_model=64, d_head=16, n_ctx=128),
         train=MarkovTrainConfig(),
     )
 
@@ -135,7 +135,7 @@ def _preset_markov_test() -> MarkovConfig:
     """A few steps of a tiny model on short chains, seconds on a CPU: bookkeeping, not learning."""
     return MarkovConfig(
         task=MarkovTaskConfig(corpus="tinyshakespeare", seq_len=16, alpha=1.0),
-        model=NaturalModelConfig(n_layers=2, n_heads=2, d_model=16, d_head=8, n_ctx=16),
+        model=StandardModelConfig(n_layers=2, n_heads=2, d_model=16, d_head=8, n_ctx=16),
         train=MarkovTrainConfig(
             steps=6, batch_size=4, eval_every=3, eval_batch=4, score_prompts=4, checkpoint_every=4, device="cpu"
         ),

@@ -34,7 +34,7 @@ from induction_bigram.data.strategies import (
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import DataError
 from induction_bigram.model import Model
-from induction_bigram.training.natural import in_context_score
+from induction_bigram.training.standard import in_context_score
 
 HEAD_KINDS = ("previous_token", "induction", "statistical_induction")
 
@@ -74,7 +74,7 @@ class DynamicsPoint:
             when that excess is not a positive finite number (the bigram's loss is infinite on
             trigger outputs it never saw).
         in_context_score: the loss over the last tenth of the positions minus that over the
-            second tenth (:func:`~induction_bigram.training.natural.in_context_score`).
+            second tenth (:func:`~induction_bigram.training.standard.in_context_score`).
         previous_token: the best previous-token head below the last layer, scored on the batch.
         induction: the best induction head of the last layer on repeated random tokens.
         statistical_induction: the best head of the last layer by attention on the positions

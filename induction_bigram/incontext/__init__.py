@@ -8,6 +8,7 @@
 - :mod:`.patching`: clean into corrupted activation patching;
 - :mod:`.config`, :mod:`.study`, :mod:`.claims`, :mod:`.figures`: the study's config and
   presets, ``run`` / ``analyse`` and its result, its claims, and its figures;
+- :mod:`.markdown`, :mod:`.in_words`: its section of ``REPORT.md``, and its findings in words;
 - :mod:`.repeated`: the repeated-random-sequence test of a general induction head.
 """
 

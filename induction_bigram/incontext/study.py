@@ -141,7 +141,7 @@ class InContextResult:
         return {**paths, "by_path": by_path}
 
     def summary(self) -> dict[str, Any]:
-        """The JSON of ``induction-bigram logits --json``."""
+        """The JSON of ``induction-bigram incontext --json``."""
         best = self.best
         longest = max(self.check.hijack, key=int)
         return {

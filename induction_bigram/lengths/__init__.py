@@ -57,7 +57,8 @@ run over seeds.
 The study's four parts: :class:`LengthsConfig` and :data:`PRESETS` (``induction-bigram lengths
 --out runs/lengths --preset cpu --set lengths.multiples=1,2``), :func:`run` (writes ``result.json``),
 :class:`LengthsResult` (``to_dict`` / ``from_dict``), and
-:func:`induction_bigram.lengths.figures.figures`; :func:`claims` judges the claims above.
+:func:`induction_bigram.lengths.figures.figures`; :func:`claims` judges the claims above, and
+:func:`induction_bigram.lengths.markdown.lengths_section` is its part of ``REPORT.md``.
 
 Evaluation runs ``lengths.chunk_size`` sequences at a time under ``torch.no_grad()`` and keeps only
 per-position counts, so memory stays bounded whatever the batch.

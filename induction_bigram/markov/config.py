@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from induction_bigram.config import Config, Presets
 from induction_bigram.config.checks import at_least, section, seed_field
 from induction_bigram.config.markov import MarkovConfig, MarkovTaskConfig, MarkovTrainConfig, markov_preset
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.errors import ConfigError
 
 
@@ -55,7 +55,7 @@ class MarkovStudyConfig(Config):
     replaced by each of ``markov.alphas``) and ``markov``."""
 
     task: MarkovTaskConfig
-    model: NaturalModelConfig
+    model: StandardModelConfig
     train: MarkovTrainConfig
     markov: HijackSettings = HijackSettings()
 
@@ -98,7 +98,7 @@ def _quick() -> MarkovStudyConfig:
     idle); the held-out excess loss over Bayes is 0.20-0.24 of the bigram's at alpha 1."""
     run = MarkovConfig(
         MarkovTaskConfig(seq_len=64),
-        NaturalModelConfig(d_model=32, d_head=8, n_ctx=64),
+        StandardModelConfig(d_model=32, d_head=8, n_ctx=64),
         MarkovTrainConfig(steps=1500, lr=1e-2, eval_every=500, device="cpu"),
     )
     settings = HijackSettings(lengths=(32, 64), max_count=15, pairs_per_alpha=6)

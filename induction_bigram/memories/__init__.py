@@ -6,7 +6,8 @@
 - :mod:`.capacity`: trained against theory-built memories across the width d;
 - :mod:`.formation`: the order in which the memories form, scored at every step under SGD and
   AdamW (section 3.6), with its figure;
-- :mod:`.figures`: the memory and capacity studies' figures.
+- :mod:`.figures`: the memory and capacity studies' figures;
+- :mod:`.markdown`: the three studies' sections of ``REPORT.md``.
 """
 
 from induction_bigram.memories.capacity import CapacityConfig, CapacityResult, CapacitySettings

@@ -8,9 +8,9 @@
 - :mod:`.initial`: that model's initial weights, by TL 3 name, which both backends load;
 - :mod:`.encodings`: the positional encodings, one module each, and their registry;
 - :mod:`.components`: our TL components (attention, feed-forward, input checks; TL 4's native parts);
-- :mod:`.natural`: a standard TransformerLens model (several heads, LayerNorm, learned
+- :mod:`.standard`: a standard TransformerLens model (several heads, LayerNorm, learned
   embeddings, TL's own initialisation) for next-character prediction on plain text
-  (:func:`build_natural_model`);
+  (:func:`build_standard_model`);
 - :mod:`.tl4`, :mod:`.tl4_weights`: the same models as ``TransformerBridge`` under TL 4.
 """
 
@@ -43,13 +43,13 @@ from induction_bigram.model.backend import (
 if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
     from induction_bigram.model.tl4 import (
         build_model,
-        build_natural_model,
+        build_standard_model,
         get_paper_matrix,
-        natural_config,
         relative_position_bias,
         rotate_layer1,
         scores_module,
         set_paper_matrix,
+        standard_config,
         swap_convention,
     )
     from induction_bigram.model.tl4_weights import load_weights, portable_state_dict
@@ -65,7 +65,7 @@ else:
         set_paper_matrix,
         swap_convention,
     )
-    from induction_bigram.model.natural import build_natural_model, natural_config
+    from induction_bigram.model.standard import build_standard_model, standard_config
 
 __all__ = [
     "CONFIG_BUFFERS",
@@ -73,7 +73,7 @@ __all__ = [
     "Model",
     "TL_VERSION",
     "build_model",
-    "build_natural_model",
+    "build_standard_model",
     "check_tokens",
     "check_vocabulary",
     "describe",
@@ -83,7 +83,7 @@ __all__ = [
     "load_weights",
     "model_config",
     "model_vocab",
-    "natural_config",
+    "standard_config",
     "norm_parameters",
     "portable_optimizer_state",
     "portable_state_dict",

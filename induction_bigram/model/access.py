@@ -18,7 +18,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from induction_bigram.config import ModelConfig, RunConfig
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, DataError, InductionBigramError, ModelShapeError
 from induction_bigram.hooks.circuit import LOADER_MARKER
@@ -243,8 +243,8 @@ def circuit_tl_fields(cfg: ModelConfig) -> dict:
     )
 
 
-def natural_vocab(cfg: NaturalModelConfig, vocab: str | None) -> str:
-    """The natural model's characters: ``cfg.vocab``, or ``vocab`` when that is unset (they
+def standard_vocab(cfg: StandardModelConfig, vocab: str | None) -> str:
+    """The standard model's characters: ``cfg.vocab``, or ``vocab`` when that is unset (they
     must agree when both are given); at least 2, all distinct."""
     if vocab is not None and cfg.vocab is not None and tuple(vocab) != tuple(cfg.vocab):
         raise ConfigError(f"model.vocab holds {len(cfg.vocab)} characters that differ from the vocabulary given")
@@ -256,8 +256,8 @@ def natural_vocab(cfg: NaturalModelConfig, vocab: str | None) -> str:
     return chars
 
 
-def natural_tl_fields(cfg: NaturalModelConfig, n_vocab: int) -> dict:
-    """The TL config fields of the natural model, the same for both TL versions."""
+def standard_tl_fields(cfg: StandardModelConfig, n_vocab: int) -> dict:
+    """The TL config fields of the standard model, the same for both TL versions."""
     return dict(
         n_layers=cfg.n_layers,
         d_model=cfg.d_model,
@@ -271,7 +271,7 @@ def natural_tl_fields(cfg: NaturalModelConfig, n_vocab: int) -> dict:
         positional_embedding_type=cfg.positional,
         rotary_dim=cfg.d_head if cfg.positional == "rotary" else None,
         default_prepend_bos=False,
-        model_name="induction-bigram-natural",
+        model_name="induction-bigram-standard",
     )
 
 

@@ -5,7 +5,7 @@ models as :data:`Model` and reaches parameters through the accessors here, so th
 TransformerLens class runs is this package's business alone:
 
 - TransformerLens 3.x (``transformer-lens>=3.5,<4``): ``HookedTransformer``, built by
-  :mod:`.circuit` and :mod:`.natural`;
+  :mod:`.circuit` and :mod:`.standard`;
 - TransformerLens 4.x (``>=4,<5``): ``TransformerBridge`` around TL's native model with our
   components, built by :mod:`.tl4`.
 

@@ -222,7 +222,7 @@ def rotate_layer1(
 def load_weights(model: HookedTransformer, state: Any, source: str = "state dict") -> HookedTransformer:
     """Load a state dict saved from one of our models (:func:`portable_state_dict`, or a TL 3
     ``state_dict()``) into ``model`` (built by :func:`build_model`, or
-    :func:`~induction_bigram.model.natural.build_natural_model`, from the same config), strictly
+    :func:`~induction_bigram.model.standard.build_standard_model`, from the same config), strictly
     and bitwise. The buffers the config determines (:data:`~.access.CONFIG_BUFFERS`) are the
     model's own, whether ``state`` holds them or not.
 

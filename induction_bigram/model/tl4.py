@@ -1,6 +1,6 @@
 """The TransformerLens 4 backend: our models as a ``TransformerBridge`` (TL 4 removed ``HookedTransformer``).
 
-:mod:`induction_bigram.model` imports this module instead of :mod:`.circuit` and :mod:`.natural`
+:mod:`induction_bigram.model` imports this module instead of :mod:`.circuit` and :mod:`.standard`
 when TransformerLens >= 4 is installed (:data:`~induction_bigram.model.backend.TL4`); the public
 functions have the same names, arguments and meaning.
 
@@ -16,7 +16,7 @@ frozen split by TL 3 name, the tokenizer, the :class:`DataError` checks, ``model
 Different (the bridge's): ``state_dict()`` keys (``blocks.0.attn.k.weight``, [out, in] = the
 paper's convention; ``rel_pos.bias`` at the top; :func:`load_weights` reads TL 3's too),
 ``named_parameters()`` names (use ``trainable_parameters``), ``attn.W_K`` is derived, no
-``attn.OV`` / ``hook_rot_q/k`` / ``hook_result`` / KV cache; the natural model's init is TL 4's.
+``attn.OV`` / ``hook_rot_q/k`` / ``hook_result`` / KV cache; the standard model's init is TL 4's.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from transformer_lens.model_bridge.sources import build_bridge_from_module
 from transformer_lens.model_bridge.sources.native import initialize_native_model
 
 from induction_bigram.config import ModelConfig
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.data.tokenizer import BOS, character_tokenizer
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.model.access import (
@@ -45,9 +45,9 @@ from induction_bigram.model.access import (
     circuit_tl_fields,
     describe,
     model_bytes,
-    natural_tl_fields,
-    natural_vocab,
     resolve_device,
+    standard_tl_fields,
+    standard_vocab,
     trainable_names,
 )
 from induction_bigram.model.backend import TL_VERSION
@@ -67,7 +67,7 @@ from induction_bigram.model.encodings import SCORES_MODULE, encoding
 from induction_bigram.model.initial import initial_weights
 from induction_bigram.model.tl4_weights import bridge_key, load_weights, tl3_name
 
-_NATURAL_ATTR = "_induction_bigram_natural_config"
+_STANDARD_ATTR = "_induction_bigram_standard_config"
 
 
 def _variant(cfg: ModelConfig) -> str:
@@ -218,17 +218,17 @@ def rotate_layer1(
     return rotary.apply_rope(by_head, by_head)[0].transpose(1, 2)
 
 
-# -- the natural model ---------------------------------------------------------------------------
+# -- the standard model ---------------------------------------------------------------------------
 
 
-def build_natural_model(
-    cfg: NaturalModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
+def build_standard_model(
+    cfg: StandardModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
 ) -> TransformerBridge:
     """A seeded ``TransformerBridge`` with TL 4's own initialisation (the TL 4
-    counterpart of :func:`induction_bigram.model.natural.build_natural_model`; a TL 3 state dict
+    counterpart of :func:`induction_bigram.model.standard.build_standard_model`; a TL 3 state dict
     loads into it bitwise, but its seeded initial values are TL 4's, not TL 3's)."""
-    chars = natural_vocab(cfg, vocab)
-    variant = f"natural, positional={cfg.positional!r}"
+    chars = standard_vocab(cfg, vocab)
+    variant = f"standard, positional={cfg.positional!r}"
     if cfg.positional == "shortformer":
         raise _unsupported(
             variant,
@@ -237,7 +237,7 @@ def build_natural_model(
         )
     _check_internals(variant)
     device = resolve_device(device)
-    tl_cfg = TransformerBridgeConfig(**natural_tl_fields(cfg, len(chars)), init_weights=True, seed=cfg.seed)
+    tl_cfg = TransformerBridgeConfig(**standard_tl_fields(cfg, len(chars)), init_weights=True, seed=cfg.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         native = CheckedNativeModel(tl_cfg)
@@ -252,14 +252,14 @@ def build_natural_model(
     bridge = _wrap(native, tl_cfg, tuple(chars))
     wire_hooks(bridge, circuit=False)
     bridge.to(device, print_details=False)
-    natural = cfg if cfg.vocab is not None else dataclasses.replace(cfg, vocab="".join(chars))
-    object.__setattr__(bridge, _NATURAL_ATTR, natural)
+    standard = cfg if cfg.vocab is not None else dataclasses.replace(cfg, vocab="".join(chars))
+    object.__setattr__(bridge, _STANDARD_ATTR, standard)
     return bridge
 
 
-def natural_config(model: TransformerBridge) -> NaturalModelConfig:
-    """The :class:`NaturalModelConfig` a model was built from (raises for other models)."""
-    cfg = getattr(model, _NATURAL_ATTR, None)
+def standard_config(model: TransformerBridge) -> StandardModelConfig:
+    """The :class:`StandardModelConfig` a model was built from (raises for other models)."""
+    cfg = getattr(model, _STANDARD_ATTR, None)
     if cfg is None:
-        raise ModelShapeError("this TransformerBridge was not built by build_natural_model")
+        raise ModelShapeError("this TransformerBridge was not built by build_standard_model")
     return cfg

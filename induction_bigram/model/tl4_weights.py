@@ -146,7 +146,7 @@ def tensor_layout(model: TransformerBridge, tl3: str, value: Tensor, to_tl3: boo
 
 def load_weights(model: TransformerBridge, state: Any, source: str = "state dict") -> TransformerBridge:
     """Load a ``state_dict`` of one of our models into ``model`` (built by :func:`build_model` or
-    :func:`build_natural_model` from the same config), strictly and bitwise. ``state`` may be in
+    :func:`build_standard_model` from the same config), strictly and bitwise. ``state`` may be in
     TL 3's format (our files: :func:`portable_state_dict`, shipped models, TL 3 state dicts) or
     the bridge's; mismatches are a :class:`CheckpointError` naming ``source`` and, for TL 3's
     format, the TL 3 names, as on TL 3."""

@@ -21,14 +21,14 @@ name               what                                         induction head
 =================  ===========================================  ============================
 
 Standard TL models (several heads, LayerNorm, learned embeddings and positions) are of another
-kind: their ``config.json`` holds a :class:`~induction_bigram.config.natural.NaturalConfig`
-(``induction-bigram natural``, plain text; none ships yet: no induction head formed in the CPU
+kind: their ``config.json`` holds a :class:`~induction_bigram.config.standard.StandardConfig`
+(``induction-bigram standard``, plain text; none ships yet: no induction head formed in the CPU
 runs tried) or a :class:`~induction_bigram.config.markov.MarkovConfig` (``induction-bigram
 markov``, in-context Markov chains with the corpus bigram as prior: ``markov``, whose
 statistical induction head attends to the positions after every earlier occurrence of the
-current token). They are listed by :func:`natural_models`, not :func:`available` (whose models
+current token). They are listed by :func:`standard_models`, not :func:`available` (whose models
 take every analysis written for the paper's architecture), and :func:`load_pretrained` builds
-them with :func:`~induction_bigram.model.build_natural_model`.
+them with :func:`~induction_bigram.model.build_standard_model`.
 
 A fixed-trigger head attends from its K triggers only, so TransformerLens's repeated-random-
 tokens test finds no induction head in it; :func:`induction_bigram.incontext.repeated.repeated_sequence_report`
@@ -52,7 +52,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from induction_bigram.config import RunConfig
 from induction_bigram.config.markov import MarkovConfig
-from induction_bigram.config.natural import NaturalConfig
+from induction_bigram.config.standard import StandardConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import CheckpointError, InductionBigramError
@@ -60,7 +60,7 @@ from induction_bigram.files import atomic_write_text, atomic_write_with
 from induction_bigram.model import (
     Model,
     build_model,
-    build_natural_model,
+    build_standard_model,
     load_weights,
     portable_state_dict,
     resolve_device,
@@ -79,7 +79,7 @@ def _shipped() -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / WEIGHTS).is_file())
 
 
-def _standard_config(name: str) -> type[NaturalConfig] | type[MarkovConfig] | None:
+def _standard_config(name: str) -> type[StandardConfig] | type[MarkovConfig] | None:
     """The config class of a shipped standard TL model, by its sections (``None``: the paper's
     architecture, a :class:`RunConfig`)."""
     try:
@@ -89,28 +89,28 @@ def _standard_config(name: str) -> type[NaturalConfig] | type[MarkovConfig] | No
     if not isinstance(data, dict):
         return None
     if "data" in data:
-        return NaturalConfig
+        return StandardConfig
     task = data.get("task")
     return MarkovConfig if isinstance(task, dict) and "alpha" in task else None
 
 
-def _is_natural(name: str) -> bool:
+def _is_standard(name: str) -> bool:
     return _standard_config(name) is not None
 
 
 def available() -> list[str]:
-    """Names of the shipped models of the paper's architecture (:func:`natural_models` lists the others)."""
-    return [name for name in _shipped() if not _is_natural(name)]
+    """Names of the shipped models of the paper's architecture (:func:`standard_models` lists the others)."""
+    return [name for name in _shipped() if not _is_standard(name)]
 
 
-def natural_models() -> list[str]:
-    """Names of the shipped standard TL models (``natural`` and ``markov`` runs)."""
-    return [name for name in _shipped() if _is_natural(name)]
+def standard_models() -> list[str]:
+    """Names of the shipped standard TL models (``standard`` and ``markov`` runs)."""
+    return [name for name in _shipped() if _is_standard(name)]
 
 
-def natural_pretrained_config(name: str) -> NaturalConfig | MarkovConfig:
+def standard_pretrained_config(name: str) -> StandardConfig | MarkovConfig:
     """The training config of a shipped standard TL model (``model.vocab`` holds its characters):
-    a :class:`NaturalConfig` or, for a model trained on Markov chains, a :class:`MarkovConfig`."""
+    a :class:`StandardConfig` or, for a model trained on Markov chains, a :class:`MarkovConfig`."""
     kind = _standard_config(name)
     if kind is None:
         raise CheckpointError(f"{name!r} is not a standard TL model; use pretrained_config({name!r})")
@@ -121,9 +121,9 @@ def natural_pretrained_config(name: str) -> NaturalConfig | MarkovConfig:
 
 
 def pretrained_config(name: str) -> RunConfig:
-    """The training config of a shipped model (for ``natural``: :func:`natural_pretrained_config`)."""
-    if _is_natural(name):
-        raise CheckpointError(f"{name!r} is a standard TL model; use natural_pretrained_config({name!r})")
+    """The training config of a shipped model (for ``standard``: :func:`standard_pretrained_config`)."""
+    if _is_standard(name):
+        raise CheckpointError(f"{name!r} is a standard TL model; use standard_pretrained_config({name!r})")
     with resources.as_file(_folder(name).joinpath(CONFIG)) as path:
         return read_config_file(path)
 
@@ -154,9 +154,9 @@ def pretrained_task(name: str, device: str | torch.device = "cpu") -> TriggerTas
 def load_pretrained(name: str, device: str | torch.device | None = "auto") -> Model:
     """A shipped model as a ``TransformerBridge`` (a ``HookedTransformer`` under TL 3), ready for
     ``run_with_cache``."""
-    if _is_natural(name):
-        config = natural_pretrained_config(name)
-        model = build_natural_model(config.model, device)
+    if _is_standard(name):
+        config = standard_pretrained_config(name)
+        model = build_standard_model(config.model, device)
         with resources.as_file(_folder(name).joinpath(WEIGHTS)) as path:
             return load_weights(model, _read_weights(path), str(path)).eval()
     config = pretrained_config(name)

@@ -1,19 +1,18 @@
 """``REPORT.md`` from the studies' results: the claims table, then one section per study with
-its numbers and figures. Rendering only: every number comes from a result, every verdict from
-the study's own ``claims``, judged over seeds by :func:`~induction_bigram.claims.aggregate_claims`
-(docs/THEORY.md section 8)."""
+its numbers (its registry entry's ``section``) and figures. Rendering only: every number comes
+from a result, every verdict from the study's own ``claims``, judged over seeds by
+:func:`~induction_bigram.claims.aggregate_claims` (docs/THEORY.md section 8)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, registered, registry
-from induction_bigram.markov.study import n_star_table
+from induction_bigram.figures.markdown import markdown_table, recipe
+from induction_bigram.incontext.in_words import idealised_in_words, paths_in_words
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
-from induction_bigram.report.in_words import idealised_in_words, paths_in_words
 from induction_bigram.report.provenance import device, provenance_line
 from induction_bigram.studies import STUDIES, Study
 
@@ -88,7 +87,7 @@ def render_report(
     ]
     for s in sections:
         lines += ["", f"## {s.study.title}", ""]
-        lines += DETAILS.get(s.study.name, lambda section: [])(s)
+        lines += s.study.section(s.results or [s.result], s.claims_over_seeds)
         lines += [""]
         for figure in s.figures:
             name = figure.rsplit("/", 1)[-1]
@@ -159,10 +158,10 @@ def render_claims(claims: list[ClaimOverSeeds], studies: list[str] | None = None
             if c.role == role
         ]
 
-    lines = [intro, "", "Findings:", "", *_table(header, rows("finding"))]
+    lines = [intro, "", "Findings:", "", *markdown_table(header, rows("finding"))]
     if rows("sanity"):
         lines += ["", "Sanity checks (true by construction, so no evidence for the theory):", ""]
-        lines += _table(header, rows("sanity"))
+        lines += markdown_table(header, rows("sanity"))
     superseded = [r for r in registry().values() if r.superseded_by is not None and r.study in (studies or [])]
     if superseded:
         lines += [
@@ -170,7 +169,7 @@ def render_claims(claims: list[ClaimOverSeeds], studies: list[str] | None = None
             "Superseded claims (a changed statement or threshold is a new claim; the old one keeps its last verdict):",
             "",
         ]
-        lines += _table(
+        lines += markdown_table(
             ["id", "section", "claim", "replaced by", "last verdict"],
             [
                 [str(r.id), r.section, _cell(r.statement), str(r.superseded_by), r.last_verdict or ""]
@@ -244,141 +243,11 @@ def readme_shipped_models() -> str:
             [
                 f"`{name}`",
                 f"`{pretrained_source(name)['command']}`",
-                _recipe(config),
+                recipe(config),
                 f"{final['in_context_accuracy']:.3f}",
                 recalls,
                 f"{final['elapsed_seconds']:.0f}",
             ]
         )
     header = ["model", "trained by", "recipe", "in-context accuracy", "recall@1 at the end", "training seconds"]
-    return "\n".join(_table(header, rows))
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def _recipe(config: Any) -> str:
-    task, model, train = config.task, config.model, config.train
-    return (
-        f"d = {model.d_model}, T = {task.seq_len}, K = {task.n_triggers}, {train.optimizer} lr {train.lr}, "
-        f"batch {train.batch_size}, {train.steps} steps"
-        + ("" if model.ffn == "none" else f", {model.ffn} FFN")
-        + (" reading only w_E(z_t)" if model.ffn_reads == "token" else "")
-    )
-
-
-def _memories(section: StudySection) -> list[str]:
-    result = section.result
-    rows = [
-        [name, f"{scores['recall']:.3f}", f"{scores['margin']:.2f}", f"{scores['cosine']:.3f}", scores["convention"]]
-        for name, scores in result.memories.items()
-    ]
-    formation = ", ".join(f"{name} {step}" for name, step in result.formation.items())
-    return [
-        f"{_recipe(result.config)}; final in-context accuracy {result.final['in_context_accuracy']:.3f}.",
-        "",
-        *_table(["memory", "recall@1", "margin", "cosine to ideal", "convention"], rows),
-        "",
-        f"First evaluated step with recall >= {result.config.memories.formation_level}: {formation}.",
-    ]
-
-
-def _capacity(section: StudySection) -> list[str]:
-    result = section.result
-    rows = [
-        [
-            str(r.d_model),
-            f"{r.trained_accuracy:.3f}",
-            f"{r.theory_accuracy:.3f}",
-            " / ".join(f"{r.trained[m]['cosine']:.2f}" for m in r.trained),
-        ]
-        for r in result.rows
-    ]
-    header = ["d", "trained accuracy", "theory-built accuracy", "trained W_O2 / W_K2 / W_K1 cosine"]
-    return [f"Trained with {_recipe(result.config)} at each d.", "", *_table(header, rows)]
-
-
-def _formation(section: StudySection) -> list[str]:
-    result, config = section.result, section.result.config
-    memories = list(result.runs[0].formation)
-    runs = [(run.optimizer, run) for run in result.runs] + [(f"{run.optimizer} (grid)", run) for run in result.grid]
-    rows = [
-        [name, f"{run.lr:g}", *(str(run.formation[m]) for m in memories), f"{run.in_context_accuracy[-1]:.3f}"]
-        for name, run in runs
-    ]
-    header = ["optimizer", "lr", *(f"{m} forms at step" for m in memories), "final in-context accuracy"]
-    grid = " Grid rows: each optimizer at 1x, 3x its preset's rate (claims 35-38, section 3.6)." if result.grid else ""
-    return [
-        f"Every step scored (d = {config.model.d_model}, T = {config.task.seq_len}, K = {config.task.n_triggers}, "
-        f"batch {config.train.batch_size}, {config.train.steps} steps; each optimizer at the rate in the table); "
-        "a memory forms at the first step from which its "
-        f"chance-normalised recall stays >= {config.formation.level:g} (docs/THEORY.md section 3.6).{grid}",
-        "",
-        *_table(header, rows),
-    ]
-
-
-def _incontext(section: StudySection) -> list[str]:
-    result = section.result
-    final = result.final or {}
-    trained = (
-        f"in-context accuracy {final['in_context_accuracy']:.3f}, bigram loss {final['bigram_loss']:.3f} nats, "
-        if final
-        else ""
-    )
-    kl = "" if result.global_kl is None else f"global-memory KL {result.global_kl:.3f} nats"
-    splits = list(result.check.splits.values())
-    names = list(dict.fromkeys(r.name for r in splits[0].rungs + splits[0].causes))  # weights_only is both
-
-    def cell(split: Any, name: str) -> str:
-        r = split.rung(name)
-        return f"{r.r2:.3f} ({r.r2_cells:.3f})"
-
-    rows = [[name, *(cell(split, name) for split in splits)] for name in names]
-    header = ["rung / cause step", *(f"{s.name}: {s.scored} ({s.n_scored} prompts)" for s in splits)]
-    return [
-        f"{_recipe(result.config)}, FFN {result.config.model.ffn}: {trained}{kl}.",
-        "",
-        paths_in_words(section.claims_over_seeds),
-        "",
-        "xi_o^IC (at path level: every path from layer 2's head, docs/THEORY.md section 4.1) predicted by "
-        "each rung of docs/THEORY.md section 5.7, fitted on a random half (validation, test) or the other prompts "
-        "and scored on the column's: R^2 per prompt (of the per-cell means); validation picks the formula rung "
-        "(not held out), test scores it. The cause steps put the model's real layer-1 attention, then layer-2 "
-        "attention, then value read-out back into the weights-only prediction.",
-        "",
-        *_table(header, rows),
-    ]
-
-
-def _lengths(section: StudySection) -> list[str]:
-    result = section.result
-
-    def accuracies(by_length: dict[str, float]) -> str:
-        return " / ".join(f"{v:.2f}" for v in by_length.values())
-
-    variants = result.summary()["variants"]
-    ks = " / ".join(f"{k}x" for k in result.config.lengths.multiples)
-    rows = [
-        [name, accuracies(v["accuracy_by_length"]), accuracies(v["ordinary_accuracy_by_length"])]
-        for name, v in variants.items()
-    ]
-    return [
-        f"Trained at T_train = {result.config.task.seq_len} ({_recipe(result.config)}); in-context accuracy on "
-        "the last window of prompts of length k T_train whose first (k - 1) T_train positions hold no trigger "
-        "(oversight) or the trigger process throughout (ordinary).",
-        "",
-        *_table(["variant", f"oversight {ks}", f"ordinary {ks}"], rows),
-    ]
-
-
-DETAILS: dict[str, Callable[[StudySection], list[str]]] = {
-    "memories": _memories,
-    "capacity": _capacity,
-    "formation": _formation,
-    "incontext": _incontext,
-    "lengths": _lengths,
-    "markov": lambda section: n_star_table(section.results or [section.result]),
-}
-"""Per study: the lines of text and tables under its heading."""
+    return "\n".join(markdown_table(header, rows))

@@ -9,27 +9,16 @@ seed's result. :mod:`.render` writes the Markdown.
 """
 
 import dataclasses
+import functools
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from induction_bigram.config import Config, Presets, at_least, section
 from induction_bigram.errors import ConfigError, InductionBigramError
 from induction_bigram.figures import save_figures
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
-from induction_bigram.incontext import PRESETS as INCONTEXT
-from induction_bigram.incontext import InContextConfig
-from induction_bigram.lengths import PRESETS as LENGTHS
-from induction_bigram.lengths import LengthsConfig
-from induction_bigram.markov import PRESETS as MARKOV
-from induction_bigram.markov import MarkovStudyConfig
-from induction_bigram.memories.capacity import PRESETS as CAPACITY
-from induction_bigram.memories.capacity import CapacityConfig
-from induction_bigram.memories.formation import PRESETS as FORMATION
-from induction_bigram.memories.formation import FormationConfig
-from induction_bigram.memories.study import PRESETS as MEMORIES
-from induction_bigram.memories.study import MemoriesConfig
 from induction_bigram.report.provenance import provenance
 from induction_bigram.report.render import StudySection, render_report
 from induction_bigram.studies import STUDIES
@@ -55,75 +44,71 @@ class ReproduceSettings:
     studies: tuple[str, ...] = ()
 
     def check(self) -> None:
-        from induction_bigram.studies import STUDIES  # the studies import the report's parts
-
         unknown = [name for name in self.studies if name not in STUDIES]
         if unknown:
             raise ConfigError(f"reproduce.studies: unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
 
 
-@dataclass(frozen=True)
-class ReproduceConfig(Config):
-    """One config per study, and the report's own settings; keys look like
-    ``incontext.incontext.per_cell``, ``memories.train.steps`` or ``reproduce.seeds``."""
-
-    memories: MemoriesConfig
-    capacity: CapacityConfig
-    formation: FormationConfig
-    incontext: InContextConfig
-    lengths: LengthsConfig
-    markov: MarkovStudyConfig
-    reproduce: ReproduceSettings = ReproduceSettings()
+def config_type() -> type[Config]:
+    """The report's config class for the studies registered now: one field per study, holding
+    its config (keys look like ``incontext.incontext.per_cell`` or ``memories.train.steps``),
+    then the report's own settings (``reproduce.seeds``)."""
+    return _config_type(tuple((name, study.config_type) for name, study in STUDIES.items()))
 
 
-def _quick() -> ReproduceConfig:
-    """Small settings over 5 seeds (the wall time of the last run is in docs/report-quick's
-    ``numbers.json``, ``provenance.wall_seconds``)."""
-    return ReproduceConfig(
-        MEMORIES["quick"], CAPACITY["quick"], FORMATION["quick"], INCONTEXT["quick"], LENGTHS["cpu"], MARKOV["quick"]
-    )
+@functools.cache
+def _config_type(studies: tuple[tuple[str, type[Config]], ...]) -> type[Config]:
+    reproduce = ("reproduce", ReproduceSettings, dataclasses.field(default=ReproduceSettings()))
+    return dataclasses.make_dataclass("ReproduceConfig", [*studies, reproduce], bases=(Config,), frozen=True)
 
 
-def _full() -> ReproduceConfig:
-    """The reference recipe at batch 512, widths up to 256, five positional variants, 5 seeds."""
-    lengths = LENGTHS["cpu"].with_overrides({"lengths.variants": ("ape", "rpe", "rope", "nope", "rope-nobias")})
-    settings = ReproduceSettings(seeds=5, cpus_per_run=2.0)
-    return ReproduceConfig(
-        MEMORIES["reference"], CAPACITY["full"], FORMATION["full"], INCONTEXT["full"], lengths, MARKOV["full"], settings
-    )
+SETTINGS: dict[str, tuple[str, ReproduceSettings]] = {
+    "quick": (
+        "Small settings over 5 seeds (the last run's wall time: docs/report-quick/numbers.json, provenance).",
+        ReproduceSettings(),
+    ),
+    "full": (
+        "The reference recipe at batch 512, widths up to 256, five positional variants, 5 seeds.",
+        ReproduceSettings(seeds=5, cpus_per_run=2.0),
+    ),
+    "formation-grid": (
+        "The formation study alone at its ``grid`` preset over 10 seeds: the order judged over the grid.\n"
+        "Claims 35-38, docs/THEORY.md section 3.6. Too slow for ``quick`` (60 runs of 600 "
+        "steps): docs/report-formation-grid took 48 minutes of wall time on 2 CPU cores shared with "
+        "other jobs (load average 12-15): 12 minutes two seeds at a time, then 36 resumed four at a "
+        "time (``--set reproduce.cpus_per_run=0.5``); on idle cores it was not timed.",
+        ReproduceSettings(seeds=10),
+    ),
+    "test": (
+        "Tiny models trained a few steps, 2 seeds: checks the bookkeeping, not the claims.",
+        ReproduceSettings(seeds=2),
+    ),
+}
+"""Each ``reproduce`` preset's description and settings; the studies' configs in it are their
+registry entries' (:attr:`~induction_bigram.studies.Study.reproduce`)."""
 
 
-def _test() -> ReproduceConfig:
-    """Tiny models trained a few steps, 2 seeds: checks the bookkeeping, not the claims."""
-    settings = ReproduceSettings(seeds=2)
-    return ReproduceConfig(
-        MEMORIES["test"],
-        CAPACITY["test"],
-        FORMATION["test"],
-        INCONTEXT["test"],
-        LENGTHS["test"],
-        MARKOV["test"],
-        settings,
-    )
+def _preset(name: str) -> Callable[[], Config]:
+    """The maker of the ``reproduce`` preset ``name``: every study's config there, and the
+    studies that name it as the ones it runs (all of them: every study)."""
+
+    def make() -> Config:
+        settings = SETTINGS[name][1]
+        named = tuple(study.name for study in STUDIES.values() if name in study.reproduce)
+        if len(named) < len(STUDIES):
+            settings = dataclasses.replace(settings, studies=named)
+        configs = {study.name: study.report_config(name) for study in STUDIES.values()}
+        return config_type()(**configs, reproduce=settings)
+
+    make.__doc__ = SETTINGS[name][0]
+    return make
 
 
-def _formation_grid() -> ReproduceConfig:
-    """The formation study alone at its ``grid`` preset over 10 seeds: the order judged over the
-    grid (claims 35-38, docs/THEORY.md section 3.6). Too slow for ``quick`` (60 runs of 600
-    steps): docs/report-formation-grid took 48 minutes of wall time on 2 CPU cores shared with
-    other jobs (load average 12-15): 12 minutes two seeds at a time, then 36 resumed four at a
-    time (``--set reproduce.cpus_per_run=0.5``); on idle cores it was not timed."""
-    settings = ReproduceSettings(seeds=10, studies=("formation",))
-    return dataclasses.replace(_quick(), formation=FORMATION["grid"], reproduce=settings)
-
-
-PRESETS: Presets[ReproduceConfig] = Presets(
-    "reproduce", {"quick": _quick, "full": _full, "formation-grid": _formation_grid, "test": _test}
-)
+PRESETS: Presets[Config] = Presets("reproduce", {name: _preset(name) for name in SETTINGS})
 
 
 def reproduce(
-    config: ReproduceConfig,
+    config: Config,
     out_dir: str | Path,
     *,
     studies: list[str] | None = None,

@@ -1,7 +1,7 @@
 """Run folders: every file of one is written and read here.
 
 A run folder of any model family (:data:`FAMILIES`: the circuit model's ``train`` runs, the
-standard model's ``natural`` and ``markov`` runs) holds ``config.json`` (the resolved config), ``metrics.jsonl``
+standard model's ``standard`` and ``markov`` runs) holds ``config.json`` (the resolved config), ``metrics.jsonl``
 and ``checkpoint.pt``, all written by the one training loop
 (:mod:`~induction_bigram.training.trainer`). The checkpoint, one versioned format for every
 family, alone rebuilds the run: it holds the family's name, the run config, the corpus statistics
@@ -29,14 +29,14 @@ import torch
 from induction_bigram.config import RunConfig
 from induction_bigram.config.base import Config
 from induction_bigram.config.markov import MarkovConfig
-from induction_bigram.config.natural import NaturalConfig
+from induction_bigram.config.standard import StandardConfig
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import CheckpointError, ConfigError, InductionBigramError
 from induction_bigram.files import atomic_write_with, dumps_json
 from induction_bigram.model import (
     Model,
     build_model,
-    build_natural_model,
+    build_standard_model,
     load_optimizer_state,
     load_weights,
     portable_optimizer_state,
@@ -74,21 +74,21 @@ def _build_circuit(config: RunConfig, stats: BigramStats | None, device: torch.d
     return config, build_model(config.model, device, vocab=stats.vocab)
 
 
-def _build_natural(
-    config: NaturalConfig, stats: BigramStats | None, device: torch.device
-) -> tuple[NaturalConfig, Model]:
-    return config, build_natural_model(config.model, device)
+def _build_standard(
+    config: StandardConfig, stats: BigramStats | None, device: torch.device
+) -> tuple[StandardConfig, Model]:
+    return config, build_standard_model(config.model, device)
 
 
 def _build_markov(config: MarkovConfig, stats: BigramStats | None, device: torch.device) -> tuple[MarkovConfig, Model]:
-    return config, build_natural_model(config.model, device)
+    return config, build_standard_model(config.model, device)
 
 
 FAMILIES = {
     family.name: family
     for family in (
         Family("circuit", "train", RunConfig, _build_circuit),
-        Family("natural", "natural", NaturalConfig, _build_natural),
+        Family("standard", "standard", StandardConfig, _build_standard),
         Family("markov", "markov", MarkovConfig, _build_markov),
     )
 }
@@ -219,7 +219,7 @@ def read_config_file(path: str | os.PathLike[str], kind: type[ConfigT] = RunConf
 
 
 def resumable_config(run_dir: str | os.PathLike[str], kind: type[ConfigT], command: str) -> ConfigT:
-    """The config (a ``kind``) of the run in ``run_dir`` that ``command`` (``train`` or ``natural``)
+    """The config (a ``kind``) of the run in ``run_dir`` that ``command`` (``train`` or ``standard``)
     resumes; a :class:`CheckpointError` says when there is nothing to resume, names a run of
     another family's command as the wrong kind of folder, and suggests ``--overwrite`` for a run
     that stopped before its first checkpoint."""

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 from induction_bigram.config.markov import MarkovConfig
 from induction_bigram.data.markov import MarkovBatch, MarkovTask
-from induction_bigram.model import Model, build_natural_model
+from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
-from induction_bigram.training.natural import make_natural_optimizer
+from induction_bigram.training.standard import make_standard_optimizer
 from induction_bigram.training.trainer import Plan, Setup, TrainResult, folder_mode, train_run
 
 MarkovTracker = Callable[[Model, MarkovConfig, MarkovBatch], dict[str, Any]]
@@ -73,7 +73,7 @@ def _setup(track: Sequence[MarkovTracker]) -> Setup:
         task = MarkovTask.from_config(config.task)
         if ckpt is None:
             config = config.with_vocab("".join(task.stats.vocab))
-            model = build_natural_model(config.model, config.train.device)
+            model = build_standard_model(config.model, config.train.device)
             generator = torch.Generator().manual_seed(config.train.seed)
         else:  # the loop restores the optimiser's and the generator's states
             config = config.with_vocab(ckpt.config.model.vocab).with_vocab("".join(task.stats.vocab))
@@ -98,7 +98,7 @@ def _setup(track: Sequence[MarkovTracker]) -> Setup:
         return Plan(
             config,
             model,
-            make_natural_optimizer(model, config),
+            make_standard_optimizer(model, config),
             generator,
             sample=sample,
             loss=loss,

@@ -1,7 +1,7 @@
 """The one training loop, for every model family: fresh batches every step, evaluations, checkpoints.
 
 A family (the paper's circuit model, :func:`~induction_bigram.training.loop.train`; a standard TL
-model on text, :func:`~induction_bigram.training.natural.train_natural`) describes one run as a
+model on text, :func:`~induction_bigram.training.standard.train_standard`) describes one run as a
 :class:`Plan`: the model, its optimiser, a sampler that draws a training batch from the data
 generator, a loss that turns a batch into gradients, and an evaluator that measures the model.
 :func:`train_run` does everything else, the same for every family: the run folder (held with

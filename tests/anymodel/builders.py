@@ -1,5 +1,5 @@
 """Models for the anymodel tests: standard multi-head TransformerLens models (built by
-``build_natural_model``, so on either backend), random or with a hand-written induction circuit
+``build_standard_model``, so on either backend), random or with a hand-written induction circuit
 (the analytic oracle)."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import warnings
 
 import torch
 
-from induction_bigram.config.natural import NaturalModelConfig
-from induction_bigram.model import TL4, Model, build_natural_model, load_weights, portable_state_dict
+from induction_bigram.config.standard import StandardModelConfig
+from induction_bigram.model import TL4, Model, build_standard_model, load_weights, portable_state_dict
 
 PREVIOUS_TOKEN = (0, 2)  # where ideal_circuit_model writes its heads: not head 0, so that the
 INDUCTION = (1, 1)  # finder cannot pass by returning the first head of each layer
 
 
-def config(normalization: str = "LN", seed: int = 0, positional: str = "standard") -> NaturalModelConfig:
+def config(normalization: str = "LN", seed: int = 0, positional: str = "standard") -> StandardModelConfig:
     """The small standard model of the brief: 2 layers of 4 heads, LayerNorm, learned positions."""
-    return NaturalModelConfig(
+    return StandardModelConfig(
         n_layers=2,
         n_heads=4,
         d_model=64,
@@ -33,12 +33,12 @@ def config(normalization: str = "LN", seed: int = 0, positional: str = "standard
 
 def build(normalization: str | None = "LN", d_vocab: int = 50, seed: int = 0, positional: str = "standard") -> Model:
     """A standard TL model with TL's own initialisation and ``d_vocab`` characters for tokens:
-    ``build_natural_model``'s, so a HookedTransformer or a TransformerBridge as the installed TL
-    builds; RMSNorm, which our natural model does not offer, is TL's own :func:`plain_model`."""
+    ``build_standard_model``'s, so a HookedTransformer or a TransformerBridge as the installed TL
+    builds; RMSNorm, which our standard model does not offer, is TL's own :func:`plain_model`."""
     if normalization == "RMS":
         return plain_model(normalization, d_vocab, seed)
     chars = (string.ascii_letters + string.digits)[:d_vocab]
-    return build_natural_model(config(normalization or "none", seed, positional), "cpu", vocab=chars)
+    return build_standard_model(config(normalization or "none", seed, positional), "cpu", vocab=chars)
 
 
 def plain_model(normalization: str | None, d_vocab: int = 50, seed: int = 0, act_fn: str | None = None) -> Model:

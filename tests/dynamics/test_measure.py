@@ -11,7 +11,7 @@ import induction_bigram as ib
 from induction_bigram.anymodel.heads import attention_patterns
 from induction_bigram.config import TaskConfig
 from induction_bigram.config.markov import MarkovTaskConfig
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.strategies import markov_strategies, token_losses
@@ -25,16 +25,16 @@ from induction_bigram.dynamics import (
 )
 from induction_bigram.errors import DataError
 from induction_bigram.files import dumps_json
-from induction_bigram.model import build_natural_model
+from induction_bigram.model import build_standard_model
 from induction_bigram.training.checkpoint import read_metrics
-from induction_bigram.training.natural import in_context_score
+from induction_bigram.training.standard import in_context_score
 from tests.anymodel.builders import INDUCTION, PREVIOUS_TOKEN, ideal_circuit_model
 
 
 @pytest.fixture(scope="module")
 def untrained(stats):
-    cfg = NaturalModelConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64, vocab="".join(stats.vocab))
-    return build_natural_model(cfg, "cpu")
+    cfg = StandardModelConfig(n_layers=2, n_heads=4, d_model=32, d_head=8, n_ctx=64, vocab="".join(stats.vocab))
+    return build_standard_model(cfg, "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from induction_bigram.markov.hijack import (
     model_thresholds,
     select_pairs,
 )
-from induction_bigram.model import build_natural_model
+from induction_bigram.model import build_standard_model
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_model_thresholds_read_the_first_positive_cell_mean():
 @pytest.fixture(scope="module")
 def tiny_model(stats):
     config = markov_preset("markov-test").with_vocab("".join(stats.vocab))
-    model = build_natural_model(dataclasses.replace(config.model, n_ctx=16), "cpu")
+    model = build_standard_model(dataclasses.replace(config.model, n_ctx=16), "cpu")
     model.eval()
     return model
 

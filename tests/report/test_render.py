@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from induction_bigram.claims import Claim, aggregate_claims
-from induction_bigram.report.in_words import idealised_in_words, paths_in_words
+from induction_bigram.incontext.in_words import idealised_in_words, paths_in_words
 from induction_bigram.report.render import StudySection, render_claims, render_report, what_holds
 from induction_bigram.studies import STUDIES
 
@@ -26,7 +26,11 @@ def _claims(result: dict) -> list[Claim]:
     ]
 
 
-TOY = replace(STUDIES["memories"], name="toy", title="Toy study", claims=_claims)
+def _toy_parts():
+    return replace(STUDIES["memories"].parts, claims=_claims, section=lambda result, claims: [])
+
+
+TOY = replace(STUDIES["memories"], name="toy", title="Toy study", load=_toy_parts)
 
 
 def _result(acc: float, steps=(1, 2, 3), n: int = 2) -> dict:

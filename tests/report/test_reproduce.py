@@ -4,7 +4,7 @@ import re
 import pytest
 import torch
 
-from induction_bigram.report.reproduce import PRESETS, ReproduceConfig, reproduce
+from induction_bigram.report.reproduce import PRESETS, config_type, reproduce
 from induction_bigram.studies import STUDIES
 
 
@@ -43,7 +43,7 @@ def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(tm
 
 
 def test_every_study_has_a_config_in_the_report_and_the_same_presets():
-    assert [f for f in ReproduceConfig.__dataclass_fields__] == [*STUDIES, "reproduce"]
+    assert [f for f in config_type().__dataclass_fields__] == [*STUDIES, "reproduce"]
     for name in PRESETS:
         config = PRESETS[name]
         for study in STUDIES.values():

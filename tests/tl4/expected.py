@@ -1,5 +1,5 @@
 """The TL 3.9 logits of every shipped model (the standard TL ones included), and of a small model
-of every variant (with seeded trained tensors) and of the natural model, on a few fixed prompts, stored in
+of every variant (with seeded trained tensors) and of the standard model, on a few fixed prompts, stored in
 ``tests/tl4/expected_logits.safetensors`` with those small models' weights as TL 3 saves them
 (``weights.<model>.<name>``), so the TL 4 suite compares the TransformerBridge with real
 HookedTransformer output (``test_expected_logits.py``: on TL 3 it checks the file is current,
@@ -66,16 +66,18 @@ def variant_model(name: str):
     return load_weights(model, state).eval()
 
 
-NATURAL = ("standard", "rotary")
+STANDARD = ("standard", "rotary")
+"""The standard model's positional encodings checked here; their stored keys, natural-<positional>, keep the
+family's former name."""
 
 
-def natural_model(positional: str):
-    """A small natural model (2 layers of 2 heads, LayerNorm), TL's own initialisation."""
-    from induction_bigram.config.natural import NaturalModelConfig
-    from induction_bigram.model import build_natural_model
+def standard_model(positional: str):
+    """A small standard model (2 layers of 2 heads, LayerNorm), TL's own initialisation."""
+    from induction_bigram.config.standard import StandardModelConfig
+    from induction_bigram.model import build_standard_model
 
-    config = NaturalModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=12, positional=positional, seed=5)
-    return build_natural_model(config, "cpu", vocab="".join(VOCAB)).eval()
+    config = StandardModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=12, positional=positional, seed=5)
+    return build_standard_model(config, "cpu", vocab="".join(VOCAB)).eval()
 
 
 def weights_of(model, name: str) -> dict[str, torch.Tensor]:
@@ -96,16 +98,16 @@ def variant_logits(name: str, model) -> dict[str, torch.Tensor]:
 
 
 def compute() -> dict[str, torch.Tensor]:
-    from induction_bigram.pretrained import available, load_pretrained, natural_models
+    from induction_bigram.pretrained import available, load_pretrained, standard_models
 
     out: dict[str, torch.Tensor] = {}
-    for name in available() + natural_models():
+    for name in available() + standard_models():
         out |= logits_of(load_pretrained(name, "cpu"), name)
     for name in VARIANTS:
         model = variant_model(name)
         out |= variant_logits(name, model) | weights_of(model, f"variant-{name}")
-    for positional in NATURAL:
-        model = natural_model(positional)
+    for positional in STANDARD:
+        model = standard_model(positional)
         out |= variant_logits(f"natural-{positional}", model) | weights_of(model, f"natural-{positional}")
     return out
 

@@ -16,15 +16,15 @@ KNOWN: dict[str, str] = {
         "TL 4's native model keeps no KV cache: past_kv_cache is a ConfigError there "
         "(generate(use_past_kv_cache=True) works by recomputing the prompt)"
     ),
-    "tests/test_natural.py::test_the_state_dict_is_exactly_a_plain_hooked_transformers": (
-        "compares with a plain HookedTransformer (TL 4 has none; the bridge loads TL 3's natural "
+    "tests/test_standard.py::test_the_state_dict_is_exactly_a_plain_hooked_transformers": (
+        "compares with a plain HookedTransformer (TL 4 has none; the bridge loads TL 3's standard "
         "weights and gives TL 3's logits: tests/tl4/test_expected_logits.py)"
     ),
-    "tests/test_natural.py::test_other_positional_encodings_are_plain_tl_models_too": (
+    "tests/test_standard.py::test_other_positional_encodings_are_plain_tl_models_too": (
         "compares with a plain HookedTransformer (TL 4 has none), and shortformer is a ConfigError on TL 4"
     ),
-    "tests/test_natural.py::test_a_prompt_longer_than_the_context_is_a_clear_error[shortformer]": (
-        "the shortformer natural model is a ConfigError on TL 4 (checked in tests/tl4/test_bridge.py)"
+    "tests/test_standard.py::test_a_prompt_longer_than_the_context_is_a_clear_error[shortformer]": (
+        "the shortformer standard model is a ConfigError on TL 4 (checked in tests/tl4/test_bridge.py)"
     ),
 }
 """test node id (without parameters) -> why it is skipped on TL 4."""

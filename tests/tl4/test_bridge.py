@@ -8,11 +8,11 @@ import transformer_lens.patching as tl_patching
 from transformer_lens.hook_points import HookPoint
 
 from induction_bigram.config import ModelConfig
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.errors import CheckpointError, ConfigError, DataError
 from induction_bigram.model import (
     build_model,
-    build_natural_model,
+    build_standard_model,
     get_paper_matrix,
     load_weights,
     model_config,
@@ -158,23 +158,23 @@ def test_shipped_model_patching_runs_on_the_bridge():
 
 
 @pytest.mark.parametrize("positional", ["standard", "rotary"])
-def test_natural_model_builds_with_a_trained_unembedding_bias(positional):
-    cfg = NaturalModelConfig(
+def test_standard_model_builds_with_a_trained_unembedding_bias(positional):
+    cfg = StandardModelConfig(
         n_layers=2, n_heads=2, d_model=16, d_head=8, n_ctx=12, positional=positional, vocab="abcdef"
     )
-    model = build_natural_model(cfg, "cpu")
+    model = build_standard_model(cfg, "cpu")
     names = [n for n, _ in trainable_parameters(model)]
     assert "unembed.b_U" in names and all(p.requires_grad for p in model.parameters())
     logits, cache = model.run_with_cache(torch.randint(0, 6, (2, 12)))
     assert logits.shape == (2, 12, 6) and "blocks.1.attn.hook_attn_scores" in cache
-    twin = build_natural_model(cfg, "cpu")
+    twin = build_standard_model(cfg, "cpu")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
 
 
 def test_a_variant_tl4_cannot_express_names_itself_and_the_version():
-    cfg = NaturalModelConfig(n_ctx=12, positional="shortformer", vocab="abcdef")
+    cfg = StandardModelConfig(n_ctx=12, positional="shortformer", vocab="abcdef")
     with pytest.raises(ConfigError, match=r"positional='shortformer'.*TransformerLens 4\."):
-        build_natural_model(cfg, "cpu")
+        build_standard_model(cfg, "cpu")
 
 
 def test_a_tl3_shaped_relu_model_is_refused_when_the_width_differs():

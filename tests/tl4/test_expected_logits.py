@@ -1,4 +1,4 @@
-"""Shipped models, and a small model of every variant and of the natural model, give TL 3.9's
+"""Shipped models, and a small model of every variant and of the standard model, give TL 3.9's
 logits on either backend (within float32 rounding at the logits' magnitude, ``tests/numerics.py``:
 the file was written on another host), and either backend writes TL 3.9's weights."""
 
@@ -13,14 +13,14 @@ from safetensors.torch import load_file
 
 from induction_bigram.model import CONFIG_BUFFERS, load_weights, portable_state_dict
 from induction_bigram.model.backend import TL4
-from induction_bigram.pretrained import WEIGHTS, available, load_pretrained, natural_models
+from induction_bigram.pretrained import WEIGHTS, available, load_pretrained, standard_models
 from tests.numerics import assert_float32_close
 from tests.tl4.expected import (
     FILE,
-    NATURAL,
+    STANDARD,
     VARIANTS,
     logits_of,
-    natural_model,
+    standard_model,
     stored_weights,
     variant_logits,
     variant_model,
@@ -35,12 +35,12 @@ def expected() -> dict[str, torch.Tensor]:
 def test_the_file_holds_tl3_logits_of_every_shipped_model(expected):
     with safe_open(str(FILE), "pt") as handle:
         assert handle.metadata()["transformer_lens"].startswith("3.")
-    assert {key.split(".")[0] for key in expected} == set(available() + natural_models()) | {"variant", "weights"}
-    small = set(VARIANTS) | {f"natural-{positional}" for positional in NATURAL}
+    assert {key.split(".")[0] for key in expected} == set(available() + standard_models()) | {"variant", "weights"}
+    small = set(VARIANTS) | {f"natural-{positional}" for positional in STANDARD}
     assert {key.split(".")[1] for key in expected if key.startswith("variant.")} == small
 
 
-@pytest.mark.parametrize("name", available() + natural_models())
+@pytest.mark.parametrize("name", available() + standard_models())
 def test_shipped_model_logits(name, expected):
     """TL 3: the stored logits are this model's (regenerate: python -m tests.tl4.expected).
     TL 4: the TransformerBridge gives them too."""
@@ -68,17 +68,17 @@ def test_variant_weights_are_written_as_tl3_writes_them(name, expected):
     assert_same_weights(portable_state_dict(variant_model(name)), stored_weights(expected, f"variant-{name}"))
 
 
-@pytest.mark.parametrize("positional", NATURAL)
-def test_natural_model_loads_tl3_weights_and_gives_tl3_logits(positional, expected):
-    """TL 4 initialises a natural model its own way; with TL 3's weights loaded it is TL 3's model."""
+@pytest.mark.parametrize("positional", STANDARD)
+def test_standard_model_loads_tl3_weights_and_gives_tl3_logits(positional, expected):
+    """TL 4 initialises a standard model its own way; with TL 3's weights loaded it is TL 3's model."""
     name = f"natural-{positional}"
-    model = natural_model(positional)
+    model = standard_model(positional)
     load_weights(model, stored_weights(expected, name))
     compare(variant_logits(name, model), expected)
     assert_same_weights(portable_state_dict(model), stored_weights(expected, name))
 
 
-@pytest.mark.parametrize("name", available() + natural_models())
+@pytest.mark.parametrize("name", available() + standard_models())
 def test_shipped_weights_round_trip(name):
     """A shipped model, loaded and written again, is its file (TL 3 wrote them all)."""
     with resources.as_file(resources.files("induction_bigram.pretrained") / name / WEIGHTS) as path:

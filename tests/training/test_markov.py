@@ -12,7 +12,7 @@ from induction_bigram.config.markov import MARKOV_PRESETS, MarkovConfig, markov_
 from induction_bigram.data.markov import MarkovTask
 from induction_bigram.dynamics import DynamicsPoint, plot_run_dynamics, run_dynamics, track_dynamics
 from induction_bigram.errors import ConfigError, DataError
-from induction_bigram.model import build_natural_model, load_weights
+from induction_bigram.model import build_standard_model, load_weights
 from induction_bigram.training.checkpoint import load, load_checkpoint, read_metrics
 from induction_bigram.training.markov import held_out_batch, train_markov
 
@@ -108,7 +108,7 @@ def test_the_mlp_option_builds_trains_and_loads_back_from_its_checkpoint(tmp_pat
     result = train_markov(cfg, tmp_path / "run", progress=False)
     model = result.model
     assert (model.cfg.attn_only, model.cfg.d_mlp, model.cfg.act_fn) == (False, 32, "gelu")
-    initial = build_natural_model(result.config.model, "cpu").state_dict()
+    initial = build_standard_model(result.config.model, "cpu").state_dict()
     mlp_weights = [name for name in model.state_dict() if ".mlp." in name]
     assert len(mlp_weights) == 4 * cfg.model.n_layers  # W_in, b_in, W_out, b_out (TL 4: in/out weight/bias)
     assert all(not torch.equal(model.state_dict()[name], initial[name]) for name in mlp_weights), "trained"
@@ -130,7 +130,7 @@ def test_a_markov_run_exports_to_the_shipped_form_and_loads_back(tmp_path):
     export_run(tmp_path / "run", tmp_path / "shipped", command="induction-bigram markov ...")
     config = MarkovConfig.from_dict(json.loads((tmp_path / "shipped" / "config.json").read_text()))
     model = load_weights(
-        build_natural_model(config.model, "cpu"), load_file(tmp_path / "shipped" / "model.safetensors")
+        build_standard_model(config.model, "cpu"), load_file(tmp_path / "shipped" / "model.safetensors")
     )
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor.cpu()), name

@@ -10,26 +10,26 @@ import pytest
 import torch
 
 from induction_bigram import load
-from induction_bigram.config.natural import NaturalConfig, natural_preset
+from induction_bigram.config.standard import StandardConfig, standard_preset
 from induction_bigram.errors import CheckpointError
-from induction_bigram.model import build_natural_model, portable_state_dict
+from induction_bigram.model import build_standard_model, portable_state_dict
 from induction_bigram.training import checkpoint
 from induction_bigram.training.checkpoint import load_checkpoint
-from induction_bigram.training.natural_loss import next_character_loss
+from induction_bigram.training.standard_loss import next_character_loss
 from induction_bigram.training.trainer import Plan, train_run
 
 VOCAB = "abcdefgh"
 
 
 @dataclass(frozen=True)
-class CopyConfig(NaturalConfig):
+class CopyConfig(StandardConfig):
     """A toy task's config: random sequences repeated once, on a standard TL model."""
 
 
 def _setup(config: CopyConfig, ckpt):
     """The toy family's part: a sampler, a loss and an evaluator."""
     if ckpt is None:
-        model = build_natural_model(config.model, "cpu")
+        model = build_standard_model(config.model, "cpu")
         generator = torch.Generator().manual_seed(config.train.seed)
     else:
         model, generator = ckpt.model, torch.Generator()
@@ -60,13 +60,13 @@ def _setup(config: CopyConfig, ckpt):
 @pytest.fixture
 def copy_family(monkeypatch):
     family = checkpoint.Family(
-        "copy", "copy", CopyConfig, lambda c, stats, device: (c, build_natural_model(c.model, device))
+        "copy", "copy", CopyConfig, lambda c, stats, device: (c, build_standard_model(c.model, device))
     )
     monkeypatch.setitem(checkpoint.FAMILIES, "copy", family)
 
 
 def _config(steps: int) -> CopyConfig:
-    base = natural_preset("natural-test").with_overrides({"model.vocab": VOCAB, "train.steps": steps})
+    base = standard_preset("standard-test").with_overrides({"model.vocab": VOCAB, "train.steps": steps})
     return CopyConfig(base.data, base.model, base.train)
 
 
@@ -82,5 +82,5 @@ def test_a_third_family_trains_resumes_bitwise_and_loads(copy_family, tmp_path):
     assert torch.equal(load(tmp_path / "cut", "cpu").W_E, whole.model.W_E)
     reused = train_run(_setup, _config(6), tmp_path / "cut", existing="reuse", progress=False)
     assert reused.metrics == resumed.metrics  # finished: returned, not trained again
-    with pytest.raises(CheckpointError, match="is a run of `copy`, not of `natural`"):
-        load_checkpoint(tmp_path / "cut", "cpu", family="natural")
+    with pytest.raises(CheckpointError, match="is a run of `copy`, not of `standard`"):
+        load_checkpoint(tmp_path / "cut", "cpu", family="standard")

@@ -1,13 +1,13 @@
-"""The natural model's fused training loss computes the model's loss and gradients
-(training/natural_loss.py)."""
+"""The standard model's fused training loss computes the model's loss and gradients
+(training/standard_loss.py)."""
 
 import pytest
 import torch
 
-from induction_bigram.config.natural import NaturalModelConfig, natural_preset
-from induction_bigram.model import TL4, build_natural_model, tl3_parameters
-from induction_bigram.training.natural import in_context_score, train_natural
-from induction_bigram.training.natural_loss import NaturalFusedLoss, next_character_loss
+from induction_bigram.config.standard import StandardModelConfig, standard_preset
+from induction_bigram.model import TL4, build_standard_model, tl3_parameters
+from induction_bigram.training.standard import in_context_score, train_standard
+from induction_bigram.training.standard_loss import StandardFusedLoss, next_character_loss
 from tests.conftest import randomise_trainables
 
 VOCAB = "abcdefghij"
@@ -24,14 +24,14 @@ def _loss_and_gradients(loss_of, model, windows):
 @pytest.mark.parametrize("normalization", ["LN", "LNPre", "none"])
 def test_the_fused_loss_has_the_models_loss_and_gradients(positional, normalization):
     if TL4 and positional == "shortformer":
-        pytest.skip("TL 4 builds no shortformer model (a ConfigError, tests/test_natural.py)")
-    cfg = NaturalModelConfig(
+        pytest.skip("TL 4 builds no shortformer model (a ConfigError, tests/test_standard.py)")
+    cfg = StandardModelConfig(
         n_heads=3, d_model=24, d_head=8, n_ctx=20, positional=positional, normalization=normalization, vocab=VOCAB
     )
-    model = randomise_trainables(build_natural_model(cfg, "cpu"), scale=0.3)  # biases and LN weights too
+    model = randomise_trainables(build_standard_model(cfg, "cpu"), scale=0.3)  # biases and LN weights too
     windows = torch.randint(len(VOCAB), (5, cfg.n_ctx + 1), generator=torch.Generator().manual_seed(0))
     expected_loss, expected = _loss_and_gradients(lambda w: next_character_loss(model(w[:, :-1]), w), model, windows)
-    loss, gradients = _loss_and_gradients(NaturalFusedLoss(model), model, windows)
+    loss, gradients = _loss_and_gradients(StandardFusedLoss(model), model, windows)
     torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-6)
     assert expected.keys() == gradients.keys()
     for name, gradient in expected.items():
@@ -39,24 +39,24 @@ def test_the_fused_loss_has_the_models_loss_and_gradients(positional, normalizat
 
 
 def test_a_shorter_window_reads_the_first_positions():
-    cfg = NaturalModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=12, vocab=VOCAB)
-    model = randomise_trainables(build_natural_model(cfg, "cpu"), scale=0.3)
+    cfg = StandardModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=12, vocab=VOCAB)
+    model = randomise_trainables(build_standard_model(cfg, "cpu"), scale=0.3)
     windows = torch.randint(len(VOCAB), (3, 6), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = next_character_loss(model(windows[:, :-1]), windows)
-        torch.testing.assert_close(NaturalFusedLoss(model)(windows), expected)
+        torch.testing.assert_close(StandardFusedLoss(model)(windows), expected)
 
 
 def test_the_loss_reads_every_position_of_the_window():
     """Changing the window's last character changes the loss (TL's return_type="loss" would not
     read it)."""
-    cfg = NaturalModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=8, vocab=VOCAB)
-    model = build_natural_model(cfg, "cpu")
+    cfg = StandardModelConfig(n_heads=2, d_model=16, d_head=8, n_ctx=8, vocab=VOCAB)
+    model = build_standard_model(cfg, "cpu")
     windows = torch.zeros(2, 9, dtype=torch.long)
     changed = windows.clone()
     changed[:, -1] = 3
     with torch.no_grad():
-        assert NaturalFusedLoss(model)(windows) != NaturalFusedLoss(model)(changed)
+        assert StandardFusedLoss(model)(windows) != StandardFusedLoss(model)(changed)
 
 
 @pytest.fixture
@@ -67,10 +67,10 @@ def text_file(tmp_path):
 
 
 def _trained(text_file, run_dir, fused, steps=6, resume=False):
-    config = natural_preset("natural-test").with_overrides(
+    config = standard_preset("standard-test").with_overrides(
         [f"data.text={text_file}", f"train.fused_loss={str(fused).lower()}", f"train.steps={steps}"]
     )
-    return train_natural(config, run_dir, resume=resume, progress=False)
+    return train_standard(config, run_dir, resume=resume, progress=False)
 
 
 def test_training_through_either_loss_ends_at_the_same_weights(text_file):

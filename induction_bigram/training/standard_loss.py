@@ -1,9 +1,9 @@
-"""The natural model's training loss, with each attention layer as one fused kernel.
+"""The standard model's training loss, with each attention layer as one fused kernel.
 
 TransformerLens's attention writes out the scores, the causal mask and the softmax as separate
 [batch, head, pos, pos] tensors, forward and backward; at the context lengths an induction head
 needs (n_ctx 512 and more, docs/THEORY.md section 3.8) that traffic is most of a training step.
-:class:`NaturalFusedLoss` computes the same next-character loss from the same parameters with
+:class:`StandardFusedLoss` computes the same next-character loss from the same parameters with
 ``torch.nn.functional.scaled_dot_product_attention``, which never holds the pos x pos matrix:
 
 - the stream starts as W_E[z] (plus W_pos[t] for ``standard`` positions);
@@ -13,7 +13,7 @@ needs (n_ctx 512 and more, docs/THEORY.md section 3.8) that traffic is most of a
 - the logits are LN_final of the stream times W_U, plus b_U.
 
 The loss and the gradients equal the model's within float rounding
-(``tests/training/test_natural_loss.py``, every positional encoding and normalisation, on both
+(``tests/training/test_standard_loss.py``, every positional encoding and normalisation, on both
 backends), so a run learns what it would through the model; evaluation, hooks and every
 analysis still run the TransformerLens model. ``train.fused_loss`` switches it off.
 """
@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from induction_bigram.model import Model, natural_config, tl3_parameters
+from induction_bigram.model import Model, standard_config, tl3_parameters
 
 ROTARY_BASE = 10_000
-"""TL's default ``rotary_base``, which the natural model keeps."""
+"""TL's default ``rotary_base``, which the standard model keeps."""
 
 
 def next_character_loss(
@@ -64,14 +64,14 @@ def _project(x: Float[Tensor, "batch pos d_model"], w: dict[str, Tensor], attn: 
     return torch.einsum("bpd,hde->bhpe", x, w[f"{attn}.W_{kind}"]) + w[f"{attn}.b_{kind}"].unsqueeze(1)
 
 
-class NaturalFusedLoss(nn.Module):
-    """``loss = NaturalFusedLoss(model)(windows)``: :func:`next_character_loss` of ``model`` on
+class StandardFusedLoss(nn.Module):
+    """``loss = StandardFusedLoss(model)(windows)``: :func:`next_character_loss` of ``model`` on
     ``windows`` (n_ctx + 1 characters each), differentiable in the model's parameters."""
 
     def __init__(self, model: Model):
         super().__init__()
         self.model = model
-        self.config = natural_config(model)
+        self.config = standard_config(model)
         self.eps = float(model.cfg.eps)
 
     def _norm(self, x: Tensor, w: dict[str, Tensor], name: str) -> Tensor:

@@ -18,19 +18,19 @@ import warnings
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from induction_bigram.config.natural import NaturalModelConfig
+from induction_bigram.config.standard import StandardModelConfig
 from induction_bigram.errors import ModelShapeError
-from induction_bigram.model.access import natural_tl_fields, natural_vocab, resolve_device
+from induction_bigram.model.access import resolve_device, standard_tl_fields, standard_vocab
 from induction_bigram.model.circuit import _attach_tokenizer
 from induction_bigram.model.components.attention import CircuitAttention
 from induction_bigram.model.components.checks import install_input_check
 from induction_bigram.model.components.embed import CheckedPosEmbed, TokenEmbed
 
-_NATURAL_ATTR = "_induction_bigram_natural_config"
+_STANDARD_ATTR = "_induction_bigram_standard_config"
 
 
-def build_natural_model(
-    cfg: NaturalModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
+def build_standard_model(
+    cfg: StandardModelConfig, device: str | torch.device | None = "auto", vocab: str | None = None
 ) -> HookedTransformer:
     """A seeded ``HookedTransformer`` with TL's own initialisation (attention only unless ``cfg.d_mlp``).
 
@@ -41,9 +41,9 @@ def build_natural_model(
         device: ``"auto"`` picks CUDA when available.
         vocab: the characters when ``cfg.vocab`` is ``None``; must agree with it otherwise.
     """
-    chars = natural_vocab(cfg, vocab)
+    chars = standard_vocab(cfg, vocab)
     device = resolve_device(device)
-    tl_cfg = HookedTransformerConfig(**natural_tl_fields(cfg, len(chars)), seed=None, device=str(device))
+    tl_cfg = HookedTransformerConfig(**standard_tl_fields(cfg, len(chars)), seed=None, device=str(device))
     with warnings.catch_warnings():
         # we pin transformer-lens < 4 on purpose; see README "TransformerLens versions"
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
@@ -55,11 +55,11 @@ def build_natural_model(
     model.to(device, print_details=False)
     _attach_tokenizer(model, tuple(chars))
     install_input_check(model)
-    setattr(model, _NATURAL_ATTR, cfg if cfg.vocab is not None else _with_vocab(cfg, chars))
+    setattr(model, _STANDARD_ATTR, cfg if cfg.vocab is not None else _with_vocab(cfg, chars))
     return model
 
 
-def _with_vocab(cfg: NaturalModelConfig, vocab: str) -> NaturalModelConfig:
+def _with_vocab(cfg: StandardModelConfig, vocab: str) -> StandardModelConfig:
     return dataclasses.replace(cfg, vocab="".join(vocab))
 
 
@@ -79,9 +79,9 @@ def _install_checks(model: HookedTransformer) -> None:
     model.setup()
 
 
-def natural_config(model: HookedTransformer) -> NaturalModelConfig:
-    """The :class:`NaturalModelConfig` a model was built from (raises for other models)."""
-    cfg = getattr(model, _NATURAL_ATTR, None)
+def standard_config(model: HookedTransformer) -> StandardModelConfig:
+    """The :class:`StandardModelConfig` a model was built from (raises for other models)."""
+    cfg = getattr(model, _STANDARD_ATTR, None)
     if cfg is None:
-        raise ModelShapeError("this HookedTransformer was not built by build_natural_model")
+        raise ModelShapeError("this HookedTransformer was not built by build_standard_model")
     return cfg

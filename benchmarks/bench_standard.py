@@ -1,11 +1,11 @@
-"""Training-step speed of the natural model: the fused loss training runs against the model's
+"""Training-step speed of the standard model: the fused loss training runs against the model's
 forward (``train.fused_loss=false``), same model, same windows, steps interleaved.
 
 For each shape: seconds per AdamW step (median, forward + backward + update) and characters
 per second for both, and their ratio. The windows are random characters of a 65-character
 vocabulary (the time does not depend on the text).
 
-    python benchmarks/bench_natural.py [--repeats N] [--shapes 0,1]
+    python benchmarks/bench_standard.py [--repeats N] [--shapes 0,1]
 
 Under either TransformerLens (``.venv`` has 3.9, ``.venv-tl4`` 4.3): the backend is the installed one's.
 """
@@ -20,14 +20,14 @@ import time
 import torch
 from common import machine
 
-from induction_bigram.config.natural import natural_preset
-from induction_bigram.model import build_natural_model
+from induction_bigram.config.standard import standard_preset
+from induction_bigram.model import build_standard_model
 from induction_bigram.model.backend import TL_VERSION
-from induction_bigram.training.natural import make_natural_optimizer
-from induction_bigram.training.natural_loss import NaturalFusedLoss, forward_loss
+from induction_bigram.training.standard import make_standard_optimizer
+from induction_bigram.training.standard_loss import StandardFusedLoss, forward_loss
 
 VOCAB = "".join(chr(i) for i in range(48, 113))
-# (overrides of the natural preset); the first is the preset itself
+# (overrides of the standard preset); the first is the preset itself
 SHAPES = [
     [],
     ["model.n_ctx=512", "train.batch_size=16"],
@@ -37,13 +37,13 @@ SHAPES = [
 
 
 def bench(overrides: list[str], repeats: int) -> dict:
-    config = natural_preset("natural").with_overrides(overrides).with_vocab(VOCAB)
-    model = build_natural_model(config.model, "cpu")
-    optimizer = make_natural_optimizer(model, config)
+    config = standard_preset("standard").with_overrides(overrides).with_vocab(VOCAB)
+    model = build_standard_model(config.model, "cpu")
+    optimizer = make_standard_optimizer(model, config)
     batch, n_ctx = config.train.batch_size, config.model.n_ctx
     windows = torch.randint(len(VOCAB), (batch, n_ctx + 1), generator=torch.Generator().manual_seed(0))
     losses = {
-        "fused": NaturalFusedLoss(model),
+        "fused": StandardFusedLoss(model),
         "forward": forward_loss(model),
     }
     times: dict[str, list[float]] = {mode: [] for mode in losses}
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--shapes", default=None, help="which of the shapes, by index, e.g. 0 or 0,1 (default: all)")
     args = parser.parse_args()
     shapes = SHAPES if args.shapes is None else [SHAPES[int(i)] for i in args.shapes.split(",")]
-    print(f"natural training step ({machine()}, TransformerLens {TL_VERSION}, load {os.getloadavg()[0]:.2f})")
+    print(f"standard training step ({machine()}, TransformerLens {TL_VERSION}, load {os.getloadavg()[0]:.2f})")
     header = f"{'fused s':>8s} {'forward s':>9s} {'fused chars/s':>13s} {'forward chars/s':>15s} {'ratio':>6s}"
     print(f"{'shape':44s} {header}")
     for overrides in shapes:

@@ -1,10 +1,10 @@
-"""The ``natural`` config: a standard TransformerLens model trained on plain text.
+"""The ``standard`` config: a standard TransformerLens model trained on plain text.
 
 - :class:`TextConfig` owns the data: the text file and its held-out slice.
-- :class:`NaturalModelConfig` owns the architecture: a TL model with several heads per layer,
+- :class:`StandardModelConfig` owns the architecture: a TL model with several heads per layer,
   LayerNorm and learned token and positional embeddings, attention-only unless ``d_mlp`` is set.
-- :class:`NaturalTrainConfig` owns the optimisation (AdamW) and the evaluation.
-- :class:`NaturalConfig` bundles the three; a natural run folder's ``config.json`` holds it,
+- :class:`StandardTrainConfig` owns the optimisation (AdamW) and the evaluation.
+- :class:`StandardConfig` bundles the three; a standard run folder's ``config.json`` holds it,
   with ``model.vocab`` filled in from the text.
 
 Overrides use the same dotted keys as every config (``--set model.n_heads=8``).
@@ -43,7 +43,7 @@ class TextConfig:
 
 
 @section("model")
-class NaturalModelConfig:
+class StandardModelConfig:
     """A standard TL model (TL's own initialisation), attention-only by default.
 
     Attributes:
@@ -82,7 +82,7 @@ class NaturalModelConfig:
 
 
 @section("train")
-class NaturalTrainConfig:
+class StandardTrainConfig:
     """AdamW on the next-character cross-entropy at every position.
 
     Attributes:
@@ -94,7 +94,7 @@ class NaturalTrainConfig:
         seed: seeds the training windows (the model has its own ``model.seed``).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
         fused_loss: compute the training loss with one fused attention kernel per layer
-            (:class:`~induction_bigram.training.natural_loss.NaturalFusedLoss`, the same loss
+            (:class:`~induction_bigram.training.standard_loss.StandardFusedLoss`, the same loss
             and gradients within float rounding, several times faster at long contexts);
             ``False`` runs the model's forward. A run resumes under either setting.
     """
@@ -125,12 +125,12 @@ def check_betas(train: object) -> None:
 
 
 @dataclass(frozen=True)
-class NaturalConfig(Config):
-    """Everything needed to rebuild a natural run: ``data``, ``model`` and ``train``."""
+class StandardConfig(Config):
+    """Everything needed to rebuild a standard run: ``data``, ``model`` and ``train``."""
 
     data: TextConfig
-    model: NaturalModelConfig
-    train: NaturalTrainConfig
+    model: StandardModelConfig
+    train: StandardTrainConfig
 
     def __post_init__(self) -> None:
         if self.model.d_mlp is not None and self.train.fused_loss:
@@ -139,15 +139,15 @@ class NaturalConfig(Config):
                 "attention-only model's"
             )
 
-    def recipe(self) -> "NaturalConfig":
+    def recipe(self) -> "StandardConfig":
         """This config with ``train.steps`` and ``train.fused_loss`` at their defaults and no text
         path: what a resumed run must match (it may run longer, through either loss, on the same
         text, by its hash, at another path)."""
-        defaults = NaturalTrainConfig()
+        defaults = StandardTrainConfig()
         train = dataclasses.replace(self.train, steps=defaults.steps, fused_loss=defaults.fused_loss)
         return dataclasses.replace(self, data=dataclasses.replace(self.data, text=""), train=train)
 
-    def with_vocab(self, vocab: str) -> "NaturalConfig":
+    def with_vocab(self, vocab: str) -> "StandardConfig":
         """Fill ``model.vocab`` from the text; a different explicit vocabulary is kept (the
         text is then checked against it)."""
         if self.model.vocab is not None:
@@ -155,7 +155,7 @@ class NaturalConfig(Config):
         return dataclasses.replace(self, model=dataclasses.replace(self.model, vocab=vocab))
 
 
-def _preset_natural() -> NaturalConfig:
+def _preset_standard() -> StandardConfig:
     """2 layers of 8 heads (d_model 128, d_head 16), LayerNorm, n_ctx 128, AdamW lr 3e-3, batch 32, 8000 steps.
 
     The shape that learned tiny Shakespeare fastest of those tried (held-out loss 1.74 nats per
@@ -169,7 +169,7 @@ def _preset_natural() -> NaturalConfig:
     2250 steps (held-out 1.83, induction 0.009); rotary with n_ctx 512 (d_model 64, 4 heads,
     batch 16), 1000 steps (8M characters at 8k characters a second; held-out 2.02, induction
     0.005), resumed to 3000 (24.6M characters; held-out 1.92, induction 0.0016, previous-token
-    0.17). Through the fused loss (5x faster at n_ctx 512, ``benchmarks/bench_natural.py``), this
+    0.17). Through the fused loss (5x faster at n_ctx 512, ``benchmarks/bench_standard.py``), this
     shape at n_ctx 512, batch 16, for seeds 0 and 1 (``--set model.n_ctx=512 --set
     train.batch_size=16``, plus ``model.seed=1 train.seed=1``; one thread each, side by side,
     about 25,000 characters a second; seed 0 resumed on 2 threads at 46,000): previous-token
@@ -190,29 +190,29 @@ def _preset_natural() -> NaturalConfig:
     tinyshakespeare.txt``): at n_ctx 128 only 4.9% of held-out positions have an earlier
     occurrence of their last 4 characters in the window (the copy guess is right on 56.8% of
     them, the trigram on 38.0%); at 512, 15.9%; at 1024, 23.1%. So try n_ctx >= 512 first."""
-    return NaturalConfig(
+    return StandardConfig(
         data=TextConfig(),
-        model=NaturalModelConfig(n_layers=2, n_heads=8, d_model=128, d_head=16, n_ctx=128),
-        train=NaturalTrainConfig(steps=8000, batch_size=32, lr=3e-3, eval_every=200, checkpoint_every=500),
+        model=StandardModelConfig(n_layers=2, n_heads=8, d_model=128, d_head=16, n_ctx=128),
+        train=StandardTrainConfig(steps=8000, batch_size=32, lr=3e-3, eval_every=200, checkpoint_every=500),
     )
 
 
-def _preset_natural_test() -> NaturalConfig:
+def _preset_standard_test() -> StandardConfig:
     """A few steps of a tiny model, seconds on a CPU: bookkeeping checks, not learning."""
-    return NaturalConfig(
+    return StandardConfig(
         data=TextConfig(held_out_windows=4),
-        model=NaturalModelConfig(n_layers=2, n_heads=2, d_model=16, d_head=8, n_ctx=16),
-        train=NaturalTrainConfig(
+        model=StandardModelConfig(n_layers=2, n_heads=2, d_model=16, d_head=8, n_ctx=16),
+        train=StandardTrainConfig(
             steps=6, batch_size=4, eval_every=3, score_prompts=4, checkpoint_every=4, device="cpu"
         ),
     )
 
 
-NATURAL_PRESETS: Presets[NaturalConfig] = Presets(
-    "natural", {"natural": _preset_natural, "natural-test": _preset_natural_test}
+STANDARD_PRESETS: Presets[StandardConfig] = Presets(
+    "standard", {"standard": _preset_standard, "standard-test": _preset_standard_test}
 )
 
 
-def natural_preset(name: str) -> NaturalConfig:
-    """The named natural preset."""
-    return NATURAL_PRESETS[name]
+def standard_preset(name: str) -> StandardConfig:
+    """The named standard preset."""
+    return STANDARD_PRESETS[name]

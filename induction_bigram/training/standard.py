@@ -1,7 +1,7 @@
-"""Training the ``natural`` model: next-character prediction on a text file, AdamW; the natural
+"""Training the ``standard`` model: next-character prediction on a text file, AdamW; the standard
 family of the one training loop (:mod:`~induction_bigram.training.trainer`).
 
-``train_natural(config, run_dir)`` writes ``run_dir/config.json`` (with ``model.vocab`` filled
+``train_standard(config, run_dir)`` writes ``run_dir/config.json`` (with ``model.vocab`` filled
 in from the text), appends a record per evaluation to ``run_dir/metrics.jsonl`` (train loss,
 held-out loss, plus whatever the ``track`` callables measure: the command line adds
 :func:`induction_bigram.anymodel.track_head_scores`, the best induction and previous-token
@@ -10,7 +10,7 @@ every ``checkpoint_every`` steps and at the end, in the checkpoint format of eve
 (:func:`~induction_bigram.training.checkpoint.load_checkpoint` and ``load`` read it).
 
 The family's part: random windows of the text from the data generator, the next-character loss
-(fused, :mod:`~induction_bigram.training.natural_loss`, unless ``train.fused_loss`` is off) and
+(fused, :mod:`~induction_bigram.training.standard_loss`, unless ``train.fused_loss`` is off) and
 the held-out loss and in-context score of fixed held-out windows. A resumed run must read the
 same text (by its hash), at whatever path.
 """
@@ -28,19 +28,19 @@ from jaxtyping import Float
 from torch import Tensor
 
 from induction_bigram.config.markov import MarkovConfig
-from induction_bigram.config.natural import NaturalConfig
+from induction_bigram.config.standard import StandardConfig
 from induction_bigram.data.text import TextWindows, encode_text, read_text, text_vocab
 from induction_bigram.errors import ConfigError
-from induction_bigram.model import Model, build_natural_model
+from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
-from induction_bigram.training.natural_loss import NaturalFusedLoss, forward_loss, next_character_loss
+from induction_bigram.training.standard_loss import StandardFusedLoss, forward_loss, next_character_loss
 from induction_bigram.training.trainer import Plan, TrainResult, folder_mode, train_run
 
-NaturalTracker = Callable[[Model, NaturalConfig], dict[str, Any]]
+StandardTracker = Callable[[Model, StandardConfig], dict[str, Any]]
 """A measurement added to every metrics record (e.g. the induction score)."""
 
 
-def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
+def resolve_text(config: StandardConfig) -> tuple[StandardConfig, TextWindows]:
     """Read and encode the text; ``config`` with ``model.vocab`` taken from it if unset, and the
     text's absolute path and content hash (``data.sha256``)."""
     text = read_text(config.data.text)
@@ -52,22 +52,22 @@ def resolve_text(config: NaturalConfig) -> tuple[NaturalConfig, TextWindows]:
     return config, TextWindows(ids, config.model.n_ctx, config.data.held_out_fraction)
 
 
-def make_natural_optimizer(model: Model, config: NaturalConfig | MarkovConfig) -> torch.optim.Optimizer:
+def make_standard_optimizer(model: Model, config: StandardConfig | MarkovConfig) -> torch.optim.Optimizer:
     """AdamW with the ``train`` section's settings (the standard model's families share it)."""
     cfg = config.train
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
-def train_natural(
-    config: NaturalConfig,
+def train_standard(
+    config: StandardConfig,
     run_dir: str | Path | None = None,
     *,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    track: Sequence[NaturalTracker] = (),
+    track: Sequence[StandardTracker] = (),
 ) -> TrainResult:
-    """Train the natural model as ``config`` says (``data.text`` must name a text file).
+    """Train the standard model as ``config`` says (``data.text`` must name a text file).
 
     ``resume`` continues ``run_dir``'s checkpoint (only ``train.steps`` and ``train.fused_loss``
     may differ); ``overwrite`` starts afresh in a run folder of ours. A loss or weight that turns
@@ -86,11 +86,11 @@ def in_context_score(losses: Float[Tensor, " pos"]) -> float:
     return float(losses[-tenth:].mean() - losses[tenth : 2 * tenth].mean())
 
 
-def _setup(track: Sequence[NaturalTracker]) -> Callable[[NaturalConfig, Checkpoint | None], Plan]:
-    def setup(config: NaturalConfig, ckpt: Checkpoint | None) -> Plan:
+def _setup(track: Sequence[StandardTracker]) -> Callable[[StandardConfig, Checkpoint | None], Plan]:
+    def setup(config: StandardConfig, ckpt: Checkpoint | None) -> Plan:
         if ckpt is None:
             config, windows = resolve_text(config)
-            model = build_natural_model(config.model, config.train.device)
+            model = build_standard_model(config.model, config.train.device)
             generator = torch.Generator().manual_seed(config.train.seed)
         else:  # the loop restores the optimiser's and the generator's states
             config, windows = resolve_text(config.with_vocab(ckpt.config.model.vocab))
@@ -99,7 +99,7 @@ def _setup(track: Sequence[NaturalTracker]) -> Callable[[NaturalConfig, Checkpoi
         cfg = config.train
         device = next(model.parameters()).device
         held_out = windows.held_out(config.data.held_out_windows).to(device)
-        loss_of = NaturalFusedLoss(model) if cfg.fused_loss else forward_loss(model)
+        loss_of = StandardFusedLoss(model) if cfg.fused_loss else forward_loss(model)
 
         def loss(batch: Tensor) -> float:
             value = loss_of(batch)
@@ -109,7 +109,7 @@ def _setup(track: Sequence[NaturalTracker]) -> Callable[[NaturalConfig, Checkpoi
         return Plan(
             config,
             model,
-            make_natural_optimizer(model, config),
+            make_standard_optimizer(model, config),
             generator,
             sample=lambda generator: windows.sample(cfg.batch_size, generator).to(device),
             loss=loss,
@@ -123,7 +123,7 @@ def _setup(track: Sequence[NaturalTracker]) -> Callable[[NaturalConfig, Checkpoi
     return setup
 
 
-def _check_same_text(saved: NaturalConfig, requested: NaturalConfig) -> None:
+def _check_same_text(saved: StandardConfig, requested: StandardConfig) -> None:
     if saved.data.sha256 != requested.data.sha256:
         raise ConfigError(
             f"cannot resume: the text {requested.data.text} is not the one it was trained on "
