@@ -107,6 +107,38 @@ def markov_summary() -> str:
     )
 
 
+def markov_hijack() -> str:
+    """The quick report's markov study: per alpha, the seeds whose model has a statistical
+    induction head, the excess-loss ratio and n* against Bayes (means and 95% t intervals)."""
+    numbers = _numbers()
+    (row,) = numbers["markov"]["seeds"]
+    seeds = row["n"]
+
+    def value(key: str) -> str:
+        if f"{key}.mean" not in row:
+            return "-"
+        mean, low, high = (row[f"{key}.{part}"] for part in ("mean", "low", "high"))
+        return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+    alphas = sorted({key.split(".")[0] for key in row if key.endswith(".has_head.mean")}, key=float)
+    lines = [
+        f"The `markov` study of the quick report (`reproduce --preset quick`, {seeds} seeds; one small model per "
+        "alpha, n* on designed prompts (the pairs chosen for every alpha; docs/THEORY.md section 9.4); 95% t "
+        "intervals of per-seed means; '-': no head, so no n*):",
+        "",
+        "| alpha | seeds with a statistical induction head | excess loss over Bayes / global bigram's | "
+        "n* Bayes, every pair | n* model, every pair | mean abs(n* model - n* Bayes), the alpha's own pairs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for alpha in alphas:
+        heads = round(row[f"{alpha}.has_head.mean"] * seeds)
+        lines.append(
+            f"| {alpha} | {heads} of {seeds} | {value(f'{alpha}.excess_ratio')} | {value(f'{alpha}.n_star_bayes')} | "
+            f"{value(f'{alpha}.n_star_model')} | {value(f'{alpha}.n_star_gap')} |"
+        )
+    return "\n".join(lines)
+
+
 def markov_analyses() -> str:
     _, _, analyses = _markov_phase()
     trained = analyses["trained"]
@@ -160,6 +192,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "induction-opportunity": induction_opportunity,
     "markov-summary": markov_summary,
     "markov-analyses": markov_analyses,
+    "markov-hijack": markov_hijack,
 }
 PAGES: dict[str, str] = {
     "what-holds": "README.md",
@@ -174,6 +207,7 @@ PAGES: dict[str, str] = {
     "induction-opportunity": "docs/THEORY.md",
     "markov-summary": "README.md",
     "markov-analyses": "docs/guide.md",
+    "markov-hijack": "README.md",
 }
 """Block -> the page (relative to the repository) that holds it, once."""
 
