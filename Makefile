@@ -40,8 +40,9 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram memories $(RUN)
 	$(BIN)/induction-bigram incontext $(RUN)
 
+# --durations: each suite ends with its 20 slowest tests, where CI's wall time goes
 test: $(VENV)/.installed browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 # The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
 # Ray and the browser (pytest markers, pyproject.toml); make test is still what CI runs.
@@ -55,7 +56,7 @@ test-fast: $(VENV)/.installed
 # The whole suite runs on TL 4 too; tests/tl4/known_failures.py skips, each with its reason, the
 # tests that need what TL 4 does not have (a plain HookedTransformer, TL 3's weight folding).
 test-tl4: $(VENV_TL4)/.installed browser
-	$(VENV_TL4)/bin/python -m pytest -p tests.tl4.known_failures
+	$(VENV_TL4)/bin/python -m pytest -p tests.tl4.known_failures --durations=20
 
 # The circuitsvis views are checked in a real browser (tests/figures/test_views.py). Debian's chromium
 # is installed where apt-get works as root; elsewhere that one test is skipped with its reason.
