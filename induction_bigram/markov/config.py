@@ -85,17 +85,12 @@ def _full() -> MarkovStudyConfig:
 
 
 def _quick() -> MarkovStudyConfig:
-    """A recipe for ``reproduce --preset quick`` (about a minute of training per alpha on one
-    thread): T = 64, d_model 32 (4 heads of 8), 1500 steps at AdamW 1e-2; prompts of 32 and 64
-    tokens, n up to 15, 6 pairs per alpha, 100 prompts per cell (about 18 s for the four models).
-
-    Measured (seeds 0-2, one thread each, niced, on a shared 2-core machine at load average 5-30):
-    at alpha = 1 a statistical induction head forms in every seed (statistical induction score
-    0.66-0.72, chance 0.13; at AdamW 3e-3 it had reached only 0.31 by step 1500, no circuit); at
-    alpha = 4, 16 and 64 no seed forms one in 1500 steps (scores 0.16-0.28, 0.10-0.11 and
-    0.09-0.09), so the study reports "no head" there. Training took 126-251 s of wall time per
-    alpha at load 5-9 and 2890 s at alpha 1 under load 25-30 (about 50 s of CPU at 0.03 s per step
-    idle); the held-out excess loss over Bayes is 0.20-0.24 of the bigram's at alpha 1."""
+    """A recipe for ``reproduce --preset quick``: T = 64, d_model 32 (4 heads of 8), 1500 steps
+    at AdamW 1e-2; prompts of 32 and 64 tokens, n up to 15, 6 pairs per alpha, 100 prompts per
+    cell. What it gives over 5 seeds (which alphas form a statistical induction head, the excess
+    loss, n* against Bayes, the seconds of training per alpha) is the ``markov`` section of
+    docs/report-quick/numbers.json and the README's ``markov-hijack`` block, generated from it;
+    at AdamW 3e-3 it formed no head at alpha = 1 by step 1500 (one seed), hence 1e-2."""
     run = MarkovConfig(
         MarkovTaskConfig(seq_len=64),
         StandardModelConfig(d_model=32, d_head=8, n_ctx=64),
