@@ -16,6 +16,10 @@ attention. :class:`FusedLoss` computes the same loss from the same parameters, f
   position take extra rows, with a copy of their context), with W_K^L moved to
   the query side and Phi^L after the mixing: q (x W_K)^T = (q W_K^T) x^T and P (x Phi) =
   (P x) Phi, so no d x d product runs at every position;
+- the linear W_F of ``model.ffn = "linear"`` (its W_in the frozen identity) folded into the
+  readout: logits = (x + P x Phi^L)(I + W_F) W_U, so at the readout positions only N-wide
+  products run; in the idealised model (``model.ffn_reads = "token"``) W_F reads w_E(z_t), and
+  its logits are looked up from w_E W_F W_U; the other layers' FFNs are frozen zeros, so left out;
 - every bias zero, so left out; a positional encoding's term on layer 1's scores (RPE's
   b_(t-s)) is its own module's output, added with the mask.
 
@@ -24,8 +28,8 @@ has the times. The loss and the gradients equal the model's within float roundin
 (``tests/training/test_fused.py``), so a run learns what it would through the model; hooks,
 evaluation and every analysis still run the TransformerLens model. It covers the models whose
 maths it writes out (an encoding whose registry entry says so, :attr:`Encoding.fused
-<induction_bigram.model.encodings.Encoding.fused>`: APE, RPE or NoPE; no FFN, W_Q the frozen
-identity, zero frozen biases);
+<induction_bigram.model.encodings.Encoding.fused>`: APE, RPE or NoPE; no FFN or the linear W_F,
+W_Q the frozen identity, zero frozen biases);
 :func:`fused_loss_decision` says which, and :func:`training_loss` is what the loop runs.
 """
 
@@ -41,7 +45,7 @@ from torch import Tensor
 
 from induction_bigram.config import RunConfig
 from induction_bigram.errors import ConfigError
-from induction_bigram.model import Model, model_config, scores_module, tl3_parameters
+from induction_bigram.model import Model, ffn_reads_token, model_config, scores_module, tl3_parameters
 from induction_bigram.model.encodings import ENCODINGS, encoding
 from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.metrics import masked_cross_entropy
@@ -74,6 +78,8 @@ class FusedLoss:
         self.model, self.row_quantile = model, row_quantile
         cfg = model_config(model)
         self.n_layers, self.d_model = cfg.n_layers, cfg.d_model
+        self.ffn = cfg.ffn == "linear"
+        self.ffn_reads_token = self.ffn and ffn_reads_token(model)
         self.scale = 1.0 / math.sqrt(cfg.d_model)  # TL's attn_scale, sqrt(d_head) with d_head = d
         self._causal: Tensor | None = None
         self._scores = scores_module(model)  # the encoding's term on layer 1's scores, or None
@@ -123,10 +129,19 @@ class FusedLoss:
             more = self._attend(queries_k[batch:], x.index_select(0, seq[batch:]), read[batch:])
             mixed = torch.cat([mixed, more])
         used = valid.flatten().nonzero().squeeze(1)
-        ov = w[a + "W_V"][0] @ w[a + "W_O"][0]
-        resid = flat.index_select(0, slots[used]) + mixed.reshape(-1, self.d_model).index_select(0, used) @ ov
-        logits = resid @ w["unembed.W_U"]
-        return F.cross_entropy(logits, targets.reshape(-1)[slots[used]], reduction="sum") / normalizer
+        read_slots = slots[used]
+        # logits = resid (I + W_F) W_U with resid = x + (P x) Phi^L: the d x N readout R = (I + W_F) W_U
+        # (W_U without an FFN) is applied to x and, through Phi^L R, to P x, so no d x d product runs
+        # at the readout positions either
+        w_U, last = w["unembed.W_U"], f"blocks.{self.n_layers - 1}.mlp.W_out"
+        reads_stream = self.ffn and not self.ffn_reads_token
+        readout = w_U + w[last] @ w_U if reads_stream else w_U
+        phi = w[a + "W_V"][0] @ w[a + "W_O"][0]
+        mixed = mixed.reshape(-1, self.d_model).index_select(0, used)
+        logits = flat.index_select(0, read_slots) @ readout + mixed @ (phi @ readout)
+        if self.ffn_reads_token:  # W_F reads w_E(z_t): its logits looked up from w_E W_F W_U
+            logits = logits + F.embedding(tokens.reshape(-1)[read_slots], w_E @ (w[last] @ w_U))
+        return F.cross_entropy(logits, targets.reshape(-1)[read_slots], reduction="sum") / normalizer
 
     @staticmethod
     def _attend(
@@ -199,15 +214,22 @@ def _unsupported(model: Model) -> str | None:
     if not encoding(cfg).fused:
         covered = ", ".join(name for name, entry in ENCODINGS.items() if entry.fused)
         return f"model.positional={cfg.positional} (it covers {covered})"
-    if cfg.ffn != "none":
-        return f"model.ffn={cfg.ffn} (it covers models without an FFN)"
+    if cfg.ffn not in ("none", "linear"):
+        return f"model.ffn={cfg.ffn} (it covers no FFN or the linear W_F)"
+    last_ffn = f"blocks.{cfg.n_layers - 1}.mlp."
     for name, param in tl3_parameters(model).items():
         kind = name.rsplit(".", 1)[-1]
-        if kind == "W_Q" and (param.requires_grad or not torch.equal(param[0], torch.eye(cfg.d_model).to(param))):
+        identity = kind == "W_Q" or name == last_ffn + "W_in"
+        if identity and (param.requires_grad or not torch.equal(param.reshape(-1, *param.shape[-2:])[0], _eye(param))):
             return f"{name} is not the frozen identity"
-        if kind.startswith("b_") and (param.requires_grad or bool(param.any())):
+        zero = kind.startswith("b_") or (".mlp." in name and not name.startswith(last_ffn))
+        if zero and (param.requires_grad or bool(param.any())):
             return f"{name} is not a frozen zero"
     return None
+
+
+def _eye(param: Tensor) -> Tensor:
+    return torch.eye(param.shape[-1]).to(param)
 
 
 def training_loss(model: Model, config: RunConfig, device: torch.device) -> tuple[BatchLoss, str]:

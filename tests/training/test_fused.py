@@ -25,10 +25,19 @@ def _loss_and_gradients(loss_of, model, batch, kind):
     return loss.detach(), {name: p.grad.clone() for name, p in trainable_parameters(model)}
 
 
-@pytest.mark.parametrize("positional", ["ape", "rpe", "nope"])
+@pytest.mark.parametrize(
+    "positional, ffn",
+    [
+        ("ape", {}),
+        ("rpe", {}),
+        ("nope", {}),
+        ("ape", {"model.ffn": "linear"}),
+        ("rpe", {"model.ffn": "linear", "model.ffn_reads": "token"}),
+    ],
+)
 @pytest.mark.parametrize("kind", ["in_context", "full"])
-def test_the_fused_loss_has_the_models_loss_and_gradients(stats, positional, kind):
-    config = _config(**{"model.positional": positional, "task.n_triggers": 5})
+def test_the_fused_loss_has_the_models_loss_and_gradients(stats, positional, ffn, kind):
+    config = _config(**{"model.positional": positional, "task.n_triggers": 5, **ffn})
     model = randomise_trainables(model_of(config.model))
     batch = TriggerTask(stats, config.task).sample(32, torch.Generator().manual_seed(0))
     counts = loss_mask(batch, kind).sum(1)
@@ -95,7 +104,7 @@ def test_training_with_the_fused_loss_follows_the_models_loss(stats):
     "overrides, reason",
     [
         ({"model.positional": "rope"}, "model.positional=rope"),
-        ({"model.ffn": "linear"}, "model.ffn=linear"),
+        ({"model.ffn": "relu"}, "model.ffn=relu"),
         ({"train.compile": True}, "train.compile=true"),
     ],
 )
@@ -117,6 +126,15 @@ def test_the_fused_loss_checks_the_weights_it_leaves_out():
     with torch.no_grad():
         tl3_parameters(biased)["blocks.0.attn.b_V"].fill_(0.5)
     assert "blocks.0.attn.b_V is not a frozen zero" in fused_loss_decision(biased, config)[1]
+    linear = _config(**{"model.ffn": "linear"})
+    for name, value, reason in [
+        ("blocks.1.mlp.W_in", 0.5, "blocks.1.mlp.W_in is not the frozen identity"),
+        ("blocks.0.mlp.W_out", 0.5, "blocks.0.mlp.W_out is not a frozen zero"),
+    ]:
+        ffn = model_of(linear.model)
+        with torch.no_grad():
+            tl3_parameters(ffn)[name].fill_(value)
+        assert reason in fused_loss_decision(ffn, linear)[1]
     off = config.with_overrides({"train.fused_loss": False})
     assert fused_loss_decision(model_of(config.model), off) == (None, "fused loss off (train.fused_loss=false)")
 
