@@ -7,7 +7,9 @@ saves ``run_dir/checkpoint.pt`` every ``checkpoint_every`` steps and at the end.
 
 The family's part: fresh chains every step from the data generator
 (:class:`~induction_bigram.data.markov.MarkovTask`: each sequence its own transition matrix
-drawn around the corpus bigram), the next-token loss at every position, and the held-out loss
+drawn around the corpus bigram), the next-token loss at every position (trained through
+:class:`~induction_bigram.training.standard_loss.StandardFusedLoss` where it computes the model's
+maths, i.e. without an MLP; through the model's forward otherwise), and the held-out loss
 on one fixed batch drawn from ``train.eval_seed`` (a generator no training batch comes from).
 The ``track`` callables measure more on that batch: the command line adds
 :func:`induction_bigram.dynamics.track_dynamics` (from a later stage, which training does not
@@ -30,6 +32,7 @@ from induction_bigram.data.markov import MarkovBatch, MarkovTask
 from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.standard import make_standard_optimizer
+from induction_bigram.training.standard_loss import StandardFusedLoss
 from induction_bigram.training.trainer import Plan, Setup, TrainResult, folder_mode, train_run
 
 MarkovTracker = Callable[[Model, MarkovConfig, MarkovBatch], dict[str, Any]]
@@ -83,12 +86,18 @@ def _setup(track: Sequence[MarkovTracker]) -> Setup:
         cpu_batch = held_out_batch(config, task)
         held_out = MarkovBatch(cpu_batch.tokens.to(device), cpu_batch.targets.to(device), cpu_batch.transitions)
 
+        fused = StandardFusedLoss(model) if config.model.d_mlp is None else None
+
         def sample(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             batch = task.sample(cfg.batch_size, generator)
             return batch.tokens.to(device), batch.targets.to(device)
 
         def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> float:
-            value = _next_token_loss(model, *batch)
+            tokens, targets = batch
+            if fused is None:
+                value = _next_token_loss(model, tokens, targets)
+            else:  # a window of T + 1 characters: the targets are the tokens shifted by one
+                value = fused(torch.cat([tokens, targets[:, -1:]], 1))
             value.backward()
             return value.item()
 
@@ -106,6 +115,7 @@ def _setup(track: Sequence[MarkovTracker]) -> Setup:
             tokens_per_step=cfg.batch_size * config.task.seq_len,
             track=[lambda model, tracker=tracker: tracker(model, config, held_out) for tracker in track],
             shown={"held_out": "held_out_loss", "in_context": "in_context_score"},
+            note="fused loss on" if fused is not None else "fused loss off (it covers no MLP)",
         )
 
     return setup

@@ -134,3 +134,28 @@ def test_a_markov_run_exports_to_the_shipped_form_and_loads_back(tmp_path):
     )
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor.cpu()), name
+
+
+def test_the_fused_loss_it_trains_on_is_the_models_next_token_loss():
+    """Training runs StandardFusedLoss on the chains (a window is the tokens plus the last
+    target): the loss and the gradients are the model's forward's within float rounding."""
+    from induction_bigram.training.markov import _next_token_loss
+    from induction_bigram.training.standard_loss import StandardFusedLoss
+
+    cfg = markov_preset("markov-test")
+    task = MarkovTask.from_config(cfg.task)
+    model = build_standard_model(cfg.with_vocab("".join(task.stats.vocab)).model, "cpu")
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    results = []
+    for loss_of in (
+        lambda: _next_token_loss(model, batch.tokens, batch.targets),
+        lambda: StandardFusedLoss(model)(torch.cat([batch.tokens, batch.targets[:, -1:]], 1)),
+    ):
+        model.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        results.append((loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}))
+    (expected, expected_grads), (loss, grads) = results
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
