@@ -25,8 +25,16 @@ from induction_bigram.model.backend import TL_VERSION
 from induction_bigram.training.fused import FusedLoss, logits_loss
 from induction_bigram.training.loop import make_optimizer, optimizer_step
 
-# (preset, batch, micro-batch); the reference preset runs batch 512 as 4 micro-batches of 128
-SHAPES = [("reference", 128, None), ("reference", 512, 128), ("reference", 512, None), ("quick", 128, None)]
+# (preset, batch, micro-batch); the reference preset runs batch 512 as 4 micro-batches of 128; amt and its
+# idealised twin (a linear W_F, the loss at every position) are the in-context study's two trainings
+SHAPES = [
+    ("reference", 128, None),
+    ("reference", 512, 128),
+    ("reference", 512, None),
+    ("quick", 128, None),
+    ("amt", 64, None),
+    ("amt-idealised", 64, None),
+]
 
 
 def matmul_flops_per_second(batch: int, seq: int, d: int, repeats: int) -> float:

@@ -21,14 +21,16 @@ attention. :class:`FusedLoss` computes the same loss from the same parameters, f
   products run; in the idealised model (``model.ffn_reads = "token"``) W_F reads w_E(z_t), and
   its logits are looked up from w_E W_F W_U; the other layers' FFNs are frozen zeros, so left out;
 - every bias zero, so left out; a positional encoding's term on layer 1's scores (RPE's
-  b_(t-s)) is its own module's output, added with the mask.
+  b_(t-s)) is its own module's output, added with the mask; a rotary encoding's rotation of
+  layer 1's queries and keys (RoPE, with its trained b_Q and b_K) is the model's own
+  (:func:`~induction_bigram.model.rotate_layer1`).
 
 It does less arithmetic than the model, not the same arithmetic faster: benchmarks/README.md
 has the times. The loss and the gradients equal the model's within float rounding
 (``tests/training/test_fused.py``), so a run learns what it would through the model; hooks,
 evaluation and every analysis still run the TransformerLens model. It covers the models whose
 maths it writes out (an encoding whose registry entry says so, :attr:`Encoding.fused
-<induction_bigram.model.encodings.Encoding.fused>`: APE, RPE or NoPE; no FFN or the linear W_F,
+<induction_bigram.model.encodings.Encoding.fused>`: APE, RPE, RoPE or NoPE; no FFN or the linear W_F,
 W_Q the frozen identity, zero frozen biases);
 :func:`fused_loss_decision` says which, and :func:`training_loss` is what the loop runs.
 """
@@ -45,7 +47,7 @@ from torch import Tensor
 
 from induction_bigram.config import RunConfig
 from induction_bigram.errors import ConfigError
-from induction_bigram.model import Model, ffn_reads_token, model_config, scores_module, tl3_parameters
+from induction_bigram.model import Model, ffn_reads_token, model_config, rotate_layer1, scores_module, tl3_parameters
 from induction_bigram.model.encodings import ENCODINGS, encoding
 from induction_bigram.training.compile import compile_decision
 from induction_bigram.training.metrics import masked_cross_entropy
@@ -83,6 +85,7 @@ class FusedLoss:
         self.scale = 1.0 / math.sqrt(cfg.d_model)  # TL's attn_scale, sqrt(d_head) with d_head = d
         self._causal: Tensor | None = None
         self._scores = scores_module(model)  # the encoding's term on layer 1's scores, or None
+        self.rotary = encoding(cfg).rotary
 
     def _causal_mask(self, n: int, like: Tensor) -> Float[Tensor, "pos pos"]:
         """0 on and below the diagonal, -inf above it: added to the scores inside the matmul."""
@@ -100,7 +103,8 @@ class FusedLoss:
         # .contiguous(): the same memory layout on both backends, so the same kernels run
         w = {name: p.contiguous() for name, p in tl3_parameters(self.model).items()}
         n_pos = tokens.shape[1]
-        w_E, w_pos = w["embed.W_E"], w["pos_embed.W_pos"][:n_pos]
+        w_E = w["embed.W_E"]
+        w_pos = w["pos_embed.W_pos"][:n_pos] if "pos_embed.W_pos" in w else torch.zeros_like(w_E[:1])  # rotary: none
         x = F.embedding(tokens, w_E) + w_pos
         for layer in range(self.n_layers - 1):
             a = f"blocks.{layer}.attn."
@@ -112,7 +116,13 @@ class FusedLoss:
             mask = self._causal_mask(n_pos, x)
             if layer == 0 and self._scores is not None:  # e.g. rpe's b_(t-s), added to layer 1's scores
                 mask = mask + self._scores(1, 1, n_pos, n_pos)[0, 0]
-            scores = torch.baddbmm(mask, x, keys.transpose(1, 2))
+            queries = x
+            if layer == 0 and self.rotary:  # rope: R_t (x + b_Q) against R_s (x W_K + b_K), W_Q = I
+                queries, keys = (
+                    rotate_layer1(self.model, (t + w[a + b][0] * c)[:, :, None])[:, :, 0]
+                    for t, b, c in ((x, "b_Q", 1.0), (keys, "b_K", self.scale))
+                )
+            scores = torch.baddbmm(mask, queries, keys.transpose(1, 2))
             x = torch.baddbmm(x, F.softmax(scores, dim=-1), values)
         a = f"blocks.{self.n_layers - 1}.attn."
         batch = len(tokens)
@@ -217,12 +227,13 @@ def _unsupported(model: Model) -> str | None:
     if cfg.ffn not in ("none", "linear"):
         return f"model.ffn={cfg.ffn} (it covers no FFN or the linear W_F)"
     last_ffn = f"blocks.{cfg.n_layers - 1}.mlp."
+    used = set(encoding(cfg).trained(cfg))  # e.g. rope's trained b_Q and b_K of layer 1
     for name, param in tl3_parameters(model).items():
         kind = name.rsplit(".", 1)[-1]
         identity = kind == "W_Q" or name == last_ffn + "W_in"
         if identity and (param.requires_grad or not torch.equal(param.reshape(-1, *param.shape[-2:])[0], _eye(param))):
             return f"{name} is not the frozen identity"
-        zero = kind.startswith("b_") or (".mlp." in name and not name.startswith(last_ffn))
+        zero = name not in used and (kind.startswith("b_") or (".mlp." in name and not name.startswith(last_ffn)))
         if zero and (param.requires_grad or bool(param.any())):
             return f"{name} is not a frozen zero"
     return None

@@ -31,6 +31,8 @@ def _loss_and_gradients(loss_of, model, batch, kind):
         ("ape", {}),
         ("rpe", {}),
         ("nope", {}),
+        ("rope", {}),
+        ("rope", {"model.rope_qk_bias": True}),
         ("ape", {"model.ffn": "linear"}),
         ("rpe", {"model.ffn": "linear", "model.ffn_reads": "token"}),
     ],
@@ -103,7 +105,6 @@ def test_training_with_the_fused_loss_follows_the_models_loss(stats):
 @pytest.mark.parametrize(
     "overrides, reason",
     [
-        ({"model.positional": "rope"}, "model.positional=rope"),
         ({"model.ffn": "relu"}, "model.ffn=relu"),
         ({"train.compile": True}, "train.compile=true"),
     ],
@@ -143,8 +144,8 @@ def test_the_loop_trains_on_the_fused_loss_where_it_applies():
     config = _config()
     loss_of, note = training_loss(model_of(config.model), config, torch.device("cpu"))
     assert isinstance(loss_of, FusedLoss) and note.startswith("fused loss on")
-    rope = _config(**{"model.positional": "rope"})
-    loss_of, note = training_loss(model_of(rope.model), rope, torch.device("cpu"))
+    relu = _config(**{"model.ffn": "relu"})
+    loss_of, note = training_loss(model_of(relu.model), relu, torch.device("cpu"))
     assert not isinstance(loss_of, FusedLoss) and note.startswith("torch.compile off")
 
 

@@ -56,7 +56,8 @@ class Encoding:
         rotary: rotate layer 1's queries and keys (TL 3: TL's rotary with the later layers' frequencies
             at zero; TL 4: :class:`~induction_bigram.model.components.tl4.HalfSplitRotary` on layer 1).
         fused: whether :class:`~induction_bigram.training.fused.FusedLoss` computes a model with it (it
-            writes out the stream and the :attr:`scores` term, not a rotation).
+            writes out the stream, the :attr:`scores` term and layer 1's rotation; an encoding that acts
+            elsewhere says ``False``).
     """
 
     summary: str

@@ -12,5 +12,4 @@ ENCODING = Encoding(
     initial=lambda cfg, normal: {name: normal(name, (1, cfg.d_model)) for name in _BIASES * cfg.rope_qk_bias},
     trained=lambda cfg: list(_BIASES * cfg.rope_qk_bias),
     rotary=True,
-    fused=False,
 )
