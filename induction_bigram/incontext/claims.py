@@ -216,24 +216,24 @@ def _idealised(result: InContextResult) -> list[Claim]:
 def _patching(result: InContextResult) -> list[Claim]:
     """Section 6's patches (the hijack threshold's FFN patch only reported)."""
     summary = result.summary()
+
+    def restores(statement: str, key: str, threshold: float) -> Claim:
+        value = summary[key]
+        statistic = "fraction of the logit difference restored"
+        return Claim(
+            "6", statement, _number(value), value=value, threshold=threshold, direction=">=", statistic=statistic
+        )
+
     return [
-        Claim(
-            "6",
+        restores(
             "patching the layer-2 head output at the last position restores nearly all the logit difference",
-            _number(summary["patch_restore_layer2_head"]),
-            value=summary["patch_restore_layer2_head"],
-            threshold=0.9,
-            direction=">=",
-            statistic="fraction of the logit difference restored",
+            "patch_restore_layer2_head",
+            0.9,
         ),
-        Claim(
-            "6",
+        restores(
             "patching layer 1 after each q restores it through the previous-token path (earlier q's removed)",
-            _number(summary["patch_restore_layer1_after_trigger"]),
-            value=summary["patch_restore_layer1_after_trigger"],
-            threshold=0.5,
-            direction=">=",
-            statistic="fraction of the logit difference restored",
+            "patch_restore_layer1_after_trigger",
+            0.5,
         ),
         Claim(
             "6",
