@@ -14,12 +14,12 @@ from induction_bigram.markov.figures import figures, seed_figures
 from induction_bigram.markov.hijack import Pair
 from induction_bigram.markov.markdown import markov_section
 from induction_bigram.markov.study import AlphaResult
+from tests.conftest import ran_test_preset
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("markov")
-    return out, run(PRESETS["test"], out, progress=False)
+    return ran_test_preset(tmp_path_factory, "markov")
 
 
 def test_presets_train_the_markov_recipe_at_each_alpha():
