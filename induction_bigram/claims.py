@@ -115,8 +115,6 @@ class Claim:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Claim":
         data = dict(data)
-        if "value" not in data and data.get("held") is None:  # written before claims had values
-            data.setdefault("reported", True)
         if data.get("bounds") is not None:
             data["bounds"] = tuple(data["bounds"])
         return cls(**data)

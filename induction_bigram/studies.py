@@ -210,7 +210,7 @@ def _lengths() -> Parts:
 def _markov() -> Parts:
     import induction_bigram.markov as markov
     from induction_bigram.markov.figures import figures, seed_figures
-    from induction_bigram.markov.study import n_star_table
+    from induction_bigram.markov.markdown import markov_section
 
     return Parts(
         markov.PRESETS,
@@ -218,7 +218,7 @@ def _markov() -> Parts:
         markov.MarkovResult,
         figures,
         markov.claims,
-        lambda results, claims: n_star_table(list(results)),
+        markov_section,
         seed_figures=seed_figures,
     )
 

@@ -53,6 +53,16 @@ def stats() -> BigramStats:
     return BigramStats.default()
 
 
+def ran_test_preset(tmp_path_factory: pytest.TempPathFactory, study: str) -> tuple[Path, object]:
+    """A study's ``test`` preset run into a fresh folder named for it: ``(folder, result)`` (a
+    module fixture's, shared by the module's tests)."""
+    from induction_bigram.studies import STUDIES
+
+    parts = STUDIES[study].parts
+    out = tmp_path_factory.mktemp(study)
+    return out, parts.run(parts.presets["test"], out, progress=False)
+
+
 def tiny_config(**overrides) -> RunConfig:
     """A model small enough to train a few steps in well under a second."""
     base = RunConfig(

@@ -77,9 +77,6 @@ def test_a_claim_refuses_an_inconsistent_verdict(kwargs):
 def test_claims_round_trip_through_dicts():
     for c in (threshold(0.95), threshold(math.nan), yes_no(False), yes_no(None), reported()):
         assert Claim.from_dict(c.to_dict()) == c
-    # a dict written before claims had values: a verdict is yes/no, none is reported
-    assert Claim.from_dict({"section": "2", "statement": "s", "measured": "m", "held": None}).kind == "reported"
-    assert Claim.from_dict({"section": "2", "statement": "s", "measured": "m", "held": True}).kind == "yes/no"
 
 
 # -- over seeds ---------------------------------------------------------------------------------

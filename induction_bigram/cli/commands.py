@@ -49,13 +49,13 @@ def _train(args: argparse.Namespace) -> int:
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     config = _config(PRESETS, args, _resumed_config(args, RunConfig))
     check_training_memory(config)
+    return _trained(train, config, args, [track_memories])
+
+
+def _trained(train, config, args: argparse.Namespace, track: list) -> int:
+    """Run a family's ``train`` into ``--out`` as the flags say and print its final record."""
     result = train(
-        config,
-        args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        track=[track_memories],
+        config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, track=track
     )
     _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
     return 0

@@ -97,6 +97,15 @@ def _existing_flags(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _standard_run_flags(p: argparse.ArgumentParser, kind: str, example: str) -> None:
+    """The flags every standard-model family's training command takes after its own."""
+    p.add_argument("--out", required=True, type=_path, help=f"run folder (missing, empty, or a {kind} run of ours)")
+    _config_flags(p, kind, example)
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
+    _existing_flags(p, "run (--set train.steps=N trains longer)")
+    _output_flags(p)
+
+
 def _output_flags(p: argparse.ArgumentParser, progress: bool = True) -> None:
     if progress:
         p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -132,11 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--text", type=_path, help="a UTF-8 text file (its characters are the vocabulary); --resume reuses the run's"
     )
-    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a standard run of ours)")
-    _config_flags(p, "standard", "model.n_heads=8")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
-    _existing_flags(p, "run (--set train.steps=N trains longer)")
-    _output_flags(p)
+    _standard_run_flags(p, "standard", "model.n_heads=8")
 
     p = commands.add_parser(
         "markov",
@@ -145,11 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "matrix around the corpus bigram; writes OUT/config.json, OUT/metrics.jsonl (held-out loss, KL to each "
         "strategy, excess loss over Bayes, in-context score, best head scores) and OUT/checkpoint.pt.",
     )
-    p.add_argument("--out", required=True, type=_path, help="run folder (missing, empty, or a markov run of ours)")
-    _config_flags(p, "markov", "task.alpha=4")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default: torch's, set by OMP_NUM_THREADS)")
-    _existing_flags(p, "run (--set train.steps=N trains longer)")
-    _output_flags(p)
+    _standard_run_flags(p, "markov", "task.alpha=4")
 
     p = commands.add_parser("evaluate", help="score a trained run on a fresh seeded batch")
     p.add_argument("run", type=_path, help="run folder or checkpoint file")

@@ -14,7 +14,7 @@ def markov_command(args: argparse.Namespace) -> int:
     """``induction-bigram markov``: as ``standard``, with the Markov task in place of a text."""
     import torch
 
-    from induction_bigram.cli.commands import _config, _existing, _print, _resumed_config
+    from induction_bigram.cli.commands import _config, _existing, _resumed_config, _trained
     from induction_bigram.config.markov import MARKOV_PRESETS, MarkovConfig
     from induction_bigram.dynamics import track_dynamics
     from induction_bigram.files import check_folder
@@ -24,10 +24,7 @@ def markov_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     config = _config(MARKOV_PRESETS, args, _resumed_config(args, MarkovConfig))
-    options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
-    result = train_markov(config, args.out, **options, track=[track_dynamics])
-    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
-    return 0
+    return _trained(train_markov, config, args, [track_dynamics])
 
 
 def standard_command(args: argparse.Namespace) -> int:
@@ -35,7 +32,7 @@ def standard_command(args: argparse.Namespace) -> int:
     import torch
 
     from induction_bigram.anymodel import track_head_scores
-    from induction_bigram.cli.commands import _config, _existing, _print, _resumed_config
+    from induction_bigram.cli.commands import _config, _existing, _resumed_config, _trained
     from induction_bigram.config.standard import STANDARD_PRESETS, StandardConfig
     from induction_bigram.files import check_folder
     from induction_bigram.training.standard import train_standard
@@ -49,13 +46,4 @@ def standard_command(args: argparse.Namespace) -> int:
         raise InductionBigramError("--text is required: the text file to train on (--resume reuses the run's)")
     if args.text is not None and not (base is not None and Path(base.data.text).resolve() == args.text.resolve()):
         config = config.with_overrides({"data.text": str(args.text)})
-    result = train_standard(
-        config,
-        args.out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        track=[track_head_scores],
-    )
-    _print(result.final, args.json, title=f"trained {args.out} ({result.final['step']} steps)")
-    return 0
+    return _trained(train_standard, config, args, [track_head_scores])

@@ -96,6 +96,15 @@ def one_of(name: str, value: Any, choices: Iterable[str]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {show(value)}{hint}")
 
 
+def check_context(n_ctx: int, seq_len: int) -> None:
+    """Raise :class:`ConfigError` unless the model's context ``model.n_ctx`` holds a whole
+    training sequence of ``task.seq_len`` tokens (every family with a task shares the check)."""
+    if n_ctx < seq_len:
+        raise ConfigError(
+            f"model.n_ctx ({n_ctx}) is smaller than task.seq_len ({seq_len}): the model cannot read a whole sequence"
+        )
+
+
 def show(value: Any) -> str:
     """``repr(value)``, shortened for messages."""
     text = repr(value)

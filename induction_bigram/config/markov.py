@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from induction_bigram.config.base import Config, Presets
-from induction_bigram.config.checks import at_least, section, seed_field
+from induction_bigram.config.checks import at_least, check_context, section, seed_field
 from induction_bigram.config.standard import StandardModelConfig, check_betas
 from induction_bigram.errors import ConfigError
 
@@ -89,11 +89,7 @@ class MarkovConfig(Config):
     train: MarkovTrainConfig
 
     def __post_init__(self) -> None:
-        if self.model.n_ctx < self.task.seq_len:
-            raise ConfigError(
-                f"model.n_ctx ({self.model.n_ctx}) is smaller than task.seq_len ({self.task.seq_len}): "
-                "the model cannot read a whole sequence"
-            )
+        check_context(self.model.n_ctx, self.task.seq_len)
 
     def recipe(self) -> "MarkovConfig":
         """This config with ``train.steps`` at its default: what a resumed run must match."""

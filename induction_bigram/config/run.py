@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, TypeVar, Union
 
 from induction_bigram.config.base import Config, Presets
-from induction_bigram.config.checks import at_least, one_of, section, seed_field, show
+from induction_bigram.config.checks import at_least, check_context, one_of, section, seed_field, show
 from induction_bigram.errors import ConfigError
 
 POSITIONAL_ENCODINGS: dict[str, int] = {"ape": 2, "rpe": 2, "rope": 2, "nope": 3}
@@ -180,11 +180,7 @@ class RunConfig(Config):
     train: TrainConfig
 
     def __post_init__(self) -> None:
-        if self.model.n_ctx < self.task.seq_len:
-            raise ConfigError(
-                f"model.n_ctx ({self.model.n_ctx}) is smaller than task.seq_len "
-                f"({self.task.seq_len}): the model cannot read a whole sequence"
-            )
+        check_context(self.model.n_ctx, self.task.seq_len)
         if self.model.d_vocab is not None and self.task.n_triggers > self.model.d_vocab:
             raise ConfigError(
                 f"task.n_triggers ({self.task.n_triggers}) exceeds the vocabulary "

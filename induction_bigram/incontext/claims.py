@@ -40,10 +40,19 @@ def _theory_claims(check: TheoryCheck, best: Rung, path_level: bool) -> list[Cla
     section = (lambda s: f"4.1, {s}") if path_level else (lambda s: s)  # noqa: E731
     said = (lambda text: f"at path level, {text}") if path_level else (lambda text: text)  # noqa: E731
 
-    def trend(t: dict, variable: str) -> str:
-        return (
+    def trend(number: str, statement: str, t: dict, variable: str, groups: str, over: str) -> Claim:
+        """A claim that the measured mean xi_o^IC moves with ``variable``, judged on its rank correlation."""
+        return Claim(
+            section(number),
+            said(statement),
             f"rank correlation with {variable} {t['rank_with_variable']:.2f}, strictly monotone at "
-            f"{t['monotone_groups']} of {t['groups']}; predicted means' rank agreement {t['rank_with_prediction']:.2f}"
+            f"{t['monotone_groups']} of {t['groups']}; predicted means' rank agreement "
+            f"{t['rank_with_prediction']:.2f} (groups: {groups})",
+            value=t["rank_with_variable"],
+            threshold=0.8,
+            direction=">=",
+            statistic=f"rank correlation of the measured mean xi_o^IC with {variable} (mean over {over})",
+            bounds=(-1.0, 1.0),
         )
 
     return [
@@ -60,26 +69,8 @@ def _theory_claims(check: TheoryCheck, best: Rung, path_level: bool) -> list[Cla
             direction=">=",
             statistic="test-split R^2 per prompt (formula rung picked on the validation split)",
         ),
-        Claim(
-            section("5.1"),
-            said("xi_o^IC grows with the count n"),
-            trend(growth, "n") + " (groups: lengths T)",
-            value=growth["rank_with_variable"],
-            threshold=0.8,
-            direction=">=",
-            statistic="rank correlation of the measured mean xi_o^IC with n (mean over T)",
-            bounds=(-1.0, 1.0),
-        ),
-        Claim(
-            section("5.2"),
-            said("for fixed counts xi^IC shrinks as the prompt grows"),
-            trend(dilution, "-T") + " (groups: counts n >= 1)",
-            value=dilution["rank_with_variable"],
-            threshold=0.8,
-            direction=">=",
-            statistic="rank correlation of the measured mean xi_o^IC with -T (mean over n >= 1)",
-            bounds=(-1.0, 1.0),
-        ),
+        trend("5.1", "xi_o^IC grows with the count n", growth, "n", "lengths T", "T"),
+        trend("5.2", "for fixed counts xi^IC shrinks as the prompt grows", dilution, "-T", "counts n >= 1", "n >= 1"),
         Claim(
             section("5.3"),
             said("two outputs share the in-context term as their attention-weighted read-outs from the weights"),
@@ -216,24 +207,24 @@ def _idealised(result: InContextResult) -> list[Claim]:
 def _patching(result: InContextResult) -> list[Claim]:
     """Section 6's patches (the hijack threshold's FFN patch only reported)."""
     summary = result.summary()
+
+    def restores(statement: str, key: str, threshold: float) -> Claim:
+        value = summary[key]
+        statistic = "fraction of the logit difference restored"
+        return Claim(
+            "6", statement, _number(value), value=value, threshold=threshold, direction=">=", statistic=statistic
+        )
+
     return [
-        Claim(
-            "6",
+        restores(
             "patching the layer-2 head output at the last position restores nearly all the logit difference",
-            _number(summary["patch_restore_layer2_head"]),
-            value=summary["patch_restore_layer2_head"],
-            threshold=0.9,
-            direction=">=",
-            statistic="fraction of the logit difference restored",
+            "patch_restore_layer2_head",
+            0.9,
         ),
-        Claim(
-            "6",
+        restores(
             "patching layer 1 after each q restores it through the previous-token path (earlier q's removed)",
-            _number(summary["patch_restore_layer1_after_trigger"]),
-            value=summary["patch_restore_layer1_after_trigger"],
-            threshold=0.5,
-            direction=">=",
-            statistic="fraction of the logit difference restored",
+            "patch_restore_layer1_after_trigger",
+            0.5,
         ),
         Claim(
             "6",

@@ -229,7 +229,7 @@ class InContextResult:
             global_kl=data["global_memory_kl"],
             curves=data["curves"],
             final=data["final"],
-            idealised=None if data.get("idealised_result") is None else cls.from_dict(data["idealised_result"]),
+            idealised=None if data["idealised_result"] is None else cls.from_dict(data["idealised_result"]),
         )
 
 

@@ -310,7 +310,7 @@ class FormationResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FormationResult":
-        runs = {key: tuple(OptimizerRun(**run) for run in data.get(key, [])) for key in ("runs", "grid")}
+        runs = {key: tuple(OptimizerRun(**run) for run in data[key]) for key in ("runs", "grid")}
         return cls(FormationConfig.from_dict(data["config"]), **runs)
 
 

@@ -8,7 +8,7 @@ family, alone rebuilds the run: it holds the family's name, the run config, the 
 (circuit runs), the TL config (for reference), every weight, the optimiser state, the step and the
 data generator's RNG state; weights and optimiser state in TL 3's layout, whichever backend wrote
 them, so a run loads and resumes under either. It is written atomically and loads with
-``weights_only=True``. ``scripts/upgrade_checkpoints.py`` converts the files of earlier versions.
+``weights_only=True``.
 The checkpoint is the source of truth: ``config.json`` is checked against it on every load
 (:func:`read_config_file` is the one reader of a config file), and :func:`read_metrics` is the
 one reader of ``metrics.jsonl``.
@@ -164,10 +164,7 @@ def load_checkpoint(
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an induction-bigram checkpoint")
     if payload.get("version") != VERSION:
-        raise CheckpointError(
-            f"{path} has format version {payload.get('version')}, expected {VERSION} "
-            "(scripts/upgrade_checkpoints.py converts it)"
-        )
+        raise CheckpointError(f"{path} has format version {payload.get('version')}, expected {VERSION}")
     kind = FAMILIES.get(payload.get("family"))
     if kind is None:
         raise CheckpointError(f"{path} is of an unknown model family {payload.get('family')!r}")

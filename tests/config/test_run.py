@@ -79,9 +79,17 @@ def test_overrides_parse_by_field_type():
         ("optim.lr=3", "unknown config key 'optim.lr'"),
         ("model.d_model=big", "model.d_model must be an int, got 'big'"),
         ("train.steps", "key=value"),
+        ("train.lr=inf", "train.lr must be a finite number, got inf"),
+        ("train.lr=nan", "train.lr must be a finite number, got nan"),
+        ("train.momentum=nan", "train.momentum must be a finite number"),
+        ("train.weight_decay=-inf", "train.weight_decay must be a finite number"),
+        ("train.seed=99999999999999999999", "train.seed must be <= 18446744073709551615"),
+        ("model.seed=-1", "model.seed must be >= 0"),
+        ("train.device=banana", "train.device must be 'auto' or a torch device"),
     ],
 )
-def test_bad_overrides(override, message):
+def test_bad_overrides_are_one_clear_config_error(override, message):
+    """Unknown keys, unparsable values, non-finite floats and unusable seeds or devices."""
     with pytest.raises(ConfigError, match=message):
         preset("quick").with_overrides([override])
 
@@ -167,23 +175,6 @@ def test_from_dict_on_any_json_is_a_run_config_or_a_config_error(data):
 @given(data=st.fixed_dictionaries({}, optional={section: FIELD_VALUES for section in _SECTIONS}))
 def test_from_dict_on_any_section_values_is_a_run_config_or_a_config_error(data):
     _is_config_or_config_error(lambda: RunConfig.from_dict(data))
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("train.lr=inf", "train.lr must be a finite number, got inf"),
-        ("train.lr=nan", "train.lr must be a finite number, got nan"),
-        ("train.momentum=nan", "train.momentum must be a finite number"),
-        ("train.weight_decay=-inf", "train.weight_decay must be a finite number"),
-        ("train.seed=99999999999999999999", "train.seed must be <= 18446744073709551615"),
-        ("model.seed=-1", "model.seed must be >= 0"),
-        ("train.device=banana", "train.device must be 'auto' or a torch device"),
-    ],
-)
-def test_non_finite_floats_and_unusable_seeds_are_config_errors(override, message):
-    with pytest.raises(ConfigError, match=message):
-        preset("quick").with_overrides([override])
 
 
 def test_a_section_that_is_not_an_object_is_a_config_error():

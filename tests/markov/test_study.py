@@ -12,13 +12,14 @@ from induction_bigram.files import dumps_json
 from induction_bigram.markov import PRESETS, MarkovResult, MarkovStudyConfig, claims, design_pairs, run
 from induction_bigram.markov.figures import figures, seed_figures
 from induction_bigram.markov.hijack import Pair
-from induction_bigram.markov.study import AlphaResult, n_star_table
+from induction_bigram.markov.markdown import markov_section
+from induction_bigram.markov.study import AlphaResult
+from tests.conftest import ran_test_preset
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("markov")
-    return out, run(PRESETS["test"], out, progress=False)
+    return ran_test_preset(tmp_path_factory, "markov")
 
 
 def test_presets_train_the_markov_recipe_at_each_alpha():
@@ -61,7 +62,7 @@ def test_the_study_runs_round_trips_and_says_when_no_head_formed(finished):
     assert all(registered("markov", c).id in range(46, 56) for c in made)
     assert set(figures(again)) == {"n_star_vs_bayes.png", "path_split.png"}
     assert all(isinstance(f, Figure) for f in seed_figures([result, again]).values())
-    assert "| 1 | 0 of 2 |" in "\n".join(n_star_table([result, again]))
+    assert "| 1 | 0 of 2 |" in "\n".join(markov_section([result, again], []))
 
 
 def test_a_finished_study_is_reused_not_retrained(finished):

@@ -7,12 +7,12 @@ from induction_bigram import preset
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import dumps_json
 from induction_bigram.memories.capacity import PRESETS, CapacityResult, CapacitySettings, claims, run
+from tests.conftest import ran_test_preset
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("capacity")
-    return out, run(PRESETS["test"], out, progress=False)
+    return ran_test_preset(tmp_path_factory, "capacity")
 
 
 def test_presets_are_the_recipes_of_today():

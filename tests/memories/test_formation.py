@@ -26,12 +26,12 @@ from induction_bigram.memories.formation import (
     track_formation,
 )
 from induction_bigram.memories.projections import build_theory_model, memory_projections
+from tests.conftest import ran_test_preset
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    out = tmp_path_factory.mktemp("formation")
-    return out, run(PRESETS["test"], out, progress=False)
+    return ran_test_preset(tmp_path_factory, "formation")
 
 
 def test_presets_and_each_optimizers_recipe():

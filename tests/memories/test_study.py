@@ -17,12 +17,12 @@ from induction_bigram.memories.study import (
     formation_steps,
     run,
 )
+from tests.conftest import ran_test_preset
 
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("memories")
-    return out, run(PRESETS["test"], out, progress=False)
+    return ran_test_preset(tmp_path_factory, "memories")
 
 
 def test_presets_are_the_runs_of_today():

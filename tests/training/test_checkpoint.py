@@ -42,6 +42,13 @@ def test_foreign_file_is_a_clear_error(tmp_path):
         load(tmp_path / "other.pt")
 
 
+def test_another_format_version_is_a_clear_error(run_dir):
+    path = run_dir / CHECKPOINT
+    torch.save({**torch.load(path, weights_only=True), "version": 1}, path)
+    with pytest.raises(CheckpointError, match="has format version 1, expected 2"):
+        load(run_dir)
+
+
 def test_weights_that_do_not_match_the_config_are_named(run_dir):
     path = run_dir / CHECKPOINT
     payload = torch.load(path, weights_only=True)
