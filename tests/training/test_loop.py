@@ -312,7 +312,7 @@ def test_compile_setting_is_checked():
 def test_the_progress_output_says_how_training_runs(capsys):
     train(tiny_config(**{"train.steps": 1}), None, progress=True)
     assert "fused loss on:" in capsys.readouterr().err
-    train(tiny_config(**{"train.steps": 1, "model.positional": "rope"}), None, progress=True)
+    train(tiny_config(**{"train.steps": 1, "model.ffn": "relu"}), None, progress=True)
     assert "torch.compile off (auto:" in capsys.readouterr().err
 
 
