@@ -1,5 +1,4 @@
-"""Our TL 3 components (induction_bigram.model.components): the lean attention path, the relative
-bias, the input checks."""
+"""Our TL 3 components (induction_bigram.model.components): the relative bias, the input checks."""
 
 from __future__ import annotations
 
@@ -18,51 +17,12 @@ from induction_bigram import BigramStats, describe  # noqa: E402
 from induction_bigram.config import ModelConfig  # noqa: E402
 from induction_bigram.errors import DataError  # noqa: E402
 from induction_bigram.model import check_vocabulary  # noqa: E402
-from induction_bigram.model.components.attention import CircuitAttention, lean_path_serves  # noqa: E402
 from tests.conftest import model_of, randomise_trainables  # noqa: E402
 
 
 def random_model(**overrides):
     cfg = ModelConfig(d_model=32, n_ctx=24, d_vocab=65, **overrides)
     return randomise_trainables(model_of(cfg), seed=0)
-
-
-def caches_of_both_paths(model, tokens, monkeypatch):
-    _, lean = model.run_with_cache(tokens)
-    with monkeypatch.context() as patch:
-        patch.setattr(CircuitAttention, "_lean_path_applies", lambda self: False)
-        _, general = model.run_with_cache(tokens)
-    return lean, general
-
-
-@pytest.mark.parametrize("overrides", [{}, {"positional": "rpe"}, {"positional": "nope"}, {"ffn": "linear"}])
-def test_lean_path_fires_every_hook_with_the_values_of_tls_path(overrides, monkeypatch):
-    model = random_model(**overrides)
-    tokens = torch.randint(0, 65, (4, 24), generator=torch.Generator().manual_seed(0))
-    lean, general = caches_of_both_paths(model, tokens, monkeypatch)
-    assert set(lean.keys()) == set(general.keys())
-    for name in general.keys():
-        assert torch.equal(lean[name], general[name]), name
-
-
-@pytest.mark.parametrize(
-    "setting", [("use_attn_result", True), ("attn_scores_soft_cap", 5.0), ("use_split_qkv_input", True)]
-)
-def test_lean_path_serves_only_the_settings_it_supports_and_tls_path_takes_the_rest(setting, monkeypatch):
-    model = random_model(ffn="linear")
-    assert lean_path_serves(model.cfg)
-    monkeypatch.setattr(model.cfg, *setting)
-    assert not lean_path_serves(model.cfg)
-
-
-def test_lean_path_follows_a_query_matrix_that_is_no_longer_the_identity(monkeypatch):
-    model = random_model()
-    tokens = torch.randint(0, 65, (2, 24), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        model.blocks[1].attn.W_Q.normal_()
-    lean, general = caches_of_both_paths(model, tokens, monkeypatch)
-    assert torch.equal(lean["blocks.1.attn.hook_q"], general["blocks.1.attn.hook_q"])
-    assert not torch.equal(lean["blocks.1.attn.hook_q"], lean["blocks.1.hook_resid_pre"][:, :, None])
 
 
 def test_editing_q_in_place_does_not_touch_the_residual_stream():

@@ -6,7 +6,7 @@ permanent hook, which ``reset_hooks(including_permanent=True)`` would remove):
   backends;
 - TL 3 (subclasses of ``transformer_lens.components``, which TL 4 removed): :mod:`.attention`
   (``CircuitAttention``: TL's attention with an encoding's score term, a circuit hook point, the context
-  check, and a measured lean path), :mod:`.embed` (the token-id and context checks), :mod:`.feedforward`
+  check), :mod:`.embed` (the token-id and context checks), :mod:`.feedforward`
   (the linear W_F);
 - TL 4: :mod:`.tl4`, the ``NativeModel`` counterparts.
 
