@@ -86,17 +86,15 @@ def portable_optimizer_state(model: Model, optimizer: torch.optim.Optimizer) -> 
 
 def load_optimizer_state(model: Model, optimizer: torch.optim.Optimizer, state: Any) -> None:
     """Load a :func:`portable_optimizer_state` into ``optimizer`` (made over the same parameters,
-    in any order); a state that does not fit is a :class:`CheckpointError`. A state numbered by
-    position (checkpoints written before named states) loads only under TL 3, which wrote it."""
+    in any order); a state that does not fit, or one numbered by position as torch's own
+    ``state_dict`` numbers it, is a :class:`CheckpointError`."""
     if not isinstance(state, dict) or not isinstance(state.get("state"), dict) or "param_groups" not in state:
         raise CheckpointError("the saved optimiser state is not an optimiser's state")
     if any(isinstance(p, int) for group in state["param_groups"] for p in group.get("params", [])):
-        if TL4:
-            raise CheckpointError(
-                "its optimiser state was written by TransformerLens 3 before states were named; resume it there"
-            )
-        optimizer.load_state_dict(state)
-        return
+        raise CheckpointError(
+            "the saved optimiser state numbers its parameters by position (torch's state_dict), not by name "
+            "(induction_bigram.model.portable_optimizer_state)"
+        )
     names = _names_by_index(model, optimizer)
     index = {name: i for i, name in enumerate(names)}
     saved_groups = {frozenset(group["params"]): group for group in state["param_groups"]}

@@ -10,7 +10,7 @@ from induction_bigram import load, preset, train
 from induction_bigram.config import ModelConfig, TrainConfig
 from induction_bigram.errors import CheckpointError, ConfigError
 from induction_bigram.memories.projections import track_memories
-from induction_bigram.model import TL4, trainable_parameters
+from induction_bigram.model import trainable_parameters
 from induction_bigram.training import compile as compile_rule
 from induction_bigram.training.checkpoint import CONFIG, load_checkpoint, read_metrics
 from induction_bigram.training.compile import compile_decision
@@ -108,8 +108,9 @@ def test_the_checkpoint_holds_the_optimiser_state_in_tl3_layout(tmp_path, optimi
         assert tensors and all(value.shape == weights[name].shape for value in tensors), name
 
 
-def test_an_optimiser_state_numbered_by_position_resumes_under_tl3_only(tmp_path):
-    """Checkpoints written before optimiser states were named hold TL 3's numbering."""
+def test_an_optimiser_state_numbered_by_position_is_refused(tmp_path):
+    """A checkpoint's optimiser state is named (portable_optimizer_state): torch's own numbering
+    is an error that says so, on either backend."""
     config = tiny_config()
     train(config, tmp_path, progress=False)
     model = load(tmp_path, "cpu")
@@ -118,11 +119,8 @@ def test_an_optimiser_state_numbered_by_position_resumes_under_tl3_only(tmp_path
     payload = torch.load(path, weights_only=True)
     torch.save(payload | {"optimizer_state": numbered}, path)
     resume = config.with_overrides(["train.steps=16"])
-    if TL4:
-        with pytest.raises(CheckpointError, match="written by TransformerLens 3 before states were named"):
-            train(resume, tmp_path, resume=True, progress=False)
-    else:
-        assert train(resume, tmp_path, resume=True, progress=False).final["step"] == 16
+    with pytest.raises(CheckpointError, match="numbers its parameters by position"):
+        train(resume, tmp_path, resume=True, progress=False)
 
 
 def test_resume_with_another_model_is_refused(tmp_path):
