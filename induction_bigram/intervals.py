@@ -37,6 +37,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "*loss": (0.0, math.inf),
     "*_kl": (0.0, math.inf),
     "*hijack_threshold*": (0.0, math.inf),
+    "*n_star*": (0.0, math.inf),  # counts, and the markov study's mean |n*_model - n*_Bayes|
+    "*has_head*": (0.0, 1.0),
 }
 """The range of a number a study reports, by the pattern of its dotted name (``fnmatch``): the
 bounds a sweep's table clips its intervals to (:func:`range_of`); claims give theirs."""

@@ -85,3 +85,13 @@ def test_an_interval_is_clipped_to_the_statistics_range():
     assert mean_interval([-0.9, 1.0], bounds=(-1.0, 1.0)).low == -1.0
     with pytest.raises(ValueError, match="bounds must be"):
         mean_interval(values, bounds=(1.0, 0.0))
+
+
+def test_a_numbers_range_comes_from_its_dotted_name():
+    """The sweep tables clip each interval to its number's range (intervals.RANGES): counts such
+    as the markov study's n* (and its mean |n*_model - n*_Bayes|) at 0, fractions to [0, 1]."""
+    from induction_bigram.intervals import range_of
+
+    assert range_of("4.n_star_gap") == (0.0, math.inf) and range_of("1.n_star_model") == (0.0, math.inf)
+    assert range_of("16.has_head") == (0.0, 1.0) and range_of("in_context_accuracy") == (0.0, 1.0)
+    assert range_of("4.excess_ratio") is None
