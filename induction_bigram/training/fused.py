@@ -80,8 +80,8 @@ class FusedLoss:
         self.model, self.row_quantile = model, row_quantile
         cfg = model_config(model)
         self.n_layers, self.d_model = cfg.n_layers, cfg.d_model
-        self.ffn = cfg.ffn == "linear"
-        self.ffn_reads_token = self.ffn and ffn_reads_token(model)
+        # what the linear W_F reads: nothing (no FFN), the stream, or w_E(z_t) (the idealised model)
+        self.ffn_input = "none" if cfg.ffn == "none" else "token" if ffn_reads_token(model) else "stream"
         self.scale = 1.0 / math.sqrt(cfg.d_model)  # TL's attn_scale, sqrt(d_head) with d_head = d
         self._causal: Tensor | None = None
         self._scores = scores_module(model)  # the encoding's term on layer 1's scores, or None
@@ -143,14 +143,13 @@ class FusedLoss:
         # logits = resid (I + W_F) W_U with resid = x + (P x) Phi^L: the d x N readout R = (I + W_F) W_U
         # (W_U without an FFN) is applied to x and, through Phi^L R, to P x, so no d x d product runs
         # at the readout positions either
-        w_U, last = w["unembed.W_U"], f"blocks.{self.n_layers - 1}.mlp.W_out"
-        reads_stream = self.ffn and not self.ffn_reads_token
-        readout = w_U + w[last] @ w_U if reads_stream else w_U
+        w_U, w_F = w["unembed.W_U"], w.get(f"blocks.{self.n_layers - 1}.mlp.W_out")
+        readout = w_U + w_F @ w_U if self.ffn_input == "stream" else w_U
         phi = w[a + "W_V"][0] @ w[a + "W_O"][0]
         mixed = mixed.reshape(-1, self.d_model).index_select(0, used)
         logits = flat.index_select(0, read_slots) @ readout + mixed @ (phi @ readout)
-        if self.ffn_reads_token:  # W_F reads w_E(z_t): its logits looked up from w_E W_F W_U
-            logits = logits + F.embedding(tokens.reshape(-1)[read_slots], w_E @ (w[last] @ w_U))
+        if self.ffn_input == "token":  # W_F reads w_E(z_t): its logits looked up from w_E W_F W_U
+            logits = logits + F.embedding(tokens.reshape(-1)[read_slots], w_E @ (w_F @ w_U))
         return F.cross_entropy(logits, targets.reshape(-1)[read_slots], reduction="sum") / normalizer
 
     @staticmethod
@@ -230,17 +229,13 @@ def _unsupported(model: Model) -> str | None:
     used = set(encoding(cfg).trained(cfg))  # e.g. rope's trained b_Q and b_K of layer 1
     for name, param in tl3_parameters(model).items():
         kind = name.rsplit(".", 1)[-1]
-        identity = kind == "W_Q" or name == last_ffn + "W_in"
-        if identity and (param.requires_grad or not torch.equal(param.reshape(-1, *param.shape[-2:])[0], _eye(param))):
-            return f"{name} is not the frozen identity"
+        if kind == "W_Q" or name == last_ffn + "W_in":
+            if param.requires_grad or not torch.equal(param.squeeze(0), torch.eye(param.shape[-1]).to(param)):
+                return f"{name} is not the frozen identity"
         zero = name not in used and (kind.startswith("b_") or (".mlp." in name and not name.startswith(last_ffn)))
         if zero and (param.requires_grad or bool(param.any())):
             return f"{name} is not a frozen zero"
     return None
-
-
-def _eye(param: Tensor) -> Tensor:
-    return torch.eye(param.shape[-1]).to(param)
 
 
 def training_loss(model: Model, config: RunConfig, device: torch.device) -> tuple[BatchLoss, str]:
