@@ -39,6 +39,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "*hijack_threshold*": (0.0, math.inf),
     "*n_star*": (0.0, math.inf),  # counts, and the markov study's mean |n*_model - n*_Bayes|
     "*has_head*": (0.0, 1.0),
+    "*_step": (0.0, math.inf),  # training steps (e.g. the markov study's head_step)
 }
 """The range of a number a study reports, by the pattern of its dotted name (``fnmatch``): the
 bounds a sweep's table clips its intervals to (:func:`range_of`); claims give theirs."""

@@ -23,11 +23,15 @@ uniform head's score on the same prompts (:attr:`HeadScores.chance`) and a perfe
 
 
 def circuit_floor(scores: HeadScores, kind: str) -> float:
-    """The score a head of ``kind`` must reach to count: chance + :data:`GAP_FRACTION` x
-    (1 - chance). An untrained model's heads sit near chance (an induction score of about 0.04
-    on 25-token halves, against a floor of 0.28), a formed head near 1; on short prompts (a few
-    triggers repeated) chance is higher and so is the floor."""
-    chance = scores.chance[kind]
+    """The score a head of ``kind`` must reach to count: :func:`chance_floor` of its chance level.
+    An untrained model's heads sit near chance (an induction score of about 0.04 on 25-token
+    halves, against a floor of 0.28), a formed head near 1; on short prompts (a few triggers
+    repeated) chance is higher and so is the floor."""
+    return chance_floor(scores.chance[kind])
+
+
+def chance_floor(chance: float) -> float:
+    """chance + :data:`GAP_FRACTION` x (1 - chance): the score that counts as the behaviour."""
     return chance + GAP_FRACTION * (1.0 - chance)
 
 

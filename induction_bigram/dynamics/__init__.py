@@ -7,7 +7,7 @@ reference strategies at each evaluation, the phases it passes through, and their
   :func:`track_trigger_dynamics` of a trigger-task run (``ib.train(..., track=[...])``);
   :func:`kl_curves` of a run's points;
 - :mod:`.phases`: :func:`detect_phases`, the steps where the nearest strategy changes (the
-  criterion is in the module doc);
+  criterion is in the module doc), and :func:`head_formation_step`, when the circuit's heads form;
 - :mod:`.analyses`: :func:`~.analyses.analyse_markov_model`, the any-model analyses (head
   pairs, memories, paths, patching) on a model trained on Markov chains, and
   :func:`~.analyses.occurrence_attention`, how a head spreads its attention over the earlier
@@ -27,7 +27,7 @@ from induction_bigram.dynamics.measure import (
     track_dynamics,
     track_trigger_dynamics,
 )
-from induction_bigram.dynamics.phases import Phase, Phases, Transition, detect_phases
+from induction_bigram.dynamics.phases import Phase, Phases, Transition, detect_phases, head_formation_step
 
 __all__ = [
     "DynamicsPoint",
@@ -36,6 +36,7 @@ __all__ = [
     "Phases",
     "Transition",
     "detect_phases",
+    "head_formation_step",
     "kl_curves",
     "measure_dynamics",
     "plot_dynamics",

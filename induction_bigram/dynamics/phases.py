@@ -16,6 +16,9 @@ The criterion, on the KL curves from each strategy to the model, record by recor
 
 With one phase there is no transition; with no counted run there is no phase, and the result
 says that no strategy was clearly nearest rather than naming one.
+
+:func:`head_formation_step` dates the circuit itself rather than the strategy: the first record
+whose best previous-token and best statistical induction heads both clear the head finder's floor.
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from induction_bigram.anymodel.circuit import chance_floor
 from induction_bigram.errors import DataError
+
+if TYPE_CHECKING:
+    from induction_bigram.dynamics.measure import DynamicsPoint
 
 MARGIN = 0.1
 MIN_RECORDS = 3
@@ -136,3 +143,18 @@ def _leader(values: Mapping[str, float], margin: float) -> str | None:
     ranked = sorted(values.items(), key=lambda item: item[1])
     (best, low), (_, second) = ranked[0], ranked[1]
     return best if low <= (1 - margin) * second and low < second else None
+
+
+def head_formation_step(steps: Sequence[int], points: Sequence[DynamicsPoint]) -> int | None:
+    """The first of ``steps`` whose point's best previous-token head (below the last layer) and
+    best statistical induction head (last layer) both reach :func:`~induction_bigram.anymodel.
+    circuit.chance_floor` of their chance levels, the floors :func:`~induction_bigram.anymodel.
+    find_head_pairs` holds a pair to; ``None`` when no record has both (no head formed)."""
+    if len(steps) != len(points):
+        raise DataError(f"{len(steps)} steps for {len(points)} dynamics points")
+    for step, point in zip(steps, points):
+        heads = (point.previous_token, point.statistical_induction)
+        if all(h.score >= chance_floor(h.chance) for h in heads):
+            return int(step)
+    return None
+

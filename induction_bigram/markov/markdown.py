@@ -17,7 +17,7 @@ def _finite(value: float | None) -> bool:
 
 def markov_section(results: Sequence[MarkovResult], claims: list[ClaimOverSeeds]) -> list[str]:
     """The section's lines: per alpha, over the seeds, how many models have a statistical
-    induction head, the excess-loss ratio, and (over the seeds with a head) the mean n* of the
+    induction head and the step its heads formed (over the seeds where they did), the excess-loss ratio, and (over the seeds with a head) the mean n* of the
     model against Bayes on the alpha's own pairs and their mean gap; 95% t-intervals of per-seed
     means (docs/THEORY.md section 8)."""
     first = results[0]
@@ -42,9 +42,11 @@ def markov_section(results: Sequence[MarkovResult], claims: list[ClaimOverSeeds]
         bayes = [min(first.bayes(a.alpha)[i], cap) for i in own]
         ratios = [r.alphas[key].dynamics.excess_ratio for r in results]
         gaps = [g for r in headed if (g := r.gap(a.alpha)) is not None]
+        formed = [float(s) for r in results if (s := r.alphas[key].head_step) is not None]
         counts = (0.0, float(cap))
         rows.append(
-            f"| {key} | {len(headed)} of {len(results)} | {interval([x for x in ratios if _finite(x)])} | "
+            f"| {key} | {len(headed)} of {len(results)} | {interval(formed, (0.0, math.inf))} | "
+            f"{interval([x for x in ratios if _finite(x)])} | "
             f"{len(own)} | {sum(bayes) / len(bayes) if bayes else float('nan'):.2f} | {interval(model, counts)} | "
             f"{interval(gaps, counts)} |"
         )
@@ -54,9 +56,10 @@ def markov_section(results: Sequence[MarkovResult], claims: list[ClaimOverSeeds]
         f"{first.config.train.steps} steps); designed prompts of {lengths} tokens, n = 0..{cap - 1}, "
         f"{first.config.markov.prompts_per_cell} per cell; n* of a model that never switches counts {cap}. "
         "Means and 95% t-intervals over seeds; the n* columns over the seeds whose model has a statistical "
-        "induction head.",
+        "induction head; the heads' step (the first evaluation where the best previous-token and statistical "
+        "induction heads both clear the head finder's floor) over the seeds where they formed.",
         "",
-        "| alpha | head | excess ratio | pairs | n* Bayes | n* model | mean abs(gap) |",
-        "|---|---|---|---|---|---|---|",
+        "| alpha | head | heads' step | excess ratio | pairs | n* Bayes | n* model | mean abs(gap) |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
     ]

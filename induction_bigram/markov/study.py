@@ -24,7 +24,7 @@ from induction_bigram.anymodel.circuit import find_head_pairs
 from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.dynamics import DynamicsPoint, track_dynamics
+from induction_bigram.dynamics import DynamicsPoint, head_formation_step, run_dynamics, track_dynamics
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
 from induction_bigram.markov.config import MarkovStudyConfig
 from induction_bigram.markov.hijack import Pair, candidate_pairs, measure_hijack, model_thresholds, select_pairs
@@ -39,6 +39,8 @@ class AlphaResult:
         alpha: the prior's strength it was trained at.
         train_seconds: its training's wall time.
         dynamics: its last :class:`~induction_bigram.dynamics.DynamicsPoint` (held-out chains).
+        head_step: the first evaluated step at which its heads had formed
+            (:func:`~induction_bigram.dynamics.head_formation_step`; None: not by the end).
         heads: :meth:`~induction_bigram.anymodel.circuit.HeadPairSearch.to_dict` on the held-out chains.
         induction_head: the induction head of the best pair that clears the floors (None: no head).
         cells: ``{str(T): {part: [pair][n]}}`` (:func:`measure_hijack`; empty without a head).
@@ -48,6 +50,7 @@ class AlphaResult:
     alpha: float
     train_seconds: float
     dynamics: DynamicsPoint
+    head_step: int | None
     heads: dict[str, Any]
     induction_head: tuple[int, int] | None
     cells: dict[str, dict[str, list[list[float]]]]
@@ -62,6 +65,7 @@ class AlphaResult:
             "alpha": self.alpha,
             "train_seconds": self.train_seconds,
             "dynamics": self.dynamics.to_dict(),
+            "head_step": self.head_step,
             "heads": self.heads,
             "induction_head": None if self.induction_head is None else list(self.induction_head),
             "cells": self.cells,
@@ -75,6 +79,7 @@ class AlphaResult:
             alpha=data["alpha"],
             train_seconds=data["train_seconds"],
             dynamics=DynamicsPoint.from_dict(data["dynamics"]),
+            head_step=data["head_step"],
             heads=data["heads"],
             induction_head=None if head is None else (head[0], head[1]),
             cells=data["cells"],
@@ -122,12 +127,14 @@ class MarkovResult:
         return sum(values) / len(values)
 
     def summary(self) -> dict[str, Any]:
-        """Per alpha: the head verdict, the excess-loss ratio, the mean n* gap and mean n* (model, Bayes)."""
+        """Per alpha: the head verdict and the step its heads formed, the excess-loss ratio, the mean
+        n* gap and mean n* (model, Bayes)."""
         out: dict[str, Any] = {}
         for key, a in self.alphas.items():
             bayes = self.bayes(a.alpha)
             out[key] = {
                 "has_head": a.has_head,
+                "head_step": a.head_step,
                 "excess_ratio": a.dynamics.excess_ratio,
                 "statistical_induction": a.dynamics.statistical_induction.score,
                 "n_star_gap": self.gap(a.alpha),
@@ -229,6 +236,7 @@ def _run(config: MarkovStudyConfig, out_dir: Path | None, progress: bool) -> Mar
             alpha,
             trained.final["elapsed_seconds"],
             DynamicsPoint.from_dict(trained.final),
+            head_formation_step(*run_dynamics(trained.metrics)[:2]),
             search.to_dict(),
             head,
             cells,

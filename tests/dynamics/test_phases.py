@@ -1,6 +1,7 @@
 """Phase detection on synthetic KL curves and the dynamics figure
 (induction_bigram/dynamics/phases.py, figures.py)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from induction_bigram.dynamics import (
     Phase,
     Transition,
     detect_phases,
+    head_formation_step,
     kl_curves,
     plot_dynamics,
 )
@@ -131,3 +133,22 @@ def test_the_figure_draws_loss_kls_heads_and_each_transition():
     assert len(head_ax.get_lines()) == 6 + len(phases.transitions)
     with pytest.raises(DataError, match="one point per step"):
         plot_dynamics(STEPS[:-1], points)
+
+
+def _heads(previous: float, induction: float, chance: float = 0.2) -> DynamicsPoint:
+    point = _point({"uniform": 1.0, "bigram": 0.5, "bayes": 0.1}, 0)
+    return dataclasses.replace(
+        point,
+        previous_token=HeadSummary((0, 0), previous, chance),
+        statistical_induction=HeadSummary((1, 0), induction, chance),
+    )
+
+
+def test_the_heads_form_at_the_first_record_where_both_clear_their_floor():
+    # floor = 0.2 + 0.25 x 0.8 = 0.4: the previous-token head clears it at 100, the induction head at 200
+    points = [_heads(0.1, 0.1), _heads(0.45, 0.3), _heads(0.5, 0.4), _heads(0.2, 0.9)]
+    assert head_formation_step([0, 100, 200, 300], points) == 200
+    assert head_formation_step([0, 100], points[:2]) is None
+    with pytest.raises(DataError, match="3 steps for 4"):
+        head_formation_step([0, 1, 2], points)
+

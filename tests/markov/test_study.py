@@ -1,5 +1,6 @@
 """The markov study's config, run, result JSON, figures and claims (induction_bigram.markov)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -54,6 +55,7 @@ def test_the_study_runs_round_trips_and_says_when_no_head_formed(finished):
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["alpha=1", "alpha=4"]
     # six steps form no head: no n*, no path split, and the n* claims stay undefined
     assert not any(a.has_head for a in result.alphas.values())
+    assert all(a.head_step is None and result.summary()[k]["head_step"] is None for k, a in result.alphas.items())
     assert all(a.cells == {} and a.thresholds == {} for a in result.alphas.values())
     made = claims(result)
     assert [c.value for c in made[:4]] == [None] * 4
@@ -85,7 +87,7 @@ def _with_thresholds(finished, thresholds: dict[str, dict[str, list]]) -> Markov
         n_pairs, counts = len(result.pairs), result.config.markov.max_count + 1
         rising = [[float(n) for n in range(counts)] for _ in range(n_pairs)]
         cells = {T: {"in_context": rising} for T in thresholds[key]}
-        alphas[key] = AlphaResult(a.alpha, a.train_seconds, a.dynamics, a.heads, (1, 0), cells, thresholds[key])
+        alphas[key] = dataclasses.replace(a, induction_head=(1, 0), cells=cells, thresholds=thresholds[key])
     return MarkovResult(result.config, result.pairs, result.chosen_for, alphas, result.wall_seconds)
 
 
