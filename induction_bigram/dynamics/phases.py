@@ -157,4 +157,3 @@ def head_formation_step(steps: Sequence[int], points: Sequence[DynamicsPoint]) -
         if all(h.score >= chance_floor(h.chance) for h in heads):
             return int(step)
     return None
-

@@ -17,9 +17,9 @@ def _finite(value: float | None) -> bool:
 
 def markov_section(results: Sequence[MarkovResult], claims: list[ClaimOverSeeds]) -> list[str]:
     """The section's lines: per alpha, over the seeds, how many models have a statistical
-    induction head and the step its heads formed (over the seeds where they did), the excess-loss ratio, and (over the seeds with a head) the mean n* of the
-    model against Bayes on the alpha's own pairs and their mean gap; 95% t-intervals of per-seed
-    means (docs/THEORY.md section 8)."""
+    induction head and the step its heads formed (over the seeds where they did), the excess-loss
+    ratio, and (over the seeds with a head) the mean n* of the model against Bayes on the alpha's
+    own pairs and their mean gap; 95% t-intervals of per-seed means (docs/THEORY.md section 8)."""
     first = results[0]
     cap = first.config.markov.max_count + 1
 

@@ -151,4 +151,3 @@ def test_the_heads_form_at_the_first_record_where_both_clear_their_floor():
     assert head_formation_step([0, 100], points[:2]) is None
     with pytest.raises(DataError, match="3 steps for 4"):
         head_formation_step([0, 1, 2], points)
-

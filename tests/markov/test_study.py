@@ -14,7 +14,6 @@ from induction_bigram.markov import PRESETS, MarkovResult, MarkovStudyConfig, cl
 from induction_bigram.markov.figures import figures, seed_figures
 from induction_bigram.markov.hijack import Pair
 from induction_bigram.markov.markdown import markov_section
-from induction_bigram.markov.study import AlphaResult
 from tests.conftest import ran_test_preset
 
 
