@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -116,12 +117,7 @@ class TriggerTask:
             z[:, :trigger_free_prefix] = bigram_text(self.unigram, self.bigram, is_trigger, u[:, :trigger_free_prefix])
         else:
             z[:, 0] = sample_from_cdf(self._unigram_cdf.expand(batch_size, -1).contiguous(), u[:, 0])
-        for t in range(start, T):
-            current = z[:, t]
-            forced = next_of.gather(1, current[:, None]).squeeze(1)
-            # index_select, not advanced indexing: the latter is erratic under thread contention
-            sampled = sample_from_cdf(self._bigram_cdf.index_select(0, current), u[:, t + 1])
-            z[:, t + 1] = torch.where(forced >= 0, forced, sampled)
+        z[:, start:] = _trigger_chain(z[:, start], next_of, self._bigram_cdf, u[:, start + 1 :])
 
         tokens, targets = z[:, :-1], z[:, 1:]
         return TaskBatch(tokens, targets, occurrence_labels(tokens, triggers), triggers, outputs)
@@ -144,6 +140,31 @@ class TriggerTask:
         if self.cfg.no_repeat:
             probs = probs.scatter(1, triggers.flatten()[:, None], 0.0)
         return torch.multinomial(probs, 1, generator=g).reshape(triggers.shape)
+
+
+def _trigger_chain(
+    first: Int[Tensor, " batch"],
+    next_of: Int[Tensor, "batch n"],
+    bigram_cdf: Float[Tensor, "n n"],
+    uniforms: Float[Tensor, "batch steps"],
+) -> Int[Tensor, "batch steps_plus_1"]:
+    """The chain from ``first``: z_(t+1) = next_of[z_t] where that is a trigger's output (>= 0),
+    else the inverse-CDF draw from pi_b(. | z_t) with ``uniforms[:, t]``.
+
+    The loop is sequential in t, so its cost is the per-step overhead of a few small ops, and
+    numpy's is a fraction of torch's (benchmarks/bench_data.py). The draw counts the CDF entries
+    <= u: for a non-decreasing CDF that is the index :func:`sample_from_cdf` returns, draw for draw."""
+    cumulative, u = bigram_cdf.cpu().numpy(), uniforms.cpu().numpy()
+    outputs = next_of.cpu().numpy()
+    rows = np.arange(len(outputs))
+    z = np.empty((len(outputs), u.shape[1] + 1), dtype=np.int64)
+    z[:, 0] = first.cpu().numpy()
+    for t in range(u.shape[1]):
+        current = z[:, t]
+        forced = outputs[rows, current]
+        drawn = (cumulative[current] <= u[:, t, None]).sum(1)
+        z[:, t + 1] = np.where(forced >= 0, forced, drawn)
+    return torch.from_numpy(z).to(first.device)
 
 
 def bigram_text(

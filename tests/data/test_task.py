@@ -5,6 +5,7 @@ import torch
 
 from induction_bigram import TriggerTask
 from induction_bigram.config import TaskConfig
+from induction_bigram.data.task import _trigger_chain, cdf, sample_from_cdf
 from induction_bigram.errors import ConfigError
 
 
@@ -123,3 +124,24 @@ def test_trigger_free_prefix_holds_no_trigger(stats, generator):
 def test_too_many_triggers_for_the_vocabulary(stats):
     with pytest.raises(ConfigError, match=r"task.n_triggers \(70\) exceeds the vocabulary \(65\)"):
         TriggerTask(stats, TaskConfig(n_triggers=70))
+
+
+def test_the_chain_draws_what_inverse_cdf_sampling_draws(stats):
+    """The sampler's numpy loop against sample_from_cdf step by step, ties included (u equal to
+    a CDF entry, and u = 0)."""
+    g = torch.Generator().manual_seed(3)
+    cdf_rows = cdf(stats.bigram.float())
+    batch, steps = 32, 40
+    u = torch.rand(batch, steps, generator=g)
+    ties = cdf_rows[torch.randint(0, stats.n_tokens, (batch,), generator=g), 7]
+    u[:, ::5] = torch.where(ties < 1, ties, 0.5)[:, None]  # u is in [0, 1)
+    u[0, :] = 0.0
+    next_of = torch.full((batch, stats.n_tokens), -1)
+    next_of[:, :3] = torch.randint(0, stats.n_tokens, (batch, 3), generator=g)
+    first = torch.randint(0, stats.n_tokens, (batch,), generator=g)
+    expected = [first]
+    for t in range(steps):
+        drawn = sample_from_cdf(cdf_rows[expected[-1]], u[:, t])
+        forced = next_of.gather(1, expected[-1][:, None]).squeeze(1)
+        expected.append(torch.where(forced >= 0, forced, drawn))
+    assert torch.equal(_trigger_chain(first, next_of, cdf_rows, u), torch.stack(expected, 1))
