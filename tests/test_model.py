@@ -145,7 +145,7 @@ def test_check_tokens_names_bad_ids():
         check_tokens(model, torch.tensor([0, 1]))
 
 
-def test_load_weights_is_strict_but_accepts_state_dicts_from_before_the_marker():
+def test_load_weights_is_strict_but_accepts_state_dicts_without_the_marker():
     from induction_bigram.errors import CheckpointError
     from induction_bigram.model import CONFIG_BUFFERS, MARKER_KEY, load_weights
 

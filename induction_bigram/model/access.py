@@ -288,8 +288,9 @@ def without_config_buffers(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def with_marker(expected: dict[str, Tensor], state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` with the model's :data:`MARKER_KEY` where the model has one: checkpoints written
-    before the marker existed hold the same model without it."""
+    """``state`` with the model's :data:`MARKER_KEY` where the model has one: the marker belongs to
+    the model, not to its weights (it makes a plain ``HookedTransformer``'s strict load of our files
+    name our loader), so a state without it, such as :func:`~.initial.initial_weights`, loads."""
     return {MARKER_KEY: expected[MARKER_KEY], **state} if MARKER_KEY in expected else state
 
 
