@@ -127,8 +127,9 @@ class MarkovResult:
         return sum(values) / len(values)
 
     def summary(self) -> dict[str, Any]:
-        """Per alpha: the head verdict and the step its heads formed, the excess-loss ratio, the mean
-        n* gap and mean n* (model, Bayes)."""
+        """Per alpha: the head verdict and the step its heads formed, the excess-loss ratio and its
+        denominator (the global bigram's excess loss over Bayes: what a statistical induction head
+        can gain at all), the mean n* gap and mean n* (model, Bayes)."""
         out: dict[str, Any] = {}
         for key, a in self.alphas.items():
             bayes = self.bayes(a.alpha)
@@ -136,6 +137,7 @@ class MarkovResult:
                 "has_head": a.has_head,
                 "head_step": a.head_step,
                 "excess_ratio": a.dynamics.excess_ratio,
+                "bigram_excess": a.dynamics.strategy_loss["bigram"] - a.dynamics.strategy_loss["bayes"],
                 "statistical_induction": a.dynamics.statistical_induction.score,
                 "n_star_gap": self.gap(a.alpha),
                 "n_star_model": self.mean_threshold(a.alpha),
