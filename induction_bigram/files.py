@@ -16,6 +16,7 @@ marker lists the names written (:func:`claim_names`); a user's file of such a na
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -29,6 +30,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
+
+import torch
 
 from induction_bigram.errors import RunFolderError
 
@@ -92,7 +95,14 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[IO[bytes]],
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by ``None``, so that it is strict JSON."""
+    """``value`` as strict JSON data: every NaN or infinity replaced by ``None``, tuples and tensors
+    as lists, a dataclass as the object of its fields and then of what its ``derived()`` adds
+    (:class:`~induction_bigram.serialise.Record`; :func:`~induction_bigram.serialise.decode` reads it back)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return json_safe(data | value.derived() if hasattr(value, "derived") else data)
+    if isinstance(value, torch.Tensor):
+        return json_safe(value.tolist())
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
