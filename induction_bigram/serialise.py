@@ -80,15 +80,17 @@ def decode(hint: Any, data: Any) -> Any:
         dtype = _DTYPES.get(hint.dtype, torch.float64)
         return torch.tensor(_nan_for_null(data) if dtype.is_floating_point else data, dtype=dtype)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _dataclass(hint, data)
+        if not issubclass(hint, Record) and hasattr(hint, "from_dict"):  # a config: its checks, did-you-mean errors
+            return hint.from_dict(data)
+        return from_fields(hint, data)
     if hint is Any or origin is Literal or hint in (int, str, bool):
         return data
     raise TypeError(f"serialise cannot read the type {hint!r}")
 
 
-def _dataclass(cls: type, data: Any) -> Any:
-    if not issubclass(cls, Record) and hasattr(cls, "from_dict"):  # a config: its own checks and did-you-mean errors
-        return cls.from_dict(data)
+def from_fields(cls: type, data: Any) -> Any:
+    """The dataclass ``cls`` from a JSON object of its fields, each read by its type hint or its :func:`hook`
+    (what :func:`decode` does for a dataclass; a class that writes its own layout calls it too)."""
     kwargs = {}
     for field in dataclasses.fields(cls):
         if field.name in _expect(dict, data, cls):
