@@ -15,7 +15,7 @@ from torch import Tensor
 from induction_bigram.files import json_safe
 from induction_bigram.intervals import Interval, mean_interval
 from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsConfig, Protocol
-from induction_bigram.serialise import Record, decode, from_fields
+from induction_bigram.serialise import Record, from_fields
 
 
 def ratio(numerator: Tensor, denominator: Tensor) -> list[float]:
@@ -234,12 +234,7 @@ class LengthsResult:
     def from_dict(cls, data: dict[str, Any]) -> "LengthsResult":
         """Rebuild from :meth:`to_dict` output (e.g. a study folder's ``result.json``)."""
         variants = {**data["variants"], **data.get("extra_variants", {})}
-        return cls(
-            config=LengthsConfig.from_dict(data["config"]),
-            variants={name: VariantResult.from_dict(v) for name, v in variants.items()},
-            wall_seconds=decode(float, data["wall_seconds"]),
-            vocab=tuple(data["vocab"]),
-        )
+        return from_fields(cls, {"variants": variants, **{k: data[k] for k in ("config", "wall_seconds", "vocab")}})
 
 
 def accuracy_over_seeds(
