@@ -16,11 +16,9 @@ marker lists the names written (:func:`claim_names`); a user's file of such a na
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import json
-import math
 import os
 import re
 import shutil
@@ -31,9 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
-import torch
-
 from induction_bigram.errors import RunFolderError
+from induction_bigram.serialise import json_safe
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -92,24 +89,6 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[IO[bytes]],
     """Atomically write a binary file with ``write(handle)`` (e.g. ``torch.save``, ``savefig``)."""
     with atomic_open(path, "wb") as handle:
         write(handle)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` as strict JSON data: every NaN or infinity replaced by ``None``, tuples and tensors
-    as lists, a dataclass as the object of its fields and then of what its ``derived()`` adds
-    (:class:`~induction_bigram.serialise.Record`; :func:`~induction_bigram.serialise.decode` reads it back)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return json_safe(data | value.derived() if hasattr(value, "derived") else data)
-    if isinstance(value, torch.Tensor):
-        return json_safe(value.tolist())
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:

@@ -1,20 +1,18 @@
 """Results to JSON and back by one generic mechanism, driven by dataclass fields and their type hints.
 
-Writing is :func:`~induction_bigram.files.json_safe` (a dataclass is an object of its fields, a
-tensor or tuple a list, NaN and infinities ``null``); reading is :func:`decode`, which rebuilds a
-value of a type hint from that JSON: nested dataclasses, ``tuple`` (JSON lists back to tuples),
-``list``, ``dict`` with string keys, ``X | None``, jaxtyping tensors (``Float`` as float64,
-``Int`` as int64, ``Bool``), and ``null`` as NaN wherever the hint is a float but not ``None``.
-A result class derives from :class:`Record` for ``to_dict`` / ``from_dict``; a field that reads
-back otherwise (an infinite loss, a float32 tensor) names its reader with :func:`hook`; keys a
-class computes from its fields (a verdict, a gap) come from :meth:`Record.derived`.
+:func:`json_safe` writes (a dataclass as the object of its fields, tuples and tensors as lists,
+NaN as ``null``); :func:`decode` reads a type hint's value back: nested dataclasses, tuples,
+lists, ``dict`` with string keys, ``X | None``, jaxtyping tensors (``Float`` as float64, ``Int``,
+``Bool``), ``null`` as NaN where the hint is a float but not ``None``. A result class derives from
+:class:`Record`; a field read otherwise names its reader with :func:`hook`; keys computed from
+the fields (a verdict, a gap) come from :meth:`Record.derived`.
 
-Why in the package rather than a library (measured 2026-12-07): dacite is on no index these
-machines reach; cattrs 26.2 is (with attrs), but is in neither venv, and on a probe of our hints
-it needs hooks for NaN as null, for unions of scalars (``float | bool`` raises
-``StructureHandlerNotFoundError``), for tensors and configs, and a flattening of its exception
-groups (``While structuring Out (1 sub-exception)``) into our one-line errors: about 40 lines of
-glue plus a dependency, against this module's 100.
+Why in the package (measured 2026-12-07; both install from PyPI, neither is in the venvs, and
+neither writes): dacite 1.9 read our scalar hints, but its type hooks match exact types, so a
+jaxtyping tensor (a class per annotation) failed (``WrongTypeError``), and it has no per-field
+hook and names the field but not the class; cattrs 26.2 needed hooks for NaN as null, unions of
+scalars (``float | bool``: ``StructureHandlerNotFoundError``), tensors and configs, and its
+exception groups (``While structuring Out (1 sub-exception)``) flattened to one line.
 """
 
 import dataclasses
@@ -28,7 +26,6 @@ import torch
 from jaxtyping import AbstractArray, Bool, Int
 
 from induction_bigram.errors import DataError
-from induction_bigram.files import json_safe
 
 R = TypeVar("R", bound="Record")
 _HOOK = "serialise"
@@ -36,8 +33,7 @@ _DTYPES = {Int: torch.long, Bool: torch.bool}  # any other jaxtyping dtype (Floa
 
 
 def hook(read: Callable[[Any], Any]) -> dict[str, Any]:
-    """Field metadata (``field(metadata=hook(read))``): the field's JSON value is read with
-    ``read`` instead of by its type hint (writing needs no hook: every value writes as JSON)."""
+    """Field metadata, ``field(metadata=hook(read))``: read the field's JSON with ``read``, not by its type hint."""
     return {_HOOK: read}
 
 
@@ -56,6 +52,21 @@ class Record:
     def from_dict(cls: type[R], data: Any) -> R:
         """Rebuild from :meth:`to_dict` or its JSON; an unknown or missing key is a :class:`DataError`."""
         return decode(cls, data)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON data: a dataclass as the object of its fields, then of
+    :meth:`Record.derived`; tuples and tensors as lists; every NaN or infinity as ``None``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return json_safe(data | value.derived() if isinstance(value, Record) else data)
+    if isinstance(value, torch.Tensor):
+        return json_safe(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def decode(hint: Any, data: Any) -> Any:
@@ -94,8 +105,8 @@ def from_fields(cls: type, data: Any) -> Any:
     kwargs = {}
     for field in dataclasses.fields(cls):
         if field.name in _expect(dict, data, cls):
-            read = field.metadata.get(_HOOK) or (lambda v, h=_hints(cls)[field.name]: decode(h, v))
-            kwargs[field.name] = read(data[field.name])
+            read = field.metadata.get(_HOOK)
+            kwargs[field.name] = read(data[field.name]) if read else decode(_hints(cls)[field.name], data[field.name])
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise DataError(f"{cls.__name__}: missing key {field.name!r}")
     value = cls(**kwargs)

@@ -41,7 +41,7 @@ from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.files import Existing, json_safe, run_in_study_folder
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.incontext.config import InContextConfig, idealised_twin
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
 from induction_bigram.incontext.measure import INDUCTION_HEAD, Measurements, measure
@@ -50,7 +50,7 @@ from induction_bigram.incontext.theory import Rung, TheoryCheck, check_theory, r
 from induction_bigram.incontext.weights_only import read_projection_diagonals
 from induction_bigram.intervals import mean_interval
 from induction_bigram.model import Model, check_vocabulary
-from induction_bigram.serialise import from_fields
+from induction_bigram.serialise import from_fields, json_safe
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 STORED_AS = {

@@ -12,10 +12,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from induction_bigram.files import json_safe
 from induction_bigram.intervals import Interval, mean_interval
 from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsConfig, Protocol
-from induction_bigram.serialise import Record, from_fields
+from induction_bigram.serialise import Record, from_fields, json_safe
 
 
 def ratio(numerator: Tensor, denominator: Tensor) -> list[float]:
