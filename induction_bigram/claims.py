@@ -35,11 +35,12 @@ import functools
 import json
 import math
 import operator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from induction_bigram.intervals import mean_interval
+from induction_bigram.serialise import Record
 
 Direction = Literal[">=", "<=", ">", "<"]
 Kind = Literal["threshold", "yes/no", "reported"]
@@ -55,7 +56,7 @@ def compare(value: float, direction: Direction, threshold: float) -> bool:
 
 
 @dataclass(frozen=True)
-class Claim:
+class Claim(Record):
     """One statement and its verdict in one run (one seed).
 
     Attributes:
@@ -109,16 +110,6 @@ class Claim:
             return "threshold"
         return "reported" if self.reported else "yes/no"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Claim":
-        data = dict(data)
-        if data.get("bounds") is not None:
-            data["bounds"] = tuple(data["bounds"])
-        return cls(**data)
-
 
 def _held_in_every_seed(helds: list[bool | None]) -> bool | None:
     """docs/THEORY.md section 8's rule for a yes/no statistic."""
@@ -130,7 +121,7 @@ def _held_in_every_seed(helds: list[bool | None]) -> bool | None:
 
 
 @dataclass(frozen=True)
-class ClaimOverSeeds:
+class ClaimOverSeeds(Record):
     """One claim judged over seeds (docs/THEORY.md section 8).
 
     Attributes:
@@ -195,15 +186,9 @@ class ClaimOverSeeds:
             return f"{self.statistic}, in every seed" if self.statistic else "in every seed"
         return ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "verdict": self.verdict, "text": self.value_text}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ClaimOverSeeds":
-        """Rebuild from :meth:`to_dict` output (``numbers.json``; the derived keys are dropped)."""
-        kept = {k: v for k, v in data.items() if k not in ("verdict", "text")}
-        kept |= {"bounds": tuple(kept["bounds"])} if kept.get("bounds") is not None else {}
-        return cls(**kept | {k: tuple(kept[k]) for k in ("held_per_seed", "measured")})
+    def derived(self) -> dict[str, str]:
+        """The verdict and the value's text, written beside the fields (``numbers.json``)."""
+        return {"verdict": self.verdict, "text": self.value_text}
 
 
 def _judge(mean_low_high: tuple[float, float, float], direction: Direction, threshold: float) -> bool | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
 from induction_bigram.errors import RunFolderError
+from induction_bigram.serialise import json_safe
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -89,17 +89,6 @@ def atomic_write_with(path: str | os.PathLike[str], write: Callable[[IO[bytes]],
     """Atomically write a binary file with ``write(handle)`` (e.g. ``torch.save``, ``savefig``)."""
     with atomic_open(path, "wb") as handle:
         write(handle)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by ``None``, so that it is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def dumps_json(value: Any, indent: int | None = 2, **kwargs: Any) -> str:

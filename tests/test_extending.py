@@ -18,6 +18,7 @@ from induction_bigram.claims import Claim, ClaimOverSeeds
 from induction_bigram.cli import main
 from induction_bigram.config import Presets, StudyConfig, at_least, preset, section, tiny
 from induction_bigram.files import Existing, run_in_study_folder
+from induction_bigram.serialise import Record
 from induction_bigram.studies import STUDIES, Command, Parts, Study
 from induction_bigram.training.loop import train
 from induction_bigram.training.metrics import evaluate
@@ -57,7 +58,7 @@ PRESETS: Presets[ToyConfig] = Presets("toy", {"quick": _quick, "test": _test})
 
 
 @dataclass(frozen=True)
-class ToyResult:
+class ToyResult(Record):
     """The trained model's in-context accuracy on a fresh batch."""
 
     config: ToyConfig
@@ -65,13 +66,6 @@ class ToyResult:
 
     def summary(self) -> dict[str, Any]:
         return {"in_context_accuracy": self.in_context_accuracy}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), **self.summary()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ToyResult":
-        return cls(ToyConfig.from_dict(data["config"]), data["in_context_accuracy"])
 
 
 def run(config: ToyConfig, out_dir: str | Path | None = None, *, progress: bool = True, existing: Existing = "resume"):

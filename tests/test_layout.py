@@ -20,6 +20,7 @@ PACKAGE = REPO / "induction_bigram"
 STAGES = {
     "errors": 0,
     "files": 0,
+    "serialise": 0,
     "config": 0,
     "claims": 0,
     "intervals": 0,

@@ -57,6 +57,7 @@ from transformer_lens.head_detector import (
 
 from induction_bigram.errors import DataError
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record
 
 Head = tuple[int, int]  # (layer, head index), TL's block numbering
 KINDS = ("previous_token", "induction", "duplicate_token")
@@ -132,7 +133,7 @@ def repeated_random_tokens(
 
 
 @dataclass(frozen=True)
-class HeadScores:
+class HeadScores(Record):
     """Every head's score as previous-token, induction and duplicate-token head (module doc).
 
     Attributes:
@@ -169,16 +170,6 @@ class HeadScores:
             scores[~keep] = -torch.inf
         layer, head = divmod(int(scores.argmax()), scores.shape[1])
         return layer, head
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **{kind: self[kind].tolist() for kind in KINDS},
-            "k_composition": self.k_composition.tolist(),
-            "n_prompts": self.n_prompts,
-            "half_length": self.half_length,
-            "seed": self.seed,
-            "chance": dict(self.chance),
-        }
 
     def __str__(self) -> str:
         n_layers, n_heads = self.previous_token.shape
@@ -297,7 +288,7 @@ def attention_by_offset(
 
 
 @dataclass(frozen=True)
-class HeadPair:
+class HeadPair(Record):
     """A candidate induction circuit: a previous-token head feeding an induction head's keys.
 
     Attributes:
@@ -317,15 +308,6 @@ class HeadPair:
     def score(self) -> float:
         """The ranking score: previous-token score x induction score."""
         return self.previous_token_score * self.induction_score
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "previous_token": list(self.previous_token),
-            "induction": list(self.induction),
-            "previous_token_score": self.previous_token_score,
-            "induction_score": self.induction_score,
-            "k_composition": self.k_composition,
-        }
 
     def __str__(self) -> str:
         return (

@@ -46,6 +46,7 @@ from transformer_lens import ActivationCache
 from induction_bigram.anymodel.heads import Head, bos_token, head_name, token_pool
 from induction_bigram.errors import DataError, ModelShapeError
 from induction_bigram.model import Model, norm_parameters
+from induction_bigram.serialise import Record
 
 PROMPT_LENGTH = 32
 
@@ -137,7 +138,7 @@ say nothing)."""
 
 
 @dataclass(frozen=True)
-class PatchingGap:
+class PatchingGap(Record):
     """The gap a patch is normalised by: restored = (patched - corrupted) / (clean - corrupted),
     each a mean logit difference over the prompts (docs/THEORY.md section 6).
 
@@ -175,8 +176,8 @@ class PatchingGap:
             return torch.full_like(patched, torch.nan)
         return (patched - self.corrupted) / self.gap
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "gap": self.gap, "measurable": self.measurable}
+    def derived(self) -> dict[str, Any]:
+        return {"gap": self.gap, "measurable": self.measurable}
 
 
 def patching_gap(clean: Float[Tensor, " batch"], corrupted: Float[Tensor, " batch"]) -> PatchingGap:
@@ -269,7 +270,7 @@ def direct_logit_split(model: Model, head: Head, tokens: Int[Tensor, "batch pos"
 
 
 @dataclass(frozen=True)
-class HeadPatching:
+class HeadPatching(Record):
     """Fractions of the clean logit difference restored by the head's clean output.
 
     Attributes:
@@ -283,9 +284,6 @@ class HeadPatching:
     gap: PatchingGap
     restored_last: float
     restored_all: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "head": list(self.head), "gap": self.gap.to_dict()}
 
 
 def patch_head_metric(

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
+
+from induction_bigram.serialise import Record, hook
 
 FIRST_POSITIONS = 64
 
@@ -68,35 +70,18 @@ class MemoryReport:
 
 
 @dataclass(frozen=True)
-class Projection:
+class Projection(Record):
     """A coefficient matrix with the intended entry of each item.
 
     ``coefficients[i, j]`` is C[i, j] = u_i^T W v_j. Items are rows (``by_row``) or columns;
     ``targets[item]`` is the intended candidate and ``candidates[item]`` masks the allowed ones.
+    From JSON (:class:`~induction_bigram.serialise.Record`) the tensors are on the CPU, C in float32.
     """
 
-    coefficients: Float[Tensor, "n_out n_in"]
+    coefficients: Float[Tensor, "n_out n_in"] = field(metadata=hook(partial(torch.tensor, dtype=torch.float32)))
     targets: Int[Tensor, " n_items"]
     candidates: Bool[Tensor, "n_items n_candidates"]
     by_row: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Lists for JSON (:meth:`from_dict` rebuilds the tensors on the CPU)."""
-        return {
-            "coefficients": self.coefficients.float().cpu().tolist(),
-            "targets": self.targets.cpu().tolist(),
-            "candidates": self.candidates.cpu().tolist(),
-            "by_row": self.by_row,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Projection":
-        return cls(
-            torch.tensor(data["coefficients"], dtype=torch.float32),
-            torch.tensor(data["targets"], dtype=torch.long),
-            torch.tensor(data["candidates"], dtype=torch.bool),
-            bool(data["by_row"]),
-        )
 
     @property
     def item_scores(self) -> Float[Tensor, "n_items n_candidates"]:

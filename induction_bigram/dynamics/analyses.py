@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.strategies import transition_counts
 from induction_bigram.incontext.patching import patch_positions
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record
 from induction_bigram.training.markov import held_out_batch
 
 COUNTS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -57,7 +58,7 @@ COUNTS = (1, 2, 3, 4, 6, 8, 12, 16)
 
 
 @dataclass(frozen=True)
-class OccurrenceAttention:
+class OccurrenceAttention(Record):
     """How one head attends to the positions after the earlier occurrences of the current token.
 
     Each list holds one value per entry of ``counts`` (queries with exactly n_q = count earlier
@@ -82,9 +83,6 @@ class OccurrenceAttention:
     alpha_eff: list[float]
     latest: list[float]
     evenness: list[float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "head": list(self.head)}
 
 
 @torch.no_grad()

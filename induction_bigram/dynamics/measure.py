@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -34,30 +34,28 @@ from induction_bigram.data.strategies import (
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import DataError
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record, decode, hook
 from induction_bigram.training.standard import in_context_score
 
 HEAD_KINDS = ("previous_token", "induction", "statistical_induction")
 
 
 @dataclass(frozen=True)
-class HeadSummary:
+class HeadSummary(Record):
     """The best head of one kind and its score (:func:`~induction_bigram.anymodel.score_heads`)."""
 
     head: Head
     score: float
     chance: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"head": list(self.head), "score": self.score, "chance": self.chance}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HeadSummary:
-        layer, head = data["head"]
-        return cls((layer, head), data["score"], data["chance"])
+def _inf_for_null(losses: dict[str, float | None]) -> dict[str, float]:
+    """Strategy losses from strict JSON (``metrics.jsonl``), where an infinite loss was written as ``null``."""
+    return {name: math.inf if v is None else v for name, v in losses.items()}
 
 
 @dataclass(frozen=True)
-class DynamicsPoint:
+class DynamicsPoint(Record):
     """A model measured against the strategies on one batch.
 
     Attributes:
@@ -82,7 +80,7 @@ class DynamicsPoint:
     """
 
     loss: float
-    strategy_loss: dict[str, float]
+    strategy_loss: dict[str, float] = field(metadata=hook(_inf_for_null))
     kl: dict[str, float]
     reference: str | None
     excess_loss: float | None
@@ -92,37 +90,10 @@ class DynamicsPoint:
     induction: HeadSummary
     statistical_induction: HeadSummary
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "loss": self.loss,
-            "strategy_loss": dict(self.strategy_loss),
-            "kl": dict(self.kl),
-            "reference": self.reference,
-            "excess_loss": self.excess_loss,
-            "excess_ratio": self.excess_ratio,
-            "in_context_score": self.in_context_score,
-            "previous_token": self.previous_token.to_dict(),
-            "induction": self.induction.to_dict(),
-            "statistical_induction": self.statistical_induction.to_dict(),
-        }
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DynamicsPoint:
-        """The point of :meth:`to_dict`, also as strict JSON wrote it (``metrics.jsonl``): there an
-        infinite strategy loss is ``null`` and reads back as infinite."""
-        try:
-            return cls(
-                loss=data["loss"],
-                strategy_loss={name: math.inf if v is None else v for name, v in data["strategy_loss"].items()},
-                kl=dict(data["kl"]),
-                reference=data["reference"],
-                excess_loss=data["excess_loss"],
-                excess_ratio=data["excess_ratio"],
-                in_context_score=data["in_context_score"],
-                **{kind: HeadSummary.from_dict(data[kind]) for kind in HEAD_KINDS},
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"not a dynamics record: {err!r}") from None
+        """The point in a metrics record (``metrics.jsonl``), whose other keys the trainer wrote."""
+        return decode(cls, {f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @torch.no_grad()

@@ -16,7 +16,6 @@ for a token is from pi_b.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +26,11 @@ from transformer_lens import ActivationCache
 from induction_bigram.anymodel.paths import PATH_HOOKS
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.model import Model, check_tokens, check_vocabulary, token_embeddings
+from induction_bigram.serialise import Record
 
 
 @dataclass(frozen=True)
-class LogitDecomposition:
+class LogitDecomposition(Record):
     """The logits of a batch of prompts and their parts.
 
     Attributes:
@@ -51,15 +51,6 @@ class LogitDecomposition:
     def in_context(self) -> Float[Tensor, "batch pos vocab"]:
         """xi^IC: the last attention layer's contribution."""
         return self["in_context"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "parts": self.parts.tolist(), "logits": self.logits.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LogitDecomposition":
-        """Rebuild from :meth:`to_dict` (float64 tensors on the CPU)."""
-        tensor = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-        return cls(tuple(data["names"]), tensor(data["parts"]), tensor(data["logits"]))
 
     def at(self, positions: Int[Tensor, " batch"]) -> "LogitDecomposition":
         """The decomposition at one position per prompt (e.g. the last)."""

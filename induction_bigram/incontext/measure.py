@@ -10,9 +10,8 @@ the prediction from the weights alone and its cause decomposition (:mod:`.weight
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from jaxtyping import Float, Int
@@ -24,10 +23,11 @@ from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.incontext.decompose import run_for_decomposition
 from induction_bigram.incontext.weights_only import weight_memories, weights_only_columns
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record
 
 
 @dataclass(frozen=True)
-class Measurements:
+class Measurements(Record):
     """Per-prompt counts and measured logits at the last position (prompts concatenated).
 
     ``ic_*`` are the last attention layer's contributions (xi^IC), ``global_*`` everything
@@ -135,30 +135,6 @@ class Measurements:
 
     def select(self, mask: Tensor) -> "Measurements":
         return Measurements(**{k: v[mask] for k, v in asdict(self).items()})
-
-    def to_dict(self) -> dict[str, list]:
-        return {k: v.tolist() for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, list]) -> "Measurements":
-        """Rebuild from :meth:`to_dict` or its JSON (null is NaN; floats come back as float64)."""
-        return cls(**{f.name: _column(data[f.name], f.type.startswith("Int")) for f in fields(cls)})
-
-
-def _column(values: list, integer: bool) -> Tensor:
-    if integer:
-        return torch.tensor(values, dtype=torch.long)
-    return torch.tensor(nan_for_null(values), dtype=torch.float64)
-
-
-def nan_for_null(values: list | float | None) -> list | float:
-    """A column (or grid) from JSON with every null back to NaN, at any depth (2-D columns are lists of rows)."""
-    return [nan_for_null(v) for v in values] if isinstance(values, list) else nan_if_null(values)
-
-
-def nan_if_null(value: float | int | bool | None) -> float | int | bool:
-    """A value from JSON where strict JSON wrote NaN as null (numbers and flags pass through)."""
-    return math.nan if value is None else value
 
 
 INDUCTION_HEAD = (1, 0)

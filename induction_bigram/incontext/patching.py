@@ -25,8 +25,8 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import transformer_lens.patching as tl_patching
@@ -39,8 +39,8 @@ from induction_bigram.data.prompts import DesignedPrompts, check_prompts
 from induction_bigram.data.task import cdf, sample_from_cdf
 from induction_bigram.errors import DataError, ModelShapeError
 from induction_bigram.hooks import patch_where
-from induction_bigram.incontext.measure import nan_for_null, nan_if_null
 from induction_bigram.model import Model, check_tokens
+from induction_bigram.serialise import Record
 
 
 def corrupt(
@@ -78,7 +78,7 @@ def corrupt(
 
 
 @dataclass(frozen=True)
-class PatchingResult:
+class PatchingResult(Record):
     """Fractions of the clean logit difference restored (0 = corrupted, 1 = clean).
 
     Attributes:
@@ -118,20 +118,6 @@ class PatchingResult:
             "restore_layer1_after_trigger": self.layer1_after_trigger,
             "restore_ffn_last": self.ffn_last,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field, the grids as nested lists."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        grids = {"resid_pre": self.resid_pre.tolist(), "head_out": self.head_out.tolist()}
-        return {**data, **grids, "gap": self.gap.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PatchingResult":
-        """Rebuild from :meth:`to_dict` (float64 grids on the CPU)."""
-        grids = {k: torch.tensor(nan_for_null(data[k]), dtype=torch.float64) for k in ("resid_pre", "head_out")}
-        gap = PatchingGap(**{k: nan_if_null(data["gap"][k]) for k in ("clean", "corrupted", "standard_error", "scale")})
-        fractions = {k: nan_if_null(data[k]) for k in ("layer2_head_last", "layer1_after_trigger")}
-        return cls(**{**data, **grids, **fractions, "gap": gap})
 
 
 def patch_positions(

@@ -36,7 +36,7 @@ attention >= :data:`INDUCTION_THRESHOLD` and the loss ratio <= :data:`LOSS_RATIO
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -49,6 +49,7 @@ from induction_bigram.anymodel.heads import Head, bos_token, head_name, repeated
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.model import Model
 from induction_bigram.model.components.checks import check_context_length
+from induction_bigram.serialise import Record
 
 PREVIOUS_TOKEN_THRESHOLD = 0.9
 """Minimum mean layer-1 attention from query t to key t - 1."""
@@ -59,7 +60,7 @@ LOSS_RATIO_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
-class RepeatedSequenceReport:
+class RepeatedSequenceReport(Record):
     """Scores of a model on random sequences of distinct tokens repeated twice.
 
     Attributes:
@@ -115,23 +116,15 @@ class RepeatedSequenceReport:
         """All three requirements of the general induction head hold."""
         return self.previous_token_ok and self.induction_ok and self.loss_ok
 
-    def to_dict(self) -> dict[str, Any]:
-        """The numbers, the per-position curve as a list, the thresholds and the verdicts."""
-        data = asdict(self)
-        data["induction_attention_by_position"] = list(self.induction_attention_by_position)
-        data["previous_token_head"], data["induction_head"] = list(self.previous_token_head), list(self.induction_head)
-        data["thresholds"] = {
+    def derived(self) -> dict[str, Any]:
+        """The thresholds and the verdicts, written after the numbers."""
+        thresholds = {
             "previous_token_attention": PREVIOUS_TOKEN_THRESHOLD,
             "induction_attention_min": INDUCTION_THRESHOLD,
             "loss_ratio": LOSS_RATIO_THRESHOLD,
         }
-        data.update(
-            previous_token_ok=self.previous_token_ok,
-            induction_ok=self.induction_ok,
-            loss_ok=self.loss_ok,
-            passed=self.passed,
-        )
-        return data
+        verdicts = {"previous_token_ok": self.previous_token_ok, "induction_ok": self.induction_ok}
+        return {"thresholds": thresholds, **verdicts, "loss_ok": self.loss_ok, "passed": self.passed}
 
     def __str__(self) -> str:
         def mark(ok: bool) -> str:

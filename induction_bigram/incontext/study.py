@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
 from induction_bigram.errors import ConfigError, ModelShapeError
-from induction_bigram.files import Existing, json_safe, run_in_study_folder
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.incontext.config import InContextConfig, idealised_twin
 from induction_bigram.incontext.decompose import LogitDecomposition, decompose_logits, global_memory_kl
 from induction_bigram.incontext.measure import INDUCTION_HEAD, Measurements, measure
@@ -50,8 +50,16 @@ from induction_bigram.incontext.theory import Rung, TheoryCheck, check_theory, r
 from induction_bigram.incontext.weights_only import read_projection_diagonals
 from induction_bigram.intervals import mean_interval
 from induction_bigram.model import Model, check_vocabulary
+from induction_bigram.serialise import from_fields, json_safe
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
+STORED_AS = {
+    "check": "theory",
+    "component_check": "component_theory",
+    "global_kl": "global_memory_kl",
+    "idealised": "idealised_result",
+}
+"""The fields of :class:`InContextResult` whose key in its JSON is not their name."""
 COMPARED = ("paths", "hijack_thresholds", "theory_r2", "theory_r2_weights_only", "global_memory_kl")
 """The :meth:`InContextResult.summary` keys that :meth:`InContextResult.comparison` keeps."""
 
@@ -212,25 +220,10 @@ class InContextResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "InContextResult":
-        """Rebuild from :meth:`to_dict` or its JSON (tensors on the CPU, floats as float64)."""
-        return cls(
-            config=InContextConfig.from_dict(data["config"]),
-            vocab=tuple(data["vocab"]),
-            measurements=Measurements.from_dict(data["measurements"]),
-            prediction=torch.tensor(data["prediction"], dtype=torch.float64),
-            check=TheoryCheck.from_dict(data["theory"]),
-            component_check=TheoryCheck.from_dict(data["component_theory"]),
-            path_sources=tuple(data["path_sources"]),
-            patching={name: PatchingResult.from_dict(p) for name, p in data["patching"].items()},
-            example=LogitDecomposition.from_dict(data["example"]),
-            example_tokens=torch.tensor(data["example_tokens"], dtype=torch.long),
-            example_output=data["example_output"],
-            example_favourite=data["example_favourite"],
-            global_kl=data["global_memory_kl"],
-            curves=data["curves"],
-            final=data["final"],
-            idealised=None if data["idealised_result"] is None else cls.from_dict(data["idealised_result"]),
-        )
+        """Rebuild from :meth:`to_dict` or its JSON (tensors on the CPU, floats as float64): each field
+        from its key (:data:`STORED_AS` where it differs from the field's name), the summaries recomputed."""
+        stored = {f.name: STORED_AS.get(f.name, f.name) for f in fields(cls)}
+        return from_fields(cls, {name: data[key] for name, key in stored.items() if key in data})
 
 
 def run(

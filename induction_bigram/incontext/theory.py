@@ -23,14 +23,14 @@ cells fitted on the other prompts. The splits are fixed before anything is fitte
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from induction_bigram.incontext.measure import Measurements, nan_if_null, pearson, r_squared, spearman
+from induction_bigram.incontext.measure import Measurements, pearson, r_squared, spearman
 from induction_bigram.incontext.weights_only import SCORE_SCALES, ProjectionDiagonals
+from induction_bigram.serialise import Record
 
 ALPHA_GRID = torch.linspace(-4.0, 16.0, 401)
 
@@ -73,7 +73,7 @@ def _formula(
 
 
 @dataclass(frozen=True)
-class Rung:
+class Rung(Record):
     """One model of the ladder, scored on one split's prompts (:class:`Split`): ``r2`` per prompt,
     ``r2_cells`` of the means per design cell (length, n_o, n_b), averaging out single prompts."""
 
@@ -83,11 +83,6 @@ class Rung:
     r2_cells: float
     spearman: float
     fitted: dict[str, float]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Rung":
-        scores = (nan_if_null(data[k]) for k in ("r2", "r2_cells", "spearman"))
-        return cls(data["name"], data["description"], *scores, {k: nan_if_null(v) for k, v in data["fitted"].items()})
 
 
 def _fit_alpha(make_features, target: Tensor, grid: Tensor = ALPHA_GRID) -> tuple[float, float]:
@@ -160,7 +155,7 @@ def _causes(meas: Measurements) -> list[Prediction]:
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(Record):
     """Every rung fitted on some prompts and scored on others (docs/THEORY.md section 5.7): ``name``
     (module doc), the ``scored`` prompts in words, ``n_fit`` and ``n_scored``, ``held_out`` (used in
     no fit and no selection; not ``validation``'s), rungs 1-6 and the ``causes`` (:data:`CAUSES`)."""
@@ -175,11 +170,6 @@ class Split:
 
     def rung(self, name: str) -> Rung:
         return next(r for r in self.rungs + self.causes if r.name == name)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Split":
-        rungs = {k: [Rung.from_dict(r) for r in data[k]] for k in ("rungs", "causes")}
-        return cls(data["name"], data["scored"], data["n_fit"], data["n_scored"], data["held_out"], **rungs)
 
 
 def splits(
@@ -206,7 +196,7 @@ def splits(
 
 
 @dataclass(frozen=True)
-class TheoryCheck:
+class TheoryCheck(Record):
     """docs/THEORY.md section 5's consequences, measured against the best formula rung.
 
     Attributes:
@@ -247,25 +237,6 @@ class TheoryCheck:
     def weights_only_r2(self) -> float:
         """Section 5.7's claim: the weights-only rung's R^2 per prompt on the long prompts (<= T_train)."""
         return self.splits["long_prompts"].rung("weights_only").r2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TheoryCheck":
-        """Rebuild from :meth:`to_dict` or its JSON (null back to NaN, except n* where it means none)."""
-        numbers = lambda d: {k: nan_if_null(v) for k, v in d.items()}  # noqa: E731
-        return cls(
-            rungs=[Rung.from_dict(r) for r in data["rungs"]],
-            best=data["best"],
-            splits={name: Split.from_dict(split) for name, split in data["splits"].items()},
-            growth=numbers(data["growth"]),
-            dilution=numbers(data["dilution"]),
-            split=numbers(data["split"]),
-            hijack={T: dict(v) for T, v in data["hijack"].items()},
-            fallback=numbers(data["fallback"]),
-            attention_correlation=nan_if_null(data["attention_correlation"]),
-        )
 
 
 def rung_prediction(meas: Measurements, diagonals: ProjectionDiagonals, rung: Rung, which: str = "output") -> Tensor:

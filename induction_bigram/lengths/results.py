@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,9 +12,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from induction_bigram.files import json_safe
 from induction_bigram.intervals import Interval, mean_interval
 from induction_bigram.lengths.config import MAIN_VARIANTS, LengthsConfig, Protocol
+from induction_bigram.serialise import Record, from_fields, json_safe
 
 
 def ratio(numerator: Tensor, denominator: Tensor) -> list[float]:
@@ -23,23 +23,13 @@ def ratio(numerator: Tensor, denominator: Tensor) -> list[float]:
     return torch.where(denominator > 0, numerator / denominator.clamp_min(1), torch.nan).tolist()
 
 
-def _nan(value: Any) -> Any:
-    """A JSON value with every ``None`` inside it read back as NaN (the inverse of
-    :func:`~induction_bigram.files.json_safe` for fields that hold floats)."""
-    if isinstance(value, dict):
-        return {k: _nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan(v) for v in value]
-    return math.nan if value is None else value
-
-
 def _mean_over(values: Sequence[float], positions: range) -> float:
     chosen = [v for v in values[positions.start : positions.stop] if not math.isnan(v)]
     return sum(chosen) / len(chosen) if chosen else math.nan
 
 
 @dataclass(frozen=True)
-class ProtocolResult:
+class ProtocolResult(Record):
     """One protocol at every k.
 
     Attributes:
@@ -60,19 +50,6 @@ class ProtocolResult:
     @property
     def accuracy_by_position(self) -> list[float]:
         return ratio(torch.tensor(self.correct_by_position), torch.tensor(self.count_by_position))
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_safe(asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProtocolResult":
-        return cls(
-            accuracy_by_length=_nan(data["accuracy_by_length"]),
-            whole_prompt_accuracy_by_length=_nan(data["whole_prompt_accuracy_by_length"]),
-            n_in_context_by_length=data["n_in_context_by_length"],
-            correct_by_position=data["correct_by_position"],
-            count_by_position=data["count_by_position"],
-        )
 
 
 @dataclass(frozen=True)
@@ -191,30 +168,22 @@ class VariantResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VariantResult":
-        """Rebuild from :meth:`to_dict` output (the summaries are recomputed, not read)."""
-        by_position = data["by_position"]
-        recall = by_position.get("W_K1_recall")
-        bias = data.get("offset_bias")
-        return cls(
-            variant=data["variant"],
-            config=data["config"],
-            train_length=data["train_length"],
-            train_seconds=_nan(data["train_seconds"]),
-            train_accuracy=_nan(data["train_accuracy"]),
-            oversight=ProtocolResult.from_dict(data["oversight"]),
-            ordinary=ProtocolResult.from_dict(data["ordinary"]),
-            previous_token_by_position=_nan(by_position["previous_token"]),
-            previous_token_after_trigger_by_position=_nan(by_position["previous_token_after_trigger"]),
-            previous_token_mass_by_position=_nan(by_position["previous_token_mass"]),
-            score_by_offset=_nan(data["score_by_offset"]),
-            late_attention=_nan(data["late_attention"]),
-            W_K1_recall_by_position=None if recall is None else _nan(recall),
-            offset_bias=None if bias is None else _nan(bias),
-            memories=_nan(data["memories"]),
-            example_tokens=data["example"]["tokens"],
-            example_patterns=torch.tensor(data["example"]["patterns"], dtype=torch.float64),
-            recipe=data["recipe"],
-        )
+        """Rebuild from :meth:`to_dict` output (the summaries are recomputed, not read): the fields
+        stand under other keys than their names, and each is read by its type hint."""
+        by_position, example = data["by_position"], data["example"]
+        stored = {
+            **{key: data[key] for key in ("variant", "config", "train_length", "train_seconds", "train_accuracy")},
+            **{key: data[key] for key in ("oversight", "ordinary", "score_by_offset", "late_attention", "memories")},
+            "previous_token_by_position": by_position["previous_token"],
+            "previous_token_after_trigger_by_position": by_position["previous_token_after_trigger"],
+            "previous_token_mass_by_position": by_position["previous_token_mass"],
+            "W_K1_recall_by_position": by_position.get("W_K1_recall"),
+            "offset_bias": data.get("offset_bias"),
+            "example_tokens": example["tokens"],
+            "example_patterns": example["patterns"],
+            "recipe": data["recipe"],
+        }
+        return from_fields(cls, stored)
 
 
 @dataclass(frozen=True)
@@ -264,12 +233,7 @@ class LengthsResult:
     def from_dict(cls, data: dict[str, Any]) -> "LengthsResult":
         """Rebuild from :meth:`to_dict` output (e.g. a study folder's ``result.json``)."""
         variants = {**data["variants"], **data.get("extra_variants", {})}
-        return cls(
-            config=LengthsConfig.from_dict(data["config"]),
-            variants={name: VariantResult.from_dict(v) for name, v in variants.items()},
-            wall_seconds=_nan(data["wall_seconds"]),
-            vocab=tuple(data["vocab"]),
-        )
+        return from_fields(cls, {"variants": variants, **{k: data[k] for k in ("config", "wall_seconds", "vocab")}})
 
 
 def accuracy_over_seeds(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -24,6 +23,7 @@ from induction_bigram.data.stats import BigramStats
 from induction_bigram.errors import DataError
 from induction_bigram.incontext.theory import hijack_threshold
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record
 
 PARTS = ("logit", "in_context", "global", "prob_output", "prob_favourite")
 """The cell means :func:`measure_hijack` keeps: xi_o - xi_g, its induction-head and current-token
@@ -44,7 +44,7 @@ def bayes_threshold(pi_favourite: float, pi_output: float, alpha: float) -> int:
 
 
 @dataclass(frozen=True)
-class Pair:
+class Pair(Record):
     """A designed (q, o) pair against q's global favourite g, with pi_b(o | q) > 0 and o != g, q."""
 
     trigger: int
@@ -56,13 +56,6 @@ class Pair:
     def bayes(self, alpha: float) -> int:
         """n*_Bayes of this pair at ``alpha``."""
         return bayes_threshold(self.pi_favourite, self.pi_output, alpha)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Pair:
-        return cls(**data)
 
 
 def candidate_pairs(stats: BigramStats) -> list[Pair]:

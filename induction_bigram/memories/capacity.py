@@ -12,7 +12,7 @@ find a better-conditioned solution.
 """
 
 import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import build_theory_model, memory_report
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record
 from induction_bigram.training.loop import train_or_load
 from induction_bigram.training.metrics import evaluate
 
@@ -89,7 +90,7 @@ PRESETS: Presets[CapacityConfig] = Presets(
 
 
 @dataclass(frozen=True)
-class CapacityRow:
+class CapacityRow(Record):
     """One width: accuracy and memory scores of the trained and the theory-built model."""
 
     d_model: int
@@ -98,12 +99,9 @@ class CapacityRow:
     trained: dict[str, dict[str, float]]
     theory: dict[str, dict[str, float]]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class CapacityResult:
+class CapacityResult(Record):
     """The theory-built reference model's accuracy and memory report, and one row per width."""
 
     config: CapacityConfig
@@ -114,23 +112,6 @@ class CapacityResult:
     def summary(self) -> dict[str, Any]:
         """The numbers without the config (``induction-bigram capacity --json``)."""
         return {key: value for key, value in self.to_dict().items() if key != "config"}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "theory_accuracy": self.theory_accuracy,
-            "theory_memories": self.theory_memories,
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CapacityResult":
-        return cls(
-            config=CapacityConfig.from_dict(data["config"]),
-            theory_accuracy=data["theory_accuracy"],
-            theory_memories=data["theory_memories"],
-            rows=tuple(CapacityRow(**row) for row in data["rows"]),
-        )
 
 
 def _scores(model: Model, task: TriggerTask, config: CapacityConfig) -> tuple[float, dict]:

@@ -44,6 +44,7 @@ from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import memory_projections
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 Optimizer = Literal["sgd", "adamw"]
@@ -265,7 +266,7 @@ class OptimizerRun:
 
 
 @dataclass(frozen=True)
-class FormationResult:
+class FormationResult(Record):
     """The config, one :class:`OptimizerRun` per optimizer and, with a grid, one per optimizer
     and grid rate (``grid``, in the order of ``optimizers`` then ``grid_lr_factors``)."""
 
@@ -303,15 +304,6 @@ class FormationResult:
                         for a, b in ORDER
                     }
         return cells
-
-    def to_dict(self) -> dict[str, Any]:
-        runs = {key: [dataclasses.asdict(run) for run in getattr(self, key)] for key in ("runs", "grid")}
-        return {"config": self.config.to_dict(), **runs}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FormationResult":
-        runs = {key: tuple(OptimizerRun(**run) for run in data[key]) for key in ("runs", "grid")}
-        return cls(FormationConfig.from_dict(data["config"]), **runs)
 
 
 def run(

@@ -15,10 +15,9 @@ that form within one interval tie, and raw recall starts from different chance l
 chance, under SGD and AdamW; one judge per claim, so that two verdicts cannot disagree.
 """
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from induction_bigram.figures.views import attention_patterns, token_labels
 from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import memory_projections, memory_report, track_memories
 from induction_bigram.model import Model
+from induction_bigram.serialise import Record, hook
 from induction_bigram.training.loop import MetricsRecord, train_or_load
 
 PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak."
@@ -93,7 +93,7 @@ PRESETS: Presets[MemoriesConfig] = Presets(
 
 
 @dataclass(frozen=True)
-class MemoriesResult:
+class MemoriesResult(Record):
     """Everything the memory figures and claims need.
 
     Attributes:
@@ -119,35 +119,11 @@ class MemoriesResult:
     projections: dict[str, Projection]
     vocab: tuple[str, ...]
     prompt: tuple[str, ...]
-    attention: Tensor
+    attention: Tensor = field(metadata=hook(functools.partial(torch.tensor, dtype=torch.float32)))
 
     def summary(self) -> dict[str, Any]:
         """The numbers without the matrices (``induction-bigram memories --json``)."""
         return {"final": self.final, "memories": self.memories, "formation": self.formation}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-            "config": self.config.to_dict(),
-            "projections": {name: p.to_dict() for name, p in self.projections.items()},
-            "vocab": list(self.vocab),
-            "prompt": list(self.prompt),
-            "attention": self.attention.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MemoriesResult":
-        return cls(
-            config=MemoriesConfig.from_dict(data["config"]),
-            final=data["final"],
-            memories=data["memories"],
-            history=data["history"],
-            formation=data["formation"],
-            projections={name: Projection.from_dict(p) for name, p in data["projections"].items()},
-            vocab=tuple(data["vocab"]),
-            prompt=tuple(data["prompt"]),
-            attention=torch.tensor(data["attention"], dtype=torch.float32),
-        )
 
 
 def first_step(

@@ -49,6 +49,7 @@ from induction_bigram.figures import save_figure
 from induction_bigram.files import atomic_write_text, claim_folder, dumps_json
 from induction_bigram.intervals import mean_interval
 from induction_bigram.memories.capacity import CapacityResult
+from induction_bigram.serialise import from_fields
 
 MEMORIES = ("W_O2", "W_K2", "W_K1")
 MODELS = ("trained", "theory")
@@ -167,11 +168,9 @@ class CapacityLaw:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CapacityLaw":
-        return cls(
-            points=tuple(LawPoint(**p) for p in data["points"]),
-            transitions=tuple(Transition(**t) for t in data["transitions"]),
-            runs=data["runs"],
-            threshold=data["threshold"],
+        """Rebuild from :meth:`to_dict` (the module's constants it writes beside the fields are not read)."""
+        return from_fields(
+            cls, {k: v for k, v in data.items() if k not in ("variable", "collapse_spread", "significant_figures")}
         )
 
 

@@ -18,7 +18,7 @@ targets the circuit is for; :func:`in_context_patching_metric` packages them for
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,10 +28,11 @@ from torch import Tensor
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import ConfigError, DataError
 from induction_bigram.model import Model, check_tokens, check_vocabulary
+from induction_bigram.serialise import Record
 
 
 @dataclass(frozen=True)
-class TaskMetrics:
+class TaskMetrics(Record):
     """Scores of a model on a :class:`TaskBatch` (floats; NaN where no target qualifies)."""
 
     in_context_accuracy: float
@@ -40,9 +41,6 @@ class TaskMetrics:
     full_loss: float
     n_in_context: int
     n_bigram: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def masked_cross_entropy(
