@@ -28,11 +28,12 @@ from induction_bigram.dynamics import DynamicsPoint, head_formation_step, run_dy
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
 from induction_bigram.markov.config import MarkovStudyConfig
 from induction_bigram.markov.hijack import Pair, candidate_pairs, measure_hijack, model_thresholds, select_pairs
+from induction_bigram.serialise import Record
 from induction_bigram.training.markov import held_out_batch, markov_or_load
 
 
 @dataclass(frozen=True)
-class AlphaResult:
+class AlphaResult(Record):
     """One alpha's model.
 
     Attributes:
@@ -60,35 +61,9 @@ class AlphaResult:
     def has_head(self) -> bool:
         return self.induction_head is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "train_seconds": self.train_seconds,
-            "dynamics": self.dynamics.to_dict(),
-            "head_step": self.head_step,
-            "heads": self.heads,
-            "induction_head": None if self.induction_head is None else list(self.induction_head),
-            "cells": self.cells,
-            "thresholds": self.thresholds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AlphaResult:
-        head = data["induction_head"]
-        return cls(
-            alpha=data["alpha"],
-            train_seconds=data["train_seconds"],
-            dynamics=DynamicsPoint.from_dict(data["dynamics"]),
-            head_step=data["head_step"],
-            heads=data["heads"],
-            induction_head=None if head is None else (head[0], head[1]),
-            cells=data["cells"],
-            thresholds=data["thresholds"],
-        )
-
 
 @dataclass(frozen=True)
-class MarkovResult:
+class MarkovResult(Record):
     """The study's result: the designed pairs (``chosen_for``: the alphas that chose each) and each alpha's model."""
 
     config: MarkovStudyConfig
@@ -146,26 +121,9 @@ class MarkovResult:
             }
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "pairs": [p.to_dict() for p in self.pairs],
-            "chosen_for": self.chosen_for,
-            "alphas": {key: a.to_dict() for key, a in self.alphas.items()},
-            "wall_seconds": self.wall_seconds,
-            "summary": self.summary(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MarkovResult:
-        """Rebuild from :meth:`to_dict` output (the summary is recomputed, not read)."""
-        return cls(
-            config=MarkovStudyConfig.from_dict(data["config"]),
-            pairs=[Pair.from_dict(p) for p in data["pairs"]],
-            chosen_for=data["chosen_for"],
-            alphas={key: AlphaResult.from_dict(a) for key, a in data["alphas"].items()},
-            wall_seconds=data["wall_seconds"],
-        )
+    def derived(self) -> dict[str, Any]:
+        """:meth:`summary`, written after the fields (and recomputed, not read, by ``from_dict``)."""
+        return {"summary": self.summary()}
 
 
 def _key(alpha: float) -> str:
