@@ -17,19 +17,19 @@ exception groups (``While structuring Out (1 sub-exception)``) flattened to one 
 
 import dataclasses
 import math
+import sys
 import types
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-import torch
 from jaxtyping import AbstractArray, Bool, Int
 
 from induction_bigram.errors import DataError
 
 R = TypeVar("R", bound="Record")
 _HOOK = "serialise"
-_DTYPES = {Int: torch.long, Bool: torch.bool}  # any other jaxtyping dtype (Float, ...) reads as float64
+_DTYPES = {Int: "long", Bool: "bool"}  # torch dtypes by name; any other jaxtyping dtype (Float, ...) reads as float64
 
 
 def hook(read: Callable[[Any], Any]) -> dict[str, Any]:
@@ -60,7 +60,8 @@ def json_safe(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         data = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return json_safe(data | value.derived() if isinstance(value, Record) else data)
-    if isinstance(value, torch.Tensor):
+    # torch by sys.modules: a tensor exists only once torch is imported, and the CLI starts without it
+    if (torch := sys.modules.get("torch")) is not None and isinstance(value, torch.Tensor):
         return json_safe(value.tolist())
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
@@ -88,7 +89,9 @@ def decode(hint: Any, data: Any) -> Any:
     if origin is dict:
         return {k: decode(args[1], v) for k, v in _expect(dict, data, hint).items()}
     if isinstance(hint, type) and issubclass(hint, AbstractArray):
-        dtype = _DTYPES.get(hint.dtype, torch.float64)
+        import torch
+
+        dtype = getattr(torch, _DTYPES.get(hint.dtype, "float64"))
         return torch.tensor(_nan_for_null(data) if dtype.is_floating_point else data, dtype=dtype)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not issubclass(hint, Record) and hasattr(hint, "from_dict"):  # a config: its checks, did-you-mean errors
