@@ -25,6 +25,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from induction_bigram.files import atomic_write_text
 from induction_bigram.intervals import mean_interval
 from induction_bigram.markov.study import MarkovResult
 
@@ -94,16 +95,18 @@ def main() -> None:
     records = rows(args.folders)
     if not records:
         parser.error(f"no markov study result.json under {', '.join(map(str, args.folders))}")
+    readme = args.out / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if text.count(START) != 1 or text.count(END) != 1:
+        parser.error(f"{readme} needs the lines {START} and {END} once each, around the table")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
-    (args.out / "runs.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    readme = args.out / "README.md"
-    text = readme.read_text(encoding="utf-8")
     before, rest = text.split(START)
     after = rest.split(END)[1]
-    readme.write_text(before + START + "\n" + "\n".join(table(records)) + "\n" + END + after, encoding="utf-8")
+    atomic_write_text(args.out / "runs.csv", buffer.getvalue())
+    atomic_write_text(readme, before + START + "\n" + "\n".join(table(records)) + "\n" + END + after)
 
 
 if __name__ == "__main__":
