@@ -92,13 +92,9 @@ def _full() -> InContextConfig:
 
 
 def _quick() -> InContextConfig:
-    """``full`` trained 750 steps, half as long (``reproduce --preset quick``), with every prompt:
-    at least 100 per cell, so that each cell's mean is not noise.
-
-    Chosen on cost alone, before its first run: the quick report over 5 seeds took 42 minutes on
-    2 cores, 38% of it this study, whose two trainings (the run and its idealised twin) are 308 of
-    its 377 s per seed, matmul-bound (benchmarks/bench_train.py); the report's budget is 35."""
-    return _full().with_overrides({"train.steps": 750})
+    """``full`` unchanged (``reproduce --preset quick``): the quick report keeps every prompt, at
+    least 100 per cell, so that each cell's mean is not noise."""
+    return _full()
 
 
 def _test() -> InContextConfig:

@@ -38,7 +38,6 @@ from induction_bigram.lengths.figures import (
     plot_previous_token,
 )
 from induction_bigram.model import relative_position_bias
-from induction_bigram.studies import STUDIES
 from tests.conftest import model_of, randomise_trainables
 
 STUDY = PRESETS["test"]  # d = 16, T_train = 8, k = 1, 2, 3, 4, 6, 8
@@ -108,12 +107,6 @@ def test_cpu_preset_keeps_the_prototype_recipe():
     assert (train.optimizer, train.lr, train.weight_decay, train.lr_scaling) == ("adamw", 0.03, 0.0, "none")
     assert (train.steps, train.batch_size, train.eval_every, train.checkpoint_every) == (1500, 64, 150, 1500)
     assert (train.device, train.seed, cpu.model.seed, cpu.lengths.threads) == ("cpu", 0, 0, 1)
-
-
-def test_the_quick_report_evaluates_the_prototype_on_at_least_100_prompts_per_cell():
-    quick = STUDIES["lengths"].report_config("quick")
-    assert quick.lengths.eval_batch_size == 128
-    assert quick.with_overrides({"lengths.eval_batch_size": 256}) == PRESETS["cpu"]
 
 
 def test_ape_positions_beyond_training_exist_and_are_never_seen(stats, monkeypatch):
