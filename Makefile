@@ -1,11 +1,12 @@
 # The two set-up commands of the README, each working from a fresh clone:
 #   make demo   train the `quick` model on the shipped statistics, print its analyses and
 #               write their figures to runs/quick/figures
-#   make test   run the test suite (what CI runs, through .ci/run)
+#   make test   run the test suite on both TransformerLens versions at once (what CI runs,
+#               through .ci/run): .venv (TL 3.9, HookedTransformer) and .venv-tl4 (TL 4.3,
+#               TransformerBridge); tests/run_suites.sh
 #   make test-fast  the suite without slow trainings, notebooks, benchmarks, Ray, browser (development)
-# Both create .venv first (TransformerLens 3.9, the HookedTransformer backend).
-#   make test-tl4  the whole test suite again in .venv-tl4 (TransformerLens 4.3, the
-#               TransformerBridge backend); .ci/run runs both. TL / TL4 pick the TransformerLens
+# demo and test-fast create .venv first, test both venvs.
+#   make test-tl4  the whole test suite in .venv-tl4 alone. TL / TL4 pick the TransformerLens
 #               of each venv (docs/transformerlens-versions.md). TORCH picks the torch build; the default is the CPU wheel these
 # machines carry (a plain `torch` requirement would pull a multi-GB CUDA build). On a CUDA
 # machine: make demo TORCH=torch
@@ -21,16 +22,21 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast test-tl4 browser
 
+# The two venvs can be built at once (make test does): torch and TransformerLens install side by
+# side, and the editable install of the checkout, which writes its metadata into the tree, waits
+# for the other's (flock, where the system has it).
+LOCK := $(if $(shell command -v flock),flock .venv-install.lock)
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TL)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" "$(TL)"
+	$(LOCK) $(BIN)/python -m pip install --quiet -e ".[dev]" "$(TL)"
 	touch $@
 
 $(VENV_TL4)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_TL4)
-	$(VENV_TL4)/bin/python -m pip install --quiet "$(TORCH)"
-	$(VENV_TL4)/bin/python -m pip install --quiet -e ".[dev]" "$(TL4)"
+	$(VENV_TL4)/bin/python -m pip install --quiet "$(TORCH)" "$(TL4)"
+	$(LOCK) $(VENV_TL4)/bin/python -m pip install --quiet -e ".[dev]" "$(TL4)"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -40,9 +46,10 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram memories $(RUN)
 	$(BIN)/induction-bigram incontext $(RUN)
 
-# --durations: each suite ends with its 20 slowest tests, where CI's wall time goes
-test: $(VENV)/.installed browser
-	$(BIN)/python -m pytest --durations=20
+# both venvs at once where flock keeps their editable installs apart, then both suites at once
+test: browser
+	$(MAKE) $(if $(LOCK),-j2) $(VENV)/.installed $(VENV_TL4)/.installed
+	tests/run_suites.sh
 
 # The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
 # Ray and the browser (pytest markers, pyproject.toml); make test is still what CI runs.
@@ -53,7 +60,7 @@ test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "$(FAST)" $$(ls -d tests/*/ | grep -v __pycache__); folders=$$?; \
 	wait $$top && exit $$folders
 
-# The whole suite runs on TL 4 too; tests/tl4/known_failures.py skips, each with its reason, the
+# The whole suite on TL 4 alone; tests/tl4/known_failures.py skips, each with its reason, the
 # tests that need what TL 4 does not have (a plain HookedTransformer, TL 3's weight folding).
 test-tl4: $(VENV_TL4)/.installed browser
 	$(VENV_TL4)/bin/python -m pytest -p tests.tl4.known_failures --durations=20

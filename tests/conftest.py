@@ -48,6 +48,35 @@ def model_of(cfg: ModelConfig, device: str = "cpu"):
     return build_model(cfg, device, vocab=vocab(cfg.d_vocab))
 
 
+SUITES = ("tl3", "tl4")
+"""The two suites of ``make test`` (tests/run_suites.sh): the suite on TL 3.9 and on TL 4.3."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a suite of ``make test`` (``INDUCTION_BIGRAM_SUITE``), a ``backend_free`` test runs only
+    in the suite it names: running it on both versions would test the same code twice, and the
+    two suites share the machine's two cores. Outside ``make test`` every test runs."""
+    suite = os.environ.get("INDUCTION_BIGRAM_SUITE")
+    if suite is None:
+        return
+    if suite not in SUITES:
+        raise pytest.UsageError(f"INDUCTION_BIGRAM_SUITE must be one of {', '.join(SUITES)}, got {suite!r}")
+    kept, elsewhere = [], []
+    for item in items:
+        marker = item.get_closest_marker("backend_free")
+        (elsewhere if marker is not None and backend_free_suite(marker) != suite else kept).append(item)
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = kept
+
+
+def backend_free_suite(marker: pytest.Mark) -> str:
+    """The suite a ``backend_free(suite)`` marker names; anything else is a usage error."""
+    if len(marker.args) != 1 or marker.args[0] not in SUITES:
+        raise pytest.UsageError(f"backend_free takes one suite, 'tl3' or 'tl4', got {marker.args!r}")
+    return marker.args[0]
+
+
 @pytest.fixture(scope="session")
 def stats() -> BigramStats:
     return BigramStats.default()

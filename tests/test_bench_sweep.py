@@ -26,6 +26,7 @@ def test_the_sweep_is_eight_shortened_quick_runs_and_every_mode_gets_the_same_li
 
 
 @pytest.mark.slow
+@pytest.mark.backend_free("tl3")
 def test_the_quick_smoke_version_runs_all_three_modes():
     out = run_benchmark("bench_sweep.py", "--quick")
     for label in ("sequential, 1 process", "ray, ", "naive pool"):

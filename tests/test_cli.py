@@ -481,6 +481,7 @@ def test_formation_scores_every_step_and_prints_only_json(tmp_path, capsys):
 
 
 @pytest.mark.ray
+@pytest.mark.backend_free("tl4")
 def test_reproduce_json_prints_only_json(tmp_path, capsys):
     code, out, _ = run(capsys, "reproduce", "--out", str(tmp_path), "--preset", "test", "--only", "capacity", "--json")
     assert code == 0 and Path(json.loads(out)["report"]).read_text().startswith("# induction-bigram")

@@ -173,6 +173,7 @@ def test_the_command_line_lists_the_toy_and_runs_it_into_its_folder(toy, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.backend_free("tl4")
 def test_reproduce_only_the_toy_writes_its_section_and_numbers(toy, tmp_path, capsys):
     import ray
 

@@ -10,6 +10,7 @@ from induction_bigram.studies import STUDIES
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.backend_free("tl4")
 def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(tmp_path):
     report = reproduce(PRESETS["test"], tmp_path, progress=False, preset="test")
     text = report.read_text()
@@ -57,6 +58,8 @@ def test_a_report_key_names_the_study_and_its_section():
         PRESETS["test"].with_overrides(["lengths.lengths.multiples=2,3"])
 
 
+@pytest.mark.ray
+@pytest.mark.backend_free("tl4")
 def test_a_preset_can_run_one_study_and_the_formation_grid_reaches_numbers_json(tmp_path):
     """reproduce.studies picks the studies when --only names none; the formation-grid preset runs
     the formation study alone, and the grid's claims (35-38) are judged into numbers.json."""

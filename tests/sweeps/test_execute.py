@@ -15,7 +15,7 @@ from induction_bigram.sweeps import SweepSpec, run_sweep
 from induction_bigram.sweeps.table import TIMING
 from induction_bigram.training.checkpoint import load_checkpoint
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.backend_free("tl3")]
 
 SHORT = (
     "task.seq_len=16",

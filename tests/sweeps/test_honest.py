@@ -53,6 +53,7 @@ def _sweep(tmp_path, *argv):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.backend_free("tl3")
 def test_json_is_the_only_thing_on_stdout_when_a_run_fails_and_ray_adds_no_lines(tmp_path):
     done = _sweep(tmp_path, "--json", "--grid", "train.device=cpu,cuda:7")  # the second fails where it runs
     assert done.returncode == 2, done.stderr
@@ -65,6 +66,7 @@ def test_json_is_the_only_thing_on_stdout_when_a_run_fails_and_ray_adds_no_lines
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.backend_free("tl3")
 def test_gpus_no_node_has_are_refused_at_once_with_both_numbers(tmp_path):
     done = _sweep(tmp_path, "--gpus-per-run", "1")
     assert done.returncode == 2
