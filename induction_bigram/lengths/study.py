@@ -16,7 +16,7 @@ from tqdm import tqdm
 from induction_bigram.claims import Claim
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.lengths.config import LengthsConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
@@ -108,10 +108,7 @@ def run(
     if config.lengths.threads is not None:
         torch.set_num_threads(config.lengths.threads)
     try:
-        if out_dir is None:
-            return _run(config, None, progress)
-        with claim_folder(out_dir, "lengths", existing=existing) as folder:
-            return _run(config, folder, progress)
+        return run_in_study_folder(out_dir, "lengths", existing, lambda out: _run(config, out, progress))
     finally:
         torch.set_num_threads(threads)
 
@@ -158,10 +155,7 @@ def _run(config: LengthsConfig, out_dir: Path | None, progress: bool) -> Lengths
                     f"ordinary {_fmt(result.ordinary.accuracy_by_length)}",
                     file=sys.stderr,
                 )
-    lengths = LengthsResult(config, results, time.perf_counter() - began, stats.vocab)
-    if out_dir is not None:
-        atomic_write_text(out_dir / "result.json", dumps_json(lengths.to_dict()) + "\n")
-    return lengths
+    return LengthsResult(config, results, time.perf_counter() - began, stats.vocab)
 
 
 def _fmt(accuracies: dict[str, float]) -> str:
