@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, no_type_check
 
-from induction_bigram.config.checks import field_types, from_json, parse, show
+from induction_bigram.config.checks import from_json, parse, show
 from induction_bigram.errors import ConfigError
+from induction_bigram.serialise import field_types
 
 C = TypeVar("C", bound="Config")
 
