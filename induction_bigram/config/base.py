@@ -9,12 +9,12 @@ strings into a checked config, and any bad key or value is one :class:`ConfigErr
 
 import dataclasses
 import difflib
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, no_type_check
 
 from induction_bigram.config.checks import from_json, parse, show
 from induction_bigram.errors import ConfigError
+from induction_bigram.files import dumps_json
 from induction_bigram.serialise import field_types
 
 C = TypeVar("C", bound="Config")
@@ -32,7 +32,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+        return dumps_json(self.to_dict(), sort_keys=True)
 
     @classmethod
     @no_type_check  # any JSON value gets a ConfigError naming it; runtime checkers must not pre-empt it
