@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -44,14 +45,10 @@ def clipped_relative_bias(model: Model, max_offset: int):
     """Within the block, offsets o > ``max_offset`` use b_(max_offset) (T5-style: far offsets
     share the last bucket) instead of their untrained value 0."""
     bias = relative_position_bias(model)
-    saved = bias.detach().clone()
-    with torch.no_grad():
-        bias[max_offset + 1 :] = bias[max_offset]
-    try:
-        yield model
-    finally:
+    with _restored(bias):
         with torch.no_grad():
-            bias.copy_(saved)
+            bias[max_offset + 1 :] = bias[max_offset]
+        yield model
 
 
 @contextmanager
@@ -70,19 +67,26 @@ def length_scaled_layer1(model: Model, train_length: int, *, far_bias: bool = Tr
     alone (scripts/lengths_rpe.py).
     """
     bias = relative_position_bias(model)
-    saved = bias.detach().clone()
 
     def scale(scores: torch.Tensor, hook) -> torch.Tensor:
         n_query, n_key = scores.shape[-2:]
         keys = torch.arange(n_key - n_query + 1, n_key + 1, device=scores.device, dtype=scores.dtype)
         return scores * (keys.log() / math.log(train_length)).clamp_min(1.0)[:, None]
 
-    if far_bias:
-        with torch.no_grad():
-            bias[train_length:] = saved[2:train_length].mean()
-    try:
+    with _restored(bias) as saved:
+        if far_bias:
+            with torch.no_grad():
+                bias[train_length:] = saved[2:train_length].mean()
         with model.hooks(fwd_hooks=[("blocks.0.attn.hook_attn_scores", scale)] if log_scaling else []):
             yield model
+
+
+@contextmanager
+def _restored(bias: torch.nn.Parameter) -> Iterator[torch.Tensor]:
+    """Yields a copy of ``bias`` and puts it back on leaving, whatever the block wrote into it."""
+    saved = bias.detach().clone()
+    try:
+        yield saved
     finally:
         with torch.no_grad():
             bias.copy_(saved)
