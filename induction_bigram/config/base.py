@@ -93,20 +93,15 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def _locate(cls: type, data: dict[str, Any], key: str) -> tuple[dict[str, Any], Any]:
     """The dict that holds ``key``'s value inside ``data`` and the key's annotated type."""
+    if key not in (keys := cls.keys()):
+        close = difflib.get_close_matches(key, keys, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"unknown config key {key!r} ({hint}every key: `induction-bigram presets NAME`)")
     *path, name = key.split(".")
     holder, tp = data, cls
     for part in path:
-        types = field_types(tp) if _is_part(tp) else {}
-        if part not in types or not _is_part(types[part]):
-            break
-        holder, tp = holder[part], types[part]
-    else:
-        types = field_types(tp)
-        if name in types and not _is_part(types[name]):
-            return holder, types[name]
-    close = difflib.get_close_matches(key, cls.keys(), n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    raise ConfigError(f"unknown config key {key!r} ({hint}every key: `induction-bigram presets NAME`)")
+        holder, tp = holder[part], field_types(tp)[part]
+    return holder, field_types(tp)[name]
 
 
 def _evaluation_seeds(part: Any, prefix: str) -> Iterator[tuple[str, int]]:
