@@ -84,8 +84,7 @@ def decode(hint: Any, data: Any) -> Any:
         return [decode(args[0], v) for v in _expect(list, data, hint)]
     if origin is tuple:
         items = _expect(list, data, hint)
-        hints = [args[0]] * len(items) if args[1:] == (...,) else args
-        return tuple(decode(h, v) for h, v in zip(hints, items, strict=True))
+        return tuple(decode(h, v) for h, v in zip(tuple_hints(hint, len(items)), items, strict=True))
     if origin is dict:
         return {k: decode(args[1], v) for k, v in _expect(dict, data, hint).items()}
     if isinstance(hint, type) and issubclass(hint, AbstractArray):
@@ -105,11 +104,11 @@ def decode(hint: Any, data: Any) -> Any:
 def from_fields(cls: type, data: Any) -> Any:
     """The dataclass ``cls`` from a JSON object of its fields, each read by its type hint or its :func:`hook`
     (what :func:`decode` does for a dataclass; a class that writes its own layout calls it too)."""
-    kwargs = {}
+    kwargs, hints = {}, field_types(cls)
     for field in dataclasses.fields(cls):
         if field.name in _expect(dict, data, cls):
             read = field.metadata.get(_HOOK)
-            kwargs[field.name] = read(data[field.name]) if read else decode(_hints(cls)[field.name], data[field.name])
+            kwargs[field.name] = read(data[field.name]) if read else decode(hints[field.name], data[field.name])
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise DataError(f"{cls.__name__}: missing key {field.name!r}")
     value = cls(**kwargs)
@@ -120,8 +119,20 @@ def from_fields(cls: type, data: Any) -> Any:
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field of the dataclass ``cls`` and its type hint as an object: the annotation, resolved where it is a
+    string (``from __future__ import annotations``). Not ``typing.get_type_hints`` alone: it returns {} for a
+    ``no_type_check`` class, as every config section is (:func:`~induction_bigram.config.checks.section`)."""
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    if any(isinstance(hint, str) for hint in hints.values()):
+        hints = {name: hint for name, hint in get_type_hints(cls).items() if name in hints}
+    return hints
+
+
+def tuple_hints(hint: Any, n: int) -> tuple[Any, ...]:
+    """The item hints of the tuple hint ``hint`` for ``n`` items: X n times for ``tuple[X, ...]``, else its own."""
+    args = get_args(hint)
+    return (args[0],) * n if args[1:] == (...,) else args
 
 
 def _expect(kind: type, data: Any, hint: Any) -> Any:

@@ -311,16 +311,23 @@ def patch_head_metric(
     return float(result[0])
 
 
-@torch.no_grad()
-def patch_head(model: Model, head: Head, prompts: InductionPrompts, progress: bool = False) -> HeadPatching:
-    """Patch the head's clean output into the corrupted prompts (module doc); the fractions are
-    NaN, with a warning, when the clean/corrupted gap is not measurable (:class:`PatchingGap`)."""
+def clean_corrupted_gap(model: Model, prompts: InductionPrompts) -> tuple[PatchingGap, ActivationCache]:
+    """The :class:`PatchingGap` of xi_o - xi_o' between the clean and the corrupted prompts, and the
+    clean run's cache that patching copies from."""
     o, o_prime = prompts.output, prompts.replacement
     clean_logits, clean_cache = model.run_with_cache(prompts.clean)
     gap = patching_gap(
         logit_difference(clean_logits, o, o_prime), logit_difference(model(prompts.corrupted), o, o_prime)
     )
-    restored = restoration_metric(gap, o, o_prime)
+    return gap, clean_cache
+
+
+@torch.no_grad()
+def patch_head(model: Model, head: Head, prompts: InductionPrompts, progress: bool = False) -> HeadPatching:
+    """Patch the head's clean output into the corrupted prompts (module doc); the fractions are
+    NaN, with a warning, when the clean/corrupted gap is not measurable (:class:`PatchingGap`)."""
+    gap, clean_cache = clean_corrupted_gap(model, prompts)
+    restored = restoration_metric(gap, prompts.output, prompts.replacement)
     head = (int(head[0]), int(head[1]))
     return HeadPatching(
         head=head,

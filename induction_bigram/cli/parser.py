@@ -25,23 +25,22 @@ def _seed(text: str) -> int:
     """``--seed``: an int in [0, 2**64), what ``torch.Generator.manual_seed`` accepts."""
     from induction_bigram.config import SEED_MAX
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= SEED_MAX:
+    if not 0 <= (value := _int(text)) <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"{text} is outside [0, 2**64)")
     return value
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
+    if (value := _int(text)) < 1:
         raise argparse.ArgumentTypeError(f"{text} must be >= 1")
     return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
 def _device(text: str) -> str:

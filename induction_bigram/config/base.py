@@ -9,12 +9,13 @@ strings into a checked config, and any bad key or value is one :class:`ConfigErr
 
 import dataclasses
 import difflib
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, no_type_check
 
-from induction_bigram.config.checks import field_types, from_json, parse, show
+from induction_bigram.config.checks import from_json, parse, show
 from induction_bigram.errors import ConfigError
+from induction_bigram.files import dumps_json
+from induction_bigram.serialise import field_types
 
 C = TypeVar("C", bound="Config")
 
@@ -31,7 +32,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+        return dumps_json(self.to_dict(), sort_keys=True)
 
     @classmethod
     @no_type_check  # any JSON value gets a ConfigError naming it; runtime checkers must not pre-empt it
@@ -92,20 +93,15 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def _locate(cls: type, data: dict[str, Any], key: str) -> tuple[dict[str, Any], Any]:
     """The dict that holds ``key``'s value inside ``data`` and the key's annotated type."""
+    if key not in (keys := cls.keys()):
+        close = difflib.get_close_matches(key, keys, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"unknown config key {key!r} ({hint}every key: `induction-bigram presets NAME`)")
     *path, name = key.split(".")
     holder, tp = data, cls
     for part in path:
-        types = field_types(tp) if _is_part(tp) else {}
-        if part not in types or not _is_part(types[part]):
-            break
-        holder, tp = holder[part], types[part]
-    else:
-        types = field_types(tp)
-        if name in types and not _is_part(types[name]):
-            return holder, types[name]
-    close = difflib.get_close_matches(key, cls.keys(), n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    raise ConfigError(f"unknown config key {key!r} ({hint}every key: `induction-bigram presets NAME`)")
+        holder, tp = holder[part], field_types(tp)[part]
+    return holder, field_types(tp)[name]
 
 
 def _evaluation_seeds(part: Any, prefix: str) -> Iterator[tuple[str, int]]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, no_type_check
 
 from induction_bigram.errors import ConfigError
+from induction_bigram.serialise import field_types, tuple_hints
 
 SEED_MAX = 2**64 - 1
 
@@ -56,17 +57,6 @@ def section(name: str):
         return no_type_check(dataclasses.dataclass(frozen=True)(cls))
 
     return wrap
-
-
-def field_types(cls: type) -> dict[str, Any]:
-    """Each field's annotated type as an object. Sections are defined without
-    ``from __future__ import annotations`` (their annotations are objects already; and
-    ``typing.get_type_hints`` returns {} for ``no_type_check`` classes); a composite config
-    defined with it has string annotations, resolved here."""
-    types_ = {f.name: f.type for f in dataclasses.fields(cls)}
-    if any(isinstance(tp, str) for tp in types_.values()):
-        types_ = {name: tp for name, tp in typing.get_type_hints(cls).items() if name in types_}
-    return types_
 
 
 def check_fields(obj: Any, section_name: str) -> None:
@@ -123,12 +113,10 @@ def matches(value: Any, tp: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return any(matches(value, arg) for arg in typing.get_args(tp))
     if origin is tuple:
-        args = typing.get_args(tp)
         if not isinstance(value, tuple):
             return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(matches(item, args[0]) for item in value)
-        return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+        hints = tuple_hints(tp, len(value))
+        return len(hints) == len(value) and all(map(matches, value, hints))
     if tp is type(None):
         return value is None
     if tp is float:
@@ -158,10 +146,9 @@ def from_json(value: Any, tp: Any) -> Any:
     annotated (anything else is left for :func:`check_fields` to judge)."""
     for arm in _arms(tp):
         if typing.get_origin(arm) is tuple and isinstance(value, list):
-            args = typing.get_args(arm)
-            items = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
-            if len(items) == len(value):
-                return tuple(from_json(v, a) for v, a in zip(value, items))
+            hints = tuple_hints(arm, len(value))
+            if len(hints) == len(value):
+                return tuple(map(from_json, value, hints))
     return value
 
 

@@ -12,7 +12,7 @@
 - :class:`MarkovConfig` bundles the three; a markov run folder's ``config.json`` holds it.
 
 The module has no ``from __future__ import annotations``: a config section's annotations must be
-objects (:func:`~induction_bigram.config.checks.field_types`).
+objects (:func:`~induction_bigram.serialise.field_types`).
 """
 
 import dataclasses

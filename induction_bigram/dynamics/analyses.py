@@ -43,7 +43,7 @@ from induction_bigram.anymodel import (
     project_readout,
 )
 from induction_bigram.anymodel.heads import Head, attention_patterns, head_name
-from induction_bigram.anymodel.logits import logit_difference, patching_gap, restoration_metric
+from induction_bigram.anymodel.logits import clean_corrupted_gap, restoration_metric
 from induction_bigram.anymodel.memory_scores import Projection, memory_margin, recall_at_1
 from induction_bigram.config.markov import MarkovConfig
 from induction_bigram.data.markov import MarkovTask
@@ -166,17 +166,12 @@ def _patching(model: Model, heads: Sequence[Head], n_prompts: int) -> dict[str, 
     for head in heads:
         patched = patch_head(model, head, prompts)
         per_head[head_name(head)] = {"restored_last": patched.restored_last, "restored_all": patched.restored_all}
-    o, o_prime = prompts.output, prompts.replacement
-    clean_logits, clean_cache = model.run_with_cache(prompts.clean)
-    gap = patching_gap(
-        logit_difference(clean_logits, o, o_prime), logit_difference(model(prompts.corrupted), o, o_prime)
-    )
+    gap, clean_cache = clean_corrupted_gap(model, prompts)
+    restored = restoration_metric(gap, prompts.output, prompts.replacement)
     last = torch.zeros(prompts.clean.shape, dtype=torch.bool, device=prompts.clean.device)
     last[:, -1] = True
-    layer = model.cfg.n_layers - 1
-    whole = patch_positions(
-        model, prompts.corrupted, clean_cache, f"blocks.{layer}.attn.hook_z", last, restoration_metric(gap, o, o_prime)
-    )
+    hook = f"blocks.{model.cfg.n_layers - 1}.attn.hook_z"
+    whole = patch_positions(model, prompts.corrupted, clean_cache, hook, last, restored)
     return {"gap": gap.to_dict(), "per_head": per_head, "last_layer_at_last_position": whole}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from tqdm import tqdm
 from induction_bigram.claims import Claim
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.lengths.config import LengthsConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
@@ -44,14 +45,10 @@ def clipped_relative_bias(model: Model, max_offset: int):
     """Within the block, offsets o > ``max_offset`` use b_(max_offset) (T5-style: far offsets
     share the last bucket) instead of their untrained value 0."""
     bias = relative_position_bias(model)
-    saved = bias.detach().clone()
-    with torch.no_grad():
-        bias[max_offset + 1 :] = bias[max_offset]
-    try:
-        yield model
-    finally:
+    with _restored(bias):
         with torch.no_grad():
-            bias.copy_(saved)
+            bias[max_offset + 1 :] = bias[max_offset]
+        yield model
 
 
 @contextmanager
@@ -70,19 +67,26 @@ def length_scaled_layer1(model: Model, train_length: int, *, far_bias: bool = Tr
     alone (scripts/lengths_rpe.py).
     """
     bias = relative_position_bias(model)
-    saved = bias.detach().clone()
 
     def scale(scores: torch.Tensor, hook) -> torch.Tensor:
         n_query, n_key = scores.shape[-2:]
         keys = torch.arange(n_key - n_query + 1, n_key + 1, device=scores.device, dtype=scores.dtype)
         return scores * (keys.log() / math.log(train_length)).clamp_min(1.0)[:, None]
 
-    if far_bias:
-        with torch.no_grad():
-            bias[train_length:] = saved[2:train_length].mean()
-    try:
+    with _restored(bias) as saved:
+        if far_bias:
+            with torch.no_grad():
+                bias[train_length:] = saved[2:train_length].mean()
         with model.hooks(fwd_hooks=[("blocks.0.attn.hook_attn_scores", scale)] if log_scaling else []):
             yield model
+
+
+@contextmanager
+def _restored(bias: torch.nn.Parameter) -> Iterator[torch.Tensor]:
+    """Yields a copy of ``bias`` and puts it back on leaving, whatever the block wrote into it."""
+    saved = bias.detach().clone()
+    try:
+        yield saved
     finally:
         with torch.no_grad():
             bias.copy_(saved)
@@ -108,10 +112,7 @@ def run(
     if config.lengths.threads is not None:
         torch.set_num_threads(config.lengths.threads)
     try:
-        if out_dir is None:
-            return _run(config, None, progress)
-        with claim_folder(out_dir, "lengths", existing=existing) as folder:
-            return _run(config, folder, progress)
+        return run_in_study_folder(out_dir, "lengths", existing, lambda out: _run(config, out, progress))
     finally:
         torch.set_num_threads(threads)
 
@@ -158,10 +159,7 @@ def _run(config: LengthsConfig, out_dir: Path | None, progress: bool) -> Lengths
                     f"ordinary {_fmt(result.ordinary.accuracy_by_length)}",
                     file=sys.stderr,
                 )
-    lengths = LengthsResult(config, results, time.perf_counter() - began, stats.vocab)
-    if out_dir is not None:
-        atomic_write_text(out_dir / "result.json", dumps_json(lengths.to_dict()) + "\n")
-    return lengths
+    return LengthsResult(config, results, time.perf_counter() - began, stats.vocab)
 
 
 def _fmt(accuracies: dict[str, float]) -> str:

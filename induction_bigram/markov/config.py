@@ -2,7 +2,7 @@
 and the ``markov`` section of the hijack) and its presets (docs/THEORY.md section 9.4).
 
 The module has no ``from __future__ import annotations``: a config section's annotations must be
-objects (:func:`~induction_bigram.config.checks.field_types`).
+objects (:func:`~induction_bigram.serialise.field_types`).
 """
 
 import dataclasses

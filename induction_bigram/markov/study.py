@@ -25,7 +25,7 @@ from induction_bigram.data.markov import MarkovTask
 from induction_bigram.data.prompts import PromptDesigner
 from induction_bigram.data.stats import BigramStats
 from induction_bigram.dynamics import DynamicsPoint, head_formation_step, run_dynamics, track_dynamics
-from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.markov.config import MarkovStudyConfig
 from induction_bigram.markov.hijack import Pair, candidate_pairs, measure_hijack, model_thresholds, select_pairs
 from induction_bigram.serialise import Record
@@ -157,10 +157,7 @@ def run(
     and, when ``out_dir`` is given, write ``result.json`` there. ``out_dir`` is a markov study
     folder (:func:`~induction_bigram.files.claim_folder`); ``existing``: ``"resume"`` reuses its
     finished runs, ``"overwrite"`` retrains, ``"refuse"`` refuses an earlier study there."""
-    if out_dir is None:
-        return _run(config, None, progress)
-    with claim_folder(out_dir, "markov", existing=existing) as folder:
-        return _run(config, folder, progress)
+    return run_in_study_folder(out_dir, "markov", existing, lambda out: _run(config, out, progress))
 
 
 def _run(config: MarkovStudyConfig, out_dir: Path | None, progress: bool) -> MarkovResult:
@@ -205,10 +202,7 @@ def _run(config: MarkovStudyConfig, out_dir: Path | None, progress: bool) -> Mar
         alphas[_key(alpha)] = result
         if progress:
             tqdm.write(_line(result, pairs, settings.max_count), file=sys.stderr)
-    out = MarkovResult(config, pairs, chosen_for, alphas, time.perf_counter() - began)
-    if out_dir is not None:
-        atomic_write_text(out_dir / "result.json", dumps_json(out.to_dict()) + "\n")
-    return out
+    return MarkovResult(config, pairs, chosen_for, alphas, time.perf_counter() - began)
 
 
 def _line(a: AlphaResult, pairs: list[Pair], max_count: int) -> str:

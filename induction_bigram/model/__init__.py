@@ -26,6 +26,7 @@ from induction_bigram.model.access import (
     norm_parameters,
     positional_embeddings,
     resolve_device,
+    swap_convention,
     token_embeddings,
     trainable_names,
     unembeddings,
@@ -50,7 +51,6 @@ if TL4:  # TransformerLens >= 4: a TransformerBridge built by model/tl4.py
         scores_module,
         set_paper_matrix,
         standard_config,
-        swap_convention,
     )
     from induction_bigram.model.tl4_weights import load_weights, portable_state_dict
 else:
@@ -63,7 +63,6 @@ else:
         rotate_layer1,
         scores_module,
         set_paper_matrix,
-        swap_convention,
     )
     from induction_bigram.model.standard import build_standard_model, standard_config
 

@@ -189,6 +189,36 @@ def norm_parameters(norm: torch.nn.Module | None) -> tuple[Tensor | None, Tensor
     return getattr(norm, names[0], None), getattr(norm, names[1], None)
 
 
+def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "... cols rows"]:
+    """Convert a linear map between TL's row-vector and the paper's column-vector convention.
+
+    TL computes y = x M for a row vector x; the paper computes y = M' x for a column x, so
+    M' = M^T. The conversion is its own inverse. It covers W_K (when W_Q = I: the score
+    x_t^T W_K^paper x_s equals q_t . k_s with k = x W_K^TL), W_V, W_O, the OV product
+    (W_O W_V)^paper = (W_V W_O)^TL^T and the FFN map.
+    """
+    return matrix.transpose(-1, -2)
+
+
+def paper_matrix_place(model: Model, name: str) -> tuple[str, int]:
+    """Where paper matrix ``name`` (``W_K2``, ``W_O1``, ``W_F``, ...) lives on either backend: its
+    kind (``W_Q`` .. ``W_O``, or ``W_F``, the linear feed-forward) and its TL block (paper layer
+    l is block l - 1; W_F is in the last); a matrix the model has not is a :class:`ModelShapeError`."""
+    match = PAPER_NAME.fullmatch(name)
+    if not match:
+        raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
+    if name == "W_F":
+        if model.cfg.act_fn != LINEAR_ACT_FN:
+            raise ModelShapeError("W_F exists only in models with a linear feed-forward layer")
+        return name, model.cfg.n_layers - 1
+    kind, layer = match.group(1), int(match.group(2))
+    if not 1 <= layer <= model.cfg.n_layers:
+        raise ModelShapeError(f"{name}: the model has layers 1..{model.cfg.n_layers}")
+    if model.cfg.n_heads != 1:
+        raise ModelShapeError(f"{name}: expected one attention head, got {model.cfg.n_heads}")
+    return kind, layer - 1
+
+
 def check_tokens(model: Model, tokens: Tensor) -> Int[Tensor, "batch pos"]:
     """Return ``tokens`` unchanged, or raise :class:`DataError` for ids or lengths the model lacks
     (the checks the forward pass makes, for analyses that want to fail before any work)."""

@@ -56,7 +56,6 @@ from induction_bigram.hooks import CircuitHooks
 from induction_bigram.model.access import (
     CONFIG_ATTR,
     CONFIG_BUFFERS,
-    PAPER_NAME,
     bias_of,
     check_buildable,
     check_fits_in_memory,
@@ -64,12 +63,13 @@ from induction_bigram.model.access import (
     circuit_tl_fields,
     describe,
     model_bytes,
+    paper_matrix_place,
     resolve_device,
+    swap_convention,
     trainable_names,
     with_marker,
     without_config_buffers,
 )
-from induction_bigram.model.components import LINEAR_ACT_FN
 from induction_bigram.model.components.attention import CircuitAttention
 from induction_bigram.model.components.checks import install_input_check
 from induction_bigram.model.components.embed import CheckedPosEmbed, TokenEmbed
@@ -155,33 +155,12 @@ def _attach_tokenizer(model: HookedTransformer, vocab: Sequence[str]) -> None:
 # -- the paper's convention ---------------------------------------------------------------------
 
 
-def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "... cols rows"]:
-    """Convert a linear map between TL's row-vector and the paper's column-vector convention.
-
-    TL computes y = x M for a row vector x; the paper computes y = M' x for a column x, so
-    M' = M^T. The conversion is its own inverse. It covers W_K (when W_Q = I: the score
-    x_t^T W_K^paper x_s equals q_t . k_s with k = x W_K^TL), W_V, W_O, the OV product
-    (W_O W_V)^paper = (W_V W_O)^TL^T and the FFN map.
-    """
-    return matrix.transpose(-1, -2)
-
-
 def _tl_parameter(model: HookedTransformer, name: str) -> Tensor:
     """The TL tensor holding paper matrix ``name`` (``W_K2``, ``W_O1``, ``W_F``, ...)."""
-    match = PAPER_NAME.fullmatch(name)
-    if not match:
-        raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
-    if name == "W_F":
-        last = model.cfg.n_layers - 1
-        if model.cfg.act_fn != LINEAR_ACT_FN:
-            raise ModelShapeError("W_F exists only in models with a linear feed-forward layer")
-        return model.blocks[last].mlp.W_out
-    kind, layer = match.group(1), int(match.group(2))
-    if not 1 <= layer <= model.cfg.n_layers:
-        raise ModelShapeError(f"{name}: the model has layers 1..{model.cfg.n_layers}")
-    if model.cfg.n_heads != 1:
-        raise ModelShapeError(f"{name}: expected one attention head, got {model.cfg.n_heads}")
-    return getattr(model.blocks[layer - 1].attn, kind)[0]
+    kind, block = paper_matrix_place(model, name)
+    if kind == "W_F":
+        return model.blocks[block].mlp.W_out
+    return getattr(model.blocks[block].attn, kind)[0]
 
 
 def get_paper_matrix(model: HookedTransformer, name: str) -> Float[Tensor, "d_out d_in"]:

@@ -38,20 +38,19 @@ from induction_bigram.data.tokenizer import BOS, character_tokenizer
 from induction_bigram.errors import ConfigError, ModelShapeError
 from induction_bigram.model.access import (
     CONFIG_ATTR,
-    PAPER_NAME,
     bias_of,
     check_buildable,
     check_fits_in_memory,
     circuit_tl_fields,
     describe,
     model_bytes,
+    paper_matrix_place,
     resolve_device,
     standard_tl_fields,
     standard_vocab,
     trainable_names,
 )
 from induction_bigram.model.backend import TL_VERSION
-from induction_bigram.model.components import LINEAR_ACT_FN
 from induction_bigram.model.components.checks import install_input_check
 from induction_bigram.model.components.tl4 import (
     CheckedNativeModel,
@@ -155,29 +154,12 @@ def named_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]
 # -- the paper's convention ---------------------------------------------------------------------
 
 
-def swap_convention(matrix: Float[Tensor, "... rows cols"]) -> Float[Tensor, "... cols rows"]:
-    """Convert a linear map between TL's row-vector and the paper's column-vector convention
-    (its own inverse; see :func:`induction_bigram.model.circuit.swap_convention`)."""
-    return matrix.transpose(-1, -2)
-
-
 def _paper_tensor(model: TransformerBridge, name: str) -> Tensor:
     """The bridge Parameter holding paper matrix ``name``: ``nn.Linear`` stores [out, in], which
     is the paper's column convention, so no transpose (TL 3's ``W_K[0]`` is its transpose)."""
-    match = PAPER_NAME.fullmatch(name)
-    if not match:
-        raise ModelShapeError(f"unknown paper matrix {name!r}; use W_Q1, W_K2, W_V1, W_O2, W_F")
-    state = model.state_dict(keep_vars=True)
-    if name == "W_F":
-        if model.cfg.act_fn != LINEAR_ACT_FN:
-            raise ModelShapeError("W_F exists only in models with a linear feed-forward layer")
-        return state[f"blocks.{model.cfg.n_layers - 1}.mlp.out.weight"]
-    kind, layer = match.group(1), int(match.group(2))
-    if not 1 <= layer <= model.cfg.n_layers:
-        raise ModelShapeError(f"{name}: the model has layers 1..{model.cfg.n_layers}")
-    if model.cfg.n_heads != 1:
-        raise ModelShapeError(f"{name}: expected one attention head, got {model.cfg.n_heads}")
-    return state[f"blocks.{layer - 1}.attn.{kind[-1].lower()}.weight"]
+    kind, block = paper_matrix_place(model, name)
+    linear = "mlp.out" if kind == "W_F" else f"attn.{kind[-1].lower()}"
+    return model.state_dict(keep_vars=True)[f"blocks.{block}.{linear}.weight"]
 
 
 def get_paper_matrix(model: TransformerBridge, name: str) -> Float[Tensor, "d_out d_in"]:
