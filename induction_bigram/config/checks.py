@@ -67,10 +67,12 @@ def check_fields(obj: Any, section_name: str) -> None:
         name = f"{section_name}.{f.name}"
         if not matches(value, types_[f.name]):
             raise ConfigError(f"{name} must be {describe(types_[f.name])}, got {show(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         low, high = f.metadata.get("min"), f.metadata.get("max")
         for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(
+                    f"{name} must be {'a finite number' if item is value else 'finite numbers'}, got {value!r}"
+                )
             if low is not None and item is not None and item < low:
                 raise ConfigError(f"{name} must be >= {low}, got {value!r}")
             if high is not None and item is not None and item > high:

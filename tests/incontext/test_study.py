@@ -38,6 +38,7 @@ def test_presets_take_their_run_from_the_amt_preset():
     [
         ("incontext.per_cell=0", "incontext.per_cell must be >= 1"),
         ("incontext.length_fractions=0.5,1.5", "incontext.length_fractions must be <= 1.0"),
+        ("incontext.length_fractions=0.5,nan", "incontext.length_fractions must be finite numbers, got \\(0.5, nan\\)"),
         ("incontext.length_fractions=0,1", r"fractions in \(0, 1\]"),
         ("incontext.competing=[[0, 1]]", "must both be >= 1"),
         ("incontext.patch_count=6", "need prompts of at least 17 tokens"),
