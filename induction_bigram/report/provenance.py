@@ -4,6 +4,7 @@ time, recorded in ``numbers.json`` and REPORT.md's header (docs/THEORY.md sectio
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -32,10 +33,11 @@ def _version(name: str) -> str | None:
 
 
 def device() -> str:
-    """The device the runs used, in words."""
+    """The machine the runs use, in words: the GPU's name, else the CPU's cores (not this
+    process's torch threads, which say nothing of the runs: each sets its own)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 def provenance(out_dir: Path, seeds: int, wall_seconds: float) -> dict[str, Any]:

@@ -68,13 +68,15 @@ def render_report(
 ) -> str:
     """The Markdown of the report; ``wall_seconds`` is the whole run's wall time (the studies'
     seeds run side by side, so each section's ``seconds`` is its runs' time summed); ``record``
-    is its :func:`~induction_bigram.report.provenance.provenance`."""
+    is its :func:`~induction_bigram.report.provenance.provenance`, whose device the header names
+    (this machine's where there is none: a report rendered elsewhere keeps the runs' device)."""
     total = sum(s.seconds for s in sections) if wall_seconds is None else wall_seconds
     seeds = sorted({len(s.seed_claims) for s in sections})
+    machine = (record or {}).get("device") or device()
     lines = [
         "# induction-bigram: reproduction report",
         "",
-        f"Preset: {preset or 'custom (see numbers.json)'}; {'/'.join(map(str, seeds))} seeds; device: {device()}; "
+        f"Preset: {preset or 'custom (see numbers.json)'}; {'/'.join(map(str, seeds))} seeds; device: {machine}; "
         f"wall time {total / 60:.1f} min for this invocation, which reuses finished runs (run time summed over seeds: "
         f"{', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
         "",

@@ -1,5 +1,6 @@
 """The claims table of REPORT.md, judged over seeds (induction_bigram.report.render, docs/THEORY.md section 8)."""
 
+import re
 from dataclasses import replace
 
 from induction_bigram.claims import Claim, aggregate_claims
@@ -43,6 +44,12 @@ def _rows(text: str) -> list[list[str]]:
     rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
     assert all(row[0] == "unregistered" for row in rows)
     return [row[1:] for row in rows]
+
+
+def test_the_header_names_the_runs_device_from_their_record_else_this_machines_cores():
+    section = StudySection(TOY, _result(0.95), seconds=60.0)
+    assert "device: NVIDIA H100; " in render_report([section], "quick", 60.0, {"device": "NVIDIA H100"})
+    assert re.search(r"device: CPU \(.+, \d+ cores\); ", render_report([section], "quick"))
 
 
 def test_one_seed_keeps_the_single_run_report():
