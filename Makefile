@@ -54,7 +54,10 @@ test: browser
 # The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
 # Ray and the browser (pytest markers, pyproject.toml); make test is still what CI runs.
 FAST ?= not slow and not notebook and not benchmark and not ray and not browser
-# Two pytest processes, one per core: the top-level test modules and the test folders.
+# Two pytest processes, one per core and one torch thread each (two threads each would contend for
+# the cores): the top-level test modules and the test folders.
+test-fast: export OMP_NUM_THREADS = 1
+test-fast: export MKL_NUM_THREADS = 1
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "$(FAST)" tests/test_*.py & top=$$!; \
 	$(BIN)/python -m pytest -q -m "$(FAST)" $$(ls -d tests/*/ | grep -v __pycache__); folders=$$?; \

@@ -50,6 +50,7 @@ def test_an_unknown_suite_is_a_usage_error(monkeypatch, suite, marker):
         _split(items)
 
 
+@pytest.mark.slow
 def test_a_real_collection_leaves_the_other_suites_tests_out():
     """Through pytest itself: the Ray tests of tests/sweeps are TL 3.9's, so the TL 4.3 suite
     leaves them out and keeps the module's other tests."""
