@@ -1,7 +1,8 @@
-"""pytest plugin for ``make test-tl4`` (``-p tests.tl4.known_failures``): skips, each with its
-reason, the tests of the suite that cannot pass on the TransformerLens 4 backend (a module that
-imports TL 3's components skips itself). An entry
-that passes again should be removed; docs/transformerlens-versions.md lists the same."""
+"""pytest plugin for the TL 4.3 suite (``-p tests.tl4.known_failures``: ``make test``'s
+tests/run_suites.sh and ``make test-tl4``): skips, each with its reason, the tests of the suite
+that cannot pass on the TransformerLens 4 backend (a module that imports TL 3's components skips
+itself). An entry that passes again should be removed; docs/transformerlens-versions.md lists
+the same."""
 
 from __future__ import annotations
 
