@@ -22,21 +22,17 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast test-tl4 browser
 
-# The two venvs can be built at once (make test does): torch and TransformerLens install side by
-# side, and the editable install of the checkout, which writes its metadata into the tree, waits
-# for the other's (flock, where the system has it).
-LOCK := $(if $(shell command -v flock),flock .venv-install.lock)
-
+# One pip call a venv: torch pinned beside the package, so that its `torch>=2.1` cannot pull a CUDA
+# build. The two venvs can be built at once (make test does): hatchling's editable install
+# writes nothing into the checkout.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)" "$(TL)"
-	$(LOCK) $(BIN)/python -m pip install --quiet -e ".[dev]" "$(TL)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" "$(TL)" -e ".[dev]"
 	touch $@
 
 $(VENV_TL4)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_TL4)
-	$(VENV_TL4)/bin/python -m pip install --quiet "$(TORCH)" "$(TL4)"
-	$(LOCK) $(VENV_TL4)/bin/python -m pip install --quiet -e ".[dev]" "$(TL4)"
+	$(VENV_TL4)/bin/python -m pip install --quiet "$(TORCH)" "$(TL4)" -e ".[dev]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -46,9 +42,9 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram memories $(RUN)
 	$(BIN)/induction-bigram incontext $(RUN)
 
-# both venvs at once where flock keeps their editable installs apart, then both suites at once
-test: browser
-	$(MAKE) $(if $(LOCK),-j2) $(VENV)/.installed $(VENV_TL4)/.installed
+# both venvs and the browser at once, then both suites at once
+test:
+	$(MAKE) -j3 browser $(VENV)/.installed $(VENV_TL4)/.installed
 	tests/run_suites.sh
 
 # The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
