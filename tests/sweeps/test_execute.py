@@ -44,6 +44,16 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.fixture
+def own_ray(uninterrupted):
+    """For a test that starts a Ray of its own, after the module's sweep: the module's local Ray is
+    stopped first, since its idle processes slow the other down (the Ctrl-C test's two commands
+    took 40 s beside it, 27 s alone). A later test's ``run_sweep`` starts a Ray itself."""
+    import ray
+
+    ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(local_ray, tmp_path_factory):
     folder = tmp_path_factory.mktemp("uninterrupted")
@@ -107,11 +117,10 @@ def test_a_record_without_a_setting_added_since_is_the_same_config(uninterrupted
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-def test_a_two_node_cluster_runs_the_same_sweep_to_the_same_table(uninterrupted, tmp_path):
+def test_a_two_node_cluster_runs_the_same_sweep_to_the_same_table(uninterrupted, own_ray, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
 
-    ray.shutdown()  # the module's local Ray; the cluster is a separate one
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
@@ -119,13 +128,12 @@ def test_a_two_node_cluster_runs_the_same_sweep_to_the_same_table(uninterrupted,
     finally:
         ray.shutdown()
         cluster.shutdown()
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     assert _numbers(table) == _numbers(uninterrupted[1])
     records = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert len({r["node"] for r in records}) == 2  # both nodes ran some
 
 
-def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_finishes_the_sweep(uninterrupted, tmp_path):
+def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_finishes_the_sweep(uninterrupted, own_ray, tmp_path):
     argv = [sys.executable, "-m", "induction_bigram", "sweep", "train", "--out", str(tmp_path), "--preset", "quick"]
     argv += [arg for item in SHORT for arg in ("--set", item)] + ["--grid", "model.d_model=16,32", "--seeds", "3"]
     argv += ["--no-progress"]

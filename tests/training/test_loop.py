@@ -11,6 +11,7 @@ from induction_bigram.config import ModelConfig, TrainConfig
 from induction_bigram.errors import CheckpointError, ConfigError
 from induction_bigram.memories.projections import track_memories
 from induction_bigram.model import trainable_parameters
+from induction_bigram.model.backend import TL4
 from induction_bigram.training import compile as compile_rule
 from induction_bigram.training.checkpoint import CONFIG, load_checkpoint, read_metrics
 from induction_bigram.training.compile import compile_decision
@@ -143,8 +144,10 @@ def test_adamw_and_full_loss_train(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(TL4, reason="on TL 4, tests/tl4/test_bridge.py trains the whole quick recipe to >= 0.98")
 def test_quick_recipe_learns_the_induction_head(tmp_path):
-    """End to end: a real training run reaches in-context accuracy >= 0.95."""
+    """End to end: a real training run reaches in-context accuracy >= 0.95 (on TL 3; the
+    TransformerBridge's own run of the recipe is in tests/tl4/test_bridge.py)."""
     config = preset("quick").with_overrides(["train.steps=1000", "train.eval_every=500", "train.device=cpu"])
     result = train(config, tmp_path, progress=False)
     assert result.final["in_context_accuracy"] >= 0.95
