@@ -83,13 +83,23 @@ def stats() -> BigramStats:
 
 
 def ran_test_preset(tmp_path_factory: pytest.TempPathFactory, study: str) -> tuple[Path, object]:
-    """A study's ``test`` preset run into a fresh folder named for it: ``(folder, result)`` (a
-    module fixture's, shared by the module's tests)."""
+    """A study's ``test`` preset run into a fresh folder named for it: ``(folder, result)``."""
     from induction_bigram.studies import STUDIES
 
     parts = STUDIES[study].parts
     out = tmp_path_factory.mktemp(study)
     return out, parts.run(parts.presets["test"], out, progress=False)
+
+
+def preset_run_fixture(study: str):
+    """A module fixture of :func:`ran_test_preset` for ``study``: the run is slow, so a module's
+    tests share one. Bind it to the name its tests ask for (``finished = preset_run_fixture(...)``)."""
+
+    @pytest.fixture(scope="module")
+    def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+        return ran_test_preset(tmp_path_factory, study)
+
+    return ran
 
 
 def tiny_config(**overrides) -> RunConfig:

@@ -26,12 +26,9 @@ from induction_bigram.memories.formation import (
     track_formation,
 )
 from induction_bigram.memories.projections import build_theory_model, memory_projections
-from tests.conftest import ran_test_preset
+from tests.conftest import preset_run_fixture
 
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return ran_test_preset(tmp_path_factory, "formation")
+study = preset_run_fixture("formation")
 
 
 def test_presets_and_each_optimizers_recipe():
