@@ -48,6 +48,14 @@ def model_of(cfg: ModelConfig, device: str = "cpu"):
     return build_model(cfg, device, vocab=vocab(cfg.d_vocab))
 
 
+def theory_model_of(cfg: ModelConfig, triggers: torch.Tensor | None):
+    """``build_theory_model`` on the CPU, with the vocabulary :func:`vocab` gives ``cfg.d_vocab``
+    characters."""
+    from induction_bigram.memories.projections import build_theory_model
+
+    return build_theory_model(cfg, triggers, device="cpu", vocab=vocab(cfg.d_vocab))
+
+
 SUITES = ("tl3", "tl4")
 """The two suites of ``make test`` (tests/run_suites.sh): the suite on TL 3.9 and on TL 4.3."""
 
