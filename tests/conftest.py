@@ -48,6 +48,14 @@ def model_of(cfg: ModelConfig, device: str = "cpu"):
     return build_model(cfg, device, vocab=vocab(cfg.d_vocab))
 
 
+def theory_model_of(cfg: ModelConfig, triggers: torch.Tensor | None):
+    """``build_theory_model`` on the CPU, with the vocabulary :func:`vocab` gives ``cfg.d_vocab``
+    characters."""
+    from induction_bigram.memories.projections import build_theory_model
+
+    return build_theory_model(cfg, triggers, device="cpu", vocab=vocab(cfg.d_vocab))
+
+
 SUITES = ("tl3", "tl4")
 """The two suites of ``make test`` (tests/run_suites.sh): the suite on TL 3.9 and on TL 4.3."""
 
@@ -83,13 +91,23 @@ def stats() -> BigramStats:
 
 
 def ran_test_preset(tmp_path_factory: pytest.TempPathFactory, study: str) -> tuple[Path, object]:
-    """A study's ``test`` preset run into a fresh folder named for it: ``(folder, result)`` (a
-    module fixture's, shared by the module's tests)."""
+    """A study's ``test`` preset run into a fresh folder named for it: ``(folder, result)``."""
     from induction_bigram.studies import STUDIES
 
     parts = STUDIES[study].parts
     out = tmp_path_factory.mktemp(study)
     return out, parts.run(parts.presets["test"], out, progress=False)
+
+
+def preset_run_fixture(study: str):
+    """A module fixture of :func:`ran_test_preset` for ``study``: the run is slow, so a module's
+    tests share one. Bind it to the name its tests ask for (``finished = preset_run_fixture(...)``)."""
+
+    @pytest.fixture(scope="module")
+    def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+        return ran_test_preset(tmp_path_factory, study)
+
+    return ran
 
 
 def tiny_config(**overrides) -> RunConfig:

@@ -16,16 +16,14 @@ from induction_bigram.incontext.patching import (
     patch_in_context_against_bigram,
     patch_positions,
 )
-from induction_bigram.memories.projections import build_theory_model
-from tests.conftest import vocab
-
-TRIGGERS = torch.tensor([1, 43, 58, 53, 39])
+from tests.conftest import theory_model_of
 
 
 @pytest.fixture(scope="module")
 def theory_setup(stats):
-    model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), TRIGGERS, device="cpu", vocab=vocab(65))
-    designer = PromptDesigner(stats, TRIGGERS)
+    triggers = stats.most_frequent(5)
+    model = theory_model_of(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), triggers)
+    designer = PromptDesigner(stats, triggers)
     g = torch.Generator().manual_seed(0)
     prompts = designer.sample(
         length=32, n_output=3, batch_size=8, generator=g, pair_starts=designer.evenly_spaced(3, 32)

@@ -17,11 +17,9 @@ from induction_bigram.incontext.repeated import (
     RepeatedSequenceReport,
     repeated_sequence_report,
 )
-from induction_bigram.memories.projections import build_theory_model
-from tests.conftest import model_of
+from tests.conftest import model_of, theory_model_of
 
 N_VOCAB = 65
-VOCAB = BigramStats.default().vocab
 
 
 def _config(d_model: int) -> ModelConfig:
@@ -31,7 +29,7 @@ def _config(d_model: int) -> ModelConfig:
 def test_the_report_reads_the_head_scores_on_the_finders_prompts():
     """One scorer: the report's mean attentions are score_heads' previous-token and induction
     scores of the heads it reads, on anymodel's repeated random tokens with the same seed."""
-    model = build_theory_model(_config(128), None, device="cpu", vocab=VOCAB)
+    model = theory_model_of(_config(128), None)
     report = repeated_sequence_report(model, n_sequences=8, half_length=20, seed=5)
     scores = score_heads(model, repeated_random_tokens(model, 8, 20, seed=5))
     assert report.previous_token_attention == float(scores.previous_token[0, 0])
@@ -53,7 +51,7 @@ def test_general_theory_model_passes():
     general induction head. Its random-feature cross-talk falls as 1/sqrt(d); at d = 512 every
     requirement holds with room (the same construction reaches only min 0.41, mean 0.75 at
     d = 256 and min 0.18, mean 0.51 at d = 128)."""
-    report = repeated_sequence_report(build_theory_model(_config(512), None, device="cpu", vocab=VOCAB))
+    report = repeated_sequence_report(theory_model_of(_config(512), None))
     assert report.previous_token_attention > 0.99
     assert report.induction_attention_min > 0.85
     assert report.induction_attention_mean > 0.95
@@ -66,7 +64,7 @@ def test_fixed_trigger_theory_model_fails_the_induction_requirement():
     """Same construction, memory for the 5 most frequent tokens only: the previous-token head is
     the same, but the induction head copies only after those 5 tokens."""
     triggers = BigramStats.default().most_frequent(5)
-    report = repeated_sequence_report(build_theory_model(_config(512), triggers, device="cpu", vocab=VOCAB))
+    report = repeated_sequence_report(theory_model_of(_config(512), triggers))
     assert report.previous_token_ok
     assert report.induction_attention_mean < 0.3
     assert report.induction_attention_min < 0.1
@@ -85,7 +83,7 @@ def test_untrained_model_sits_at_chance():
 
 
 def test_report_is_deterministic_and_serialisable():
-    model = build_theory_model(_config(64), None, device="cpu", vocab=VOCAB)
+    model = theory_model_of(_config(64), None)
     a = repeated_sequence_report(model, n_sequences=8, seed=1)
     b = repeated_sequence_report(model, n_sequences=8, seed=1)
     assert a == b and isinstance(a, RepeatedSequenceReport)

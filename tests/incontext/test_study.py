@@ -16,12 +16,9 @@ from induction_bigram.incontext.claims import threshold_gap
 from induction_bigram.incontext.config import idealised_twin
 from induction_bigram.incontext.figures import figures
 from induction_bigram.training.checkpoint import load_checkpoint
-from tests.conftest import ran_test_preset
+from tests.conftest import preset_run_fixture
 
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    return ran_test_preset(tmp_path_factory, "incontext")
+finished = preset_run_fixture("incontext")
 
 
 def test_presets_take_their_run_from_the_amt_preset():

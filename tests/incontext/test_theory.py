@@ -12,8 +12,7 @@ from induction_bigram.incontext.decompose import decompose_logits
 from induction_bigram.incontext.measure import Measurements, measure, r_squared, spearman
 from induction_bigram.incontext.theory import CAUSES, TheoryCheck, _fit_alpha, check_theory, predicted_in_context
 from induction_bigram.incontext.weights_only import SCORE_SCALES, read_projection_diagonals
-from induction_bigram.memories.projections import build_theory_model
-from tests.conftest import model_of, randomise_trainables, vocab
+from tests.conftest import model_of, randomise_trainables, theory_model_of
 
 
 def test_formula_limits():
@@ -46,7 +45,7 @@ def test_scores():
 def test_theory_built_model_follows_the_prediction(stats):
     """The theory-built model is the theory's own model: its cell means follow the formula."""
     triggers = stats.most_frequent(5)
-    model = build_theory_model(ModelConfig(d_model=256, n_ctx=128, d_vocab=65), triggers, device="cpu", vocab=vocab(65))
+    model = theory_model_of(ModelConfig(d_model=256, n_ctx=128, d_vocab=65), triggers)
     designer = PromptDesigner(stats, triggers)
     g = torch.Generator().manual_seed(0)
     batches = [
@@ -184,7 +183,7 @@ def test_projection_diagonals_are_the_memory_strengths_a_theory_model_is_built_w
     """Oracle: the theory-built model writes lambda = C_O2[j, j] and alpha = C_K2[q, q]/sqrt(d)
     for the triggers; reading them back gives large positive values there."""
     triggers = stats.most_frequent(5)
-    model = build_theory_model(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), triggers, device="cpu", vocab=vocab(65))
+    model = theory_model_of(ModelConfig(d_model=128, n_ctx=32, d_vocab=65), triggers)
     diagonals = read_projection_diagonals(model)
     assert diagonals.read_out.shape == (65,) and diagonals.alpha.dtype == torch.float64
     others = torch.ones(65, dtype=torch.bool)

@@ -12,9 +12,8 @@ from induction_bigram.errors import ModelShapeError
 from induction_bigram.incontext.decompose import decompose_logits
 from induction_bigram.incontext.measure import measure
 from induction_bigram.incontext.weights_only import layer1_attention, weight_memories
-from induction_bigram.memories.projections import build_theory_model
 from induction_bigram.model import get_paper_matrix, positional_embeddings, token_embeddings, unembeddings
-from tests.conftest import model_of, randomise_trainables, vocab
+from tests.conftest import model_of, randomise_trainables, theory_model_of
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +102,7 @@ def test_the_weights_only_attention_on_S_of_a_theory_built_model_is_the_measured
     crosstalk; prompts whose first token is q are left out (the position-0 sink of section 3.5,
     which the weights-only score does not model)."""
     triggers = stats.most_frequent(5)
-    model = build_theory_model(ModelConfig(d_model=256, n_ctx=32, d_vocab=65), triggers, device="cpu", vocab=vocab(65))
+    model = theory_model_of(ModelConfig(d_model=256, n_ctx=32, d_vocab=65), triggers)
     designer = PromptDesigner(stats, triggers)
     g = torch.Generator().manual_seed(0)
     batches = [designer.sample(length=T, n_output=n, batch_size=8, generator=g) for T in (16, 32) for n in (1, 2, 4)]

@@ -14,12 +14,9 @@ from induction_bigram.markov import PRESETS, MarkovResult, MarkovStudyConfig, cl
 from induction_bigram.markov.figures import figures, seed_figures
 from induction_bigram.markov.hijack import Pair
 from induction_bigram.markov.markdown import markov_section
-from tests.conftest import ran_test_preset
+from tests.conftest import preset_run_fixture
 
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    return ran_test_preset(tmp_path_factory, "markov")
+finished = preset_run_fixture("markov")
 
 
 def test_presets_train_the_markov_recipe_at_each_alpha():

@@ -7,12 +7,9 @@ from induction_bigram import preset
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import dumps_json
 from induction_bigram.memories.capacity import PRESETS, CapacityResult, CapacitySettings, claims, run
-from tests.conftest import ran_test_preset
+from tests.conftest import preset_run_fixture
 
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return ran_test_preset(tmp_path_factory, "capacity")
+study = preset_run_fixture("capacity")
 
 
 def test_presets_are_the_recipes_of_today():

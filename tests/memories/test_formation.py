@@ -25,13 +25,10 @@ from induction_bigram.memories.formation import (
     run,
     track_formation,
 )
-from induction_bigram.memories.projections import build_theory_model, memory_projections
-from tests.conftest import ran_test_preset
+from induction_bigram.memories.projections import memory_projections
+from tests.conftest import preset_run_fixture, theory_model_of
 
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return ran_test_preset(tmp_path_factory, "formation")
+study = preset_run_fixture("formation")
 
 
 def test_presets_and_each_optimizers_recipe():
@@ -97,12 +94,7 @@ def test_figures_build_from_the_result_alone(study):
 
 def test_chance_normalisation_is_0_at_chance_and_1_at_perfect_recall(stats):
     task = TriggerTask(stats, TaskConfig(seq_len=32, n_triggers=5))
-    model = build_theory_model(
-        ModelConfig(d_model=256, n_ctx=32, d_vocab=stats.n_tokens),
-        task.shared_triggers,
-        device="cpu",
-        vocab=stats.vocab,
-    )
+    model = theory_model_of(ModelConfig(d_model=256, n_ctx=32, d_vocab=stats.n_tokens), task.shared_triggers)
     scores = track_formation(model, task)["formation"]
     for name in SERIES:
         assert normalised_recall(scores[name]["recall"], scores[name]["chance"]) == pytest.approx(1.0)

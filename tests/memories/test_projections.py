@@ -8,7 +8,6 @@ from induction_bigram.anymodel.memory_scores import Projection, cosine, recall_a
 from induction_bigram.config import ModelConfig, TaskConfig
 from induction_bigram.errors import ModelShapeError
 from induction_bigram.memories.projections import (
-    build_theory_model,
     ideal_W_K1,
     ideal_W_K2,
     ideal_W_O2,
@@ -26,7 +25,7 @@ from induction_bigram.model import (
 )
 from induction_bigram.model.backend import TL4
 from induction_bigram.training.metrics import evaluate
-from tests.conftest import model_of, vocab
+from tests.conftest import model_of, theory_model_of
 
 TRIGGERS = torch.tensor([1, 4, 7, 9, 30])
 
@@ -142,9 +141,7 @@ def test_a_plain_tl_model_of_another_shape_is_refused():
 @pytest.mark.slow
 def test_theory_built_model_solves_the_task_at_the_reference_shape(stats):
     task = TriggerTask(stats, TaskConfig(seq_len=256, n_triggers=5))
-    model = build_theory_model(
-        ModelConfig(d_model=256, n_ctx=256, d_vocab=65), task.shared_triggers, device="cpu", vocab=vocab(65)
-    )
+    model = theory_model_of(ModelConfig(d_model=256, n_ctx=256, d_vocab=65), task.shared_triggers)
     report = memory_report(model, task.shared_triggers)
     assert all(score.recall == 1.0 for score in report.memories.values())
     assert evaluate(model, task, batch_size=512, seed=12345).in_context_accuracy >= 0.98

@@ -17,12 +17,9 @@ from induction_bigram.memories.study import (
     formation_steps,
     run,
 )
-from tests.conftest import ran_test_preset
+from tests.conftest import preset_run_fixture
 
-
-@pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    return ran_test_preset(tmp_path_factory, "memories")
+study_dir = preset_run_fixture("memories")
 
 
 def test_presets_are_the_runs_of_today():
