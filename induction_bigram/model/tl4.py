@@ -22,6 +22,7 @@ paper's convention; ``rel_pos.bias`` at the top; :func:`load_weights` reads TL 3
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -146,9 +147,25 @@ def _wrap(native: nn.Module, tl_cfg: TransformerBridgeConfig, vocab: Sequence[st
     return bridge
 
 
+_NAMED: weakref.WeakKeyDictionary[TransformerBridge, tuple[tuple[int, ...], list[tuple[str, nn.Parameter]]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Each bridge's parameters by TL 3 name, with the ids of the Parameter objects they were read from."""
+
+
 def named_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]:
-    """Every parameter, by TL 3 name (``blocks.0.attn.W_K``)."""
-    return [(tl3_name(key), p) for key, p in model.state_dict(keep_vars=True).items() if isinstance(p, nn.Parameter)]
+    """Every parameter, by TL 3 name (``blocks.0.attn.W_K``).
+
+    The names come from the bridge's ``state_dict``, which converts every key of its module tree
+    (0.7 ms; a training step asks twice, which was a fifth of a ``quick`` step), so they are kept
+    for as long as the model holds the same Parameter objects (``model.parameters()`` is cheap)."""
+    ids = tuple(id(p) for p in model.parameters())
+    kept = _NAMED.get(model)
+    if kept is None or kept[0] != ids:
+        state = model.state_dict(keep_vars=True)
+        kept = ids, [(tl3_name(key), p) for key, p in state.items() if isinstance(p, nn.Parameter)]
+        _NAMED[model] = kept
+    return list(kept[1])
 
 
 # -- the paper's convention ---------------------------------------------------------------------

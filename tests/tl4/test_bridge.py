@@ -192,3 +192,16 @@ def test_the_quick_recipe_trains_to_its_accuracy_on_the_bridge(tmp_path):
     result = train(preset("quick").with_overrides(["train.device=cpu"]), tmp_path / "run", progress=False)
     assert type(result.model).__name__ == "TransformerBridge"
     assert result.metrics[0]["in_context_accuracy"] < 0.1 and result.final["in_context_accuracy"] >= 0.98
+
+
+def test_the_parameter_names_follow_a_parameter_replaced_in_the_model():
+    """The names are kept per bridge (its state_dict is slow to ask every step), so they
+    must notice when a module's Parameter is another object."""
+    model = variant_model("ape-none")
+    old = dict(trainable_parameters(model))["blocks.0.attn.W_K"]
+    new = torch.nn.Parameter(old.detach() + 1)
+    module, attribute = next(
+        (m, name) for m in model.modules() for name, p in m.named_parameters(recurse=False) if p is old
+    )
+    setattr(module, attribute, new)
+    assert dict(trainable_parameters(model))["blocks.0.attn.W_K"] is new
