@@ -90,6 +90,18 @@ def stats() -> BigramStats:
     return BigramStats.default()
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray on 2 CPUs for a module's sweeps and reports, which use it as they would a
+    cluster's (``sweeps.execute.ray_session``): each would otherwise start and stop its own, and
+    its workers would import the package afresh (about 10 s a time)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 def ran_test_preset(tmp_path_factory: pytest.TempPathFactory, study: str) -> tuple[Path, object]:
     """A study's ``test`` preset run into a fresh folder named for it: ``(folder, result)``."""
     from induction_bigram.studies import STUDIES

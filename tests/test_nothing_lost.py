@@ -132,7 +132,7 @@ def test_sweep_plot_default_goes_into_the_sweeps_figure_folder_under_the_rule(tm
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.backend_free("tl3")
-def test_a_resumed_report_of_fewer_studies_keeps_the_earlier_claims(tmp_path, capsys):
+def test_a_resumed_report_of_fewer_studies_keeps_the_earlier_claims(local_ray, tmp_path, capsys):
     base = ["reproduce", "--out", str(tmp_path), "--preset", "test", "--no-progress", "--set", "reproduce.seeds=2"]
     assert run(capsys, *base, "--only", "formation")[0] == 0
     before = json.loads((tmp_path / "numbers.json").read_text())

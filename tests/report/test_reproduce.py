@@ -11,7 +11,7 @@ from induction_bigram.studies import STUDIES
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.backend_free("tl4")
-def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(tmp_path):
+def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(local_ray, tmp_path):
     report = reproduce(PRESETS["test"], tmp_path, progress=False, preset="test")
     text = report.read_text()
     assert "Preset: test; 2 seeds;" in text and "## Claims of docs/THEORY.md" in text
@@ -60,7 +60,7 @@ def test_a_report_key_names_the_study_and_its_section():
 
 @pytest.mark.ray
 @pytest.mark.backend_free("tl4")
-def test_a_preset_can_run_one_study_and_the_formation_grid_reaches_numbers_json(tmp_path):
+def test_a_preset_can_run_one_study_and_the_formation_grid_reaches_numbers_json(local_ray, tmp_path):
     """reproduce.studies picks the studies when --only names none; the formation-grid preset runs
     the formation study alone, and the grid's claims (35-38) are judged into numbers.json."""
     grid = PRESETS["formation-grid"]

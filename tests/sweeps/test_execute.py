@@ -35,15 +35,6 @@ def _numbers(table):
     return [{k: v for k, v in row.items() if k not in (*TIMING, "seconds")} for row in table.rows]
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture
 def own_ray(uninterrupted):
     """For a test that starts a Ray of its own, after the module's sweep: the module's local Ray is
