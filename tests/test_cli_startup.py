@@ -92,7 +92,7 @@ def test_the_public_api_is_small_and_the_rest_is_one_attribute_away():
 
 
 @pytest.mark.benchmark
-@pytest.mark.backend_free("tl3")
+@pytest.mark.backend_free("tl4")
 def test_the_startup_benchmark_prints_every_row():
     out = run_benchmark("bench_startup.py", "--repeats", "1")
     rows = {line[:40].strip(): line[40:].split() for line in out.splitlines()[2:]}
