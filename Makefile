@@ -22,14 +22,15 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast test-tl4 browser
 
-# One pip call a venv: torch pinned beside the package, so that its `torch>=2.1` cannot pull a CUDA
-# build. The two venvs can be built at once (make test does): hatchling's editable install
-# writes nothing into the checkout. --no-compile: Python compiles what it imports on first use;
-# compiling every file of torch, transformers and ray took 35 of each venv's 100 CPU-seconds.
 # Bytecode is written where this runs (into the venv, the checkout's __pycache__): the first
 # process to import a module compiles it and every later one (the CLI's subprocesses in the
 # tests, Ray's workers, the notebooks' kernels) reads it.
 unexport PYTHONDONTWRITEBYTECODE
+
+# One pip call a venv: torch pinned beside the package, so that its `torch>=2.1` cannot pull a CUDA
+# build. The two venvs can be built at once (make test does): hatchling's editable install
+# writes nothing into the checkout. --no-compile: Python compiles what it imports on first use,
+# a small part of the files of torch, transformers and ray that pip would compile.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-compile "$(TORCH)" "$(TL)" -e ".[dev]"

@@ -94,7 +94,7 @@ def stats() -> BigramStats:
 def local_ray():
     """A local Ray on 2 CPUs for a module's sweeps and reports, which use it as they would a
     cluster's (``sweeps.execute.ray_session``): each would otherwise start and stop its own, and
-    its workers would import the package afresh (about 10 s a time)."""
+    its workers would import the package afresh."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)

@@ -156,9 +156,9 @@ _NAMED: weakref.WeakKeyDictionary[TransformerBridge, tuple[tuple[int, ...], list
 def named_parameters(model: TransformerBridge) -> list[tuple[str, nn.Parameter]]:
     """Every parameter, by TL 3 name (``blocks.0.attn.W_K``).
 
-    The names come from the bridge's ``state_dict``, which converts every key of its module tree
-    (0.7 ms; a training step asks twice, which was a fifth of a ``quick`` step), so they are kept
-    for as long as the model holds the same Parameter objects (``model.parameters()`` is cheap)."""
+    The names come from the bridge's ``state_dict``, which converts every key of its module tree:
+    too slow to ask at every training step (benchmarks/bench_quick.py), so they are kept for as
+    long as the model holds the same Parameter objects (``model.parameters()`` is cheap)."""
     ids = tuple(id(p) for p in model.parameters())
     kept = _NAMED.get(model)
     if kept is None or kept[0] != ids:

@@ -38,8 +38,8 @@ def _numbers(table):
 @pytest.fixture
 def own_ray(uninterrupted):
     """For a test that starts a Ray of its own, after the module's sweep: the module's local Ray is
-    stopped first, since its idle processes slow the other down (the Ctrl-C test's two commands
-    took 40 s beside it, 27 s alone). A later test's ``run_sweep`` starts a Ray itself."""
+    stopped first, since its idle processes slow the other down. A later test's ``run_sweep``
+    starts a Ray itself."""
     import ray
 
     ray.shutdown()
