@@ -15,6 +15,7 @@ pytestmark = pytest.mark.benchmark  # make test-fast leaves the benchmarks out
 
 
 @pytest.mark.slow
+@pytest.mark.backend_free("tl4")  # the benchmark's own code; what it times is the backend installed
 def test_it_runs_each_variant_and_reports_accuracy_and_ratios():
     out = run_benchmark("bench_quick.py", "--seeds", "1", "--steps", "4", "--baseline", "HEAD")
     rows = {line.split()[0]: line.split() for line in out.splitlines()[3:]}

@@ -10,6 +10,8 @@ import induction_bigram
 from induction_bigram.cli import build_parser
 from tests.conftest import REPO, run_benchmark
 
+pytestmark = pytest.mark.backend_free("tl3")  # the command line starts without TransformerLens (checked here)
+
 HEAVY = ("torch", "transformer_lens", "matplotlib", "ray", "pandas", "circuitsvis")
 
 

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from induction_bigram.config import Config, Presets, TrainConfig, at_least, section
 from induction_bigram.errors import ConfigError
 
+pytestmark = pytest.mark.backend_free("tl3")  # configs are parsed the same whatever TransformerLens is installed
+
 
 @section("toy")
 class ToySettings:

@@ -9,6 +9,8 @@ from induction_bigram import preset
 from induction_bigram.config import PRESETS, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from induction_bigram.errors import ConfigError
 
+pytestmark = pytest.mark.backend_free("tl3")  # configs are parsed the same whatever TransformerLens is installed
+
 
 def test_presets_round_trip_through_json():
     for name in PRESETS:

@@ -19,6 +19,8 @@ from induction_bigram.sweeps.capacity_law import (
     write_capacity_law,
 )
 
+pytestmark = pytest.mark.backend_free("tl3")  # the law is fitted to stored tables: no model is built
+
 WIDTHS = tuple(range(2, 129, 2))
 SEEDS = (0, 1, 2)
 SHIFT = {0: 0.9, 1: 1.0, 2: 1.1}  # the transition of seed s is x0 * SHIFT[s]: mean x0 over the seeds
