@@ -24,6 +24,7 @@ STAGES = {
     "config": 0,
     "claims": 0,
     "intervals": 0,
+    "provenance": 0,
     "data": 1,
     "hooks": 2,
     "model": 3,

@@ -136,11 +136,20 @@ def test_a_resumed_report_of_fewer_studies_keeps_the_earlier_claims(local_ray, t
     base = ["reproduce", "--out", str(tmp_path), "--preset", "test", "--no-progress", "--set", "reproduce.seeds=2"]
     assert run(capsys, *base, "--only", "formation")[0] == 0
     before = json.loads((tmp_path / "numbers.json").read_text())
+    records = tmp_path / "formation" / "runs.jsonl"  # as if an older commit had trained them
+    older = {"commit": "0" * 40, "dirty": False}
+    records.write_text(
+        "".join(json.dumps(json.loads(r) | {"code": older}) + "\n" for r in records.read_text().splitlines())
+    )
     code, _, err = run(capsys, *base, "--resume", "--only", "memories")
     assert code == 0, err
     numbers = json.loads((tmp_path / "numbers.json").read_text())
     assert numbers["formation"]["claims"] == before["formation"]["claims"] and numbers["memories"]["claims"]
+    now = {k: numbers["provenance"][k] for k in ("commit", "dirty")}
+    by_code = numbers["provenance"]["runs_by_code"]
+    assert len(by_code) == 2 and {**older, "runs": 2} in by_code and {**now, "runs": 2} in by_code
     text = (tmp_path / "REPORT.md").read_text()
+    assert "were trained by " in text and "commit 000000000000 (2)" in text
     from induction_bigram.studies import STUDIES
 
     assert f"## {STUDIES['formation'].title}" in text and f"## {STUDIES['memories'].title}" in text

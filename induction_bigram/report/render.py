@@ -13,7 +13,7 @@ from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, reg
 from induction_bigram.figures.markdown import markdown_table, recipe
 from induction_bigram.incontext.in_words import idealised_in_words, paths_in_words
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
-from induction_bigram.report.provenance import device, provenance_line
+from induction_bigram.provenance import device, provenance_line
 from induction_bigram.studies import STUDIES, Study
 
 
@@ -68,7 +68,7 @@ def render_report(
 ) -> str:
     """The Markdown of the report; ``wall_seconds`` is the whole run's wall time (the studies'
     seeds run side by side, so each section's ``seconds`` is its runs' time summed); ``record``
-    is its :func:`~induction_bigram.report.provenance.provenance`, whose device the header names
+    is its :func:`~induction_bigram.provenance.provenance`, whose device the header names
     (this machine's where there is none: a report rendered elsewhere keeps the runs' device)."""
     total = sum(s.seconds for s in sections) if wall_seconds is None else wall_seconds
     seeds = sorted({len(s.seed_claims) for s in sections})

@@ -19,11 +19,11 @@ from induction_bigram.config import Config, Presets, at_least, section
 from induction_bigram.errors import ConfigError, InductionBigramError
 from induction_bigram.figures import save_figures
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
-from induction_bigram.report.provenance import provenance
+from induction_bigram.provenance import provenance
 from induction_bigram.report.render import StudySection, render_report
 from induction_bigram.studies import STUDIES
 from induction_bigram.sweeps import SweepSpec, SweepTable, run_sweeps
-from induction_bigram.sweeps.execute import RUNS, SPEC
+from induction_bigram.sweeps.execute import RUNS, SPEC, read_records
 
 REPORT = "REPORT.md"
 NUMBERS = "numbers.json"
@@ -147,7 +147,8 @@ def reproduce(
         for s in sections:
             numbers[s.study.name] |= {"seeds": tables[s.study.name].aggregate(), "first_seed": s.result.summary()}
         numbers["seconds"] = {"wall": wall, **{s.study.name: s.seconds for s in sections}}
-        numbers["provenance"] = provenance(out_dir, settings.seeds, wall)
+        run_codes = [record.get("code") for name in names for record in read_records(out_dir / name).values()]
+        numbers["provenance"] = provenance(settings.seeds, wall, run_codes)
         numbers["config"] = {"preset": preset, **config.to_dict()}
         numbers["config"] |= {name: spec.config.to_dict() for name, spec in kept.items() if spec.config is not None}
         atomic_write_text(out_dir / NUMBERS, dumps_json(numbers) + "\n")

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from induction_bigram.config import Config
 from induction_bigram.errors import ConfigError
 from induction_bigram.files import Existing, atomic_write_text, claim_folder, dumps_json
+from induction_bigram.provenance import code_state
 from induction_bigram.studies import STUDIES
 from induction_bigram.sweeps.spec import TRAIN, SweepRun, SweepSpec, config_class
 from induction_bigram.sweeps.table import SweepTable, flatten
@@ -168,9 +169,10 @@ def run_sweeps(
         bar = tqdm(total=total, initial=total - len(todo), disable=not progress, desc="sweep", unit="run")
         try:
             if todo:
+                code = code_state()
                 with ray_session(address):
                     _check_resources(cpus_per_run, gpus_per_run)
-                    _submit_and_collect(todo, cpus_per_run, gpus_per_run, bar)
+                    _submit_and_collect(todo, cpus_per_run, gpus_per_run, bar, code)
         finally:
             bar.close()
             tables = [sweep.write_table() for sweep in prepared]
@@ -193,7 +195,10 @@ class _Sweep:
         return table
 
 
-def _submit_and_collect(todo: list[tuple[_Sweep, SweepRun]], cpus: float, gpus: float, bar: tqdm) -> None:
+def _submit_and_collect(
+    todo: list[tuple[_Sweep, SweepRun]], cpus: float, gpus: float, bar: tqdm, code: dict[str, Any]
+) -> None:
+    """Each run a Ray task; its record, with the ``code`` that ran it, written as it finishes."""
     import ray
 
     remote = ray.remote(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
@@ -211,7 +216,7 @@ def _submit_and_collect(todo: list[tuple[_Sweep, SweepRun]], cpus: float, gpus: 
                 finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in finished:
                     sweep, run = pending.pop(ref)
-                    record = sweep.records[run.name] = _record(run, ray.get(ref))
+                    record = sweep.records[run.name] = _record(run, ray.get(ref)) | {"code": code}
                     _write_records(sweep.folder, sweep.records)
                     bar.update(1)
                     if record["status"] == "failed":  # stderr: stdout is the --json output's alone
@@ -242,7 +247,8 @@ def _record(run: SweepRun, outcome: dict[str, Any]) -> dict[str, Any]:
     return {"run": run.name, "seed": run.seed, "values": run.values, "config": run.config.to_dict(), **outcome}
 
 
-def _read_records(folder: Path) -> dict[str, dict[str, Any]]:
+def read_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """A sweep folder's records by run name: each finished run's outcome and the ``code`` that ran it."""
     path = folder / RECORDS
     if not path.exists():
         return {}
@@ -272,7 +278,7 @@ def _same_config(recorded: Any, config: Config) -> bool:
 def _check_same_sweep(folder: Path, spec: SweepSpec, runs: list[SweepRun]) -> dict[str, dict[str, Any]]:
     """The records already in ``folder``; a run of the same name made with another config
     (another sweep into the same folder) is an error naming it."""
-    records = _read_records(folder)
+    records = read_records(folder)
     for run in runs:
         old = records.get(run.name)
         if old is not None and not _same_config(old.get("config"), run.config):

@@ -32,6 +32,8 @@ def test_reproduce_judges_every_claim_over_seeds_and_writes_a_complete_report(lo
     assert record["seeds"] == 2 and record["wall_seconds"] == numbers["seconds"]["wall"]
     assert record["torch"] == torch.__version__ and record["transformer_lens"] and record["python"]
     assert record["commit"] is None or (len(record["commit"]) == 40 and isinstance(record["dirty"], bool))
+    code = {"commit": record["commit"], "dirty": record["dirty"]}
+    assert record["runs_by_code"] == [{**code, "runs": 2 * len(STUDIES)}]  # every run trained by this code
     assert "induction-bigram " in (tmp_path / "REPORT.md").read_text()
     claims = [c for name in STUDIES for c in numbers[name]["claims"]]
     assert len(claims) >= 12 and all(c["n_seeds"] == 2 for c in claims)
