@@ -48,10 +48,17 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram memories $(RUN)
 	$(BIN)/induction-bigram incontext $(RUN)
 
-# both venvs and the browser at once, then both suites at once
+# both venvs and the browser at once (each venv's bytecode written as soon as it is installed),
+# then both suites at once
 test:
-	$(MAKE) -j3 browser $(VENV)/.installed $(VENV_TL4)/.installed
+	$(MAKE) -j3 browser $(VENV)/.warm $(VENV_TL4)/.warm
 	tests/run_suites.sh
+
+# The bytecode of what the suite imports, written once by one process (tests/warm_bytecode.py)
+# instead of by the suite's processes, several at once, on their first imports.
+%/.warm: %/.installed tests/warm_bytecode.py
+	OMP_NUM_THREADS=1 $*/bin/python tests/warm_bytecode.py
+	touch $@
 
 # The development tier: the suite without the end-to-end trainings, the notebooks, the benchmarks,
 # Ray and the browser (pytest markers, pyproject.toml); make test is still what CI runs.
