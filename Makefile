@@ -48,10 +48,8 @@ demo: $(VENV)/.installed
 	$(BIN)/induction-bigram memories $(RUN)
 	$(BIN)/induction-bigram incontext $(RUN)
 
-# both venvs and the browser at once (each venv's bytecode written as soon as it is installed),
-# then both suites at once
+# both venvs and the browser at once, each suite starting as soon as its venv is ready
 test:
-	$(MAKE) -j3 browser $(VENV)/.warm $(VENV_TL4)/.warm
 	tests/run_suites.sh
 
 # The bytecode of what the suite imports, written once by one process (tests/warm_bytecode.py)
