@@ -1,6 +1,6 @@
-"""Where a report's numbers came from: the code's commit (and whether the tree had uncommitted
+"""Where a report's numbers came from: the code's commit (and whether the package had uncommitted
 changes), the package, torch and TransformerLens versions, the device, the seeds and the wall
-time, recorded in ``numbers.json`` and REPORT.md's header (docs/THEORY.md section 8). A resumed
+time, recorded in ``numbers.json`` and REPORT.md's header (docs/results.md). A resumed
 report loads runs that an earlier invocation trained, maybe at another commit: each sweep record
 keeps the code that ran it (:func:`code_state`), and the report counts its runs by that code."""
 

@@ -52,6 +52,13 @@ def kernel(tmp_path_factory):
         manager.shutdown_kernel(now=True)
 
 
+def run_fresh(nb: nbformat.NotebookNode, kernel: KernelManager) -> None:
+    """Run ``nb`` in the shared kernel after FRESH_START (its outputs land in ``nb``); raises
+    CellExecutionError, with the cell's traceback, if a cell fails."""
+    nb.cells.insert(0, nbformat.v4.new_code_cell(FRESH_START))
+    NotebookClient(nb, km=kernel, timeout=CELL_TIMEOUT_S).execute()
+
+
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {
         "quickstart.ipynb",
@@ -80,9 +87,7 @@ def test_notebook_is_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_shows_plots(path, kernel):
     nb = nbformat.read(path, as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(FRESH_START))
-    client = NotebookClient(nb, km=kernel, timeout=CELL_TIMEOUT_S)
-    client.execute()  # raises CellExecutionError, with the cell's traceback, if a cell fails
+    run_fresh(nb, kernel)
 
     shown = {
         kind
@@ -108,8 +113,7 @@ def test_a_notebook_sees_no_name_an_earlier_one_defined(kernel):
     from nbclient.exceptions import CellExecutionError
 
     def run(source: str) -> None:
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FRESH_START), nbformat.v4.new_code_cell(source)])
-        NotebookClient(nb, km=kernel, timeout=CELL_TIMEOUT_S).execute()
+        run_fresh(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), kernel)
 
     run("import torch\nleft_over = torch.zeros(1)")
     with pytest.raises(CellExecutionError, match="NameError"):

@@ -2,8 +2,8 @@
 
 A fresh clone's venvs hold no bytecode (pip installs with --no-compile). Without this, the suite's
 processes compile on first import, several at once (Ray's workers and agents, the CLI's
-subprocesses, the notebooks' kernel), and a suite took over a minute longer on a fresh clone than on a
-second run (the commit that added this has the numbers). One process importing every module of
+subprocesses, the notebooks' kernel), and a suite on a fresh clone took markedly longer than a
+second run in it (the commit that added this has the measurements). One process importing every module of
 the package and the notebooks' stack, and a local Ray with its workers, compiles nearly all of it
 once.
 
