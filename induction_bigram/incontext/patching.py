@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,7 +90,10 @@ class PatchingResult(Record):
         head_out: restoration by patching each head's output (layer, position).
         layer2_head_last: the last attention layer's head output at the last position.
         layer1_after_trigger: layer 1's head output at every position of S at once.
-        ffn_last: the feed-forward output at the last position (``None`` without an FFN).
+        ffn_last: the feed-forward output at the last position (NaN without an FFN).
+        has_ffn: whether the model has a feed-forward layer to patch: its own field, so that a
+            result read back from JSON (where NaN is null) still tells "no FFN" from a gap too
+            small to divide by.
         positions_after_trigger: S, when the prompts are aligned (else ``None``).
     """
 
@@ -98,7 +102,8 @@ class PatchingResult(Record):
     head_out: Float[Tensor, "layer pos"]
     layer2_head_last: float
     layer1_after_trigger: float
-    ffn_last: float | None
+    ffn_last: float
+    has_ffn: bool
     positions_after_trigger: list[int] | None = field(default=None)
 
     @property
@@ -116,7 +121,7 @@ class PatchingResult(Record):
             "gap_measurable": self.gap.measurable,
             "restore_layer2_head_last": self.layer2_head_last,
             "restore_layer1_after_trigger": self.layer1_after_trigger,
-            "restore_ffn_last": self.ffn_last,
+            "restore_ffn_last": self.ffn_last if self.has_ffn else None,
         }
 
 
@@ -192,8 +197,9 @@ def patch_in_context_against_bigram(
         layer1_after_trigger=patch_positions(
             model, corrupted_tokens, clean_cache, "blocks.0.attn.hook_z", prompts.after_trigger, metric
         ),
-        ffn_last=None
+        ffn_last=math.nan
         if model.cfg.attn_only
         else patch_positions(model, corrupted_tokens, clean_cache, f"blocks.{last_layer}.hook_mlp_out", last, metric),
+        has_ffn=not model.cfg.attn_only,
         positions_after_trigger=prompts.after_trigger[0].nonzero().flatten().tolist() if aligned else None,
     )

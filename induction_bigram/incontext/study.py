@@ -171,7 +171,7 @@ class InContextResult:
             },
             "patch_restore_layer2_head": self.patching["replace_outputs"].layer2_head_last,
             "patch_restore_layer1_after_trigger": self.patching["remove_triggers"].layer1_after_trigger,
-            "patch_restore_ffn_last": self.patching["replace_outputs"].ffn_last,
+            "patch_restore_ffn_last": self.patching["replace_outputs"].summary()["restore_ffn_last"],
             "hijack_threshold": self.check.hijack[longest]["measured"],
             "hijack_threshold_predicted": self.check.hijack[longest]["predicted"],
             "hijack_threshold_weights_only": self.check.hijack[longest]["weights_only"],

@@ -1,4 +1,5 @@
 import json
+import math
 import warnings
 
 import pytest
@@ -16,7 +17,8 @@ from induction_bigram.incontext.patching import (
     patch_in_context_against_bigram,
     patch_positions,
 )
-from tests.conftest import theory_model_of
+from induction_bigram.model import build_model
+from tests.conftest import theory_model_of, vocab
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_layer2_head_carries_the_in_context_difference_of_the_theory_model(stats
     assert result.layer2_head_last == pytest.approx(1.0, abs=0.05)
     assert result.resid_pre.shape == (2, 32) and result.head_out.shape == (2, 32)
     assert result.resid_pre[0, -1] == pytest.approx(0.0, abs=0.05)  # the last token is q in both
-    assert result.ffn_last is None
+    assert not result.has_ffn and result.summary()["restore_ffn_last"] is None
     assert result.positions_after_trigger == (prompts.after_trigger[0].nonzero().flatten()).tolist()
     back = PatchingResult.from_dict(json.loads(dumps_json(result.to_dict())))
     assert back.to_dict() == result.to_dict() and back.summary() == result.summary()
@@ -71,6 +73,23 @@ def test_layer2_head_carries_the_in_context_difference_of_the_theory_model(stats
     # removing the earlier q's: restoring layer 1 after them restores the previous-token path
     removed = patch_in_context_against_bigram(model, prompts, corrupt(prompts, stats.bigram, g, "remove_triggers"))
     assert removed.layer1_after_trigger > 0.8
+
+
+def test_an_unmeasurable_gap_reads_back_as_nan_and_no_ffn_as_none(stats):
+    """JSON writes NaN as null: read back, a model with an FFN and nothing to divide by still
+    has NaN fractions, and only a model without an FFN has no FFN patch."""
+    triggers = stats.most_frequent(5)
+    designer = PromptDesigner(stats, triggers)
+    g = torch.Generator().manual_seed(0)
+    prompts = designer.sample(length=16, n_output=2, batch_size=2, generator=g)
+    for ffn in ("linear", "none"):
+        model = build_model(ModelConfig(d_model=32, n_ctx=16, d_vocab=65, ffn=ffn), "cpu", vocab=vocab(65))
+        with pytest.warns(RuntimeWarning, match="restored fractions are NaN"):
+            result = patch_in_context_against_bigram(model, prompts, prompts.tokens)  # clean against itself
+        back = PatchingResult.from_dict(json.loads(dumps_json(result.to_dict())))
+        assert not back.gap.measurable and back.has_ffn == (ffn == "linear")
+        assert math.isnan(back.layer2_head_last) and math.isnan(back.ffn_last)
+        assert back.summary()["restore_ffn_last"] is (None if ffn == "none" else back.ffn_last)
 
 
 def test_bad_inputs_are_named(stats, theory_setup):
