@@ -49,8 +49,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time _WHERE loads t
     from induction_bigram.model import build_model, describe, get_paper_matrix
     from induction_bigram.pretrained import load_pretrained
     from induction_bigram.training.checkpoint import load
-    from induction_bigram.training.loop import train
     from induction_bigram.training.metrics import evaluate, in_context_accuracy, in_context_loss
+    from induction_bigram.training.trainer import train
 
 _WHERE = {
     "induction_bigram.anymodel": ("find_head_pairs", "pair_memory_report"),
@@ -63,7 +63,7 @@ _WHERE = {
     "induction_bigram.model": ("build_model", "describe", "get_paper_matrix"),
     "induction_bigram.pretrained": ("load_pretrained",),
     "induction_bigram.training.checkpoint": ("load",),
-    "induction_bigram.training.loop": ("train",),
+    "induction_bigram.training.trainer": ("train",),
     "induction_bigram.training.metrics": ("evaluate", "in_context_accuracy", "in_context_loss"),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}

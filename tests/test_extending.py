@@ -20,8 +20,8 @@ from induction_bigram.config import Presets, StudyConfig, at_least, preset, sect
 from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.serialise import Record
 from induction_bigram.studies import STUDIES, Command, Parts, Study
-from induction_bigram.training.loop import train
 from induction_bigram.training.metrics import evaluate
+from induction_bigram.training.trainer import train
 
 # -- the toy study's folder ----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from induction_bigram.data.text import TextWindows, encode_text, text_vocab
 from induction_bigram.errors import ConfigError, DataError
 from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import load, load_checkpoint
-from induction_bigram.training.standard import train_standard
+from induction_bigram.training.trainer import train
 from tests.conftest import shakespeare_text_path
 
 TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 40
@@ -95,7 +95,7 @@ def test_unknown_characters_are_a_data_error_naming_them(text_file):
         encode_text("the Zoo Qat", text_vocab(TEXT))
     cfg = standard_preset("standard-test").with_overrides({"data.text": str(text_file), "model.vocab": "the ca"})
     with pytest.raises(DataError, match="outside the model's vocabulary"):
-        train_standard(cfg, None, progress=False)
+        train(cfg, None, progress=False)
 
 
 def test_windows_are_seeded_and_held_out_is_fixed():
@@ -112,7 +112,7 @@ def test_windows_are_seeded_and_held_out_is_fixed():
 def test_the_test_preset_trains_end_to_end_writes_and_loads_its_folder(text_file, tmp_path):
     cfg = standard_preset("standard-test").with_overrides({"data.text": str(text_file)})
     out = tmp_path / "run"
-    result = train_standard(cfg, out, progress=False, track=[track_head_scores])
+    result = train(cfg, out, progress=False, track=[track_head_scores])
     assert {"config.json", "metrics.jsonl", "checkpoint.pt"} <= {p.name for p in out.iterdir()}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 3, 6]
@@ -121,7 +121,7 @@ def test_the_test_preset_trains_end_to_end_writes_and_loads_its_folder(text_file
     loaded = load(out, "cpu")
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor.cpu()), name
-    longer = train_standard(cfg.with_overrides({"train.steps": 9}), out, resume=True, progress=False)
+    longer = train(cfg.with_overrides({"train.steps": 9}), out, resume=True, progress=False)
     assert longer.final["step"] == 9 and load_checkpoint(out, "cpu").step == 9
 
 
@@ -169,7 +169,7 @@ def test_a_standard_run_exports_to_the_shipped_form_and_loads_back(text_file, tm
     from induction_bigram.pretrained import export_run
 
     cfg = standard_preset("standard-test").with_overrides({"data.text": str(text_file)})
-    result = train_standard(cfg, tmp_path / "run", progress=False)
+    result = train(cfg, tmp_path / "run", progress=False)
     export_run(tmp_path / "run", tmp_path / "shipped", command="induction-bigram standard ...")
     files = {p.name for p in (tmp_path / "shipped").iterdir()}
     assert files == {"config.json", "metrics.jsonl", "source.json", "model.safetensors"}
@@ -189,5 +189,5 @@ def test_a_diverged_run_names_its_settings_and_keeps_its_last_good_checkpoint(te
         {"data.text": str(text_file), "train.lr": 1e30, "train.checkpoint_every": 1}
     )
     with pytest.raises(TrainingDivergedError, match=r"at step 2: .*train\.lr=1e\+30.*last good checkpoint \(step 1\)"):
-        train_standard(cfg, tmp_path / "run", progress=False)
+        train(cfg, tmp_path / "run", progress=False)
     assert load_checkpoint(tmp_path / "run", "cpu").step == 1

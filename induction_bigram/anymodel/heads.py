@@ -337,7 +337,7 @@ def head_pairs(scores: HeadScores, top: int | None = 3) -> list[HeadPair]:
 
 
 def track_head_scores(model: Model, config: Any) -> dict[str, Any]:
-    """A training tracker (``train_standard(..., track=[track_head_scores])``): the best
+    """A training tracker (``train(..., track=[track_head_scores])``): the best
     induction head of the last layer and the best previous-token head of the earlier ones, with
     their scores (:func:`score_heads` on ``config.train.score_prompts`` repeated random sequences,
     seed 0), so that ``metrics.jsonl`` shows when an induction head forms."""

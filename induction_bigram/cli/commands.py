@@ -44,7 +44,7 @@ def _train(args: argparse.Namespace) -> int:
     from induction_bigram.files import check_folder
     from induction_bigram.memories.projections import track_memories
     from induction_bigram.model.access import check_training_memory
-    from induction_bigram.training.loop import train
+    from induction_bigram.training.trainer import train
 
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     config = _config(PRESETS, args, _resumed_config(args, RunConfig))

@@ -18,13 +18,13 @@ def markov_command(args: argparse.Namespace) -> int:
     from induction_bigram.config.markov import MARKOV_PRESETS, MarkovConfig
     from induction_bigram.dynamics import track_dynamics
     from induction_bigram.files import check_folder
-    from induction_bigram.training.markov import train_markov
+    from induction_bigram.training.trainer import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
     check_folder(args.out, "run", existing=_existing(args), label="--out")
     config = _config(MARKOV_PRESETS, args, _resumed_config(args, MarkovConfig))
-    return _trained(train_markov, config, args, [track_dynamics])
+    return _trained(train, config, args, [track_dynamics])
 
 
 def standard_command(args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def standard_command(args: argparse.Namespace) -> int:
     from induction_bigram.cli.commands import _config, _existing, _resumed_config, _trained
     from induction_bigram.config.standard import STANDARD_PRESETS, StandardConfig
     from induction_bigram.files import check_folder
-    from induction_bigram.training.standard import train_standard
+    from induction_bigram.training.trainer import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -46,4 +46,4 @@ def standard_command(args: argparse.Namespace) -> int:
         raise InductionBigramError("--text is required: the text file to train on (--resume reuses the run's)")
     if args.text is not None and not (base is not None and Path(base.data.text).resolve() == args.text.resolve()):
         config = config.with_overrides({"data.text": str(args.text)})
-    return _trained(train_standard, config, args, [track_head_scores])
+    return _trained(train, config, args, [track_head_scores])

@@ -154,7 +154,7 @@ def measure_dynamics(
 def track_dynamics(model: Model, config: MarkovConfig, batch: MarkovBatch) -> dict[str, Any]:
     """The :class:`DynamicsPoint` of ``model`` on a markov run's held-out ``batch``, against the six
     strategies of its task (:func:`~induction_bigram.data.strategies.markov_strategies`), as a
-    metrics record's fields: the ``track`` of :func:`~induction_bigram.training.markov.train_markov`."""
+    metrics record's fields: the ``track`` of :func:`~induction_bigram.training.trainer.train`."""
     strategies = _strategies(config.task.corpus, config.task.alpha)
     point = measure_dynamics(model, batch.tokens, batch.targets, strategies, score_prompts=config.train.score_prompts)
     return point.to_dict()
@@ -171,7 +171,7 @@ def track_trigger_dynamics(
     model: Model, task: TriggerTask, *, batch_size: int = TRIGGER_BATCH, seed: int = TRIGGER_SEED
 ) -> dict[str, Any]:
     """The :class:`DynamicsPoint` of a trigger-task model (docs/THEORY.md sections 1 and 9.3), as a
-    metrics record's fields: the tracker of :func:`~induction_bigram.training.loop.train`
+    metrics record's fields: the tracker of :func:`~induction_bigram.training.trainer.train`
     (``ib.train(config, out, track=[track_trigger_dynamics])``).
 
     Measured on ``batch_size`` sequences drawn from ``seed`` (the same batch at every evaluation)

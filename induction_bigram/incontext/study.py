@@ -51,7 +51,8 @@ from induction_bigram.incontext.weights_only import read_projection_diagonals
 from induction_bigram.intervals import mean_interval
 from induction_bigram.model import Model, check_vocabulary
 from induction_bigram.serialise import from_fields, json_safe
-from induction_bigram.training.loop import MetricsRecord, train_or_load
+from induction_bigram.training.checkpoint import MetricsRecord
+from induction_bigram.training.trainer import train_or_load
 
 STORED_AS = {
     "check": "theory",

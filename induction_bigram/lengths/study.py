@@ -22,7 +22,7 @@ from induction_bigram.lengths.config import LengthsConfig, variant_config
 from induction_bigram.lengths.evaluate import evaluate_lengths
 from induction_bigram.lengths.results import LengthsResult, VariantResult
 from induction_bigram.model import Model, relative_position_bias
-from induction_bigram.training.loop import train_or_load
+from induction_bigram.training.trainer import train_or_load
 
 RECIPES = {  # how each variant is built and trained, in words (result.json carries it beside the numbers)
     "ape": "random frozen p_t for all n_ctx = k_max T_train positions; trained on T_train only",

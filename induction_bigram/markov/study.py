@@ -2,7 +2,7 @@
 alpha, its statistical induction head found or not, and its n* on designed prompts beside Bayes n*.
 
 For each alpha in ``markov.alphas``: train (or load, ``out_dir/alpha=<a>``) the markov run at that
-alpha (:func:`~induction_bigram.training.markov.markov_or_load`, the dynamics recorded at each
+alpha (:func:`~induction_bigram.training.trainer.train_or_load`, the dynamics recorded at each
 evaluation), look for a (previous-token, induction) pair on the held-out chains
 (:func:`~induction_bigram.anymodel.find_head_pairs`: the induction score there is the statistical
 one), and, where one clears its floors, measure every pair of every alpha on the designed prompts
@@ -29,7 +29,8 @@ from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.markov.config import MarkovStudyConfig
 from induction_bigram.markov.hijack import Pair, candidate_pairs, measure_hijack, model_thresholds, select_pairs
 from induction_bigram.serialise import Record
-from induction_bigram.training.markov import held_out_batch, markov_or_load
+from induction_bigram.training.markov import held_out_batch
+from induction_bigram.training.trainer import train_or_load
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _run(config: MarkovStudyConfig, out_dir: Path | None, progress: bool) -> Mar
     alphas = {}
     for alpha in settings.alphas:
         run_dir = out_dir / f"alpha={_key(alpha)}" if out_dir is not None else None
-        trained = markov_or_load(config.run_config(alpha), run_dir, progress=progress, track=[track_dynamics])
+        trained = train_or_load(config.run_config(alpha), run_dir, progress=progress, track=[track_dynamics])
         model, run_config = trained.model, trained.config
         model.eval()
         held_out = held_out_batch(run_config, MarkovTask(stats, run_config.task))

@@ -26,8 +26,8 @@ from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import build_theory_model, memory_report
 from induction_bigram.model import Model
 from induction_bigram.serialise import Record
-from induction_bigram.training.loop import train_or_load
 from induction_bigram.training.metrics import evaluate
+from induction_bigram.training.trainer import train_or_load
 
 SOLVES_TASK = 0.98  # in-context accuracy the theory-built reference model must reach (with recall 1)
 

@@ -45,7 +45,8 @@ from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import memory_projections
 from induction_bigram.model import Model
 from induction_bigram.serialise import Record
-from induction_bigram.training.loop import MetricsRecord, train_or_load
+from induction_bigram.training.checkpoint import MetricsRecord
+from induction_bigram.training.trainer import train_or_load
 
 Optimizer = Literal["sgd", "adamw"]
 NAMES = {"sgd": "SGD", "adamw": "AdamW"}

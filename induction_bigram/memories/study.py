@@ -36,7 +36,8 @@ from induction_bigram.files import Existing, run_in_study_folder
 from induction_bigram.memories.projections import memory_projections, memory_report, track_memories
 from induction_bigram.model import Model
 from induction_bigram.serialise import Record, hook
-from induction_bigram.training.loop import MetricsRecord, train_or_load
+from induction_bigram.training.checkpoint import MetricsRecord
+from induction_bigram.training.trainer import train_or_load
 
 PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak."
 LEARNS_TASK = 0.95  # final in-context accuracy that counts as "learns the task"

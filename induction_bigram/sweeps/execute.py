@@ -51,7 +51,7 @@ def run_one(target: str, config: Config, run_dir: str | Path) -> dict[str, float
     if target == TRAIN:
         from induction_bigram.memories.projections import track_memories
         from induction_bigram.model.access import check_training_memory
-        from induction_bigram.training.loop import train_or_load
+        from induction_bigram.training.trainer import train_or_load
 
         check_training_memory(config)
         return flatten(train_or_load(config, run_dir, progress=False, track=[track_memories]).final)

@@ -16,10 +16,11 @@ one reader of ``metrics.jsonl``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +66,14 @@ class Family:
     build: Callable[[Any, BigramStats | None, torch.device], tuple[Any, Model]]
     """A checkpoint's config and corpus statistics -> the config completed by them, and the
     untrained model that the checkpoint's weights are loaded into."""
+    setup: Callable[[Sequence[Any]], Any]
+    """``setup(track)``: the family's :data:`~induction_bigram.training.trainer.Setup`, with the
+    ``track`` measurements added to its plans (what :func:`~induction_bigram.training.trainer.train` runs)."""
+
+
+def _imported(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: a family's training module imports this one."""
+    return lambda *args: getattr(importlib.import_module(module), name)(*args)
 
 
 def _build_circuit(config: RunConfig, stats: BigramStats | None, device: torch.device) -> tuple[RunConfig, Model]:
@@ -87,9 +96,23 @@ def _build_markov(config: MarkovConfig, stats: BigramStats | None, device: torch
 FAMILIES = {
     family.name: family
     for family in (
-        Family("circuit", "train", RunConfig, _build_circuit),
-        Family("standard", "standard", StandardConfig, _build_standard),
-        Family("markov", "markov", MarkovConfig, _build_markov),
+        Family(
+            "circuit", "train", RunConfig, _build_circuit, _imported("induction_bigram.training.loop", "circuit_setup")
+        ),
+        Family(
+            "standard",
+            "standard",
+            StandardConfig,
+            _build_standard,
+            _imported("induction_bigram.training.standard", "standard_setup"),
+        ),
+        Family(
+            "markov",
+            "markov",
+            MarkovConfig,
+            _build_markov,
+            _imported("induction_bigram.training.markov", "markov_setup"),
+        ),
     )
 }
 """Every model family, by the name its checkpoints record."""
@@ -100,7 +123,8 @@ def family_of(kind: type[Config]) -> Family:
     for family in FAMILIES.values():
         if kind is family.config:
             return family
-    raise TypeError(f"{kind.__name__} is the config of no model family")
+    configs = ", ".join(family.config.__name__ for family in FAMILIES.values())
+    raise TypeError(f"{kind.__name__} is the config of no model family (a family's config is one of {configs})")
 
 
 @dataclass

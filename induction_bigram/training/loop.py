@@ -1,8 +1,9 @@
 """Training the circuit model (docs/THEORY.md section 2) on the trigger task: the circuit family
 of the one training loop (:mod:`~induction_bigram.training.trainer`).
 
-``train(config, run_dir)`` writes ``run_dir/config.json``, appends one JSON object per
-evaluation to ``run_dir/metrics.jsonl`` and saves ``run_dir/checkpoint.pt`` every
+``train(config, run_dir)`` (:func:`~induction_bigram.training.trainer.train`, for a
+:class:`~induction_bigram.config.RunConfig`) writes ``run_dir/config.json``, appends one JSON
+object per evaluation to ``run_dir/metrics.jsonl`` and saves ``run_dir/checkpoint.pt`` every
 ``checkpoint_every`` steps and at the end. ``train(..., resume=True)`` continues from the
 checkpoint; on CPU the result is bitwise the same as a run that was never interrupted.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ from induction_bigram.model import (
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.fused import BatchLoss, training_loss
 from induction_bigram.training.metrics import batch_logits, loss_mask, score_logits
-from induction_bigram.training.trainer import Plan, TrainResult, folder_mode, take_step, train_run
+from induction_bigram.training.trainer import Plan, take_step
 
 Tracker = Callable[[Model, TriggerTask], dict[str, Any]]
 """A measurement taken at every evaluation, whose keys join the metrics record (e.g.
@@ -121,58 +121,16 @@ def batch_backward(loss_of: BatchLoss, batch: TaskBatch, cfg: TrainConfig) -> fl
     return loss_sum
 
 
-def train(
-    config: RunConfig,
-    run_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_eval: Callable[[MetricsRecord], None] | None = None,
-    track: Sequence[Tracker] = (),
-) -> TrainResult:
-    """Train a model as ``config`` says.
-
-    Args:
-        config: the run; ``model.d_vocab`` is filled from the corpus.
-        run_dir: where config, metrics and checkpoints go (``None``: keep nothing on disk).
-            It must be missing, empty, or a run folder of this package (then ``resume`` or
-            ``overwrite``); another process writing it is an error naming its PID.
-        resume: continue from ``run_dir/checkpoint.pt``. Only ``train.steps`` may differ from
-            the checkpoint's config (to train longer).
-        overwrite: start afresh in a run folder of ours, replacing its config, metrics and
-            checkpoint (nothing else in the folder is touched).
-        progress: show a progress bar.
-        on_eval: called with each metrics record as it is written.
-        track: measurements added to each metrics record (``track=[ib.track_memories]``
-            records the three memories' recall as they form).
-
-    ``train.steps = 0`` is allowed: the untrained model is evaluated and saved as a loadable
-    step-0 checkpoint (so ``evaluate`` and ``resume`` with more steps work on it).
-
-    Raises:
-        TrainingDivergedError: the loss or a trained weight became NaN or infinite (the last
-            good checkpoint is kept).
-    """
-    existing = folder_mode(resume, overwrite)
-    return train_run(_setup(track), config, run_dir, existing=existing, progress=progress, on_eval=on_eval)
-
-
 def resolve_corpus(config: RunConfig) -> tuple[RunConfig, BigramStats]:
     """The run's corpus statistics, and ``config`` with ``model.d_vocab`` taken from them."""
     stats = BigramStats.from_corpus(config.task.corpus)
     return config.with_vocab(stats.n_tokens), stats
 
 
-def train_or_load(
-    config: RunConfig, run_dir: str | Path | None, *, progress: bool = True, track: Sequence[Tracker] = ()
-) -> TrainResult:
-    """The finished run of ``config`` in ``run_dir`` if there is one; else it resumes an
-    unfinished run there (refusing a different config) or trains afresh."""
-    return train_run(_setup(track), config, run_dir, existing="reuse", progress=progress)
+def circuit_setup(track: Sequence[Tracker]) -> Callable[[RunConfig, Checkpoint | None], Plan]:
+    """The circuit family's :data:`~induction_bigram.training.trainer.Setup` (its entry in
+    :data:`~induction_bigram.training.checkpoint.FAMILIES`)."""
 
-
-def _setup(track: Sequence[Tracker]) -> Callable[[RunConfig, Checkpoint | None], Plan]:
     def setup(config: RunConfig, ckpt: Checkpoint | None) -> Plan:
         if ckpt is None:
             config, stats = resolve_corpus(config)

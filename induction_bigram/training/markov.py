@@ -1,7 +1,8 @@
 """Training the ``markov`` model: a standard TL model on in-context Markov chains, AdamW; the
 markov family of the one training loop (:mod:`~induction_bigram.training.trainer`).
 
-``train_markov(config, run_dir)`` writes ``run_dir/config.json`` (with ``model.vocab`` filled in
+``train(config, run_dir)`` (:func:`~induction_bigram.training.trainer.train`, for a
+:class:`~induction_bigram.config.markov.MarkovConfig`) writes ``run_dir/config.json`` (with ``model.vocab`` filled in
 from the corpus statistics), appends a record per evaluation to ``run_dir/metrics.jsonl`` and
 saves ``run_dir/checkpoint.pt`` every ``checkpoint_every`` steps and at the end.
 
@@ -21,7 +22,6 @@ record's top level, where :func:`~induction_bigram.dynamics.run_dynamics` reads 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,36 +33,10 @@ from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.standard import make_standard_optimizer
 from induction_bigram.training.standard_loss import StandardFusedLoss
-from induction_bigram.training.trainer import Plan, Setup, TrainResult, folder_mode, train_run
+from induction_bigram.training.trainer import Plan, Setup
 
 MarkovTracker = Callable[[Model, MarkovConfig, MarkovBatch], dict[str, Any]]
 """A measurement on the held-out batch added to every metrics record (e.g. the dynamics point)."""
-
-
-def train_markov(
-    config: MarkovConfig,
-    run_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    track: Sequence[MarkovTracker] = (),
-) -> TrainResult:
-    """Train the markov model as ``config`` says.
-
-    ``resume`` continues ``run_dir``'s checkpoint (only ``train.steps`` may differ);
-    ``overwrite`` starts afresh in a run folder of ours. A loss or weight that turns NaN or
-    infinite stops the run with :class:`TrainingDivergedError`, keeping the last checkpoint.
-    """
-    return train_run(_setup(track), config, run_dir, existing=folder_mode(resume, overwrite), progress=progress)
-
-
-def markov_or_load(
-    config: MarkovConfig, run_dir: str | Path | None, *, progress: bool = True, track: Sequence[MarkovTracker] = ()
-) -> TrainResult:
-    """The finished markov run of ``config`` in ``run_dir`` if there is one; else it resumes an
-    unfinished run there (refusing a different config) or trains afresh (a study's runs)."""
-    return train_run(_setup(track), config, run_dir, existing="reuse", progress=progress)
 
 
 def held_out_batch(config: MarkovConfig, task: MarkovTask) -> MarkovBatch:
@@ -70,7 +44,10 @@ def held_out_batch(config: MarkovConfig, task: MarkovTask) -> MarkovBatch:
     return task.sample(config.train.eval_batch, torch.Generator().manual_seed(config.train.eval_seed))
 
 
-def _setup(track: Sequence[MarkovTracker]) -> Setup:
+def markov_setup(track: Sequence[MarkovTracker]) -> Setup:
+    """The markov family's :data:`~induction_bigram.training.trainer.Setup` (its entry in
+    :data:`~induction_bigram.training.checkpoint.FAMILIES`)."""
+
     def setup(config: MarkovConfig, ckpt: Checkpoint | None) -> Plan:
         # chains are drawn on the CPU, from the CPU generator the checkpoint keeps, then moved
         task = MarkovTask.from_config(config.task)

@@ -1,7 +1,8 @@
 """Training the ``standard`` model: next-character prediction on a text file, AdamW; the standard
 family of the one training loop (:mod:`~induction_bigram.training.trainer`).
 
-``train_standard(config, run_dir)`` writes ``run_dir/config.json`` (with ``model.vocab`` filled
+``train(config, run_dir)`` (:func:`~induction_bigram.training.trainer.train`, for a
+:class:`~induction_bigram.config.standard.StandardConfig`) writes ``run_dir/config.json`` (with ``model.vocab`` filled
 in from the text), appends a record per evaluation to ``run_dir/metrics.jsonl`` (train loss,
 held-out loss, plus whatever the ``track`` callables measure: the command line adds
 :func:`induction_bigram.anymodel.track_head_scores`, the best induction and previous-token
@@ -34,7 +35,7 @@ from induction_bigram.errors import ConfigError
 from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.standard_loss import StandardFusedLoss, forward_loss, next_character_loss
-from induction_bigram.training.trainer import Plan, TrainResult, folder_mode, train_run
+from induction_bigram.training.trainer import Plan
 
 StandardTracker = Callable[[Model, StandardConfig], dict[str, Any]]
 """A measurement added to every metrics record (e.g. the induction score)."""
@@ -58,25 +59,6 @@ def make_standard_optimizer(model: Model, config: StandardConfig | MarkovConfig)
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
-def train_standard(
-    config: StandardConfig,
-    run_dir: str | Path | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    track: Sequence[StandardTracker] = (),
-) -> TrainResult:
-    """Train the standard model as ``config`` says (``data.text`` must name a text file).
-
-    ``resume`` continues ``run_dir``'s checkpoint (only ``train.steps`` and ``train.fused_loss``
-    may differ); ``overwrite`` starts afresh in a run folder of ours. A loss or weight that turns
-    NaN or infinite stops the run with :class:`TrainingDivergedError`, keeping the last checkpoint.
-    """
-    existing = folder_mode(resume, overwrite)
-    return train_run(_setup(track), config, run_dir, existing=existing, progress=progress)
-
-
 def in_context_score(losses: Float[Tensor, " pos"]) -> float:
     """The held-out loss over the last tenth of the context minus that over its second tenth
     (Olsson et al.'s late-minus-early loss, at n_ctx 512: positions 461-511 against 51-101):
@@ -86,7 +68,10 @@ def in_context_score(losses: Float[Tensor, " pos"]) -> float:
     return float(losses[-tenth:].mean() - losses[tenth : 2 * tenth].mean())
 
 
-def _setup(track: Sequence[StandardTracker]) -> Callable[[StandardConfig, Checkpoint | None], Plan]:
+def standard_setup(track: Sequence[StandardTracker]) -> Callable[[StandardConfig, Checkpoint | None], Plan]:
+    """The standard family's :data:`~induction_bigram.training.trainer.Setup` (its entry in
+    :data:`~induction_bigram.training.checkpoint.FAMILIES`)."""
+
     def setup(config: StandardConfig, ckpt: Checkpoint | None) -> Plan:
         if ckpt is None:
             config, windows = resolve_text(config)

@@ -1,7 +1,11 @@
 """The one training loop, for every model family: fresh batches every step, evaluations, checkpoints.
 
-A family (the paper's circuit model, :func:`~induction_bigram.training.loop.train`; a standard TL
-model on text, :func:`~induction_bigram.training.standard.train_standard`) describes one run as a
+:func:`train` trains the run a config configures, whichever family it belongs to (a
+:class:`~induction_bigram.config.RunConfig`: the paper's circuit model,
+:mod:`~induction_bigram.training.loop`; a :class:`~induction_bigram.config.standard.StandardConfig`:
+a standard TL model on text, :mod:`~induction_bigram.training.standard`; a
+:class:`~induction_bigram.config.markov.MarkovConfig`: the standard model on Markov chains,
+:mod:`~induction_bigram.training.markov`). A family describes one run as a
 :class:`Plan`: the model, its optimiser, a sampler that draws a training batch from the data
 generator, a loss that turns a batch into gradients, and an evaluator that measures the model.
 :func:`train_run` does everything else, the same for every family: the run folder (held with
@@ -17,14 +21,15 @@ Adding a family (e.g. a Markov-chain task on a standard TL model):
 
 1. its config: a :class:`~induction_bigram.config.base.Config` with a ``recipe()`` and a ``train``
    section holding ``steps``, ``eval_every``, ``checkpoint_every``, ``seed`` and ``device``;
-2. one :class:`~induction_bigram.training.checkpoint.Family` entry in
-   :data:`~induction_bigram.training.checkpoint.FAMILIES`: its name, the command that trains it,
-   its config class and how a checkpoint's config rebuilds the (untrained) model;
-3. a :data:`Setup`: ``setup(config, None)`` builds the fresh, seeded run and ``setup(config,
+2. a :data:`Setup`: ``setup(config, None)`` builds the fresh, seeded run and ``setup(config,
    checkpoint)`` the resumed one (the checkpoint's model, a new optimiser and an unseeded
    generator: the loop restores their states), each returning a :class:`Plan` whose sampler,
    loss and evaluator are the family's own;
-4. its ``train_...(config, run_dir, ...)``: ``train_run(setup, config, run_dir, ...)``.
+3. one :class:`~induction_bigram.training.checkpoint.Family` entry in
+   :data:`~induction_bigram.training.checkpoint.FAMILIES`: its name, the command that trains it,
+   its config class, how a checkpoint's config rebuilds the (untrained) model, and
+   ``setup(track)``, its :data:`Setup` with the ``track`` measurements added. :func:`train`
+   and :func:`train_or_load` then train it.
 """
 
 from __future__ import annotations
@@ -146,6 +151,63 @@ def train_run(
             plan.model.eval()  # finished: nothing to train
             return TrainResult(plan.model, ckpt.config, ckpt.stats, read_metrics(run_dir), run_dir)
         return _resumed(plan, ckpt, run_dir, on_eval).run(progress)
+
+
+def train(
+    config: Config,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_eval: Callable[[MetricsRecord], None] | None = None,
+    track: Sequence[Callable[..., dict[str, Any]]] = (),
+) -> TrainResult:
+    """Train the run ``config`` configures, in its model family (module doc).
+
+    Args:
+        config: the run; what its data fixes (the circuit model's ``model.d_vocab``, the
+            standard models' ``model.vocab``) is filled in. A standard run's ``data.text`` must
+            name a text file.
+        run_dir: where config, metrics and checkpoints go (``None``: keep nothing on disk).
+            It must be missing, empty, or a run folder of this package (then ``resume`` or
+            ``overwrite``); another process writing it is an error naming its PID.
+        resume: continue from ``run_dir/checkpoint.pt``. Only ``train.steps`` (and what the
+            config's ``recipe()`` leaves out, such as ``train.fused_loss``) may differ from the
+            checkpoint's config; on CPU the result is bitwise that of a run never interrupted.
+        overwrite: start afresh in a run folder of ours, replacing its config, metrics and
+            checkpoint (nothing else in the folder is touched).
+        progress: show a progress bar.
+        on_eval: called with each metrics record as it is written.
+        track: measurements added to each metrics record, each called as its family calls
+            them: ``tracker(model, task)`` for the circuit model (``track=[ib.track_memories]``
+            records the three memories' recall as they form), ``tracker(model, config)`` for
+            the standard model (:func:`~induction_bigram.anymodel.track_head_scores`) and
+            ``tracker(model, config, held_out)`` for the markov model
+            (:func:`~induction_bigram.dynamics.track_dynamics`).
+
+    ``train.steps = 0`` is allowed: the untrained model is evaluated and saved as a loadable
+    step-0 checkpoint (so ``evaluate`` and ``resume`` with more steps work on it).
+
+    Raises:
+        TrainingDivergedError: the loss or a trained weight became NaN or infinite (the last
+            good checkpoint is kept).
+    """
+    setup = family_of(type(config)).setup(track)
+    existing = folder_mode(resume, overwrite)
+    return train_run(setup, config, run_dir, existing=existing, progress=progress, on_eval=on_eval)
+
+
+def train_or_load(
+    config: Config,
+    run_dir: str | Path | None,
+    *,
+    progress: bool = True,
+    track: Sequence[Callable[..., dict[str, Any]]] = (),
+) -> TrainResult:
+    """The finished run of ``config`` in ``run_dir`` if there is one; else it resumes an
+    unfinished run there (refusing a different config) or trains afresh (the studies' runs)."""
+    return train_run(family_of(type(config)).setup(track), config, run_dir, existing="reuse", progress=progress)
 
 
 def folder_mode(resume: bool, overwrite: bool) -> Literal["refuse", "resume", "overwrite"]:

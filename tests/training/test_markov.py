@@ -14,7 +14,8 @@ from induction_bigram.dynamics import DynamicsPoint, plot_run_dynamics, run_dyna
 from induction_bigram.errors import ConfigError, DataError
 from induction_bigram.model import build_standard_model, load_weights
 from induction_bigram.training.checkpoint import load, load_checkpoint, read_metrics
-from induction_bigram.training.markov import held_out_batch, train_markov
+from induction_bigram.training.markov import held_out_batch
+from induction_bigram.training.trainer import train
 
 
 def test_the_preset_is_the_issues_probe_and_round_trips():
@@ -39,7 +40,7 @@ def test_the_preset_is_the_issues_probe_and_round_trips():
 )
 def test_bad_settings_are_named(overrides, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
-        train_markov(markov_preset("markov-test").with_overrides(overrides), tmp_path / "run", progress=False)
+        train(markov_preset("markov-test").with_overrides(overrides), tmp_path / "run", progress=False)
     assert not any((tmp_path / "run" / name).exists() for name in ("config.json", "metrics.jsonl", "checkpoint.pt"))
 
 
@@ -55,7 +56,7 @@ def test_the_held_out_batch_is_fixed_and_no_training_batch():
 def test_the_test_preset_trains_records_the_dynamics_and_resumes_bitwise(tmp_path):
     cfg = markov_preset("markov-test")
     out = tmp_path / "run"
-    result = train_markov(cfg, out, progress=False, track=[track_dynamics])
+    result = train(cfg, out, progress=False, track=[track_dynamics])
     records = read_metrics(out)
     assert [r["step"] for r in records] == [0, 3, 6]
     assert records[-1]["held_out_loss"] == pytest.approx(records[-1]["loss"], rel=1e-5)  # the same batch
@@ -72,8 +73,8 @@ def test_the_test_preset_trains_records_the_dynamics_and_resumes_bitwise(tmp_pat
     assert load(out, "cpu").cfg.n_heads == cfg.model.n_heads
     # resumed from step 6 to 9 equals a run of 9 steps never interrupted
     nine = cfg.with_overrides({"train.steps": 9})
-    longer = train_markov(nine, out, resume=True, progress=False, track=[track_dynamics])
-    straight = train_markov(nine, tmp_path / "straight", progress=False)
+    longer = train(nine, out, resume=True, progress=False, track=[track_dynamics])
+    straight = train(nine, tmp_path / "straight", progress=False)
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(longer.model.state_dict()[name], tensor), name
     assert result.final["step"] == 6 and longer.final["step"] == 9
@@ -105,7 +106,7 @@ def test_the_mlp_option_builds_trains_and_loads_back_from_its_checkpoint(tmp_pat
     """``model.d_mlp``: TL's standard block (an MLP after each attention layer), through the same trainer."""
     assert markov_preset("markov").model.d_mlp is None  # attention only by default
     cfg = markov_preset("markov-test").with_overrides({"model.d_mlp": 32})
-    result = train_markov(cfg, tmp_path / "run", progress=False)
+    result = train(cfg, tmp_path / "run", progress=False)
     model = result.model
     assert (model.cfg.attn_only, model.cfg.d_mlp, model.cfg.act_fn) == (False, 32, "gelu")
     initial = build_standard_model(result.config.model, "cpu").state_dict()
@@ -126,7 +127,7 @@ def test_a_markov_run_exports_to_the_shipped_form_and_loads_back(tmp_path):
 
     from induction_bigram.pretrained import export_run
 
-    result = train_markov(markov_preset("markov-test"), tmp_path / "run", progress=False)
+    result = train(markov_preset("markov-test"), tmp_path / "run", progress=False)
     export_run(tmp_path / "run", tmp_path / "shipped", command="induction-bigram markov ...")
     config = MarkovConfig.from_dict(json.loads((tmp_path / "shipped" / "config.json").read_text()))
     model = load_weights(

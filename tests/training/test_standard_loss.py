@@ -6,8 +6,9 @@ import torch
 
 from induction_bigram.config.standard import StandardModelConfig, standard_preset
 from induction_bigram.model import TL4, build_standard_model, tl3_parameters
-from induction_bigram.training.standard import in_context_score, train_standard
+from induction_bigram.training.standard import in_context_score
 from induction_bigram.training.standard_loss import StandardFusedLoss, next_character_loss
+from induction_bigram.training.trainer import train
 from tests.conftest import randomise_trainables
 
 VOCAB = "abcdefghij"
@@ -70,7 +71,7 @@ def _trained(text_file, run_dir, fused, steps=6, resume=False):
     config = standard_preset("standard-test").with_overrides(
         [f"data.text={text_file}", f"train.fused_loss={str(fused).lower()}", f"train.steps={steps}"]
     )
-    return train_standard(config, run_dir, resume=resume, progress=False)
+    return train(config, run_dir, resume=resume, progress=False)
 
 
 def test_training_through_either_loss_ends_at_the_same_weights(text_file):

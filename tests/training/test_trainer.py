@@ -1,6 +1,7 @@
 """The one training loop (training/trainer.py): a third model family plugs in as its module doc
-says (a config class, a FAMILIES entry, a setup returning a sampler, a loss and an evaluator),
-and gets run folders, resume and checkpoints that ``load`` reads, with nothing else written."""
+says (a config class, a setup returning a sampler, a loss and an evaluator, a FAMILIES entry),
+and ``train`` trains it, with run folders, resume and checkpoints that ``load`` reads, with
+nothing else written."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from induction_bigram.model import build_standard_model, portable_state_dict
 from induction_bigram.training import checkpoint
 from induction_bigram.training.checkpoint import load_checkpoint
 from induction_bigram.training.standard_loss import next_character_loss
-from induction_bigram.training.trainer import Plan, train_run
+from induction_bigram.training.trainer import Plan, train, train_or_load
 
 VOCAB = "abcdefgh"
 
@@ -60,7 +61,11 @@ def _setup(config: CopyConfig, ckpt):
 @pytest.fixture
 def copy_family(monkeypatch):
     family = checkpoint.Family(
-        "copy", "copy", CopyConfig, lambda c, stats, device: (c, build_standard_model(c.model, device))
+        "copy",
+        "copy",
+        CopyConfig,
+        lambda c, stats, device: (c, build_standard_model(c.model, device)),
+        lambda track: _setup,
     )
     monkeypatch.setitem(checkpoint.FAMILIES, "copy", family)
 
@@ -71,16 +76,22 @@ def _config(steps: int) -> CopyConfig:
 
 
 def test_a_third_family_trains_resumes_bitwise_and_loads(copy_family, tmp_path):
-    whole = train_run(_setup, _config(6), tmp_path / "whole", progress=False)
-    train_run(_setup, _config(3), tmp_path / "cut", progress=False)
-    resumed = train_run(_setup, _config(6), tmp_path / "cut", existing="resume", progress=False)
+    whole = train(_config(6), tmp_path / "whole", progress=False)
+    train(_config(3), tmp_path / "cut", progress=False)
+    resumed = train(_config(6), tmp_path / "cut", resume=True, progress=False)
     assert [r["step"] for r in resumed.metrics] == [0, 3, 6] and "copy_loss" in resumed.final
     a, b = portable_state_dict(whole.model), portable_state_dict(resumed.model)
     assert all(torch.equal(a[name], b[name]) for name in a)
     ckpt = load_checkpoint(tmp_path / "cut", "cpu")
     assert isinstance(ckpt.config, CopyConfig) and ckpt.step == 6 and ckpt.stats is None
     assert torch.equal(load(tmp_path / "cut", "cpu").W_E, whole.model.W_E)
-    reused = train_run(_setup, _config(6), tmp_path / "cut", existing="reuse", progress=False)
+    reused = train_or_load(_config(6), tmp_path / "cut", progress=False)
     assert reused.metrics == resumed.metrics  # finished: returned, not trained again
     with pytest.raises(CheckpointError, match="is a run of `copy`, not of `standard`"):
         load_checkpoint(tmp_path / "cut", "cpu", family="standard")
+
+
+def test_train_names_the_families_when_given_a_config_of_none():
+    base = _config(1)
+    with pytest.raises(TypeError, match="CopyConfig is the config of no model family .*RunConfig, StandardConfig"):
+        train(base, None, progress=False)
