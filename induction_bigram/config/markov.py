@@ -8,7 +8,8 @@
   ``standard`` model's: several heads, LayerNorm, learned embeddings and positions; attention
   only unless ``model.d_mlp`` adds TL's MLPs); its ``vocab`` is filled in from the corpus
   statistics.
-- :class:`MarkovTrainConfig` owns the optimisation (AdamW) and the held-out evaluation.
+- :class:`MarkovTrainConfig` owns the optimisation (AdamW, the standard model's
+  :class:`~induction_bigram.config.standard.AdamWTrainConfig`) and the held-out evaluation.
 - :class:`MarkovConfig` bundles the three; a markov run folder's ``config.json`` holds it.
 
 The module has no ``from __future__ import annotations``: a config section's annotations must be
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from induction_bigram.config.base import Config, Presets
 from induction_bigram.config.checks import at_least, check_context, section, seed_field
-from induction_bigram.config.standard import StandardModelConfig, check_betas
+from induction_bigram.config.standard import AdamWTrainConfig, StandardModelConfig
 from induction_bigram.errors import ConfigError
 
 
@@ -45,37 +46,24 @@ class MarkovTaskConfig:
 
 
 @section("train")
-class MarkovTrainConfig:
-    """AdamW on the next-token cross-entropy at every position of fresh chains each step.
+class MarkovTrainConfig(AdamWTrainConfig):
+    """:class:`~induction_bigram.config.standard.AdamWTrainConfig` on fresh chains each step,
+    recorded on a fixed held-out batch.
 
     Attributes:
-        steps / batch_size / lr / weight_decay / beta1 / beta2: the optimiser.
-        eval_every: steps between metrics records (also at steps 0 and the last).
         eval_batch: chains in the fixed held-out evaluation batch.
         eval_seed: seeds the held-out batch; it must differ from ``seed``, so that no
             training batch is drawn from the same stream.
-        score_prompts: repeated random sequences behind the induction score.
-        checkpoint_every: steps between checkpoints (the last step is always saved).
-        seed: seeds the training chains (the model has its own ``model.seed``).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
     """
 
-    steps: int = at_least(0, 3000)
-    batch_size: int = at_least(1, 32)
     lr: float = at_least(0.0, 3e-3)
-    weight_decay: float = at_least(0.0, 0.01)
-    beta1: float = at_least(0.0, 0.9)
-    beta2: float = at_least(0.0, 0.99)
     eval_every: int = at_least(1, 50)
+    score_prompts: int = at_least(1, 16)
     eval_batch: int = at_least(1, 64)
     eval_seed: int = seed_field(1_000_003, evaluation=True)
-    score_prompts: int = at_least(1, 16)
-    checkpoint_every: int = at_least(1, 500)
-    seed: int = seed_field()
-    device: str = "auto"
 
     def check(self) -> None:
-        check_betas(self)
+        super().check()
         if self.eval_seed == self.seed:
             raise ConfigError(f"train.eval_seed must differ from train.seed (the held-out batch), got {self.seed}")
 

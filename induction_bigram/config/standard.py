@@ -3,7 +3,8 @@
 - :class:`TextConfig` owns the data: the text file and its held-out slice.
 - :class:`StandardModelConfig` owns the architecture: a TL model with several heads per layer,
   LayerNorm and learned token and positional embeddings, attention-only unless ``d_mlp`` is set.
-- :class:`StandardTrainConfig` owns the optimisation (AdamW) and the evaluation.
+- :class:`StandardTrainConfig` owns the optimisation (AdamW, :class:`AdamWTrainConfig`) and the
+  evaluation.
 - :class:`StandardConfig` bundles the three; a standard run folder's ``config.json`` holds it,
   with ``model.vocab`` filled in from the text.
 
@@ -82,21 +83,18 @@ class StandardModelConfig:
 
 
 @section("train")
-class StandardTrainConfig:
-    """AdamW on the next-character cross-entropy at every position.
+class AdamWTrainConfig:
+    """AdamW on the next-token cross-entropy at every position: the ``train`` section the standard
+    model's families share (each family's section subclasses it, with its own defaults and fields).
 
     Attributes:
-        steps / batch_size / lr / weight_decay / beta1 / beta2: the optimiser.
-        eval_every: steps between metrics records (also at steps 0 and the last): train loss,
-            held-out loss and the induction score on repeated random tokens.
+        steps / batch_size / lr / weight_decay / beta1 / beta2: the optimiser (beta1 and beta2
+            below 1).
+        eval_every: steps between metrics records (also at steps 0 and the last).
         score_prompts: how many repeated random sequences the induction score averages over.
         checkpoint_every: steps between checkpoints (the last step is always saved).
-        seed: seeds the training windows (the model has its own ``model.seed``).
+        seed: seeds the training data (the model has its own ``model.seed``).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
-        fused_loss: compute the training loss with one fused attention kernel per layer
-            (:class:`~induction_bigram.training.standard_loss.StandardFusedLoss`, the same loss
-            and gradients within float rounding, several times faster at long contexts);
-            ``False`` runs the model's forward. A run resumes under either setting.
     """
 
     steps: int = at_least(0, 3000)
@@ -110,18 +108,26 @@ class StandardTrainConfig:
     checkpoint_every: int = at_least(1, 500)
     seed: int = seed_field()
     device: str = "auto"
-    fused_loss: bool = True
 
     def check(self) -> None:
-        check_betas(self)
+        for name in ("beta1", "beta2"):
+            if getattr(self, name) >= 1:
+                raise ConfigError(f"train.{name} must be < 1, got {getattr(self, name)}")
 
 
-def check_betas(train: object) -> None:
-    """AdamW's moment decays ``train.beta1`` and ``train.beta2`` must be < 1 (the standard
-    model's families share the check)."""
-    for name in ("beta1", "beta2"):
-        if getattr(train, name) >= 1:
-            raise ConfigError(f"train.{name} must be < 1, got {getattr(train, name)}")
+@section("train")
+class StandardTrainConfig(AdamWTrainConfig):
+    """:class:`AdamWTrainConfig` on next-character prediction of a text; each metrics record holds
+    the train loss, the held-out loss and the induction score on repeated random tokens.
+
+    Attributes:
+        fused_loss: compute the training loss with one fused attention kernel per layer
+            (:class:`~induction_bigram.training.standard_loss.StandardFusedLoss`, the same loss
+            and gradients within float rounding, several times faster at long contexts);
+            ``False`` runs the model's forward. A run resumes under either setting.
+    """
+
+    fused_loss: bool = True
 
 
 @dataclass(frozen=True)
