@@ -17,7 +17,7 @@ bitwise that of a run never interrupted), the divergence rule (a loss or trained
 NaN or infinite stops the run with :class:`TrainingDivergedError`, naming the last good
 checkpoint, which stays), timing and the progress bar.
 
-Adding a family (e.g. a Markov-chain task on a standard TL model):
+Adding a family (another task, or another kind of TL model):
 
 1. its config: a :class:`~induction_bigram.config.base.Config` with a ``recipe()`` and a ``train``
    section holding ``steps``, ``eval_every``, ``checkpoint_every``, ``seed`` and ``device``;
