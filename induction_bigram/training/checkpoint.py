@@ -84,12 +84,9 @@ def _build_circuit(config: RunConfig, stats: BigramStats | None, device: torch.d
 
 
 def _build_standard(
-    config: StandardConfig, stats: BigramStats | None, device: torch.device
-) -> tuple[StandardConfig, Model]:
-    return config, build_standard_model(config.model, device)
-
-
-def _build_markov(config: MarkovConfig, stats: BigramStats | None, device: torch.device) -> tuple[MarkovConfig, Model]:
+    config: StandardConfig | MarkovConfig, stats: BigramStats | None, device: torch.device
+) -> tuple[StandardConfig | MarkovConfig, Model]:
+    """The standard model, for both of its families (a text, Markov chains)."""
     return config, build_standard_model(config.model, device)
 
 
@@ -110,7 +107,7 @@ FAMILIES = {
             "markov",
             "markov",
             MarkovConfig,
-            _build_markov,
+            _build_standard,
             _imported("induction_bigram.training.markov", "markov_setup"),
         ),
     )

@@ -34,7 +34,7 @@ from induction_bigram.model import (
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.fused import BatchLoss, training_loss
 from induction_bigram.training.metrics import batch_logits, loss_mask, score_logits
-from induction_bigram.training.trainer import Plan, take_step
+from induction_bigram.training.trainer import Plan, Setup, take_step
 
 Tracker = Callable[[Model, TriggerTask], dict[str, Any]]
 """A measurement taken at every evaluation, whose keys join the metrics record (e.g.
@@ -127,7 +127,7 @@ def resolve_corpus(config: RunConfig) -> tuple[RunConfig, BigramStats]:
     return config.with_vocab(stats.n_tokens), stats
 
 
-def circuit_setup(track: Sequence[Tracker]) -> Callable[[RunConfig, Checkpoint | None], Plan]:
+def circuit_setup(track: Sequence[Tracker]) -> Setup:
     """The circuit family's :data:`~induction_bigram.training.trainer.Setup` (its entry in
     :data:`~induction_bigram.training.checkpoint.FAMILIES`)."""
 

@@ -35,7 +35,7 @@ from induction_bigram.errors import ConfigError
 from induction_bigram.model import Model, build_standard_model
 from induction_bigram.training.checkpoint import Checkpoint, MetricsRecord
 from induction_bigram.training.standard_loss import StandardFusedLoss, forward_loss, next_character_loss
-from induction_bigram.training.trainer import Plan
+from induction_bigram.training.trainer import Plan, Setup
 
 StandardTracker = Callable[[Model, StandardConfig], dict[str, Any]]
 """A measurement added to every metrics record (e.g. the induction score)."""
@@ -68,7 +68,7 @@ def in_context_score(losses: Float[Tensor, " pos"]) -> float:
     return float(losses[-tenth:].mean() - losses[tenth : 2 * tenth].mean())
 
 
-def standard_setup(track: Sequence[StandardTracker]) -> Callable[[StandardConfig, Checkpoint | None], Plan]:
+def standard_setup(track: Sequence[StandardTracker]) -> Setup:
     """The standard family's :data:`~induction_bigram.training.trainer.Setup` (its entry in
     :data:`~induction_bigram.training.checkpoint.FAMILIES`)."""
 
