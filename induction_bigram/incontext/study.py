@@ -228,11 +228,7 @@ class InContextResult:
 
 
 def run(
-    config: InContextConfig,
-    out_dir: str | Path | None = None,
-    *,
-    progress: bool = True,
-    existing: Existing = "resume",
+    config: InContextConfig, out_dir: str | Path | None = None, *, progress: bool = True, existing: Existing = "resume"
 ) -> InContextResult:
     """Train (or load) the config's run in ``out_dir/run`` (and its idealised twin in
     ``out_dir/run-idealised``) and :func:`analyse` it, writing

@@ -93,11 +93,7 @@ def _restored(bias: torch.nn.Parameter) -> Iterator[torch.Tensor]:
 
 
 def run(
-    config: LengthsConfig,
-    out_dir: str | Path | None = None,
-    *,
-    progress: bool = True,
-    existing: Existing = "resume",
+    config: LengthsConfig, out_dir: str | Path | None = None, *, progress: bool = True, existing: Existing = "resume"
 ) -> LengthsResult:
     """Train (or load from ``out_dir/<variant>``) each variant, evaluate it, and when
     ``out_dir`` is given write ``result.json`` there (its figures and attention view:
