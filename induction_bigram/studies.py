@@ -261,7 +261,7 @@ STUDIES: dict[str, Study] = {
             "incontext.per_cell=32",
             reads_run=True,
         ),
-        {"quick": "quick", "full": "full", "test": "test"},
+        {"quick": "quick", "full": "full", "test": "test", "idealised": "full"},
         _incontext,
     ),
     "lengths": Study(

@@ -5,6 +5,8 @@ and ``<!-- /NAME -->``, in the page that :data:`PAGES` names for it:
   docs/report-quick/numbers.json;
 - ``report-claims`` / ``incontext-paths`` (docs/results.md): the claims table and which mechanism
   carries the in-context signal, from the same file;
+- ``incontext-idealised`` (docs/results.md): the idealised twin beside the trained model,
+  docs/report-idealised/numbers.json (``reproduce --preset idealised``: ``quick`` leaves the twin out);
 - ``shipped-models`` (docs/results.md): the shipped models as their own config, metrics and
   source files record them;
 - ``capacity-law-table`` / ``capacity-law-per-n`` and their ``-fixed-`` twins (docs/results.md):
@@ -28,19 +30,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.report.render import readme_claims, readme_paths, readme_shipped_models, readme_what_holds
+from induction_bigram.report.render import (
+    readme_claims,
+    readme_idealised,
+    readme_paths,
+    readme_shipped_models,
+    readme_what_holds,
+)
 from induction_bigram.sweeps.capacity_law import CapacityLaw
 
 REPO = Path(__file__).resolve().parent.parent
 NUMBERS = REPO / "docs" / "report-quick" / "numbers.json"
+IDEALISED = REPO / "docs" / "report-idealised" / "numbers.json"
 LAW = REPO / "docs" / "capacity_law.json"
 LAW_FIXED = REPO / "docs" / "capacity_law_fixed.json"
 OPPORTUNITY = REPO / "docs" / "induction_opportunity.json"
 MARKOV = REPO / "docs" / "markov_analyses.json"
 
 
-def _numbers() -> dict:
-    return json.loads(NUMBERS.read_text())
+def _numbers(path: Path = NUMBERS) -> dict:
+    return json.loads(path.read_text())
 
 
 def _law(path: Path) -> CapacityLaw:
@@ -183,6 +192,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "what-holds": lambda: readme_what_holds(_numbers()),
     "report-claims": lambda: readme_claims(_numbers()),
     "incontext-paths": lambda: readme_paths(_numbers()),
+    "incontext-idealised": lambda: readme_idealised(_numbers(IDEALISED)),
     "shipped-models": readme_shipped_models,
     "capacity-law-table": lambda: _law(LAW).table(),
     "capacity-law-per-n": lambda: _law(LAW).per_n_table(),
@@ -198,6 +208,7 @@ PAGES: dict[str, str] = {
     "what-holds": "README.md",
     "report-claims": "docs/results.md",
     "incontext-paths": "docs/results.md",
+    "incontext-idealised": "docs/results.md",
     "shipped-models": "docs/results.md",
     "capacity-law-table": "docs/results.md",
     "capacity-law-per-n": "docs/results.md",

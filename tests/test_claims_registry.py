@@ -15,7 +15,7 @@ import pytest
 from induction_bigram.claims import REGISTRY, Claim, RegisteredClaim, registered, registry
 from tests.conftest import REPO
 
-REPORTS = ("report-quick", "report-formation-grid")  # the generated reports in docs/
+REPORTS = ("report-quick", "report-formation-grid", "report-idealised")  # the generated reports in docs/
 PATH = str(REGISTRY.relative_to(REPO))
 CHANGEABLE = {"superseded_by", "last_verdict"}  # what may be added to an entry once it is superseded
 

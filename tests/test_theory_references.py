@@ -76,7 +76,7 @@ def _section_8_claims() -> dict[str, list[tuple[str, str, bool]]]:
     return listed
 
 
-@pytest.mark.parametrize("report", ["report-quick", "report-formation-grid"])
+@pytest.mark.parametrize("report", ["report-quick", "report-formation-grid", "report-idealised"])
 def test_section_8_lists_the_claims_the_report_judges_word_for_word(report):
     """Every claim a generated report judges is in section 8 under its study, word for word (section
     8 lists every registered claim, so also those a report does not run: the formation grid's,

@@ -92,7 +92,7 @@ def evaluate_lengths(
     train_length: int,
     multiples: Sequence[int] = (1, 2, 3, 4, 6, 8),
     batch_size: int = 256,
-    chunk_size: int = 32,
+    chunk_size: int = 16,
     seed: int = 2024,
     variant: str | None = None,
 ) -> VariantResult:

@@ -77,7 +77,7 @@ def in_range_query(train_length: int, length: int) -> int:
 
 
 @torch.no_grad()
-def count_positions(model: Model, batch: TaskBatch, train_length: int, chunk_size: int = 32) -> PositionCounts:
+def count_positions(model: Model, batch: TaskBatch, train_length: int, chunk_size: int = 16) -> PositionCounts:
     """Run ``batch`` through the model ``chunk_size`` prompts at a time and count, per position,
     in-context hits, previous-token hits and layer-1 scores by offset (see
     :class:`PositionCounts`)."""

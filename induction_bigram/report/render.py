@@ -5,6 +5,7 @@ from a result, every verdict from the study's own ``claims``, judged over seeds 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -81,7 +82,7 @@ def render_report(
         f"{', '.join(f'{s.study.name} {s.seconds / 60:.1f}' for s in sections)}).",
         "",
         *([provenance_line(record), ""] if record else []),
-        what_holds([c for s in sections for c in s.claims_over_seeds]),
+        what_holds([c for s in sections for c in s.claims_over_seeds], [s.study.name for s in sections]),
         "",
         "## Claims of docs/THEORY.md",
         "",
@@ -188,10 +189,18 @@ UNTESTED = (
 """What the report does not test, said beside what it does."""
 
 
-def what_holds(claims: list[ClaimOverSeeds]) -> str:
+def what_holds(claims: list[ClaimOverSeeds], studies: Sequence[str] = ()) -> str:
     """The findings that hold, fail and are undecided, by id and section, and what is untested;
-    the sanity checks counted apart (they hold by construction)."""
+    the sanity checks counted apart (they hold by construction). The registered claims of
+    ``studies`` that none of ``claims`` judges (another preset runs them) are listed too, so that
+    a claim left out of a report is said to be left out, not passed over."""
     findings = [c for c in claims if c.role == "finding" and c.verdict != "reported"]
+    judged = {c.id for c in claims}
+    left_out = [
+        f"{r.id} ({r.section})"
+        for r in registry().values()
+        if r.study in studies and r.superseded_by is None and r.id not in judged
+    ]
 
     def listed(verdict: str) -> str:
         picked = [c for c in findings if c.verdict == verdict]
@@ -208,22 +217,30 @@ def what_holds(claims: list[ClaimOverSeeds]) -> str:
             f"- undecided: {listed('undecided')}",
             f"- sanity checks (true by construction, not evidence): {held} of {len(sanity)} hold",
             f"- untested: {'; '.join(UNTESTED)}",
+            *(
+                [f"- registered, not run in this report (other presets run them): {', '.join(left_out)}"]
+                if left_out
+                else []
+            ),
         ]
     )
 
 
 def readme_what_holds(numbers: dict[str, Any]) -> str:
     """:func:`what_holds` of a report's ``numbers.json``, as the README quotes it."""
-    return what_holds(
-        [ClaimOverSeeds.from_dict(c) for name in STUDIES if name in numbers for c in numbers[name]["claims"]]
-    )
+    studies = [name for name in STUDIES if name in numbers]
+    return what_holds([ClaimOverSeeds.from_dict(c) for name in studies for c in numbers[name]["claims"]], studies)
 
 
 def readme_paths(numbers: dict[str, Any]) -> str:
-    """:func:`paths_in_words` of a report's ``numbers.json`` and :func:`idealised_in_words`, as
-    docs/results.md quotes them."""
-    claims = [ClaimOverSeeds.from_dict(c) for c in numbers.get("incontext", {}).get("claims", [])]
-    return "\n\n".join(filter(None, [paths_in_words(claims), idealised_in_words(numbers)]))
+    """:func:`paths_in_words` of a report's ``numbers.json``, as docs/results.md quotes it."""
+    return paths_in_words([ClaimOverSeeds.from_dict(c) for c in numbers.get("incontext", {}).get("claims", [])])
+
+
+def readme_idealised(numbers: dict[str, Any]) -> str:
+    """:func:`idealised_in_words` of a report that trained the idealised twin (``reproduce
+    --preset idealised``), as docs/results.md quotes it."""
+    return idealised_in_words(numbers)
 
 
 def readme_claims(numbers: dict[str, Any]) -> str:

@@ -79,6 +79,12 @@ SETTINGS: dict[str, tuple[str, ReproduceSettings]] = {
         "time (``--set reproduce.cpus_per_run=0.5``); on idle cores it was not timed.",
         ReproduceSettings(seeds=10),
     ),
+    "idealised": (
+        "The in-context study alone at its ``full`` preset over 5 seeds: the run and its idealised twin.\n"
+        "Claims 44-45, docs/THEORY.md section 4.2. ``quick`` leaves the twin out (it doubles the study's "
+        "training, and claim 44 holds by construction, 45 is reported): docs/report-idealised.",
+        ReproduceSettings(),
+    ),
     "test": (
         "Tiny models trained a few steps, 2 seeds: checks the bookkeeping, not the claims.",
         ReproduceSettings(seeds=2),

@@ -26,7 +26,8 @@ def test_presets_take_their_run_from_the_amt_preset():
     full, quick = PRESETS["full"], PRESETS["quick"]
     assert full.run_config() == preset("amt")
     assert (quick.incontext.per_cell, quick.incontext.patch_prompts) == (100, 100)  # >= 100 prompts a cell
-    assert quick == full
+    assert full.incontext.idealised and not quick.incontext.idealised  # the twin: full only
+    assert quick == full.with_overrides({"incontext.idealised": False})
     assert all(PRESETS.doc(name) for name in PRESETS)
 
 

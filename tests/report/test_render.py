@@ -116,6 +116,23 @@ def test_what_holds_lists_the_findings_by_verdict_and_the_sanity_checks_apart():
     text = what_holds([replace(claims[0], id=1), replace(claims[1], id=2), replace(claims[2], id=3, role="sanity")])
     assert "- hold: 1 (2)" in text and "- fail: 2 (3)" in text and "- undecided: none" in text
     assert "0 of 1 hold" in text and "untested: the reference recipe" in text
+    assert "not run in this report" not in text  # no study named: nothing to leave out
+
+
+def test_what_holds_names_the_registered_claims_a_report_left_out():
+    """A study's registered claims that the report did not judge are listed as not run, the
+    superseded ones and those of studies outside the report not."""
+    from dataclasses import replace
+
+    from induction_bigram.claims import registry
+
+    formation = [r for r in registry().values() if r.study == "formation" and r.superseded_by is None]
+    judged, left = formation[0], formation[1:]
+    claims = aggregate_claims([_claims(_result(a)) for a in (0.95, 0.96, 0.97)])
+    line = what_holds([replace(claims[0], id=judged.id)], ["formation"]).splitlines()[-1]
+    named = line.split(": ", 1)[1].split(", ")
+    assert line.startswith("- registered, not run in this report")
+    assert named == [f"{r.id} ({r.section})" for r in left]  # judged.id is not among them
 
 
 def test_the_idealised_twin_in_words_reads_the_means_over_seeds():
