@@ -60,6 +60,13 @@ def test_a_report_key_names_the_study_and_its_section():
         PRESETS["test"].with_overrides(["lengths.lengths.multiples=2,3"])
 
 
+def test_the_idealised_preset_runs_the_incontext_study_alone_with_its_twin_which_quick_leaves_out():
+    idealised, quick = PRESETS["idealised"], PRESETS["quick"]
+    assert idealised.reproduce.studies == ("incontext",) and idealised.reproduce.seeds == quick.reproduce.seeds == 5
+    assert idealised.incontext.incontext.idealised and not quick.incontext.incontext.idealised
+    assert idealised.incontext.run_config() == quick.incontext.run_config()  # the same trained runs
+
+
 @pytest.mark.ray
 @pytest.mark.backend_free("tl4")
 def test_a_preset_can_run_one_study_and_the_formation_grid_reaches_numbers_json(local_ray, tmp_path):
