@@ -30,13 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from induction_bigram.data.stats import BigramStats
-from induction_bigram.report.render import (
-    readme_claims,
-    readme_idealised,
-    readme_paths,
-    readme_shipped_models,
-    readme_what_holds,
-)
+from induction_bigram.incontext.in_words import idealised_in_words
+from induction_bigram.report.render import readme_claims, readme_paths, readme_shipped_models, readme_what_holds
 from induction_bigram.sweeps.capacity_law import CapacityLaw
 
 REPO = Path(__file__).resolve().parent.parent
@@ -192,7 +187,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "what-holds": lambda: readme_what_holds(_numbers()),
     "report-claims": lambda: readme_claims(_numbers()),
     "incontext-paths": lambda: readme_paths(_numbers()),
-    "incontext-idealised": lambda: readme_idealised(_numbers(IDEALISED)),
+    "incontext-idealised": lambda: idealised_in_words(_numbers(IDEALISED)),
     "shipped-models": readme_shipped_models,
     "capacity-law-table": lambda: _law(LAW).table(),
     "capacity-law-per-n": lambda: _law(LAW).per_n_table(),

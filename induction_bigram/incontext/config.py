@@ -96,8 +96,7 @@ def _quick() -> InContextConfig:
     at least 100 per cell, so that each cell's mean is not noise. The twin doubles the study's
     training and judges no finding (claim 44 holds by construction, 45 is reported), so only
     ``full`` trains it."""
-    full = _full()
-    return dataclasses.replace(full, incontext=dataclasses.replace(full.incontext, idealised=False))
+    return _full().with_overrides({"incontext.idealised": False})
 
 
 def _test() -> InContextConfig:

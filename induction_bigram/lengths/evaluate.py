@@ -12,7 +12,7 @@ from torch import Tensor
 
 from induction_bigram.anymodel.memory_scores import Projection, memory_margin, recall_at_1
 from induction_bigram.data.task import TriggerTask
-from induction_bigram.lengths.config import PROTOCOLS, Protocol
+from induction_bigram.lengths.config import PROTOCOLS, LengthsSettings, Protocol
 from induction_bigram.lengths.protocol import PositionCounts, count_positions, in_range_query, protocol_batch, window
 from induction_bigram.lengths.results import ProtocolResult, VariantResult, ratio
 from induction_bigram.memories.projections import memory_report, project_W_K1
@@ -90,10 +90,10 @@ def evaluate_lengths(
     task: TriggerTask,
     *,
     train_length: int,
-    multiples: Sequence[int] = (1, 2, 3, 4, 6, 8),
-    batch_size: int = 256,
-    chunk_size: int = 16,
-    seed: int = 2024,
+    multiples: Sequence[int] = LengthsSettings.multiples,
+    batch_size: int = LengthsSettings.eval_batch_size,
+    chunk_size: int = LengthsSettings.chunk_size,
+    seed: int = LengthsSettings.eval_seed,
     variant: str | None = None,
 ) -> VariantResult:
     """Both protocols at every k, previous-token accuracy, offset profiles and memories.

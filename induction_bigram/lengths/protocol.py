@@ -11,7 +11,7 @@ from torch import Tensor
 
 from induction_bigram.data.task import TaskBatch, TriggerTask
 from induction_bigram.errors import ConfigError
-from induction_bigram.lengths.config import PROTOCOLS
+from induction_bigram.lengths.config import PROTOCOLS, LengthsSettings
 from induction_bigram.model import Model
 
 
@@ -77,7 +77,9 @@ def in_range_query(train_length: int, length: int) -> int:
 
 
 @torch.no_grad()
-def count_positions(model: Model, batch: TaskBatch, train_length: int, chunk_size: int = 16) -> PositionCounts:
+def count_positions(
+    model: Model, batch: TaskBatch, train_length: int, chunk_size: int = LengthsSettings.chunk_size
+) -> PositionCounts:
     """Run ``batch`` through the model ``chunk_size`` prompts at a time and count, per position,
     in-context hits, previous-token hits and layer-1 scores by offset (see
     :class:`PositionCounts`)."""

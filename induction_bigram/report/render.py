@@ -12,7 +12,7 @@ from typing import Any
 
 from induction_bigram.claims import Claim, ClaimOverSeeds, aggregate_claims, registered, registry
 from induction_bigram.figures.markdown import markdown_table, recipe
-from induction_bigram.incontext.in_words import idealised_in_words, paths_in_words
+from induction_bigram.incontext.in_words import paths_in_words
 from induction_bigram.pretrained import available, pretrained_config, pretrained_metrics, pretrained_source
 from induction_bigram.provenance import device, provenance_line
 from induction_bigram.studies import STUDIES, Study
@@ -235,12 +235,6 @@ def readme_what_holds(numbers: dict[str, Any]) -> str:
 def readme_paths(numbers: dict[str, Any]) -> str:
     """:func:`paths_in_words` of a report's ``numbers.json``, as docs/results.md quotes it."""
     return paths_in_words([ClaimOverSeeds.from_dict(c) for c in numbers.get("incontext", {}).get("claims", [])])
-
-
-def readme_idealised(numbers: dict[str, Any]) -> str:
-    """:func:`idealised_in_words` of a report that trained the idealised twin (``reproduce
-    --preset idealised``), as docs/results.md quotes it."""
-    return idealised_in_words(numbers)
 
 
 def readme_claims(numbers: dict[str, Any]) -> str:
